@@ -1,0 +1,151 @@
+//! The command line: every command, flag and default, as users' scripts see them.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::rate::{parse_probability, LatencySpec, Rate};
+
+#[derive(Debug, Parser)]
+#[command(name = "campaign", version, about = "Send one Intercom message to each row of a CSV file: safely, at the API's rate, resumably.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the campaign file, templates and every row offline; send nothing.
+    Check(CheckArgs),
+    /// Show rendered messages (or, with --json, the exact request bodies).
+    Preview(PreviewArgs),
+    /// Check, then send one message per row and record each outcome in the results file.
+    Send(SendArgs),
+    /// Run a local Intercom-compatible server to rehearse against.
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The campaign file (TOML).
+    pub campaign: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// The campaign file (TOML).
+    pub campaign: PathBuf,
+    /// Show at most this many messages.
+    #[arg(long, default_value_t = 3)]
+    pub limit: usize,
+    /// Show only this record (1-based, as in the results file).
+    #[arg(long)]
+    pub row: Option<u64>,
+    /// Print the exact request bodies, one JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The campaign file (TOML).
+    pub campaign: PathBuf,
+    /// Results file [default: <campaign file stem>.results.csv in the current directory].
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    /// Continue a run: rows recorded `sent` or `unknown` are not sent again.
+    #[arg(long)]
+    pub resume: bool,
+    /// With --resume: send `unknown` rows again, on purpose (they may have gone out already).
+    #[arg(long)]
+    pub retry_unknown: bool,
+    /// With --resume: go on although the templates or message settings changed since the first run.
+    #[arg(long)]
+    pub allow_changed: bool,
+    /// Send although several rows address the same recipient.
+    #[arg(long)]
+    pub allow_duplicates: bool,
+    /// Send the valid rows; record each invalid one as `skipped`.
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// Requests per time: `N/s`, `N/10s` or `N/min` [campaign file: send.rate].
+    #[arg(long)]
+    pub rate: Option<Rate>,
+    /// Requests in flight at most, or `auto` [campaign file: send.concurrency].
+    #[arg(long)]
+    pub concurrency: Option<crate::config::Concurrency>,
+    /// Attempts per row for transient failures [campaign file: send.max_attempts].
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// Stop after this many permanent failures in a row [campaign file: send.max_failures].
+    #[arg(long)]
+    pub max_failures: Option<u32>,
+    /// Send at most this many rows in this run.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// Do everything but the requests: check, render, and show what would be sent.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Intercom API base URL [campaign file: intercom.base_url].
+    #[arg(long, value_name = "URL")]
+    pub api_base: Option<String>,
+    /// Sent as the Intercom-Version header [campaign file: intercom.version].
+    #[arg(long, value_name = "V")]
+    pub intercom_version: Option<String>,
+    /// Read the access token from this file instead of INTERCOM_TOKEN.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Send to an in-process sandbox on a free loopback port instead of Intercom.
+    #[arg(long)]
+    pub sandbox: bool,
+    /// With --sandbox: where the sandbox logs the messages it accepted
+    /// [default: <campaign file stem>.sandbox.jsonl in the current directory].
+    #[arg(long, requires = "sandbox")]
+    pub sandbox_log: Option<PathBuf>,
+    /// With --sandbox: a CSV of known contacts (column `id`); other recipients get 404.
+    #[arg(long, requires = "sandbox")]
+    pub sandbox_contacts: Option<PathBuf>,
+    #[command(flatten)]
+    pub faults: FaultArgs,
+}
+
+/// How the sandbox misbehaves; shared by `sandbox` and `send --sandbox`.
+#[derive(Debug, Clone, Args)]
+pub struct FaultArgs {
+    /// The limit the sandbox enforces, in Intercom's 10-second windows.
+    #[arg(long, default_value = "10000/min")]
+    pub rate_limit: Rate,
+    /// Delay before each answer: `50ms`, or a range `20ms..200ms`.
+    #[arg(long)]
+    pub latency: Option<LatencySpec>,
+    /// Share of requests answered 500, 502 or 503 (no message created).
+    #[arg(long, default_value = "0", value_parser = parse_probability)]
+    pub fail_rate: f64,
+    /// Share of requests whose message is created but whose connection is closed unanswered.
+    #[arg(long, default_value = "0", value_parser = parse_probability)]
+    pub drop_rate: f64,
+    /// Seed for the faults, so that a run can be repeated.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Accept any body without validating it (for throughput benchmarks).
+    #[arg(long)]
+    pub no_validate: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:4010")]
+    pub listen: SocketAddr,
+    /// Accept only this bearer token (any token is accepted without it).
+    #[arg(long, env = "SANDBOX_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A CSV of known contacts (column `id`, `email` optional); other recipients get 404.
+    #[arg(long)]
+    pub contacts: Option<PathBuf>,
+    /// Append one JSON line per accepted message to this file.
+    #[arg(long)]
+    pub log: Option<PathBuf>,
+    #[command(flatten)]
+    pub faults: FaultArgs,
+}

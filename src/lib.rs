@@ -1,0 +1,52 @@
+//! `campaign`: one Intercom message per CSV row, checked first, sent at the API's rate, resumable.
+//!
+//! The pipeline: [`config`] reads the campaign file, [`recipients`] streams the CSV, [`render`]
+//! turns a row into a request body, [`check`] runs all of that over every row before anything is
+//! sent, [`send`] posts through one limiter and a bounded pool, and [`results`] records every
+//! outcome so that a run can be resumed. [`sandbox`] is a local Intercom to rehearse against.
+pub mod cli;
+pub mod config;
+pub mod rate;
+pub mod sandbox;
+
+use cli::{Cli, Command};
+
+/// Exit codes, a contract with users' scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Status {
+    /// Every row sent (or, for check/preview, nothing wrong).
+    Ok = 0,
+    /// The run finished with failed (or unknown) rows.
+    Failed = 1,
+    /// Invalid input or usage: nothing was sent.
+    Invalid = 2,
+    /// The run stopped early and can be resumed.
+    Stopped = 3,
+    /// Interrupted by Ctrl-C.
+    Interrupted = 130,
+}
+
+/// An error after which the run stopped early but can be resumed (exit 3). Every other error is
+/// invalid input or usage (exit 2): those are all raised before the first request.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Stopped(pub String);
+
+pub fn exit_code_for(err: &anyhow::Error) -> Status {
+    if err.chain().any(|e| e.is::<Stopped>()) {
+        Status::Stopped
+    } else {
+        Status::Invalid
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<Status> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Sandbox(args) => runtime.block_on(sandbox::serve_forever(args)).map(|()| Status::Ok),
+        _ => anyhow::bail!("not implemented yet"),
+    }
+}
