@@ -7,7 +7,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::rate::{parse_probability, LatencySpec, Rate};
 
 #[derive(Debug, Parser)]
-#[command(name = "campaign", version, about = "Send one Intercom message to each row of a CSV file: safely, at the API's rate, resumably.")]
+#[command(
+    name = "campaign",
+    version,
+    about = "Send one Intercom message to each row of a CSV file: safely, at the API's rate, resumably."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -29,6 +33,9 @@ pub enum Command {
 pub struct CheckArgs {
     /// The campaign file (TOML).
     pub campaign: PathBuf,
+    /// Report rows that address the same recipient as warnings, not errors.
+    #[arg(long)]
+    pub allow_duplicates: bool,
 }
 
 #[derive(Debug, Args)]

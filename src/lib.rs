@@ -4,10 +4,22 @@
 //! turns a row into a request body, [`check`] runs all of that over every row before anything is
 //! sent, [`send`] posts through one limiter and a bounded pool, and [`results`] records every
 //! outcome so that a run can be resumed. [`sandbox`] is a local Intercom to rehearse against.
+pub mod check;
 pub mod cli;
+pub mod client;
 pub mod config;
+pub mod html;
+pub mod pace;
+pub mod policy;
+pub mod preview;
+pub mod problem;
+pub mod progress;
 pub mod rate;
+pub mod recipients;
+pub mod render;
+pub mod results;
 pub mod sandbox;
+pub mod send;
 
 use cli::{Cli, Command};
 
@@ -46,7 +58,11 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Sandbox(args) => runtime.block_on(sandbox::serve_forever(args)).map(|()| Status::Ok),
-        _ => anyhow::bail!("not implemented yet"),
+        Command::Check(args) => check::run(&args, args.allow_duplicates),
+        Command::Preview(args) => preview::run(&args),
+        Command::Send(args) => runtime.block_on(send::run(args)),
+        Command::Sandbox(args) => runtime
+            .block_on(sandbox::serve_forever(args))
+            .map(|()| Status::Ok),
     }
 }

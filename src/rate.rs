@@ -83,7 +83,9 @@ impl FromStr for LatencySpec {
             }
         };
         if min > max {
-            return Err(format!("invalid latency range `{s}`: the minimum is above the maximum"));
+            return Err(format!(
+                "invalid latency range `{s}`: the minimum is above the maximum"
+            ));
         }
         Ok(LatencySpec { min, max })
     }
@@ -91,11 +93,16 @@ impl FromStr for LatencySpec {
 
 /// A probability between 0 and 1, as `--fail-rate 0.05` takes it.
 pub fn parse_probability(s: &str) -> Result<f64, String> {
-    let p: f64 = s.trim().parse().map_err(|_| format!("invalid probability `{s}`"))?;
+    let p: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid probability `{s}`"))?;
     if (0.0..=1.0).contains(&p) {
         Ok(p)
     } else {
-        Err(format!("invalid probability `{s}`: must be between 0 and 1"))
+        Err(format!(
+            "invalid probability `{s}`: must be between 0 and 1"
+        ))
     }
 }
 
@@ -120,9 +127,15 @@ mod tests {
     #[test]
     fn parses_latency() {
         let l: LatencySpec = "50ms".parse().unwrap();
-        assert_eq!((l.min, l.max), (Duration::from_millis(50), Duration::from_millis(50)));
+        assert_eq!(
+            (l.min, l.max),
+            (Duration::from_millis(50), Duration::from_millis(50))
+        );
         let l: LatencySpec = "20ms..200ms".parse().unwrap();
-        assert_eq!((l.min, l.max), (Duration::from_millis(20), Duration::from_millis(200)));
+        assert_eq!(
+            (l.min, l.max),
+            (Duration::from_millis(20), Duration::from_millis(200))
+        );
         assert!("200ms..20ms".parse::<LatencySpec>().is_err());
         assert!(parse_probability("1.5").is_err());
     }

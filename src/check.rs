@@ -1,0 +1,326 @@
+//! Preflight: every row read and rendered, every problem located, before anything is sent. Also
+//! the `check` command, which is that and nothing else.
+use std::path::Path;
+
+use tera::Context;
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::cli::CheckArgs;
+use crate::config::{Campaign, MessageType};
+use crate::problem::{Problem, Report};
+use crate::recipients::{Recipients, Row};
+use crate::render::{MessageRequest, Templates};
+use crate::Status;
+
+/// Intercom documents no bound on the subject; this is the tool's own, a safe one for email.
+pub const MAX_SUBJECT_CHARS: usize = 255;
+
+/// A campaign whose file and templates are valid: what every command starts from.
+pub struct Loaded {
+    pub campaign: Campaign,
+    pub templates: Templates,
+}
+
+/// Reads the campaign file and compiles the templates. Template errors come back as a report.
+pub fn load(path: &Path) -> anyhow::Result<Result<Loaded, Report>> {
+    let campaign = Campaign::load(path)?;
+    match Templates::compile(&campaign) {
+        Ok(templates) => Ok(Ok(Loaded {
+            campaign,
+            templates,
+        })),
+        Err(errors) => {
+            let mut report = Report::default();
+            for e in errors {
+                let mut p = Problem::error("template", &e.origin, e.message);
+                if let Some((line, col)) = e.position {
+                    p = p.line(line as u64).column(format!("column {col}"));
+                }
+                report.push(p);
+            }
+            Ok(Err(report))
+        }
+    }
+}
+
+/// Turns rows into request bodies and says what is wrong with a row.
+pub struct RowRenderer<'a> {
+    pub campaign: &'a Campaign,
+    pub templates: &'a Templates,
+    file: String,
+    columns: Vec<String>,
+}
+
+impl<'a> RowRenderer<'a> {
+    pub fn new(loaded: &'a Loaded, recipients: &Recipients) -> Self {
+        RowRenderer {
+            campaign: &loaded.campaign,
+            templates: &loaded.templates,
+            file: recipients.file_name().to_string(),
+            columns: recipients.columns().to_vec(),
+        }
+    }
+
+    /// The row's request, with its warnings; or its errors.
+    pub fn render(&self, row: &Row<'_>) -> Result<(MessageRequest, Vec<Problem>), Vec<Problem>> {
+        let mut ctx = Context::new();
+        for (name, value) in self.columns.iter().zip(&row.fields) {
+            ctx.insert(name.as_str(), value);
+        }
+        ctx.insert("row", &row.number);
+        let at = |p: Problem| p.at(row.number, row.line);
+        let rendered = self.templates.render(&ctx).map_err(|(origin, msg)| {
+            vec![at(
+                Problem::error("template", &self.file, msg).column(format!("template {origin}"))
+            )]
+        })?;
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        let value_error = |what: &str, msg: String| {
+            at(Problem::error("value", &self.file, msg).column(what.to_string()))
+        };
+        if rendered.to_id.is_empty() {
+            errors.push(value_error(
+                "[to] id",
+                "the recipient id renders empty".into(),
+            ));
+        } else if rendered
+            .to_id
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
+            errors.push(value_error(
+                "[to] id",
+                format!(
+                    "the recipient id `{}` contains spaces or control characters",
+                    rendered.to_id.escape_debug()
+                ),
+            ));
+        }
+        if self.campaign.message_type == MessageType::Email {
+            let subject = rendered.subject.as_deref().unwrap_or("");
+            if subject.trim().is_empty() {
+                errors.push(value_error("subject", "the subject renders empty".into()));
+            } else if subject.contains(['\n', '\r']) {
+                errors.push(value_error(
+                    "subject",
+                    "the subject must be one line".into(),
+                ));
+            } else if subject.chars().any(|c| c.is_control()) {
+                errors.push(value_error(
+                    "subject",
+                    "the subject contains control characters".into(),
+                ));
+            } else if subject.chars().count() > MAX_SUBJECT_CHARS {
+                errors.push(value_error(
+                    "subject",
+                    format!(
+                        "the subject has {} characters, more than {MAX_SUBJECT_CHARS}",
+                        subject.chars().count()
+                    ),
+                ));
+            }
+        }
+        if rendered.body.trim().is_empty() {
+            errors.push(value_error("body", "the body renders empty".into()));
+        } else if self.campaign.body_format == crate::config::BodyFormat::Html {
+            if let Some(why) = crate::html::unbalanced(&rendered.body) {
+                warnings.push(at(Problem::warning(
+                    "html",
+                    &self.file,
+                    format!("the body's HTML does not balance: {why}"),
+                )
+                .column("body")));
+            }
+        }
+        if errors.is_empty() {
+            Ok((rendered.into_request(self.campaign), warnings))
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// 8 bytes per row: what duplicate detection costs, and all it keeps.
+pub fn recipient_hash(kind: &str, id: &str) -> u64 {
+    let mut key = Vec::with_capacity(kind.len() + id.len() + 1);
+    key.extend_from_slice(kind.as_bytes());
+    key.push(0);
+    key.extend_from_slice(id.as_bytes());
+    xxh3_64(&key)
+}
+
+/// What a full pass over the rows found.
+#[derive(Debug, Default)]
+pub struct Preflight {
+    pub report: Report,
+    pub rows: u64,
+    pub invalid_rows: u64,
+    pub duplicate_rows: u64,
+    /// A hash of every row's rendered request, in order: the campaign's content fingerprint.
+    pub content_hash: u64,
+}
+
+/// Reads and renders every row. `on_row` sees each valid row's number and request (resume uses it
+/// to compare recipients with an earlier run).
+pub fn preflight(
+    loaded: &Loaded,
+    allow_duplicates: bool,
+    on_row: &mut dyn FnMut(u64, &MessageRequest) -> Option<Problem>,
+) -> Preflight {
+    let mut out = Preflight::default();
+    for w in &loaded.campaign.warnings {
+        out.report.push(Problem::warning(
+            "campaign",
+            loaded.campaign.path.display().to_string(),
+            w.clone(),
+        ));
+    }
+    let (mut recipients, header_problems) =
+        match Recipients::open(&loaded.campaign.recipients, loaded.campaign.delimiter) {
+            Ok(r) => r,
+            Err(p) => {
+                out.report.push(p);
+                return out;
+            }
+        };
+    for p in header_problems {
+        out.report.push(p);
+    }
+    if out.report.has_errors() {
+        return out;
+    }
+    let file = recipients.file_name().to_string();
+    let columns = recipients.columns().to_vec();
+    for (origin, var, suggestion) in loaded.templates.unknown_variables(&columns) {
+        let hint = match suggestion {
+            Some(s) => format!("; did you mean `{s}`?"),
+            None => format!("; the columns are: {}", columns.join(", ")),
+        };
+        out.report.push(
+            Problem::error(
+                "template",
+                &origin,
+                format!("`{var}` is not a column of {file}{hint}"),
+            )
+            .column(format!("variable `{var}`")),
+        );
+    }
+    if out.report.has_errors() {
+        return out;
+    }
+    let renderer = RowRenderer::new(loaded, &recipients);
+    let mut hashes: Vec<(u64, u64)> = Vec::new();
+    let mut content = xxhash_rust::xxh3::Xxh3::new();
+    while let Some(next) = recipients.next_row() {
+        out.rows += 1;
+        let row = match next {
+            Ok(row) => row,
+            Err(p) => {
+                out.invalid_rows += 1;
+                let fatal = p.record.is_none();
+                out.report.push(p);
+                if fatal {
+                    break;
+                }
+                continue;
+            }
+        };
+        match renderer.render(&row) {
+            Ok((request, warnings)) => {
+                for w in warnings {
+                    out.report.push(w);
+                }
+                hashes.push((recipient_hash(&request.to.kind, &request.to.id), row.number));
+                if let Ok(bytes) = serde_json::to_vec(&request) {
+                    content.update(&row.number.to_le_bytes());
+                    content.update(&bytes);
+                }
+                if let Some(p) = on_row(row.number, &request) {
+                    out.report.push(p);
+                }
+            }
+            Err(problems) => {
+                out.invalid_rows += 1;
+                for p in problems {
+                    out.report.push(p);
+                }
+            }
+        }
+    }
+    out.content_hash = content.digest();
+    // Sorting 16 bytes per row is what finding duplicates costs; the rows themselves are gone.
+    hashes.sort_unstable();
+    for pair in hashes.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            out.duplicate_rows += 1;
+            let msg = format!("addresses the same recipient as record {}", pair[0].1);
+            let p = if allow_duplicates {
+                Problem::warning("duplicate", &file, msg)
+            } else {
+                Problem::error(
+                    "duplicate",
+                    &file,
+                    format!("{msg} (send refuses duplicates unless --allow-duplicates)"),
+                )
+            };
+            out.report.push(Problem {
+                record: Some(pair[1].1),
+                ..p
+            });
+        }
+    }
+    out
+}
+
+/// `campaign check`.
+pub fn run(args: &CheckArgs, allow_duplicates: bool) -> anyhow::Result<Status> {
+    let loaded = match load(&args.campaign)? {
+        Ok(l) => l,
+        Err(report) => {
+            eprint!("{}", report.render());
+            eprintln!(
+                "{}: {} template errors; nothing was sent.",
+                args.campaign.display(),
+                report.errors
+            );
+            return Ok(Status::Invalid);
+        }
+    };
+    let pre = preflight(&loaded, allow_duplicates, &mut |_, _| None);
+    eprint!("{}", pre.report.render());
+    let summary = summary_line(&loaded.campaign, &pre);
+    if pre.report.has_errors() {
+        eprintln!(
+            "{summary}: {} errors, {} warnings.",
+            pre.report.errors, pre.report.warnings
+        );
+        Ok(Status::Invalid)
+    } else {
+        println!("{summary}: ok{}.", warnings_suffix(&pre.report));
+        Ok(Status::Ok)
+    }
+}
+
+pub fn warnings_suffix(report: &Report) -> String {
+    match report.warnings {
+        0 => String::new(),
+        1 => ", 1 warning".into(),
+        n => format!(", {n} warnings"),
+    }
+}
+
+pub fn summary_line(c: &Campaign, pre: &Preflight) -> String {
+    let kind = match c.message_type {
+        MessageType::Email => "email",
+        MessageType::InApp => "in-app",
+    };
+    format!(
+        "{}: {} rows, {} recipients, {kind} from admin {} to {}s",
+        c.path.display(),
+        pre.rows,
+        pre.rows - pre.invalid_rows - pre.duplicate_rows,
+        c.from,
+        c.to_type
+    )
+}

@@ -1,0 +1,314 @@
+//! The Intercom client: one `POST /messages` attempt, and what it tells us as facts (answered,
+//! never reached, or fate unknown) plus the server's rate-limit headers. What to do about an
+//! outcome is the sender's business, not this module's.
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use serde::Deserialize;
+
+/// An access token. It is never printed: `Debug` and `Display` redact it, and it leaves this
+/// type only as the `Authorization` header, marked sensitive.
+#[derive(Clone)]
+pub struct Token(String);
+
+impl Token {
+    pub fn new(token: String) -> anyhow::Result<Token> {
+        let token = token.trim().to_string();
+        if token.is_empty() {
+            anyhow::bail!("the access token is empty");
+        }
+        Ok(Token(token))
+    }
+
+    /// The sandbox compares tokens; nothing else reads one.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// The `X-RateLimit-*` headers, when the server sent them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateInfo {
+    pub limit: Option<u64>,
+    pub remaining: Option<u64>,
+    /// Unix seconds at which the window resets.
+    pub reset: Option<u64>,
+}
+
+/// Intercom's `error.list`, reduced to its first error.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: String,
+    pub message: String,
+    pub request_id: String,
+}
+
+/// What one attempt came to.
+#[derive(Debug, Clone)]
+pub enum Attempt {
+    /// 2xx with a message id.
+    Sent {
+        message_id: String,
+        status: u16,
+        rate: RateInfo,
+    },
+    /// The server answered with an error status.
+    Rejected {
+        status: u16,
+        error: ApiError,
+        rate: RateInfo,
+        retry_after: Option<Duration>,
+    },
+    /// The request never reached the server (connection refused, DNS): safe to send again.
+    NotReached(String),
+    /// The request may have reached the server, but no answer came (timeout, connection closed,
+    /// an unreadable answer): the message may exist.
+    Unknown(String),
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    url: reqwest::Url,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("url", &self.url.as_str())
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Client {
+    pub fn new(
+        base_url: &str,
+        token: &Token,
+        version: &str,
+        timeout: Duration,
+        pool: usize,
+    ) -> anyhow::Result<Client> {
+        let url = reqwest::Url::parse(&format!("{}/messages", base_url.trim_end_matches('/')))
+            .with_context(|| format!("invalid API base URL `{base_url}`"))?;
+        let mut headers = HeaderMap::new();
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.0)).map_err(|_| {
+            anyhow::anyhow!("the access token contains characters a header cannot carry")
+        })?;
+        auth.set_sensitive(true);
+        headers.insert(AUTHORIZATION, auth);
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            "Intercom-Version",
+            HeaderValue::from_str(version)
+                .with_context(|| format!("invalid Intercom-Version `{version}`"))?,
+        );
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(concat!("campaign/", env!("CARGO_PKG_VERSION")))
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(pool)
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Client { http, url })
+    }
+
+    pub fn url(&self) -> &str {
+        self.url.as_str()
+    }
+
+    /// One attempt. `body` is the serialized request, shared between attempts.
+    pub async fn send(&self, body: Bytes) -> Attempt {
+        let response = match self.http.post(self.url.clone()).body(body).send().await {
+            Ok(r) => r,
+            Err(e) if e.is_connect() => return Attempt::NotReached(describe(&e)),
+            Err(e) => return Attempt::Unknown(describe(&e)),
+        };
+        let status = response.status().as_u16();
+        let rate = rate_info(response.headers());
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = match response.bytes().await {
+            Ok(b) => b,
+            // The status line came, so the server has decided; an unreadable success body still
+            // leaves the message id unknown.
+            Err(e) if (200..300).contains(&status) => {
+                return Attempt::Unknown(format!(
+                    "HTTP {status} but the answer could not be read: {}",
+                    describe(&e)
+                ))
+            }
+            Err(_) => Bytes::new(),
+        };
+        if (200..300).contains(&status) {
+            #[derive(Deserialize)]
+            struct Created {
+                id: serde_json::Value,
+            }
+            return match serde_json::from_slice::<Created>(&bytes) {
+                Ok(Created {
+                    id: serde_json::Value::String(id),
+                }) if !id.is_empty() => Attempt::Sent {
+                    message_id: id,
+                    status,
+                    rate,
+                },
+                Ok(Created {
+                    id: serde_json::Value::Number(n),
+                }) => Attempt::Sent {
+                    message_id: n.to_string(),
+                    status,
+                    rate,
+                },
+                _ => Attempt::Unknown(format!("HTTP {status} without a message id in the answer")),
+            };
+        }
+        Attempt::Rejected {
+            status,
+            error: parse_error(status, &bytes),
+            rate,
+            retry_after,
+        }
+    }
+}
+
+/// reqwest's error and its causes on one line, without the URL (it is known and long).
+fn describe(e: &reqwest::Error) -> String {
+    let mut text = if e.is_timeout() {
+        "timed out waiting for the answer".to_string()
+    } else if e.is_connect() {
+        "could not connect".to_string()
+    } else {
+        e.without_url_ref().to_string()
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let s = s.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        source = std::error::Error::source(source.unwrap());
+    }
+    text
+}
+
+trait WithoutUrl {
+    fn without_url_ref(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_ref(&self) -> String {
+        let mut text = self.to_string();
+        if let Some(url) = self.url() {
+            text = text
+                .replace(&format!(" ({url})"), "")
+                .replace(&format!(" for url ({url})"), "");
+        }
+        text
+    }
+}
+
+fn rate_info(h: &HeaderMap) -> RateInfo {
+    let num = |name: &str| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    RateInfo {
+        limit: num("x-ratelimit-limit"),
+        remaining: num("x-ratelimit-remaining"),
+        reset: num("x-ratelimit-reset"),
+    }
+}
+
+fn parse_error(status: u16, body: &[u8]) -> ApiError {
+    #[derive(Deserialize)]
+    struct ErrorList {
+        request_id: Option<String>,
+        #[serde(default)]
+        errors: Vec<ErrorItem>,
+    }
+    #[derive(Deserialize)]
+    struct ErrorItem {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    match serde_json::from_slice::<ErrorList>(body) {
+        Ok(list) => {
+            let first = list.errors.into_iter().next();
+            ApiError {
+                code: first
+                    .as_ref()
+                    .and_then(|e| e.code.clone())
+                    .unwrap_or_default(),
+                message: first.and_then(|e| e.message).unwrap_or_default(),
+                request_id: list.request_id.unwrap_or_default(),
+            }
+        }
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            let text: String = text.trim().chars().take(200).collect();
+            ApiError {
+                code: String::new(),
+                message: if text.is_empty() {
+                    format!("HTTP {status}")
+                } else {
+                    text
+                },
+                request_id: String::new(),
+            }
+        }
+    }
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_is_redacted() {
+        let t = Token::new("secret-token-123".into()).unwrap();
+        assert!(!format!("{t:?}").contains("secret"));
+        let c = Client::new("http://127.0.0.1:9", &t, "2.16", Duration::from_secs(1), 1).unwrap();
+        assert!(!format!("{c:?}").contains("secret"));
+        assert_eq!(c.url(), "http://127.0.0.1:9/messages");
+    }
+
+    #[test]
+    fn parses_error_list() {
+        let e = parse_error(422, br#"{"type":"error.list","request_id":"abc","errors":[{"code":"parameter_not_found","message":"No subject"}]}"#);
+        assert_eq!(
+            e,
+            ApiError {
+                code: "parameter_not_found".into(),
+                message: "No subject".into(),
+                request_id: "abc".into()
+            }
+        );
+        let e = parse_error(502, b"<html>Bad gateway</html>");
+        assert_eq!(e.message, "<html>Bad gateway</html>");
+    }
+}

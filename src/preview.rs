@@ -1,0 +1,88 @@
+//! `campaign preview`: rendered messages for people, or with `--json` the exact request bodies.
+use std::io::Write;
+
+use crate::check::{load, RowRenderer};
+use crate::cli::PreviewArgs;
+use crate::recipients::Recipients;
+use crate::Status;
+
+pub fn run(args: &PreviewArgs) -> anyhow::Result<Status> {
+    let loaded = match load(&args.campaign)? {
+        Ok(l) => l,
+        Err(report) => {
+            eprint!("{}", report.render());
+            return Ok(Status::Invalid);
+        }
+    };
+    let (mut recipients, header) =
+        Recipients::open(&loaded.campaign.recipients, loaded.campaign.delimiter)
+            .map_err(|p| anyhow::anyhow!("{p}"))?;
+    for p in &header {
+        eprintln!("{p}");
+    }
+    let renderer = RowRenderer::new(&loaded, &recipients);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut shown = 0;
+    let mut status = Status::Ok;
+    while let Some(next) = recipients.next_row() {
+        if shown >= args.limit && args.row.is_none() {
+            break;
+        }
+        let row = match next {
+            Ok(row) => row,
+            Err(p) => {
+                if args.row.is_none() || p.record == args.row {
+                    eprintln!("{p}");
+                    status = Status::Invalid;
+                    shown += 1;
+                }
+                if p.record.is_none() {
+                    break;
+                }
+                continue;
+            }
+        };
+        if args.row.is_some_and(|r| r != row.number) {
+            continue;
+        }
+        shown += 1;
+        match renderer.render(&row) {
+            Ok((request, warnings)) => {
+                for w in warnings {
+                    eprintln!("{w}");
+                }
+                if args.json {
+                    serde_json::to_writer(&mut out, &request)?;
+                    writeln!(out)?;
+                } else {
+                    writeln!(
+                        out,
+                        "── row {} (line {}) ─ to {} {}",
+                        row.number, row.line, request.to.kind, request.to.id
+                    )?;
+                    if let Some(s) = &request.subject {
+                        writeln!(out, "Subject: {s}")?;
+                    }
+                    writeln!(out, "{}\n", request.body.trim_end())?;
+                }
+            }
+            Err(problems) => {
+                status = Status::Invalid;
+                for p in problems {
+                    eprintln!("{p}");
+                }
+            }
+        }
+        if args.row.is_some() {
+            break;
+        }
+    }
+    if let (Some(r), 0) = (args.row, shown) {
+        anyhow::bail!(
+            "{}: there is no record {r}",
+            loaded.campaign.recipients.display()
+        );
+    }
+    Ok(status)
+}

@@ -1,0 +1,241 @@
+//! The recipients CSV, read as a stream: header checks, one record at a time with its record
+//! number and line, and every data error located (record, line, column).
+// A problem is a large error value, but one per bad row at most: boxing buys nothing here.
+#![allow(clippy::result_large_err)]
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use csv::{ByteRecord, ReaderBuilder};
+
+use crate::problem::Problem;
+
+pub struct Recipients {
+    path: PathBuf,
+    name: String,
+    reader: csv::Reader<File>,
+    columns: Vec<String>,
+    record: ByteRecord,
+    next: ByteRecord,
+    has_next: bool,
+    count: u64,
+}
+
+/// One data record: its 1-based number (the `row` of the results file), the line it starts on,
+/// and its cells as text in header order.
+#[derive(Debug)]
+pub struct Row<'a> {
+    pub number: u64,
+    pub line: u64,
+    pub fields: Vec<&'a str>,
+}
+
+impl Recipients {
+    /// Opens the file and reads the header. Header problems come back as problems: errors mean
+    /// no row can be trusted, warnings don't stop anything.
+    pub fn open(path: &Path, delimiter: u8) -> Result<(Recipients, Vec<Problem>), Problem> {
+        let name = path.display().to_string();
+        let file = File::open(path).map_err(|e| {
+            Problem::error(
+                "csv",
+                &name,
+                format!("cannot open the recipients file: {e}"),
+            )
+        })?;
+        let mut reader = ReaderBuilder::new()
+            .delimiter(delimiter)
+            .flexible(true)
+            .has_headers(true)
+            .from_reader(file);
+        let header = reader
+            .byte_headers()
+            .map_err(|e| Problem::error("csv", &name, csv_error_text(&e)).line(1))?
+            .clone();
+        let mut problems = Vec::new();
+        if header.is_empty() {
+            return Err(
+                Problem::error("csv", &name, "the file is empty: a header row is needed").line(1),
+            );
+        }
+        let mut columns: Vec<String> = Vec::with_capacity(header.len());
+        for (i, raw) in header.iter().enumerate() {
+            let col = i + 1;
+            let Ok(text) = std::str::from_utf8(raw) else {
+                problems.push(
+                    Problem::error(
+                        "csv",
+                        &name,
+                        "the header name has bytes that are not UTF-8; save the file as UTF-8",
+                    )
+                    .line(1)
+                    .column(format!("column {col}")),
+                );
+                columns.push(String::new());
+                continue;
+            };
+            let trimmed = text.trim();
+            if trimmed.is_empty() {
+                problems.push(
+                    Problem::error("csv", &name, "empty header name")
+                        .line(1)
+                        .column(format!("column {col}")),
+                );
+            } else if trimmed != text {
+                problems.push(
+                    Problem::warning(
+                        "csv",
+                        &name,
+                        format!("header `{text}` has leading or trailing spaces; it is used as `{trimmed}`"),
+                    )
+                    .line(1)
+                    .column(format!("column {col}")),
+                );
+            }
+            if !trimmed.is_empty() && columns.iter().any(|c| c == trimmed) {
+                problems.push(
+                    Problem::error("csv", &name, format!("duplicate header name `{trimmed}`"))
+                        .line(1)
+                        .column(format!("column {col}")),
+                );
+            }
+            columns.push(trimmed.to_string());
+        }
+        if columns.len() == 1 {
+            if let Some(d) = [b';', b'\t', b',', b'|']
+                .into_iter()
+                .find(|d| *d != delimiter && columns[0].as_bytes().contains(d))
+            {
+                let shown = if d == b'\t' {
+                    "\\t".to_string()
+                } else {
+                    (d as char).to_string()
+                };
+                problems.push(
+                    Problem::warning(
+                        "csv",
+                        &name,
+                        format!("the header has one column but looks separated by `{shown}`; set delimiter = \"{shown}\" in the campaign file"),
+                    )
+                    .line(1),
+                );
+            }
+        }
+        let mut this = Recipients {
+            path: path.to_path_buf(),
+            name,
+            reader,
+            columns,
+            record: ByteRecord::new(),
+            next: ByteRecord::new(),
+            has_next: false,
+            count: 0,
+        };
+        this.has_next = this.read_ahead().map_err(|p| *p)?;
+        Ok((this, problems))
+    }
+
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    pub fn file_name(&self) -> &str {
+        &self.name
+    }
+
+    /// Reads one record ahead, so that the last record is known as the last one (an unterminated
+    /// quote swallows the rest of the file into it).
+    fn read_ahead(&mut self) -> Result<bool, Box<Problem>> {
+        let line = self.reader.position().line();
+        match self.reader.read_byte_record(&mut self.next) {
+            Ok(more) => Ok(more),
+            Err(e) => Err(Box::new(
+                Problem::error("csv", &self.name, csv_error_text(&e)).line(line),
+            )),
+        }
+    }
+
+    /// The next record, or a problem that locates what is wrong with it. A problem with no record
+    /// number means reading cannot go on.
+    pub fn next_row(&mut self) -> Option<Result<Row<'_>, Problem>> {
+        if !self.has_next {
+            return None;
+        }
+        std::mem::swap(&mut self.record, &mut self.next);
+        self.count += 1;
+        let number = self.count;
+        let line = self.record.position().map(|p| p.line()).unwrap_or(0);
+        match self.read_ahead() {
+            Ok(more) => self.has_next = more,
+            Err(p) => {
+                self.has_next = false;
+                return Some(Err(*p));
+            }
+        }
+        let multiline = self.record.iter().any(|f| f.contains(&b'\n'));
+        if multiline && !self.has_next && !self.ends_with_quote() {
+            return Some(Err(Problem::error(
+                "csv",
+                &self.name,
+                format!("unterminated quote: a quoted field that starts on line {line} runs to the end of the file"),
+            )
+            .at(number, line)));
+        }
+        if self.record.len() != self.columns.len() {
+            let mut msg = format!(
+                "has {} fields, the header has {}",
+                self.record.len(),
+                self.columns.len()
+            );
+            if multiline {
+                msg.push_str(&format!(
+                    "; a quote that opens on line {line} may be unterminated"
+                ));
+            }
+            return Some(Err(Problem::error("csv", &self.name, msg).at(number, line)));
+        }
+        let mut fields = Vec::with_capacity(self.record.len());
+        for (i, raw) in self.record.iter().enumerate() {
+            match std::str::from_utf8(raw) {
+                Ok(text) => fields.push(text),
+                Err(e) => {
+                    return Some(Err(Problem::error(
+                        "csv",
+                        &self.name,
+                        format!(
+                            "bytes that are not UTF-8 (at byte {} of the cell; is the file Windows-1252? save it as UTF-8)",
+                            e.valid_up_to() + 1
+                        ),
+                    )
+                    .at(number, line)
+                    .column(format!("column `{}`", self.columns[i]))))
+                }
+            }
+        }
+        Some(Ok(Row {
+            number,
+            line,
+            fields,
+        }))
+    }
+
+    /// Whether the file's last non-blank byte closes a quote.
+    fn ends_with_quote(&self) -> bool {
+        let Ok(mut f) = File::open(&self.path) else {
+            return true;
+        };
+        let len = f.seek(SeekFrom::End(0)).unwrap_or(0);
+        let start = len.saturating_sub(64);
+        let mut tail = Vec::new();
+        if f.seek(SeekFrom::Start(start)).is_err() || f.read_to_end(&mut tail).is_err() {
+            return true;
+        }
+        tail.iter().rev().find(|b| !b.is_ascii_whitespace()) == Some(&b'"')
+    }
+}
+
+fn csv_error_text(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::Io(io) => format!("cannot read: {io}"),
+        _ => e.to_string(),
+    }
+}

@@ -1,0 +1,317 @@
+//! Templates: compiling the subject, body and recipient templates once per campaign, finding
+//! variables that are not CSV columns, and rendering a row into the exact request body.
+use serde::Serialize;
+use tera::{Context, Tera};
+
+use crate::config::{BodyFormat, Campaign, MessageType, TemplateSource};
+
+const SUBJECT: &str = "subject.txt";
+const BODY_HTML: &str = "body.html";
+const BODY_TEXT: &str = "body.txt";
+const TO_ID: &str = "to_id.txt";
+
+/// A template problem found before any row is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    /// Where the template came from (a file, or the campaign file's key).
+    pub origin: String,
+    /// Line and column inside the template, where Tera says.
+    pub position: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl std::fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.position {
+            Some((line, col)) => write!(
+                f,
+                "{}: line {line}, column {col}: {}",
+                self.origin, self.message
+            ),
+            None => write!(f, "{}: {}", self.origin, self.message),
+        }
+    }
+}
+
+/// The campaign's templates, compiled once.
+pub struct Templates {
+    tera: Tera,
+    body_name: &'static str,
+    has_subject: bool,
+    origins: Vec<(&'static str, String)>,
+}
+
+/// The request body of `POST /messages`, exactly as Intercom's schema names its fields.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MessageRequest {
+    pub message_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    pub body: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    pub from: Admin,
+    pub to: Recipient,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub create_conversation_without_contact_reply: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Admin {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Recipient {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+}
+
+/// Tera's `default` applies only to a variable that is missing, but a CSV column is always
+/// there, empty or not. Users expect `default` to cover an empty cell, so the templates' `default`
+/// filter is routed to `or_else`, which does both. Same length, so error positions hold.
+fn route_default(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(i) = rest.find('|') {
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        let trimmed = rest.trim_start();
+        let ws = rest.len() - trimmed.len();
+        if trimmed.starts_with("default")
+            && !trimmed["default".len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+        {
+            out.push_str(&rest[..ws]);
+            out.push_str("or_else");
+            rest = &trimmed["default".len()..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn or_else(
+    value: &tera::Value,
+    args: &std::collections::HashMap<String, tera::Value>,
+) -> tera::Result<tera::Value> {
+    let empty = match value {
+        tera::Value::Null => true,
+        tera::Value::String(s) => s.is_empty(),
+        _ => false,
+    };
+    if empty {
+        args.get("value")
+            .cloned()
+            .ok_or_else(|| tera::Error::msg("the `default` filter needs a `value` argument"))
+    } else {
+        Ok(value.clone())
+    }
+}
+
+/// Line and column from Tera's parse error (`--> 3:14`), and its explanation without the banner.
+fn parse_error(origin: &str, err: &tera::Error) -> TemplateError {
+    let text = error_chain(err);
+    let position = text.lines().find_map(|l| {
+        let rest = l.trim_start().strip_prefix("--> ")?;
+        let (line, col) = rest.trim().split_once(':')?;
+        Some((line.parse().ok()?, col.parse().ok()?))
+    });
+    let detail = text
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("= "))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let message = if detail.is_empty() {
+        text.lines().next().unwrap_or("syntax error").to_string()
+    } else {
+        format!("syntax error: {detail}")
+    };
+    TemplateError {
+        origin: origin.to_string(),
+        position,
+        message,
+    }
+}
+
+/// Every message in an error's chain, one per line (Tera puts the useful part in the sources).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push('\n');
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The variable name in Tera's "Variable `x` not found in context" error, if that is the error.
+fn missing_variable(err: &tera::Error) -> Option<String> {
+    let text = error_chain(err);
+    let start = text.find("Variable `")? + "Variable `".len();
+    let len = text[start..].find('`')?;
+    Some(text[start..start + len].to_string())
+}
+
+impl Templates {
+    /// Compiles every template of the campaign; returns every syntax error, not just the first.
+    pub fn compile(campaign: &Campaign) -> Result<Templates, Vec<TemplateError>> {
+        let mut tera = Tera::default();
+        tera.autoescape_on(vec![".html"]);
+        tera.register_filter("or_else", or_else);
+        let body_name = match campaign.body_format {
+            BodyFormat::Html => BODY_HTML,
+            BodyFormat::Text => BODY_TEXT,
+        };
+        let mut sources: Vec<(&'static str, &TemplateSource)> =
+            vec![(body_name, &campaign.body), (TO_ID, &campaign.to_id)];
+        if let Some(subject) = &campaign.subject {
+            sources.insert(0, (SUBJECT, subject));
+        }
+        let mut errors = Vec::new();
+        for (name, src) in &sources {
+            if let Err(e) = tera.add_raw_template(name, &route_default(&src.source)) {
+                errors.push(parse_error(&src.origin, &e));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Templates {
+            tera,
+            body_name,
+            has_subject: campaign.subject.is_some(),
+            origins: sources
+                .iter()
+                .map(|(n, s)| (*n, s.origin.clone()))
+                .collect(),
+        })
+    }
+
+    /// Variables the templates use that are neither CSV columns nor `row`, each with the template
+    /// it is in and the closest column name. Found by rendering against a row of empty columns:
+    /// Tera reports the first missing variable, so it is added and the render repeated.
+    pub fn unknown_variables(&self, columns: &[String]) -> Vec<(String, String, Option<String>)> {
+        let mut found = Vec::new();
+        for (name, origin) in &self.origins {
+            let mut ctx = Context::new();
+            for c in columns {
+                ctx.insert(c.as_str(), "");
+            }
+            ctx.insert("row", &0u64);
+            for _ in 0..50 {
+                match self.tera.render(name, &ctx) {
+                    Err(e) => match missing_variable(&e) {
+                        Some(var) => {
+                            let root = var.split(['.', '[']).next().unwrap_or(&var).to_string();
+                            let suggestion = closest(&root, columns);
+                            ctx.insert(root.as_str(), "");
+                            found.push((origin.clone(), var, suggestion));
+                        }
+                        None => break,
+                    },
+                    Ok(_) => break,
+                }
+            }
+        }
+        found
+    }
+
+    /// Renders one row. `fields` are the row's cells in header order.
+    pub fn render(&self, ctx: &Context) -> Result<Rendered, (String, String)> {
+        let run = |name: &'static str| {
+            self.tera.render(name, ctx).map_err(|e| {
+                let origin = self
+                    .origins
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, o)| o.clone())
+                    .unwrap_or_default();
+                let chain = error_chain(&e);
+                // The first line only repeats "Failed to render 'x'"; the cause follows.
+                let cause = chain.lines().skip(1).collect::<Vec<_>>().join(": ");
+                (origin, if cause.is_empty() { chain } else { cause })
+            })
+        };
+        let subject = if self.has_subject {
+            Some(run(SUBJECT)?)
+        } else {
+            None
+        };
+        let body = run(self.body_name)?;
+        let to_id = run(TO_ID)?;
+        Ok(Rendered {
+            subject,
+            body,
+            to_id: to_id.trim().to_string(),
+        })
+    }
+}
+
+/// A row's rendered texts, before validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub subject: Option<String>,
+    pub body: String,
+    pub to_id: String,
+}
+
+impl Rendered {
+    pub fn into_request(self, campaign: &Campaign) -> MessageRequest {
+        MessageRequest {
+            message_type: campaign.message_type.as_api(),
+            subject: match campaign.message_type {
+                MessageType::Email => self.subject,
+                MessageType::InApp => None,
+            },
+            body: self.body.trim_end().to_string(),
+            template: campaign.template.clone(),
+            from: Admin {
+                kind: "admin",
+                id: campaign.from,
+            },
+            to: Recipient {
+                kind: campaign.to_type.clone(),
+                id: self.to_id,
+            },
+            create_conversation_without_contact_reply: campaign
+                .create_conversation_without_contact_reply,
+        }
+    }
+}
+
+/// The column closest to a misspelt variable, if any is close enough to be a likely typo.
+pub fn closest(name: &str, columns: &[String]) -> Option<String> {
+    columns
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(name, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_default_keeping_positions() {
+        let src = "{{ a | default(value='x') }} {{b|default (value=1)}} {{ c | defaults }}";
+        let out = route_default(src);
+        assert_eq!(out.len(), src.len());
+        assert_eq!(
+            out,
+            "{{ a | or_else(value='x') }} {{b|or_else (value=1)}} {{ c | defaults }}"
+        );
+    }
+
+    #[test]
+    fn suggests_close_columns() {
+        let cols = vec!["first_name".to_string(), "plan".to_string()];
+        assert_eq!(closest("frist_name", &cols), Some("first_name".into()));
+        assert_eq!(closest("zzzzzz", &cols), None);
+    }
+}

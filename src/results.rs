@@ -1,0 +1,544 @@
+//! The results file (one CSV line per row outcome, flushed as it happens) and its in-flight
+//! journal (`<results>.journal`: one line per request before it leaves). Together they make a run
+//! resumable after any stop, `kill -9` included: a row journaled without an outcome is `unknown`.
+//!
+//! During a run the results file is only appended to, so a resumed row has two lines for a while;
+//! [`compact`] keeps the last line of each row when a run starts and when it ends.
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use serde::{Deserialize, Serialize};
+
+/// The results file's columns, in order: a contract with users' spreadsheets.
+pub const COLUMNS: [&str; 10] = [
+    "row",
+    "recipient",
+    "status",
+    "message_id",
+    "http_status",
+    "error_code",
+    "error_message",
+    "request_id",
+    "attempts",
+    "finished_at",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RowStatus {
+    Sent,
+    Failed,
+    Unknown,
+    Skipped,
+}
+
+impl RowStatus {
+    fn code(self) -> u8 {
+        match self {
+            RowStatus::Sent => 1,
+            RowStatus::Failed => 2,
+            RowStatus::Unknown => 3,
+            RowStatus::Skipped => 4,
+        }
+    }
+
+    fn from_code(c: u8) -> Option<RowStatus> {
+        match c & STATUS_MASK {
+            1 => Some(RowStatus::Sent),
+            2 => Some(RowStatus::Failed),
+            3 => Some(RowStatus::Unknown),
+            4 => Some(RowStatus::Skipped),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRow {
+    pub row: u64,
+    pub recipient: String,
+    pub status: RowStatus,
+    pub message_id: String,
+    pub http_status: Option<u16>,
+    pub error_code: String,
+    pub error_message: String,
+    pub request_id: String,
+    pub attempts: u32,
+    pub finished_at: String,
+}
+
+/// RFC 3339 UTC to the millisecond.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    now.format(&fmt).unwrap_or_default()
+}
+
+pub fn journal_path(results: &Path) -> PathBuf {
+    let mut name = results.as_os_str().to_owned();
+    name.push(".journal");
+    PathBuf::from(name)
+}
+
+/// Appends result lines, each written to the OS before the next outcome is taken.
+pub struct ResultsWriter {
+    w: csv::Writer<File>,
+}
+
+impl ResultsWriter {
+    pub fn open(path: &Path) -> anyhow::Result<ResultsWriter> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open the results file {}", path.display()))?;
+        let empty = file.metadata().map(|m| m.len() == 0).unwrap_or(true);
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(file);
+        if empty {
+            w.write_record(COLUMNS)?;
+            w.flush()?;
+        }
+        Ok(ResultsWriter { w })
+    }
+
+    pub fn write(&mut self, row: &ResultRow) -> std::io::Result<()> {
+        self.w.serialize(row).map_err(std::io::Error::other)?;
+        self.w.flush()
+    }
+}
+
+/// The journal's first line: where this run's results start and what campaign they belong to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalHeader {
+    pub results_offset: u64,
+    pub settings: String,
+    pub content: String,
+}
+
+const JOURNAL_MAGIC: &str = "campaign-journal v1";
+
+impl JournalHeader {
+    fn line(&self) -> String {
+        format!(
+            "{JOURNAL_MAGIC} results_offset={} settings={} content={}\n",
+            self.results_offset, self.settings, self.content
+        )
+    }
+
+    fn parse(line: &str) -> Option<JournalHeader> {
+        let rest = line.trim().strip_prefix(JOURNAL_MAGIC)?;
+        let mut h = JournalHeader {
+            results_offset: 0,
+            settings: String::new(),
+            content: String::new(),
+        };
+        for kv in rest.split_whitespace() {
+            match kv.split_once('=')? {
+                ("results_offset", v) => h.results_offset = v.parse().ok()?,
+                ("settings", v) => h.settings = v.to_string(),
+                ("content", v) => h.content = v.to_string(),
+                _ => {}
+            }
+        }
+        Some(h)
+    }
+}
+
+/// Records each request before it leaves: `row<TAB>recipient`, one write per line, unbuffered.
+pub struct Journal {
+    file: File,
+}
+
+impl Journal {
+    /// Starts this run's journal, replacing the last run's (already reconciled).
+    pub fn start(path: &Path, header: &JournalHeader) -> anyhow::Result<Journal> {
+        let mut file = File::create(path)
+            .with_context(|| format!("cannot create the journal {}", path.display()))?;
+        file.write_all(header.line().as_bytes())?;
+        Ok(Journal { file })
+    }
+
+    pub fn in_flight(&mut self, row: u64, recipient: &str) -> std::io::Result<()> {
+        self.file
+            .write_all(format!("{row}\t{recipient}\n").as_bytes())
+    }
+}
+
+const STATUS_MASK: u8 = 0x0f;
+/// Journaled in the last run.
+const JOURNALED: u8 = 0x10;
+/// Has an outcome line written in the last run.
+const ANSWERED: u8 = 0x20;
+
+/// What an earlier run left: each row's last status and recipient, and the campaign fingerprint.
+#[derive(Debug, Default)]
+pub struct Prior {
+    flags: Vec<u8>,
+    recipients: Vec<u64>,
+    pub header: Option<JournalHeader>,
+    pub sent: u64,
+    pub failed: u64,
+    pub unknown: u64,
+    pub skipped: u64,
+    /// Rows found in flight when the last run stopped, now recorded `unknown`.
+    pub recovered_unknown: u64,
+}
+
+impl Prior {
+    pub fn status(&self, row: u64) -> Option<RowStatus> {
+        self.flags
+            .get(row as usize)
+            .copied()
+            .and_then(RowStatus::from_code)
+    }
+
+    pub fn recipient_hash(&self, row: u64) -> Option<u64> {
+        self.status(row).map(|_| self.recipients[row as usize])
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.sent + self.failed + self.unknown + self.skipped
+    }
+
+    fn set(&mut self, row: u64, status: RowStatus, recipient: u64) {
+        let i = row as usize;
+        if self.flags.len() <= i {
+            self.flags.resize(i + 1, 0);
+            self.recipients.resize(i + 1, 0);
+        }
+        self.flags[i] = (self.flags[i] & !STATUS_MASK) | status.code();
+        self.recipients[i] = recipient;
+    }
+
+    fn count(&mut self) {
+        (self.sent, self.failed, self.unknown, self.skipped) = (0, 0, 0, 0);
+        for f in &self.flags {
+            match RowStatus::from_code(*f) {
+                Some(RowStatus::Sent) => self.sent += 1,
+                Some(RowStatus::Failed) => self.failed += 1,
+                Some(RowStatus::Unknown) => self.unknown += 1,
+                Some(RowStatus::Skipped) => self.skipped += 1,
+                None => {}
+            }
+        }
+    }
+}
+
+/// Whether the results file holds at least one row.
+pub fn has_rows(path: &Path) -> bool {
+    let Ok(f) = File::open(path) else {
+        return false;
+    };
+    BufReader::new(f)
+        .lines()
+        .nth(1)
+        .is_some_and(|l| l.is_ok_and(|l| !l.trim().is_empty()))
+}
+
+/// Cuts a line torn by a crash mid-write (the file does not end in a newline): that row's outcome
+/// was not recorded, and its journal line makes it `unknown`.
+fn cut_torn_line(path: &Path) -> anyhow::Result<()> {
+    let mut f = OpenOptions::new().read(true).write(true).open(path)?;
+    let len = f.seek(SeekFrom::End(0))?;
+    if len == 0 {
+        return Ok(());
+    }
+    let mut end = len;
+    let mut buf = [0u8; 4096];
+    loop {
+        let start = end.saturating_sub(buf.len() as u64);
+        let n = (end - start) as usize;
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(&mut buf[..n])?;
+        if end == len && buf[n - 1] == b'\n' {
+            return Ok(());
+        }
+        if let Some(i) = buf[..n].iter().rposition(|b| *b == b'\n') {
+            f.set_len(start + i as u64 + 1)?;
+            return Ok(());
+        }
+        if start == 0 {
+            f.set_len(0)?;
+            return Ok(());
+        }
+        end = start;
+    }
+}
+
+/// Reads what earlier runs left, records rows that were in flight when the last run stopped as
+/// `unknown`, and compacts the file to one line per row. `hash` maps a recipient to its 8 bytes.
+pub fn reconcile(results: &Path, hash: &dyn Fn(&str) -> u64) -> anyhow::Result<Prior> {
+    cut_torn_line(results)?;
+    let journal = journal_path(results);
+    let mut prior = Prior::default();
+    let journal_text = match File::open(&journal) {
+        Ok(f) => Some(BufReader::new(f)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read the journal {}", journal.display()))
+        }
+    };
+    let mut journaled: Vec<u64> = Vec::new();
+    if let Some(reader) = journal_text {
+        for (i, line) in reader.lines().enumerate() {
+            let line = line?;
+            if i == 0 {
+                prior.header = JournalHeader::parse(&line);
+                if prior.header.is_none() {
+                    bail!(
+                        "{}: not a campaign journal (first line: `{line}`)",
+                        journal.display()
+                    );
+                }
+                continue;
+            }
+            // A torn last journal line has no recipient yet; the row was not sent (the journal is
+            // written before the request), so it is rightly ignored.
+            if let Some((row, _)) = line.split_once('\t') {
+                if let Ok(row) = row.parse::<u64>() {
+                    journaled.push(row);
+                }
+            }
+        }
+    }
+    let offset = prior
+        .header
+        .as_ref()
+        .map(|h| h.results_offset)
+        .unwrap_or(u64::MAX);
+
+    // First pass: each row's last line, and which rows have an outcome from the last run.
+    let mut last_line: Vec<u32> = Vec::new();
+    let mut lines: u32 = 0;
+    {
+        let mut rdr = csv::ReaderBuilder::new().from_path(results)?;
+        check_header(results, rdr.headers()?)?;
+        let mut rec = csv::StringRecord::new();
+        while rdr
+            .read_record(&mut rec)
+            .with_context(|| format!("cannot read {}", results.display()))?
+        {
+            let pos = rec
+                .position()
+                .map(|p| (p.byte(), p.line()))
+                .unwrap_or((0, 0));
+            let r: ResultRow = rec.deserialize(None).with_context(|| {
+                format!("{}: line {}: not a results row", results.display(), pos.1)
+            })?;
+            prior.set(r.row, r.status, hash(&r.recipient));
+            if pos.0 >= offset {
+                prior.flags[r.row as usize] |= ANSWERED;
+            }
+            if last_line.len() <= r.row as usize {
+                last_line.resize(r.row as usize + 1, u32::MAX);
+            }
+            last_line[r.row as usize] = lines;
+            lines += 1;
+        }
+    }
+    for &row in &journaled {
+        let i = row as usize;
+        if prior.flags.len() <= i {
+            prior.flags.resize(i + 1, 0);
+            prior.recipients.resize(i + 1, 0);
+        }
+        prior.flags[i] |= JOURNALED;
+    }
+
+    // Rows journaled but never answered were in flight when the last run stopped.
+    let mut orphans: HashMap<u64, String> = HashMap::new();
+    if journaled
+        .iter()
+        .any(|&r| prior.flags[r as usize] & ANSWERED == 0)
+    {
+        for line in BufReader::new(File::open(&journal)?).lines().skip(1) {
+            let line = line?;
+            if let Some((row, recipient)) = line.split_once('\t') {
+                if let Ok(row) = row.parse::<u64>() {
+                    if prior.flags[row as usize] & ANSWERED == 0 {
+                        orphans.insert(row, recipient.to_string());
+                    }
+                }
+            }
+        }
+    }
+    if !orphans.is_empty() {
+        let mut w = ResultsWriter::open(results)?;
+        let mut rows: Vec<_> = orphans.into_iter().collect();
+        rows.sort();
+        for (row, recipient) in rows {
+            let line = ResultRow {
+                row,
+                status: RowStatus::Unknown,
+                message_id: String::new(),
+                http_status: None,
+                error_code: "interrupted".into(),
+                error_message:
+                    "the run stopped while this request was in flight: it may have been delivered"
+                        .into(),
+                request_id: String::new(),
+                attempts: 1,
+                finished_at: now_rfc3339(),
+                recipient,
+            };
+            prior.set(row, RowStatus::Unknown, hash(&line.recipient));
+            w.write(&line)?;
+            prior.recovered_unknown += 1;
+            if last_line.len() <= row as usize {
+                last_line.resize(row as usize + 1, u32::MAX);
+            }
+            last_line[row as usize] = lines;
+            lines += 1;
+        }
+    }
+    let distinct = last_line.iter().filter(|&&l| l != u32::MAX).count() as u32;
+    if distinct < lines {
+        compact_with(results, &last_line)?;
+    }
+    for f in prior.flags.iter_mut() {
+        *f &= STATUS_MASK;
+    }
+    prior.count();
+    Ok(prior)
+}
+
+fn check_header(path: &Path, header: &csv::StringRecord) -> anyhow::Result<()> {
+    if header
+        .iter()
+        .take(COLUMNS.len())
+        .ne(COLUMNS.iter().copied())
+    {
+        bail!(
+            "{}: not a results file of this tool (its header should start with {})",
+            path.display(),
+            COLUMNS.join(",")
+        );
+    }
+    Ok(())
+}
+
+/// Rewrites the results file with one line per row (its last), in the order they were written.
+pub fn compact(results: &Path) -> anyhow::Result<()> {
+    let mut last_line: Vec<u32> = Vec::new();
+    let mut lines = 0u32;
+    let mut rdr = csv::ReaderBuilder::new().from_path(results)?;
+    let mut rec = csv::ByteRecord::new();
+    let mut superseded = false;
+    while rdr.read_byte_record(&mut rec)? {
+        let row: usize = std::str::from_utf8(&rec[0])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if last_line.len() <= row {
+            last_line.resize(row + 1, u32::MAX);
+        }
+        superseded |= last_line[row] != u32::MAX;
+        last_line[row] = lines;
+        lines += 1;
+    }
+    if superseded {
+        compact_with(results, &last_line)?;
+    }
+    Ok(())
+}
+
+fn compact_with(results: &Path, last_line: &[u32]) -> anyhow::Result<()> {
+    let mut tmp_name = results.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
+    {
+        let mut rdr = csv::ReaderBuilder::new().from_path(results)?;
+        let mut w = csv::WriterBuilder::new().from_path(&tmp)?;
+        w.write_byte_record(rdr.byte_headers()?)?;
+        let mut rec = csv::ByteRecord::new();
+        let mut i = 0u32;
+        while rdr.read_byte_record(&mut rec)? {
+            let row: usize = std::str::from_utf8(&rec[0])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            if last_line.get(row) == Some(&i) {
+                w.write_byte_record(&rec)?;
+            }
+            i += 1;
+        }
+        let file = w
+            .into_inner()
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {}", tmp.display(), e.error()))?;
+        // The old file is replaced only by a complete new one.
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, results)
+        .with_context(|| format!("cannot replace {}", results.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(n: u64, status: RowStatus) -> ResultRow {
+        ResultRow {
+            row: n,
+            recipient: format!("r{n}"),
+            status,
+            message_id: String::new(),
+            http_status: None,
+            error_code: String::new(),
+            error_message: String::new(),
+            request_id: String::new(),
+            attempts: 1,
+            finished_at: now_rfc3339(),
+        }
+    }
+
+    fn h(s: &str) -> u64 {
+        crate::check::recipient_hash("user", s)
+    }
+
+    #[test]
+    fn journaled_rows_without_outcome_become_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("r.csv");
+        let mut w = ResultsWriter::open(&results).unwrap();
+        w.write(&row(1, RowStatus::Failed)).unwrap();
+        let offset = std::fs::metadata(&results).unwrap().len();
+        let header = JournalHeader {
+            results_offset: offset,
+            settings: "a".into(),
+            content: "b".into(),
+        };
+        let mut j = Journal::start(&journal_path(&results), &header).unwrap();
+        for n in 1..=3 {
+            j.in_flight(n, &format!("r{n}")).unwrap();
+        }
+        w.write(&row(2, RowStatus::Sent)).unwrap();
+        drop((w, j));
+        // A torn line, as a kill -9 mid-write leaves.
+        let mut f = OpenOptions::new().append(true).open(&results).unwrap();
+        f.write_all(b"3,r3,se").unwrap();
+
+        let prior = reconcile(&results, &|s| h(s)).unwrap();
+        assert_eq!(prior.header, Some(header));
+        // Row 1 failed in an earlier run, was re-sent in the last one, and never answered.
+        assert_eq!(prior.status(1), Some(RowStatus::Unknown));
+        assert_eq!(prior.status(2), Some(RowStatus::Sent));
+        assert_eq!(prior.status(3), Some(RowStatus::Unknown));
+        assert_eq!(prior.recovered_unknown, 2);
+        assert_eq!(prior.recipient_hash(3), Some(h("r3")));
+        let text = std::fs::read_to_string(&results).unwrap();
+        assert_eq!(text.lines().count(), 4, "{text}");
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("1,")).count(),
+            1,
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,343 @@
+//! A scripted Intercom stand-in on 127.0.0.1 for integration tests: it records every request and
+//! answers each as the test's responder says. The real binary is driven against it.
+#![allow(dead_code)]
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+
+pub const TOKEN: &str = "test-token-5f2b9c0e7d1a";
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: Value,
+}
+
+impl Received {
+    pub fn to_id(&self) -> String {
+        self.body["to"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+pub enum Reply {
+    Json(u16, Value),
+    JsonWithHeaders(u16, Value, Vec<(&'static str, String)>),
+    /// Close the connection without answering.
+    Drop,
+    Delay(Duration, Box<Reply>),
+}
+
+/// Decides the answer to a request; `nth` counts earlier requests for the same recipient.
+pub type Responder = Arc<dyn Fn(&Received, usize) -> Reply + Send + Sync>;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    requests: Arc<Mutex<Vec<Received>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+pub fn ok_reply(r: &Received) -> Reply {
+    Reply::Json(
+        200,
+        json!({"type": "admin_message", "id": format!("msg-{}", r.to_id()), "created_at": 1734537786,
+               "body": r.body["body"], "message_type": "email"}),
+    )
+}
+
+pub fn error_reply(status: u16, code: &str, message: &str, request_id: &str) -> Reply {
+    Reply::Json(
+        status,
+        json!({"type": "error.list", "request_id": request_id, "errors": [{"code": code, "message": message}]}),
+    )
+}
+
+impl TestServer {
+    pub fn start(responder: Responder) -> TestServer {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let reqs = Arc::clone(&requests);
+        runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let reqs = Arc::clone(&reqs);
+                let responder = Arc::clone(&responder);
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let reqs = Arc::clone(&reqs);
+                        let responder = Arc::clone(&responder);
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let bytes = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let received = Received {
+                                method: parts.method.to_string(),
+                                path: parts.uri.path().to_string(),
+                                headers: parts
+                                    .headers
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        (
+                                            k.as_str().to_string(),
+                                            v.to_str().unwrap_or("").to_string(),
+                                        )
+                                    })
+                                    .collect(),
+                                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                            };
+                            let nth = {
+                                let mut all = reqs.lock().unwrap();
+                                let nth =
+                                    all.iter().filter(|r| r.to_id() == received.to_id()).count();
+                                all.push(received.clone());
+                                nth
+                            };
+                            let mut reply = responder(&received, nth);
+                            while let Reply::Delay(d, next) = reply {
+                                tokio::time::sleep(d).await;
+                                reply = *next;
+                            }
+                            let (status, body, headers) = match reply {
+                                Reply::Json(s, b) => (s, b, vec![]),
+                                Reply::JsonWithHeaders(s, b, h) => (s, b, h),
+                                Reply::Drop => return Err("drop the connection".to_string()),
+                                Reply::Delay(..) => unreachable!(),
+                            };
+                            let mut resp = Response::builder()
+                                .status(status)
+                                .header("content-type", "application/json");
+                            for (k, v) in headers {
+                                resp = resp.header(k, v);
+                            }
+                            Ok(resp.body(Full::new(Bytes::from(body.to_string()))).unwrap())
+                        }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        TestServer {
+            addr,
+            requests,
+            _runtime: runtime,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<Received> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+/// A campaign in a temporary directory: the CSV, the campaign file and its templates.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub fn new(csv: &str, campaign_toml: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("people.csv"), csv).unwrap();
+        std::fs::write(dir.path().join("campaign.toml"), campaign_toml).unwrap();
+        Fixture { dir }
+    }
+
+    pub fn write(&self, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn campaign(&self) -> PathBuf {
+        self.path("campaign.toml")
+    }
+
+    pub fn results(&self) -> PathBuf {
+        self.path("results.csv")
+    }
+
+    /// `campaign ARGS` run in the fixture's directory with the test token set.
+    pub fn cmd(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::cargo_bin("campaign").unwrap();
+        cmd.current_dir(self.dir.path())
+            .env("INTERCOM_TOKEN", TOKEN)
+            .env_remove("SANDBOX_TOKEN")
+            .timeout(Duration::from_secs(120));
+        cmd
+    }
+
+    /// `campaign send campaign.toml --results results.csv --api-base URL` plus `extra`.
+    pub fn send(&self, server: &TestServer, extra: &[&str]) -> assert_cmd::assert::Assert {
+        let mut cmd = self.cmd();
+        cmd.args([
+            "send",
+            "campaign.toml",
+            "--results",
+            "results.csv",
+            "--api-base",
+            &server.url(),
+        ]);
+        cmd.args(extra);
+        cmd.assert()
+    }
+
+    pub fn result_rows(&self) -> Vec<HashMap<String, String>> {
+        read_results(&self.results())
+    }
+}
+
+pub fn read_results(path: &Path) -> Vec<HashMap<String, String>> {
+    let mut rdr = csv::Reader::from_path(path).unwrap();
+    let headers = rdr.headers().unwrap().clone();
+    rdr.records()
+        .map(|r| {
+            headers
+                .iter()
+                .zip(r.unwrap().iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// `n` people: `id-1..id-n`, names and plans.
+pub fn people_csv(n: usize) -> String {
+    let mut s = String::from("intercom_id,first_name,plan,company\n");
+    for i in 1..=n {
+        s.push_str(&format!(
+            "id-{i},Person{i},{},Company {i}\n",
+            ["starter", "pro"][i % 2]
+        ));
+    }
+    s
+}
+
+pub fn email_campaign(extra_send: &str) -> String {
+    format!(
+        r#"recipients = "people.csv"
+
+[message]
+message_type = "email"
+template = "plain"
+from = 394051
+subject = "Hello {{{{ first_name }}}}"
+body = "<p>Hi {{{{ first_name }}}}, welcome to {{{{ plan }}}}.</p>"
+
+[to]
+type = "user"
+id = "{{{{ intercom_id }}}}"
+
+[send]
+rate = "200/s"
+concurrency = 4
+{extra_send}
+"#
+    )
+}
+
+/// Intercom's `create_message_request` schema from the OpenAPI file for `version`, compiled.
+pub fn spec_validator(version: &str) -> jsonschema::Validator {
+    let file = match version {
+        "2.11" => "openapi/messages-only-2.11.yaml",
+        _ => "openapi/messages-only-2.16.yaml",
+    };
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
+    let spec: Value = serde_yaml::from_str(&text).unwrap();
+    let mut schema = spec["components"]["schemas"]["create_message_request"].clone();
+    schema["components"] = spec["components"].clone();
+    jsonschema::validator_for(&schema).unwrap()
+}
+
+/// Checks one received request against the spec and the per-type rules the schema leaves out.
+pub fn assert_valid_request(r: &Received, version: &str) {
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.path, "/messages");
+    assert_eq!(
+        r.headers.get("authorization").map(String::as_str),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+    assert_eq!(
+        r.headers.get("accept").map(String::as_str),
+        Some("application/json")
+    );
+    assert_eq!(
+        r.headers.get("content-type").map(String::as_str),
+        Some("application/json")
+    );
+    assert_eq!(
+        r.headers.get("intercom-version").map(String::as_str),
+        Some(version)
+    );
+    let v = spec_validator(version);
+    let errors: Vec<String> = v.iter_errors(&r.body).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "request {} violates the {version} schema: {errors:?}",
+        r.body
+    );
+    let b = &r.body;
+    assert!(b["from"]["id"].is_u64(), "from.id must be an integer: {b}");
+    assert_eq!(b["from"]["type"], "admin");
+    match b["message_type"].as_str() {
+        Some("email") => {
+            assert!(
+                b["subject"].is_string() && b["template"].is_string(),
+                "email needs subject and template: {b}"
+            );
+            assert!(["plain", "personal"].contains(&b["template"].as_str().unwrap()));
+        }
+        Some("in_app") => assert!(
+            b.get("subject").is_none() && b.get("template").is_none(),
+            "in_app sends no subject/template: {b}"
+        ),
+        other => panic!("unexpected message_type {other:?}"),
+    }
+    let allowed = [
+        "message_type",
+        "subject",
+        "body",
+        "template",
+        "from",
+        "to",
+        "create_conversation_without_contact_reply",
+    ];
+    for k in b.as_object().unwrap().keys() {
+        assert!(allowed.contains(&k.as_str()), "unexpected field {k}");
+    }
+}
