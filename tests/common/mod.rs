@@ -23,6 +23,7 @@ pub struct Received {
     pub path: String,
     pub headers: HashMap<String, String>,
     pub body: Value,
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -111,6 +112,7 @@ impl TestServer {
                                     })
                                     .collect(),
                                 body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                                at: std::time::Instant::now(),
                             };
                             let nth = {
                                 let mut all = reqs.lock().unwrap();

@@ -1,0 +1,347 @@
+//! Never twice, never lost: retries only where safe, 429 honoured, stops when pointless, Ctrl-C,
+//! `unknown` rows, and resume refusing a changed campaign. Driven against a scripted server.
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use predicates::prelude::*;
+use serde_json::json;
+
+fn row<'a>(
+    rows: &'a [std::collections::HashMap<String, String>],
+    n: u64,
+) -> &'a std::collections::HashMap<String, String> {
+    rows.iter()
+        .find(|r| r["row"] == n.to_string())
+        .unwrap_or_else(|| panic!("row {n} missing: {rows:?}"))
+}
+
+#[test]
+fn transient_errors_are_retried_and_counted_in_attempts() {
+    // id-2: 503 twice, then created. id-3: 502 every time (gives up after max_attempts).
+    let server = TestServer::start(Arc::new(|r, nth| match (r.to_id().as_str(), nth) {
+        ("id-2", 0 | 1) => error_reply(503, "service_unavailable", "try later", "r-503"),
+        ("id-3", _) => error_reply(502, "bad_gateway", "upstream", "r-502"),
+        _ => ok_reply(r),
+    }));
+    let f = Fixture::new(&people_csv(4), &email_campaign("max_attempts = 3"));
+    f.send(&server, &[]).code(1);
+    let rows = f.result_rows();
+    assert_eq!(row(&rows, 2)["status"], "sent");
+    assert_eq!(row(&rows, 2)["attempts"], "3");
+    assert_eq!(row(&rows, 3)["status"], "failed");
+    assert_eq!(row(&rows, 3)["attempts"], "3");
+    assert_eq!(row(&rows, 3)["http_status"], "502");
+    let id3 = server
+        .requests()
+        .iter()
+        .filter(|r| r.to_id() == "id-3")
+        .count();
+    assert_eq!(id3, 3, "a 502 is retried up to max_attempts");
+}
+
+#[test]
+fn a_500_or_a_dropped_connection_is_unknown_never_resent_unless_asked() {
+    let server = TestServer::start(Arc::new(|r, nth| match (r.to_id().as_str(), nth) {
+        ("id-2", 0) => error_reply(500, "server_error", "oops", "r-500"),
+        ("id-4", 0) => Reply::Drop,
+        _ => ok_reply(r),
+    }));
+    let f = Fixture::new(&people_csv(5), &email_campaign(""));
+    f.send(&server, &[])
+        .code(1)
+        .stderr(predicate::str::contains("2 rows are `unknown`"));
+    let rows = f.result_rows();
+    assert_eq!(row(&rows, 2)["status"], "unknown");
+    assert_eq!(row(&rows, 2)["http_status"], "500");
+    assert_eq!(row(&rows, 4)["status"], "unknown");
+    assert_eq!(row(&rows, 4)["attempts"], "1");
+    assert_eq!(
+        server.requests().len(),
+        5,
+        "neither is retried within the run"
+    );
+
+    // Resume skips unknown rows, and says so.
+    f.send(&server, &["--resume"])
+        .success()
+        .stderr(predicate::str::contains("2 rows are `unknown`"));
+    assert_eq!(server.requests().len(), 5);
+    // --retry-unknown sends them on purpose.
+    f.send(&server, &["--resume", "--retry-unknown"])
+        .success()
+        .stdout(predicate::str::contains("sent 2,"));
+    assert_eq!(server.requests().len(), 7);
+    let rows = f.result_rows();
+    assert_eq!(rows.len(), 5);
+    assert!(rows.iter().all(|r| r["status"] == "sent"));
+}
+
+#[test]
+fn not_found_is_retried_for_a_while_then_failed() {
+    let server = TestServer::start(Arc::new(|r, nth| match (r.to_id().as_str(), nth) {
+        ("id-1", 0) => error_reply(404, "not_found", "User Not Found", "r-404a"),
+        ("id-2", _) => error_reply(404, "not_found", "User Not Found", "r-404b"),
+        _ => ok_reply(r),
+    }));
+    let f = Fixture::new(
+        &people_csv(3),
+        &email_campaign("retry_not_found_for = \"2s\""),
+    );
+    let started = Instant::now();
+    f.send(&server, &[]).code(1);
+    let rows = f.result_rows();
+    assert_eq!(row(&rows, 1)["status"], "sent");
+    assert_eq!(row(&rows, 1)["attempts"], "2");
+    assert_eq!(row(&rows, 2)["status"], "failed");
+    assert_eq!(row(&rows, 2)["error_code"], "not_found");
+    let tries: usize = row(&rows, 2)["attempts"].parse().unwrap();
+    assert!(tries >= 3, "404 is retried: {tries} attempts");
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn a_429_pauses_every_sender_until_the_reset_and_costs_no_attempt() {
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&count);
+    let reset_at = Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let reset_at2 = Arc::clone(&reset_at);
+    let server = TestServer::start(Arc::new(move |r, _| {
+        let n = c.fetch_add(1, Ordering::SeqCst);
+        if n == 5 {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+            // The window resets on the second after next.
+            let reset = now.as_secs() + 2;
+            *reset_at2.lock().unwrap() = Some(Instant::now() + (Duration::from_secs(reset) - now));
+            return Reply::JsonWithHeaders(
+                429,
+                json!({"type": "error.list", "request_id": "r-429", "errors": [{"code": "rate_limit_exceeded", "message": "Exceeded rate limit of 167 in 10_seconds"}]}),
+                vec![
+                    ("X-RateLimit-Limit", "167".into()),
+                    ("X-RateLimit-Remaining", "0".into()),
+                    ("X-RateLimit-Reset", reset.to_string()),
+                ],
+            );
+        }
+        ok_reply(r)
+    }));
+    let f = Fixture::new(
+        &people_csv(12),
+        &email_campaign("").replace("concurrency = 4", "concurrency = 1"),
+    );
+    f.send(&server, &[])
+        .success()
+        .stdout(predicate::str::contains("sent 12, failed 0"));
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 13);
+    let limited = &reqs[5];
+    let reset = reset_at.lock().unwrap().unwrap();
+    // Nothing was sent between the 429 and the window's reset.
+    assert!(
+        reqs[6].at >= reset,
+        "sent {:?} before the reset",
+        reset - reqs[6].at
+    );
+    let rows = f.result_rows();
+    let id = limited.to_id();
+    let r = rows.iter().find(|r| r["recipient"] == id).unwrap();
+    assert_eq!(r["status"], "sent");
+    assert_eq!(r["attempts"], "1", "a 429 is not counted as an attempt");
+}
+
+#[test]
+fn an_invalid_token_stops_the_run_at_once_with_exit_3_and_resume_continues() {
+    let ok = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ok2 = Arc::clone(&ok);
+    let server = TestServer::start(Arc::new(move |r, _| {
+        if ok2.load(Ordering::SeqCst) {
+            ok_reply(r)
+        } else {
+            error_reply(401, "unauthorized", "Access Token Invalid", "r-401")
+        }
+    }));
+    let f = Fixture::new(
+        &people_csv(40),
+        &email_campaign("").replace("concurrency = 4", "concurrency = 2"),
+    );
+    f.send(&server, &[]).code(3).stderr(
+        predicate::str::contains("access token or the workspace's plan")
+            .and(predicate::str::contains("--resume")),
+    );
+    let first = server.requests().len();
+    assert!(first <= 4, "stopped at once, not after {first} requests");
+    let rows = f.result_rows();
+    assert_eq!(rows.len(), first, "only attempted rows are recorded");
+    assert!(rows
+        .iter()
+        .all(|r| r["status"] == "failed" && r["http_status"] == "401"));
+
+    ok.store(true, Ordering::SeqCst);
+    f.send(&server, &["--resume"]).success();
+    let rows = f.result_rows();
+    assert_eq!(rows.len(), 40);
+    assert!(rows.iter().all(|r| r["status"] == "sent"));
+    assert_eq!(
+        server.requests().len(),
+        first + 40,
+        "the failed rows once more, the rest once"
+    );
+}
+
+#[test]
+fn a_run_where_every_request_fails_stops_at_the_threshold() {
+    let server = TestServer::start(Arc::new(|_, _| {
+        error_reply(422, "parameter_invalid", "Admin not found", "r-422")
+    }));
+    let f = Fixture::new(
+        &people_csv(200),
+        &email_campaign("max_failures = 10").replace("concurrency = 4", "concurrency = 1"),
+    );
+    f.send(&server, &[]).code(3).stderr(
+        predicate::str::contains("11 rows in a row failed")
+            .and(predicate::str::contains("HTTP 422 parameter_invalid")),
+    );
+    let n = server.requests().len();
+    assert!((11..=13).contains(&n), "{n} requests");
+    assert_eq!(f.result_rows().len(), n);
+}
+
+#[test]
+fn a_connection_that_never_opens_is_retried_then_failed() {
+    // A port nothing listens on: the request never reached a server, so retrying is safe.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let f = Fixture::new(&people_csv(2), &email_campaign("max_attempts = 2"));
+    f.cmd()
+        .args([
+            "send",
+            "campaign.toml",
+            "--results",
+            "results.csv",
+            "--api-base",
+            &url,
+        ])
+        .assert()
+        .code(1);
+    let rows = f.result_rows();
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        assert_eq!(r["status"], "failed");
+        assert_eq!(r["error_code"], "connection_failed");
+        assert_eq!(r["attempts"], "2");
+    }
+}
+
+#[test]
+fn resume_refuses_a_changed_csv_or_template() {
+    let server = TestServer::start(Arc::new(|r, nth| {
+        if r.to_id() == "id-5" && nth == 0 {
+            error_reply(422, "parameter_invalid", "nope", "r")
+        } else {
+            ok_reply(r)
+        }
+    }));
+    let f = Fixture::new(&people_csv(6), &email_campaign(""));
+    f.send(&server, &[]).code(1);
+    assert_eq!(server.requests().len(), 6);
+
+    // A row's recipient changed: refused, naming the row.
+    f.write("people.csv", people_csv(6).replace("id-3,", "id-33,"));
+    f.send(&server, &["--resume"]).code(2).stderr(
+        predicate::str::contains("people.csv: record 3").and(predicate::str::contains("`id-33`")),
+    );
+    f.send(&server, &["--resume", "--allow-changed"]).code(2);
+    assert_eq!(server.requests().len(), 6);
+
+    // The template changed: refused unless --allow-changed.
+    f.write("people.csv", people_csv(6));
+    f.write(
+        "campaign.toml",
+        email_campaign("").replace("Hello", "Hi there"),
+    );
+    f.send(&server, &["--resume"])
+        .code(2)
+        .stderr(predicate::str::contains("--allow-changed"));
+    assert_eq!(server.requests().len(), 6);
+    f.send(&server, &["--resume", "--allow-changed"])
+        .success()
+        .stdout(predicate::str::contains("sent 1,"));
+    assert_eq!(server.requests().len(), 7);
+}
+
+#[test]
+fn duplicate_recipients_are_reported_and_refused_unless_allowed() {
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let csv = people_csv(4).replace("id-4,", "id-2,");
+    let f = Fixture::new(&csv, &email_campaign(""));
+    f.cmd()
+        .args(["check", "campaign.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "people.csv: record 4: addresses the same recipient as record 2",
+        ));
+    f.send(&server, &[]).code(2);
+    assert!(server.requests().is_empty());
+    f.send(&server, &["--allow-duplicates"]).success();
+    assert_eq!(server.requests().len(), 4);
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_finishes_the_requests_in_flight_and_exits_130() {
+    let server = TestServer::start(Arc::new(|r, _| {
+        Reply::Delay(Duration::from_millis(400), Box::new(ok_reply(r)))
+    }));
+    let f = Fixture::new(
+        &people_csv(200),
+        &email_campaign("").replace("rate = \"200/s\"", "rate = \"20/s\""),
+    );
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("campaign"))
+        .current_dir(f.dir.path())
+        .env("INTERCOM_TOKEN", TOKEN)
+        .args([
+            "send",
+            "campaign.toml",
+            "--results",
+            "results.csv",
+            "--api-base",
+            &server.url(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "did not exit after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    let received = server.requests().len();
+    assert!(received > 0 && received < 200, "{received}");
+    // Every request that reached the server has its outcome recorded: none left in doubt.
+    let rows = f.result_rows();
+    assert_eq!(rows.len(), received);
+    assert!(rows.iter().all(|r| r["status"] == "sent"), "{rows:?}");
+
+    f.send(&server, &["--resume"]).success();
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 200, "each row exactly once across both runs");
+    let mut ids: Vec<String> = reqs.iter().map(|r| r.to_id()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 200);
+}
