@@ -10,10 +10,9 @@ use common::*;
 use predicates::prelude::*;
 use serde_json::json;
 
-fn row<'a>(
-    rows: &'a [std::collections::HashMap<String, String>],
-    n: u64,
-) -> &'a std::collections::HashMap<String, String> {
+type Rows = [std::collections::HashMap<String, String>];
+
+fn row(rows: &Rows, n: u64) -> &std::collections::HashMap<String, String> {
     rows.iter()
         .find(|r| r["row"] == n.to_string())
         .unwrap_or_else(|| panic!("row {n} missing: {rows:?}"))
