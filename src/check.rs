@@ -159,6 +159,8 @@ pub struct Preflight {
     pub duplicate_rows: u64,
     /// A hash of every row's rendered request, in order: the campaign's content fingerprint.
     pub content_hash: u64,
+    /// Whether rows were rendered (not when a template cannot be).
+    pub rendered: bool,
 }
 
 /// Reads and renders every row. `on_row` sees each valid row's number and request (resume uses it
@@ -206,9 +208,10 @@ pub fn preflight(
             .column(format!("variable `{var}`")),
         );
     }
-    if out.report.has_errors() {
-        return out;
-    }
+    // With a template that cannot render, rows are still read: their CSV problems are reported
+    // in the same pass, so the file can be fixed at once.
+    let render = !out.report.has_errors();
+    out.rendered = render;
     let renderer = RowRenderer::new(loaded, &recipients);
     let mut hashes: Vec<(u64, u64)> = Vec::new();
     let mut content = xxhash_rust::xxh3::Xxh3::new();
@@ -226,6 +229,9 @@ pub fn preflight(
                 continue;
             }
         };
+        if !render {
+            continue;
+        }
         match renderer.render(&row) {
             Ok((request, warnings)) => {
                 for w in warnings {
@@ -315,11 +321,18 @@ pub fn summary_line(c: &Campaign, pre: &Preflight) -> String {
         MessageType::Email => "email",
         MessageType::InApp => "in-app",
     };
+    let recipients = if pre.rendered {
+        format!(
+            "{} recipients",
+            pre.rows - pre.invalid_rows - pre.duplicate_rows
+        )
+    } else {
+        "not rendered".to_string()
+    };
     format!(
-        "{}: {} rows, {} recipients, {kind} from admin {} to {}s",
+        "{}: {} rows, {recipients}, {kind} from admin {} to {}s",
         c.path.display(),
         pre.rows,
-        pre.rows - pre.invalid_rows - pre.duplicate_rows,
         c.from,
         c.to_type
     )
