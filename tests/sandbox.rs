@@ -294,7 +294,7 @@ async fn over_the_rate_gets_429() {
         .unwrap()
         .as_secs();
     assert!(
-        reset % 10 == 0 && reset > now && reset <= now + 10,
+        reset.is_multiple_of(10) && reset > now && reset <= now + 10,
         "reset {reset}, now {now}"
     );
     assert_eq!(h.finish().await.len(), 3);
