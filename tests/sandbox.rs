@@ -320,9 +320,31 @@ async fn drop_rate_one_closes_the_connection_but_creates_the_message() {
     let h = harness(|c, _| c.faults.drop_rate = 1.0).await;
     let err = h.post(&email()).send().await.expect_err("no answer");
     assert!(!err.is_timeout(), "closed, not hung: {err}");
+    // At the byte level: hyper closes the connection without writing a single byte of response.
+    let raw = async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(h.sandbox.addr)
+            .await
+            .unwrap();
+        let body = inapp().to_string();
+        let req = format!(
+            "POST /messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer).await;
+        answer
+    };
+    let answer = tokio::time::timeout(TIMEOUT, raw)
+        .await
+        .expect("closed within the timeout");
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
     let log = h.finish().await;
-    assert_eq!(log.len(), 1);
+    assert_eq!(log.len(), 2);
     assert_eq!(log[0]["request"], email());
+    assert_eq!(log[1]["request"], inapp());
 }
 
 #[tokio::test]
