@@ -1,9 +1,43 @@
 //! `campaign sandbox`: a local Intercom-compatible server for `POST /messages` (and `GET /admins`)
 //! that validates requests against the OpenAPI description and misbehaves on demand.
+//!
+//! This file owns the server: start and shutdown, the accept loop, routing and the order of the
+//! checks. What each check does lives beside it: [`validate`] (schemas and per-type rules),
+//! [`limits`] (rate windows), [`faults`] (latency, 5xx, drops), [`contacts`], [`log`] (the message
+//! log) and [`errors`] (Intercom's `error.list`).
+pub mod contacts;
+pub mod errors;
+pub mod faults;
+pub mod limits;
+pub mod log;
+pub mod validate;
+
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, AUTHORIZATION};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
 
 use crate::cli::{FaultArgs, SandboxArgs};
+use contacts::Contacts;
+use errors::{json_response, ApiError};
+use faults::{Faults, Outcome};
+use limits::WindowLimiter;
+use log::{LogWriter, MessageLog};
+use validate::Schemas;
 
 /// Everything a sandbox needs to start.
 #[derive(Debug, Clone)]
@@ -15,9 +49,34 @@ pub struct SandboxConfig {
     pub log: Option<PathBuf>,
 }
 
+impl From<SandboxArgs> for SandboxConfig {
+    fn from(args: SandboxArgs) -> Self {
+        SandboxConfig {
+            token: args.token,
+            faults: args.faults,
+            contacts: args.contacts,
+            log: args.log,
+        }
+    }
+}
+
+/// The admin `GET /admins` lists and messages are sent from in examples.
+pub const ADMIN_ID: u64 = 394051;
+
+/// Larger bodies are refused; a message is a few KiB at most.
+const MAX_BODY: usize = 1 << 20;
+
+/// How long `shutdown` waits for requests in flight (such as ones sleeping a `--latency`).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A sandbox serving in the background of this process.
 pub struct RunningSandbox {
     pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    accept_loop: tokio::task::JoinHandle<()>,
+    /// Closed (recv gives None) once every connection task has ended: each holds a sender.
+    connections_done: mpsc::Receiver<()>,
+    log: Option<LogWriter>,
 }
 
 impl RunningSandbox {
@@ -26,17 +85,298 @@ impl RunningSandbox {
     }
 
     /// Stops accepting, finishes the log, and returns once the server is down.
-    pub async fn shutdown(self) -> anyhow::Result<()> {
-        todo!()
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        let _ = self.accept_loop.await;
+        // Idle keep-alive connections close at once; requests in flight get DRAIN_TIMEOUT.
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, self.connections_done.recv()).await;
+        if let Some(log) = self.log.take() {
+            log.finish().await;
+        }
+        Ok(())
     }
 }
 
-/// Starts a sandbox on `listen` (port 0 picks a free one) and returns at once.
-pub async fn start(_config: SandboxConfig, _listen: SocketAddr) -> anyhow::Result<RunningSandbox> {
-    todo!()
+/// What every request handler shares.
+struct State {
+    token: Option<String>,
+    validate: bool,
+    schemas: Schemas,
+    limiter: WindowLimiter,
+    faults: Faults,
+    contacts: Option<Contacts>,
+    log: Option<MessageLog>,
+    next_id: AtomicU64,
+}
+
+/// Returned by the service to make hyper close the connection without writing a response: the
+/// `--drop-rate` case, where the message exists but the sender never hears of it.
+#[derive(Debug, thiserror::Error)]
+#[error("connection dropped on purpose (--drop-rate)")]
+pub struct Dropped;
+
+/// Starts a sandbox on `listen` (port 0 picks a free one) and returns once it is listening.
+pub async fn start(config: SandboxConfig, listen: SocketAddr) -> anyhow::Result<RunningSandbox> {
+    let contacts = config.contacts.as_deref().map(Contacts::load).transpose()?;
+    let (log, writer) = match &config.log {
+        Some(path) => {
+            let (log, writer) = log::open(path)?;
+            (Some(log), Some(writer))
+        }
+        None => (None, None),
+    };
+    let state = Arc::new(State {
+        token: config.token,
+        validate: !config.faults.no_validate,
+        schemas: Schemas::load()?,
+        limiter: WindowLimiter::new(config.faults.rate_limit),
+        faults: Faults::new(&config.faults),
+        contacts,
+        log,
+        next_id: AtomicU64::new(1),
+    });
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = watch::channel(false);
+    let (done_tx, connections_done) = mpsc::channel(1);
+    let accept_loop = tokio::spawn(accept_loop(listener, state, stopped, done_tx));
+    Ok(RunningSandbox {
+        addr,
+        stop,
+        accept_loop,
+        connections_done,
+        log: writer,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<State>,
+    mut stopped: watch::Receiver<bool>,
+    done: mpsc::Sender<()>,
+) {
+    let mut builder = http1::Builder::new();
+    builder.keep_alive(true).timer(TokioTimer::new());
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    eprintln!("sandbox: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stop_signal(&mut stopped) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let mut stopped = stopped.clone();
+        let done = done.clone();
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(state.clone(), req));
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            // Errors here are clients going away and our own drops: nothing to report.
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = stop_signal(&mut stopped) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(done);
+        });
+    }
+}
+
+/// Resolves once shutdown was asked for, including before this call.
+async fn stop_signal(stopped: &mut watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
+}
+
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Dropped> {
+    let route = match (req.method(), req.uri().path()) {
+        (&Method::POST, "/messages") => Route::Messages,
+        (&Method::GET, "/admins") => Route::Admins,
+        (method, path) => {
+            let e = ApiError::not_found(format!("Resource Not Found: {method} {path}"));
+            return Ok(e.response());
+        }
+    };
+    // Auth before anything else, as Intercom: an unauthenticated request is not even counted.
+    if let Err(e) = authorize(state.token.as_deref(), req.headers()) {
+        return Ok(e.response());
+    }
+    let admission = state.limiter.admit();
+    let reply = if !admission.allowed {
+        Reply::Answer(
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_exceeded",
+                format!("Exceeded rate limit of {} in 10_seconds", admission.limit),
+            )
+            .response(),
+        )
+    } else {
+        match route {
+            Route::Admins => Reply::Answer(json_response(StatusCode::OK, &admin_list())),
+            Route::Messages => create_message(&state, req)
+                .await
+                .unwrap_or_else(|e| Reply::Answer(e.response())),
+        }
+    };
+    let mut response = match reply {
+        Reply::Answer(r) => r,
+        Reply::Drop => return Err(Dropped),
+    };
+    admission.write_headers(response.headers_mut());
+    Ok(response)
+}
+
+enum Route {
+    Messages,
+    Admins,
+}
+
+enum Reply {
+    Answer(Response<Full<Bytes>>),
+    /// Close the connection unanswered.
+    Drop,
+}
+
+fn authorize(token: Option<&str>, headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(ApiError::unauthorized)?;
+    match token {
+        Some(expected) if expected != given => Err(ApiError::unauthorized()),
+        _ => Ok(()),
+    }
+}
+
+/// `POST /messages` past auth and the limit: version, body, validation, contacts, then the faults
+/// (which apply only to requests that would otherwise succeed), then the message.
+async fn create_message(state: &State, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    let version = validate::api_version(req.headers().get("intercom-version"))?;
+    let bytes = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| ApiError::invalid(None, format!("Cannot read the request body: {e}")))?
+        .to_bytes();
+    let body: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) if state.validate => {
+            return Err(ApiError::invalid(
+                None,
+                format!("Invalid JSON in the request body: {e}"),
+            ))
+        }
+        // --no-validate accepts any body; the log keeps it as a string.
+        Err(_) => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+    };
+    if state.validate {
+        state.schemas.check(version, &body)?;
+    }
+    if let Some(contacts) = &state.contacts {
+        contacts.check(&body)?;
+    }
+    let plan = state.faults.plan();
+    if !plan.latency.is_zero() {
+        tokio::time::sleep(plan.latency).await;
+    }
+    if let Outcome::Fail(status) = plan.outcome {
+        return Err(ApiError::new(
+            status,
+            "server_error",
+            "Something went wrong (sandbox --fail-rate)",
+        ));
+    }
+    let id = state.next_id.fetch_add(1, Ordering::Relaxed).to_string();
+    if let Some(log) = &state.log {
+        log.record(&id, &body);
+    }
+    if plan.outcome == Outcome::Drop {
+        return Ok(Reply::Drop);
+    }
+    Ok(Reply::Answer(json_response(
+        StatusCode::OK,
+        &message_object(&id, &body),
+    )))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The message object Intercom answers with (spec: `message`, the admin example).
+fn message_object(id: &str, body: &Value) -> Value {
+    // Intercom answers `inapp` whichever spelling the request used.
+    let message_type = match body.get("message_type").and_then(Value::as_str) {
+        Some("email") => "email",
+        Some("whatsapp") => "whatsapp",
+        _ => "inapp",
+    };
+    let from_id = match body.pointer("/from/id") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => ADMIN_ID.to_string(),
+    };
+    let mut m = json!({
+        "type": "admin_message",
+        "id": id,
+        "created_at": unix_now(),
+        "body": body.get("body").cloned().unwrap_or(Value::Null),
+        "message_type": message_type,
+        "owner": admin(&from_id),
+    });
+    if message_type == "email" {
+        m["subject"] = body.get("subject").cloned().unwrap_or(Value::Null);
+    }
+    m
+}
+
+fn admin(id: &str) -> Value {
+    json!({
+        "type": "admin",
+        "id": id,
+        "name": "Sandbox Admin",
+        "email": format!("admin{id}@sandbox.invalid"),
+        "away_mode_enabled": false,
+        "away_mode_reassign": false,
+    })
+}
+
+fn admin_list() -> Value {
+    json!({"type": "admin.list", "admins": [admin(&ADMIN_ID.to_string())]})
 }
 
 /// The `campaign sandbox` command: prints the address, serves until Ctrl-C.
-pub async fn serve_forever(_args: SandboxArgs) -> anyhow::Result<()> {
-    todo!()
+pub async fn serve_forever(args: SandboxArgs) -> anyhow::Result<()> {
+    let listen = args.listen;
+    let sandbox = start(args.into(), listen).await?;
+    {
+        // First line of stdout, flushed: scripts read the address from it (port 0 picks one).
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "sandbox listening on {}", sandbox.base_url())?;
+        out.flush()?;
+    }
+    tokio::signal::ctrl_c().await?;
+    eprintln!("sandbox: stopping");
+    sandbox.shutdown().await
 }

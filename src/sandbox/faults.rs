@@ -1,0 +1,146 @@
+//! Misbehaviour on demand: latency, 5xx answers and dropped connections, drawn from one seeded
+//! RNG so that a test can repeat a run.
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hyper::StatusCode;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::cli::FaultArgs;
+use crate::rate::LatencySpec;
+
+/// What happens to one otherwise valid request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Create the message and answer 200.
+    Answer,
+    /// Create nothing; answer this 5xx.
+    Fail(StatusCode),
+    /// Create the message, then close the connection unanswered.
+    Drop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    pub latency: Duration,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug)]
+pub struct Faults {
+    latency: Option<LatencySpec>,
+    fail_rate: f64,
+    drop_rate: f64,
+    rng: Mutex<StdRng>,
+}
+
+const FAIL_STATUSES: [StatusCode; 3] = [
+    StatusCode::INTERNAL_SERVER_ERROR,
+    StatusCode::BAD_GATEWAY,
+    StatusCode::SERVICE_UNAVAILABLE,
+];
+
+impl Faults {
+    pub fn new(args: &FaultArgs) -> Self {
+        let rng = match args.seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::from_entropy(),
+        };
+        Faults {
+            latency: args.latency,
+            fail_rate: args.fail_rate,
+            drop_rate: args.drop_rate,
+            rng: Mutex::new(rng),
+        }
+    }
+
+    fn is_quiet(&self) -> bool {
+        self.fail_rate <= 0.0
+            && self.drop_rate <= 0.0
+            && self.latency.is_none_or(|l| l.max.is_zero())
+    }
+
+    /// Draws the fate of one request. Without faults configured the RNG is not touched, so the
+    /// benchmark path takes no lock.
+    pub fn plan(&self) -> Plan {
+        if self.is_quiet() {
+            return Plan {
+                latency: Duration::ZERO,
+                outcome: Outcome::Answer,
+            };
+        }
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let latency = match self.latency {
+            None => Duration::ZERO,
+            Some(l) if l.min == l.max => l.min,
+            Some(l) => rng.gen_range(l.min..=l.max),
+        };
+        // gen::<f64>() is in [0, 1): a rate of 0 never fires and a rate of 1 always does.
+        let outcome = if rng.gen::<f64>() < self.fail_rate {
+            Outcome::Fail(FAIL_STATUSES[rng.gen_range(0..FAIL_STATUSES.len())])
+        } else if rng.gen::<f64>() < self.drop_rate {
+            Outcome::Drop
+        } else {
+            Outcome::Answer
+        };
+        Plan { latency, outcome }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(fail: f64, drop: f64, latency: Option<&str>, seed: Option<u64>) -> FaultArgs {
+        FaultArgs {
+            rate_limit: "10000/min".parse().unwrap(),
+            latency: latency.map(|l| l.parse().unwrap()),
+            fail_rate: fail,
+            drop_rate: drop,
+            seed,
+            no_validate: false,
+        }
+    }
+
+    #[test]
+    fn no_faults_always_answers_at_once() {
+        let f = Faults::new(&args(0.0, 0.0, None, None));
+        for _ in 0..100 {
+            assert_eq!(
+                f.plan(),
+                Plan {
+                    latency: Duration::ZERO,
+                    outcome: Outcome::Answer
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn rates_of_one_always_fire() {
+        let f = Faults::new(&args(1.0, 0.0, None, None));
+        assert!(
+            (0..100).all(|_| matches!(f.plan().outcome, Outcome::Fail(s) if s.is_server_error()))
+        );
+        let f = Faults::new(&args(0.0, 1.0, None, None));
+        assert!((0..100).all(|_| f.plan().outcome == Outcome::Drop));
+    }
+
+    #[test]
+    fn a_seed_repeats_the_run_and_latency_stays_in_range() {
+        let a = Faults::new(&args(0.3, 0.3, Some("20ms..200ms"), Some(7)));
+        let b = Faults::new(&args(0.3, 0.3, Some("20ms..200ms"), Some(7)));
+        let pa: Vec<Plan> = (0..200).map(|_| a.plan()).collect();
+        let pb: Vec<Plan> = (0..200).map(|_| b.plan()).collect();
+        assert_eq!(pa, pb);
+        assert!(pa
+            .iter()
+            .all(|p| (20..=200).contains(&(p.latency.as_millis() as u64))));
+        let fails = pa
+            .iter()
+            .filter(|p| matches!(p.outcome, Outcome::Fail(_)))
+            .count();
+        assert!((30..100).contains(&fails), "{fails} failures of 200 at 0.3");
+    }
+}

@@ -1,0 +1,136 @@
+//! The `--log` file: one JSON line per created message, written by a single writer thread so that
+//! lines never interleave and request handlers never wait on the disk.
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use anyhow::Context;
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+enum Entry {
+    Line(String),
+    Close,
+}
+
+/// The sending side, shared by every connection.
+#[derive(Debug, Clone)]
+pub struct MessageLog {
+    tx: mpsc::Sender<Entry>,
+}
+
+/// The writer thread; [`LogWriter::finish`] flushes and stops it.
+#[derive(Debug)]
+pub struct LogWriter {
+    tx: mpsc::Sender<Entry>,
+    thread: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Entry")
+    }
+}
+
+/// Creates (truncates) `path` and starts its writer.
+pub fn open(path: &Path) -> anyhow::Result<(MessageLog, LogWriter)> {
+    let file = File::create(path)
+        .with_context(|| format!("cannot create the sandbox log {}", path.display()))?;
+    let (tx, rx) = mpsc::channel();
+    let shown = path.display().to_string();
+    let thread = std::thread::Builder::new()
+        .name("sandbox-log".into())
+        .spawn(move || write_lines(BufWriter::new(file), rx, &shown))?;
+    Ok((MessageLog { tx: tx.clone() }, LogWriter { tx, thread }))
+}
+
+/// Writes each line as it arrives. Lines that queued up meanwhile are written together and then
+/// flushed once: every line is on disk as soon as the writer has caught up, at one write call per
+/// batch instead of one per message under load.
+fn write_lines(mut out: BufWriter<File>, rx: mpsc::Receiver<Entry>, path: &str) {
+    let mut failed = false;
+    let mut write = |out: &mut BufWriter<File>, line: &str| {
+        if let Err(e) = out
+            .write_all(line.as_bytes())
+            .and_then(|()| out.write_all(b"\n"))
+        {
+            if !failed {
+                eprintln!("sandbox: cannot write the log {path}: {e}");
+                failed = true;
+            }
+        }
+    };
+    'outer: while let Ok(entry) = rx.recv() {
+        match entry {
+            Entry::Line(line) => write(&mut out, &line),
+            Entry::Close => break,
+        }
+        loop {
+            match rx.try_recv() {
+                Ok(Entry::Line(line)) => write(&mut out, &line),
+                Ok(Entry::Close) => break 'outer,
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => break 'outer,
+            }
+        }
+        let _ = out.flush();
+    }
+    let _ = out.flush();
+}
+
+/// `{"id": "...", "received_at": "<RFC 3339 UTC>", "request": <body>}`.
+pub fn line(id: &str, received_at: OffsetDateTime, request: &Value) -> String {
+    let at = received_at.format(&Rfc3339).unwrap_or_default();
+    json!({"id": id, "received_at": at, "request": request}).to_string()
+}
+
+impl MessageLog {
+    pub fn record(&self, id: &str, request: &Value) {
+        // The writer only goes away at shutdown; a line sent after that is lost on purpose.
+        let _ = self
+            .tx
+            .send(Entry::Line(line(id, OffsetDateTime::now_utc(), request)));
+    }
+}
+
+impl LogWriter {
+    /// Writes everything recorded before this call, flushes, and stops the thread.
+    pub async fn finish(self) {
+        let _ = self.tx.send(Entry::Close);
+        let thread = self.thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_format() {
+        let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let l = line("7", at, &json!({"body": "hi"}));
+        assert_eq!(
+            l,
+            r#"{"id":"7","received_at":"2023-11-14T22:13:20Z","request":{"body":"hi"}}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn finish_flushes_every_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        let (log, writer) = open(&path).unwrap();
+        for i in 0..1000 {
+            log.record(&i.to_string(), &json!({"n": i}));
+        }
+        writer.finish().await;
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1000);
+        let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(last["request"]["n"], 999);
+    }
+}
