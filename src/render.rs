@@ -111,6 +111,60 @@ fn or_else(
     }
 }
 
+/// Tera's `range`, bounded: `range(end=10000000000)` would build the whole list before a loop
+/// starts, and hang the check. No message needs more than this many iterations.
+const MAX_RANGE: usize = 10_000;
+
+fn bounded_range(
+    args: &std::collections::HashMap<String, tera::Value>,
+) -> tera::Result<tera::Value> {
+    let arg = |name: &str, default: Option<u64>| -> tera::Result<u64> {
+        match args.get(name) {
+            Some(v) => v.as_u64().ok_or_else(|| {
+                tera::Error::msg(format!("`range`: `{name}` must be a whole number from 0"))
+            }),
+            None => default.ok_or_else(|| tera::Error::msg(format!("`range` needs `{name}`"))),
+        }
+    };
+    let start = arg("start", Some(0))?;
+    let end = arg("end", None)?;
+    let step = arg("step_by", Some(1))?;
+    if step == 0 {
+        return Err(tera::Error::msg("`range`: `step_by` must be above 0"));
+    }
+    let len = end.saturating_sub(start).div_ceil(step);
+    if len > MAX_RANGE as u64 {
+        return Err(tera::Error::msg(format!(
+            "`range` would have {len} items, more than {MAX_RANGE}"
+        )));
+    }
+    Ok((start..end)
+        .step_by(step as usize)
+        .collect::<Vec<_>>()
+        .into())
+}
+
+/// A macro can call itself, and Tera does not bound the recursion: the process would overflow
+/// its stack. Message templates have no need for macros, so they are refused.
+fn macro_error(origin: &str, source: &str) -> Option<TemplateError> {
+    for (line, text) in (1..).zip(source.lines()) {
+        let mut rest = text;
+        while let Some(at) = rest.find("{%") {
+            let tag = rest[at + 2..].trim_start_matches(['-', ' ', '\t']);
+            if tag.starts_with("macro") || tag.starts_with("import") {
+                let column = text.len() - rest.len() + at + 1;
+                return Some(TemplateError {
+                    origin: origin.to_string(),
+                    position: Some((line, column)),
+                    message: "macros are not supported in message templates".into(),
+                });
+            }
+            rest = &rest[at + 2..];
+        }
+    }
+    None
+}
+
 /// Line and column from Tera's parse error (`--> 3:14`), and its explanation without the banner.
 fn parse_error(origin: &str, err: &tera::Error) -> TemplateError {
     let text = error_chain(err);
@@ -162,6 +216,7 @@ impl Templates {
         let mut tera = Tera::default();
         tera.autoescape_on(vec![".html"]);
         tera.register_filter("or_else", or_else);
+        tera.register_function("range", bounded_range);
         let body_name = match campaign.body_format {
             BodyFormat::Html => BODY_HTML,
             BodyFormat::Text => BODY_TEXT,
@@ -173,6 +228,10 @@ impl Templates {
         }
         let mut errors = Vec::new();
         for (name, src) in &sources {
+            if let Some(e) = macro_error(&src.origin, &src.source) {
+                errors.push(e);
+                continue;
+            }
             if let Err(e) = tera.add_raw_template(name, &route_default(&src.source)) {
                 errors.push(parse_error(&src.origin, &e));
             }

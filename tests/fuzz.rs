@@ -272,6 +272,11 @@ fn known_awkward_inputs_do_not_panic() {
         "{{ row / 0 }}",
         "{{ 1 / 0 }}",
         "{{ first_name | truncate(length=-1) }}",
+        // A self-calling macro overflowed the stack (an abort, not even a panic).
+        "{% macro m() %}{{ self::m() }}{% endmacro m %}{{ self::m() }}",
+        // A huge range built the whole list first: a hang.
+        "{% for i in range(end=100000000000) %}x{% endfor %}",
+        "{% for i in range(start=5, end=1, step_by=0) %}x{% endfor %}",
     ];
     for t in templates {
         let dir = tempfile::tempdir().unwrap();
