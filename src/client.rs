@@ -78,6 +78,8 @@ pub enum Attempt {
 pub struct Client {
     http: reqwest::Client,
     url: reqwest::Url,
+    /// Kept only to strike it from whatever the server says back.
+    token: Token,
 }
 
 impl fmt::Debug for Client {
@@ -120,15 +122,60 @@ impl Client {
             .pool_max_idle_per_host(pool)
             .build()
             .context("cannot build the HTTP client")?;
-        Ok(Client { http, url })
+        Ok(Client {
+            http,
+            url,
+            token: token.clone(),
+        })
     }
 
     pub fn url(&self) -> &str {
         self.url.as_str()
     }
 
-    /// One attempt. `body` is the serialized request, shared between attempts.
+    /// One attempt. `body` is the serialized request, shared between attempts. Nothing the
+    /// server or the transport says back carries the token: an error page that echoes the request
+    /// would otherwise put it in the results file and on the screen.
     pub async fn send(&self, body: Bytes) -> Attempt {
+        let token = self.token.expose();
+        let redact = |s: String| {
+            if s.contains(token) {
+                s.replace(token, "<redacted>")
+            } else {
+                s
+            }
+        };
+        match self.attempt(body).await {
+            Attempt::Rejected {
+                status,
+                error,
+                rate,
+                retry_after,
+            } => Attempt::Rejected {
+                status,
+                error: ApiError {
+                    code: redact(error.code),
+                    message: redact(error.message),
+                    request_id: redact(error.request_id),
+                },
+                rate,
+                retry_after,
+            },
+            Attempt::Sent {
+                message_id,
+                status,
+                rate,
+            } => Attempt::Sent {
+                message_id: redact(message_id),
+                status,
+                rate,
+            },
+            Attempt::NotReached(why) => Attempt::NotReached(redact(why)),
+            Attempt::Unknown(why) => Attempt::Unknown(redact(why)),
+        }
+    }
+
+    async fn attempt(&self, body: Bytes) -> Attempt {
         let response = match self.http.post(self.url.clone()).body(body).send().await {
             Ok(r) => r,
             Err(e) if e.is_connect() => return Attempt::NotReached(describe(&e)),

@@ -510,7 +510,6 @@ fn the_token_never_appears_in_output_results_journal_or_preview() {
 /// sends back is printed (and recorded) as is, so a server or proxy that echoes the
 /// Authorization header puts the token on stderr. Secrets should be redacted from such text.
 #[test]
-#[ignore = "bug: a server error message that echoes the token is printed unredacted"]
 fn the_token_is_redacted_from_server_error_messages() {
     token_stays_secret(true);
 }
