@@ -64,6 +64,8 @@ struct Shared {
     max_failure_share: f64,
     retry_not_found_for: Duration,
     request_timeout: Duration,
+    /// 429 answers: each paused every sender until the window's reset.
+    rate_limited: std::sync::atomic::AtomicU64,
 }
 
 /// The fingerprint of what the messages are made of, less the rows: templates and settings, and
@@ -377,6 +379,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
         max_failure_share: c.send.max_failure_share,
         retry_not_found_for: c.send.retry_not_found_for,
         request_timeout: c.send.request_timeout,
+        rate_limited: Default::default(),
     });
     let mut writer = ResultsWriter::open(&results_path)?;
     let offset = std::fs::metadata(&results_path)
@@ -432,6 +435,7 @@ struct RunEnd {
     stop: Option<StopReason>,
     unknown_rows: Vec<u64>,
     left: u64,
+    rate_limited: u64,
 }
 
 async fn pipeline(
@@ -699,6 +703,7 @@ async fn pipeline(
         stop,
         unknown_rows,
         left,
+        rate_limited: shared.rate_limited.load(Ordering::Relaxed),
     }
 }
 
@@ -797,6 +802,7 @@ async fn send_row(shared: &Shared, job: Job) -> (ResultRow, bool) {
             } => {
                 // Not the row's fault: it does not count as an attempt.
                 attempts -= 1;
+                shared.rate_limited.fetch_add(1, Ordering::Relaxed);
                 let until = match (retry_after, reset_unix) {
                     (Some(d), _) => Instant::now() + d.min(Duration::from_secs(60)),
                     (None, Some(reset)) => pace::reset_instant(reset),
@@ -851,6 +857,12 @@ fn report_end(args: &SendArgs, results_path: &Path, end: RunEnd) -> anyhow::Resu
         p.done() as f64 / secs.max(0.001),
         results_path.display()
     );
+    if end.rate_limited > 0 {
+        eprintln!(
+            "rate limited: {} answers were 429; every sender waited for the window to reset, and those rows went again",
+            end.rate_limited
+        );
+    }
     if !end.unknown_rows.is_empty() {
         let mut rows = end.unknown_rows.clone();
         rows.sort_unstable();
