@@ -1,0 +1,339 @@
+#!/usr/bin/env bash
+# End-to-end benchmarks behind BENCHMARKS.md: the release binary against its own sandbox (on
+# 127.0.0.1 only), beside the baselines (benches/baseline/). Writes a markdown report.
+#
+#   benches/run.sh                      # the issue's sizes and durations (about 25 minutes)
+#   BENCH_SECONDS=5 BENCH_BIG_ROWS=100000 BENCH_THROUGHPUT_ROWS=20000 benches/run.sh   # smoke run
+#
+# Knobs (env): BENCH_SECONDS (rate runs, default 30), BENCH_RUNS (repeats, default 3, medians are
+# reported), BENCH_BIG_ROWS (flat memory / check / resume, default 1000000), BENCH_THROUGHPUT_ROWS
+# (default 200000), BENCH_AIOHTTP_ROWS (posts per aiohttp run, default 50000: its rate, not its
+# total, is compared), BENCH_CONCURRENCY (in flight for the throughput runs, default 64),
+# BENCH_OUT (report, default benches/results.md), BENCH_SECTIONS (default "1 2 3 4 5"; 6 comes
+# from the runs of 2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+SECONDS_=${BENCH_SECONDS:-30}
+RUNS=${BENCH_RUNS:-3}
+BIG=${BENCH_BIG_ROWS:-1000000}
+THRU=${BENCH_THROUGHPUT_ROWS:-200000}
+AIO=${BENCH_AIOHTTP_ROWS:-50000}
+CONC=${BENCH_CONCURRENCY:-64}
+OUT=${BENCH_OUT:-benches/results.md}
+SECTIONS=${BENCH_SECTIONS:-"1 2 3 4 5"}
+PY=${PYTHON:-python3}
+AN="$PY $ROOT/benches/analyze.py"
+export INTERCOM_TOKEN=bench
+NO_LIMIT=100000000/min
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/campaign-bench.XXXXXX")
+SANDBOX_PID=""
+PORT=""
+
+stop_sandbox() {
+    if [ -n "$SANDBOX_PID" ]; then
+        kill -INT "$SANDBOX_PID" 2>/dev/null || true
+        wait "$SANDBOX_PID" 2>/dev/null || true
+        SANDBOX_PID=""
+    fi
+}
+cleanup() {
+    stop_sandbox
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+# start_sandbox ARGS...: a sandbox on a free loopback port (or on $FIXED_PORT when set: a resumed
+# run must go to the same address as the first); sets PORT and API.
+FIXED_PORT=""
+start_sandbox() {
+    stop_sandbox
+    : >"$TMP/sandbox.out"
+    "$BIN" sandbox --listen "127.0.0.1:${FIXED_PORT:-0}" "$@" >"$TMP/sandbox.out" 2>"$TMP/sandbox.err" &
+    SANDBOX_PID=$!
+    for _ in $(seq 100); do
+        if grep -q "listening on" "$TMP/sandbox.out"; then break; fi
+        sleep 0.05
+    done
+    PORT=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$TMP/sandbox.out")
+    [ -n "$PORT" ] || { cat "$TMP/sandbox.err" >&2; echo "sandbox did not start" >&2; exit 1; }
+    API="http://127.0.0.1:$PORT"
+}
+
+# timed OUTPREFIX CMD...: runs CMD under /usr/bin/time -v; OUTPREFIX.{out,err,time}.
+timed() {
+    local p=$1
+    shift
+    /usr/bin/time -v -o "$p.time" "$@" >"$p.out" 2>"$p.err" || {
+        echo "failed ($?): $*" >&2
+        tail -5 "$p.err" >&2
+        return 1
+    }
+}
+# rss_mb / cpu_share / wall of a .time file
+tfield() { sed -n "s/^[[:space:]]*$2: //p" "$1.time"; }
+rss_mb() { awk '{printf "%.1f", $1/1024}' <<<"$(tfield "$1" 'Maximum resident set size (kbytes)')"; }
+wall_s() { tfield "$1" 'Elapsed (wall clock) time (h:mm:ss or m:ss)' | awk -F: '{s=0; for(i=1;i<=NF;i++) s=s*60+$i; printf "%.3f", s}'; }
+cpu_s() { awk -v u="$(tfield "$1" 'User time (seconds)')" -v s="$(tfield "$1" 'System time (seconds)')" 'BEGIN{printf "%.3f", u+s}'; }
+median() { $AN median "$@"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b+0 == 0) print "nan"; else printf "%.3f", a/b }'; }
+ok() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN{ if (v == "nan") {print "not measured"; exit} if ((op == ">=" && v+0 >= t+0) || (op == "<=" && v+0 <= t+0)) print "met"; else print "**not met**" }'; }
+
+# campaign NAME ROWS: a campaign file like samples/welcome.toml over a generated CSV of ROWS rows.
+campaign() {
+    local name=$1 rows=$2
+    if [ ! -f "$TMP/$name.csv" ]; then
+        $AN gen "$rows" "$TMP/$name.csv"
+    fi
+    sed -e "s|^recipients = .*|recipients = \"$name.csv\"|" \
+        -e "s|^body_file = .*|body_file = \"welcome.html\"|" \
+        "$ROOT/samples/welcome.toml" >"$TMP/$name.toml"
+    echo "$TMP/$name.toml"
+}
+
+# send_run PREFIX TOML ARGS...: a send against $API, results in PREFIX.results.csv.
+send_run() {
+    local p=$1 toml=$2
+    shift 2
+    rm -f "$p.results.csv" "$p.results.csv.journal"
+    timed "$p" "$BIN" send "$toml" --api-base "$API" --results "$p.results.csv" "$@"
+}
+rate_limited() { sed -n 's/^rate limited: \([0-9]*\) answers.*/\1/p' "$1.err" | tail -1 | grep . || echo 0; }
+
+log "building (release binary and baselines)"
+cargo build --release --quiet
+cargo bench --no-run --quiet --bench bare_reqwest --bench bare_csv 2>/dev/null
+exe() {
+    cargo bench --no-run --bench "$1" --message-format=json 2>/dev/null |
+        $PY -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == sys.argv[1] and m.get("executable"):
+        print(m["executable"])' "$1" | tail -1
+}
+BIN=$ROOT/target/release/campaign
+BARE_REQWEST=$(exe bare_reqwest)
+BARE_CSV=$(exe bare_csv)
+[ -x /usr/bin/time ] || { echo "/usr/bin/time is missing: apt-get install -y time" >&2; exit 1; }
+cp "$ROOT/templates/welcome.html" "$TMP/welcome.html"
+
+AIOHTTP_OK=1
+if ! $PY -c 'import aiohttp' 2>/dev/null; then
+    log "installing aiohttp"
+    $PY -m pip install --quiet aiohttp >/dev/null 2>&1 || AIOHTTP_OK=0
+fi
+
+ROWS_MD=""
+row() { ROWS_MD+="| $1 | $2 | $3 | $4 | $5 |"$'\n'; }
+NOTES=""
+note() { NOTES+="- $*"$'\n'; }
+
+# ---------------------------------------------------------------------------------------------
+# 1. Rate accuracy.
+if [[ " $SECTIONS " == *" 1 "* ]]; then
+    for spec in "1000/s 1000 $NO_LIMIT" "10000/min 166.667 10000/min" "40000/s 40000 $NO_LIMIT"; do
+        read -r rate per_sec limit <<<"$spec"
+        rows=$(awk -v r="$per_sec" -v s="$SECONDS_" -v b="$BIG" 'BEGIN{n=int(r*s); if (n>b) n=b; print n}')
+        share=$(awk -v r="$per_sec" 'BEGIN{print int(r*10)}')
+        toml=$(campaign "rate$rows" "$rows")
+        rates=() worsts=() aligned=() r429=()
+        for i in $(seq "$RUNS"); do
+            log "1. rate $rate, run $i: $rows rows, sandbox limit $limit"
+            start_sandbox --no-validate --rate-limit "$limit" --log "$TMP/r1.jsonl"
+            send_run "$TMP/r1" "$toml" --rate "$rate" --concurrency auto
+            stop_sandbox
+            read -r n achieved worst al <<<"$($AN log "$TMP/r1.jsonl" "$share")"
+            rates+=("$achieved") worsts+=("$worst") aligned+=("$al") r429+=("$(rate_limited "$TMP/r1")")
+            log "   achieved $achieved/s, busiest 10 s: $worst (aligned $al, share $share), 429s: ${r429[-1]}"
+        done
+        m=$(median "${rates[@]}")
+        note "rate $rate: achieved/s per run ${rates[*]}; busiest sliding 10 s ${worsts[*]}, busiest aligned 10 s ${aligned[*]} (share $share); 429 answers ${r429[*]}"
+        case $rate in
+        1000/s)
+            acc=$(ratio "$m" 1000)
+            within=$(awk -v r="$acc" 'BEGIN{print (r>=0.99 && r<=1.01) ? "met" : "**not met**"}')
+            wmax=$(printf '%s\n' "${worsts[@]}" | sort -n | tail -1)
+            row "1. rate 1000/s, ${SECONDS_} s" "$m msg/s; busiest 10 s: $wmax" "within 1% of 1000/s; no 10 s over $share" \
+                "$within; windows $(ok "$wmax" "$share" "<=")" "$acc of 1000/s"
+            ;;
+        10000/min)
+            total=0
+            for x in "${r429[@]}"; do total=$((total + x)); done
+            row "1. rate 10000/min vs sandbox limit 10000/min, ${SECONDS_} s" "$m msg/s; 429s in $RUNS runs: $total" "no 429" \
+                "$( [ "$total" = 0 ] && echo met || echo '**not met**')" "$(ratio "$m" 166.667) of 166.7/s"
+            ;;
+        40000/s)
+            fails=$(grep -h "^sent" "$TMP"/r1.out | head -1)
+            row "1. rate 40000/s (above the ceiling), ${SECONDS_} s of rows" "$m msg/s" "degrades gracefully" \
+                "see note" "$(ratio "$m" 40000) of 40000/s"
+            note "rate 40000/s last run's summary: $fails"
+            ;;
+        esac
+    done
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 2. Latency does not cost rate; 6. CPU per message (from the same runs).
+if [[ " $SECTIONS " == *" 2 "* ]]; then
+    rows=$(awk -v s="$SECONDS_" 'BEGIN{print int(166*s)}')
+    toml=$(campaign "lat$rows" "$rows")
+    frows=$(awk -v s="$SECONDS_" 'BEGIN{n=int(166*s/3); if (n<500) n=500; print n}')
+    ftoml=$(campaign "lat$frows" "$frows")
+    for lat in 100ms 300ms; do
+        rates=() cpus=() fixed=()
+        for i in $(seq "$RUNS"); do
+            log "2. latency $lat, rate 166/s, concurrency auto, run $i: $rows rows"
+            start_sandbox --no-validate --rate-limit "$NO_LIMIT" --latency "$lat" --log "$TMP/r2.jsonl"
+            send_run "$TMP/r2" "$toml" --rate 166/s --concurrency auto
+            stop_sandbox
+            read -r n achieved worst al <<<"$($AN log "$TMP/r2.jsonl" 1660)"
+            rates+=("$achieved")
+            cpus+=("$(awk -v c="$(cpu_s "$TMP/r2")" -v w="$(wall_s "$TMP/r2")" 'BEGIN{printf "%.4f", 100*c/w}')")
+            log "2. latency $lat, rate 166/s, concurrency 64 (fixed), run $i: $frows rows"
+            start_sandbox --no-validate --rate-limit "$NO_LIMIT" --latency "$lat" --log "$TMP/r2.jsonl"
+            send_run "$TMP/r2f" "$ftoml" --rate 166/s --concurrency 64
+            stop_sandbox
+            read -r n achieved worst al <<<"$($AN log "$TMP/r2.jsonl" 1660)"
+            fixed+=("$achieved")
+            log "   auto: ${rates[-1]}/s (CPU ${cpus[-1]}%), fixed 64: $achieved/s"
+        done
+        m=$(median "${rates[@]}")
+        mf=$(median "${fixed[@]}")
+        mc=$(median "${cpus[@]}")
+        note "latency $lat at 166/s: auto achieved/s ${rates[*]}; fixed 64 achieved/s ${fixed[*]}; CPU % of one core ${cpus[*]}"
+        row "2. latency $lat, rate 166/s, concurrency auto" "$m msg/s (fixed 64: $mf)" "≥ 164.34/s (99%)" \
+            "$(ok "$m" 164.34 ">=")" "$(ratio "$m" 166) of 166/s"
+        row "6. CPU at 166/s, latency $lat (user+sys / wall)" "$mc % of one core" "≤ 2 %" "$(ok "$mc" 2 "<=")" \
+            "$(ratio "$mc" 2) of the budget"
+    done
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 3. Throughput ceiling: no limit, sandbox --no-validate without latency or log.
+if [[ " $SECTIONS " == *" 3 "* ]]; then
+    toml=$(campaign "thru$THRU" "$THRU")
+    "$BIN" preview "$toml" --row 1 --json >"$TMP/body.json"
+    camp=() campsend=() bare=() aio=()
+    for i in $(seq "$RUNS"); do
+        start_sandbox --no-validate --rate-limit "$NO_LIMIT"
+        log "3. campaign send, $THRU rows, concurrency $CONC, run $i"
+        send_run "$TMP/r3" "$toml" --rate "$NO_LIMIT" --concurrency "$CONC"
+        camp+=("$(awk -v n="$THRU" -v w="$(wall_s "$TMP/r3")" 'BEGIN{printf "%.1f", n/w}')")
+        campsend+=("$(sed -n 's/^sent .* in [0-9.]*s (\([0-9.]*\)\/s).*/\1/p' "$TMP/r3.out")")
+        log "3. bare reqwest, $THRU posts, run $i"
+        BENCH_URL="$API/messages" BENCH_N=$THRU BENCH_CONCURRENCY=$CONC BENCH_BODY="$TMP/body.json" \
+            "$BARE_REQWEST" >"$TMP/bare.out"
+        bare+=("$(sed -n 's/.*: \([0-9.]*\) msg\/s.*/\1/p' "$TMP/bare.out")")
+        if [ "$AIOHTTP_OK" = 1 ]; then
+            log "3. python aiohttp, $AIO posts, run $i"
+            $PY "$ROOT/benches/baseline/aiohttp_post.py" "$API/messages" "$AIO" "$CONC" "$TMP/body.json" >"$TMP/aio.out"
+            aio+=("$(sed -n 's/.*: \([0-9.]*\) msg\/s.*/\1/p' "$TMP/aio.out")")
+        fi
+        stop_sandbox
+        log "   campaign ${camp[-1]}/s end to end (${campsend[-1]}/s sending), bare ${bare[-1]}/s, aiohttp ${aio[-1]:-skipped}/s"
+    done
+    mc=$(median "${camp[@]}")
+    mb=$(median "${bare[@]}")
+    note "throughput: campaign send msg/s (rows / process wall time) ${camp[*]}; its own summary (sending phase) ${campsend[*]}; bare reqwest ${bare[*]}; aiohttp ${aio[*]:-not installed}"
+    row "3. campaign send, $THRU rows, no limit, vs bare reqwest" "$mc msg/s (bare reqwest $mb)" "≥ 0.70 × bare reqwest" \
+        "$(ok "$(ratio "$mc" "$mb")" 0.70 ">=")" "$(ratio "$mc" "$mb")"
+    if [ "$AIOHTTP_OK" = 1 ]; then
+        ma=$(median "${aio[@]}")
+        row "3. campaign send vs Python aiohttp ($AIO posts)" "$mc msg/s (aiohttp $ma)" "≥ 5 × aiohttp" \
+            "$(ok "$(ratio "$mc" "$ma")" 5 ">=")" "$(ratio "$mc" "$ma")"
+    else
+        row "3. campaign send vs Python aiohttp" "aiohttp could not be installed" "≥ 5 × aiohttp" "not measured" "-"
+    fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 4. Flat memory, and 5. fast start: check of BIG rows, send of BIG rows, resume.
+if [[ " $SECTIONS " == *" 4 "* || " $SECTIONS " == *" 5 "* ]]; then
+    btoml=$(campaign "big$BIG" "$BIG")
+    # The send and resume campaign: BIG rows and 10 more, sent with --limit BIG, so that a resume
+    # has a BIG-line results file and 10 rows left to send.
+    plus=$((BIG + 10))
+    $AN gen "$plus" "$TMP/plus$plus.csv"
+    ptoml=$(campaign "plus$plus" "$plus")
+    crss=() crate=() bcsv=() srss=() swall=() first=()
+    # The sends and resumes below share one address: the results file records its target.
+    start_sandbox --no-validate --rate-limit "$NO_LIMIT"
+    stop_sandbox
+    FIXED_PORT=$PORT
+    for i in $(seq "$RUNS"); do
+        log "4/5. check, $BIG rows, run $i"
+        timed "$TMP/c" "$BIN" check "$btoml"
+        crss+=("$(rss_mb "$TMP/c")")
+        crate+=("$(awk -v n="$BIG" -v w="$(wall_s "$TMP/c")" 'BEGIN{printf "%.1f", n/w}')")
+        BENCH_CSV="$TMP/big$BIG.csv" "$BARE_CSV" >"$TMP/bcsv.out"
+        bcsv+=("$(sed -n 's/.*: \([0-9.]*\) rows\/s.*/\1/p' "$TMP/bcsv.out")")
+        log "   check: ${crss[-1]} MB, ${crate[-1]} rows/s; bare csv ${bcsv[-1]} rows/s"
+    done
+    if [[ " $SECTIONS " == *" 4 "* ]]; then
+        for i in $(seq "$RUNS"); do
+            log "4. send, $BIG rows (of $plus), no limit, run $i"
+            start_sandbox --no-validate --rate-limit "$NO_LIMIT"
+            send_run "$TMP/s" "$ptoml" --rate "$NO_LIMIT" --concurrency "$CONC" --limit "$BIG"
+            stop_sandbox
+            srss+=("$(rss_mb "$TMP/s")")
+            swall+=("$(wall_s "$TMP/s")")
+            log "   send: ${srss[-1]} MB in ${swall[-1]} s"
+        done
+    fi
+    mcr=$(median "${crss[@]}")
+    note "check of $BIG rows: peak RSS MB ${crss[*]}; rows/s ${crate[*]}; bare csv rows/s ${bcsv[*]}"
+    row "4. peak RSS, check of $BIG rows" "$mcr MB" "≤ 50 MB" "$(ok "$mcr" 50 "<=")" "$(ratio "$mcr" 50) of the budget"
+    if [ ${#srss[@]} -gt 0 ]; then
+        msr=$(median "${srss[@]}")
+        note "send of $BIG rows: peak RSS MB ${srss[*]}; wall s ${swall[*]}"
+        row "4. peak RSS, send of $BIG rows" "$msr MB" "≤ 50 MB" "$(ok "$msr" 50 "<=")" "$(ratio "$msr" 50) of the budget"
+    fi
+    mcrate=$(median "${crate[@]}")
+    mbcsv=$(median "${bcsv[@]}")
+    row "5. check of $BIG rows vs a bare csv-crate pass" "$mcrate rows/s (bare csv $mbcsv)" "≥ 0.25 × bare csv" \
+        "$(ok "$(ratio "$mcrate" "$mbcsv")" 0.25 ">=")" "$(ratio "$mcrate" "$mbcsv")"
+    if [ -f "$TMP/s.results.csv" ]; then
+        cp "$TMP/s.results.csv" "$TMP/base.results.csv"
+        cp "$TMP/s.results.csv.journal" "$TMP/base.results.csv.journal" 2>/dev/null || true
+        lines=$(($(wc -l <"$TMP/base.results.csv") - 1))
+        for i in $(seq "$RUNS"); do
+            log "5. send --resume with a $lines-line results file, run $i"
+            cp "$TMP/base.results.csv" "$TMP/res.results.csv"
+            rm -f "$TMP/res.results.csv.journal"
+            [ -f "$TMP/base.results.csv.journal" ] && cp "$TMP/base.results.csv.journal" "$TMP/res.results.csv.journal"
+            start_sandbox --no-validate --rate-limit "$NO_LIMIT" --log "$TMP/r5.jsonl"
+            t0=$(date +%s.%N)
+            timed "$TMP/res" "$BIN" send "$ptoml" --api-base "$API" --results "$TMP/res.results.csv" --resume \
+                --rate "$NO_LIMIT" --concurrency "$CONC"
+            stop_sandbox
+            first+=("$($AN first "$TMP/r5.jsonl" "$t0")")
+            log "   first request after ${first[-1]} s (peak RSS $(rss_mb "$TMP/res") MB)"
+        done
+        mf=$(median "${first[@]}")
+        note "send --resume with a $lines-line results file: seconds to the first request ${first[*]}"
+        row "5. send --resume, $lines-line results file: first request" "$mf s" "≤ 3 s" "$(ok "$mf" 3 "<=")" "$(ratio "$mf" 3) of the budget"
+    fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+{
+    echo "# campaign benchmarks: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo
+    echo "Machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM; commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')."
+    echo "Settings: BENCH_SECONDS=$SECONDS_ BENCH_RUNS=$RUNS BENCH_BIG_ROWS=$BIG BENCH_THROUGHPUT_ROWS=$THRU BENCH_AIOHTTP_ROWS=$AIO BENCH_CONCURRENCY=$CONC; medians of $RUNS runs."
+    echo
+    echo "| target | measured (median) | target | met | ratio |"
+    echo "|---|---|---|---|---|"
+    printf '%s' "$ROWS_MD"
+    echo
+    echo "Every run:"
+    echo
+    printf '%s' "$NOTES"
+} >"$OUT"
+log "report: $OUT"
+cat "$OUT"
