@@ -203,6 +203,15 @@ impl Prior {
         self.status(row).map(|_| self.recipients[row as usize])
     }
 
+    /// The rows whose last status is `status`, in order.
+    pub fn rows_with(&self, status: RowStatus) -> impl Iterator<Item = u64> + '_ {
+        self.flags
+            .iter()
+            .enumerate()
+            .filter(move |(_, f)| RowStatus::from_code(**f) == Some(status))
+            .map(|(i, _)| i as u64)
+    }
+
     pub fn rows(&self) -> u64 {
         self.sent + self.failed + self.unknown + self.skipped
     }
@@ -231,8 +240,8 @@ impl Prior {
     }
 }
 
-/// Whether the results file holds at least one row.
-pub fn has_rows(path: &Path) -> bool {
+/// Whether a file has a line after its first (a row after the header).
+fn has_second_line(path: &Path) -> bool {
     let Ok(f) = File::open(path) else {
         return false;
     };
@@ -240,6 +249,12 @@ pub fn has_rows(path: &Path) -> bool {
         .lines()
         .nth(1)
         .is_some_and(|l| l.is_ok_and(|l| !l.trim().is_empty()))
+}
+
+/// Whether an earlier run left anything: a row in the results file, or a row in its journal (a run
+/// killed before its first outcome was written has only the journal, and its rows may have gone out).
+pub fn has_history(results: &Path) -> bool {
+    has_second_line(results) || has_second_line(&journal_path(results))
 }
 
 /// Cuts a line torn by a crash mid-write (the file does not end in a newline): that row's outcome
@@ -275,7 +290,11 @@ fn cut_torn_line(path: &Path) -> anyhow::Result<()> {
 /// Reads what earlier runs left, records rows that were in flight when the last run stopped as
 /// `unknown`, and compacts the file to one line per row. `hash` maps a recipient to its 8 bytes.
 pub fn reconcile(results: &Path, hash: &dyn Fn(&str) -> u64) -> anyhow::Result<Prior> {
-    cut_torn_line(results)?;
+    if results.exists() {
+        cut_torn_line(results)?;
+    }
+    // Creates the file, or restores a header a crash cut, so that it can be read.
+    drop(ResultsWriter::open(results)?);
     let journal = journal_path(results);
     let mut prior = Prior::default();
     let journal_text = match File::open(&journal) {
@@ -422,6 +441,31 @@ fn check_header(path: &Path, header: &csv::StringRecord) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Rows per status in a compacted results file: the campaign's state across all its runs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub sent: u64,
+    pub failed: u64,
+    pub unknown: u64,
+    pub skipped: u64,
+}
+
+pub fn tally(results: &Path) -> anyhow::Result<Tally> {
+    let mut t = Tally::default();
+    let mut rdr = csv::ReaderBuilder::new().from_path(results)?;
+    let mut rec = csv::ByteRecord::new();
+    while rdr.read_byte_record(&mut rec)? {
+        match rec.get(2) {
+            Some(b"sent") => t.sent += 1,
+            Some(b"failed") => t.failed += 1,
+            Some(b"unknown") => t.unknown += 1,
+            Some(b"skipped") => t.skipped += 1,
+            _ => {}
+        }
+    }
+    Ok(t)
 }
 
 /// Rewrites the results file with one line per row (its last), in the order they were written.

@@ -188,7 +188,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     });
 
     // What an earlier run left.
-    let prior = if results::has_rows(&results_path) {
+    let prior = if results::has_history(&results_path) {
         if !args.resume {
             bail!(
                 "{} already holds results: add --resume to continue that run (rows recorded `sent` are not sent again), or choose another --results file",
@@ -308,9 +308,16 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
             }
         );
         if p.unknown > 0 && !args.retry_unknown {
+            let rows: Vec<String> = p
+                .rows_with(RowStatus::Unknown)
+                .take(20)
+                .map(|r| r.to_string())
+                .collect();
             eprintln!(
-                "{} rows are `unknown`: they may have reached their recipients and are not sent again. Check them in Intercom (the contact's conversations), then send them on purpose with --resume --retry-unknown.",
-                p.unknown
+                "{} rows are `unknown` (rows {}{}): they may have reached their recipients and are not sent again. Check them in Intercom (the contact's conversations; the results file has each row's recipient), then send them on purpose with --resume --retry-unknown.",
+                p.unknown,
+                rows.join(", "),
+                if p.unknown > 20 { ", …" } else { "" }
             );
         }
     }
@@ -423,11 +430,12 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     .await;
     drop(writer);
     results::compact(&results_path)?;
+    let tally = results::tally(&results_path)?;
     if let Some((running, log)) = sandbox {
         running.shutdown().await?;
         eprintln!("sandbox log: {}", log.display());
     }
-    report_end(&args, &results_path, end)
+    report_end(&args, &results_path, end, tally)
 }
 
 struct RunEnd {
@@ -844,7 +852,12 @@ async fn send_row(shared: &Shared, job: Job) -> (ResultRow, bool) {
     (row, fatal)
 }
 
-fn report_end(args: &SendArgs, results_path: &Path, end: RunEnd) -> anyhow::Result<Status> {
+fn report_end(
+    args: &SendArgs,
+    results_path: &Path,
+    end: RunEnd,
+    all: results::Tally,
+) -> anyhow::Result<Status> {
     let p = &end.progress;
     let secs = p.elapsed().as_secs_f64();
     println!(
@@ -901,8 +914,13 @@ fn report_end(args: &SendArgs, results_path: &Path, end: RunEnd) -> anyhow::Resu
             eprintln!("stopped: {why}. Then continue: {resume}");
             Ok(Status::Stopped)
         }
-        None if p.failed > 0 || p.unknown > 0 => {
-            eprintln!("some rows did not go out; `failed` rows are sent again by: {resume}");
+        // The campaign's state, not just this run's: rows left `unknown` or `failed` by an earlier
+        // run mean it is not done.
+        None if all.failed + all.unknown + all.skipped > 0 => {
+            eprintln!(
+                "the results file holds {} sent, {} failed, {} unknown, {} skipped rows; `failed` rows are sent again by: {resume}",
+                all.sent, all.failed, all.unknown, all.skipped
+            );
             Ok(Status::Failed)
         }
         None => {

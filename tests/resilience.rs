@@ -64,9 +64,9 @@ fn a_500_or_a_dropped_connection_is_unknown_never_resent_unless_asked() {
         "neither is retried within the run"
     );
 
-    // Resume skips unknown rows, and says so.
+    // Resume skips unknown rows, and says so; the campaign is not done, so exit 1.
     f.send(&server, &["--resume"])
-        .success()
+        .code(1)
         .stderr(predicate::str::contains("2 rows are `unknown`"));
     assert_eq!(server.requests().len(), 5);
     // --retry-unknown sends them on purpose.
@@ -343,4 +343,73 @@ fn ctrl_c_finishes_the_requests_in_flight_and_exits_130() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 200);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_second_ctrl_c_quits_at_once_and_rows_in_flight_become_unknown() {
+    let server = TestServer::start(Arc::new(|r, _| {
+        Reply::Delay(Duration::from_millis(1500), Box::new(ok_reply(r)))
+    }));
+    let f = Fixture::new(&people_csv(50), &email_campaign(""));
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("campaign"))
+        .current_dir(f.dir.path())
+        .env("INTERCOM_TOKEN", TOKEN)
+        .args([
+            "send",
+            "campaign.toml",
+            "--results",
+            "results.csv",
+            "--api-base",
+            &server.url(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until requests are in flight (the server holds each for 1.5 s).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.requests().len() < 4 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    let sent_at = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(
+        sent_at.elapsed() < Duration::from_millis(1000),
+        "quit at once, not after the answers"
+    );
+    let in_flight = server.requests().len();
+    assert!(!f.results().exists() || f.result_rows().is_empty());
+
+    // Resume: the rows that were in flight are `unknown`, listed, and not sent again.
+    f.send(&server, &["--resume"]).code(1).stderr(
+        predicate::str::contains(format!(
+            "{in_flight} were in flight when the last run stopped"
+        ))
+        .and(predicate::str::contains("rows are `unknown` (rows 1, 2")),
+    );
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 50, "the rows in flight are not sent twice");
+    let rows = f.result_rows();
+    assert_eq!(rows.len(), 50);
+    assert_eq!(
+        rows.iter().filter(|r| r["status"] == "unknown").count(),
+        in_flight
+    );
+    assert!(rows
+        .iter()
+        .filter(|r| r["status"] == "unknown")
+        .all(|r| r["error_code"] == "interrupted"));
 }
