@@ -352,7 +352,7 @@ fn a_second_ctrl_c_quits_at_once_and_rows_in_flight_become_unknown() {
         Reply::Delay(Duration::from_millis(1500), Box::new(ok_reply(r)))
     }));
     let f = Fixture::new(&people_csv(50), &email_campaign(""));
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("campaign"))
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("campaign"))
         .current_dir(f.dir.path())
         .env("INTERCOM_TOKEN", TOKEN)
         .args([
