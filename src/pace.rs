@@ -127,6 +127,12 @@ impl InFlight {
         self.size.load(Ordering::Relaxed)
     }
 
+    /// Requests in flight now.
+    pub fn busy(&self) -> usize {
+        self.size()
+            .saturating_sub(self.semaphore.available_permits())
+    }
+
     pub fn record_latency(&self, d: Duration) {
         let us = d.as_micros().min(u64::MAX as u128) as u64;
         let old = self.latency_us.load(Ordering::Relaxed);

@@ -1,0 +1,385 @@
+//! `campaign send`: everything before the first request (token, preflight, the earlier run's
+//! results, the campaign's fingerprint), then the run ([`pipeline`]), then the summary
+//! ([`report`]). Nothing is sent unless every check before it passed.
+mod attempt;
+mod health;
+mod pipeline;
+mod report;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context as _};
+use tokio_util::sync::CancellationToken;
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::check::{self, recipient_hash};
+use crate::cli::SendArgs;
+use crate::client::{Client, Token};
+use crate::config::{self, Campaign};
+use crate::pace::{self, Gate, InFlight};
+use crate::problem::{Problem, Severity};
+use crate::results::{self, Journal, JournalHeader, ResultsWriter, RowStatus};
+use crate::sandbox;
+use crate::Status;
+
+use pipeline::{pipeline, Shared};
+use report::report_end;
+
+/// The fingerprint of what the messages are made of, less the rows: templates and settings, and
+/// where they go (a sandbox run must never count as sent to customers).
+fn settings_fingerprint(c: &Campaign, target: &str) -> String {
+    let mut h = Xxh3::new();
+    for part in [
+        c.message_type.as_api(),
+        c.template.as_deref().unwrap_or(""),
+        &c.from.to_string(),
+        &c.to_type,
+        &format!("{:?}", c.create_conversation_without_contact_reply),
+        c.subject.as_ref().map(|s| s.source.as_str()).unwrap_or(""),
+        &c.body.source,
+        &format!("{:?}", c.body_format),
+        &c.to_id.source,
+    ] {
+        h.update(part.as_bytes());
+        h.update(&[0]);
+    }
+    format!(
+        "{:016x}@{}",
+        h.digest(),
+        target.replace(char::is_whitespace, "")
+    )
+}
+
+fn read_token(args: &SendArgs) -> anyhow::Result<Token> {
+    if let Some(path) = &args.token_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the token file {}", path.display()))?;
+        return Token::new(text).with_context(|| format!("{}", path.display()));
+    }
+    match std::env::var("INTERCOM_TOKEN") {
+        Ok(t) if !t.trim().is_empty() => Token::new(t),
+        _ => bail!(
+            "no access token: set INTERCOM_TOKEN (or pass --token-file FILE), or rehearse with --sandbox or --dry-run"
+        ),
+    }
+}
+
+fn random_token() -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..32)
+        .map(|_| format!("{:x}", rng.gen_range(0..16u8)))
+        .collect()
+}
+
+fn apply_overrides(c: &mut Campaign, args: &SendArgs) -> anyhow::Result<()> {
+    if let Some(r) = args.rate {
+        c.send.rate = r;
+    }
+    if let Some(n) = args.concurrency {
+        c.send.concurrency = n;
+    }
+    if let Some(n) = args.max_attempts {
+        c.send.max_attempts = n.max(1);
+    }
+    if let Some(n) = args.max_failures {
+        c.send.max_failures = n.max(1);
+    }
+    if let Some(u) = &args.api_base {
+        c.base_url = u.clone();
+    }
+    if let Some(v) = &args.intercom_version {
+        config::check_version(v).map_err(anyhow::Error::msg)?;
+        c.version = v.clone();
+    }
+    Ok(())
+}
+
+pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
+    // The token first: a missing one is said before anything else happens.
+    let token = match (args.dry_run, args.sandbox) {
+        (true, _) => None,
+        (false, true) => Some(Token::new(random_token())?),
+        (false, false) => Some(read_token(&args)?),
+    };
+    let mut loaded = match check::load(&args.campaign)? {
+        Ok(l) => l,
+        Err(report) => {
+            eprint!("{}", report.render());
+            eprintln!(
+                "{}: invalid templates; nothing was sent.",
+                args.campaign.display()
+            );
+            return Ok(Status::Invalid);
+        }
+    };
+    apply_overrides(&mut loaded.campaign, &args)?;
+    if !args.sandbox {
+        config::check_base_url(&loaded.campaign.base_url)?;
+    }
+    let target = if args.sandbox {
+        "sandbox".to_string()
+    } else {
+        loaded.campaign.base_url.clone()
+    };
+    let results_path = args.results.clone().unwrap_or_else(|| {
+        let stem = loaded.campaign.stem();
+        PathBuf::from(if args.sandbox {
+            format!("{stem}.sandbox.results.csv")
+        } else {
+            format!("{stem}.results.csv")
+        })
+    });
+
+    // What an earlier run left.
+    let prior = if results::has_history(&results_path) {
+        if !args.resume {
+            bail!(
+                "{} already holds results: add --resume to continue that run (rows recorded `sent` are not sent again), or choose another --results file",
+                results_path.display()
+            );
+        }
+        let to_type = loaded.campaign.to_type.clone();
+        Some(results::reconcile(&results_path, &|r| {
+            recipient_hash(&to_type, r)
+        })?)
+    } else {
+        None
+    };
+
+    // Preflight: every row rendered; on resume, every recorded row's recipient compared.
+    let mut changed_reported = false;
+    let recipients_file = loaded.campaign.recipients.display().to_string();
+    let pre = check::preflight(&loaded, args.allow_duplicates, &mut |row, request| {
+        let prior = prior.as_ref()?;
+        let recorded = prior.recipient_hash(row)?;
+        if changed_reported || recorded == recipient_hash(&request.to.kind, &request.to.id) {
+            return None;
+        }
+        changed_reported = true;
+        Some(Problem {
+            record: Some(row),
+            ..Problem::error(
+                "changed",
+                &recipients_file,
+                format!(
+                    "the recipient is now `{}`, but the results file {} recorded another one for this row: the CSV changed since the first run, so resuming it could skip or double customers",
+                    request.to.id,
+                    results_path.display()
+                ),
+            )
+        })
+    });
+    if let Some(p) = &prior {
+        if p.rows() > pre.rows {
+            eprintln!(
+                "error: {}: the results file has rows beyond the CSV's {} rows: the CSV changed since the first run",
+                results_path.display(),
+                pre.rows
+            );
+            return Ok(Status::Invalid);
+        }
+    }
+    eprint!("{}", pre.report.render());
+    let blocking = pre
+        .report
+        .counts
+        .iter()
+        .filter(|((sev, kind), _)| {
+            *sev == Severity::Error && !matches!(*kind, "value" | "csv" | "template")
+        })
+        .map(|(_, n)| *n)
+        .sum::<u64>();
+    let file_level = pre
+        .report
+        .kept
+        .iter()
+        .any(|p| p.severity == Severity::Error && p.record.is_none());
+    if pre.report.has_errors() && (!args.skip_invalid || blocking > 0 || file_level) {
+        eprintln!(
+            "{}: {} errors, {} warnings; nothing was sent{}.",
+            check::summary_line(&loaded.campaign, &pre),
+            pre.report.errors,
+            pre.report.warnings,
+            if args.skip_invalid || pre.invalid_rows == 0 {
+                ""
+            } else {
+                " (--skip-invalid sends the valid rows and records the others as skipped)"
+            }
+        );
+        return Ok(Status::Invalid);
+    }
+
+    // The same campaign, not a changed one.
+    let settings = settings_fingerprint(&loaded.campaign, &target);
+    let content = format!("{:016x}", pre.content_hash);
+    if let Some(header) = prior.as_ref().and_then(|p| p.header.as_ref()) {
+        let old_target = header
+            .settings
+            .split_once('@')
+            .map(|(_, t)| t)
+            .unwrap_or("");
+        let new_target = settings.split_once('@').map(|(_, t)| t).unwrap_or("");
+        if old_target != new_target {
+            bail!(
+                "{} records a run against {old_target}, and this run would go to {new_target}: rows it records as sent did not reach these customers. Use another --results file",
+                results_path.display()
+            );
+        }
+        if header.settings != settings && !args.allow_changed {
+            bail!("the templates or message settings changed since the first run of {}; resuming would send a different message to the remaining rows. Add --allow-changed if that is intended", results_path.display());
+        }
+        if header.content != content && !args.allow_changed {
+            bail!("the recipients CSV's content changed since the first run of {} (the recipients are the same); add --allow-changed if that is intended", results_path.display());
+        }
+    }
+
+    if let Some(p) = &prior {
+        eprintln!(
+            "resuming {}: {} sent, {} failed, {} unknown, {} skipped{}",
+            results_path.display(),
+            p.sent,
+            p.failed,
+            p.unknown,
+            p.skipped,
+            if p.recovered_unknown > 0 {
+                format!(
+                    " ({} were in flight when the last run stopped)",
+                    p.recovered_unknown
+                )
+            } else {
+                String::new()
+            }
+        );
+        if p.unknown > 0 && !args.retry_unknown {
+            let rows: Vec<String> = p
+                .rows_with(RowStatus::Unknown)
+                .take(20)
+                .map(|r| r.to_string())
+                .collect();
+            eprintln!(
+                "{} rows are `unknown` (rows {}{}): they may have reached their recipients and are not sent again. Check them in Intercom (the contact's conversations; the results file has each row's recipient), then send them on purpose with --resume --retry-unknown.",
+                p.unknown,
+                rows.join(", "),
+                if p.unknown > 20 { ", …" } else { "" }
+            );
+        }
+    }
+    let already = prior
+        .as_ref()
+        .map(|p| p.sent + if args.retry_unknown { 0 } else { p.unknown })
+        .unwrap_or(0);
+    let mut to_send = pre.rows.saturating_sub(already);
+    if let Some(limit) = args.limit {
+        to_send = to_send.min(limit);
+    }
+    let c = &loaded.campaign;
+    if args.dry_run {
+        println!(
+            "dry run: {to_send} messages would be sent to {} (rate {}, concurrency {:?}); nothing was sent.",
+            if args.sandbox { "the sandbox".to_string() } else { c.base_url.clone() },
+            c.send.rate,
+            c.send.concurrency
+        );
+        return Ok(Status::Ok);
+    }
+    let token = token.expect("a token unless --dry-run");
+
+    let sandbox = if args.sandbox {
+        let log = args
+            .sandbox_log
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{}.sandbox.jsonl", c.stem())));
+        let config = sandbox::SandboxConfig {
+            token: Some(token.expose().to_string()),
+            faults: args.faults.clone(),
+            contacts: args.sandbox_contacts.clone(),
+            log: Some(log.clone()),
+        };
+        let running = sandbox::start(config, "127.0.0.1:0".parse()?).await?;
+        eprintln!(
+            "sandbox: {} (every accepted message is logged to {})",
+            running.base_url(),
+            log.display()
+        );
+        Some((running, log))
+    } else {
+        None
+    };
+    let base_url = sandbox
+        .as_ref()
+        .map(|(s, _)| s.base_url())
+        .unwrap_or_else(|| c.base_url.clone());
+    let in_flight = InFlight::new(c.send.concurrency, c.send.rate);
+    let client = Client::new(
+        &base_url,
+        &token,
+        &c.version,
+        c.send.request_timeout,
+        pace::AUTO_MAX,
+    )?;
+    let shared = Arc::new(Shared {
+        client,
+        gate: Gate::default(),
+        limiter: pace::limiter(c.send.rate),
+        in_flight,
+        stop: CancellationToken::new(),
+        rows_in_flight: Mutex::new(HashMap::new()),
+        max_attempts: c.send.max_attempts,
+        max_failures: c.send.max_failures,
+        max_failure_share: c.send.max_failure_share,
+        retry_not_found_for: c.send.retry_not_found_for,
+        request_timeout: c.send.request_timeout,
+        rate_limited: Default::default(),
+    });
+    let mut writer = ResultsWriter::open(&results_path)?;
+    let offset = std::fs::metadata(&results_path)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let journal = Journal::start(
+        &results::journal_path(&results_path),
+        &JournalHeader {
+            results_offset: offset,
+            settings,
+            content,
+        },
+    )?;
+    eprintln!(
+        "sending {to_send} messages to {base_url} at {} (in flight: {}); results: {}",
+        c.send.rate,
+        match c.send.concurrency {
+            config::Concurrency::Auto => "auto".to_string(),
+            config::Concurrency::Fixed(n) => n.to_string(),
+        },
+        results_path.display()
+    );
+
+    let retry_unknown = args.retry_unknown;
+    let prior = Arc::new(prior.unwrap_or_default());
+    let done: Arc<dyn Fn(u64) -> bool + Send + Sync> =
+        Arc::new(move |row| match prior.status(row) {
+            Some(RowStatus::Sent) => true,
+            Some(RowStatus::Unknown) => !retry_unknown,
+            _ => false,
+        });
+    let end = pipeline(
+        loaded,
+        Arc::clone(&shared),
+        journal,
+        &mut writer,
+        to_send,
+        &args,
+        done,
+    )
+    .await;
+    drop(writer);
+    results::compact(&results_path)?;
+    let tally = results::tally(&results_path)?;
+    if let Some((running, log)) = sandbox {
+        running.shutdown().await?;
+        eprintln!("sandbox log: {}", log.display());
+    }
+    report_end(&args, &results_path, end, tally)
+}

@@ -1,0 +1,343 @@
+//! The run itself: a reader thread renders rows, one dispatcher paces them out (limiter, pause
+//! gate, in-flight limit) and journals each before its request leaves, a task per request sends
+//! it, and one writer records every outcome and judges the run's health.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::attempt::send_row;
+use super::health::Health;
+use crate::check::{Loaded, RowRenderer};
+use crate::cli::SendArgs;
+use crate::client::Client;
+use crate::pace::{Gate, InFlight};
+use crate::problem::Problem;
+use crate::progress::Progress;
+use crate::recipients::Recipients;
+use crate::results::{self, Journal, ResultRow, ResultsWriter, RowStatus};
+use crate::Status;
+
+/// Why a run stopped before its end.
+#[derive(Debug, Clone)]
+pub enum StopReason {
+    Auth {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    Failures(String),
+    Interrupted,
+    Io(String),
+}
+
+/// A row ready to send.
+pub struct Job {
+    pub row: u64,
+    pub recipient: String,
+    pub body: Bytes,
+}
+
+pub enum Item {
+    Job(Job),
+    /// An invalid row under --skip-invalid: recorded, not sent.
+    Skip(Box<ResultRow>),
+}
+
+pub struct Shared {
+    pub client: Client,
+    pub gate: Gate,
+    pub limiter: governor::DefaultDirectRateLimiter,
+    pub in_flight: InFlight,
+    pub stop: CancellationToken,
+    pub rows_in_flight: Mutex<HashMap<u64, String>>,
+    pub max_attempts: u32,
+    pub max_failures: u32,
+    pub max_failure_share: f64,
+    pub retry_not_found_for: Duration,
+    pub request_timeout: Duration,
+    /// 429 answers: each paused every sender until the window's reset.
+    pub rate_limited: AtomicU64,
+}
+
+pub struct RunEnd {
+    pub progress: Progress,
+    pub stop: Option<StopReason>,
+    pub unknown_rows: Vec<u64>,
+    pub left: u64,
+    pub rate_limited: u64,
+}
+
+pub async fn pipeline(
+    loaded: Loaded,
+    shared: Arc<Shared>,
+    mut journal: Journal,
+    writer: &mut ResultsWriter,
+    to_send: u64,
+    args: &SendArgs,
+    done_rows: Arc<dyn Fn(u64) -> bool + Send + Sync>,
+) -> RunEnd {
+    let stop_reason: Arc<Mutex<Option<StopReason>>> = Arc::new(Mutex::new(None));
+    let set_stop = {
+        let stop_reason = Arc::clone(&stop_reason);
+        let shared = Arc::clone(&shared);
+        move |r: StopReason| {
+            let mut s = stop_reason.lock().unwrap();
+            if s.is_none() {
+                *s = Some(r);
+            }
+            shared.stop.cancel();
+        }
+    };
+
+    // Ctrl-C once: stop starting requests, let those in flight finish. Twice: now.
+    let ctrlc = {
+        let set_stop = set_stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted: finishing the requests in flight (Ctrl-C again to quit at once; they would become `unknown`)");
+                set_stop(StopReason::Interrupted);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("quitting now: requests in flight are recorded `unknown` when the run is resumed");
+                    std::process::exit(Status::Interrupted as i32);
+                }
+            }
+        })
+    };
+
+    // Reader: a thread, since reading the CSV and rendering are blocking work.
+    let (job_tx, mut job_rx) = mpsc::channel::<Item>(1024);
+    let limit = args.limit;
+    let skip_invalid = args.skip_invalid;
+    let reader = std::thread::spawn(move || -> anyhow::Result<()> {
+        let c = &loaded.campaign;
+        let (mut recipients, _) =
+            Recipients::open(&c.recipients, c.delimiter).map_err(|p| anyhow::anyhow!("{p}"))?;
+        let renderer = RowRenderer::new(&loaded, &recipients);
+        let mut queued = 0u64;
+        while let Some(next) = recipients.next_row() {
+            if limit.is_some_and(|l| queued >= l) {
+                break;
+            }
+            let item = match next {
+                Ok(row) => {
+                    if done_rows(row.number) {
+                        continue;
+                    }
+                    match renderer.render(&row) {
+                        Ok((request, _)) => Item::Job(Job {
+                            row: row.number,
+                            body: Bytes::from(serde_json::to_vec(&request)?),
+                            recipient: request.to.id,
+                        }),
+                        Err(problems) if skip_invalid => {
+                            Item::Skip(Box::new(skipped(row.number, &problems)))
+                        }
+                        Err(problems) => anyhow::bail!("{}", problems[0]),
+                    }
+                }
+                Err(p) if skip_invalid && p.record.is_some() => {
+                    if done_rows(p.record.unwrap_or(0)) {
+                        continue;
+                    }
+                    Item::Skip(Box::new(skipped(
+                        p.record.unwrap_or(0),
+                        std::slice::from_ref(&p),
+                    )))
+                }
+                Err(p) => anyhow::bail!("{p}"),
+            };
+            queued += 1;
+            if job_tx.blocking_send(item).is_err() {
+                break; // the run stopped
+            }
+        }
+        Ok(())
+    });
+
+    // Dispatcher: paces rows out; each request runs in its own task.
+    let (out_tx, mut out_rx) = mpsc::channel::<(ResultRow, bool)>(1024);
+    let dispatcher = {
+        let shared = Arc::clone(&shared);
+        let set_stop = set_stop.clone();
+        tokio::spawn(async move {
+            let stop = shared.stop.clone();
+            loop {
+                let item = tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => break,
+                    item = job_rx.recv() => match item { Some(i) => i, None => break },
+                };
+                let job = match item {
+                    Item::Skip(r) => {
+                        if out_tx.send((*r, false)).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                    Item::Job(job) => job,
+                };
+                let permit = tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => break,
+                    p = Arc::clone(&shared.in_flight.semaphore).acquire_owned() => p.expect("semaphore open"),
+                };
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => break,
+                    _ = async { shared.gate.wait().await; shared.limiter.until_ready().await; shared.gate.wait().await } => {}
+                }
+                // The record before the send: if this process dies from here on, the row is `unknown`.
+                if let Err(e) = journal.in_flight(job.row, &job.recipient) {
+                    set_stop(StopReason::Io(format!("cannot write the journal: {e}")));
+                    break;
+                }
+                shared
+                    .rows_in_flight
+                    .lock()
+                    .unwrap()
+                    .insert(job.row, job.recipient.clone());
+                let shared = Arc::clone(&shared);
+                let out_tx = out_tx.clone();
+                tokio::spawn(async move {
+                    let (row, fatal) = send_row(&shared, job).await;
+                    shared.rows_in_flight.lock().unwrap().remove(&row.row);
+                    drop(permit);
+                    let _ = out_tx.send((row, fatal)).await;
+                });
+            }
+        })
+    };
+
+    // Auto concurrency: follow the observed latency.
+    let adjuster = {
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                shared.in_flight.adjust();
+            }
+        })
+    };
+
+    // Writer: the one place outcomes are recorded and the run's health is judged.
+    let mut progress = Progress::new(to_send);
+    let mut health = Health::new(shared.max_failures, shared.max_failure_share);
+    let mut unknown_rows = Vec::new();
+    // In-flight requests end by their own timeout; past it and a margin, stop waiting.
+    let drain_limit = shared.request_timeout + Duration::from_secs(5);
+    let stop = shared.stop.clone();
+    let drain_deadline = async {
+        stop.cancelled().await;
+        tokio::time::sleep(drain_limit).await;
+    };
+    tokio::pin!(drain_deadline);
+    loop {
+        let (row, fatal) = tokio::select! {
+            o = out_rx.recv() => match o { Some(o) => o, None => break },
+            _ = &mut drain_deadline => {
+                // Requests that did not finish in time: their fate is unknown.
+                let left: Vec<(u64, String)> = shared.rows_in_flight.lock().unwrap().drain().collect();
+                for (row, recipient) in left {
+                    let r = ResultRow {
+                        row,
+                        recipient,
+                        status: RowStatus::Unknown,
+                        message_id: String::new(),
+                        http_status: None,
+                        error_code: "interrupted".into(),
+                        error_message: "the run stopped before the answer came: it may have been delivered".into(),
+                        request_id: String::new(),
+                        attempts: 1,
+                        finished_at: results::now_rfc3339(),
+                    };
+                    let _ = writer.write(&r);
+                    progress.unknown += 1;
+                    unknown_rows.push(row);
+                }
+                break;
+            }
+        };
+        if let Err(e) = writer.write(&row) {
+            set_stop(StopReason::Io(format!(
+                "cannot write the results file: {e}"
+            )));
+        }
+        match row.status {
+            RowStatus::Sent => progress.sent += 1,
+            RowStatus::Failed => progress.failed += 1,
+            RowStatus::Unknown => {
+                progress.unknown += 1;
+                unknown_rows.push(row.row);
+            }
+            RowStatus::Skipped => progress.skipped += 1,
+        }
+        if fatal {
+            set_stop(StopReason::Auth {
+                status: row.http_status.unwrap_or(0),
+                code: row.error_code.clone(),
+                message: row.error_message.clone(),
+            });
+        } else if let Some(why) = health.record(&row) {
+            set_stop(StopReason::Failures(why));
+        }
+        progress.update();
+    }
+    progress.finish();
+    adjuster.abort();
+    ctrlc.abort();
+    dispatcher.abort();
+    let reader_result = if shared.stop.is_cancelled() {
+        Ok(Ok(()))
+    } else {
+        tokio::task::spawn_blocking(move || reader.join())
+            .await
+            .unwrap_or(Ok(Ok(())))
+    };
+    if let Ok(Err(e)) = reader_result {
+        set_stop(StopReason::Io(format!("{e:#}")));
+    }
+    let stop = stop_reason.lock().unwrap().clone();
+    let left = to_send.saturating_sub(progress.done());
+    RunEnd {
+        progress,
+        stop,
+        unknown_rows,
+        left,
+        rate_limited: shared.rate_limited.load(Ordering::Relaxed),
+    }
+}
+
+fn skipped(row: u64, problems: &[Problem]) -> ResultRow {
+    let message = problems
+        .iter()
+        .map(|p| {
+            let mut m = p.message.clone();
+            if let Some(c) = &p.column {
+                m = format!("{c}: {m}");
+            }
+            m
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    ResultRow {
+        row,
+        recipient: String::new(),
+        status: RowStatus::Skipped,
+        message_id: String::new(),
+        http_status: None,
+        error_code: format!(
+            "invalid_{}",
+            problems.first().map(|p| p.kind).unwrap_or("row")
+        ),
+        error_message: message,
+        request_id: String::new(),
+        attempts: 0,
+        finished_at: results::now_rfc3339(),
+    }
+}
