@@ -229,6 +229,9 @@ pub fn preflight(
                 continue;
             }
         };
+        if let Some(w) = &row.warning {
+            out.report.push(w.clone());
+        }
         if !render {
             continue;
         }

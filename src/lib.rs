@@ -20,6 +20,7 @@ pub mod render;
 pub mod results;
 pub mod sandbox;
 pub mod send;
+pub mod vars;
 
 use cli::{Cli, Command};
 

@@ -28,6 +28,8 @@ pub struct Row<'a> {
     pub number: u64,
     pub line: u64,
     pub fields: Vec<&'a str>,
+    /// Something worth a look that does not make the row invalid.
+    pub warning: Option<Problem>,
 }
 
 impl Recipients {
@@ -211,10 +213,24 @@ impl Recipients {
                 }
             }
         }
+        // A cell that spans lines is legal CSV, but in a recipients file it is more often a quote
+        // closed in the wrong place, which merges rows into one cell.
+        let warning = multiline.then(|| {
+            let (col, cell) = fields.iter().enumerate().find(|(_, f)| f.contains('\n')).unwrap_or((0, &""));
+            let end = line + cell.matches('\n').count() as u64;
+            Problem::warning(
+                "csv",
+                &self.name,
+                format!("the cell holds a line break: it runs from line {line} to line {end}; if that is not intended, a quote is unbalanced"),
+            )
+            .at(number, line)
+            .column(format!("column `{}`", self.columns[col]))
+        });
         Some(Ok(Row {
             number,
             line,
             fields,
+            warning,
         }))
     }
 

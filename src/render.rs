@@ -202,14 +202,6 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// The variable name in Tera's "Variable `x` not found in context" error, if that is the error.
-fn missing_variable(err: &tera::Error) -> Option<String> {
-    let text = error_chain(err);
-    let start = text.find("Variable `")? + "Variable `".len();
-    let len = text[start..].find('`')?;
-    Some(text[start..start + len].to_string())
-}
-
 impl Templates {
     /// Compiles every template of the campaign; returns every syntax error, not just the first.
     pub fn compile(campaign: &Campaign) -> Result<Templates, Vec<TemplateError>> {
@@ -250,29 +242,18 @@ impl Templates {
         })
     }
 
-    /// Variables the templates use that are neither CSV columns nor `row`, each with the template
-    /// it is in and the closest column name. Found by rendering against a row of empty columns:
-    /// Tera reports the first missing variable, so it is added and the render repeated.
+    /// Variables the templates read that are neither CSV columns nor `row`, each with the
+    /// template it is in and the closest column name. Every branch counts, taken or not.
     pub fn unknown_variables(&self, columns: &[String]) -> Vec<(String, String, Option<String>)> {
         let mut found = Vec::new();
         for (name, origin) in &self.origins {
-            let mut ctx = Context::new();
-            for c in columns {
-                ctx.insert(c.as_str(), "");
-            }
-            ctx.insert("row", &0u64);
-            for _ in 0..50 {
-                match self.tera.render(name, &ctx) {
-                    Err(e) => match missing_variable(&e) {
-                        Some(var) => {
-                            let root = var.split(['.', '[']).next().unwrap_or(&var).to_string();
-                            let suggestion = closest(&root, columns);
-                            ctx.insert(root.as_str(), "");
-                            found.push((origin.clone(), var, suggestion));
-                        }
-                        None => break,
-                    },
-                    Ok(_) => break,
+            let Some(template) = self.tera.templates.get(*name) else {
+                continue;
+            };
+            for var in crate::vars::free_variables(&template.ast) {
+                if var != "row" && !columns.contains(&var) {
+                    let suggestion = closest(&var, columns);
+                    found.push((origin.clone(), var, suggestion));
                 }
             }
         }

@@ -244,6 +244,27 @@ fn unknown_variable_names_it_and_the_closest_column() {
 }
 
 #[test]
+fn unknown_variable_in_a_branch_no_row_takes_is_found_before_any_row() {
+    assert_refused(
+        "unknown-variable-in-branch",
+        &[
+            "error: campaign.toml [message] body, variable `frist_name`",
+            "did you mean `first_name`?",
+        ],
+    );
+}
+
+#[test]
+fn a_quote_closed_mid_field_is_flagged() {
+    // `"Ada` opens a quote that `"Bob"` closes: rows 1 and 2 merge into one cell.
+    let (_, _, err) = assert_passes_check("quote-closed-mid-field");
+    assert!(
+        err.contains("warning: people.csv: record 1, line 2, column `first_name`: the cell holds a line break: it runs from line 2 to line 3"),
+        "{err}"
+    );
+}
+
+#[test]
 fn empty_cell_is_empty_and_default_covers_it() {
     let (f, _, _) = assert_passes_check("empty-cell-with-default");
     let a = f
