@@ -24,11 +24,9 @@ impl Progress {
             let bar =
                 ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(8));
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{bar:30.cyan/blue} {pos}/{len} {msg} {per_sec} ETA {eta}",
-                )
-                .expect("valid template")
-                .progress_chars("█▉▊▋▌▍▎▏ "),
+                ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} {msg} ETA {eta}")
+                    .expect("valid template")
+                    .progress_chars("█▉▊▋▌▍▎▏ "),
             );
             bar
         });
@@ -55,21 +53,25 @@ impl Progress {
         )
     }
 
+    fn rate(&self) -> f64 {
+        self.done() as f64 / self.started.elapsed().as_secs_f64().max(0.001)
+    }
+
     pub fn update(&mut self) {
         match &self.bar {
             Some(bar) => {
                 bar.set_position(self.done());
-                bar.set_message(self.counts());
+                bar.set_message(format!("{} · {:.0}/s", self.counts(), self.rate()));
             }
             None => {
                 if self.last_line.elapsed() >= LINE_EVERY {
                     self.last_line = Instant::now();
-                    let rate = self.done() as f64 / self.started.elapsed().as_secs_f64().max(0.001);
                     eprintln!(
-                        "progress: {}/{} rows, {}, {rate:.0}/s",
+                        "progress: {}/{} rows, {}, {:.0}/s",
                         self.done(),
                         self.total,
-                        self.counts()
+                        self.counts(),
+                        self.rate()
                     );
                 }
             }
