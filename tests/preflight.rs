@@ -573,17 +573,10 @@ fn token_stays_secret(echo: bool) {
         }
 
         // A second run (resume) and a preview, with the token set.
-        let mut cmd = f.cmd();
-        cmd.env("INTERCOM_TOKEN", SECRET).args([
-            "send",
-            "campaign.toml",
-            "--results",
-            "results.csv",
-            "--resume",
-            "--api-base",
-            &server.url(),
-        ]);
-        let a = cmd.assert();
+        let a = f
+            .send_cmd(&server.url(), &["--resume"])
+            .env("INTERCOM_TOKEN", SECRET)
+            .assert();
         assert_no_secret("stdout of resume", &stdout_of(&a));
         assert_no_secret("stderr of resume", &stderr_of(&a));
         let a = f
@@ -603,16 +596,8 @@ fn a_token_the_header_cannot_carry_is_not_printed() {
     let server = ok_server();
     let bad = format!("{SECRET}\u{7}x");
     let a = f
-        .cmd()
+        .send_cmd(&server.url(), &[])
         .env("INTERCOM_TOKEN", &bad)
-        .args([
-            "send",
-            "campaign.toml",
-            "--results",
-            "results.csv",
-            "--api-base",
-            &server.url(),
-        ])
         .assert();
     assert_ne!(a.get_output().status.code(), Some(0));
     assert_no_secret("stdout", &stdout_of(&a));
@@ -626,16 +611,7 @@ fn a_token_the_header_cannot_carry_is_not_printed() {
 fn plain_http_to_a_remote_host_is_refused() {
     let f = Fixture::new(&people_csv(2), &email_campaign(""));
     let server = ok_server();
-    f.cmd()
-        .args([
-            "send",
-            "campaign.toml",
-            "--results",
-            "results.csv",
-            "--api-base",
-            "http://example.com",
-        ])
-        .assert()
+    f.send_to("http://example.com", &[])
         .code(2)
         .stderr(predicate::str::contains("refusing plain http://"));
     assert!(server.requests().is_empty());
@@ -643,16 +619,6 @@ fn plain_http_to_a_remote_host_is_refused() {
 
     // The loopback test server is fine.
     let url = format!("http://127.0.0.1:{}", server.addr.port());
-    f.cmd()
-        .args([
-            "send",
-            "campaign.toml",
-            "--results",
-            "results.csv",
-            "--api-base",
-            &url,
-        ])
-        .assert()
-        .success();
+    f.send_to(&url, &[]).success();
     assert_eq!(server.requests().len(), 2);
 }

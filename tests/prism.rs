@@ -104,26 +104,10 @@ fn prism_accepts_every_request_the_tool_sends_for_2_11_and_2_16() {
         assert_eq!(status, 422, "{text}");
         assert!(text.contains("from.id must be integer"), "{text}");
 
-        let inapp = email_campaign("")
-            .replace("message_type = \"email\"", "message_type = \"in_app\"")
-            .replace("template = \"plain\"\n", "")
-            .replace("subject = \"Hello {{ first_name }}\"\n", "");
-        for toml in [email_campaign(""), inapp] {
+        for toml in [email_campaign(""), inapp_campaign("")] {
             let f = Fixture::new(&people_csv(25), &toml);
             let started = Instant::now();
-            f.cmd()
-                .args([
-                    "send",
-                    "campaign.toml",
-                    "--results",
-                    "results.csv",
-                    "--api-base",
-                    &url,
-                    "--intercom-version",
-                    version,
-                ])
-                .assert()
-                .success();
+            f.send_to(&url, &["--intercom-version", version]).success();
             let rows = f.result_rows();
             assert_eq!(rows.len(), 25);
             for r in &rows {

@@ -188,29 +188,13 @@ fn sigkill_at_random_points_then_resume_never_sends_twice_and_loses_nothing() {
         "--log",
         log.to_str().unwrap(),
     ]);
-    let send = |extra: &[&str]| {
-        let mut cmd = Command::new(bin());
-        cmd.current_dir(f.dir.path())
-            .env("INTERCOM_TOKEN", TOKEN)
-            .args([
-                "send",
-                "campaign.toml",
-                "--results",
-                "results.csv",
-                "--api-base",
-                &sandbox.url,
-            ])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        cmd
-    };
+    let send = |extra: &[&str]| f.spawn_send(&sandbox.url, extra);
     let mut rng = rand::thread_rng();
     let deadline = Instant::now() + Duration::from_secs(240);
     // Killed at three random points, resumed each time.
     for run in 0..3 {
         let extra: &[&str] = if run == 0 { &[] } else { &["--resume"] };
-        let mut child = send(extra).spawn().unwrap();
+        let mut child = send(extra);
         std::thread::sleep(Duration::from_millis(rng.gen_range(150..700)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -219,7 +203,7 @@ fn sigkill_at_random_points_then_resume_never_sends_twice_and_loses_nothing() {
     let mut unknown_seen = false;
     loop {
         assert!(Instant::now() < deadline, "did not finish");
-        let out = send(&["--resume"]).output().unwrap();
+        let out = send(&["--resume"]).wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         unknown_seen |= stderr.contains("`unknown`");
         match out.status.code() {
@@ -266,7 +250,9 @@ fn sigkill_at_random_points_then_resume_never_sends_twice_and_loses_nothing() {
     );
 
     // On purpose: --retry-unknown sends those rows again, and only those can be doubled.
-    let out = send(&["--resume", "--retry-unknown"]).output().unwrap();
+    let out = send(&["--resume", "--retry-unknown"])
+        .wait_with_output()
+        .unwrap();
     assert!(matches!(out.status.code(), Some(0) | Some(1)));
     let mut count: HashMap<String, usize> = HashMap::new();
     for e in read_log(&log) {

@@ -215,17 +215,7 @@ fn a_connection_that_never_opens_is_retried_then_failed() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
     let f = Fixture::new(&people_csv(2), &email_campaign("max_attempts = 2"));
-    f.cmd()
-        .args([
-            "send",
-            "campaign.toml",
-            "--results",
-            "results.csv",
-            "--api-base",
-            &url,
-        ])
-        .assert()
-        .code(1);
+    f.send_to(&url, &[]).code(1);
     let rows = f.result_rows();
     assert_eq!(rows.len(), 2);
     for r in &rows {
@@ -300,21 +290,7 @@ fn ctrl_c_finishes_the_requests_in_flight_and_exits_130() {
         &people_csv(200),
         &email_campaign("").replace("rate = \"200/s\"", "rate = \"20/s\""),
     );
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("campaign"))
-        .current_dir(f.dir.path())
-        .env("INTERCOM_TOKEN", TOKEN)
-        .args([
-            "send",
-            "campaign.toml",
-            "--results",
-            "results.csv",
-            "--api-base",
-            &server.url(),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = f.spawn_send(&server.url(), &[]);
     std::thread::sleep(Duration::from_millis(1500));
     std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -352,21 +328,7 @@ fn a_second_ctrl_c_quits_at_once_and_rows_in_flight_become_unknown() {
         Reply::Delay(Duration::from_millis(1500), Box::new(ok_reply(r)))
     }));
     let f = Fixture::new(&people_csv(50), &email_campaign(""));
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("campaign"))
-        .current_dir(f.dir.path())
-        .env("INTERCOM_TOKEN", TOKEN)
-        .args([
-            "send",
-            "campaign.toml",
-            "--results",
-            "results.csv",
-            "--api-base",
-            &server.url(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = f.spawn_send(&server.url(), &[]);
     // Wait until requests are in flight (the server holds each for 1.5 s).
     let deadline = Instant::now() + Duration::from_secs(20);
     while server.requests().len() < 4 {

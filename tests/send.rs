@@ -44,10 +44,8 @@ fn every_row_arrives_as_the_spec_says_and_is_recorded_with_its_message_id() {
 #[test]
 fn in_app_requests_carry_no_subject_or_template() {
     let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
-    let toml = email_campaign("")
-        .replace("message_type = \"email\"", "message_type = \"inapp\"")
-        .replace("template = \"plain\"\n", "")
-        .replace("subject = \"Hello {{ first_name }}\"\n", "");
+    // "inapp", as Intercom's answers spell it, is taken and sent as the request schema's "in_app".
+    let toml = inapp_campaign("").replace("\"in_app\"", "\"inapp\"");
     let f = Fixture::new(&people_csv(3), &toml);
     f.send(&server, &[]).success();
     let reqs = server.requests();

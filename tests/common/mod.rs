@@ -204,8 +204,9 @@ impl Fixture {
         cmd
     }
 
-    /// `campaign send campaign.toml --results results.csv --api-base URL` plus `extra`.
-    pub fn send(&self, server: &TestServer, extra: &[&str]) -> assert_cmd::assert::Assert {
+    /// `campaign send campaign.toml --results results.csv --api-base URL` plus `extra`, to adjust
+    /// (an environment variable, say) before it runs.
+    pub fn send_cmd(&self, url: &str, extra: &[&str]) -> assert_cmd::Command {
         let mut cmd = self.cmd();
         cmd.args([
             "send",
@@ -213,10 +214,39 @@ impl Fixture {
             "--results",
             "results.csv",
             "--api-base",
-            &server.url(),
+            url,
         ]);
         cmd.args(extra);
-        cmd.assert()
+        cmd
+    }
+
+    pub fn send_to(&self, url: &str, extra: &[&str]) -> assert_cmd::assert::Assert {
+        self.send_cmd(url, extra).assert()
+    }
+
+    pub fn send(&self, server: &TestServer, extra: &[&str]) -> assert_cmd::assert::Assert {
+        self.send_to(&server.url(), extra)
+    }
+
+    /// The same send as a child process, for tests that signal or kill it. Stderr is piped.
+    pub fn spawn_send(&self, url: &str, extra: &[&str]) -> std::process::Child {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("campaign"))
+            .current_dir(self.dir.path())
+            .env("INTERCOM_TOKEN", TOKEN)
+            .env_remove("SANDBOX_TOKEN")
+            .args([
+                "send",
+                "campaign.toml",
+                "--results",
+                "results.csv",
+                "--api-base",
+                url,
+            ])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     pub fn result_rows(&self) -> Vec<HashMap<String, String>> {
@@ -248,6 +278,14 @@ pub fn people_csv(n: usize) -> String {
         ));
     }
     s
+}
+
+/// The in-app twin of [`email_campaign`]: no subject, no template.
+pub fn inapp_campaign(extra_send: &str) -> String {
+    email_campaign(extra_send)
+        .replace("message_type = \"email\"", "message_type = \"in_app\"")
+        .replace("template = \"plain\"\n", "")
+        .replace("subject = \"Hello {{ first_name }}\"\n", "")
 }
 
 pub fn email_campaign(extra_send: &str) -> String {
