@@ -283,7 +283,7 @@ pub fn preflight(
 }
 
 /// `campaign check`.
-pub fn run(args: &CheckArgs, allow_duplicates: bool) -> anyhow::Result<Status> {
+pub fn run(args: &CheckArgs) -> anyhow::Result<Status> {
     let loaded = match load(&args.campaign)? {
         Ok(l) => l,
         Err(report) => {
@@ -296,7 +296,7 @@ pub fn run(args: &CheckArgs, allow_duplicates: bool) -> anyhow::Result<Status> {
             return Ok(Status::Invalid);
         }
     };
-    let pre = preflight(&loaded, allow_duplicates, &mut |_, _| None);
+    let pre = preflight(&loaded, args.allow_duplicates, &mut |_, _| None);
     eprint!("{}", pre.report.render());
     let summary = summary_line(&loaded.campaign, &pre);
     if pre.report.has_errors() {

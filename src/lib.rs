@@ -59,7 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Check(args) => check::run(&args, args.allow_duplicates),
+        Command::Check(args) => check::run(&args),
         Command::Preview(args) => preview::run(&args),
         Command::Send(args) => runtime.block_on(send::run(args)),
         Command::Sandbox(args) => runtime

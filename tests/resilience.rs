@@ -283,6 +283,17 @@ fn duplicate_recipients_are_reported_and_refused_unless_allowed() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_finishes_the_requests_in_flight_and_exits_130() {
+    stop_cleanly_on("INT");
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_as_cleanly_as_ctrl_c() {
+    stop_cleanly_on("TERM");
+}
+
+#[cfg(unix)]
+fn stop_cleanly_on(signal: &str) {
     let server = TestServer::start(Arc::new(|r, _| {
         Reply::Delay(Duration::from_millis(400), Box::new(ok_reply(r)))
     }));
@@ -293,12 +304,12 @@ fn ctrl_c_finishes_the_requests_in_flight_and_exits_130() {
     let mut child = f.spawn_send(&server.url(), &[]);
     std::thread::sleep(Duration::from_millis(1500));
     std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "did not exit after Ctrl-C");
+        assert!(Instant::now() < deadline, "did not exit after SIG{signal}");
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = child.wait_with_output().unwrap();

@@ -94,18 +94,18 @@ pub async fn pipeline(
         }
     };
 
-    // Ctrl-C once: stop starting requests, let those in flight finish. Twice: now.
+    // Ctrl-C (or SIGTERM) once: stop starting requests, let those in flight finish. Twice: now.
     let ctrlc = {
         let set_stop = set_stop.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\ninterrupted: finishing the requests in flight (Ctrl-C again to quit at once; they would become `unknown`)");
-                set_stop(StopReason::Interrupted);
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!("quitting now: requests in flight are recorded `unknown` when the run is resumed");
-                    std::process::exit(Status::Interrupted as i32);
-                }
-            }
+            interrupt().await;
+            eprintln!("\ninterrupted: finishing the requests in flight (Ctrl-C again to quit at once; they would become `unknown`)");
+            set_stop(StopReason::Interrupted);
+            interrupt().await;
+            eprintln!(
+                "quitting now: requests in flight are recorded `unknown` when the run is resumed"
+            );
+            std::process::exit(Status::Interrupted as i32);
         })
     };
 
@@ -339,5 +339,31 @@ fn skipped(row: u64, problems: &[Problem]) -> ResultRow {
         request_id: String::new(),
         attempts: 0,
         finished_at: results::now_rfc3339(),
+    }
+}
+
+/// The next Ctrl-C, or SIGTERM (what `timeout`, systemd and CI runners send): either asks the run
+/// to stop cleanly. A signal that cannot be listened for never fires.
+async fn interrupt() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
     }
 }
