@@ -241,9 +241,15 @@ pub fn preflight(
                     out.report.push(w);
                 }
                 hashes.push((recipient_hash(&request.to.kind, &request.to.id), row.number));
-                if let Ok(bytes) = serde_json::to_vec(&request) {
-                    content.update(&row.number.to_le_bytes());
-                    content.update(&bytes);
+                // The fields that vary by row; the rest is in the settings fingerprint.
+                content.update(&row.number.to_le_bytes());
+                for part in [
+                    request.subject.as_deref().unwrap_or(""),
+                    &request.body,
+                    &request.to.id,
+                ] {
+                    content.update(&(part.len() as u64).to_le_bytes());
+                    content.update(part.as_bytes());
                 }
                 if let Some(p) = on_row(row.number, &request) {
                     out.report.push(p);

@@ -10,9 +10,14 @@ const OPTIONAL_END: &[&str] = &[
     "p", "li", "td", "th", "tr", "option", "dt", "dd", "thead", "tbody", "tfoot",
 ];
 
-/// The first imbalance found, described for a person; `None` when the tags balance.
+fn is(list: &[&str], name: &str) -> bool {
+    list.iter().any(|t| t.eq_ignore_ascii_case(name))
+}
+
+/// The first imbalance found, described for a person; `None` when the tags balance. It runs on
+/// every row's body, so it allocates nothing unless it has something to say.
 pub fn unbalanced(html: &str) -> Option<String> {
-    let mut stack: Vec<String> = Vec::new();
+    let mut stack: Vec<&str> = Vec::new();
     let mut rest = html;
     while let Some(i) = rest.find('<') {
         rest = &rest[i + 1..];
@@ -36,33 +41,36 @@ pub fn unbalanced(html: &str) -> Option<String> {
             continue;
         }
         let closing = tag.starts_with('/');
-        let name: String = tag
-            .trim_start_matches('/')
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
-            .collect::<String>()
-            .to_ascii_lowercase();
+        let name = tag.trim_start_matches('/');
+        let len = name
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .unwrap_or(name.len());
+        let name = &name[..len];
         if name.is_empty() {
             continue; // a bare `<` in text, as in `a < b`
         }
         if closing {
             while let Some(top) = stack.pop() {
-                if top == name {
+                if top.eq_ignore_ascii_case(name) {
                     break;
                 }
-                if !OPTIONAL_END.contains(&top.as_str()) {
-                    return Some(format!("`</{name}>` closes `<{top}>`"));
+                if !is(OPTIONAL_END, top) {
+                    return Some(format!(
+                        "`</{}>` closes `<{}>`",
+                        name.to_ascii_lowercase(),
+                        top.to_ascii_lowercase()
+                    ));
                 }
             }
-        } else if !tag.trim_end().ends_with('/') && !VOID.contains(&name.as_str()) {
+        } else if !tag.trim_end().ends_with('/') && !is(VOID, name) {
             stack.push(name);
         }
     }
     stack
         .into_iter()
         .rev()
-        .find(|t| !OPTIONAL_END.contains(&t.as_str()))
-        .map(|t| format!("`<{t}>` is never closed"))
+        .find(|t| !is(OPTIONAL_END, t))
+        .map(|t| format!("`<{}>` is never closed", t.to_ascii_lowercase()))
 }
 
 #[cfg(test)]
@@ -85,5 +93,10 @@ mod tests {
             .contains("<a>"));
         assert!(unbalanced("<div>open").unwrap().contains("never closed"));
         assert!(unbalanced("<b").is_some());
+        assert!(
+            unbalanced("<DIV><P>x</div>").is_none(),
+            "tag names are case-insensitive"
+        );
+        assert_eq!(unbalanced("<DIV>x").unwrap(), "`<div>` is never closed");
     }
 }
