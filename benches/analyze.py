@@ -64,7 +64,11 @@ def main():
         print(f"{t[0] - float(sys.argv[3]):.3f}" if t else "nan")
     elif cmd == "median":
         vals = [float(v) for v in sys.argv[2:] if v not in ("", "nan")]
-        print(f"{statistics.median(vals):.3f}" if vals else "nan")
+        if not vals:
+            print("nan")
+        else:
+            m = statistics.median(vals)
+            print(f"{m:.1f}" if abs(m) >= 100 else f"{m:.3f}")
     else:
         sys.exit(f"unknown command {cmd}")
 
