@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
 
@@ -21,8 +22,27 @@ pub const WINDOW: Duration = Duration::from_secs(10);
 /// A burst of 1 paces each request on its own timer tick and falls short of high rates; a small
 /// burst absorbs timer lateness. The burst is paid for by replenishing slightly slower, so that
 /// burst + replenished cells still fit the window's share.
-pub fn limiter(rate: Rate) -> DefaultDirectRateLimiter {
-    RateLimiter::direct(quota(rate))
+pub struct Limiter {
+    inner: DefaultDirectRateLimiter,
+    clock: DefaultClock,
+}
+
+impl Limiter {
+    pub fn new(rate: Rate) -> Limiter {
+        Limiter {
+            inner: RateLimiter::direct(quota(rate)),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// Waits until one more request may go. Sleeps on tokio's timer: governor's own
+    /// `until_ready` sleeps on a timer thread of its own, a wake-up and a thread hand-off for
+    /// every request (measured: an eighth of the sender's CPU at 166/s).
+    pub async fn ready(&self) {
+        while let Err(not_until) = self.inner.check() {
+            tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
+        }
+    }
 }
 
 fn quota(rate: Rate) -> Quota {
@@ -30,7 +50,10 @@ fn quota(rate: Rate) -> Quota {
     // At least 2: with a burst of 1, every late wake-up is rate lost for good.
     let burst = (rate.per_second() / 100.0).clamp(2.0, 50.0).floor();
     let burst = burst.min((share / 2.0).floor()).max(1.0);
-    let period = WINDOW.as_secs_f64() / (share - burst).max(1.0);
+    // And a thousandth of the share is kept back: requests that leave on schedule can reach the
+    // server a few milliseconds closer together, queued behind one another.
+    let margin = share / 1000.0;
+    let period = WINDOW.as_secs_f64() / (share - burst - margin).max(1.0);
     Quota::with_period(Duration::from_secs_f64(period))
         .expect("period is positive")
         .allow_burst(NonZeroU32::new(burst as u32).expect("burst is at least 1"))

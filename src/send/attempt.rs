@@ -58,7 +58,7 @@ pub async fn send_row(shared: &Shared, job: Job) -> (ResultRow, bool) {
                 tokio::time::sleep(d).await;
             }
             shared.gate.wait().await;
-            shared.limiter.until_ready().await;
+            shared.limiter.ready().await;
             shared.gate.wait().await;
         };
         tokio::select! {

@@ -323,7 +323,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     let shared = Arc::new(Shared {
         client,
         gate: Gate::default(),
-        limiter: pace::limiter(c.send.rate),
+        limiter: pace::Limiter::new(c.send.rate),
         in_flight,
         stop: CancellationToken::new(),
         rows_in_flight: Mutex::new(HashMap::new()),

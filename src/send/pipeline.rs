@@ -22,6 +22,10 @@ use crate::recipients::Recipients;
 use crate::results::{self, Journal, ResultRow, ResultsWriter, RowStatus};
 use crate::Status;
 
+/// Rows handed from the reader to the dispatcher at once, and batches queued between them.
+const BATCH: usize = 64;
+const QUEUED_BATCHES: usize = 16;
+
 /// Why a run stopped before its end.
 #[derive(Debug, Clone)]
 pub enum StopReason {
@@ -51,7 +55,7 @@ pub enum Item {
 pub struct Shared {
     pub client: Client,
     pub gate: Gate,
-    pub limiter: governor::DefaultDirectRateLimiter,
+    pub limiter: crate::pace::Limiter,
     pub in_flight: InFlight,
     pub stop: CancellationToken,
     pub rows_in_flight: Mutex<HashMap<u64, String>>,
@@ -109,8 +113,9 @@ pub async fn pipeline(
         })
     };
 
-    // Reader: a thread, since reading the CSV and rendering are blocking work.
-    let (job_tx, mut job_rx) = mpsc::channel::<Item>(1024);
+    // Reader: a thread, since reading the CSV and rendering are blocking work. Rows go over in
+    // batches: one wake-up of the reader per batch, not per row.
+    let (job_tx, mut job_rx) = mpsc::channel::<Vec<Item>>(QUEUED_BATCHES);
     let limit = args.limit;
     let skip_invalid = args.skip_invalid;
     let reader = std::thread::spawn(move || -> anyhow::Result<()> {
@@ -119,6 +124,7 @@ pub async fn pipeline(
             Recipients::open(&c.recipients, c.delimiter).map_err(|p| anyhow::anyhow!("{p}"))?;
         let renderer = RowRenderer::new(&loaded, &recipients);
         let mut queued = 0u64;
+        let mut batch = Vec::with_capacity(BATCH);
         while let Some(next) = recipients.next_row() {
             if limit.is_some_and(|l| queued >= l) {
                 break;
@@ -152,9 +158,16 @@ pub async fn pipeline(
                 Err(p) => anyhow::bail!("{p}"),
             };
             queued += 1;
-            if job_tx.blocking_send(item).is_err() {
-                break; // the run stopped
+            batch.push(item);
+            if batch.len() == BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                if job_tx.blocking_send(full).is_err() {
+                    return Ok(()); // the run stopped
+                }
             }
+        }
+        if !batch.is_empty() {
+            let _ = job_tx.blocking_send(batch);
         }
         Ok(())
     });
@@ -166,11 +179,15 @@ pub async fn pipeline(
         let set_stop = set_stop.clone();
         tokio::spawn(async move {
             let stop = shared.stop.clone();
+            let mut batch = Vec::new().into_iter();
             loop {
-                let item = tokio::select! {
-                    biased;
-                    _ = stop.cancelled() => break,
-                    item = job_rx.recv() => match item { Some(i) => i, None => break },
+                let Some(item) = batch.next() else {
+                    batch = tokio::select! {
+                        biased;
+                        _ = stop.cancelled() => break,
+                        next = job_rx.recv() => match next { Some(b) => b.into_iter(), None => break },
+                    };
+                    continue;
                 };
                 let job = match item {
                     Item::Skip(r) => {
@@ -189,7 +206,7 @@ pub async fn pipeline(
                 tokio::select! {
                     biased;
                     _ = stop.cancelled() => break,
-                    _ = async { shared.gate.wait().await; shared.limiter.until_ready().await; shared.gate.wait().await } => {}
+                    _ = async { shared.gate.wait().await; shared.limiter.ready().await; shared.gate.wait().await } => {}
                 }
                 // The record before the send: if this process dies from here on, the row is `unknown`.
                 if let Err(e) = journal.in_flight(job.row, &job.recipient) {
