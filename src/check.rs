@@ -2,6 +2,7 @@
 //! the `check` command, which is that and nothing else.
 use std::path::Path;
 
+use rayon::prelude::*;
 use tera::Context;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -150,6 +151,31 @@ pub fn recipient_hash(kind: &str, id: &str) -> u64 {
     xxh3_64(&key)
 }
 
+/// Rows read before they are rendered in parallel: enough to keep every core busy, few enough
+/// that memory does not grow with the file.
+const CHUNK: usize = 4096;
+
+/// A row as read, owned so that another thread can render it.
+enum Read {
+    Row {
+        number: u64,
+        line: u64,
+        record: csv::StringRecord,
+        warning: Option<Problem>,
+    },
+    Bad(Problem),
+}
+
+/// A row as rendered (`result` is `None` when templates cannot render).
+enum Rendered {
+    Row {
+        number: u64,
+        warning: Option<Problem>,
+        result: Option<Result<(MessageRequest, Vec<Problem>), Vec<Problem>>>,
+    },
+    Bad(Problem),
+}
+
 /// What a full pass over the rows found.
 #[derive(Debug, Default)]
 pub struct Preflight {
@@ -215,50 +241,101 @@ pub fn preflight(
     let renderer = RowRenderer::new(loaded, &recipients);
     let mut hashes: Vec<(u64, u64)> = Vec::new();
     let mut content = xxhash_rust::xxh3::Xxh3::new();
-    while let Some(next) = recipients.next_row() {
-        out.rows += 1;
-        let row = match next {
-            Ok(row) => row,
-            Err(p) => {
-                out.invalid_rows += 1;
-                let fatal = p.record.is_none();
-                out.report.push(p);
-                if fatal {
+    // Rows are read here in chunks and rendered on every core, then taken in order: the report,
+    // the fingerprint and `on_row` see them exactly as a single pass would.
+    let mut chunk: Vec<Read> = Vec::with_capacity(CHUNK);
+    let mut reading = true;
+    while reading {
+        chunk.clear();
+        while chunk.len() < CHUNK {
+            match recipients.next_row() {
+                None => {
+                    reading = false;
                     break;
                 }
-                continue;
-            }
-        };
-        if let Some(w) = &row.warning {
-            out.report.push(w.clone());
-        }
-        if !render {
-            continue;
-        }
-        match renderer.render(&row) {
-            Ok((request, warnings)) => {
-                for w in warnings {
-                    out.report.push(w);
-                }
-                hashes.push((recipient_hash(&request.to.kind, &request.to.id), row.number));
-                // The fields that vary by row; the rest is in the settings fingerprint.
-                content.update(&row.number.to_le_bytes());
-                for part in [
-                    request.subject.as_deref().unwrap_or(""),
-                    &request.body,
-                    &request.to.id,
-                ] {
-                    content.update(&(part.len() as u64).to_le_bytes());
-                    content.update(part.as_bytes());
-                }
-                if let Some(p) = on_row(row.number, &request) {
-                    out.report.push(p);
+                Some(Ok(row)) => chunk.push(Read::Row {
+                    number: row.number,
+                    line: row.line,
+                    record: csv::StringRecord::from(row.fields),
+                    warning: row.warning,
+                }),
+                Some(Err(p)) => {
+                    // A problem with no record number means reading cannot go on.
+                    reading = p.record.is_some();
+                    chunk.push(Read::Bad(p));
+                    if !reading {
+                        break;
+                    }
                 }
             }
-            Err(problems) => {
-                out.invalid_rows += 1;
-                for p in problems {
+        }
+        let rendered: Vec<Rendered> = chunk
+            .par_iter()
+            .map(|read| match read {
+                Read::Bad(p) => Rendered::Bad(p.clone()),
+                Read::Row {
+                    number,
+                    line,
+                    record,
+                    warning,
+                } => {
+                    let row = Row {
+                        number: *number,
+                        line: *line,
+                        fields: record.iter().collect(),
+                        warning: None,
+                    };
+                    Rendered::Row {
+                        warning: warning.clone(),
+                        result: render.then(|| renderer.render(&row)),
+                        number: *number,
+                    }
+                }
+            })
+            .collect();
+        for r in rendered {
+            out.rows += 1;
+            let (number, warning, result) = match r {
+                Rendered::Bad(p) => {
+                    out.invalid_rows += 1;
                     out.report.push(p);
+                    continue;
+                }
+                Rendered::Row {
+                    number,
+                    warning,
+                    result,
+                } => (number, warning, result),
+            };
+            if let Some(w) = warning {
+                out.report.push(w);
+            }
+            match result {
+                None => {}
+                Some(Ok((request, warnings))) => {
+                    for w in warnings {
+                        out.report.push(w);
+                    }
+                    hashes.push((recipient_hash(&request.to.kind, &request.to.id), number));
+                    // The fields that vary by row; the rest is in the settings fingerprint.
+                    content.update(&number.to_le_bytes());
+                    for part in [
+                        request.subject.as_deref().unwrap_or(""),
+                        &request.body,
+                        &request.to.id,
+                    ] {
+                        content.update(&(part.len() as u64).to_le_bytes());
+                        content.update(part.as_bytes());
+                    }
+                    if let Some(p) = on_row(number, &request) {
+                        out.report.push(p);
+                    }
+                }
+                Some(Err(problems)) => {
+                    out.invalid_rows += 1;
+                    for p in problems {
+                        out.report.push(p);
+                    }
                 }
             }
         }
