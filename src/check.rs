@@ -44,6 +44,9 @@ pub fn load(path: &Path) -> anyhow::Result<Result<Loaded, Report>> {
     }
 }
 
+/// A row's request with its warnings, or its errors.
+pub type RowResult = Result<(MessageRequest, Vec<Problem>), Vec<Problem>>;
+
 /// Turns rows into request bodies and says what is wrong with a row.
 pub struct RowRenderer<'a> {
     pub campaign: &'a Campaign,
@@ -63,7 +66,7 @@ impl<'a> RowRenderer<'a> {
     }
 
     /// The row's request, with its warnings; or its errors.
-    pub fn render(&self, row: &Row<'_>) -> Result<(MessageRequest, Vec<Problem>), Vec<Problem>> {
+    pub fn render(&self, row: &Row<'_>) -> RowResult {
         let mut ctx = Context::new();
         for (name, value) in self.columns.iter().zip(&row.fields) {
             ctx.insert(name.as_str(), value);
@@ -171,7 +174,7 @@ enum Rendered {
     Row {
         number: u64,
         warning: Option<Problem>,
-        result: Option<Result<(MessageRequest, Vec<Problem>), Vec<Problem>>>,
+        result: Option<RowResult>,
     },
     Bad(Problem),
 }
