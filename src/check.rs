@@ -154,9 +154,10 @@ pub fn recipient_hash(kind: &str, id: &str) -> u64 {
     xxh3_64(&key)
 }
 
-/// Rows read before they are rendered in parallel: enough to keep every core busy, few enough
-/// that memory does not grow with the file.
-const CHUNK: usize = 4096;
+/// Rows read at once, then rendered in parallel while the next chunk is read. Measured on 1,000,000
+/// rows and 2 cores: 4096 held 45 MB at peak (glibc's per-thread arenas keep what the workers
+/// freed), 1024 held 30 MB and 256 27 MB, all three equally fast.
+const CHUNK: usize = 256;
 
 /// A row as read, owned so that another thread can render it.
 enum Read {
@@ -167,6 +168,30 @@ enum Read {
         warning: Option<Problem>,
     },
     Bad(Problem),
+}
+
+/// Reads up to a chunk of rows; says whether more may follow.
+fn read_chunk(recipients: &mut Recipients, chunk: &mut Vec<Read>) -> bool {
+    while chunk.len() < CHUNK {
+        match recipients.next_row() {
+            None => return false,
+            Some(Ok(row)) => chunk.push(Read::Row {
+                number: row.number,
+                line: row.line,
+                record: csv::StringRecord::from(row.fields),
+                warning: row.warning,
+            }),
+            Some(Err(p)) => {
+                // A problem with no record number means reading cannot go on.
+                let more = p.record.is_some();
+                chunk.push(Read::Bad(p));
+                if !more {
+                    return false;
+                }
+            }
+        }
+    }
+    true
 }
 
 /// A row as rendered (`result` is `None` when templates cannot render).
@@ -246,33 +271,8 @@ pub fn preflight(
     let mut content = xxhash_rust::xxh3::Xxh3::new();
     // Rows are read here in chunks and rendered on every core, then taken in order: the report,
     // the fingerprint and `on_row` see them exactly as a single pass would.
-    let mut chunk: Vec<Read> = Vec::with_capacity(CHUNK);
-    let mut reading = true;
-    while reading {
-        chunk.clear();
-        while chunk.len() < CHUNK {
-            match recipients.next_row() {
-                None => {
-                    reading = false;
-                    break;
-                }
-                Some(Ok(row)) => chunk.push(Read::Row {
-                    number: row.number,
-                    line: row.line,
-                    record: csv::StringRecord::from(row.fields),
-                    warning: row.warning,
-                }),
-                Some(Err(p)) => {
-                    // A problem with no record number means reading cannot go on.
-                    reading = p.record.is_some();
-                    chunk.push(Read::Bad(p));
-                    if !reading {
-                        break;
-                    }
-                }
-            }
-        }
-        let rendered: Vec<Rendered> = chunk
+    let render_chunk = |chunk: &[Read]| -> Vec<Rendered> {
+        chunk
             .par_iter()
             .map(|read| match read {
                 Read::Bad(p) => Rendered::Bad(p.clone()),
@@ -295,7 +295,24 @@ pub fn preflight(
                     }
                 }
             })
-            .collect();
+            .collect()
+    };
+    let mut current = Vec::with_capacity(CHUNK);
+    let mut more = read_chunk(&mut recipients, &mut current);
+    while !current.is_empty() {
+        // The next chunk is read while this one renders.
+        let mut next = Vec::with_capacity(CHUNK);
+        let rendered = if more {
+            let (rendered, next_more) = rayon::join(
+                || render_chunk(&current),
+                || read_chunk(&mut recipients, &mut next),
+            );
+            more = next_more;
+            rendered
+        } else {
+            render_chunk(&current)
+        };
+        current = next;
         for r in rendered {
             out.rows += 1;
             let (number, warning, result) = match r {
