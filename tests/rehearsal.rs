@@ -268,3 +268,43 @@ fn sigkill_at_random_points_then_resume_never_sends_twice_and_loses_nothing() {
     }
     assert_eq!(f.result_rows().len(), ROWS);
 }
+
+#[test]
+fn a_rehearsal_resumed_keeps_one_log_of_every_message_with_unique_ids() {
+    let dir = sample_dir();
+    let run = |extra: &[&str]| {
+        assert_cmd::Command::new(bin())
+            .current_dir(dir.path())
+            .env_remove("INTERCOM_TOKEN")
+            .args(["send", "samples/welcome.toml", "--sandbox"])
+            .args(extra)
+            .timeout(Duration::from_secs(60))
+            .assert()
+            .success();
+    };
+    run(&["--limit", "7"]);
+    run(&["--resume"]);
+    let log = read_log(&dir.path().join("welcome.sandbox.jsonl"));
+    assert_eq!(
+        log.len(),
+        20,
+        "the resumed run appended to the first run's log"
+    );
+    let ids: HashSet<String> = log
+        .iter()
+        .map(|l| l["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        20,
+        "message ids are unique across sandbox starts"
+    );
+    let recipients: HashSet<&str> = log
+        .iter()
+        .map(|l| l["request"]["to"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(recipients.len(), 20);
+    let results = read_results(&dir.path().join("welcome.sandbox.results.csv"));
+    assert_eq!(results.len(), 20);
+    assert!(results.iter().all(|r| ids.contains(&r["message_id"])));
+}

@@ -35,10 +35,14 @@ impl std::fmt::Debug for Entry {
     }
 }
 
-/// Creates (truncates) `path` and starts its writer.
+/// Appends to `path` (created if missing) and starts its writer. The log is the record of what
+/// would have reached customers: a resumed rehearsal adds to it, never replaces it.
 pub fn open(path: &Path) -> anyhow::Result<(MessageLog, LogWriter)> {
-    let file = File::create(path)
-        .with_context(|| format!("cannot create the sandbox log {}", path.display()))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open the sandbox log {}", path.display()))?;
     let (tx, rx) = mpsc::channel();
     let shown = path.display().to_string();
     let thread = std::thread::Builder::new()

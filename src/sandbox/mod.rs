@@ -133,7 +133,7 @@ pub async fn start(config: SandboxConfig, listen: SocketAddr) -> anyhow::Result<
         faults: Faults::new(&config.faults),
         contacts,
         log,
-        next_id: AtomicU64::new(1),
+        next_id: AtomicU64::new(first_id()),
     });
     let listener = TcpListener::bind(listen)
         .await
@@ -379,4 +379,15 @@ pub async fn serve_forever(args: SandboxArgs) -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await?;
     eprintln!("sandbox: stopping");
     sandbox.shutdown().await
+}
+
+/// Message ids are numeric strings, as Intercom's are, and unique across sandbox starts (a resumed
+/// rehearsal appends to the same log): the start time in milliseconds, times a million, plus a
+/// counter.
+fn first_id() -> u64 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    ms.saturating_mul(1_000_000) + 1
 }
