@@ -183,21 +183,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
         }
     }
     eprint!("{}", pre.report.render());
-    let blocking = pre
-        .report
-        .counts
-        .iter()
-        .filter(|((sev, kind), _)| {
-            *sev == Severity::Error && !matches!(*kind, "value" | "csv" | "template")
-        })
-        .map(|(_, n)| *n)
-        .sum::<u64>();
-    let file_level = pre
-        .report
-        .kept
-        .iter()
-        .any(|p| p.severity == Severity::Error && p.record.is_none());
-    if pre.report.has_errors() && (!args.skip_invalid || blocking > 0 || file_level) {
+    if refuses(&pre, &args) {
         eprintln!(
             "{}: {} errors, {} warnings; nothing was sent{}.",
             check::summary_line(&loaded.campaign, &pre),
@@ -216,56 +202,10 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     let settings = settings_fingerprint(&loaded.campaign, &target);
     let content = format!("{:016x}", pre.content_hash);
     if let Some(header) = prior.as_ref().and_then(|p| p.header.as_ref()) {
-        let old_target = header
-            .settings
-            .split_once('@')
-            .map(|(_, t)| t)
-            .unwrap_or("");
-        let new_target = settings.split_once('@').map(|(_, t)| t).unwrap_or("");
-        if old_target != new_target {
-            bail!(
-                "{} records a run against {old_target}, and this run would go to {new_target}: rows it records as sent did not reach these customers. Use another --results file",
-                results_path.display()
-            );
-        }
-        if header.settings != settings && !args.allow_changed {
-            bail!("the templates or message settings changed since the first run of {}; resuming would send a different message to the remaining rows. Add --allow-changed if that is intended", results_path.display());
-        }
-        if header.content != content && !args.allow_changed {
-            bail!("the recipients CSV's content changed since the first run of {} (the recipients are the same); add --allow-changed if that is intended", results_path.display());
-        }
+        same_campaign(header, &settings, &content, &args, &results_path)?;
     }
-
     if let Some(p) = &prior {
-        eprintln!(
-            "resuming {}: {} sent, {} failed, {} unknown, {} skipped{}",
-            results_path.display(),
-            p.sent,
-            p.failed,
-            p.unknown,
-            p.skipped,
-            if p.recovered_unknown > 0 {
-                format!(
-                    " ({} were in flight when the last run stopped)",
-                    p.recovered_unknown
-                )
-            } else {
-                String::new()
-            }
-        );
-        if p.unknown > 0 && !args.retry_unknown {
-            let rows: Vec<String> = p
-                .rows_with(RowStatus::Unknown)
-                .take(20)
-                .map(|r| r.to_string())
-                .collect();
-            eprintln!(
-                "{} rows are `unknown` (rows {}{}): they may have reached their recipients and are not sent again. Check them in Intercom (the contact's conversations; the results file has each row's recipient), then send them on purpose with --resume --retry-unknown.",
-                p.unknown,
-                rows.join(", "),
-                if p.unknown > 20 { ", …" } else { "" }
-            );
-        }
+        announce_resume(p, &args, &results_path);
     }
     let already = prior
         .as_ref()
@@ -288,23 +228,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     let token = token.expect("a token unless --dry-run");
 
     let sandbox = if args.sandbox {
-        let log = args
-            .sandbox_log
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(format!("{}.sandbox.jsonl", c.stem())));
-        let config = sandbox::SandboxConfig {
-            token: Some(token.expose().to_string()),
-            faults: args.faults.clone(),
-            contacts: args.sandbox_contacts.clone(),
-            log: Some(log.clone()),
-        };
-        let running = sandbox::start(config, "127.0.0.1:0".parse()?).await?;
-        eprintln!(
-            "sandbox: {} (every accepted message is logged to {})",
-            running.base_url(),
-            log.display()
-        );
-        Some((running, log))
+        Some(start_sandbox(&args, &token, &c.stem()).await?)
     } else {
         None
     };
@@ -382,4 +306,115 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
         eprintln!("sandbox log: {}", log.display());
     }
     report_end(&args, &results_path, end, tally)
+}
+
+/// Whether preflight's problems stop the run: any error, unless --skip-invalid and every error is
+/// a row's own (its CSV record, its rendering, its values), so that skipping the row is enough.
+fn refuses(pre: &check::Preflight, args: &SendArgs) -> bool {
+    if !pre.report.has_errors() {
+        return false;
+    }
+    let beyond_rows = pre
+        .report
+        .counts
+        .iter()
+        .filter(|((sev, kind), _)| {
+            *sev == Severity::Error && !matches!(*kind, "value" | "csv" | "template")
+        })
+        .map(|(_, n)| *n)
+        .sum::<u64>();
+    let file_level = pre
+        .report
+        .kept
+        .iter()
+        .any(|p| p.severity == Severity::Error && p.record.is_none());
+    !args.skip_invalid || beyond_rows > 0 || file_level
+}
+
+/// On resume: the same target, and unless --allow-changed, the same templates, settings and rows.
+fn same_campaign(
+    header: &JournalHeader,
+    settings: &str,
+    content: &str,
+    args: &SendArgs,
+    results_path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let target = |fp: &str| {
+        fp.split_once('@')
+            .map(|(_, t)| t.to_string())
+            .unwrap_or_default()
+    };
+    let (old_target, new_target) = (target(&header.settings), target(settings));
+    if old_target != new_target {
+        bail!(
+            "{} records a run against {old_target}, and this run would go to {new_target}: rows it records as sent did not reach these customers. Use another --results file",
+            results_path.display()
+        );
+    }
+    if header.settings != settings && !args.allow_changed {
+        bail!("the templates or message settings changed since the first run of {}; resuming would send a different message to the remaining rows. Add --allow-changed if that is intended", results_path.display());
+    }
+    if header.content != content && !args.allow_changed {
+        bail!("the recipients CSV's content changed since the first run of {} (the recipients are the same); add --allow-changed if that is intended", results_path.display());
+    }
+    Ok(())
+}
+
+/// What an earlier run left, and the `unknown` rows that will not be sent again.
+fn announce_resume(p: &results::Prior, args: &SendArgs, results_path: &std::path::Path) {
+    let recovered = if p.recovered_unknown > 0 {
+        format!(
+            " ({} were in flight when the last run stopped)",
+            p.recovered_unknown
+        )
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "resuming {}: {} sent, {} failed, {} unknown, {} skipped{recovered}",
+        results_path.display(),
+        p.sent,
+        p.failed,
+        p.unknown,
+        p.skipped,
+    );
+    if p.unknown > 0 && !args.retry_unknown {
+        let rows: Vec<String> = p
+            .rows_with(RowStatus::Unknown)
+            .take(20)
+            .map(|r| r.to_string())
+            .collect();
+        eprintln!(
+            "{} rows are `unknown` (rows {}{}): they may have reached their recipients and are not sent again. Check them in Intercom (the contact's conversations; the results file has each row's recipient), then send them on purpose with --resume --retry-unknown.",
+            p.unknown,
+            rows.join(", "),
+            if p.unknown > 20 { ", …" } else { "" }
+        );
+    }
+}
+
+/// `send --sandbox`: a sandbox in this process on a free loopback port, accepting only this run's
+/// token, logging every message it accepts.
+async fn start_sandbox(
+    args: &SendArgs,
+    token: &Token,
+    stem: &str,
+) -> anyhow::Result<(sandbox::RunningSandbox, PathBuf)> {
+    let log = args
+        .sandbox_log
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{stem}.sandbox.jsonl")));
+    let config = sandbox::SandboxConfig {
+        token: Some(token.expose().to_string()),
+        faults: args.faults.clone(),
+        contacts: args.sandbox_contacts.clone(),
+        log: Some(log.clone()),
+    };
+    let running = sandbox::start(config, "127.0.0.1:0".parse()?).await?;
+    eprintln!(
+        "sandbox: {} (every accepted message is logged to {})",
+        running.base_url(),
+        log.display()
+    );
+    Ok((running, log))
 }
