@@ -53,6 +53,12 @@ log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 FIXED_PORT=""
 start_sandbox() {
     stop_sandbox
+    # The sandbox appends to its log; each run is measured from a log of its own.
+    local prev=""
+    for arg in "$@"; do
+        if [ "$prev" = "--log" ]; then rm -f "$arg"; fi
+        prev=$arg
+    done
     : >"$TMP/sandbox.out"
     "$BIN" sandbox --listen "127.0.0.1:${FIXED_PORT:-0}" "$@" >"$TMP/sandbox.out" 2>"$TMP/sandbox.err" &
     SANDBOX_PID=$!
