@@ -35,6 +35,11 @@ impl Limiter {
         }
     }
 
+    /// Takes a cell if one is there now; never waits.
+    pub fn try_ready(&self) -> bool {
+        self.inner.check().is_ok()
+    }
+
     /// Waits until one more request may go. Sleeps on tokio's timer: governor's own
     /// `until_ready` sleeps on a timer thread of its own, a wake-up and a thread hand-off for
     /// every request (measured: an eighth of the sender's CPU at 166/s).
@@ -83,6 +88,14 @@ impl Gate {
                 _ => return,
             }
         }
+    }
+
+    /// Whether senders may go now.
+    pub fn is_open(&self) -> bool {
+        self.until
+            .lock()
+            .unwrap()
+            .is_none_or(|t| t <= Instant::now())
     }
 
     pub fn pauses(&self) -> u64 {

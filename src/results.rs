@@ -109,7 +109,17 @@ impl ResultsWriter {
     }
 
     pub fn write(&mut self, row: &ResultRow) -> std::io::Result<()> {
-        self.w.serialize(row).map_err(std::io::Error::other)?;
+        self.write_all(std::iter::once(row))
+    }
+
+    /// Lines for outcomes that arrived together, handed to the OS in one write.
+    pub fn write_all<'a>(
+        &mut self,
+        rows: impl IntoIterator<Item = &'a ResultRow>,
+    ) -> std::io::Result<()> {
+        for row in rows {
+            self.w.serialize(row).map_err(std::io::Error::other)?;
+        }
         self.w.flush()
     }
 }
@@ -165,9 +175,17 @@ impl Journal {
         Ok(Journal { file })
     }
 
-    pub fn in_flight(&mut self, row: u64, recipient: &str) -> std::io::Result<()> {
-        self.file
-            .write_all(format!("{row}\t{recipient}\n").as_bytes())
+    /// Records rows about to be sent, in one write.
+    pub fn in_flight<'a>(
+        &mut self,
+        rows: impl IntoIterator<Item = (u64, &'a str)>,
+    ) -> std::io::Result<()> {
+        use std::fmt::Write as _;
+        let mut text = String::new();
+        for (row, recipient) in rows {
+            let _ = writeln!(text, "{row}\t{recipient}");
+        }
+        self.file.write_all(text.as_bytes())
     }
 }
 
@@ -561,7 +579,7 @@ mod tests {
         };
         let mut j = Journal::start(&journal_path(&results), &header).unwrap();
         for n in 1..=3 {
-            j.in_flight(n, &format!("r{n}")).unwrap();
+            j.in_flight([(n, format!("r{n}").as_str())]).unwrap();
         }
         w.write(&row(2, RowStatus::Sent)).unwrap();
         drop((w, j));
