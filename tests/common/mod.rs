@@ -163,6 +163,18 @@ impl TestServer {
     }
 }
 
+/// `send campaign.toml --results results.csv --api-base URL`, as every send in the tests starts.
+fn send_args(url: &str) -> [&str; 6] {
+    [
+        "send",
+        "campaign.toml",
+        "--results",
+        "results.csv",
+        "--api-base",
+        url,
+    ]
+}
+
 /// A campaign in a temporary directory: the CSV, the campaign file and its templates.
 pub struct Fixture {
     pub dir: tempfile::TempDir,
@@ -208,14 +220,7 @@ impl Fixture {
     /// (an environment variable, say) before it runs.
     pub fn send_cmd(&self, url: &str, extra: &[&str]) -> assert_cmd::Command {
         let mut cmd = self.cmd();
-        cmd.args([
-            "send",
-            "campaign.toml",
-            "--results",
-            "results.csv",
-            "--api-base",
-            url,
-        ]);
+        cmd.args(send_args(url));
         cmd.args(extra);
         cmd
     }
@@ -234,14 +239,7 @@ impl Fixture {
             .current_dir(self.dir.path())
             .env("INTERCOM_TOKEN", TOKEN)
             .env_remove("SANDBOX_TOKEN")
-            .args([
-                "send",
-                "campaign.toml",
-                "--results",
-                "results.csv",
-                "--api-base",
-                url,
-            ])
+            .args(send_args(url))
             .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
