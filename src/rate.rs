@@ -6,6 +6,17 @@ use std::time::Duration;
 
 /// `count` events per `per`. Kept as written (not reduced to a per-second float) so that a limit
 /// stated per window is enforced per that window without rounding.
+///
+/// ```
+/// use std::time::Duration;
+/// use campaign::rate::Rate;
+///
+/// let r: Rate = "10000/min".parse().unwrap();
+/// // Intercom enforces a per-minute limit in 10-second windows.
+/// assert_eq!(r.per_window(Duration::from_secs(10)), 1666);
+/// assert_eq!(r.to_string(), "10000/min");
+/// assert!("fast".parse::<Rate>().is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
     pub count: u32,
