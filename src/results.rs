@@ -339,8 +339,14 @@ pub fn reconcile(results: &Path, hash: &dyn Fn(&str) -> u64) -> anyhow::Result<P
             // A torn last journal line has no recipient yet; the row was not sent (the journal is
             // written before the request), so it is rightly ignored.
             if let Some((row, _)) = line.split_once('\t') {
-                if let Ok(row) = row.parse::<u64>() {
-                    journaled.push(row);
+                match row.parse::<u64>() {
+                    Ok(row) if (1..=MAX_ROWS).contains(&row) => journaled.push(row),
+                    // A row that may have been sent cannot be passed over.
+                    _ => bail!(
+                        "{}: line {}: not a journal line: `{line}`",
+                        journal.display(),
+                        i + 1
+                    ),
                 }
             }
         }
@@ -357,26 +363,28 @@ pub fn reconcile(results: &Path, hash: &dyn Fn(&str) -> u64) -> anyhow::Result<P
     {
         let mut rdr = csv::ReaderBuilder::new().from_path(results)?;
         check_header(results, rdr.headers()?)?;
-        let mut rec = csv::StringRecord::new();
+        // Only `row`, `recipient` and `status` matter here; reading just those keeps a resume of a
+        // million rows from spending its first second deserializing the other seven.
+        let mut rec = csv::ByteRecord::new();
         while rdr
-            .read_record(&mut rec)
+            .read_byte_record(&mut rec)
             .with_context(|| format!("cannot read {}", results.display()))?
         {
             let pos = rec
                 .position()
                 .map(|p| (p.byte(), p.line()))
                 .unwrap_or((0, 0));
-            let r: ResultRow = rec.deserialize(None).with_context(|| {
+            let (row, recipient, status) = row_recipient_status(&rec).with_context(|| {
                 format!("{}: line {}: not a results row", results.display(), pos.1)
             })?;
-            prior.set(r.row, r.status, hash(&r.recipient));
+            prior.set(row, status, hash(recipient));
             if pos.0 >= offset {
-                prior.flags[r.row as usize] |= ANSWERED;
+                prior.flags[row as usize] |= ANSWERED;
             }
-            if last_line.len() <= r.row as usize {
-                last_line.resize(r.row as usize + 1, u32::MAX);
+            if last_line.len() <= row as usize {
+                last_line.resize(row as usize + 1, u32::MAX);
             }
-            last_line[r.row as usize] = lines;
+            last_line[row as usize] = lines;
             lines += 1;
         }
     }
@@ -399,6 +407,7 @@ pub fn reconcile(results: &Path, hash: &dyn Fn(&str) -> u64) -> anyhow::Result<P
             let line = line?;
             if let Some((row, recipient)) = line.split_once('\t') {
                 if let Ok(row) = row.parse::<u64>() {
+                    // Every row here was checked in range by the first read of the journal.
                     if prior.flags[row as usize] & ANSWERED == 0 {
                         orphans.insert(row, recipient.to_string());
                     }
@@ -444,6 +453,33 @@ pub fn reconcile(results: &Path, hash: &dyn Fn(&str) -> u64) -> anyhow::Result<P
     }
     prior.count();
     Ok(prior)
+}
+
+/// The most rows a campaign can have and still be resumed.
+pub const MAX_ROWS: u64 = 50_000_000;
+
+/// The three fields resume needs from a results line.
+fn row_recipient_status(rec: &csv::ByteRecord) -> anyhow::Result<(u64, &str, RowStatus)> {
+    let field = |i: usize, name: &str| {
+        rec.get(i)
+            .and_then(|f| std::str::from_utf8(f).ok())
+            .ok_or_else(|| anyhow::anyhow!("no `{name}`"))
+    };
+    let row: u64 = field(0, "row")?
+        .parse()
+        .map_err(|_| anyhow::anyhow!("`row` is not a number"))?;
+    let status = match field(2, "status")? {
+        "sent" => RowStatus::Sent,
+        "failed" => RowStatus::Failed,
+        "unknown" => RowStatus::Unknown,
+        "skipped" => RowStatus::Skipped,
+        other => anyhow::bail!("unknown status `{other}`"),
+    };
+    // Per-row state is kept in arrays indexed by row: a corrupt number must not size them.
+    if row == 0 || row > MAX_ROWS {
+        anyhow::bail!("`row` {row} is out of range (1 to {MAX_ROWS})");
+    }
+    Ok((row, field(1, "recipient")?, status))
 }
 
 fn check_header(path: &Path, header: &csv::StringRecord) -> anyhow::Result<()> {
@@ -563,6 +599,33 @@ mod tests {
 
     fn h(s: &str) -> u64 {
         crate::check::recipient_hash("user", s)
+    }
+
+    #[test]
+    fn a_corrupt_results_line_is_named_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("r.csv");
+        let mut w = ResultsWriter::open(&results).unwrap();
+        w.write(&row(1, RowStatus::Sent)).unwrap();
+        drop(w);
+        let mut f = OpenOptions::new().append(true).open(&results).unwrap();
+        f.write_all(b"99999999999,x,sent,,,,,,1,\n").unwrap();
+        let err = format!("{:#}", reconcile(&results, &|s| h(s)).unwrap_err());
+        assert!(
+            err.contains("r.csv: line 3: not a results row: `row` 99999999999 is out of range"),
+            "{err}"
+        );
+        let mut f = OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&results)
+            .unwrap();
+        f.write_all(b"row,recipient,status,message_id,http_status,error_code,error_message,request_id,attempts,finished_at\n2,x,maybe,,,,,,1,\n").unwrap();
+        let err = format!("{:#}", reconcile(&results, &|s| h(s)).unwrap_err());
+        assert!(
+            err.contains("line 2: not a results row: unknown status `maybe`"),
+            "{err}"
+        );
     }
 
     #[test]
