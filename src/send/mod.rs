@@ -189,10 +189,10 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
             check::summary_line(&loaded.campaign, &pre),
             pre.report.errors,
             pre.report.warnings,
-            if args.skip_invalid || pre.invalid_rows == 0 {
-                ""
-            } else {
+            if !args.skip_invalid && only_row_errors(&pre) {
                 " (--skip-invalid sends the valid rows and records the others as skipped)"
+            } else {
+                ""
             }
         );
         return Ok(Status::Invalid);
@@ -309,26 +309,23 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
 }
 
 /// Whether preflight's problems stop the run: any error, unless --skip-invalid and every error is
-/// a row's own (its CSV record, its rendering, its values), so that skipping the row is enough.
+/// a row's own, so that skipping the row is enough.
 fn refuses(pre: &check::Preflight, args: &SendArgs) -> bool {
-    if !pre.report.has_errors() {
-        return false;
-    }
-    let beyond_rows = pre
-        .report
-        .counts
-        .iter()
-        .filter(|((sev, kind), _)| {
-            *sev == Severity::Error && !matches!(*kind, "value" | "csv" | "template")
-        })
-        .map(|(_, n)| *n)
-        .sum::<u64>();
+    pre.report.has_errors() && !(args.skip_invalid && only_row_errors(pre))
+}
+
+/// Whether every error belongs to one row (its CSV record, its rendering, its values), none to the
+/// file, the templates as a whole, duplicates or a changed campaign.
+fn only_row_errors(pre: &check::Preflight) -> bool {
+    let beyond_rows = pre.report.counts.iter().any(|((sev, kind), _)| {
+        *sev == Severity::Error && !matches!(*kind, "value" | "csv" | "template")
+    });
     let file_level = pre
         .report
         .kept
         .iter()
         .any(|p| p.severity == Severity::Error && p.record.is_none());
-    !args.skip_invalid || beyond_rows > 0 || file_level
+    pre.invalid_rows > 0 && !beyond_rows && !file_level
 }
 
 /// On resume: the same target, and unless --allow-changed, the same templates, settings and rows.
