@@ -7,6 +7,7 @@
 pub mod check;
 pub mod cli;
 pub mod client;
+pub mod compiled;
 pub mod config;
 pub mod html;
 pub mod pace;

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use tera::{Context, Tera};
 
+use crate::compiled::Compiled;
 use crate::config::{BodyFormat, Campaign, MessageType, TemplateSource};
 
 const SUBJECT: &str = "subject.txt";
@@ -260,34 +261,111 @@ impl Templates {
         found
     }
 
-    /// Renders one row. `fields` are the row's cells in header order.
-    pub fn render(&self, ctx: &Context) -> Result<Rendered, (String, String)> {
-        let run = |name: &'static str| {
-            self.tera.render(name, ctx).map_err(|e| {
-                let origin = self
-                    .origins
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, o)| o.clone())
-                    .unwrap_or_default();
-                let chain = error_chain(&e);
-                // The first line only repeats "Failed to render 'x'"; the cause follows.
-                let cause = chain.lines().skip(1).collect::<Vec<_>>().join(": ");
-                (origin, if cause.is_empty() { chain } else { cause })
-            })
+    /// The templates ready to render rows of a CSV with these columns: each one compiled where
+    /// it can be (see `compiled`), rendered by Tera where not.
+    pub fn plan(&self, columns: &[String]) -> Plan<'_> {
+        let compile = |name: &str| Compiled::new(&self.tera, name, columns, name == BODY_HTML);
+        Plan {
+            templates: self,
+            columns: columns.to_vec(),
+            subject: self.has_subject.then(|| compile(SUBJECT)),
+            body: compile(self.body_name),
+            to_id: compile(TO_ID),
+        }
+    }
+
+    /// A plan that renders every row with Tera: the reference the compiled form is tested and
+    /// benchmarked against.
+    pub fn plan_with_tera_only(&self, columns: &[String]) -> Plan<'_> {
+        Plan {
+            templates: self,
+            columns: columns.to_vec(),
+            subject: self.has_subject.then_some(None),
+            body: None,
+            to_id: None,
+        }
+    }
+
+    /// Renders template `name` with Tera; on error, the template's origin and Tera's cause.
+    fn render_with_tera(&self, name: &str, ctx: &Context) -> Result<String, (String, String)> {
+        self.tera.render(name, ctx).map_err(|e| {
+            let origin = self
+                .origins
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, o)| o.clone())
+                .unwrap_or_default();
+            let chain = error_chain(&e);
+            // The first line only repeats "Failed to render 'x'"; the cause follows.
+            let cause = chain.lines().skip(1).collect::<Vec<_>>().join(": ");
+            (origin, if cause.is_empty() { chain } else { cause })
+        })
+    }
+}
+
+/// The campaign's templates bound to one CSV's columns.
+pub struct Plan<'t> {
+    templates: &'t Templates,
+    columns: Vec<String>,
+    /// `None`: no subject; `Some(None)`: Tera renders it.
+    subject: Option<Option<Compiled<'t>>>,
+    body: Option<Compiled<'t>>,
+    to_id: Option<Compiled<'t>>,
+}
+
+impl Plan<'_> {
+    /// Renders one row. `fields` are the row's cells in header order, `row` its record number.
+    pub fn render(&self, fields: &[&str], row: u64) -> Result<Rendered, (String, String)> {
+        // Built only if a template needs Tera: it is most of Tera's cost per row.
+        let mut ctx: Option<Context> = None;
+        let mut one = |name: &str, compiled: &Option<Compiled<'_>>| {
+            if let Some(compiled) = compiled {
+                let mut out = String::with_capacity(compiled.size_hint());
+                if compiled.render(fields, row, &mut out).is_ok() {
+                    return Ok(out);
+                }
+            }
+            let ctx = ctx.get_or_insert_with(|| {
+                let mut ctx = Context::new();
+                for (name, value) in self.columns.iter().zip(fields) {
+                    ctx.insert(name.as_str(), value);
+                }
+                ctx.insert("row", &row);
+                ctx
+            });
+            self.templates.render_with_tera(name, ctx)
         };
-        let subject = if self.has_subject {
-            Some(run(SUBJECT)?)
-        } else {
-            None
+        let subject = match &self.subject {
+            Some(compiled) => Some(one(SUBJECT, compiled)?),
+            None => None,
         };
-        let body = run(self.body_name)?;
-        let to_id = run(TO_ID)?;
+        let body = one(self.templates.body_name, &self.body)?;
+        let to_id = one(TO_ID, &self.to_id)?;
         Ok(Rendered {
             subject,
             body,
-            to_id: to_id.trim().to_string(),
+            to_id: trimmed(to_id),
         })
+    }
+
+    /// Which of the templates render without Tera (by origin), for tests and benchmarks.
+    pub fn compiled(&self) -> Vec<&str> {
+        let names = [
+            (SUBJECT, self.subject.as_ref().is_some_and(Option::is_some)),
+            (self.templates.body_name, self.body.is_some()),
+            (TO_ID, self.to_id.is_some()),
+        ];
+        names
+            .iter()
+            .filter(|(_, compiled)| *compiled)
+            .filter_map(|(name, _)| {
+                self.templates
+                    .origins
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, o)| o.as_str())
+            })
+            .collect()
     }
 }
 
@@ -307,7 +385,11 @@ impl Rendered {
                 MessageType::Email => self.subject,
                 MessageType::InApp => None,
             },
-            body: self.body.trim_end().to_string(),
+            body: {
+                let mut body = self.body;
+                body.truncate(body.trim_end().len());
+                body
+            },
             template: campaign.template.clone(),
             from: Admin {
                 kind: "admin",
@@ -320,6 +402,16 @@ impl Rendered {
             create_conversation_without_contact_reply: campaign
                 .create_conversation_without_contact_reply,
         }
+    }
+}
+
+/// `text` without surrounding whitespace, copied only if it has some.
+fn trimmed(text: String) -> String {
+    let trimmed = text.trim();
+    if trimmed.len() == text.len() {
+        text
+    } else {
+        trimmed.to_string()
     }
 }
 

@@ -1,0 +1,382 @@
+//! The templates most campaigns have, rendered without Tera's per-row machinery: text, columns,
+//! `row`, filters with literal arguments, and `if`/`elif`/`else` on a column.
+//!
+//! For every row Tera builds a `Context` (a `String` key and a JSON value per column, in a map),
+//! clones it into a call stack and walks the template: about 3 µs a row for the sample, more than
+//! reading, checking and hashing it together. A `Compiled` template walks Tera's own syntax tree
+//! once, up front, and then renders straight from the CSV record, calling Tera's own filter
+//! objects and escaping the way Tera does, so the output is Tera's byte for byte (`tests` below
+//! and `tests/fuzz.rs` compare the two). A template with anything else (`set`, loops, tests,
+//! comparisons, math, functions) is not compiled and Tera renders it; a row whose compiled
+//! rendering fails (a filter's error) is rendered again by Tera, so its error message is Tera's.
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use tera::ast::{Expr, ExprVal, Node};
+use tera::{Filter, Tera, Value};
+
+/// A template turned into parts that render from a row's fields.
+pub struct Compiled<'t> {
+    parts: Vec<Part<'t>>,
+    size_hint: usize,
+}
+
+enum Part<'t> {
+    Text(&'t str),
+    Value(Var<'t>),
+    If {
+        branches: Vec<(Condition<'t>, Vec<Part<'t>>)>,
+        otherwise: Vec<Part<'t>>,
+    },
+}
+
+struct Condition<'t> {
+    var: Var<'t>,
+    negated: bool,
+}
+
+/// `{{ column | filter(arg=literal) | ... }}`.
+struct Var<'t> {
+    source: Source,
+    filters: Vec<Applied<'t>>,
+    /// Whether Tera would escape a string result: the template autoescapes, the last filter is
+    /// not `safe`, and the last filter applied is not one that declares its output safe.
+    escape: bool,
+    memo: Memo,
+}
+
+/// A value as written, and its truth for `if`.
+#[derive(Clone)]
+struct Resolved {
+    /// `None` for a list or a map, which this module leaves to Tera.
+    text: Option<Box<str>>,
+    truthy: bool,
+}
+
+/// Filters are pure functions of their input, and the columns they are used on (a plan, a
+/// country) tend to have few distinct values: a filtered value is remembered, up to a bound.
+/// Tera's `title` alone runs a Unicode regex that costs more than the rest of a row.
+#[derive(Default)]
+struct Memo(RwLock<HashMap<Box<str>, Resolved>>);
+
+/// Distinct inputs remembered per variable, and the longest input remembered.
+const MEMO_ENTRIES: usize = 512;
+const MEMO_INPUT_BYTES: usize = 64;
+
+#[derive(Clone, Copy)]
+enum Source {
+    Column(usize),
+    /// `row`: the record number.
+    Row,
+}
+
+struct Applied<'t> {
+    filter: &'t dyn Filter,
+    args: HashMap<String, Value>,
+}
+
+/// Why a compiled rendering gave up; the caller renders the row with Tera instead.
+#[derive(Debug)]
+pub struct Fallback;
+
+impl<'t> Compiled<'t> {
+    /// The compiled form of `tera`'s template `name`, or `None` when it uses anything this
+    /// module does not render exactly as Tera would.
+    pub fn new(tera: &'t Tera, name: &str, columns: &[String], escape: bool) -> Option<Self> {
+        let template = tera.templates.get(name)?;
+        if !template.parents.is_empty() || !template.blocks.is_empty() {
+            return None;
+        }
+        let compiler = Compiler {
+            tera,
+            columns,
+            escape,
+        };
+        let parts = compiler.nodes(&template.ast)?;
+        Some(Compiled {
+            size_hint: size(&parts),
+            parts,
+        })
+    }
+
+    /// A starting capacity for a rendering: the template's text and a little per value.
+    pub fn size_hint(&self) -> usize {
+        self.size_hint
+    }
+
+    /// Appends the row's rendering to `out`. On `Err`, `out` holds a partial rendering.
+    pub fn render(&self, fields: &[&str], row: u64, out: &mut String) -> Result<(), Fallback> {
+        self.render_parts(&self.parts, fields, row, out)
+    }
+
+    fn render_parts(
+        &self,
+        parts: &[Part<'t>],
+        fields: &[&str],
+        row: u64,
+        out: &mut String,
+    ) -> Result<(), Fallback> {
+        for part in parts {
+            match part {
+                Part::Text(text) => out.push_str(text),
+                Part::Value(var) => self.write_var(var, fields, row, out)?,
+                Part::If {
+                    branches,
+                    otherwise,
+                } => {
+                    let taken = branches
+                        .iter()
+                        .find(|(cond, _)| condition_holds(cond, fields, row))
+                        .map_or(otherwise, |(_, body)| body);
+                    self.render_parts(taken, fields, row, out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write_var(
+        &self,
+        var: &Var<'t>,
+        fields: &[&str],
+        row: u64,
+        out: &mut String,
+    ) -> Result<(), Fallback> {
+        // The common case, a bare column, straight from the record.
+        if let (Source::Column(i), true) = (var.source, var.filters.is_empty()) {
+            let text = fields.get(i).ok_or(Fallback)?;
+            push_maybe_escaped(out, text, var.escape);
+            return Ok(());
+        }
+        let text = var.with_resolved(fields, row, |r| {
+            r.text.as_deref().map(|text| out.push_str(text))
+        })?;
+        text.ok_or(Fallback)
+    }
+}
+
+impl Var<'_> {
+    /// Calls `f` with the variable's value for this row, remembered or computed.
+    fn with_resolved<R>(
+        &self,
+        fields: &[&str],
+        row: u64,
+        f: impl FnOnce(&Resolved) -> R,
+    ) -> Result<R, Fallback> {
+        let input = match self.source {
+            Source::Column(i) => Some(*fields.get(i).ok_or(Fallback)?),
+            Source::Row => None,
+        };
+        let memoizable = input.filter(|s| s.len() <= MEMO_INPUT_BYTES);
+        if let Some(key) = memoizable {
+            let memo = self.memo.0.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(hit) = memo.get(key) {
+                return Ok(f(hit));
+            }
+        }
+        let value = match input {
+            Some(text) => Value::String(text.to_string()),
+            None => Value::from(row),
+        };
+        let resolved = self.resolve(value)?;
+        if let Some(key) = memoizable {
+            let mut memo = self.memo.0.write().unwrap_or_else(|e| e.into_inner());
+            if memo.len() < MEMO_ENTRIES {
+                memo.insert(key.into(), resolved.clone());
+            }
+        }
+        Ok(f(&resolved))
+    }
+
+    /// The value after the filters, as Tera would write it and judge it in an `if`.
+    fn resolve(&self, mut value: Value) -> Result<Resolved, Fallback> {
+        for applied in &self.filters {
+            value = applied
+                .filter
+                .filter(&value, &applied.args)
+                .map_err(|_| Fallback)?;
+        }
+        let truthy = truthy(&value);
+        // As Tera's `ValueRender` writes values, and `eval_expression` escapes them.
+        let text: Option<Box<str>> = match value {
+            Value::String(s) if self.escape && needs_escaping(&s) => {
+                Some(tera::escape_html(&s).into())
+            }
+            Value::String(s) => Some(s.into()),
+            Value::Number(n) => Some(
+                if let Some(v) = n.as_i64() {
+                    v.to_string()
+                } else if let Some(v) = n.as_u64() {
+                    v.to_string()
+                } else if let Some(v) = n.as_f64() {
+                    v.to_string()
+                } else {
+                    return Err(Fallback);
+                }
+                .into(),
+            ),
+            Value::Bool(b) => Some(if b { "true" } else { "false" }.into()),
+            Value::Null => Some("".into()),
+            Value::Array(_) | Value::Object(_) => None,
+        };
+        Ok(Resolved { text, truthy })
+    }
+}
+
+/// The text's length, and a little per value; the longest branch of an `if`.
+fn size(parts: &[Part<'_>]) -> usize {
+    parts
+        .iter()
+        .map(|p| match p {
+            Part::Text(t) => t.len(),
+            Part::Value(_) => 16,
+            Part::If {
+                branches,
+                otherwise,
+            } => branches
+                .iter()
+                .map(|(_, body)| size(body))
+                .chain([size(otherwise)])
+                .max()
+                .unwrap_or(0),
+        })
+        .sum()
+}
+
+/// Tera's `eval_as_bool` for an identifier: a filter's error makes the condition false, negated
+/// or not; otherwise the value's truthiness, flipped by `not`.
+fn condition_holds(cond: &Condition<'_>, fields: &[&str], row: u64) -> bool {
+    match cond.var.with_resolved(fields, row, |r| r.truthy) {
+        Ok(truthy) => truthy != cond.negated,
+        Err(Fallback) => false,
+    }
+}
+
+/// Tera's `ValueTruthy`.
+fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i != 0
+            } else if let Some(u) = n.as_u64() {
+                u != 0
+            } else {
+                n.as_f64().is_some_and(|f| f != 0.0 && !f.is_nan())
+            }
+        }
+        Value::Bool(b) => *b,
+        Value::Null => false,
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+fn needs_escaping(text: &str) -> bool {
+    text.contains(['&', '<', '>', '"', '\'', '/'])
+}
+
+/// Tera's `escape_html`, without its allocation when there is nothing to escape.
+fn push_maybe_escaped(out: &mut String, text: &str, escape: bool) {
+    if escape && needs_escaping(text) {
+        out.push_str(&tera::escape_html(text));
+    } else {
+        out.push_str(text);
+    }
+}
+
+struct Compiler<'t, 'c> {
+    tera: &'t Tera,
+    columns: &'c [String],
+    escape: bool,
+}
+
+impl<'t> Compiler<'t, '_> {
+    fn nodes(&self, nodes: &'t [Node]) -> Option<Vec<Part<'t>>> {
+        let mut parts = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            match node {
+                Node::Text(text) | Node::Raw(_, text, _) => parts.push(Part::Text(text)),
+                Node::Comment(..) => {}
+                Node::VariableBlock(_, expr) if !expr.negated => {
+                    parts.push(Part::Value(self.var(expr, self.escape)?))
+                }
+                Node::If(node, _) => {
+                    let mut branches = Vec::with_capacity(node.conditions.len());
+                    for (_, expr, body) in &node.conditions {
+                        let condition = Condition {
+                            var: self.var(expr, false)?,
+                            negated: expr.negated,
+                        };
+                        branches.push((condition, self.nodes(body)?));
+                    }
+                    let otherwise = match &node.otherwise {
+                        Some((_, body)) => self.nodes(body)?,
+                        None => Vec::new(),
+                    };
+                    parts.push(Part::If {
+                        branches,
+                        otherwise,
+                    });
+                }
+                _ => return None,
+            }
+        }
+        Some(parts)
+    }
+
+    /// `autoescape`: whether the template escapes what this variable writes.
+    fn var(&self, expr: &'t Expr, autoescape: bool) -> Option<Var<'t>> {
+        let ExprVal::Ident(name) = &expr.val else {
+            return None;
+        };
+        // `row` is inserted into Tera's context after the columns, so it wins over a column of
+        // that name.
+        let source = if name == "row" {
+            Source::Row
+        } else {
+            Source::Column(self.columns.iter().position(|c| c == name)?)
+        };
+        // Tera's own `default` only applies to a missing variable; `render` routes the
+        // templates' `default` to `or_else`, so seeing it here means something else is going on.
+        if expr.has_default_filter() {
+            return None;
+        }
+        let mut filters = Vec::with_capacity(expr.filters.len());
+        // A value straight from the context is escaped; after a filter, unless the filter says
+        // its output is safe.
+        let mut needs_escape = true;
+        for call in &expr.filters {
+            if call.name == "safe" {
+                continue; // Tera skips it wherever it is; only the last one marks the result.
+            }
+            let filter = self.tera.get_filter(&call.name).ok()?;
+            let mut args = HashMap::with_capacity(call.args.len());
+            for (key, arg) in &call.args {
+                args.insert(key.clone(), literal(arg)?);
+            }
+            needs_escape = !filter.is_safe();
+            filters.push(Applied { filter, args });
+        }
+        Some(Var {
+            source,
+            filters,
+            escape: autoescape && needs_escape && !expr.is_marked_safe(),
+            memo: Memo::default(),
+        })
+    }
+}
+
+/// A filter argument that is a plain literal, as Tera would evaluate it.
+fn literal(expr: &Expr) -> Option<Value> {
+    if expr.negated || !expr.filters.is_empty() {
+        return None;
+    }
+    match &expr.val {
+        ExprVal::String(s) => Some(Value::String(s.clone())),
+        ExprVal::Int(i) => Some(Value::from(*i)),
+        ExprVal::Float(f) => Some(Value::Number(tera::Number::from_f64(*f)?)),
+        ExprVal::Bool(b) => Some(Value::Bool(*b)),
+        _ => None,
+    }
+}
