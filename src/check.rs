@@ -1,9 +1,10 @@
 //! Preflight: every row read and rendered, every problem located, before anything is sent. Also
 //! the `check` command, which is that and nothing else.
+use std::collections::hash_map::{Entry, HashMap};
 use std::path::Path;
 
 use rayon::prelude::*;
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 use crate::cli::CheckArgs;
 use crate::config::{Campaign, MessageType};
@@ -154,7 +155,7 @@ impl<'a> RowRenderer<'a> {
     }
 }
 
-/// 8 bytes per row: what duplicate detection costs, and all it keeps.
+/// A recipient's 8-byte hash: what duplicate detection keeps of each valid row, and all it keeps.
 pub fn recipient_hash(kind: &str, id: &str) -> u64 {
     // The key is `kind NUL id`, hashed in one call; on the stack when it fits, as ids do.
     let len = kind.len() + id.len() + 1;
@@ -293,10 +294,179 @@ pub fn preflight(
     let render = !out.report.has_errors();
     out.rendered = render;
     let renderer = RowRenderer::new(loaded, &recipients);
-    let mut hashes: Vec<(u64, u64)> = Vec::new();
-    let mut content = xxhash_rust::xxh3::Xxh3::new();
-    // Rows are read here in chunks and rendered on every core, then taken in order: the report,
-    // the fingerprint and `on_row` see them exactly as a single pass would.
+    // 8 bytes per valid row: the recipient hashes, and nothing else that grows with the rows.
+    let mut hashes: Vec<u64> = Vec::new();
+    let mut content = Xxh3::new();
+    each_rendered(&mut recipients, &renderer, render, &mut |r| {
+        out.rows += 1;
+        let (number, warning, result) = match r {
+            Rendered::Bad(p) => {
+                out.invalid_rows += 1;
+                out.report.push(p);
+                return;
+            }
+            Rendered::Row {
+                number,
+                warning,
+                result,
+            } => (number, warning, result),
+        };
+        if let Some(w) = warning {
+            out.report.push(w);
+        }
+        match result {
+            None => {}
+            Some(Ok((request, warnings))) => {
+                for w in warnings {
+                    out.report.push(w);
+                }
+                hashes.push(recipient_hash(&request.to.kind, &request.to.id));
+                fingerprint_row(&mut content, number, &request);
+                if let Some(p) = on_row(number, &request) {
+                    out.report.push(p);
+                }
+            }
+            Some(Err(problems)) => {
+                out.invalid_rows += 1;
+                for p in problems {
+                    out.report.push(p);
+                }
+            }
+        }
+    });
+    drop(recipients);
+    out.content_hash = content.digest();
+    // Sorting 8 bytes per valid row is what finding duplicates costs; the rows themselves are gone,
+    // and so are their numbers. The hashes that occur more than once are few (normally none).
+    hashes.sort_unstable();
+    let mut repeated: Vec<u64> = Vec::new();
+    for pair in hashes.windows(2) {
+        if pair[0] == pair[1] {
+            out.duplicate_rows += 1;
+            if repeated.last() != Some(&pair[0]) {
+                repeated.push(pair[0]);
+            }
+        }
+    }
+    drop(hashes);
+    if repeated.is_empty() {
+        return out;
+    }
+    // Only then is the file read a second time, for the numbers of the rows behind those hashes.
+    let seen = Seen {
+        columns: &columns,
+        rows: out.rows,
+        duplicate_rows: out.duplicate_rows,
+        content_hash: out.content_hash,
+    };
+    let Some(duplicates) = find_duplicates(loaded, &renderer, &repeated, &seen) else {
+        // Not a row's own problem: --skip-invalid cannot get past it, whether it is shown or not.
+        out.report.push(Problem::error(
+            "changed",
+            &file,
+            "the file changed during the check: it read differently the second time, when the rows that address the same recipient were looked for; check it again once nothing is writing to it",
+        ));
+        return out;
+    };
+    // In record order, after the problems of the pass; each names the first row of its recipient.
+    for (number, first) in duplicates {
+        let msg = format!("addresses the same recipient as record {first}");
+        let p = if allow_duplicates {
+            Problem::warning("duplicate", &file, msg)
+        } else {
+            Problem::error(
+                "duplicate",
+                &file,
+                format!("{msg} (send refuses duplicates unless --allow-duplicates)"),
+            )
+        };
+        out.report.push(Problem {
+            record: Some(number),
+            ..p
+        });
+    }
+    out
+}
+
+/// Adds a valid row to the content fingerprint: the fields that vary by row (the rest is in the
+/// settings fingerprint).
+fn fingerprint_row(content: &mut Xxh3, number: u64, request: &MessageRequest) {
+    content.update(&number.to_le_bytes());
+    for part in [
+        request.subject.as_deref().unwrap_or(""),
+        &request.body,
+        &request.to.id,
+    ] {
+        content.update(&(part.len() as u64).to_le_bytes());
+        content.update(part.as_bytes());
+    }
+}
+
+/// What the first pass saw, for the second to compare with.
+struct Seen<'a> {
+    columns: &'a [String],
+    rows: u64,
+    duplicate_rows: u64,
+    content_hash: u64,
+}
+
+/// The second pass, made only when some recipient hashes (`repeated`, sorted) occur more than
+/// once: reads the file again and returns, in record order, each row whose recipient an earlier
+/// row has, with the number of the first row that has it. `None` when the file does not read as
+/// it did in the first pass (it changed, or cannot be opened again).
+fn find_duplicates(
+    loaded: &Loaded,
+    renderer: &RowRenderer<'_>,
+    repeated: &[u64],
+    seen: &Seen<'_>,
+) -> Option<Vec<(u64, u64)>> {
+    let (mut recipients, _) =
+        Recipients::open(&loaded.campaign.recipients, loaded.campaign.delimiter).ok()?;
+    if recipients.columns() != seen.columns {
+        return None;
+    }
+    let mut rows = 0u64;
+    let mut content = Xxh3::new();
+    // The first row of each repeated recipient: as many entries as there are repeated hashes.
+    let mut first: HashMap<u64, u64> = HashMap::with_capacity(repeated.len());
+    let mut duplicates = Vec::new();
+    each_rendered(&mut recipients, renderer, true, &mut |r| {
+        rows += 1;
+        // As in the first pass, only the rows that render without errors have a recipient.
+        let Rendered::Row {
+            number,
+            result: Some(Ok((request, _))),
+            ..
+        } = r
+        else {
+            return;
+        };
+        fingerprint_row(&mut content, number, &request);
+        let hash = recipient_hash(&request.to.kind, &request.to.id);
+        if repeated.binary_search(&hash).is_ok() {
+            match first.entry(hash) {
+                Entry::Occupied(e) => duplicates.push((number, *e.get())),
+                Entry::Vacant(e) => {
+                    e.insert(number);
+                }
+            }
+        }
+    });
+    let same = rows == seen.rows
+        && content.digest() == seen.content_hash
+        && duplicates.len() as u64 == seen.duplicate_rows;
+    same.then_some(duplicates)
+}
+
+/// Reads every row and renders it on every core, the next chunk read while one renders, then
+/// hands the rows to `each` in order: the report, the fingerprint and `on_row` see them exactly as
+/// a single pass would.
+fn each_rendered(
+    recipients: &mut Recipients,
+    renderer: &RowRenderer<'_>,
+    render: bool,
+    each: &mut dyn FnMut(Rendered),
+) {
     let render_chunk = |chunk: &[Read]| -> Vec<Rendered> {
         chunk
             .par_iter()
@@ -324,14 +494,14 @@ pub fn preflight(
             .collect()
     };
     let mut current = Vec::with_capacity(CHUNK);
-    let mut more = read_chunk(&mut recipients, &mut current);
+    let mut more = read_chunk(recipients, &mut current);
     while !current.is_empty() {
         // The next chunk is read while this one renders.
         let mut next = Vec::with_capacity(CHUNK);
         let rendered = if more {
             let (rendered, next_more) = rayon::join(
                 || render_chunk(&current),
-                || read_chunk(&mut recipients, &mut next),
+                || read_chunk(recipients, &mut next),
             );
             more = next_more;
             rendered
@@ -340,75 +510,9 @@ pub fn preflight(
         };
         current = next;
         for r in rendered {
-            out.rows += 1;
-            let (number, warning, result) = match r {
-                Rendered::Bad(p) => {
-                    out.invalid_rows += 1;
-                    out.report.push(p);
-                    continue;
-                }
-                Rendered::Row {
-                    number,
-                    warning,
-                    result,
-                } => (number, warning, result),
-            };
-            if let Some(w) = warning {
-                out.report.push(w);
-            }
-            match result {
-                None => {}
-                Some(Ok((request, warnings))) => {
-                    for w in warnings {
-                        out.report.push(w);
-                    }
-                    hashes.push((recipient_hash(&request.to.kind, &request.to.id), number));
-                    // The fields that vary by row; the rest is in the settings fingerprint.
-                    content.update(&number.to_le_bytes());
-                    for part in [
-                        request.subject.as_deref().unwrap_or(""),
-                        &request.body,
-                        &request.to.id,
-                    ] {
-                        content.update(&(part.len() as u64).to_le_bytes());
-                        content.update(part.as_bytes());
-                    }
-                    if let Some(p) = on_row(number, &request) {
-                        out.report.push(p);
-                    }
-                }
-                Some(Err(problems)) => {
-                    out.invalid_rows += 1;
-                    for p in problems {
-                        out.report.push(p);
-                    }
-                }
-            }
+            each(r);
         }
     }
-    out.content_hash = content.digest();
-    // Sorting 16 bytes per row is what finding duplicates costs; the rows themselves are gone.
-    hashes.sort_unstable();
-    for pair in hashes.windows(2) {
-        if pair[0].0 == pair[1].0 {
-            out.duplicate_rows += 1;
-            let msg = format!("addresses the same recipient as record {}", pair[0].1);
-            let p = if allow_duplicates {
-                Problem::warning("duplicate", &file, msg)
-            } else {
-                Problem::error(
-                    "duplicate",
-                    &file,
-                    format!("{msg} (send refuses duplicates unless --allow-duplicates)"),
-                )
-            };
-            out.report.push(Problem {
-                record: Some(pair[1].1),
-                ..p
-            });
-        }
-    }
-    out
 }
 
 /// `campaign check`.
@@ -468,4 +572,175 @@ pub fn summary_line(c: &Campaign, pre: &Preflight) -> String {
         c.from,
         c.to_type
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::problem::Severity;
+
+    const CAMPAIGN: &str = r#"recipients = "people.csv"
+
+[message]
+message_type = "email"
+template = "plain"
+from = 394051
+subject = "Hello {{ first_name }}"
+body = "<p>Hi {{ first_name }}.</p>"
+
+[to]
+type = "user"
+id = "{{ intercom_id }}"
+"#;
+
+    /// A campaign over a CSV with one row per id.
+    fn campaign(ids: &[&str]) -> (tempfile::TempDir, Loaded) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("campaign.toml"), CAMPAIGN).unwrap();
+        std::fs::write(dir.path().join("people.csv"), csv(ids)).unwrap();
+        let loaded = load(&dir.path().join("campaign.toml"))
+            .unwrap()
+            .ok()
+            .unwrap();
+        (dir, loaded)
+    }
+
+    fn csv(ids: &[&str]) -> String {
+        let mut s = String::from("intercom_id,first_name\n");
+        for (i, id) in ids.iter().enumerate() {
+            s.push_str(&format!("{id},Person{}\n", i + 1));
+        }
+        s
+    }
+
+    /// Each duplicate problem as (record, message), in report order.
+    fn duplicates(pre: &Preflight) -> Vec<(Option<u64>, String)> {
+        pre.report
+            .kept
+            .iter()
+            .filter(|p| p.kind == "duplicate")
+            .map(|p| (p.record, p.message.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn duplicates_across_chunks_name_the_first_record_in_record_order() {
+        // More rows than a few chunks, so that both passes read several.
+        let ids: Vec<String> = (1..=1000)
+            .map(|i| match i {
+                7 | 300 | 999 => "same".to_string(),
+                500 | 600 => "pair".to_string(),
+                _ => format!("id-{i}"),
+            })
+            .collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let (_dir, loaded) = campaign(&ids);
+        let pre = preflight(&loaded, true, &mut |_, _| None);
+        assert_eq!(pre.rows, 1000);
+        assert_eq!(pre.duplicate_rows, 3);
+        assert_eq!(pre.report.errors, 0);
+        assert_eq!(pre.report.warnings, 3);
+        let same = |first: u64| format!("addresses the same recipient as record {first}");
+        assert_eq!(
+            duplicates(&pre),
+            [
+                (Some(300), same(7)),
+                (Some(600), same(500)),
+                (Some(999), same(7)),
+            ]
+        );
+        assert!(pre
+            .report
+            .kept
+            .iter()
+            .all(|p| p.severity == Severity::Warning));
+    }
+
+    #[test]
+    fn without_duplicates_the_file_is_read_once() {
+        let (dir, loaded) = campaign(&["a", "b", "c"]);
+        let csv_path = dir.path().join("people.csv");
+        // Gone once the first pass has read it: a second pass would fail to open it.
+        let pre = preflight(&loaded, false, &mut |row, _| {
+            if row == 1 {
+                std::fs::remove_file(&csv_path).unwrap();
+            }
+            None
+        });
+        assert_eq!((pre.rows, pre.duplicate_rows), (3, 0));
+        assert!(pre.report.kept.is_empty(), "{:?}", pre.report.kept);
+    }
+
+    /// Preflight of a CSV with duplicates, with `change` applied to the file after its first pass
+    /// has read it.
+    fn changed_between_passes(change: &dyn Fn(&Path)) -> Preflight {
+        let (dir, loaded) = campaign(&["a", "b", "a", "c", "b"]);
+        let csv_path = dir.path().join("people.csv");
+        let pre = preflight(&loaded, false, &mut |row, _| {
+            if row == 1 {
+                change(&csv_path);
+            }
+            None
+        });
+        assert_eq!((pre.rows, pre.duplicate_rows), (5, 2));
+        pre
+    }
+
+    fn assert_reports_the_change(pre: &Preflight) {
+        assert!(duplicates(pre).is_empty(), "{:?}", pre.report.kept);
+        assert_eq!(pre.report.errors, 1, "{:?}", pre.report.kept);
+        let p = &pre.report.kept[0];
+        assert_eq!((p.severity, p.kind), (Severity::Error, "changed"));
+        assert_eq!(p.record, None);
+        assert!(
+            p.message.starts_with("the file changed during the check"),
+            "{p}"
+        );
+    }
+
+    #[test]
+    fn a_file_changed_between_the_passes_is_an_error() {
+        // Other recipients, same rows.
+        assert_reports_the_change(&changed_between_passes(&|p| {
+            std::fs::write(p, csv(&["a", "b", "c", "a", "b"])).unwrap()
+        }));
+        // Same recipients, another value.
+        assert_reports_the_change(&changed_between_passes(&|p| {
+            std::fs::write(p, csv(&["a", "b", "a", "c", "b"]).replace("Person2", "Ada")).unwrap()
+        }));
+        // A row more.
+        assert_reports_the_change(&changed_between_passes(&|p| {
+            std::fs::write(p, csv(&["a", "b", "a", "c", "b", "d"])).unwrap()
+        }));
+        // Another header.
+        assert_reports_the_change(&changed_between_passes(&|p| {
+            std::fs::write(
+                p,
+                csv(&["a", "b", "a", "c", "b"]).replace("first_name", "first_name,x"),
+            )
+            .unwrap()
+        }));
+        // Gone.
+        assert_reports_the_change(&changed_between_passes(&|p| {
+            std::fs::remove_file(p).unwrap()
+        }));
+    }
+
+    #[test]
+    fn an_unchanged_file_reports_its_duplicates() {
+        let pre = changed_between_passes(&|_| {});
+        assert_eq!(
+            duplicates(&pre),
+            [
+                (
+                    Some(3),
+                    "addresses the same recipient as record 1 (send refuses duplicates unless --allow-duplicates)".to_string()
+                ),
+                (
+                    Some(5),
+                    "addresses the same recipient as record 2 (send refuses duplicates unless --allow-duplicates)".to_string()
+                ),
+            ]
+        );
+    }
 }

@@ -360,6 +360,100 @@ fn many_problems_show_fifty_in_full_then_counts_per_kind() {
     assert!(!err.contains("record 51,"), "{err}");
 }
 
+// ---- Duplicate recipients -----------------------------------------------------------------------
+
+/// Eight rows: `bob` on records 3, 5 and 7 (and on record 6, which is invalid and so no recipient),
+/// `ada` on records 2 and 8.
+fn csv_with_duplicates() -> String {
+    let mut csv = String::from("intercom_id,first_name,plan,company\n");
+    for (i, id) in ["id-1", "ada", "bob", "id-4", "bob", "bob", "bob", "ada"]
+        .iter()
+        .enumerate()
+    {
+        let n = i + 1;
+        let extra = if n == 6 { ",one too many" } else { "" };
+        csv.push_str(&format!("{id},Person{n},pro,Company {n}{extra}\n"));
+    }
+    csv
+}
+
+#[test]
+fn duplicates_name_the_first_record_of_their_recipient_in_record_order() {
+    let f = Fixture::new(&csv_with_duplicates(), &email_campaign(""));
+    let a = f.cmd().args(["check", "campaign.toml"]).assert().code(2);
+    let refuses = " (send refuses duplicates unless --allow-duplicates)";
+    assert_eq!(
+        stderr_of(&a),
+        format!(
+            "error: people.csv: record 6, line 7: has 5 fields, the header has 4\n\
+             error: people.csv: record 5: addresses the same recipient as record 3{refuses}\n\
+             error: people.csv: record 7: addresses the same recipient as record 3{refuses}\n\
+             error: people.csv: record 8: addresses the same recipient as record 2{refuses}\n\
+             campaign.toml: 8 rows, 4 recipients, email from admin 394051 to users: 4 errors, 0 warnings.\n"
+        )
+    );
+    assert_eq!(stdout_of(&a), "");
+
+    let a = f
+        .cmd()
+        .args(["check", "campaign.toml", "--allow-duplicates"])
+        .assert()
+        .code(2);
+    assert_eq!(
+        stderr_of(&a),
+        "error: people.csv: record 6, line 7: has 5 fields, the header has 4\n\
+         warning: people.csv: record 5: addresses the same recipient as record 3\n\
+         warning: people.csv: record 7: addresses the same recipient as record 3\n\
+         warning: people.csv: record 8: addresses the same recipient as record 2\n\
+         campaign.toml: 8 rows, 4 recipients, email from admin 394051 to users: 1 errors, 3 warnings.\n"
+    );
+
+    // Without the invalid row, duplicates alone: refused, or allowed with warnings.
+    let valid = csv_with_duplicates().replace(",one too many", "");
+    f.write("people.csv", valid);
+    let a = f.cmd().args(["check", "campaign.toml"]).assert().code(2);
+    let err = stderr_of(&a);
+    assert!(
+        err.contains(&format!(
+            "error: people.csv: record 6: addresses the same recipient as record 3{refuses}\n"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.ends_with(
+            "campaign.toml: 8 rows, 4 recipients, email from admin 394051 to users: 4 errors, 0 warnings.\n"
+        ),
+        "{err}"
+    );
+    let a = f
+        .cmd()
+        .args(["check", "campaign.toml", "--allow-duplicates"])
+        .assert()
+        .success();
+    assert_eq!(
+        stderr_of(&a),
+        "warning: people.csv: record 5: addresses the same recipient as record 3\n\
+         warning: people.csv: record 6: addresses the same recipient as record 3\n\
+         warning: people.csv: record 7: addresses the same recipient as record 3\n\
+         warning: people.csv: record 8: addresses the same recipient as record 2\n"
+    );
+    assert_eq!(
+        stdout_of(&a),
+        "campaign.toml: 8 rows, 4 recipients, email from admin 394051 to users: ok, 4 warnings.\n"
+    );
+}
+
+#[test]
+fn distinct_recipients_report_no_duplicates() {
+    let f = Fixture::new(&people_csv(8), &email_campaign(""));
+    let a = f.cmd().args(["check", "campaign.toml"]).assert().success();
+    assert_eq!(stderr_of(&a), "");
+    assert_eq!(
+        stdout_of(&a),
+        "campaign.toml: 8 rows, 8 recipients, email from admin 394051 to users: ok.\n"
+    );
+}
+
 // ---- --skip-invalid -----------------------------------------------------------------------------
 
 #[test]
