@@ -120,6 +120,11 @@ impl Client {
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(10))
             .pool_max_idle_per_host(pool)
+            // Intercom answers `POST /messages` itself. A redirect means a wrong base URL, and
+            // following one would post the message somewhere else (or, for 301/302, turn it
+            // into a GET); the row fails instead, saying where it was sent. It also spares a
+            // URL parse per response (reqwest's redirect policy runs on every answer).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .context("cannot build the HTTP client")?;
         Ok(Client {
@@ -189,6 +194,11 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let bytes = match response.bytes().await {
             Ok(b) => b,
             // The status line came, so the server has decided; an unreadable success body still
@@ -224,9 +234,17 @@ impl Client {
                 _ => Attempt::Unknown(format!("HTTP {status} without a message id in the answer")),
             };
         }
+        let mut error = parse_error(status, &bytes);
+        if (300..400).contains(&status) {
+            error.code = "redirected".into();
+            error.message = format!(
+                "the server answered HTTP {status}, a redirect to `{location}`; campaign does not follow redirects: check base_url",
+                location = location.as_deref().unwrap_or("(no Location)")
+            );
+        }
         Attempt::Rejected {
             status,
-            error: parse_error(status, &bytes),
+            error,
             rate,
             retry_after,
         }

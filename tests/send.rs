@@ -113,6 +113,40 @@ fn server_errors_become_failed_rows_and_resume_sends_only_those() {
 }
 
 #[test]
+fn a_redirect_is_not_followed_and_the_row_fails_saying_where_it_pointed() {
+    // Every answer is a 307 to another path, which would accept the post if it were followed.
+    let server = TestServer::start(Arc::new(|r, _| {
+        if r.path == "/messages" {
+            Reply::JsonWithHeaders(
+                307,
+                serde_json::json!({}),
+                vec![("location", "/elsewhere/messages".to_string())],
+            )
+        } else {
+            ok_reply(r)
+        }
+    }));
+    let f = Fixture::new(&people_csv(2), &email_campaign(""));
+    f.send(&server, &[])
+        .code(1)
+        .stdout(predicate::str::contains("sent 0, failed 2"));
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2, "one post per row, none to the redirect's target");
+    assert!(reqs.iter().all(|r| r.path == "/messages"));
+    for r in f.result_rows() {
+        assert_eq!(r["status"], "failed");
+        assert_eq!(r["http_status"], "307");
+        assert_eq!(r["error_code"], "redirected");
+        assert!(
+            r["error_message"].contains("`/elsewhere/messages`"),
+            "{}",
+            r["error_message"]
+        );
+        assert_eq!(r["attempts"], "1");
+    }
+}
+
+#[test]
 fn a_template_error_sends_nothing_and_exits_2() {
     let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
     let f = Fixture::new(
