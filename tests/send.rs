@@ -131,7 +131,11 @@ fn a_redirect_is_not_followed_and_the_row_fails_saying_where_it_pointed() {
         .code(1)
         .stdout(predicate::str::contains("sent 0, failed 2"));
     let reqs = server.requests();
-    assert_eq!(reqs.len(), 2, "one post per row, none to the redirect's target");
+    assert_eq!(
+        reqs.len(),
+        2,
+        "one post per row, none to the redirect's target"
+    );
     assert!(reqs.iter().all(|r| r.path == "/messages"));
     for r in f.result_rows() {
         assert_eq!(r["status"], "failed");
