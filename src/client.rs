@@ -122,8 +122,7 @@ impl Client {
             .pool_max_idle_per_host(pool)
             // Intercom answers `POST /messages` itself. A redirect means a wrong base URL, and
             // following one would post the message somewhere else (or, for 301/302, turn it
-            // into a GET); the row fails instead, saying where it was sent. It also spares a
-            // URL parse per response (reqwest's redirect policy runs on every answer).
+            // into a GET); the row fails instead, saying where it was sent.
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .context("cannot build the HTTP client")?;
