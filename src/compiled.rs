@@ -5,10 +5,11 @@
 //! clones it into a call stack and walks the template: about 3 µs a row for the sample, more than
 //! reading, checking and hashing it together. A `Compiled` template walks Tera's own syntax tree
 //! once, up front, and then renders straight from the CSV record, calling Tera's own filter
-//! objects and escaping the way Tera does, so the output is Tera's byte for byte (`tests` below
-//! and `tests/fuzz.rs` compare the two). A template with anything else (`set`, loops, tests,
-//! comparisons, math, functions) is not compiled and Tera renders it; a row whose compiled
-//! rendering fails (a filter's error) is rendered again by Tera, so its error message is Tera's.
+//! objects and escaping the way Tera does, so the output is Tera's byte for byte
+//! (`tests/compiled.rs` compares the two on random templates and rows). A template with anything
+//! else (`set`, loops, tests, comparisons, math, functions) is not compiled and Tera renders it;
+//! a row whose compiled rendering fails (a filter's error) is rendered again by Tera, so its error
+//! message is Tera's.
 use std::collections::HashMap;
 use std::sync::RwLock;
 
