@@ -10,7 +10,7 @@ use crate::cli::CheckArgs;
 use crate::config::{Campaign, MessageType};
 use crate::problem::{Problem, Report};
 use crate::recipients::{Recipients, Row};
-use crate::render::{MessageRequest, Plan, Templates};
+use crate::render::{MessageRequest, Plan, Rendered, Templates};
 use crate::Status;
 
 /// Intercom documents no bound on the subject; this is the tool's own, a safe one for email.
@@ -80,10 +80,23 @@ impl<'a> RowRenderer<'a> {
 
     /// The row's request, with its warnings; or its errors.
     pub fn render(&self, row: &Row<'_>) -> RowResult {
-        let at = |p: Problem| p.at(row.number, row.line);
-        let rendered = self
-            .plan
-            .render(&row.fields, row.number)
+        let mut rendered = Rendered::default();
+        let warnings = self.check_into(row.number, row.line, &row.fields, &mut rendered)?;
+        Ok((rendered.into_request(self.campaign), warnings))
+    }
+
+    /// Renders a row into `out`, reusing its buffers, and checks what it rendered: the row's
+    /// warnings, or its errors. `fields` are the row's cells in header order.
+    pub fn check_into(
+        &self,
+        number: u64,
+        line: u64,
+        fields: &[&str],
+        out: &mut Rendered,
+    ) -> Checked {
+        let at = |p: Problem| p.at(number, line);
+        self.plan
+            .render_into(fields, number, out)
             .map_err(|(origin, msg)| {
                 vec![at(Problem::error("template", &self.file, msg)
                     .column(format!("template {origin}")))]
@@ -93,39 +106,43 @@ impl<'a> RowRenderer<'a> {
         let value_error = |what: &str, msg: String| {
             at(Problem::error("value", &self.file, msg).column(what.to_string()))
         };
-        if rendered.to_id.is_empty() {
+        let id = &out.to_id;
+        if id.is_empty() {
             errors.push(value_error(
                 "[to] id",
                 "the recipient id renders empty".into(),
             ));
-        } else if rendered
-            .to_id
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
+        } else if !id.bytes().all(|b| b.is_ascii_graphic())
+            && id.chars().any(|c| c.is_whitespace() || c.is_control())
         {
             errors.push(value_error(
                 "[to] id",
                 format!(
                     "the recipient id `{}` contains spaces or control characters",
-                    rendered.to_id.escape_debug()
+                    id.escape_debug()
                 ),
             ));
         }
         if self.campaign.message_type == MessageType::Email {
-            let subject = rendered.subject.as_deref().unwrap_or("");
+            let subject = out.subject.as_deref().unwrap_or("");
+            // Printable ASCII (the usual subject) has no line breaks or control characters, and
+            // as many characters as bytes.
+            let ascii = printable_ascii(subject);
             if subject.trim().is_empty() {
                 errors.push(value_error("subject", "the subject renders empty".into()));
-            } else if subject.contains(['\n', '\r']) {
+            } else if !ascii && subject.contains(['\n', '\r']) {
                 errors.push(value_error(
                     "subject",
                     "the subject must be one line".into(),
                 ));
-            } else if subject.chars().any(|c| c.is_control()) {
+            } else if !ascii && subject.chars().any(|c| c.is_control()) {
                 errors.push(value_error(
                     "subject",
                     "the subject contains control characters".into(),
                 ));
-            } else if subject.chars().count() > MAX_SUBJECT_CHARS {
+            } else if subject.len() > MAX_SUBJECT_CHARS
+                && subject.chars().count() > MAX_SUBJECT_CHARS
+            {
                 errors.push(value_error(
                     "subject",
                     format!(
@@ -135,10 +152,15 @@ impl<'a> RowRenderer<'a> {
                 ));
             }
         }
-        if rendered.body.trim().is_empty() {
+        if out.body.trim().is_empty() {
             errors.push(value_error("body", "the body renders empty".into()));
         } else if self.campaign.body_format == crate::config::BodyFormat::Html {
-            if let Some(why) = crate::html::unbalanced(&rendered.body) {
+            // Known from the template when its values cannot change the tags.
+            let finding = match out.html.take() {
+                Some(known) => known,
+                None => crate::html::unbalanced(&out.body),
+            };
+            if let Some(why) = finding {
                 warnings.push(at(Problem::warning(
                     "html",
                     &self.file,
@@ -148,12 +170,20 @@ impl<'a> RowRenderer<'a> {
             }
         }
         if errors.is_empty() {
-            Ok((rendered.into_request(self.campaign), warnings))
+            Ok(warnings)
         } else {
             Err(errors)
         }
     }
 }
+
+/// Whether `text` is all printable ASCII (space to `~`).
+fn printable_ascii(text: &str) -> bool {
+    text.bytes().all(|b| (b' '..=b'~').contains(&b))
+}
+
+/// What a row's check found: its warnings, or its errors.
+pub type Checked = Result<Vec<Problem>, Vec<Problem>>;
 
 /// A recipient's 8-byte hash: what duplicate detection keeps of each valid row, and all it keeps.
 pub fn recipient_hash(kind: &str, id: &str) -> u64 {
@@ -178,57 +208,92 @@ pub fn recipient_hash(kind: &str, id: &str) -> u64 {
 /// freed), 1024 held 30 MB and 256 27 MB, all three equally fast.
 const CHUNK: usize = 256;
 
-/// A row as read, owned so that another thread can render it.
-enum Read {
-    Row {
-        number: u64,
-        line: u64,
-        record: csv::StringRecord,
-        warning: Option<Problem>,
-    },
-    Bad(Problem),
+/// A row's place in a chunk. The reader fills it, a worker renders into it, the pass reads it;
+/// then it takes a later row, keeping its buffers, so that a pass allocates (and frees on
+/// another thread, which glibc makes costly) next to nothing per row.
+#[derive(Default)]
+struct Slot {
+    number: u64,
+    line: u64,
+    /// `None` only before the slot first holds a row, or after a row that could not be read.
+    record: Option<csv::StringRecord>,
+    /// The reader's warning about the row.
+    warning: Option<Problem>,
+    /// Why the row could not be read; then nothing else in the slot is the row's.
+    bad: Option<Problem>,
+    rendered: Rendered,
+    /// `None` when templates cannot render.
+    checked: Option<Checked>,
+}
+
+/// Slots and how many of them hold rows of this chunk.
+#[derive(Default)]
+struct Chunk {
+    slots: Vec<Slot>,
+    filled: usize,
+}
+
+impl Chunk {
+    fn rows(&mut self) -> &mut [Slot] {
+        &mut self.slots[..self.filled]
+    }
 }
 
 /// Reads up to a chunk of rows; says whether more may follow.
-fn read_chunk(recipients: &mut Recipients, chunk: &mut Vec<Read>) -> bool {
-    while chunk.len() < CHUNK {
-        match recipients.next_row() {
+fn read_chunk(recipients: &mut Recipients, chunk: &mut Chunk) -> bool {
+    chunk.filled = 0;
+    if chunk.slots.len() < CHUNK {
+        chunk.slots.resize_with(CHUNK, Slot::default);
+    }
+    while chunk.filled < CHUNK {
+        let slot = &mut chunk.slots[chunk.filled];
+        slot.bad = None;
+        slot.warning = None;
+        slot.checked = None;
+        match recipients.next_record(&mut slot.record) {
             None => return false,
-            Some(Ok(row)) => {
-                // Sized up front: `StringRecord::from` grows its buffer field by field.
-                let bytes = row.fields.iter().map(|f| f.len()).sum();
-                let mut record = csv::StringRecord::with_capacity(bytes, row.fields.len());
-                for field in &row.fields {
-                    record.push_field(field);
-                }
-                chunk.push(Read::Row {
-                    number: row.number,
-                    line: row.line,
-                    record,
-                    warning: row.warning,
-                })
+            Some(Ok(at)) => {
+                slot.number = at.number;
+                slot.line = at.line;
+                slot.warning = at.warning;
             }
             Some(Err(p)) => {
                 // A problem with no record number means reading cannot go on.
                 let more = p.record.is_some();
-                chunk.push(Read::Bad(p));
+                slot.bad = Some(p);
+                chunk.filled += 1;
                 if !more {
                     return false;
                 }
+                continue;
             }
         }
+        chunk.filled += 1;
     }
     true
 }
 
-/// A row as rendered (`result` is `None` when templates cannot render).
-enum Rendered {
-    Row {
-        number: u64,
-        warning: Option<Problem>,
-        result: Option<RowResult>,
-    },
-    Bad(Problem),
+/// Renders and checks each row of the chunk, on every core.
+fn render_chunk(renderer: &RowRenderer<'_>, chunk: &mut Chunk) {
+    chunk.rows().par_iter_mut().for_each(|slot| {
+        let (Some(record), None) = (&slot.record, &slot.bad) else {
+            return;
+        };
+        // The fields as `&str`s, on the stack for any usual number of columns.
+        let mut stack = [""; 32];
+        let heap: Vec<&str>;
+        let fields: &[&str] = if record.len() <= stack.len() {
+            for (to, from) in stack.iter_mut().zip(record.iter()) {
+                *to = from;
+            }
+            &stack[..record.len()]
+        } else {
+            heap = record.iter().collect();
+            &heap
+        };
+        slot.checked =
+            Some(renderer.check_into(slot.number, slot.line, fields, &mut slot.rendered));
+    });
 }
 
 /// What a full pass over the rows found.
@@ -244,13 +309,12 @@ pub struct Preflight {
     pub rendered: bool,
 }
 
-/// Reads and renders every row. `on_row` sees each valid row's number and request (resume uses it
-/// to compare recipients with an earlier run).
-pub fn preflight(
-    loaded: &Loaded,
-    allow_duplicates: bool,
-    on_row: &mut dyn FnMut(u64, &MessageRequest) -> Option<Problem>,
-) -> Preflight {
+/// What `preflight` calls with each valid row's number and recipient id (resume uses it to
+/// compare recipients with an earlier run); a problem it returns goes into the report.
+pub type OnRow<'a> = dyn FnMut(u64, &str) -> Option<Problem> + Send + 'a;
+
+/// Reads and renders every row.
+pub fn preflight(loaded: &Loaded, allow_duplicates: bool, on_row: &mut OnRow<'_>) -> Preflight {
     let mut out = Preflight::default();
     for w in &loaded.campaign.warnings {
         out.report.push(Problem::warning(
@@ -294,35 +358,30 @@ pub fn preflight(
     let render = !out.report.has_errors();
     out.rendered = render;
     let renderer = RowRenderer::new(loaded, &recipients);
+    let campaign = &loaded.campaign;
     // 8 bytes per valid row: the recipient hashes, and nothing else that grows with the rows.
     let mut hashes: Vec<u64> = Vec::new();
     let mut content = Xxh3::new();
-    each_rendered(&mut recipients, &renderer, render, &mut |r| {
+    each_rendered(&mut recipients, render.then_some(&renderer), &mut |slot| {
         out.rows += 1;
-        let (number, warning, result) = match r {
-            Rendered::Bad(p) => {
-                out.invalid_rows += 1;
-                out.report.push(p);
-                return;
-            }
-            Rendered::Row {
-                number,
-                warning,
-                result,
-            } => (number, warning, result),
-        };
-        if let Some(w) = warning {
+        if let Some(p) = slot.bad.take() {
+            out.invalid_rows += 1;
+            out.report.push(p);
+            return;
+        }
+        if let Some(w) = slot.warning.take() {
             out.report.push(w);
         }
-        match result {
+        match slot.checked.take() {
             None => {}
-            Some(Ok((request, warnings))) => {
+            Some(Ok(warnings)) => {
                 for w in warnings {
                     out.report.push(w);
                 }
-                hashes.push(recipient_hash(&request.to.kind, &request.to.id));
-                fingerprint_row(&mut content, number, &request);
-                if let Some(p) = on_row(number, &request) {
+                let id = &slot.rendered.to_id;
+                hashes.push(recipient_hash(&campaign.to_type, id));
+                fingerprint_row(&mut content, slot.number, campaign, &slot.rendered);
+                if let Some(p) = on_row(slot.number, id) {
                     out.report.push(p);
                 }
             }
@@ -388,15 +447,15 @@ pub fn preflight(
     out
 }
 
-/// Adds a valid row to the content fingerprint: the fields that vary by row (the rest is in the
-/// settings fingerprint).
-fn fingerprint_row(content: &mut Xxh3, number: u64, request: &MessageRequest) {
+/// Adds a valid row to the content fingerprint: the fields of its request that vary by row (the
+/// rest is in the settings fingerprint), as `Rendered::into_request` would set them.
+fn fingerprint_row(content: &mut Xxh3, number: u64, campaign: &Campaign, rendered: &Rendered) {
     content.update(&number.to_le_bytes());
-    for part in [
-        request.subject.as_deref().unwrap_or(""),
-        &request.body,
-        &request.to.id,
-    ] {
+    let subject = match campaign.message_type {
+        MessageType::Email => rendered.subject.as_deref().unwrap_or(""),
+        MessageType::InApp => "",
+    };
+    for part in [subject, rendered.body.trim_end(), &rendered.to_id] {
         content.update(&(part.len() as u64).to_le_bytes());
         content.update(part.as_bytes());
     }
@@ -430,19 +489,16 @@ fn find_duplicates(
     // The first row of each repeated recipient: as many entries as there are repeated hashes.
     let mut first: HashMap<u64, u64> = HashMap::with_capacity(repeated.len());
     let mut duplicates = Vec::new();
-    each_rendered(&mut recipients, renderer, true, &mut |r| {
+    let campaign = &loaded.campaign;
+    each_rendered(&mut recipients, Some(renderer), &mut |slot| {
         rows += 1;
         // As in the first pass, only the rows that render without errors have a recipient.
-        let Rendered::Row {
-            number,
-            result: Some(Ok((request, _))),
-            ..
-        } = r
-        else {
+        if slot.bad.is_some() || !matches!(slot.checked, Some(Ok(_))) {
             return;
-        };
-        fingerprint_row(&mut content, number, &request);
-        let hash = recipient_hash(&request.to.kind, &request.to.id);
+        }
+        let (number, id) = (slot.number, &slot.rendered.to_id);
+        fingerprint_row(&mut content, number, campaign, &slot.rendered);
+        let hash = recipient_hash(&campaign.to_type, id);
         if repeated.binary_search(&hash).is_ok() {
             match first.entry(hash) {
                 Entry::Occupied(e) => duplicates.push((number, *e.get())),
@@ -458,60 +514,42 @@ fn find_duplicates(
     same.then_some(duplicates)
 }
 
-/// Reads every row and renders it on every core, the next chunk read while one renders, then
-/// hands the rows to `each` in order: the report, the fingerprint and `on_row` see them exactly as
-/// a single pass would.
+/// Reads every row and renders it on every core (when there is a `renderer`), then hands the
+/// rows to `each` in order: the report, the fingerprint and `on_row` see them exactly as a single
+/// pass would. Three chunks turn: while one is rendered, the next is read and the previous one
+/// goes through `each`.
 fn each_rendered(
     recipients: &mut Recipients,
-    renderer: &RowRenderer<'_>,
-    render: bool,
-    each: &mut dyn FnMut(Rendered),
+    renderer: Option<&RowRenderer<'_>>,
+    each: &mut (dyn FnMut(&mut Slot) + Send),
 ) {
-    let render_chunk = |chunk: &[Read]| -> Vec<Rendered> {
-        chunk
-            .par_iter()
-            .map(|read| match read {
-                Read::Bad(p) => Rendered::Bad(p.clone()),
-                Read::Row {
-                    number,
-                    line,
-                    record,
-                    warning,
-                } => {
-                    let row = Row {
-                        number: *number,
-                        line: *line,
-                        fields: record.iter().collect(),
-                        warning: None,
-                    };
-                    Rendered::Row {
-                        warning: warning.clone(),
-                        result: render.then(|| renderer.render(&row)),
-                        number: *number,
-                    }
+    let mut reading = Chunk::default();
+    let mut rendering = Chunk::default();
+    let mut passing = Chunk::default();
+    let mut more = read_chunk(recipients, &mut rendering);
+    while rendering.filled > 0 || passing.filled > 0 {
+        rayon::join(
+            || {
+                if let Some(renderer) = renderer {
+                    render_chunk(renderer, &mut rendering);
                 }
-            })
-            .collect()
-    };
-    let mut current = Vec::with_capacity(CHUNK);
-    let mut more = read_chunk(recipients, &mut current);
-    while !current.is_empty() {
-        // The next chunk is read while this one renders.
-        let mut next = Vec::with_capacity(CHUNK);
-        let rendered = if more {
-            let (rendered, next_more) = rayon::join(
-                || render_chunk(&current),
-                || read_chunk(recipients, &mut next),
-            );
-            more = next_more;
-            rendered
-        } else {
-            render_chunk(&current)
-        };
-        current = next;
-        for r in rendered {
-            each(r);
-        }
+            },
+            || {
+                rayon::join(
+                    || {
+                        if more {
+                            more = read_chunk(recipients, &mut reading);
+                        } else {
+                            reading.filled = 0;
+                        }
+                    },
+                    || passing.rows().iter_mut().for_each(&mut *each),
+                )
+            },
+        );
+        // The rendered chunk goes through `each` next, the one just read is rendered.
+        std::mem::swap(&mut passing, &mut rendering);
+        std::mem::swap(&mut rendering, &mut reading);
     }
 }
 
@@ -673,7 +711,7 @@ id = "{{ intercom_id }}"
 
     /// Preflight of a CSV with duplicates, with `change` applied to the file after its first pass
     /// has read it.
-    fn changed_between_passes(change: &dyn Fn(&Path)) -> Preflight {
+    fn changed_between_passes(change: &(dyn Fn(&Path) + Sync)) -> Preflight {
         let (dir, loaded) = campaign(&["a", "b", "a", "c", "b"]);
         let csv_path = dir.path().join("people.csv");
         let pre = preflight(&loaded, false, &mut |row, _| {

@@ -20,7 +20,59 @@ use tera::{Filter, Tera, Value};
 pub struct Compiled<'t> {
     parts: Vec<Part<'t>>,
     size_hint: usize,
+    /// For an HTML body whose every value is escaped: the HTML check's finding for each path
+    /// through its `if`s (see `html_verdict`).
+    html: Option<HtmlVerdicts>,
 }
+
+/// The branches a rendering took, in the order it met them: one nibble each (the branch's index
+/// plus one, so the key is unambiguous), for up to 15 `if`s.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Path {
+    bits: u64,
+    len: u32,
+    overflow: bool,
+}
+
+impl Path {
+    fn push(&mut self, choice: usize) {
+        if choice >= 15 || self.len >= 15 {
+            self.overflow = true;
+        } else {
+            self.bits |= (choice as u64 + 1) << (4 * self.len);
+            self.len += 1;
+        }
+    }
+
+    fn key(&self) -> Option<u64> {
+        (!self.overflow).then_some(self.bits)
+    }
+
+    fn choices(key: u64) -> impl Iterator<Item = usize> {
+        let mut bits = key;
+        std::iter::from_fn(move || {
+            let nibble = bits & 15;
+            bits >>= 4;
+            (nibble != 0).then(|| nibble as usize - 1)
+        })
+    }
+}
+
+/// The HTML check of a body, per path. Escaped values hold no `<`, `>` or `/`, so where they sit
+/// (`html::verdict_of_skeleton` decides) they cannot change which tags the check sees: its
+/// finding is that of the template's text along the path, the same for every row that takes it.
+enum HtmlVerdicts {
+    /// A body without `if`s has one path.
+    Fixed(Option<Option<String>>),
+    ByPath(RwLock<FastMap<u64, Option<Option<String>>>>),
+}
+
+/// The maps read for every row: keyed by the values of one column or a path, in this process
+/// only, so a fast hash rather than std's DoS-resistant one (a third of a row's rendering).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Paths remembered; a body with more `if` combinations than this is checked row by row beyond.
+const HTML_PATHS: usize = 256;
 
 enum Part<'t> {
     Text(&'t str),
@@ -58,7 +110,7 @@ struct Resolved {
 /// country) tend to have few distinct values: a filtered value is remembered, up to a bound.
 /// Tera's `title` alone runs a Unicode regex that costs more than the rest of a row.
 #[derive(Default)]
-struct Memo(RwLock<HashMap<Box<str>, Resolved>>);
+struct Memo(RwLock<FastMap<Box<str>, Resolved>>);
 
 /// Distinct inputs remembered per variable, and the longest input remembered.
 const MEMO_ENTRIES: usize = 512;
@@ -94,9 +146,17 @@ impl<'t> Compiled<'t> {
             escape,
         };
         let parts = compiler.nodes(&template.ast)?;
+        let html = (escape && all_escaped(&parts)).then(|| {
+            if parts.iter().any(|p| matches!(p, Part::If { .. })) {
+                HtmlVerdicts::ByPath(RwLock::default())
+            } else {
+                HtmlVerdicts::Fixed(verdict_along(&parts, 0))
+            }
+        });
         Some(Compiled {
             size_hint: size(&parts),
             parts,
+            html,
         })
     }
 
@@ -107,7 +167,39 @@ impl<'t> Compiled<'t> {
 
     /// Appends the row's rendering to `out`. On `Err`, `out` holds a partial rendering.
     pub fn render(&self, fields: &[&str], row: u64, out: &mut String) -> Result<(), Fallback> {
-        self.render_parts(&self.parts, fields, row, out)
+        self.render_parts(&self.parts, fields, row, out, &mut Path::default())
+    }
+
+    /// `render`, also saying which branches the rendering took (for `html_verdict`).
+    pub fn render_traced(
+        &self,
+        fields: &[&str],
+        row: u64,
+        out: &mut String,
+    ) -> Result<Path, Fallback> {
+        let mut path = Path::default();
+        self.render_parts(&self.parts, fields, row, out, &mut path)?;
+        Ok(path)
+    }
+
+    /// What `html::unbalanced` finds in any rendering that took `path`: `Some(None)` when the
+    /// tags balance. `None` when it cannot be known without the rendering: a body that is not
+    /// HTML, a value that is not escaped or that sits where it could change a tag, too many paths.
+    pub fn html_verdict(&self, path: &Path) -> Option<Option<String>> {
+        let verdicts = match self.html.as_ref()? {
+            HtmlVerdicts::Fixed(verdict) => return verdict.clone(),
+            HtmlVerdicts::ByPath(verdicts) => verdicts,
+        };
+        let key = path.key()?;
+        if let Some(known) = verdicts.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return known.clone();
+        }
+        let verdict = verdict_along(&self.parts, key);
+        let mut map = verdicts.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() < HTML_PATHS {
+            map.insert(key, verdict.clone());
+        }
+        verdict
     }
 
     fn render_parts(
@@ -116,6 +208,7 @@ impl<'t> Compiled<'t> {
         fields: &[&str],
         row: u64,
         out: &mut String,
+        path: &mut Path,
     ) -> Result<(), Fallback> {
         for part in parts {
             match part {
@@ -125,11 +218,12 @@ impl<'t> Compiled<'t> {
                     branches,
                     otherwise,
                 } => {
-                    let taken = branches
+                    let choice = branches
                         .iter()
-                        .find(|(cond, _)| condition_holds(cond, fields, row))
-                        .map_or(otherwise, |(_, body)| body);
-                    self.render_parts(taken, fields, row, out)?;
+                        .position(|(cond, _)| condition_holds(cond, fields, row));
+                    path.push(choice.unwrap_or(branches.len()));
+                    let taken = choice.map_or(otherwise, |i| &branches[i].1);
+                    self.render_parts(taken, fields, row, out, path)?;
                 }
             }
         }
@@ -222,6 +316,54 @@ impl Var<'_> {
         };
         Ok(Resolved { text, truthy })
     }
+}
+
+/// `html::verdict_of_skeleton` of the template along the path `key`.
+fn verdict_along(parts: &[Part<'_>], key: u64) -> Option<Option<String>> {
+    let mut skeleton = String::new();
+    skeleton_of(parts, &mut Path::choices(key), &mut skeleton)?;
+    crate::html::verdict_of_skeleton(&skeleton)
+}
+
+/// The template's text along the branches `choices` names, with `html::MARK` where each value
+/// goes; `None` if the choices do not fit the template.
+fn skeleton_of(
+    parts: &[Part<'_>],
+    choices: &mut impl Iterator<Item = usize>,
+    out: &mut String,
+) -> Option<()> {
+    for part in parts {
+        match part {
+            Part::Text(text) => out.push_str(text),
+            Part::Value(_) => out.push(crate::html::MARK),
+            Part::If {
+                branches,
+                otherwise,
+            } => {
+                let choice = choices.next()?;
+                let taken = match branches.get(choice) {
+                    Some((_, body)) => body,
+                    None if choice == branches.len() => otherwise,
+                    None => return None,
+                };
+                skeleton_of(taken, choices, out)?;
+            }
+        }
+    }
+    Some(())
+}
+
+/// Whether every value the template writes is escaped (and its text free of `html::MARK`), so
+/// that `html_verdict` can judge it from its text.
+fn all_escaped(parts: &[Part<'_>]) -> bool {
+    parts.iter().all(|p| match p {
+        Part::Text(text) => !text.contains(crate::html::MARK),
+        Part::Value(var) => var.escape,
+        Part::If {
+            branches,
+            otherwise,
+        } => branches.iter().all(|(_, body)| all_escaped(body)) && all_escaped(otherwise),
+    })
 }
 
 /// The text's length, and a little per value; the longest branch of an `if`.

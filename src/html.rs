@@ -112,9 +112,99 @@ pub fn unbalanced(html: &str) -> Option<String> {
         .map(|t| format!("`<{}>` is never closed", t.to_ascii_lowercase()))
 }
 
+/// Where a template's value goes in a skeleton (`verdict_of_skeleton`).
+pub const MARK: char = '\0';
+
+/// What `unbalanced` finds in every rendering of `skeleton`, a template's text with `MARK` for
+/// each value, given that a value holds no `<`, `>` or `/` (an escaped one). `None` when a value
+/// sits where it could change the finding: right after a `<` (where it decides between text and
+/// tag) or in `<!--` (between tag and comment), in a comment (a value ending in `--` before a `>` would close
+/// it), right after a tag's name (it would lengthen it), or after a tag's closing `/` (it would
+/// stop `<br /x>` being self-closing). Anywhere else a value adds no `<` or `>`, so the check
+/// meets the same tags in the same order.
+pub fn verdict_of_skeleton(skeleton: &str) -> Option<Option<String>> {
+    let mut rest = skeleton;
+    while let Some(i) = memchr::memchr(b'<', rest.as_bytes()) {
+        rest = &rest[i + 1..];
+        let mut head = rest.chars();
+        match head.next() {
+            Some(MARK) => return None,
+            Some('!') if head.take(2).any(|c| c == MARK) => return None,
+            _ => {}
+        }
+        if let Some(after) = rest.strip_prefix("!--") {
+            let end = memchr::memmem::find(after.as_bytes(), b"-->").unwrap_or(after.len());
+            if after[..end].contains(MARK) {
+                return None;
+            }
+            rest = after.get(end + 3..).unwrap_or("");
+            continue;
+        }
+        if !rest.starts_with(|c: char| c.is_ascii_alphabetic() || c == '/' || c == '!' || c == '?')
+        {
+            continue;
+        }
+        let Some(end) = memchr::memchr(b'>', rest.as_bytes()) else {
+            break; // never closed, whatever the values
+        };
+        let tag = &rest[..end];
+        rest = &rest[end + 1..];
+        if tag.starts_with('!') || tag.starts_with('?') {
+            continue;
+        }
+        let name_end = tag
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '/'))
+            .unwrap_or(tag.len());
+        if tag[name_end..].starts_with(MARK) {
+            return None;
+        }
+        let kept = tag.trim_end_matches(|c: char| c.is_whitespace() || c == MARK);
+        if kept.ends_with('/') && tag[kept.len()..].contains(MARK) {
+            return None;
+        }
+    }
+    Some(unbalanced(&skeleton.replace(MARK, "")))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::unbalanced;
+    use super::{unbalanced, verdict_of_skeleton, MARK};
+
+    /// Every way of filling the skeleton's marks from `values` gives the skeleton's verdict.
+    fn holds_for(skeleton: &str, values: &[&str]) {
+        let verdict = verdict_of_skeleton(skeleton).expect("judged from the skeleton");
+        for v in values {
+            assert_eq!(
+                unbalanced(&skeleton.replace(MARK, v)),
+                verdict,
+                "{skeleton:?} with {v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn values_between_and_inside_tags_do_not_change_the_finding() {
+        let values = ["", " ", "x", "--", "!--", "a b", "&amp;", "br", "-", "\n"];
+        holds_for("<p>Hi \0,</p><a href=\"https://x/\0\">\0</a>", &values);
+        holds_for("<div class=\0 id=x>\0", &values);
+        holds_for("<img src=\"\0\" />\0<br/>", &values);
+        holds_for("a < \0 b <!-- c --> \0", &values);
+        holds_for("<b>\0</i>", &values);
+    }
+
+    #[test]
+    fn values_where_they_could_change_a_tag_are_not_judged() {
+        for skeleton in [
+            "<\0>",         // the value decides whether this is a tag
+            "</\0>",        // or which one it closes
+            "<b\0>x</b>",   // it would lengthen the name
+            "<!-\0 x -->",  // or open a comment
+            "<!-- \0> -->", // or close one early
+            "<br /\0>",     // or stop the tag closing itself
+        ] {
+            assert_eq!(verdict_of_skeleton(skeleton), None, "{skeleton:?}");
+        }
+    }
 
     #[test]
     fn balanced_html_passes() {

@@ -32,6 +32,14 @@ pub struct Row<'a> {
     pub warning: Option<Problem>,
 }
 
+/// Where `Recipients::next_record` found its record, and what it noticed.
+#[derive(Debug)]
+pub struct RecordAt {
+    pub number: u64,
+    pub line: u64,
+    pub warning: Option<Problem>,
+}
+
 impl Recipients {
     /// Opens the file and reads the header. Header problems come back as problems: errors mean
     /// no row can be trusted, warnings don't stop anything.
@@ -159,6 +167,67 @@ impl Recipients {
     /// The next record, or a problem that locates what is wrong with it. A problem with no record
     /// number means reading cannot go on.
     pub fn next_row(&mut self) -> Option<Result<Row<'_>, Problem>> {
+        let (number, line, multiline) = match self.advance()? {
+            Ok(at) => at,
+            Err(p) => return Some(Err(p)),
+        };
+        let mut fields = Vec::with_capacity(self.record.len());
+        for (i, raw) in self.record.iter().enumerate() {
+            match std::str::from_utf8(raw) {
+                Ok(text) => fields.push(text),
+                Err(e) => return Some(Err(self.not_utf8(i, e.valid_up_to(), number, line))),
+            }
+        }
+        let warning = multiline.then(|| self.multiline_warning(&fields, number, line));
+        Some(Ok(Row {
+            number,
+            line,
+            fields,
+            warning,
+        }))
+    }
+
+    /// `next_row` into `out`, without copying or allocating: the record read moves into `out`, and
+    /// the record `out` held (if any) becomes the reader's buffer. On a problem, `out` is left
+    /// empty.
+    pub fn next_record(
+        &mut self,
+        out: &mut Option<csv::StringRecord>,
+    ) -> Option<Result<RecordAt, Problem>> {
+        let (number, line, multiline) = match self.advance()? {
+            Ok(at) => at,
+            Err(p) => return Some(Err(p)),
+        };
+        let mut read = out
+            .take()
+            .map(csv::StringRecord::into_byte_record)
+            .unwrap_or_default();
+        std::mem::swap(&mut read, &mut self.record);
+        // Checks the whole record at once when it is ASCII, field by field when not.
+        match csv::StringRecord::from_byte_record(read) {
+            Ok(record) => {
+                let warning = multiline.then(|| {
+                    let fields: Vec<&str> = record.iter().collect();
+                    self.multiline_warning(&fields, number, line)
+                });
+                *out = Some(record);
+                Some(Ok(RecordAt {
+                    number,
+                    line,
+                    warning,
+                }))
+            }
+            Err(e) => {
+                let (field, valid) = (e.utf8_error().field(), e.utf8_error().valid_up_to());
+                Some(Err(self.not_utf8(field, valid, number, line)))
+            }
+        }
+    }
+
+    /// Moves to the next record, reading one more ahead: its number, line and whether a cell holds
+    /// a line break; or the problem that makes it unusable (with a record number) or ends the file
+    /// (without).
+    fn advance(&mut self) -> Option<Result<(u64, u64, bool), Problem>> {
         if !self.has_next {
             return None;
         }
@@ -173,7 +242,8 @@ impl Recipients {
                 return Some(Err(*p));
             }
         }
-        let multiline = self.record.iter().any(|f| f.contains(&b'\n'));
+        // One scan of all the cells' bytes, which the record keeps end to end.
+        let multiline = memchr::memchr(b'\n', self.record.as_slice()).is_some();
         if multiline && !self.has_next && !self.ends_with_quote() {
             return Some(Err(Problem::error(
                 "csv",
@@ -195,43 +265,39 @@ impl Recipients {
             }
             return Some(Err(Problem::error("csv", &self.name, msg).at(number, line)));
         }
-        let mut fields = Vec::with_capacity(self.record.len());
-        for (i, raw) in self.record.iter().enumerate() {
-            match std::str::from_utf8(raw) {
-                Ok(text) => fields.push(text),
-                Err(e) => {
-                    return Some(Err(Problem::error(
-                        "csv",
-                        &self.name,
-                        format!(
-                            "bytes that are not UTF-8 (at byte {} of the cell; is the file Windows-1252? save it as UTF-8)",
-                            e.valid_up_to() + 1
-                        ),
-                    )
-                    .at(number, line)
-                    .column(format!("column `{}`", self.columns[i]))))
-                }
-            }
-        }
-        // A cell that spans lines is legal CSV, but in a recipients file it is more often a quote
-        // closed in the wrong place, which merges rows into one cell.
-        let warning = multiline.then(|| {
-            let (col, cell) = fields.iter().enumerate().find(|(_, f)| f.contains('\n')).unwrap_or((0, &""));
-            let end = line + cell.matches('\n').count() as u64;
-            Problem::warning(
-                "csv",
-                &self.name,
-                format!("the cell holds a line break: it runs from line {line} to line {end}; if that is not intended, a quote is unbalanced"),
-            )
-            .at(number, line)
-            .column(format!("column `{}`", self.columns[col]))
-        });
-        Some(Ok(Row {
-            number,
-            line,
-            fields,
-            warning,
-        }))
+        Some(Ok((number, line, multiline)))
+    }
+
+    /// The problem of a cell (`field`, from 0) whose bytes are UTF-8 only up to `valid_up_to`.
+    fn not_utf8(&self, field: usize, valid_up_to: usize, number: u64, line: u64) -> Problem {
+        Problem::error(
+            "csv",
+            &self.name,
+            format!(
+                "bytes that are not UTF-8 (at byte {} of the cell; is the file Windows-1252? save it as UTF-8)",
+                valid_up_to + 1
+            ),
+        )
+        .at(number, line)
+        .column(format!("column `{}`", self.columns[field]))
+    }
+
+    /// A cell that spans lines is legal CSV, but in a recipients file it is more often a quote
+    /// closed in the wrong place, which merges rows into one cell.
+    fn multiline_warning(&self, fields: &[&str], number: u64, line: u64) -> Problem {
+        let (col, cell) = fields
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.contains('\n'))
+            .unwrap_or((0, &""));
+        let end = line + cell.matches('\n').count() as u64;
+        Problem::warning(
+            "csv",
+            &self.name,
+            format!("the cell holds a line break: it runs from line {line} to line {end}; if that is not intended, a quote is unbalanced"),
+        )
+        .at(number, line)
+        .column(format!("column `{}`", self.columns[col]))
     }
 
     /// Whether the file's last non-blank byte closes a quote.

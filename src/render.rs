@@ -316,14 +316,31 @@ pub struct Plan<'t> {
 impl Plan<'_> {
     /// Renders one row. `fields` are the row's cells in header order, `row` its record number.
     pub fn render(&self, fields: &[&str], row: u64) -> Result<Rendered, (String, String)> {
+        let mut out = Rendered::default();
+        self.render_into(fields, row, &mut out)?;
+        Ok(out)
+    }
+
+    /// `render` into `out`, reusing its buffers: what a pass over many rows does.
+    pub fn render_into(
+        &self,
+        fields: &[&str],
+        row: u64,
+        out: &mut Rendered,
+    ) -> Result<(), (String, String)> {
         // Built only if a template needs Tera: it is most of Tera's cost per row.
         let mut ctx: Option<Context> = None;
-        let mut one = |name: &str, compiled: &Option<Compiled<'_>>| {
+        let mut one = |name: &str,
+                       compiled: &Option<Compiled<'_>>,
+                       buf: &mut String|
+         -> Result<Option<crate::compiled::Path>, (String, String)> {
+            buf.clear();
             if let Some(compiled) = compiled {
-                let mut out = String::with_capacity(compiled.size_hint());
-                if compiled.render(fields, row, &mut out).is_ok() {
-                    return Ok(out);
+                buf.reserve(compiled.size_hint());
+                if let Ok(path) = compiled.render_traced(fields, row, buf) {
+                    return Ok(Some(path));
                 }
+                buf.clear();
             }
             let ctx = ctx.get_or_insert_with(|| {
                 let mut ctx = Context::new();
@@ -333,19 +350,27 @@ impl Plan<'_> {
                 ctx.insert("row", &row);
                 ctx
             });
-            self.templates.render_with_tera(name, ctx)
+            buf.push_str(&self.templates.render_with_tera(name, ctx)?);
+            Ok(None)
         };
-        let subject = match &self.subject {
-            Some(compiled) => Some(one(SUBJECT, compiled)?),
-            None => None,
+        match &self.subject {
+            Some(compiled) => {
+                one(
+                    SUBJECT,
+                    compiled,
+                    out.subject.get_or_insert_with(String::new),
+                )?;
+            }
+            None => out.subject = None,
+        }
+        let path = one(self.templates.body_name, &self.body, &mut out.body)?;
+        out.html = match (&self.body, path) {
+            (Some(compiled), Some(path)) => compiled.html_verdict(&path),
+            _ => None,
         };
-        let body = one(self.templates.body_name, &self.body)?;
-        let to_id = one(TO_ID, &self.to_id)?;
-        Ok(Rendered {
-            subject,
-            body,
-            to_id: trimmed(to_id),
-        })
+        one(TO_ID, &self.to_id, &mut out.to_id)?;
+        trim_in_place(&mut out.to_id);
+        Ok(())
     }
 
     /// Which of the templates render without Tera (by origin), for tests and benchmarks.
@@ -370,11 +395,14 @@ impl Plan<'_> {
 }
 
 /// A row's rendered texts, before validation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rendered {
     pub subject: Option<String>,
     pub body: String,
     pub to_id: String,
+    /// What the HTML check finds in `body`, when the compiled template knows it without looking
+    /// (`Compiled::html_verdict`); `None` when the body must be checked.
+    pub html: Option<Option<String>>,
 }
 
 impl Rendered {
@@ -405,13 +433,12 @@ impl Rendered {
     }
 }
 
-/// `text` without surrounding whitespace, copied only if it has some.
-fn trimmed(text: String) -> String {
-    let trimmed = text.trim();
-    if trimmed.len() == text.len() {
-        text
-    } else {
-        trimmed.to_string()
+/// Removes `text`'s surrounding whitespace, in place.
+fn trim_in_place(text: &mut String) {
+    text.truncate(text.trim_end().len());
+    let start = text.len() - text.trim_start().len();
+    if start > 0 {
+        text.drain(..start);
     }
 }
 

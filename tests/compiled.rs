@@ -21,6 +21,9 @@ fn cell() -> impl Strategy<Value = String> {
         Just("0".to_string()),
         Just("https://example.com/a".to_string()),
         Just("12.5".to_string()),
+        Just("-".to_string()),
+        Just("--".to_string()),
+        Just("br".to_string()),
         "[a-zA-Z <>&'\"/é]{0,12}",
     ]
 }
@@ -89,6 +92,21 @@ fn text() -> impl Strategy<Value = String> {
         Just("é".to_string()),
         Just("{# a comment #}".to_string()),
         Just("{% raw %}{{ not a var }}{% endraw %}".to_string()),
+        // Pieces of tags, so that values land inside tags, names, comments and after a `/`:
+        // the HTML check's finding must be the same as on Tera's rendering.
+        Just("<a href=\"https://x.test/".to_string()),
+        Just("\">".to_string()),
+        Just("</a>".to_string()),
+        Just("<".to_string()),
+        Just("</".to_string()),
+        Just("<b".to_string()),
+        Just(">".to_string()),
+        Just("<!-".to_string()),
+        Just("<!-- ".to_string()),
+        Just(" -->".to_string()),
+        Just("<br /".to_string()),
+        Just("<div class=".to_string()),
+        Just("</div>".to_string()),
     ]
 }
 
@@ -276,4 +294,36 @@ fn templates_with_loops_or_assignments_are_left_to_tera() {
     );
     let loaded = load(&path).unwrap();
     assert_eq!(compare(&loaded), 1, "only the recipient id compiles");
+}
+
+#[test]
+fn the_html_check_is_judged_from_the_template_where_values_cannot_change_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = vec![vec!["id-1".into(), "Ada".into(), "pro".into(), "br".into()]];
+    let judged = |body: &str| {
+        let path = write_campaign(dir.path(), &rows, "Hi", body, "{{ intercom_id }}", true);
+        let loaded = load(&path).unwrap();
+        let columns: Vec<String> = COLUMNS.iter().map(|c| c.to_string()).collect();
+        let fields = ["id-1", "Ada", "pro", "br"];
+        let plan = loaded.templates.plan(&columns);
+        assert_eq!(plan.compiled().len(), 3, "{body}");
+        plan.render(&fields, 1).unwrap().html
+    };
+    // Values between tags and inside attributes: known, per path through the `if`s.
+    assert_eq!(
+        judged("<p>Hi {{ first_name }} <a href=\"x/{{ plan }}\">x</a></p>"),
+        Some(None)
+    );
+    assert_eq!(
+        judged("{% if plan %}<b>{{ plan }}{% else %}<i>{% endif %}</b>"),
+        Some(None)
+    );
+    assert_eq!(
+        judged("{% if company %}<i>{% else %}<b>{% endif %}</b>"),
+        Some(Some("`</b>` closes `<i>`".into())),
+        "`company` is set: the `<i>` path"
+    );
+    // A value that could change a tag, or is not escaped: the rendering is checked.
+    assert_eq!(judged("<{{ company }}>x"), None);
+    assert_eq!(judged("<p>{{ first_name | safe }}</p>"), None);
 }

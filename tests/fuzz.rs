@@ -126,9 +126,9 @@ fn run_campaign(
         }
     };
     let mut seen = 0u64;
-    let pre = check::preflight(&loaded, false, &mut |_, request| {
+    let pre = check::preflight(&loaded, false, &mut |_, id| {
         seen += 1;
-        let _ = serde_json::to_vec(request).unwrap();
+        assert!(!id.is_empty(), "a valid row has a recipient");
         None
     });
     let _ = pre.report.render();

@@ -152,10 +152,11 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     // Preflight: every row rendered; on resume, every recorded row's recipient compared.
     let mut changed_reported = false;
     let recipients_file = loaded.campaign.recipients.display().to_string();
-    let pre = check::preflight(&loaded, args.allow_duplicates, &mut |row, request| {
+    let to_type = &loaded.campaign.to_type;
+    let pre = check::preflight(&loaded, args.allow_duplicates, &mut |row, id| {
         let prior = prior.as_ref()?;
         let recorded = prior.recipient_hash(row)?;
-        if changed_reported || recorded == recipient_hash(&request.to.kind, &request.to.id) {
+        if changed_reported || recorded == recipient_hash(to_type, id) {
             return None;
         }
         changed_reported = true;
@@ -166,7 +167,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
                 &recipients_file,
                 format!(
                     "the recipient is now `{}`, but the results file {} recorded another one for this row: the CSV changed since the first run, so resuming it could skip or double customers",
-                    request.to.id,
+                    id,
                     results_path.display()
                 ),
             )
