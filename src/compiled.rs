@@ -10,8 +10,10 @@
 //! else (`set`, loops, tests, comparisons, math, functions) is not compiled and Tera renders it;
 //! a row whose compiled rendering fails (a filter's error) is rendered again by Tera, so its error
 //! message is Tera's.
+use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::hash::{BuildHasher, Hash};
+use std::sync::OnceLock;
 
 use tera::ast::{Expr, ExprVal, Node};
 use tera::{Filter, Tera, Value};
@@ -64,15 +66,11 @@ impl Path {
 enum HtmlVerdicts {
     /// A body without `if`s has one path.
     Fixed(Option<Option<String>>),
-    ByPath(RwLock<FastMap<u64, Option<Option<String>>>>),
+    ByPath(OnceTable<u64, Option<Option<String>>>),
 }
 
-/// The maps read for every row: keyed by the values of one column or a path, in this process
-/// only, so a fast hash rather than std's DoS-resistant one (a third of a row's rendering).
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-
-/// Paths remembered; a body with more `if` combinations than this is checked row by row beyond.
-const HTML_PATHS: usize = 256;
+/// Slots for paths; a path that finds no room is checked row by row.
+const HTML_PATHS: usize = 512;
 
 enum Part<'t> {
     Text(&'t str),
@@ -109,12 +107,50 @@ struct Resolved {
 /// Filters are pure functions of their input, and the columns they are used on (a plan, a
 /// country) tend to have few distinct values: a filtered value is remembered, up to a bound.
 /// Tera's `title` alone runs a Unicode regex that costs more than the rest of a row.
-#[derive(Default)]
-struct Memo(RwLock<FastMap<Box<str>, Resolved>>);
+type Memo = OnceTable<Box<str>, Resolved>;
 
-/// Distinct inputs remembered per variable, and the longest input remembered.
-const MEMO_ENTRIES: usize = 512;
+/// Slots per variable and the longest input remembered.
+const MEMO_SLOTS: usize = 1024;
 const MEMO_INPUT_BYTES: usize = 64;
+
+/// A table that remembers what every row of every thread reads: fixed slots, each set once and
+/// never changed, so that a read takes no lock and writes nothing (a lock's counter, written by
+/// both cores for every row, kept moving its cache line between them). A key whose few probed
+/// slots hold other keys is not remembered.
+struct OnceTable<K, V> {
+    slots: Box<[OnceLock<(K, V)>]>,
+    hasher: foldhash::fast::FixedState,
+}
+
+/// Slots probed per key.
+const PROBES: usize = 8;
+
+impl<K: Hash + Eq, V> OnceTable<K, V> {
+    fn new(slots: usize) -> Self {
+        OnceTable {
+            slots: (0..slots).map(|_| OnceLock::new()).collect(),
+            hasher: foldhash::fast::FixedState::default(),
+        }
+    }
+
+    /// The value for `key`, or the empty slot where it would go (`None`: no room).
+    fn find<Q>(&self, key: &Q) -> Result<&V, Option<&OnceLock<(K, V)>>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let start = self.hasher.hash_one(key) as usize;
+        for i in 0..PROBES {
+            let slot = &self.slots[(start + i) % self.slots.len()];
+            match slot.get() {
+                Some((k, v)) if k.borrow() == key => return Ok(v),
+                Some(_) => continue,
+                None => return Err(Some(slot)),
+            }
+        }
+        Err(None)
+    }
+}
 
 #[derive(Clone, Copy)]
 enum Source {
@@ -148,7 +184,7 @@ impl<'t> Compiled<'t> {
         let parts = compiler.nodes(&template.ast)?;
         let html = (escape && all_escaped(&parts)).then(|| {
             if parts.iter().any(|p| matches!(p, Part::If { .. })) {
-                HtmlVerdicts::ByPath(RwLock::default())
+                HtmlVerdicts::ByPath(OnceTable::new(HTML_PATHS))
             } else {
                 HtmlVerdicts::Fixed(verdict_along(&parts, 0))
             }
@@ -191,15 +227,16 @@ impl<'t> Compiled<'t> {
             HtmlVerdicts::ByPath(verdicts) => verdicts,
         };
         let key = path.key()?;
-        if let Some(known) = verdicts.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
-            return known.clone();
+        match verdicts.find(&key) {
+            Ok(known) => known.clone(),
+            Err(empty) => {
+                let verdict = verdict_along(&self.parts, key);
+                if let Some(slot) = empty {
+                    let _ = slot.set((key, verdict.clone()));
+                }
+                verdict
+            }
         }
-        let verdict = verdict_along(&self.parts, key);
-        let mut map = verdicts.write().unwrap_or_else(|e| e.into_inner());
-        if map.len() < HTML_PATHS {
-            map.insert(key, verdict.clone());
-        }
-        verdict
     }
 
     fn render_parts(
@@ -262,11 +299,11 @@ impl Var<'_> {
             Source::Column(i) => Some(*fields.get(i).ok_or(Fallback)?),
             Source::Row => None,
         };
-        let memoizable = input.filter(|s| s.len() <= MEMO_INPUT_BYTES);
-        if let Some(key) = memoizable {
-            let memo = self.memo.0.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(hit) = memo.get(key) {
-                return Ok(f(hit));
+        let mut empty = None;
+        if let Some(key) = input.filter(|s| s.len() <= MEMO_INPUT_BYTES) {
+            match self.memo.find(key) {
+                Ok(hit) => return Ok(f(hit)),
+                Err(slot) => empty = slot.map(|slot| (key, slot)),
             }
         }
         let value = match input {
@@ -274,11 +311,10 @@ impl Var<'_> {
             None => Value::from(row),
         };
         let resolved = self.resolve(value)?;
-        if let Some(key) = memoizable {
-            let mut memo = self.memo.0.write().unwrap_or_else(|e| e.into_inner());
-            if memo.len() < MEMO_ENTRIES {
-                memo.insert(key.into(), resolved.clone());
-            }
+        if let Some((key, slot)) = empty {
+            // Another thread may have set the slot meanwhile, for this input or another: then
+            // this one is not remembered, and the next row computes it again.
+            let _ = slot.set((key.into(), resolved.clone()));
         }
         Ok(f(&resolved))
     }
@@ -505,7 +541,7 @@ impl<'t> Compiler<'t, '_> {
             source,
             filters,
             escape: autoescape && needs_escape && !expr.is_marked_safe(),
-            memo: Memo::default(),
+            memo: Memo::new(MEMO_SLOTS),
         })
     }
 }
