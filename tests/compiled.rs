@@ -2,6 +2,8 @@
 //! request, the same warnings, the same errors, for random templates over random rows. Templates
 //! built only of what compiles are checked to be compiled, so the comparison is not between Tera
 //! and itself.
+mod common;
+
 use std::path::Path;
 
 use campaign::check::{self, Loaded, RowRenderer};
@@ -225,15 +227,8 @@ fn compare(loaded: &Loaded) -> usize {
     compiled.compiled().len()
 }
 
-fn cases() -> u32 {
-    std::env::var("FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(128)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: common::fuzz_cases(128), ..ProptestConfig::default() })]
 
     #[test]
     fn compiled_templates_render_as_tera_does(

@@ -1,5 +1,7 @@
 //! No input file makes the tool panic: random CSV bytes, templates and campaign files go through
 //! the library's loading, parsing and rendering, and each comes back as a result or an error.
+mod common;
+
 use std::path::Path;
 
 use campaign::check;
@@ -143,16 +145,9 @@ fn run_campaign(
     assert!(pre.rows <= csv.len() as u64 + 1);
 }
 
-fn fuzz_cases() -> u32 {
-    std::env::var("FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64)
-}
-
 proptest! {
-    // 64 cases each by default; FUZZ_CASES=5000 for a longer hunt.
-    #![proptest_config(ProptestConfig { cases: fuzz_cases(), ..ProptestConfig::default() })]
+    // 64 cases each by default; FUZZ_CASES=5000 for a longer hunt (common::fuzz_cases).
+    #![proptest_config(ProptestConfig { cases: common::fuzz_cases(64), ..ProptestConfig::default() })]
 
     #[test]
     fn random_csv_files_never_panic(csv in csv_bytes(), delimiter in prop_oneof![Just(","), Just(";"), Just("\t")]) {

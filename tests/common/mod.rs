@@ -379,3 +379,11 @@ pub fn assert_valid_request(r: &Received, version: &str) {
         assert!(allowed.contains(&k.as_str()), "unexpected field {k}");
     }
 }
+
+/// Cases per property test: `default`, or `FUZZ_CASES` (e.g. 5000 for a longer hunt).
+pub fn fuzz_cases(default: u32) -> u32 {
+    std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
