@@ -561,9 +561,9 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Status> {
         Err(report) => {
             eprint!("{}", report.render());
             eprintln!(
-                "{}: {} template errors; nothing was sent.",
+                "{}: {}; nothing was sent.",
                 args.campaign.display(),
-                report.errors
+                counted(report.errors, "template error")
             );
             return Ok(Status::Invalid);
         }
@@ -573,8 +573,9 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Status> {
     let summary = summary_line(&loaded.campaign, &pre);
     if pre.report.has_errors() {
         eprintln!(
-            "{summary}: {} errors, {} warnings.",
-            pre.report.errors, pre.report.warnings
+            "{summary}: {}, {}.",
+            counted(pre.report.errors, "error"),
+            counted(pre.report.warnings, "warning")
         );
         Ok(Status::Invalid)
     } else {
@@ -586,8 +587,16 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Status> {
 pub fn warnings_suffix(report: &Report) -> String {
     match report.warnings {
         0 => String::new(),
-        1 => ", 1 warning".into(),
-        n => format!(", {n} warnings"),
+        n => format!(", {}", counted(n, "warning")),
+    }
+}
+
+/// `1 error`, `2 errors`, `0 errors`.
+pub fn counted(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 

@@ -405,7 +405,7 @@ fn duplicates_name_the_first_record_of_their_recipient_in_record_order() {
          warning: people.csv: record 5: addresses the same recipient as record 3\n\
          warning: people.csv: record 7: addresses the same recipient as record 3\n\
          warning: people.csv: record 8: addresses the same recipient as record 2\n\
-         campaign.toml: 8 rows, 4 recipients, email from admin 394051 to users: 1 errors, 3 warnings.\n"
+         campaign.toml: 8 rows, 4 recipients, email from admin 394051 to users: 1 error, 3 warnings.\n"
     );
 
     // Without the invalid row, duplicates alone: refused, or allowed with warnings.

@@ -186,10 +186,10 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     eprint!("{}", pre.report.render());
     if refuses(&pre, &args) {
         eprintln!(
-            "{}: {} errors, {} warnings; nothing was sent{}.",
+            "{}: {}, {}; nothing was sent{}.",
             check::summary_line(&loaded.campaign, &pre),
-            pre.report.errors,
-            pre.report.warnings,
+            check::counted(pre.report.errors, "error"),
+            check::counted(pre.report.warnings, "warning"),
             if !args.skip_invalid && only_row_errors(&pre) {
                 " (--skip-invalid sends the valid rows and records the others as skipped)"
             } else {
