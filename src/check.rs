@@ -310,9 +310,10 @@ pub struct Preflight {
     pub rendered: bool,
 }
 
-/// What `preflight` calls with each valid row's number and recipient id (resume uses it to
-/// compare recipients with an earlier run); a problem it returns goes into the report.
-pub type OnRow<'a> = dyn FnMut(u64, &str) -> Option<Problem> + Send + 'a;
+/// What `preflight` calls with each valid row's number and rendering (send keeps each row's
+/// `row_hash`; resume compares recipients with an earlier run); a problem it returns goes into
+/// the report.
+pub type OnRow<'a> = dyn FnMut(u64, &Rendered) -> Option<Problem> + Send + 'a;
 
 /// Reads and renders every row.
 pub fn preflight(loaded: &Loaded, allow_duplicates: bool, on_row: &mut OnRow<'_>) -> Preflight {
@@ -382,7 +383,7 @@ pub fn preflight(loaded: &Loaded, allow_duplicates: bool, on_row: &mut OnRow<'_>
                 let id = &slot.rendered.to_id;
                 hashes.push(recipient_hash(&campaign.to_type, id));
                 fingerprint_row(&mut content, slot.number, campaign, &slot.rendered);
-                if let Some(p) = on_row(slot.number, id) {
+                if let Some(p) = on_row(slot.number, &slot.rendered) {
                     out.report.push(p);
                 }
             }
@@ -448,18 +449,43 @@ pub fn preflight(loaded: &Loaded, allow_duplicates: bool, on_row: &mut OnRow<'_>
     out
 }
 
-/// Adds a valid row to the content fingerprint: the fields of its request that vary by row (the
-/// rest is in the settings fingerprint), as `Rendered::into_request` would set them.
-fn fingerprint_row(content: &mut Xxh3, number: u64, campaign: &Campaign, rendered: &Rendered) {
-    content.update(&number.to_le_bytes());
+/// What a valid row's request holds that varies by row (the rest is in the settings
+/// fingerprint), as `Rendered::into_request` sets it: subject (empty for in-app), body, recipient.
+fn row_parts<'r>(campaign: &Campaign, rendered: &'r Rendered) -> [&'r str; 3] {
     let subject = match campaign.message_type {
         MessageType::Email => rendered.subject.as_deref().unwrap_or(""),
         MessageType::InApp => "",
     };
-    for part in [subject, rendered.body.trim_end(), &rendered.to_id] {
-        content.update(&(part.len() as u64).to_le_bytes());
-        content.update(part.as_bytes());
+    [subject, rendered.body.trim_end(), &rendered.to_id]
+}
+
+/// Adds a valid row to the content fingerprint.
+fn fingerprint_row(content: &mut Xxh3, number: u64, campaign: &Campaign, rendered: &Rendered) {
+    content.update(&number.to_le_bytes());
+    hash_parts(content, row_parts(campaign, rendered));
+}
+
+fn hash_parts(hasher: &mut Xxh3, parts: [&str; 3]) {
+    for part in parts {
+        hasher.update(&(part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
     }
+}
+
+/// A hash of a valid row's request, as preflight rendered it: the send pass compares it with
+/// `request_hash` of what it is about to send, and so notices a file that changed in between.
+pub fn row_hash(campaign: &Campaign, rendered: &Rendered) -> u64 {
+    let mut hasher = Xxh3::new();
+    hash_parts(&mut hasher, row_parts(campaign, rendered));
+    hasher.digest()
+}
+
+/// `row_hash` of a request.
+pub fn request_hash(request: &MessageRequest) -> u64 {
+    let mut hasher = Xxh3::new();
+    let subject = request.subject.as_deref().unwrap_or("");
+    hash_parts(&mut hasher, [subject, &request.body, &request.to.id]);
+    hasher.digest()
 }
 
 /// What the first pass saw, for the second to compare with.

@@ -128,9 +128,9 @@ fn run_campaign(
         }
     };
     let mut seen = 0u64;
-    let pre = check::preflight(&loaded, false, &mut |_, id| {
+    let pre = check::preflight(&loaded, false, &mut |_, rendered| {
         seen += 1;
-        assert!(!id.is_empty(), "a valid row has a recipient");
+        assert!(!rendered.to_id.is_empty(), "a valid row has a recipient");
         None
     });
     let _ = pre.report.render();

@@ -386,3 +386,68 @@ fn a_second_ctrl_c_quits_at_once_and_rows_in_flight_become_unknown() {
         .filter(|r| r["status"] == "unknown")
         .all(|r| r["error_code"] == "interrupted"));
 }
+
+/// A send over `rows` rows at a high rate whose CSV `change` alters in place (same file, same
+/// bytes up to the change) when the first request arrives. The reader is then at most about 1,400
+/// rows ahead of the requests (16 batches of 64 queued, two in hand, the csv crate's 8 KiB
+/// buffer), and the changes lie well beyond.
+fn send_while_the_csv_changes(
+    rows: usize,
+    change: impl Fn(&std::path::Path) + Send + Sync + 'static,
+) -> (Fixture, TestServer, assert_cmd::assert::Assert) {
+    let f = Fixture::new(&people_csv(rows), &email_campaign(""));
+    let csv = f.path("people.csv");
+    let changed = std::sync::Once::new();
+    let server = TestServer::start(Arc::new(move |r, _| {
+        changed.call_once(|| change(&csv));
+        ok_reply(r)
+    }));
+    let out = f.send(&server, &["--rate", "5000/s", "--concurrency", "16"]);
+    (f, server, out)
+}
+
+/// The byte offset at which record `n` of `people_csv` starts.
+fn offset_of_record(csv: &std::path::Path, n: usize) -> u64 {
+    let text = std::fs::read_to_string(csv).unwrap();
+    text.split_inclusive('\n')
+        .take(n)
+        .map(|l| l.len() as u64)
+        .sum()
+}
+
+#[test]
+fn a_row_changed_during_the_run_stops_it_before_that_row() {
+    let (f, server, out) = send_while_the_csv_changes(4000, |csv| {
+        use std::io::{Seek, SeekFrom, Write};
+        // Record 3500's recipient, `id-3500`, becomes `zz-3500`: same length, same file.
+        let at = offset_of_record(csv, 3500);
+        let mut file = std::fs::OpenOptions::new().write(true).open(csv).unwrap();
+        file.seek(SeekFrom::Start(at)).unwrap();
+        file.write_all(b"zz").unwrap();
+    });
+    out.code(3).stderr(predicate::str::contains(
+        "people.csv changed during the run: record 3500 (line 3501) does not read as it did when it was checked",
+    ));
+    // Every row before it went out once; neither its old nor its new recipient got anything.
+    let mut ids: Vec<String> = server.requests().iter().map(|r| r.to_id()).collect();
+    ids.sort_by_key(|id| id[3..].parse::<u64>().unwrap_or(u64::MAX));
+    let expected: Vec<String> = (1..3500).map(|i| format!("id-{i}")).collect();
+    assert_eq!(ids, expected);
+    let rows = f.result_rows();
+    assert_eq!(rows.len(), 3499);
+    assert!(rows.iter().all(|r| r["status"] == "sent"));
+}
+
+#[test]
+fn a_file_cut_short_during_the_run_stops_it_and_says_so() {
+    let (f, server, out) = send_while_the_csv_changes(4000, |csv| {
+        let at = offset_of_record(csv, 2801);
+        let file = std::fs::OpenOptions::new().write(true).open(csv).unwrap();
+        file.set_len(at).unwrap();
+    });
+    out.code(3).stderr(predicate::str::contains(
+        "people.csv changed during the run: it ends at record 2800, and had 4000 rows when it was checked",
+    ));
+    assert_eq!(server.requests().len(), 2800);
+    assert_eq!(f.result_rows().len(), 2800);
+}

@@ -24,7 +24,7 @@ use crate::results::{self, Journal, JournalHeader, ResultsWriter, RowStatus};
 use crate::sandbox;
 use crate::Status;
 
-use pipeline::{pipeline, Shared};
+use pipeline::{pipeline, Known, Shared};
 use report::report_end;
 
 /// The fingerprint of what the messages are made of, less the rows: templates and settings, and
@@ -153,7 +153,14 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     let mut changed_reported = false;
     let recipients_file = loaded.campaign.recipients.display().to_string();
     let to_type = &loaded.campaign.to_type;
-    let pre = check::preflight(&loaded, args.allow_duplicates, &mut |row, id| {
+    // Each row's request hash, by record number (0: not a valid row), for the send pass to
+    // compare with: 8 bytes a row.
+    let mut expected: Vec<u64> = Vec::new();
+    let campaign = &loaded.campaign;
+    let pre = check::preflight(&loaded, args.allow_duplicates, &mut |row, rendered| {
+        expected.resize(row as usize - 1, 0);
+        expected.push(check::row_hash(campaign, rendered));
+        let id = rendered.to_id.as_str();
         let prior = prior.as_ref()?;
         let recorded = prior.recipient_hash(row)?;
         if changed_reported || recorded == recipient_hash(to_type, id) {
@@ -173,6 +180,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
             )
         })
     });
+    expected.resize(pre.rows as usize, 0);
     if let Some(p) = &prior {
         if p.rows() > pre.rows {
             eprintln!(
@@ -296,7 +304,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
         &mut writer,
         to_send,
         &args,
-        done,
+        Known { done, expected },
     )
     .await;
     drop(writer);

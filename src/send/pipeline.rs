@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::attempt::send_row;
 use super::health::Health;
-use crate::check::{Loaded, RowRenderer};
+use crate::check::{self, Loaded, RowRenderer};
 use crate::cli::SendArgs;
 use crate::client::Client;
 use crate::pace::{Gate, InFlight};
@@ -71,6 +71,15 @@ pub struct Shared {
     pub rate_limited: AtomicU64,
 }
 
+/// What the reader knows of the rows before the run starts.
+pub struct Known {
+    /// Whether a row is done already (an earlier run's results): it is passed over.
+    pub done: Arc<dyn Fn(u64) -> bool + Send + Sync>,
+    /// Each row's `check::row_hash` as preflight rendered it, by record number (0: an invalid
+    /// row): a row that no longer reads so stops the reading.
+    pub expected: Vec<u64>,
+}
+
 pub struct RunEnd {
     pub progress: Progress,
     pub stop: Option<StopReason>,
@@ -86,8 +95,12 @@ pub async fn pipeline(
     writer: &mut ResultsWriter,
     to_send: u64,
     args: &SendArgs,
-    done_rows: Arc<dyn Fn(u64) -> bool + Send + Sync>,
+    known: Known,
 ) -> RunEnd {
+    let Known {
+        done: done_rows,
+        expected,
+    } = known;
     let stop_reason: Arc<Mutex<Option<StopReason>>> = Arc::new(Mutex::new(None));
     let set_stop = {
         let stop_reason = Arc::clone(&stop_reason);
@@ -121,58 +134,14 @@ pub async fn pipeline(
     let (job_tx, mut job_rx) = mpsc::channel::<Vec<Item>>(QUEUED_BATCHES);
     let limit = args.limit;
     let skip_invalid = args.skip_invalid;
-    let reader = std::thread::spawn(move || -> anyhow::Result<()> {
-        let c = &loaded.campaign;
-        let (mut recipients, _) =
-            Recipients::open(&c.recipients, c.delimiter).map_err(|p| anyhow::anyhow!("{p}"))?;
-        let renderer = RowRenderer::new(&loaded, &recipients);
-        let mut queued = 0u64;
-        let mut batch = Vec::with_capacity(BATCH);
-        while let Some(next) = recipients.next_row() {
-            if limit.is_some_and(|l| queued >= l) {
-                break;
-            }
-            let item = match next {
-                Ok(row) => {
-                    if done_rows(row.number) {
-                        continue;
-                    }
-                    match renderer.render(&row) {
-                        Ok((request, _)) => Item::Job(Job {
-                            row: row.number,
-                            body: Bytes::from(serde_json::to_vec(&request)?),
-                            recipient: request.to.id,
-                        }),
-                        Err(problems) if skip_invalid => {
-                            Item::Skip(Box::new(skipped(row.number, &problems)))
-                        }
-                        Err(problems) => anyhow::bail!("{}", problems[0]),
-                    }
-                }
-                Err(p) if skip_invalid && p.record.is_some() => {
-                    if done_rows(p.record.unwrap_or(0)) {
-                        continue;
-                    }
-                    Item::Skip(Box::new(skipped(
-                        p.record.unwrap_or(0),
-                        std::slice::from_ref(&p),
-                    )))
-                }
-                Err(p) => anyhow::bail!("{p}"),
-            };
-            queued += 1;
-            batch.push(item);
-            if batch.len() == BATCH {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                if job_tx.blocking_send(full).is_err() {
-                    return Ok(()); // the run stopped
-                }
-            }
-        }
-        if !batch.is_empty() {
-            let _ = job_tx.blocking_send(batch);
-        }
-        Ok(())
+    let reader = std::thread::spawn(move || {
+        read_rows(
+            &loaded,
+            &expected,
+            &*done_rows,
+            (limit, skip_invalid),
+            &job_tx,
+        )
     });
 
     // Dispatcher: paces rows out; each request runs in its own task.
@@ -377,6 +346,104 @@ pub async fn pipeline(
         left,
         rate_limited: shared.rate_limited.load(Ordering::Relaxed),
     }
+}
+
+/// The reader: rows become items, handed over `BATCH` at a time; rows already done are passed
+/// over. A row that does not read as preflight read it (`expected`: each row's `row_hash`, 0 for
+/// an invalid row) ends the reading with an error that says so, once the rows before it are
+/// handed over: the file changed since it was checked, and nothing more is sent from it.
+fn read_rows(
+    loaded: &Loaded,
+    expected: &[u64],
+    done_rows: &(dyn Fn(u64) -> bool + Send + Sync),
+    (limit, skip_invalid): (Option<u64>, bool),
+    job_tx: &mpsc::Sender<Vec<Item>>,
+) -> anyhow::Result<()> {
+    let c = &loaded.campaign;
+    let (mut recipients, _) =
+        Recipients::open(&c.recipients, c.delimiter).map_err(|p| anyhow::anyhow!("{p}"))?;
+    let renderer = RowRenderer::new(loaded, &recipients);
+    let was = |row: u64| expected.get(row as usize - 1).copied().unwrap_or(0);
+    let changed = |row: u64, line: u64| {
+        anyhow::anyhow!(
+            "{} changed during the run: record {row} (line {line}) does not read as it did when it was checked, so nothing from it on was sent; check the file again",
+            c.recipients.display()
+        )
+    };
+    // The item for a row; `None` for a row already done.
+    let item = |next: Result<crate::recipients::Row<'_>, Problem>| -> anyhow::Result<Option<Item>> {
+        Ok(Some(match next {
+            Ok(row) if done_rows(row.number) => return Ok(None),
+            Ok(row) => {
+                let rendered = renderer.render(&row);
+                let now = rendered
+                    .as_ref()
+                    .map_or(0, |(request, _)| check::request_hash(request));
+                if now != was(row.number) {
+                    return Err(changed(row.number, row.line));
+                }
+                match rendered {
+                    Ok((request, _)) => Item::Job(Job {
+                        row: row.number,
+                        body: Bytes::from(serde_json::to_vec(&request)?),
+                        recipient: request.to.id,
+                    }),
+                    Err(problems) if skip_invalid => {
+                        Item::Skip(Box::new(skipped(row.number, &problems)))
+                    }
+                    Err(problems) => anyhow::bail!("{}", problems[0]),
+                }
+            }
+            Err(p) if p.record.is_some_and(|n| was(n) != 0) => {
+                return Err(changed(p.record.unwrap_or(0), p.line.unwrap_or(0)));
+            }
+            Err(p) if p.record.is_some_and(done_rows) => return Ok(None),
+            Err(p) if skip_invalid && p.record.is_some() => Item::Skip(Box::new(skipped(
+                p.record.unwrap_or(0),
+                std::slice::from_ref(&p),
+            ))),
+            Err(p) => anyhow::bail!("{p}"),
+        }))
+    };
+    let mut queued = 0u64;
+    let mut last = 0u64;
+    let mut batch = Vec::with_capacity(BATCH);
+    let result = loop {
+        if limit.is_some_and(|l| queued >= l) {
+            break Ok(());
+        }
+        let Some(next) = recipients.next_row() else {
+            break if (last as usize) < expected.len() {
+                Err(anyhow::anyhow!(
+                    "{} changed during the run: it ends at record {last}, and had {} rows when it was checked, so the rows after it were not sent; check the file again",
+                    c.recipients.display(),
+                    expected.len()
+                ))
+            } else {
+                Ok(())
+            };
+        };
+        last = match &next {
+            Ok(row) => row.number,
+            Err(p) => p.record.unwrap_or(last),
+        };
+        match item(next) {
+            Ok(Some(item)) => batch.push(item),
+            Ok(None) => continue,
+            Err(e) => break Err(e),
+        }
+        queued += 1;
+        if batch.len() == BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if job_tx.blocking_send(full).is_err() {
+                return Ok(()); // the run stopped
+            }
+        }
+    };
+    if !batch.is_empty() {
+        let _ = job_tx.blocking_send(batch);
+    }
+    result
 }
 
 fn skipped(row: u64, problems: &[Problem]) -> ResultRow {
