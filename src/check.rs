@@ -474,18 +474,19 @@ fn hash_parts(hasher: &mut Xxh3, parts: [&str; 3]) {
 
 /// A hash of a valid row's request, as preflight rendered it: the send pass compares it with
 /// `request_hash` of what it is about to send, and so notices a file that changed in between.
-pub fn row_hash(campaign: &Campaign, rendered: &Rendered) -> u64 {
+/// 32 bits, since send keeps one per row: a changed row goes unnoticed once in 4 billion.
+pub fn row_hash(campaign: &Campaign, rendered: &Rendered) -> u32 {
     let mut hasher = Xxh3::new();
     hash_parts(&mut hasher, row_parts(campaign, rendered));
-    hasher.digest()
+    hasher.digest() as u32
 }
 
 /// `row_hash` of a request.
-pub fn request_hash(request: &MessageRequest) -> u64 {
+pub fn request_hash(request: &MessageRequest) -> u32 {
     let mut hasher = Xxh3::new();
     let subject = request.subject.as_deref().unwrap_or("");
     hash_parts(&mut hasher, [subject, &request.body, &request.to.id]);
-    hasher.digest()
+    hasher.digest() as u32
 }
 
 /// What the first pass saw, for the second to compare with.

@@ -154,8 +154,10 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     let recipients_file = loaded.campaign.recipients.display().to_string();
     let to_type = &loaded.campaign.to_type;
     // Each row's request hash, by record number (0: not a valid row), for the send pass to
-    // compare with: 8 bytes a row.
-    let mut expected: Vec<u64> = Vec::new();
+    // compare with: 4 bytes a row, sized up front on resume (growing it would hold the old
+    // and the new buffer at once, beside the earlier run's rows).
+    let mut expected: Vec<u32> =
+        Vec::with_capacity(prior.as_ref().map_or(0, |p| p.rows() as usize));
     let campaign = &loaded.campaign;
     let pre = check::preflight(&loaded, args.allow_duplicates, &mut |row, rendered| {
         expected.resize(row as usize - 1, 0);

@@ -77,7 +77,7 @@ pub struct Known {
     pub done: Arc<dyn Fn(u64) -> bool + Send + Sync>,
     /// Each row's `check::row_hash` as preflight rendered it, by record number (0: an invalid
     /// row): a row that no longer reads so stops the reading.
-    pub expected: Vec<u64>,
+    pub expected: Vec<u32>,
 }
 
 pub struct RunEnd {
@@ -354,7 +354,7 @@ pub async fn pipeline(
 /// handed over: the file changed since it was checked, and nothing more is sent from it.
 fn read_rows(
     loaded: &Loaded,
-    expected: &[u64],
+    expected: &[u32],
     done_rows: &(dyn Fn(u64) -> bool + Send + Sync),
     (limit, skip_invalid): (Option<u64>, bool),
     job_tx: &mpsc::Sender<Vec<Item>>,
