@@ -94,6 +94,10 @@ struct Var<'t> {
     /// not `safe`, and the last filter applied is not one that declares its output safe.
     escape: bool,
     memo: Memo,
+    /// `{{ column | default(value="text") }}` (the only filter): the text for an empty cell, the
+    /// cell otherwise. Written without calling the filter: its input would be copied into a JSON
+    /// value for every row, and a column such as a company name has too many values to remember.
+    or_else: Option<String>,
 }
 
 /// A value as written, and its truth for `if`.
@@ -274,11 +278,19 @@ impl<'t> Compiled<'t> {
         row: u64,
         out: &mut String,
     ) -> Result<(), Fallback> {
-        // The common case, a bare column, straight from the record.
-        if let (Source::Column(i), true) = (var.source, var.filters.is_empty()) {
-            let text = fields.get(i).ok_or(Fallback)?;
-            push_maybe_escaped(out, text, var.escape);
-            return Ok(());
+        // The common cases, a bare column or one with a default text, straight from the record.
+        if let Source::Column(i) = var.source {
+            let text = *fields.get(i).ok_or(Fallback)?;
+            let written = match &var.or_else {
+                _ if var.filters.is_empty() => Some(text),
+                Some(default) if text.is_empty() => Some(default.as_str()),
+                Some(_) => Some(text),
+                None => None,
+            };
+            if let Some(text) = written {
+                push_maybe_escaped(out, text, var.escape);
+                return Ok(());
+            }
         }
         let text = var.with_resolved(fields, row, |r| {
             r.text.as_deref().map(|text| out.push_str(text))
@@ -537,11 +549,22 @@ impl<'t> Compiler<'t, '_> {
             needs_escape = !filter.is_safe();
             filters.push(Applied { filter, args });
         }
+        let mut applied = expr.filters.iter().filter(|call| call.name != "safe");
+        let or_else = match (applied.next(), applied.next()) {
+            (Some(call), None) if call.name == "or_else" && call.args.len() == 1 => {
+                match call.args.get("value").map(literal) {
+                    Some(Some(Value::String(text))) => Some(text),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
         Some(Var {
             source,
             filters,
             escape: autoescape && needs_escape && !expr.is_marked_safe(),
             memo: Memo::new(MEMO_SLOTS),
+            or_else,
         })
     }
 }
