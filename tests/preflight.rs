@@ -485,15 +485,41 @@ fn skip_invalid_sends_the_valid_rows_and_records_the_others_as_skipped() {
     for n in ["1", "5"] {
         assert_eq!(by_row(n)["status"], "sent");
     }
-    for (n, reason) in [
-        ("2", "the recipient id renders empty"),
-        ("3", "the subject renders empty"),
-        ("4", "has 2 fields, the header has 3"),
+    // Each skipped row names its recipient when the recipient rendered.
+    for (n, recipient, reason) in [
+        ("2", "", "the recipient id renders empty"),
+        ("3", "id-3", "the subject renders empty"),
+        ("4", "", "has 2 fields, the header has 3"),
     ] {
         let r = by_row(n);
         assert_eq!(r["status"], "skipped", "{r:?}");
+        assert_eq!(r["recipient"], recipient, "{r:?}");
         assert!(r["error_message"].contains(reason), "{r:?}");
     }
+
+    // Fixed in the CSV, rows 2 (recorded without a recipient) and 3 go out on resume (the
+    // content changed, so --allow-changed), and nothing else is sent again.
+    f.write(
+        "people.csv",
+        csv.replace("id-3,Alan,", "id-3,Alan,Hi Alan")
+            .replace(",Grace,", "id-2,Grace,"),
+    );
+    f.send(&server, &["--resume", "--skip-invalid"])
+        .code(2)
+        .stderr(predicate::str::contains("--allow-changed"));
+    f.send(&server, &["--resume", "--skip-invalid", "--allow-changed"])
+        .success()
+        .stdout(predicate::str::contains(
+            "sent 2, failed 0, unknown 0, skipped 1",
+        ));
+    let mut sent: Vec<String> = server.requests().iter().map(|r| r.to_id()).collect();
+    sent.sort();
+    assert_eq!(sent, ["id-1", "id-2", "id-3", "id-5"]);
+    let rows = f.result_rows();
+    let last = |n: &str| rows.iter().rev().find(|r| r["row"] == n).unwrap();
+    assert_eq!(last("2")["status"], "sent");
+    assert_eq!(last("3")["status"], "sent");
+    assert_eq!(last("4")["status"], "skipped");
 }
 
 // ---- Escaping -----------------------------------------------------------------------------------

@@ -168,6 +168,12 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
         if changed_reported || recorded == recipient_hash(to_type, id) {
             return None;
         }
+        // A row skipped without a recipient (its id did not render, or an earlier version left
+        // it out) has nothing to compare: it was never sent, and fixing it is why one resumes.
+        if prior.status(row) == Some(RowStatus::Skipped) && recorded == recipient_hash(to_type, "")
+        {
+            return None;
+        }
         changed_reported = true;
         Some(Problem {
             record: Some(row),

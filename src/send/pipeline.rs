@@ -19,6 +19,7 @@ use crate::pace::{Gate, InFlight};
 use crate::problem::Problem;
 use crate::progress::Progress;
 use crate::recipients::Recipients;
+use crate::render::Rendered;
 use crate::results::{self, Journal, ResultRow, ResultsWriter, RowStatus};
 use crate::Status;
 
@@ -375,21 +376,22 @@ fn read_rows(
         Ok(Some(match next {
             Ok(row) if done_rows(row.number) => return Ok(None),
             Ok(row) => {
-                let rendered = renderer.render(&row);
-                let now = rendered
-                    .as_ref()
-                    .map_or(0, |(request, _)| check::request_hash(request));
-                if now != was(row.number) {
-                    return Err(changed(row.number, row.line));
-                }
-                match rendered {
-                    Ok((request, _)) => Item::Job(Job {
-                        row: row.number,
-                        body: Bytes::from(serde_json::to_vec(&request)?),
-                        recipient: request.to.id,
-                    }),
+                let mut rendered = Rendered::default();
+                match renderer.check_into(row.number, row.line, &row.fields, &mut rendered) {
+                    Ok(_) => {
+                        let request = rendered.into_request(c);
+                        if check::request_hash(&request) != was(row.number) {
+                            return Err(changed(row.number, row.line));
+                        }
+                        Item::Job(Job {
+                            row: row.number,
+                            body: Bytes::from(serde_json::to_vec(&request)?),
+                            recipient: request.to.id,
+                        })
+                    }
+                    Err(_) if was(row.number) != 0 => return Err(changed(row.number, row.line)),
                     Err(problems) if skip_invalid => {
-                        Item::Skip(Box::new(skipped(row.number, &problems)))
+                        Item::Skip(Box::new(skipped(row.number, &rendered.to_id, &problems)))
                     }
                     Err(problems) => anyhow::bail!("{}", problems[0]),
                 }
@@ -400,6 +402,7 @@ fn read_rows(
             Err(p) if p.record.is_some_and(done_rows) => return Ok(None),
             Err(p) if skip_invalid && p.record.is_some() => Item::Skip(Box::new(skipped(
                 p.record.unwrap_or(0),
+                "",
                 std::slice::from_ref(&p),
             ))),
             Err(p) => anyhow::bail!("{p}"),
@@ -446,7 +449,9 @@ fn read_rows(
     result
 }
 
-fn skipped(row: u64, problems: &[Problem]) -> ResultRow {
+/// The results line of an invalid row under --skip-invalid, with its recipient when the
+/// recipient template rendered (a row whose subject is empty still names whom it was for).
+fn skipped(row: u64, recipient: &str, problems: &[Problem]) -> ResultRow {
     let message = problems
         .iter()
         .map(|p| {
@@ -460,7 +465,7 @@ fn skipped(row: u64, problems: &[Problem]) -> ResultRow {
         .join("; ");
     ResultRow {
         row,
-        recipient: String::new(),
+        recipient: recipient.to_string(),
         status: RowStatus::Skipped,
         message_id: String::new(),
         http_status: None,
