@@ -205,18 +205,9 @@ impl<'t> Compiled<'t> {
         self.size_hint
     }
 
-    /// Appends the row's rendering to `out`. On `Err`, `out` holds a partial rendering.
-    pub fn render(&self, fields: &[&str], row: u64, out: &mut String) -> Result<(), Fallback> {
-        self.render_parts(&self.parts, fields, row, out, &mut Path::default())
-    }
-
-    /// `render`, also saying which branches the rendering took (for `html_verdict`).
-    pub fn render_traced(
-        &self,
-        fields: &[&str],
-        row: u64,
-        out: &mut String,
-    ) -> Result<Path, Fallback> {
+    /// Appends the row's rendering to `out`, and says which branches it took (for
+    /// `html_verdict`). On `Err`, `out` holds a partial rendering.
+    pub fn render(&self, fields: &[&str], row: u64, out: &mut String) -> Result<Path, Fallback> {
         let mut path = Path::default();
         self.render_parts(&self.parts, fields, row, out, &mut path)?;
         Ok(path)

@@ -337,7 +337,7 @@ impl Plan<'_> {
             buf.clear();
             if let Some(compiled) = compiled {
                 buf.reserve(compiled.size_hint());
-                if let Ok(path) = compiled.render_traced(fields, row, buf) {
+                if let Ok(path) = compiled.render(fields, row, buf) {
                     return Ok(Some(path));
                 }
                 buf.clear();
