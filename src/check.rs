@@ -572,6 +572,16 @@ fn each_rendered(
     renderer: Option<&RowRenderer<'_>>,
     each: &mut (dyn FnMut(&mut Slot) + Send),
 ) {
+    // The loop runs on one of rayon's threads: a `join` called from outside the pool parks the
+    // caller until the pool is done, a sleep and a wake-up per chunk.
+    rayon::scope(|_| turn_chunks(recipients, renderer, each));
+}
+
+fn turn_chunks(
+    recipients: &mut Recipients,
+    renderer: Option<&RowRenderer<'_>>,
+    each: &mut (dyn FnMut(&mut Slot) + Send),
+) {
     let mut reading = Chunk::default();
     let mut rendering = Chunk::default();
     let mut passing = Chunk::default();
