@@ -399,7 +399,8 @@ pub fn preflight(loaded: &Loaded, allow_duplicates: bool, on_row: &mut OnRow<'_>
     out.content_hash = content.digest();
     // Sorting 8 bytes per valid row is what finding duplicates costs; the rows themselves are gone,
     // and so are their numbers. The hashes that occur more than once are few (normally none).
-    hashes.sort_unstable();
+    // On every core: nothing else is left to do (1,000,000 hashes: 13 ms on one).
+    hashes.par_sort_unstable();
     let mut repeated: Vec<u64> = Vec::new();
     for pair in hashes.windows(2) {
         if pair[0] == pair[1] {
