@@ -506,25 +506,14 @@ pub struct Tally {
     pub skipped: u64,
 }
 
-pub fn tally(results: &Path) -> anyhow::Result<Tally> {
-    let mut t = Tally::default();
-    let mut rdr = csv::ReaderBuilder::new().from_path(results)?;
-    let mut rec = csv::ByteRecord::new();
-    while rdr.read_byte_record(&mut rec)? {
-        match rec.get(2) {
-            Some(b"sent") => t.sent += 1,
-            Some(b"failed") => t.failed += 1,
-            Some(b"unknown") => t.unknown += 1,
-            Some(b"skipped") => t.skipped += 1,
-            _ => {}
-        }
-    }
-    Ok(t)
-}
-
-/// Rewrites the results file with one line per row (its last), in the order they were written.
-pub fn compact(results: &Path) -> anyhow::Result<()> {
+/// Rewrites the results file with one line per row (its last), in the order they were written,
+/// and counts the rows per status. One read of the file; the rewrite only when some row has more
+/// than one line (at the end of a first run, none has: the second read this saved was 2 % of a
+/// 200,000-row run, at its very end).
+pub fn compact(results: &Path) -> anyhow::Result<Tally> {
     let mut last_line: Vec<u32> = Vec::new();
+    // Each row's status, as its last line says: what the tally counts.
+    let mut last_status: Vec<u8> = Vec::new();
     let mut lines = 0u32;
     let mut rdr = csv::ReaderBuilder::new().from_path(results)?;
     let mut rec = csv::ByteRecord::new();
@@ -536,15 +525,33 @@ pub fn compact(results: &Path) -> anyhow::Result<()> {
             .unwrap_or(0);
         if last_line.len() <= row {
             last_line.resize(row + 1, u32::MAX);
+            last_status.resize(row + 1, 0);
         }
         superseded |= last_line[row] != u32::MAX;
         last_line[row] = lines;
+        last_status[row] = match rec.get(2) {
+            Some(b"sent") => 1,
+            Some(b"failed") => 2,
+            Some(b"unknown") => 3,
+            Some(b"skipped") => 4,
+            _ => 5,
+        };
         lines += 1;
     }
     if superseded {
         compact_with(results, &last_line)?;
     }
-    Ok(())
+    let mut t = Tally::default();
+    for status in last_status {
+        match status {
+            1 => t.sent += 1,
+            2 => t.failed += 1,
+            3 => t.unknown += 1,
+            4 => t.skipped += 1,
+            _ => {}
+        }
+    }
+    Ok(t)
 }
 
 fn compact_with(results: &Path, last_line: &[u32]) -> anyhow::Result<()> {
@@ -599,6 +606,55 @@ mod tests {
 
     fn h(s: &str) -> u64 {
         crate::check::recipient_hash("user", s)
+    }
+
+    #[test]
+    fn compact_keeps_each_rows_last_line_and_counts_those() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("r.csv");
+        let mut w = ResultsWriter::open(&results).unwrap();
+        for (n, status) in [
+            (1, RowStatus::Sent),
+            (3, RowStatus::Failed),
+            (2, RowStatus::Skipped),
+            (4, RowStatus::Unknown),
+        ] {
+            w.write(&row(n, status)).unwrap();
+        }
+        drop(w);
+        let once = std::fs::read_to_string(&results).unwrap();
+        // One line per row: counted, and the file is left as it was.
+        let t = compact(&results).unwrap();
+        let counts = (t.sent, t.failed, t.unknown, t.skipped);
+        assert_eq!(counts, (1, 1, 1, 1));
+        assert_eq!(std::fs::read_to_string(&results).unwrap(), once);
+
+        // A resumed run: row 3 sent this time, row 4 failed.
+        let mut w = ResultsWriter::open(&results).unwrap();
+        w.write(&row(3, RowStatus::Sent)).unwrap();
+        w.write(&row(4, RowStatus::Failed)).unwrap();
+        drop(w);
+        let t = compact(&results).unwrap();
+        let counts = (t.sent, t.failed, t.unknown, t.skipped);
+        assert_eq!(counts, (2, 1, 0, 1));
+        let text = std::fs::read_to_string(&results).unwrap();
+        let rows: Vec<(&str, &str)> = text
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (f[0], f[2])
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("1", "sent"),
+                ("2", "skipped"),
+                ("3", "sent"),
+                ("4", "failed")
+            ]
+        );
     }
 
     #[test]

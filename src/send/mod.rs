@@ -316,8 +316,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     )
     .await;
     drop(writer);
-    results::compact(&results_path)?;
-    let tally = results::tally(&results_path)?;
+    let tally = results::compact(&results_path)?;
     if let Some((running, log)) = sandbox {
         running.shutdown().await?;
         eprintln!("sandbox log: {}", log.display());
