@@ -665,17 +665,17 @@ pub fn summary_line(c: &Campaign, pre: &Preflight) -> String {
         MessageType::InApp => "in-app",
     };
     let recipients = if pre.rendered {
-        format!(
-            "{} recipients",
-            pre.rows - pre.invalid_rows - pre.duplicate_rows
+        counted(
+            pre.rows - pre.invalid_rows - pre.duplicate_rows,
+            "recipient",
         )
     } else {
         "not rendered".to_string()
     };
     format!(
-        "{}: {} rows, {recipients}, {kind} from admin {} to {}s",
+        "{}: {}, {recipients}, {kind} from admin {} to {}s",
         c.path.display(),
-        pre.rows,
+        counted(pre.rows, "row"),
         c.from,
         c.to_type
     )
@@ -771,6 +771,18 @@ id = "{{ intercom_id }}"
         let (_dir, loaded) = campaign(&["a", "b", "c"]);
         let pre = preflight(&loaded, false, &mut |_, _| None);
         assert_eq!(format!("{:016x}", pre.content_hash), "558fc61ad01e2e8a");
+    }
+
+    #[test]
+    fn the_summary_counts_one_row_as_one() {
+        let (_dir, loaded) = campaign(&["a"]);
+        let pre = preflight(&loaded, false, &mut |_, _| None);
+        let line = summary_line(&loaded.campaign, &pre);
+        assert!(line.contains(": 1 row, 1 recipient, "), "{line}");
+        let (_dir, loaded) = campaign(&["a", "b"]);
+        let pre = preflight(&loaded, false, &mut |_, _| None);
+        let line = summary_line(&loaded.campaign, &pre);
+        assert!(line.contains(": 2 rows, 2 recipients, "), "{line}");
     }
 
     #[test]
