@@ -457,6 +457,18 @@ fn distinct_recipients_report_no_duplicates() {
 // ---- --skip-invalid -----------------------------------------------------------------------------
 
 #[test]
+fn with_no_valid_row_skip_invalid_is_not_suggested() {
+    let csv = "intercom_id,first_name,plan\n,Ada,pro\n,Grace,pro\n";
+    let f = Fixture::new(csv, &email_campaign(""));
+    let server = ok_server();
+    f.send(&server, &[])
+        .code(2)
+        .stderr(predicate::str::contains("nothing was sent."))
+        .stderr(predicate::str::contains("--skip-invalid").not());
+    assert!(server.requests().is_empty());
+}
+
+#[test]
 fn skip_invalid_sends_the_valid_rows_and_records_the_others_as_skipped() {
     let csv = "intercom_id,first_name,subject_line\n\
                id-1,Ada,Hi Ada\n\

@@ -206,7 +206,8 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
             check::summary_line(&loaded.campaign, &pre),
             check::counted(pre.report.errors, "error"),
             check::counted(pre.report.warnings, "warning"),
-            if !args.skip_invalid && only_row_errors(&pre) {
+            // Not when no row is valid: there would be nothing to send.
+            if !args.skip_invalid && only_row_errors(&pre) && pre.rows > pre.invalid_rows {
                 " (--skip-invalid sends the valid rows and records the others as skipped)"
             } else {
                 ""
