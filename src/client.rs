@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 
 /// An access token. It is never printed: `Debug` and `Display` redact it, and it leaves this
@@ -288,15 +288,20 @@ impl WithoutUrl for reqwest::Error {
 }
 
 fn rate_info(h: &HeaderMap) -> RateInfo {
-    let num = |name: &str| {
+    // Looked up by `HeaderName`, not by `&str`: a `&str` is lower-cased and checked against the
+    // standard names on every lookup, three times an answer.
+    static LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+    static REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+    static RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+    let num = |name: &HeaderName| {
         h.get(name)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
     };
     RateInfo {
-        limit: num("x-ratelimit-limit"),
-        remaining: num("x-ratelimit-remaining"),
-        reset: num("x-ratelimit-reset"),
+        limit: num(&LIMIT),
+        remaining: num(&REMAINING),
+        reset: num(&RESET),
     }
 }
 
@@ -374,5 +379,32 @@ mod tests {
         );
         let e = parse_error(502, b"<html>Bad gateway</html>");
         assert_eq!(e.message, "<html>Bad gateway</html>");
+    }
+
+    #[test]
+    fn reads_the_rate_limit_headers_whatever_their_case() {
+        let mut h = HeaderMap::new();
+        for (name, value) in [
+            ("X-RateLimit-Limit", "1666"),
+            ("x-ratelimit-remaining", " 12 "),
+            ("X-RATELIMIT-RESET", "1767225600"),
+        ] {
+            h.insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static(value),
+            );
+        }
+        assert_eq!(
+            rate_info(&h),
+            RateInfo {
+                limit: Some(1666),
+                remaining: Some(12),
+                reset: Some(1_767_225_600),
+            }
+        );
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("lots"));
+        h.remove("x-ratelimit-reset");
+        let info = rate_info(&h);
+        assert_eq!((info.remaining, info.reset), (None, None));
     }
 }
