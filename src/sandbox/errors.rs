@@ -92,8 +92,8 @@ pub fn request_id() -> String {
     )
 }
 
-pub fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
-    let bytes = serde_json::to_vec(body).expect("a serde_json::Value always serializes");
+pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    let bytes = serde_json::to_vec(body).expect("a Value or a struct of strings always serializes");
     let mut resp = Response::new(Full::new(Bytes::from(bytes)));
     *resp.status_mut() = status;
     resp.headers_mut()

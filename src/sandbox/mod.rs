@@ -27,6 +27,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -324,8 +325,25 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// The message object Intercom answers with (spec: `message`, the admin example).
-fn message_object(id: &str, body: &Value) -> Value {
+/// The message object Intercom answers with (spec: `message`, the admin example), its fields in
+/// the order Intercom sends them (`type`, `id`, `created_at`, `subject`, `body`, ...: the spec's
+/// example and the docs' `HTTP/1.1 200 OK`): `campaign` reads an answer only as far as its `id`,
+/// and a rehearsal should exercise that as Intercom would.
+#[derive(Serialize)]
+struct Message<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: &'a str,
+    created_at: u64,
+    /// Email only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<&'a Value>,
+    body: &'a Value,
+    message_type: &'static str,
+    owner: Admin,
+}
+
+fn message_object<'a>(id: &'a str, body: &'a Value) -> Message<'a> {
     // Intercom answers `inapp` whichever spelling the request used.
     let message_type = match body.get("message_type").and_then(Value::as_str) {
         Some("email") => "email",
@@ -337,33 +355,42 @@ fn message_object(id: &str, body: &Value) -> Value {
         Some(Value::Number(n)) => n.to_string(),
         _ => ADMIN_ID.to_string(),
     };
-    let mut m = json!({
-        "type": "admin_message",
-        "id": id,
-        "created_at": unix_now(),
-        "body": body.get("body").cloned().unwrap_or(Value::Null),
-        "message_type": message_type,
-        "owner": admin(&from_id),
-    });
-    if message_type == "email" {
-        m["subject"] = body.get("subject").cloned().unwrap_or(Value::Null);
+    Message {
+        kind: "admin_message",
+        id,
+        created_at: unix_now(),
+        subject: (message_type == "email").then(|| body.get("subject").unwrap_or(&Value::Null)),
+        body: body.get("body").unwrap_or(&Value::Null),
+        message_type,
+        owner: admin(from_id),
     }
-    m
 }
 
-fn admin(id: &str) -> Value {
-    json!({
-        "type": "admin",
-        "id": id,
-        "name": "Sandbox Admin",
-        "email": format!("admin{id}@sandbox.invalid"),
-        "away_mode_enabled": false,
-        "away_mode_reassign": false,
-    })
+/// An admin, in the spec's order.
+#[derive(Serialize)]
+struct Admin {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: String,
+    name: &'static str,
+    email: String,
+    away_mode_enabled: bool,
+    away_mode_reassign: bool,
+}
+
+fn admin(id: String) -> Admin {
+    Admin {
+        kind: "admin",
+        email: format!("admin{id}@sandbox.invalid"),
+        id,
+        name: "Sandbox Admin",
+        away_mode_enabled: false,
+        away_mode_reassign: false,
+    }
 }
 
 fn admin_list() -> Value {
-    json!({"type": "admin.list", "admins": [admin(&ADMIN_ID.to_string())]})
+    json!({"type": "admin.list", "admins": [admin(ADMIN_ID.to_string())]})
 }
 
 /// The `campaign sandbox` command: prints the address, serves until Ctrl-C.
