@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use serde::Deserialize;
+
+use crate::answer;
 
 /// An access token. It is never printed: `Debug` and `Display` redact it, and it leaves this
 /// type only as the `Authorization` header, marked sensitive.
@@ -211,29 +212,18 @@ impl Client {
             Err(_) => Bytes::new(),
         };
         if (200..300).contains(&status) {
-            #[derive(Deserialize)]
-            struct Created {
-                id: serde_json::Value,
-            }
-            return match serde_json::from_slice::<Created>(&bytes) {
-                Ok(Created {
-                    id: serde_json::Value::String(id),
-                }) if !id.is_empty() => Attempt::Sent {
-                    message_id: id,
+            return match answer::message_id(&bytes) {
+                Some(message_id) => Attempt::Sent {
+                    message_id,
                     status,
                     rate,
                 },
-                Ok(Created {
-                    id: serde_json::Value::Number(n),
-                }) => Attempt::Sent {
-                    message_id: n.to_string(),
-                    status,
-                    rate,
-                },
-                _ => Attempt::Unknown(format!("HTTP {status} without a message id in the answer")),
+                None => {
+                    Attempt::Unknown(format!("HTTP {status} without a message id in the answer"))
+                }
             };
         }
-        let mut error = parse_error(status, &bytes);
+        let mut error = answer::error_list(status, &bytes);
         if (300..400).contains(&status) {
             error.code = "redirected".into();
             error.message = format!(
@@ -305,46 +295,6 @@ fn rate_info(h: &HeaderMap) -> RateInfo {
     }
 }
 
-fn parse_error(status: u16, body: &[u8]) -> ApiError {
-    #[derive(Deserialize)]
-    struct ErrorList {
-        request_id: Option<String>,
-        #[serde(default)]
-        errors: Vec<ErrorItem>,
-    }
-    #[derive(Deserialize)]
-    struct ErrorItem {
-        code: Option<String>,
-        message: Option<String>,
-    }
-    match serde_json::from_slice::<ErrorList>(body) {
-        Ok(list) => {
-            let first = list.errors.into_iter().next();
-            ApiError {
-                code: first
-                    .as_ref()
-                    .and_then(|e| e.code.clone())
-                    .unwrap_or_default(),
-                message: first.and_then(|e| e.message).unwrap_or_default(),
-                request_id: list.request_id.unwrap_or_default(),
-            }
-        }
-        Err(_) => {
-            let text = String::from_utf8_lossy(body);
-            let text: String = text.trim().chars().take(200).collect();
-            ApiError {
-                code: String::new(),
-                message: if text.is_empty() {
-                    format!("HTTP {status}")
-                } else {
-                    text
-                },
-                request_id: String::new(),
-            }
-        }
-    }
-}
-
 /// Unix seconds now.
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -364,21 +314,6 @@ mod tests {
         let c = Client::new("http://127.0.0.1:9", &t, "2.16", Duration::from_secs(1), 1).unwrap();
         assert!(!format!("{c:?}").contains("secret"));
         assert_eq!(c.url(), "http://127.0.0.1:9/messages");
-    }
-
-    #[test]
-    fn parses_error_list() {
-        let e = parse_error(422, br#"{"type":"error.list","request_id":"abc","errors":[{"code":"parameter_not_found","message":"No subject"}]}"#);
-        assert_eq!(
-            e,
-            ApiError {
-                code: "parameter_not_found".into(),
-                message: "No subject".into(),
-                request_id: "abc".into()
-            }
-        );
-        let e = parse_error(502, b"<html>Bad gateway</html>");
-        assert_eq!(e.message, "<html>Bad gateway</html>");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! turns a row into a request body, [`check`] runs all of that over every row before anything is
 //! sent, [`send`] posts through one limiter and a bounded pool, and [`results`] records every
 //! outcome so that a run can be resumed. [`sandbox`] is a local Intercom to rehearse against.
+pub mod answer;
 pub mod check;
 pub mod cli;
 pub mod client;
