@@ -87,6 +87,10 @@ pub struct SendArgs {
     /// Stop after this many permanent failures in a row [campaign file: send.max_failures].
     #[arg(long)]
     pub max_failures: Option<u32>,
+    /// Stop (exit 3, resumable) when the server has held every sender back this long without a
+    /// row's outcome: 429s, or its rate headers [campaign file: send.stall_timeout; default 10m].
+    #[arg(long, value_name = "DURATION", value_parser = crate::rate::parse_duration)]
+    pub stall_timeout: Option<std::time::Duration>,
     /// Send at most this many rows in this run.
     #[arg(long)]
     pub limit: Option<u64>,

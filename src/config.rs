@@ -91,6 +91,9 @@ pub struct SendSettings {
     pub max_failure_share: f64,
     pub retry_not_found_for: Duration,
     pub request_timeout: Duration,
+    /// How long the senders may be held back by the server (429s, its rate headers) without a
+    /// row's outcome before the run stops (exit 3), resumable.
+    pub stall_timeout: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,6 +150,7 @@ struct SendSection {
     max_failure_share: Option<f64>,
     retry_not_found_for: Option<String>,
     request_timeout: Option<String>,
+    stall_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -353,6 +357,7 @@ impl Campaign {
                 "60s",
             )?,
             request_timeout: duration("[send] request_timeout", s.request_timeout, "30s")?,
+            stall_timeout: duration("[send] stall_timeout", s.stall_timeout, "10m")?,
         };
 
         let base_url = file

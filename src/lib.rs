@@ -49,7 +49,8 @@ pub enum Status {
 pub struct Stopped(pub String);
 
 pub fn exit_code_for(err: &anyhow::Error) -> Status {
-    if err.chain().any(|e| e.is::<Stopped>()) {
+    // A `Stopped` given as context is found by downcasting, one raised as the error by the chain.
+    if err.downcast_ref::<Stopped>().is_some() || err.chain().any(|e| e.is::<Stopped>()) {
         Status::Stopped
     } else {
         Status::Invalid

@@ -108,22 +108,30 @@ fn quota(rate: Rate) -> (Quota, u32) {
 /// Pauses every sender until a moment; extended, never shortened, by whoever learns of a limit.
 #[derive(Default)]
 pub struct Gate {
-    until: Mutex<Option<Instant>>,
-    pauses: AtomicU64,
+    state: Mutex<GateState>,
+}
+
+#[derive(Default)]
+struct GateState {
+    until: Option<Instant>,
+    /// The time paused so far, in all: what the run's stall bound and its report count.
+    paused: Duration,
 }
 
 impl Gate {
     pub fn pause_until(&self, until: Instant) {
-        let mut u = self.until.lock().unwrap();
-        if u.is_none_or(|cur| until > cur) {
-            *u = Some(until);
-            self.pauses.fetch_add(1, Ordering::Relaxed);
+        let mut s = self.state.lock().unwrap();
+        let now = Instant::now();
+        let from = s.until.map_or(now, |cur| cur.max(now));
+        if until > from {
+            s.paused += until - from;
+            s.until = Some(until);
         }
     }
 
     pub async fn wait(&self) {
         loop {
-            let until = *self.until.lock().unwrap();
+            let until = self.state.lock().unwrap().until;
             match until {
                 Some(t) if t > Instant::now() => tokio::time::sleep_until(t.into()).await,
                 _ => return,
@@ -133,14 +141,16 @@ impl Gate {
 
     /// Whether senders may go now.
     pub fn is_open(&self) -> bool {
-        self.until
+        self.state
             .lock()
             .unwrap()
+            .until
             .is_none_or(|t| t <= Instant::now())
     }
 
-    pub fn pauses(&self) -> u64 {
-        self.pauses.load(Ordering::Relaxed)
+    /// How long every sender has been (or is now set to be) paused, in all.
+    pub fn paused(&self) -> Duration {
+        self.state.lock().unwrap().paused
     }
 }
 

@@ -51,7 +51,10 @@ fn the_sample_campaign_reaches_the_sandbox_once_per_row_as_rendered() {
             .assert()
             .success();
         let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
-        let log_path = dir.path().join(format!("{campaign}.sandbox.jsonl"));
+        let log_path = dir
+            .path()
+            .join("samples")
+            .join(format!("{campaign}.sandbox.jsonl"));
         assert!(
             stderr.contains(&format!("{campaign}.sandbox.jsonl")),
             "says where the log is: {stderr}"
@@ -87,7 +90,11 @@ fn the_sample_campaign_reaches_the_sandbox_once_per_row_as_rendered() {
                 .iter()
                 .any(|r| r["body"].as_str().unwrap().contains("<p>Hi Grace,</p>")));
         }
-        let results = read_results(&dir.path().join(format!("{campaign}.sandbox.results.csv")));
+        let results = read_results(
+            &dir.path()
+                .join("samples")
+                .join(format!("{campaign}.sandbox.results.csv")),
+        );
         let ids: HashSet<String> = log
             .iter()
             .map(|l| l["id"].as_str().unwrap().to_string())
@@ -284,7 +291,7 @@ fn a_rehearsal_resumed_keeps_one_log_of_every_message_with_unique_ids() {
     };
     run(&["--limit", "7"]);
     run(&["--resume"]);
-    let log = read_log(&dir.path().join("welcome.sandbox.jsonl"));
+    let log = read_log(&dir.path().join("samples/welcome.sandbox.jsonl"));
     assert_eq!(
         log.len(),
         20,
@@ -304,7 +311,7 @@ fn a_rehearsal_resumed_keeps_one_log_of_every_message_with_unique_ids() {
         .map(|l| l["request"]["to"]["id"].as_str().unwrap())
         .collect();
     assert_eq!(recipients.len(), 20);
-    let results = read_results(&dir.path().join("welcome.sandbox.results.csv"));
+    let results = read_results(&dir.path().join("samples/welcome.sandbox.results.csv"));
     assert_eq!(results.len(), 20);
     assert!(results.iter().all(|r| ids.contains(&r["message_id"])));
 }

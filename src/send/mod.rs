@@ -7,7 +7,7 @@ mod pipeline;
 mod report;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context as _};
@@ -20,9 +20,11 @@ use crate::client::{Client, Token};
 use crate::config::{self, Campaign};
 use crate::pace::{self, Gate, InFlight};
 use crate::problem::{Problem, Severity};
-use crate::results::{self, Journal, JournalHeader, ResultsWriter, RowStatus};
+use crate::results::{
+    self, Journal, JournalHeader, Ledger, Prior, ResultsWriter, RowStatus, RunLock,
+};
 use crate::sandbox;
-use crate::Status;
+use crate::{Status, Stopped};
 
 use pipeline::{pipeline, Known, Shared};
 use report::report_end;
@@ -87,6 +89,9 @@ fn apply_overrides(c: &mut Campaign, args: &SendArgs) -> anyhow::Result<()> {
     if let Some(n) = args.max_failures {
         c.send.max_failures = n.max(1);
     }
+    if let Some(d) = args.stall_timeout {
+        c.send.stall_timeout = d;
+    }
     if let Some(u) = &args.api_base {
         c.base_url = u.clone();
     }
@@ -124,30 +129,12 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     } else {
         loaded.campaign.base_url.clone()
     };
-    let results_path = args.results.clone().unwrap_or_else(|| {
-        let stem = loaded.campaign.stem();
-        PathBuf::from(if args.sandbox {
-            format!("{stem}.sandbox.results.csv")
-        } else {
-            format!("{stem}.results.csv")
-        })
-    });
-
-    // What an earlier run left.
-    let prior = if results::has_history(&results_path) {
-        if !args.resume {
-            bail!(
-                "{} already holds results: add --resume to continue that run (rows recorded `sent` are not sent again), or choose another --results file",
-                results_path.display()
-            );
-        }
-        let to_type = loaded.campaign.to_type.clone();
-        Some(results::reconcile(&results_path, &|r| {
-            recipient_hash(&to_type, r)
-        })?)
-    } else {
-        None
-    };
+    let results_path = results_path(&args, &loaded.campaign)?;
+    let ledger = Ledger::new(results_path.clone());
+    ledger.check_files()?;
+    // Before anything of the ledger is read: one run at a time.
+    let _lock = RunLock::acquire(&ledger.lock, &ledger.results)?;
+    let prior = earlier_runs(&ledger, &args, &loaded.campaign.to_type)?;
 
     // Preflight: every row rendered; on resume, every recorded row's recipient compared.
     let mut changed_reported = false;
@@ -227,13 +214,19 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     }
     let already = prior
         .as_ref()
-        .map(|p| p.sent + if args.retry_unknown { 0 } else { p.unknown })
+        .map(|p| {
+            p.tally.sent
+                + if args.retry_unknown {
+                    0
+                } else {
+                    p.tally.unknown
+                }
+        })
         .unwrap_or(0);
-    let mut to_send = pre.rows.saturating_sub(already);
-    if let Some(limit) = args.limit {
-        to_send = to_send.min(limit);
-    }
+    let remaining = pre.rows.saturating_sub(already);
+    let to_send = args.limit.map_or(remaining, |limit| remaining.min(limit));
     let c = &loaded.campaign;
+    let loaded_rate = c.send.rate.to_string();
     if args.dry_run {
         println!(
             "dry run: {to_send} messages would be sent to {} (rate {}, concurrency {:?}); nothing was sent.",
@@ -244,85 +237,205 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
         return Ok(Status::Ok);
     }
     let token = token.expect("a token unless --dry-run");
-
-    let sandbox = if args.sandbox {
-        Some(start_sandbox(&args, &token, &c.stem()).await?)
-    } else {
-        None
-    };
-    let base_url = sandbox
-        .as_ref()
-        .map(|(s, _)| s.base_url())
-        .unwrap_or_else(|| c.base_url.clone());
-    let in_flight = InFlight::new(c.send.concurrency, c.send.rate);
-    let client = Client::new(
-        &base_url,
-        &token,
-        &c.version,
-        c.send.request_timeout,
-        pace::AUTO_MAX,
-    )?;
-    let shared = Arc::new(Shared {
-        client,
-        gate: Gate::default(),
-        limiter: pace::Limiter::new(c.send.rate),
-        in_flight,
-        stop: CancellationToken::new(),
-        rows_in_flight: Mutex::new(HashMap::new()),
-        max_attempts: c.send.max_attempts,
-        max_failures: c.send.max_failures,
-        max_failure_share: c.send.max_failure_share,
-        retry_not_found_for: c.send.retry_not_found_for,
-        request_timeout: c.send.request_timeout,
-        rate_limited: Default::default(),
-    });
-    let mut writer = ResultsWriter::open(&results_path)?;
-    let offset = std::fs::metadata(&results_path)
-        .map(|m| m.len())
-        .unwrap_or(0);
-    let journal = Journal::start(
-        &results::journal_path(&results_path),
-        &JournalHeader {
-            results_offset: offset,
+    let started_at = results::now_rfc3339();
+    let sending = Sending {
+        args: &args,
+        ledger: &ledger,
+        token: &token,
+        header: JournalHeader {
+            results_offset: 0,
             settings,
             content,
         },
-    )?;
-    eprintln!(
-        "sending {to_send} messages to {base_url} at {} (in flight: {}); results: {}",
-        c.send.rate,
-        match c.send.concurrency {
-            config::Concurrency::Auto => "auto".to_string(),
-            config::Concurrency::Fixed(n) => n.to_string(),
-        },
-        results_path.display()
-    );
-
-    let retry_unknown = args.retry_unknown;
-    let prior = Arc::new(prior.unwrap_or_default());
-    let done: Arc<dyn Fn(u64) -> bool + Send + Sync> =
-        Arc::new(move |row| match prior.status(row) {
-            Some(RowStatus::Sent) => true,
-            Some(RowStatus::Unknown) => !retry_unknown,
-            _ => false,
-        });
-    let end = pipeline(
-        loaded,
-        Arc::clone(&shared),
-        journal,
-        &mut writer,
         to_send,
-        &args,
-        Known { done, expected },
-    )
-    .await;
-    drop(writer);
-    let tally = results::compact(&results_path)?;
-    if let Some((running, log)) = sandbox {
-        running.shutdown().await?;
-        eprintln!("sandbox log: {}", log.display());
+    };
+    // From here on requests may leave: an error is a stop that can be resumed, never "nothing
+    // was sent".
+    let (mut end, tally, rate_limited_ms) =
+        sending.run(loaded, prior, expected).await.map_err(|e| {
+            e.context(Stopped(format!(
+                "the run stopped; {} records what was sent, and --resume continues it",
+                ledger.results.display()
+            )))
+        })?;
+    // What is left of the campaign, not of this run's --limit.
+    end.left = remaining.saturating_sub(end.progress.done());
+    let status = report_end(&args, &results_path, &end, tally);
+    let run = results::RunRecord {
+        started_at,
+        ended_at: results::now_rfc3339(),
+        target,
+        rate: loaded_rate,
+        sent: end.progress.sent,
+        failed: end.progress.failed,
+        unknown: end.progress.unknown,
+        skipped: end.progress.skipped,
+        rate_limited: end.rate_limited,
+        paused_ms: rate_limited_ms,
+        exit: status as u8,
+    };
+    if let Err(e) = results::append_run(&ledger.runs, &run) {
+        eprintln!("warning: {e:#}");
     }
-    report_end(&args, &results_path, end, tally)
+    Ok(status)
+}
+
+/// The sending part of a run: the sandbox if asked, the client, the journal, the pipeline, and
+/// the ledger settled after it.
+struct Sending<'a> {
+    args: &'a SendArgs,
+    ledger: &'a Ledger,
+    token: &'a Token,
+    header: JournalHeader,
+    to_send: u64,
+}
+
+impl Sending<'_> {
+    async fn run(
+        self,
+        loaded: check::Loaded,
+        prior: Option<Prior>,
+        expected: Vec<u32>,
+    ) -> anyhow::Result<(pipeline::RunEnd, results::Tally, u64)> {
+        let args = self.args;
+        let c = &loaded.campaign;
+        let sandbox = if args.sandbox {
+            Some(start_sandbox(args, self.token, &c.path).await?)
+        } else {
+            None
+        };
+        let base_url = sandbox
+            .as_ref()
+            .map(|(s, _)| s.base_url())
+            .unwrap_or_else(|| c.base_url.clone());
+        let shared = Arc::new(Shared {
+            client: Client::new(
+                &base_url,
+                self.token,
+                &c.version,
+                c.send.request_timeout,
+                pace::AUTO_MAX,
+            )?,
+            gate: Gate::default(),
+            limiter: pace::Limiter::new(c.send.rate),
+            in_flight: InFlight::new(c.send.concurrency, c.send.rate),
+            stop: CancellationToken::new(),
+            rows_in_flight: Mutex::new(HashMap::new()),
+            max_attempts: c.send.max_attempts,
+            max_failures: c.send.max_failures,
+            max_failure_share: c.send.max_failure_share,
+            retry_not_found_for: c.send.retry_not_found_for,
+            request_timeout: c.send.request_timeout,
+            stall_timeout: c.send.stall_timeout,
+            rate_limited: Default::default(),
+        });
+        let mut writer = ResultsWriter::open(&self.ledger.results)?;
+        let journal = Journal::start(
+            &self.ledger.journal,
+            &JournalHeader {
+                results_offset: std::fs::metadata(&self.ledger.results)?.len(),
+                ..self.header
+            },
+        )?;
+        eprintln!(
+            "sending {} messages to {base_url} at {} (in flight: {}); results: {}",
+            self.to_send,
+            c.send.rate,
+            match c.send.concurrency {
+                config::Concurrency::Auto => "auto".to_string(),
+                config::Concurrency::Fixed(n) => n.to_string(),
+            },
+            self.ledger.results.display()
+        );
+        let retry_unknown = args.retry_unknown;
+        let to_type = c.to_type.clone();
+        let prior = Arc::new(prior.unwrap_or_default());
+        let done: Arc<dyn Fn(u64) -> bool + Send + Sync> =
+            Arc::new(move |row| match prior.status(row) {
+                Some(RowStatus::Sent) => true,
+                Some(RowStatus::Unknown) => !retry_unknown,
+                _ => false,
+            });
+        let end = pipeline(
+            loaded,
+            Arc::clone(&shared),
+            journal,
+            &mut writer,
+            self.to_send,
+            args,
+            Known { done, expected },
+        )
+        .await;
+        drop(writer);
+        let settled = results::settle(self.ledger, &|r| recipient_hash(&to_type, r))?;
+        if let Some((running, log)) = sandbox {
+            running.shutdown().await?;
+            eprintln!("sandbox log: {}", log.display());
+        }
+        let paused = shared.gate.paused().as_millis() as u64;
+        Ok((end, settled.tally, paused))
+    }
+}
+
+/// The results file: `--results`, or `<stem>.results.csv` (`<stem>.sandbox.results.csv`) beside
+/// the campaign file, so that a run from any folder finds the runs before it.
+fn results_path(args: &SendArgs, c: &Campaign) -> anyhow::Result<PathBuf> {
+    if let Some(p) = &args.results {
+        return Ok(p.clone());
+    }
+    let stem = c.stem();
+    let name = if args.sandbox {
+        format!("{stem}.sandbox.results.csv")
+    } else {
+        format!("{stem}.results.csv")
+    };
+    let beside = beside_campaign(&c.path, &name);
+    // Earlier versions wrote it in the current folder: a run found there is not passed over.
+    let legacy = PathBuf::from(&name);
+    if !same_file(&legacy, &beside) && Ledger::new(legacy.clone()).has_history()? {
+        bail!(
+            "{} holds an earlier run of this campaign (earlier versions wrote the results file in the current folder; it now goes beside the campaign file, {}): continue it with --results {} --resume, or move it beside the campaign file",
+            legacy.display(),
+            beside.display(),
+            legacy.display()
+        );
+    }
+    Ok(beside)
+}
+
+fn beside_campaign(campaign: &Path, name: &str) -> PathBuf {
+    match campaign.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(name),
+        _ => PathBuf::from(name),
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (
+        std::fs::canonicalize(a),
+        b.parent().map(std::fs::canonicalize),
+    ) {
+        (Ok(a), Some(Ok(dir))) => b.file_name().is_some_and(|n| a == dir.join(n)),
+        (Ok(a), None) => std::fs::canonicalize(b).is_ok_and(|b| a == b),
+        _ => a == b,
+    }
+}
+
+/// What earlier runs left, settled; `None` for a first run. A ledger with history is resumed only
+/// when asked.
+fn earlier_runs(ledger: &Ledger, args: &SendArgs, to_type: &str) -> anyhow::Result<Option<Prior>> {
+    if !ledger.has_history()? {
+        return Ok(None);
+    }
+    if !args.resume {
+        bail!(
+            "{} already holds results: add --resume to continue that run (rows recorded `sent` are not sent again), or choose another --results file",
+            ledger.results.display()
+        );
+    }
+    Ok(Some(results::settle(ledger, &|r| {
+        recipient_hash(to_type, r)
+    })?))
 }
 
 /// Whether preflight's problems stop the run: any error, unless --skip-invalid and every error is
@@ -387,12 +500,12 @@ fn announce_resume(p: &results::Prior, args: &SendArgs, results_path: &std::path
     eprintln!(
         "resuming {}: {} sent, {} failed, {} unknown, {} skipped{recovered}",
         results_path.display(),
-        p.sent,
-        p.failed,
-        p.unknown,
-        p.skipped,
+        p.tally.sent,
+        p.tally.failed,
+        p.tally.unknown,
+        p.tally.skipped,
     );
-    if p.unknown > 0 && !args.retry_unknown {
+    if p.tally.unknown > 0 && !args.retry_unknown {
         let rows: Vec<String> = p
             .rows_with(RowStatus::Unknown)
             .take(20)
@@ -400,9 +513,9 @@ fn announce_resume(p: &results::Prior, args: &SendArgs, results_path: &std::path
             .collect();
         eprintln!(
             "{} rows are `unknown` (rows {}{}): they may have reached their recipients and are not sent again. Check them in Intercom (the contact's conversations; the results file has each row's recipient), then send them on purpose with --resume --retry-unknown.",
-            p.unknown,
+            p.tally.unknown,
             rows.join(", "),
-            if p.unknown > 20 { ", …" } else { "" }
+            if p.tally.unknown > 20 { ", …" } else { "" }
         );
     }
 }
@@ -412,12 +525,16 @@ fn announce_resume(p: &results::Prior, args: &SendArgs, results_path: &std::path
 async fn start_sandbox(
     args: &SendArgs,
     token: &Token,
-    stem: &str,
+    campaign: &Path,
 ) -> anyhow::Result<(sandbox::RunningSandbox, PathBuf)> {
+    let stem = campaign
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "campaign".into());
     let log = args
         .sandbox_log
         .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{stem}.sandbox.jsonl")));
+        .unwrap_or_else(|| beside_campaign(campaign, &format!("{stem}.sandbox.jsonl")));
     let config = sandbox::SandboxConfig {
         token: Some(token.expose().to_string()),
         faults: args.faults.clone(),

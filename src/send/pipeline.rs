@@ -41,6 +41,8 @@ pub enum StopReason {
     Failures(String),
     Interrupted,
     Io(String),
+    /// The server held every sender back for longer than the stall bound.
+    Stalled(String),
 }
 
 /// A row ready to send.
@@ -68,6 +70,7 @@ pub struct Shared {
     pub max_failure_share: f64,
     pub retry_not_found_for: Duration,
     pub request_timeout: Duration,
+    pub stall_timeout: Duration,
     /// 429 answers: each paused every sender until the window's reset.
     pub rate_limited: AtomicU64,
 }
@@ -205,15 +208,28 @@ pub async fn pipeline(
                     };
                     ready.push((job, permit));
                 }
-                // The record before the send: if this process dies from here on, these rows are
-                // `unknown`.
-                if let Err(e) = journal.in_flight(
-                    ready
-                        .iter()
-                        .map(|(job, _)| (job.row, job.recipient.as_str())),
-                ) {
-                    set_stop(StopReason::Io(format!("cannot write the journal: {e}")));
-                    break;
+                // The record before the send, on stable storage: if this process dies (or the
+                // machine loses power) from here on, these rows are `unknown`. Synced on a
+                // blocking thread, so that answers keep being recorded meanwhile.
+                let rows: Vec<(u64, String)> = ready
+                    .iter()
+                    .map(|(job, _)| (job.row, job.recipient.clone()))
+                    .collect();
+                let synced = tokio::task::spawn_blocking(move || {
+                    let r = journal.in_flight(&rows);
+                    (journal, r)
+                })
+                .await;
+                match synced {
+                    Ok((j, Ok(()))) => journal = j,
+                    Ok((_, Err(e))) => {
+                        set_stop(StopReason::Io(format!("{e:#}")));
+                        break;
+                    }
+                    Err(e) => {
+                        set_stop(StopReason::Io(format!("cannot write the journal: {e}")));
+                        break;
+                    }
                 }
                 {
                     let mut in_flight = shared.rows_in_flight.lock().unwrap();
@@ -260,25 +276,26 @@ pub async fn pipeline(
     };
     tokio::pin!(drain_deadline);
     let mut batch = Vec::with_capacity(WRITE_BATCH);
+    let mut stall = Stall::new(shared.stall_timeout);
+    let mut stall_tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         let first = tokio::select! {
             o = out_rx.recv() => match o { Some(o) => o, None => break },
+            _ = stall_tick.tick() => {
+                if let Some(why) = stall.check(shared.gate.paused()) {
+                    set_stop(StopReason::Stalled(why));
+                }
+                continue;
+            }
             _ = &mut drain_deadline => {
                 // Requests that did not finish in time: their fate is unknown.
                 let left: Vec<(u64, String)> = shared.rows_in_flight.lock().unwrap().drain().collect();
                 for (row, recipient) in left {
-                    let r = ResultRow {
+                    let r = ResultRow::interrupted(
                         row,
                         recipient,
-                        status: RowStatus::Unknown,
-                        message_id: String::new(),
-                        http_status: None,
-                        error_code: "interrupted".into(),
-                        error_message: "the run stopped before the answer came: it may have been delivered".into(),
-                        request_id: String::new(),
-                        attempts: 1,
-                        finished_at: results::now_rfc3339(),
-                    };
+                        "the run stopped before the answer came: it may have been delivered",
+                    );
                     let _ = writer.write(&r);
                     progress.unknown += 1;
                     unknown_rows.push(row);
@@ -289,6 +306,7 @@ pub async fn pipeline(
         // Outcomes that arrived meanwhile go to the OS in the same write: at high rates one write
         // per row was a good part of the sender's CPU, and each line still leaves as soon as the
         // writer is free.
+        stall.progressed(shared.gate.paused());
         batch.clear();
         batch.push(first);
         while batch.len() < WRITE_BATCH {
@@ -346,6 +364,38 @@ pub async fn pipeline(
         unknown_rows,
         left,
         rate_limited: shared.rate_limited.load(Ordering::Relaxed),
+    }
+}
+
+/// The stall bound: time the server held every sender back (the gate's pauses) since the last
+/// outcome. The limiter's own waits do not count, so a rate of one an hour is no stall.
+struct Stall {
+    bound: Duration,
+    paused_at_progress: Duration,
+}
+
+impl Stall {
+    fn new(bound: Duration) -> Stall {
+        Stall {
+            bound,
+            paused_at_progress: Duration::ZERO,
+        }
+    }
+
+    fn progressed(&mut self, paused: Duration) {
+        self.paused_at_progress = paused;
+    }
+
+    /// Why the run should stop, once the pauses since the last outcome pass the bound.
+    fn check(&self, paused: Duration) -> Option<String> {
+        let held = paused.saturating_sub(self.paused_at_progress);
+        (held > self.bound).then(|| {
+            format!(
+                "no row has had an outcome while the server held every sender back for {} (429 answers, or rate-limit headers with a reset far ahead), more than the stall bound of {} (--stall-timeout, [send] stall_timeout)",
+                humantime::format_duration(Duration::from_secs(held.as_secs())),
+                humantime::format_duration(self.bound)
+            )
+        })
     }
 }
 

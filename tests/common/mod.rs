@@ -387,3 +387,24 @@ pub fn fuzz_cases(default: u32) -> u32 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// An outside tool a test needs (strace, Chromium, Prism): its path from the environment variable
+/// `env` or from `PATH`. Without it the test is skipped locally, saying so, and fails under
+/// `CI=true`, where `.ci/run` installs it: a test that checks nothing must not pass in CI.
+pub fn require_tool(env: &str, name: &str) -> Option<PathBuf> {
+    let from_env = std::env::var_os(env).map(PathBuf::from);
+    let found = from_env.or_else(|| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        })
+    });
+    if found.is_none() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{name} is needed by this test and is missing (set {env} or install it)");
+        }
+        eprintln!("skipped: {name} not found (set {env} or install it)");
+    }
+    found
+}

@@ -1,0 +1,294 @@
+//! The journal (`<results>.journal`): a header naming the campaign, then one line per request
+//! about to leave, synced before it leaves. A row journaled without an outcome line was in flight
+//! when its run stopped: it may have been delivered.
+use std::fs::{File, OpenOptions};
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+
+use super::{replace_file, LineCap, MAX_LINE};
+use crate::results::MAX_ROWS;
+
+/// The journal's first line: where the run's results start, and what campaign they belong to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalHeader {
+    /// The results file's length when the run started: outcome lines from there on are the run's.
+    pub results_offset: u64,
+    /// `settings_fingerprint@target`: the templates, the message settings and where they went.
+    pub settings: String,
+    /// The recipients CSV's content hash.
+    pub content: String,
+}
+
+/// Version 2 escapes the recipient (a rendered template may hold a tab or a line break).
+const MAGIC_V2: &str = "campaign-journal v2";
+const MAGIC_V1: &str = "campaign-journal v1";
+
+impl JournalHeader {
+    fn line(&self) -> String {
+        format!(
+            "{MAGIC_V2} results_offset={} settings={} content={}\n",
+            self.results_offset, self.settings, self.content
+        )
+    }
+
+    /// The header and whether its recipients are escaped (v2) or raw (v1).
+    fn parse(line: &str) -> Option<(JournalHeader, bool)> {
+        let (rest, escaped) = match line.trim() {
+            l if l.starts_with(MAGIC_V2) => (&l[MAGIC_V2.len()..], true),
+            l if l.starts_with(MAGIC_V1) => (&l[MAGIC_V1.len()..], false),
+            _ => return None,
+        };
+        let mut h = JournalHeader {
+            results_offset: 0,
+            settings: String::new(),
+            content: String::new(),
+        };
+        for kv in rest.split_whitespace() {
+            match kv.split_once('=')? {
+                ("results_offset", v) => h.results_offset = v.parse().ok()?,
+                ("settings", v) => h.settings = v.to_string(),
+                ("content", v) => h.content = v.to_string(),
+                _ => {}
+            }
+        }
+        Some((h, escaped))
+    }
+}
+
+/// This run's journal, open for appending.
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+}
+
+impl Journal {
+    /// Starts this run's journal with its header, replacing the last run's, which
+    /// [`super::settle`] has retired (it holds no row any more).
+    pub fn start(path: &Path, header: &JournalHeader) -> anyhow::Result<Journal> {
+        replace_file(path, |f| Ok(f.write_all(header.line().as_bytes())?))?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open the journal {}", path.display()))?;
+        Ok(Journal {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Records rows about to be sent, in one write, and waits until it is on stable storage:
+    /// only then may their requests leave.
+    pub fn in_flight(&mut self, rows: &[(u64, String)]) -> anyhow::Result<()> {
+        let mut text = String::new();
+        for (row, recipient) in rows {
+            text.push_str(&row.to_string());
+            text.push('\t');
+            escape_into(recipient, &mut text);
+            text.push('\n');
+        }
+        self.file
+            .write_all(text.as_bytes())
+            .and_then(|()| self.file.sync_data())
+            .with_context(|| format!("cannot write the journal {}", self.path.display()))
+    }
+}
+
+/// What a journal holds.
+#[derive(Debug, Default)]
+pub(super) struct Entries {
+    pub header: Option<JournalHeader>,
+    /// Journaled rows with their recipients, in order.
+    pub rows: Vec<(u64, String)>,
+}
+
+/// Reads a journal. Only whole lines count: a last line without its line break was being written
+/// when the process died, before its requests could leave, so it is passed over. A whole line
+/// that does not read is refused with what to do, since a row behind it may have been sent.
+pub(super) fn read(path: &Path) -> anyhow::Result<Entries> {
+    let mut text = Vec::new();
+    match File::open(path) {
+        Ok(f) => LineCap::new(f, MAX_LINE)
+            .read_to_end(&mut text)
+            .with_context(|| format!("cannot read the journal {}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Entries::default()),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read the journal {}", path.display()))
+        }
+    };
+    let whole = match text.iter().rposition(|&b| b == b'\n') {
+        Some(i) => &text[..=i],
+        None => return Ok(Entries::default()),
+    };
+    let mut lines = whole.split(|&b| b == b'\n');
+    let first = String::from_utf8_lossy(lines.next().unwrap_or_default());
+    let Some((header, escaped)) = JournalHeader::parse(&first) else {
+        bail!(
+            "{}: not a campaign journal (its first line is `{}`); if it is not this tool's, move it away, or pass another --results file",
+            path.display(),
+            first.chars().take(80).collect::<String>()
+        );
+    };
+    let mut entries = Entries {
+        header: Some(header),
+        rows: Vec::new(),
+    };
+    for (i, line) in lines.enumerate() {
+        if line.is_empty() {
+            continue; // the split's piece after the last line break
+        }
+        match parse_row(line, escaped) {
+            Some(row) => entries.rows.push(row),
+            None => bail!(
+                "{}: line {} is damaged (`{}`): a request recorded there may have left. Check the rows around it in Intercom (the results file has the others), then delete that line and resume",
+                path.display(),
+                i + 2,
+                String::from_utf8_lossy(line).chars().take(80).collect::<String>()
+            ),
+        }
+    }
+    Ok(entries)
+}
+
+fn parse_row(line: &[u8], escaped: bool) -> Option<(u64, String)> {
+    let line = std::str::from_utf8(line).ok()?;
+    let (row, recipient) = line.split_once('\t')?;
+    let row: u64 = row.parse().ok().filter(|r| (1..=MAX_ROWS).contains(r))?;
+    let recipient = if escaped {
+        unescape(recipient)?
+    } else {
+        recipient.to_string()
+    };
+    Some((row, recipient))
+}
+
+/// The offset of a retired journal: no run is writing the results file.
+pub(super) const RETIRED: u64 = u64::MAX;
+
+/// Retires a journal whose rows all have an outcome line now: it keeps its header's campaign
+/// fingerprint, for the next resume to compare with, and no row; its offset says that no run is
+/// writing (offsets do not survive compaction, so none may be trusted after it).
+pub(super) fn retire(path: &Path, header: &JournalHeader) -> anyhow::Result<()> {
+    let retired = JournalHeader {
+        results_offset: RETIRED,
+        ..header.clone()
+    };
+    replace_file(path, |f| Ok(f.write_all(retired.line().as_bytes())?))
+}
+
+/// Whether the journal lists a row.
+pub(super) fn has_rows(path: &Path) -> anyhow::Result<bool> {
+    Ok(!read(path)?.rows.is_empty())
+}
+
+fn escape_into(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn unescape(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        out.push(match chars.next()? {
+            '\\' => '\\',
+            't' => '\t',
+            'n' => '\n',
+            'r' => '\r',
+            _ => return None,
+        });
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn header() -> JournalHeader {
+        JournalHeader {
+            results_offset: 42,
+            settings: "abc@sandbox".into(),
+            content: "0123".into(),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_recipient_reads_back_as_written(recipient in "\\PC*|[\\t\\n\\r\\\\a]*") {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("j");
+            let mut j = Journal::start(&path, &header()).unwrap();
+            j.in_flight(&[(7, recipient.clone()), (8, "x".into())]).unwrap();
+            let e = read(&path).unwrap();
+            prop_assert_eq!(e.header, Some(header()));
+            prop_assert_eq!(e.rows, vec![(7, recipient), (8, "x".to_string())]);
+        }
+    }
+
+    #[test]
+    fn a_line_torn_anywhere_is_passed_over_and_whole_lines_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let mut j = Journal::start(&path, &header()).unwrap();
+        j.in_flight(&[(1, "ann@example.com".into())]).unwrap();
+        j.in_flight(&[(2, "bob@example.com".into())]).unwrap();
+        let full = std::fs::read(&path).unwrap();
+        let second = full.len() - "2\tbob@example.com\n".len();
+        for cut in second..full.len() {
+            std::fs::write(&path, &full[..cut]).unwrap();
+            let e = read(&path).unwrap();
+            // Never a row with a cut recipient: that would claim the CSV changed.
+            assert_eq!(
+                e.rows,
+                vec![(1, "ann@example.com".to_string())],
+                "cut at {cut}"
+            );
+        }
+        // A header torn before its line break: nothing was journaled yet.
+        std::fs::write(&path, &full[..10]).unwrap();
+        assert!(read(&path).unwrap().header.is_none());
+    }
+
+    #[test]
+    fn a_damaged_whole_line_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let mut text = header().line();
+        text.push_str("1\tann\nnot a line\n");
+        std::fs::write(&path, text).unwrap();
+        let err = format!("{:#}", read(&path).unwrap_err());
+        assert!(
+            err.contains("line 3 is damaged (`not a line`)")
+                && err.contains("delete that line and resume"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_version_1_journal_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        std::fs::write(
+            &path,
+            "campaign-journal v1 results_offset=5 settings=s content=c\n3\tid\\x\n",
+        )
+        .unwrap();
+        let e = read(&path).unwrap();
+        assert_eq!(e.header.unwrap().results_offset, 5);
+        assert_eq!(e.rows, vec![(3, "id\\x".to_string())]);
+    }
+}

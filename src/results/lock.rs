@@ -1,0 +1,96 @@
+//! One run at a time per results file: an OS lock on `<results>.lock`, held for the whole run and
+//! released by the OS when the process ends, however it ends, so it never needs clearing by hand.
+use std::fs::{File, OpenOptions};
+use std::io::{Read as _, Seek as _, Write as _};
+use std::path::Path;
+
+use anyhow::Context as _;
+
+/// Another process holds the lock: it is sending (or settling) this campaign right now.
+#[derive(Debug, thiserror::Error)]
+#[error("another run is using {results} ({holder}): two runs at once would message the same rows. Wait for it to end, or stop it (Ctrl-C in its terminal); nothing was sent by this one")]
+pub struct Busy {
+    pub results: String,
+    pub holder: String,
+}
+
+/// Held while this process uses the ledger; the lock goes with the file when it is dropped.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
+impl RunLock {
+    /// Takes the lock at once or fails with [`Busy`], naming the run that holds it (its pid and
+    /// start time, which it wrote into the lock file).
+    pub fn acquire(lock: &Path, results: &Path) -> anyhow::Result<RunLock> {
+        super::regular_or_absent(lock)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(lock)
+            .with_context(|| format!("cannot open the lock file {}", lock.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                // The holder writes its pid just after it takes the lock: give it a moment.
+                let mut holder = String::new();
+                for _ in 0..50 {
+                    holder.clear();
+                    let _ = (&file).rewind();
+                    let _ = (&file).take(200).read_to_string(&mut holder);
+                    if !holder.trim().is_empty() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                let holder = match holder.trim() {
+                    "" => "a process that is just starting".to_string(),
+                    h => h.to_string(),
+                };
+                return Err(Busy {
+                    results: results.display().to_string(),
+                    holder,
+                }
+                .into());
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", lock.display()))
+            }
+        }
+        let me = format!(
+            "pid {}, started {}",
+            std::process::id(),
+            super::now_rfc3339()
+        );
+        file.set_len(0)?;
+        file.rewind()?;
+        file.write_all(me.as_bytes())?;
+        file.flush()?;
+        Ok(RunLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_is_refused_with_the_first_ones_pid_until_it_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lock, results) = (dir.path().join("r.lock"), dir.path().join("r.csv"));
+        let first = RunLock::acquire(&lock, &results).unwrap();
+        let err = RunLock::acquire(&lock, &results).unwrap_err();
+        let busy = err.downcast_ref::<Busy>().expect("Busy");
+        assert!(
+            busy.holder
+                .starts_with(&format!("pid {}, started ", std::process::id())),
+            "{}",
+            busy.holder
+        );
+        drop(first);
+        RunLock::acquire(&lock, &results).unwrap();
+    }
+}

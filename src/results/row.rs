@@ -1,0 +1,122 @@
+//! A results line: its columns (a contract with users' spreadsheets), its status and timestamp.
+use serde::{Deserialize, Serialize};
+
+/// The results file's columns, in order: a contract with users' spreadsheets.
+pub const COLUMNS: [&str; 10] = [
+    "row",
+    "recipient",
+    "status",
+    "message_id",
+    "http_status",
+    "error_code",
+    "error_message",
+    "request_id",
+    "attempts",
+    "finished_at",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RowStatus {
+    Sent,
+    Failed,
+    Unknown,
+    Skipped,
+}
+
+impl RowStatus {
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            RowStatus::Sent => 1,
+            RowStatus::Failed => 2,
+            RowStatus::Unknown => 3,
+            RowStatus::Skipped => 4,
+        }
+    }
+
+    pub(crate) fn from_code(c: u8) -> Option<RowStatus> {
+        match c {
+            1 => Some(RowStatus::Sent),
+            2 => Some(RowStatus::Failed),
+            3 => Some(RowStatus::Unknown),
+            4 => Some(RowStatus::Skipped),
+            _ => None,
+        }
+    }
+
+    /// The status a results line's `status` field names.
+    pub(crate) fn from_field(field: &[u8]) -> Option<RowStatus> {
+        match field {
+            b"sent" => Some(RowStatus::Sent),
+            b"failed" => Some(RowStatus::Failed),
+            b"unknown" => Some(RowStatus::Unknown),
+            b"skipped" => Some(RowStatus::Skipped),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRow {
+    pub row: u64,
+    pub recipient: String,
+    pub status: RowStatus,
+    pub message_id: String,
+    pub http_status: Option<u16>,
+    pub error_code: String,
+    pub error_message: String,
+    pub request_id: String,
+    pub attempts: u32,
+    pub finished_at: String,
+}
+
+impl ResultRow {
+    /// The line of a row whose request was in flight when its run stopped: it may have been
+    /// delivered, so it is never sent again unless asked.
+    pub fn interrupted(row: u64, recipient: String, why: &str) -> ResultRow {
+        ResultRow {
+            row,
+            recipient,
+            status: RowStatus::Unknown,
+            message_id: String::new(),
+            http_status: None,
+            error_code: "interrupted".into(),
+            error_message: why.into(),
+            request_id: String::new(),
+            attempts: 1,
+            finished_at: now_rfc3339(),
+        }
+    }
+}
+
+/// RFC 3339 UTC to the millisecond.
+pub fn now_rfc3339() -> String {
+    rfc3339_at(std::time::SystemTime::now())
+}
+
+fn rfc3339_at(at: std::time::SystemTime) -> String {
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::from(at)
+        .format(&fmt)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_to_the_millisecond() {
+        use std::time::{Duration, UNIX_EPOCH};
+        assert_eq!(
+            rfc3339_at(UNIX_EPOCH + Duration::from_millis(1_767_225_600_042)),
+            "2026-01-01T00:00:00.042Z"
+        );
+        assert_eq!(
+            rfc3339_at(UNIX_EPOCH + Duration::from_millis(1_767_225_599_999)),
+            "2025-12-31T23:59:59.999Z"
+        );
+    }
+}

@@ -1,0 +1,37 @@
+//! The run log (`<results>.runs.jsonl`): one JSON line per run, appended when it ends, for the
+//! report's timeline (start, end, pauses), which the per-row lines cannot tell.
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    pub started_at: String,
+    pub ended_at: String,
+    /// `sandbox`, or the API base URL.
+    pub target: String,
+    pub rate: String,
+    pub sent: u64,
+    pub failed: u64,
+    pub unknown: u64,
+    pub skipped: u64,
+    /// 429 answers.
+    pub rate_limited: u64,
+    /// How long every sender was paused by 429s and the server's rate headers, in total.
+    pub paused_ms: u64,
+    pub exit: u8,
+}
+
+pub fn append_run(path: &Path, run: &RunRecord) -> anyhow::Result<()> {
+    let mut line = serde_json::to_vec(run)?;
+    line.push(b'\n');
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(&line))
+        .with_context(|| format!("cannot write the run log {}", path.display()))
+}

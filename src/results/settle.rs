@@ -1,0 +1,571 @@
+//! Settling a ledger before a run and after it: a torn last line repaired, the rows an earlier
+//! run left in flight recorded `unknown`, the journal retired, and the results file compacted to
+//! one line per row. The order is what makes any stop safe: an `unknown` line is on disk before
+//! the journal that justifies it is retired, and the journal is retired before compaction moves
+//! the lines its offset points at.
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read as _, Seek as _, SeekFrom};
+use std::path::Path;
+
+use anyhow::{bail, Context as _};
+
+use super::journal::{self, JournalHeader};
+use super::row::{ResultRow, RowStatus, COLUMNS};
+use super::writer::ResultsWriter;
+use super::{replace_file, Ledger, LineCap, MAX_LINE};
+
+/// The most rows a campaign can have and still be resumed: per-row state is kept in arrays
+/// indexed by row, so a corrupt row number must not size them.
+pub const MAX_ROWS: u64 = 50_000_000;
+
+/// Rows per status.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub sent: u64,
+    pub failed: u64,
+    pub unknown: u64,
+    pub skipped: u64,
+}
+
+impl Tally {
+    pub fn add(&mut self, status: RowStatus) {
+        match status {
+            RowStatus::Sent => self.sent += 1,
+            RowStatus::Failed => self.failed += 1,
+            RowStatus::Unknown => self.unknown += 1,
+            RowStatus::Skipped => self.skipped += 1,
+        }
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.sent + self.failed + self.unknown + self.skipped
+    }
+}
+
+/// What the runs so far left: each row's last status and recipient, and the campaign's
+/// fingerprint from the journal.
+#[derive(Debug, Default)]
+pub struct Prior {
+    /// By row: `RowStatus::code` of its last line, 0 for none.
+    statuses: Vec<u8>,
+    /// By row: its recipient's hash.
+    recipients: Vec<u64>,
+    pub header: Option<JournalHeader>,
+    pub tally: Tally,
+    /// Rows found in flight when the last run stopped, recorded `unknown` now.
+    pub recovered_unknown: u64,
+}
+
+impl Prior {
+    pub fn status(&self, row: u64) -> Option<RowStatus> {
+        self.statuses
+            .get(row as usize)
+            .copied()
+            .and_then(RowStatus::from_code)
+    }
+
+    pub fn recipient_hash(&self, row: u64) -> Option<u64> {
+        self.status(row).map(|_| self.recipients[row as usize])
+    }
+
+    /// The rows whose last status is `status`, in order.
+    pub fn rows_with(&self, status: RowStatus) -> impl Iterator<Item = u64> + '_ {
+        let code = status.code();
+        self.statuses
+            .iter()
+            .enumerate()
+            .filter(move |(_, s)| **s == code)
+            .map(|(i, _)| i as u64)
+    }
+
+    /// The number of rows with a status.
+    pub fn rows(&self) -> u64 {
+        self.tally.rows()
+    }
+
+    fn set(&mut self, row: u64, status: RowStatus, recipient: u64) {
+        let i = row as usize;
+        if self.statuses.len() <= i {
+            self.statuses.resize(i + 1, 0);
+            self.recipients.resize(i + 1, 0);
+        }
+        self.statuses[i] = status.code();
+        self.recipients[i] = recipient;
+    }
+}
+
+/// Whether the results file has a row (a line after its header).
+pub(super) fn has_rows(results: &Path) -> anyhow::Result<bool> {
+    let f = match File::open(results) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", results.display())),
+    };
+    for line in BufReader::new(LineCap::new(f, MAX_LINE)).lines().skip(1) {
+        let line = line.with_context(|| format!("cannot read {}", results.display()))?;
+        if !line.trim().is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Settles the ledger (see the module's header) and says what it holds. `hash` maps a
+/// recipient to the 8 bytes resume compares.
+pub fn settle(ledger: &Ledger, hash: &dyn Fn(&str) -> u64) -> anyhow::Result<Prior> {
+    let entries = journal::read(&ledger.journal)?;
+    let offset = entries.header.as_ref().map(|h| h.results_offset);
+    let mut writer = ResultsWriter::open(&ledger.results)?;
+    let mut prior = Prior {
+        header: entries.header.clone(),
+        ..Prior::default()
+    };
+    let mut scan = scan(&ledger.results, offset, &mut prior, hash)?;
+
+    // Rows journaled by the last run without an outcome line from it: in flight when it stopped.
+    let mut orphans: Vec<ResultRow> = Vec::new();
+    for (row, recipient) in &entries.rows {
+        let i = *row as usize;
+        if scan.answered.len() <= i {
+            scan.answered.resize(i + 1, false);
+        }
+        if !std::mem::replace(&mut scan.answered[i], true) {
+            orphans.push(ResultRow::interrupted(
+                *row,
+                recipient.clone(),
+                "the run stopped while this request was in flight: it may have been delivered",
+            ));
+        }
+    }
+    if !orphans.is_empty() {
+        writer.write_all(&orphans)?;
+        writer.sync()?;
+        for o in &orphans {
+            prior.set(o.row, RowStatus::Unknown, hash(&o.recipient));
+            scan.last_line_is(o.row, scan.lines);
+            scan.lines += 1;
+        }
+        prior.recovered_unknown = orphans.len() as u64;
+    }
+    drop(writer);
+
+    if let Some(header) = &entries.header {
+        if !entries.rows.is_empty() || header.results_offset != journal::RETIRED {
+            journal::retire(&ledger.journal, header)?;
+        }
+    }
+    if scan.superseded(scan.lines) {
+        compact(&ledger.results, &scan.last_line)?;
+    }
+    for code in &prior.statuses {
+        if let Some(status) = RowStatus::from_code(*code) {
+            prior.tally.add(status);
+        }
+    }
+    Ok(prior)
+}
+
+/// What a read of the results file found besides each row's status.
+struct Scan {
+    /// By row: the index of its last line (`u32::MAX`: none).
+    last_line: Vec<u32>,
+    lines: u32,
+    /// By row: whether it has a line written at or after the journal's offset (by the last run).
+    answered: Vec<bool>,
+}
+
+impl Scan {
+    fn last_line_is(&mut self, row: u64, line: u32) {
+        let i = row as usize;
+        if self.last_line.len() <= i {
+            self.last_line.resize(i + 1, u32::MAX);
+        }
+        self.last_line[i] = line;
+    }
+
+    /// Whether some row has more than one line.
+    fn superseded(&self, lines: u32) -> bool {
+        let distinct = self.last_line.iter().filter(|&&l| l != u32::MAX).count();
+        (distinct as u32) < lines
+    }
+}
+
+/// Reads every line of the results file into `prior`, repairing a torn last line first.
+fn scan(
+    results: &Path,
+    offset: Option<u64>,
+    prior: &mut Prior,
+    hash: &dyn Fn(&str) -> u64,
+) -> anyhow::Result<Scan> {
+    repair_tail(results, offset)?;
+    let file = File::open(results).with_context(|| format!("cannot read {}", results.display()))?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(LineCap::new(file, MAX_LINE));
+    check_header(results, rdr.byte_headers()?)?;
+    let mut scan = Scan {
+        last_line: Vec::new(),
+        lines: 0,
+        answered: Vec::new(),
+    };
+    let mut rec = csv::ByteRecord::new();
+    while rdr
+        .read_byte_record(&mut rec)
+        .with_context(|| format!("cannot read {}", results.display()))?
+    {
+        let (start, line) = rec
+            .position()
+            .map(|p| (p.byte(), p.line()))
+            .unwrap_or((0, 0));
+        let (row, recipient, status) = row_recipient_status(&rec).with_context(|| {
+            format!(
+                "{}: line {line}: not a results row; the file was edited or damaged: restore it from a copy, since each row's status decides whether it is sent again",
+                results.display()
+            )
+        })?;
+        prior.set(row, status, hash(&recipient));
+        if offset.is_some_and(|o| start >= o) {
+            if scan.answered.len() <= row as usize {
+                scan.answered.resize(row as usize + 1, false);
+            }
+            scan.answered[row as usize] = true;
+        }
+        scan.last_line_is(row, scan.lines);
+        scan.lines += 1;
+    }
+    Ok(scan)
+}
+
+/// Repairs a last line torn by a process killed while writing it. A line missing fields lost
+/// part of its outcome: it is cut, and its row is settled from the journal (`unknown`) or, if it
+/// was a skipped row, looked at again. A line with every field whose last one was cut (or that
+/// lost its line break) keeps its outcome and is written whole again. Either is done only to a
+/// line the last run wrote (at or after the journal's offset); anything else is refused.
+fn repair_tail(results: &Path, offset: Option<u64>) -> anyhow::Result<()> {
+    let Some((start, line, record, width)) = last_record(results)? else {
+        return Ok(());
+    };
+    let mut file = OpenOptions::new().read(true).write(true).open(results)?;
+    let len = file.seek(SeekFrom::End(0))?;
+    file.seek(SeekFrom::Start(start))?;
+    let mut tail = Vec::new();
+    (&mut file).take(len - start).read_to_end(&mut tail)?;
+    let whole = {
+        let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+        w.write_byte_record(&record)?;
+        w.into_inner()
+            .map_err(|e| anyhow::anyhow!("{}", e.error()))?
+    };
+    if tail == whole {
+        return Ok(());
+    }
+    if record.len() > width || offset.is_none_or(|o| start < o) {
+        bail!(
+            "{}: line {line} is incomplete or damaged, and no run was writing it: restore the file from a copy, or fix that line by hand (each row's status decides whether it is sent again)",
+            results.display()
+        );
+    }
+    file.set_len(start)?;
+    if record.len() == width {
+        file.seek(SeekFrom::Start(start))?;
+        std::io::Write::write_all(&mut file, &whole)?;
+    }
+    file.sync_all()?;
+    eprintln!(
+        "{}: line {line} was cut short by a run that stopped while writing it: {}",
+        results.display(),
+        if record.len() == width {
+            "its outcome was whole, and it is written whole again"
+        } else {
+            "removed; its row is settled from the journal"
+        }
+    );
+    Ok(())
+}
+
+/// The last record of the results file: its start, line, fields, and the header's width.
+fn last_record(results: &Path) -> anyhow::Result<Option<(u64, u64, csv::ByteRecord, usize)>> {
+    let file = File::open(results).with_context(|| format!("cannot read {}", results.display()))?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(LineCap::new(file, MAX_LINE));
+    let width = rdr.byte_headers()?.len();
+    let (mut last, mut rec) = (None, csv::ByteRecord::new());
+    while rdr
+        .read_byte_record(&mut rec)
+        .with_context(|| format!("cannot read {}", results.display()))?
+    {
+        let pos = rec
+            .position()
+            .map(|p| (p.byte(), p.line()))
+            .unwrap_or((0, 0));
+        last = Some((pos.0, pos.1, rec.clone()));
+    }
+    Ok(last.map(|(start, line, rec)| (start, line, rec, width)))
+}
+
+/// The three fields resume needs from a results line.
+fn row_recipient_status(rec: &csv::ByteRecord) -> anyhow::Result<(u64, String, RowStatus)> {
+    if rec.len() < COLUMNS.len() {
+        bail!("it has {} fields, not {}", rec.len(), COLUMNS.len());
+    }
+    let field = |i: usize, name: &str| {
+        rec.get(i)
+            .and_then(|f| std::str::from_utf8(f).ok())
+            .ok_or_else(|| anyhow::anyhow!("`{name}` is not UTF-8"))
+    };
+    let row: u64 = field(0, "row")?
+        .parse()
+        .map_err(|_| anyhow::anyhow!("`row` is not a number"))?;
+    if row == 0 || row > MAX_ROWS {
+        bail!("`row` {row} is out of range (1 to {MAX_ROWS})");
+    }
+    let status = field(2, "status")?;
+    let Some(status) = RowStatus::from_field(status.as_bytes()) else {
+        bail!("unknown status `{status}`");
+    };
+    Ok((row, field(1, "recipient")?.to_string(), status))
+}
+
+fn check_header(path: &Path, header: &csv::ByteRecord) -> anyhow::Result<()> {
+    if header
+        .iter()
+        .take(COLUMNS.len())
+        .ne(COLUMNS.iter().map(|c| c.as_bytes()))
+    {
+        bail!(
+            "{}: not a results file of this tool (its header should start with {})",
+            path.display(),
+            COLUMNS.join(",")
+        );
+    }
+    Ok(())
+}
+
+/// Rewrites the results file with each row's last line, in the order they were written.
+fn compact(results: &Path, last_line: &[u32]) -> anyhow::Result<()> {
+    let file = File::open(results)?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(LineCap::new(file, MAX_LINE));
+    let header = rdr.byte_headers()?.clone();
+    replace_file(results, |out| {
+        let mut w = csv::WriterBuilder::new().flexible(true).from_writer(out);
+        w.write_byte_record(&header)?;
+        let mut rec = csv::ByteRecord::new();
+        let mut i = 0u32;
+        while rdr.read_byte_record(&mut rec)? {
+            let row: usize = std::str::from_utf8(&rec[0])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            if last_line.get(row) == Some(&i) {
+                w.write_byte_record(&rec)?;
+            }
+            i += 1;
+        }
+        w.flush()?;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::Journal;
+    use std::io::Write as _;
+
+    fn row(n: u64, status: RowStatus) -> ResultRow {
+        ResultRow {
+            row: n,
+            recipient: format!("r{n}"),
+            status,
+            message_id: if status == RowStatus::Sent {
+                format!("m{n}")
+            } else {
+                String::new()
+            },
+            http_status: None,
+            error_code: String::new(),
+            error_message: String::new(),
+            request_id: String::new(),
+            attempts: 1,
+            finished_at: "2026-11-28T00:00:00.000Z".into(),
+        }
+    }
+
+    fn h(s: &str) -> u64 {
+        crate::check::recipient_hash("user", s)
+    }
+
+    fn ledger() -> (tempfile::TempDir, Ledger) {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::new(dir.path().join("r.csv"));
+        (dir, l)
+    }
+
+    fn header(offset: u64) -> JournalHeader {
+        JournalHeader {
+            results_offset: offset,
+            settings: "s@sandbox".into(),
+            content: "c".into(),
+        }
+    }
+
+    /// `(row, status, message_id)` of each line.
+    fn lines(l: &Ledger) -> Vec<(String, String, String)> {
+        let mut rdr = csv::Reader::from_path(&l.results).unwrap();
+        rdr.records()
+            .map(|r| {
+                let r = r.unwrap();
+                (r[0].to_string(), r[2].to_string(), r[3].to_string())
+            })
+            .collect()
+    }
+
+    /// A run: journals `rows`, writes the outcomes of `answered`, then stops (killed).
+    fn run(l: &Ledger, rows: &[u64], answered: &[ResultRow]) {
+        let mut w = ResultsWriter::open(&l.results).unwrap();
+        let offset = std::fs::metadata(&l.results).unwrap().len();
+        let mut j = Journal::start(&l.journal, &header(offset)).unwrap();
+        let journaled: Vec<(u64, String)> = rows.iter().map(|&r| (r, format!("r{r}"))).collect();
+        j.in_flight(&journaled).unwrap();
+        w.write_all(answered).unwrap();
+    }
+
+    #[test]
+    fn a_finished_run_settled_again_and_again_keeps_every_sent_row() {
+        // Run 1: rows 1-4, two failed. Run 2 (a resume) sends those two, and its results file is
+        // compacted when it ends, which moves the lines its journal's offset pointed at.
+        let (_d, l) = ledger();
+        run(
+            &l,
+            &[1, 2, 3, 4],
+            &[
+                row(1, RowStatus::Sent),
+                row(2, RowStatus::Failed),
+                row(3, RowStatus::Sent),
+                row(4, RowStatus::Failed),
+            ],
+        );
+        settle(&l, &h).unwrap();
+        run(
+            &l,
+            &[2, 4],
+            &[row(2, RowStatus::Sent), row(4, RowStatus::Sent)],
+        );
+        let after_run_2 = settle(&l, &h).unwrap();
+        assert_eq!(after_run_2.tally.sent, 4);
+        let settled = lines(&l);
+        // Resumes with nothing to do: nothing becomes `unknown`, nothing changes.
+        for _ in 0..3 {
+            let p = settle(&l, &h).unwrap();
+            assert_eq!((p.tally.sent, p.recovered_unknown), (4, 0));
+            assert_eq!(lines(&l), settled);
+        }
+        assert_eq!(
+            settled.iter().map(|l| l.2.as_str()).collect::<Vec<_>>(),
+            ["m1", "m3", "m2", "m4"]
+        );
+    }
+
+    #[test]
+    fn journaled_rows_without_an_outcome_become_unknown_once() {
+        let (_d, l) = ledger();
+        run(&l, &[1], &[row(1, RowStatus::Failed)]);
+        settle(&l, &h).unwrap();
+        // Row 1 resent and never answered; row 2 answered; row 3 in flight.
+        run(&l, &[1, 2, 3], &[row(2, RowStatus::Sent)]);
+        let p = settle(&l, &h).unwrap();
+        assert_eq!(p.status(1), Some(RowStatus::Unknown));
+        assert_eq!(p.status(2), Some(RowStatus::Sent));
+        assert_eq!(p.status(3), Some(RowStatus::Unknown));
+        assert_eq!(p.recipient_hash(3), Some(h("r3")));
+        assert_eq!(p.recovered_unknown, 2);
+        let retired = journal::read(&l.journal).unwrap();
+        assert!(retired.rows.is_empty());
+        assert_eq!(retired.header, Some(header(journal::RETIRED)));
+        assert_eq!(
+            p.header,
+            Some(header(p.header.as_ref().unwrap().results_offset))
+        );
+        let again = settle(&l, &h).unwrap();
+        assert_eq!(again.recovered_unknown, 0);
+        assert_eq!(lines(&l).len(), 3);
+    }
+
+    #[test]
+    fn a_stop_between_any_two_steps_of_settling_loses_nothing() {
+        // The unknown lines written, the journal not yet retired (a crash right after): settling
+        // again must not add them twice nor lose them.
+        let (_d, l) = ledger();
+        run(&l, &[1, 2], &[row(1, RowStatus::Sent)]);
+        let journal_before = std::fs::read(&l.journal).unwrap();
+        settle(&l, &h).unwrap();
+        std::fs::write(&l.journal, journal_before).unwrap();
+        let p = settle(&l, &h).unwrap();
+        assert_eq!((p.tally.sent, p.tally.unknown), (1, 1));
+        assert_eq!(p.recovered_unknown, 0, "already recorded");
+        assert_eq!(lines(&l).len(), 2);
+    }
+
+    #[test]
+    fn a_line_torn_at_every_byte_of_a_quoted_multiline_field_is_repaired() {
+        let (_d, l) = ledger();
+        run(&l, &[1], &[row(1, RowStatus::Sent)]);
+        settle(&l, &h).unwrap();
+        let before = std::fs::read(&l.results).unwrap();
+        let mut failed = row(2, RowStatus::Failed);
+        failed.error_message = "line one,\n\"quoted\"\nline three".repeat(3);
+        run(&l, &[2], &[failed]);
+        let journal = std::fs::read(&l.journal).unwrap();
+        let full = std::fs::read(&l.results).unwrap();
+        for cut in before.len()..full.len() {
+            std::fs::write(&l.results, &full[..cut]).unwrap();
+            std::fs::write(&l.journal, &journal).unwrap();
+            let p = settle(&l, &h).unwrap_or_else(|e| panic!("cut at {cut}: {e:#}"));
+            assert_eq!(p.status(1), Some(RowStatus::Sent), "cut at {cut}");
+            // Cut inside the line: row 2's outcome is lost, and the journal makes it unknown.
+            // Its last field cut (the timestamp): the outcome is whole and kept.
+            let two = p.status(2);
+            assert!(
+                two == Some(RowStatus::Unknown) || two == Some(RowStatus::Failed),
+                "cut at {cut}: {two:?}"
+            );
+            assert_eq!(lines(&l).len(), 2, "cut at {cut}");
+            // And the file reads cleanly again, as many times as it is settled.
+            settle(&l, &h).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_damaged_line_no_run_was_writing_is_refused_not_cut() {
+        let (_d, l) = ledger();
+        run(&l, &[1], &[row(1, RowStatus::Sent)]);
+        settle(&l, &h).unwrap();
+        let mut f = OpenOptions::new().append(true).open(&l.results).unwrap();
+        f.write_all(b"2,r2,sent,m2").unwrap();
+        let err = format!("{:#}", settle(&l, &h).unwrap_err());
+        assert!(
+            err.contains("r.csv: line 3 is incomplete or damaged"),
+            "{err}"
+        );
+        assert!(std::fs::read_to_string(&l.results).unwrap().ends_with("m2"));
+    }
+
+    #[test]
+    fn a_corrupt_results_line_is_named_not_trusted() {
+        let (_d, l) = ledger();
+        run(&l, &[1], &[row(1, RowStatus::Sent)]);
+        settle(&l, &h).unwrap();
+        let mut f = OpenOptions::new().append(true).open(&l.results).unwrap();
+        f.write_all(b"99999999999,x,sent,,,,,,1,\n2,x,maybe,,,,,,1,\n")
+            .unwrap();
+        let err = format!("{:#}", settle(&l, &h).unwrap_err());
+        assert!(
+            err.contains("r.csv: line 3: not a results row")
+                && err.contains("`row` 99999999999 is out of range"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,424 @@
+//! The ledger across runs and people: resumes of a finished run, several processes at once, runs
+//! from other folders, files that are not regular, a server that never lets up, the journal on
+//! disk before each request, and the printed resume command. Driven against a scripted server.
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use serde_json::json;
+
+fn per_recipient(server: &TestServer) -> HashMap<String, usize> {
+    let mut n = HashMap::new();
+    for r in server.requests() {
+        *n.entry(r.to_id()).or_default() += 1;
+    }
+    n
+}
+
+fn statuses(f: &Fixture) -> Vec<(String, String, String)> {
+    f.result_rows()
+        .into_iter()
+        .map(|r| {
+            (
+                r["row"].clone(),
+                r["status"].clone(),
+                r["message_id"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_finished_run_resumed_three_times_changes_nothing_and_sends_nobody_twice() {
+    // Every fourth row fails the first time it is sent (a 422), then succeeds.
+    let server = TestServer::start(Arc::new(|r, nth| {
+        let n: usize = r.to_id()[3..].parse().unwrap();
+        if n.is_multiple_of(4) && nth == 0 {
+            error_reply(422, "parameter_invalid", "try again", "req-1")
+        } else {
+            ok_reply(r)
+        }
+    }));
+    let f = Fixture::new(&people_csv(40), &email_campaign(""));
+    f.send(&server, &[]).code(1);
+    f.send(&server, &["--resume"]).success();
+    let finished = statuses(&f);
+    assert_eq!(finished.len(), 40);
+    assert!(finished
+        .iter()
+        .all(|(_, s, id)| s == "sent" && !id.is_empty()));
+    for _ in 0..3 {
+        f.send(&server, &["--resume"])
+            .success()
+            .stderr(predicates::str::contains("when the last run stopped").not());
+        assert_eq!(statuses(&f), finished);
+    }
+    // As the tool would once have advised: nothing is unknown, so nothing goes again.
+    f.send(&server, &["--resume", "--retry-unknown"]).success();
+    assert_eq!(statuses(&f), finished);
+    let counts = per_recipient(&server);
+    assert_eq!(counts.len(), 40);
+    for (id, n) in counts {
+        let expected = if id[3..].parse::<usize>().unwrap() % 4 == 0 {
+            2
+        } else {
+            1
+        };
+        assert_eq!(n, expected, "{id}");
+    }
+}
+
+use predicates::prelude::PredicateBooleanExt;
+
+/// Starts `n` sends of the same campaign at once; returns their outputs.
+fn at_once(f: &Fixture, url: &str, n: usize, extra: &[&str]) -> Vec<std::process::Output> {
+    let children: Vec<_> = (0..n).map(|_| f.spawn_send(url, extra)).collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
+
+#[test]
+fn two_or_three_runs_started_together_send_each_row_once() {
+    let server = TestServer::start(Arc::new(|r, _| {
+        Reply::Delay(Duration::from_millis(20), Box::new(ok_reply(r)))
+    }));
+    for (n, extra) in [(2, &[][..]), (3, &[][..]), (3, &["--resume"][..])] {
+        let f = Fixture::new(&people_csv(60), &email_campaign(""));
+        if extra.contains(&"--resume") {
+            f.send(&server, &["--limit", "10"]).success();
+        }
+        let outs = at_once(&f, &server.url(), n, extra);
+        let busy: Vec<String> = outs
+            .iter()
+            .filter(|o| o.status.code() == Some(2))
+            .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+            .collect();
+        let ran = outs.iter().filter(|o| o.status.code() == Some(0)).count();
+        // The ones that lost the race either found the lock taken, or (starting after the
+        // winner ended) found its results and were not told to resume.
+        assert_eq!(ran + busy.len(), n, "{outs:?}");
+        assert!(ran >= 1);
+        for e in &busy {
+            assert!(
+                (e.contains("another run is using results.csv (pid ") && e.contains(", started "))
+                    || e.contains("already holds results"),
+                "{e}"
+            );
+        }
+        assert!(f.result_rows().iter().all(|r| r["status"] == "sent"));
+        assert_eq!(f.result_rows().len(), 60);
+    }
+    let counts = per_recipient(&server);
+    assert!(counts.values().all(|&n| n == 3), "someone messaged twice");
+}
+
+#[test]
+fn a_second_run_while_one_is_sending_exits_at_once_naming_it() {
+    let server = TestServer::start(Arc::new(|r, _| {
+        Reply::Delay(Duration::from_millis(300), Box::new(ok_reply(r)))
+    }));
+    let f = Fixture::new(
+        &people_csv(20),
+        &email_campaign("").replace("200/s", "20/s"),
+    );
+    let first = f.spawn_send(&server.url(), &[]);
+    while server.requests().is_empty() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = f
+        .send(&server, &["--resume"])
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    let err = String::from_utf8_lossy(&out);
+    assert!(
+        err.contains(&format!("(pid {}, started ", first.id())) && err.contains("nothing was sent"),
+        "{err}"
+    );
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(per_recipient(&server).values().all(|&n| n == 1));
+}
+
+#[test]
+fn the_results_file_is_beside_the_campaign_whatever_the_current_folder() {
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let f = Fixture::new(&people_csv(5), &email_campaign(""));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let campaign = f.campaign();
+    let run = |dir: &std::path::Path, extra: &[&str]| {
+        let mut cmd = f.cmd();
+        cmd.current_dir(dir)
+            .args([
+                "send",
+                campaign.to_str().unwrap(),
+                "--api-base",
+                &server.url(),
+            ])
+            .args(extra);
+        cmd.assert()
+    };
+    run(elsewhere.path(), &["--limit", "2"]).success();
+    assert!(f.path("campaign.results.csv").exists());
+    assert!(!elsewhere.path().join("campaign.results.csv").exists());
+    // From the campaign's own folder, or a third one: the same run, not a new one.
+    run(f.dir.path(), &[])
+        .code(2)
+        .stderr(predicates::str::contains("already holds results"));
+    let third = tempfile::tempdir().unwrap();
+    run(third.path(), &["--resume"]).success();
+    assert_eq!(read_results(&f.path("campaign.results.csv")).len(), 5);
+    assert!(per_recipient(&server).values().all(|&n| n == 1));
+}
+
+#[test]
+fn a_results_file_left_in_the_current_folder_by_an_earlier_version_is_not_passed_over() {
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let f = Fixture::new(&people_csv(3), &email_campaign(""));
+    std::fs::create_dir(f.path("sub")).unwrap();
+    std::fs::rename(f.campaign(), f.path("sub/campaign.toml")).unwrap();
+    std::fs::rename(f.path("people.csv"), f.path("sub/people.csv")).unwrap();
+    f.write(
+        "campaign.results.csv",
+        "row,recipient,status,message_id,http_status,error_code,error_message,request_id,attempts,finished_at\n1,id-1,sent,m1,200,,,,1,\n",
+    );
+    f.cmd()
+        .args(["send", "sub/campaign.toml", "--api-base", &server.url()])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "continue it with --results campaign.results.csv --resume",
+        ));
+    assert!(server.requests().is_empty());
+}
+
+#[cfg(unix)]
+#[test]
+fn results_that_are_not_regular_files_are_refused_before_sending() {
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let f = Fixture::new(&people_csv(3), &email_campaign(""));
+    std::os::unix::fs::symlink(f.path("elsewhere.csv"), f.path("link.csv")).unwrap();
+    for (results, what) in [
+        ("/dev/null", "not a regular file"),
+        ("/dev/full", "not a regular file"),
+        ("link.csv", "a symbolic link"),
+        (".", "a folder"),
+    ] {
+        let mut cmd = f.cmd();
+        cmd.args([
+            "send",
+            "campaign.toml",
+            "--results",
+            results,
+            "--api-base",
+            &server.url(),
+        ]);
+        cmd.assert().code(2).stderr(
+            predicates::str::contains(what).and(predicates::str::contains("must be regular files")),
+        );
+    }
+    assert!(server.requests().is_empty());
+    assert!(!f.path("elsewhere.csv").exists());
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn a_server_that_answers_429_forever_stops_the_run_with_exit_3() {
+    for reset_ahead in [1, 86_400] {
+        let server = TestServer::start(Arc::new(move |_, _| {
+            Reply::JsonWithHeaders(
+                429,
+                json!({"type": "error.list", "errors": [{"code": "rate_limit_exceeded", "message": "Exceeded rate limit"}]}),
+                vec![("X-RateLimit-Reset", (unix_now() + reset_ahead).to_string())],
+            )
+        }));
+        let f = Fixture::new(&people_csv(4), &email_campaign(""));
+        let out = f.send(&server, &["--stall-timeout", "3s"]).code(3);
+        let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        assert!(
+            err.contains("more than the stall bound of 3s") && err.contains("--resume"),
+            "{err}"
+        );
+        // Nothing was created by a 429: those rows are not `unknown`.
+        assert!(
+            f.result_rows().iter().all(|r| r["status"] != "unknown"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn an_error_after_requests_left_is_a_resumable_stop_not_nothing_sent() {
+    let server = TestServer::start(Arc::new(|r, _| {
+        Reply::Delay(Duration::from_millis(200), Box::new(ok_reply(r)))
+    }));
+    let f = Fixture::new(&people_csv(6), &email_campaign("").replace("200/s", "10/s"));
+    let child = f.spawn_send(&server.url(), &[]);
+    while server.requests().is_empty() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The results file becomes a folder under the running process: settling it at the end fails.
+    std::fs::remove_file(f.results()).unwrap();
+    std::fs::create_dir(f.results()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(!err.contains("nothing was sent"), "{err}");
+    assert!(err.contains("the run stopped"), "{err}");
+}
+
+#[test]
+fn the_printed_resume_command_runs_as_printed() {
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let f = Fixture::new(
+        &(people_csv(6) + ",Person7,pro,Company 7\n"),
+        &email_campaign(""),
+    );
+    let token_file = f.write("my token", TOKEN);
+    let args = [
+        "send",
+        "campaign.toml",
+        "--results",
+        "out dir/results.csv",
+        "--api-base",
+        &server.url(),
+        "--token-file",
+        token_file.to_str().unwrap(),
+        "--intercom-version",
+        "2.11",
+        "--skip-invalid",
+        "--max-attempts",
+        "3",
+        "--limit",
+        "2",
+    ];
+    std::fs::create_dir(f.path("out dir")).unwrap();
+    let out = f
+        .cmd()
+        .env_remove("INTERCOM_TOKEN")
+        .args(args)
+        .assert()
+        .success();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let printed = err
+        .split("To continue: ")
+        .nth(1)
+        .and_then(|s| s.lines().next())
+        .unwrap_or_else(|| panic!("no resume command: {err}"));
+    let words = shlex::split(printed).unwrap();
+    assert_eq!(words[0], "campaign");
+    for flag in [
+        "--api-base",
+        "--token-file",
+        "--intercom-version",
+        "--skip-invalid",
+        "--max-attempts",
+    ] {
+        assert!(words.iter().any(|w| w == flag), "{flag} missing: {printed}");
+    }
+    assert!(!words.iter().any(|w| w == "--limit"), "{printed}");
+    let out = Command::new(assert_cmd::cargo::cargo_bin("campaign"))
+        .current_dir(f.dir.path())
+        .env_remove("INTERCOM_TOKEN")
+        .args(&words[1..])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = read_results(&f.path("out dir/results.csv"));
+    assert_eq!(rows.len(), 7);
+    assert_eq!(rows.iter().filter(|r| r["status"] == "sent").count(), 6);
+    assert_eq!(rows.iter().filter(|r| r["status"] == "skipped").count(), 1);
+    assert!(server.requests().iter().all(|r| r
+        .headers
+        .get("intercom-version")
+        .map(String::as_str)
+        == Some("2.11")));
+    assert_eq!(server.requests().len(), 6);
+}
+
+/// Each request's journal line is on stable storage before the request leaves: read off the
+/// system calls, the number of `POST /messages` written to a socket never passes the number of
+/// journal lines an `fdatasync` has completed for.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_journal_is_synced_before_each_request_is_written() {
+    let Some(strace) = require_tool("STRACE", "strace") else {
+        return;
+    };
+    let server = TestServer::start(Arc::new(|r, _| {
+        Reply::Delay(Duration::from_millis(5), Box::new(ok_reply(r)))
+    }));
+    let f = Fixture::new(&people_csv(40), &email_campaign(""));
+    let trace = f.path("trace.txt");
+    let out = Command::new(strace)
+        .args(["-f", "-yy", "-s", "200", "-o"])
+        .arg(&trace)
+        .args(["-e", "trace=write,writev,sendto,sendmsg,fdatasync,fsync"])
+        .arg(assert_cmd::cargo::cargo_bin("campaign"))
+        .args([
+            "send",
+            "campaign.toml",
+            "--results",
+            "results.csv",
+            "--api-base",
+            &server.url(),
+        ])
+        .current_dir(f.dir.path())
+        .env("INTERCOM_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let (mut written, mut synced, mut posts) = (0usize, 0usize, 0usize);
+    let mut syncing: HashMap<String, usize> = HashMap::new();
+    for line in text.lines() {
+        let pid = line.split_whitespace().next().unwrap_or("").to_string();
+        let journal = line.contains(".journal>");
+        if journal && line.contains("write(") {
+            written += line.matches("\\n").count();
+        }
+        if journal && (line.contains("fdatasync(") || line.contains("fsync(")) {
+            syncing.insert(pid.clone(), written);
+        }
+        let sync_done = (line.contains("fdatasync") || line.contains("fsync"))
+            && line.trim_end().ends_with("= 0")
+            && (journal || line.contains("resumed>"));
+        if sync_done {
+            if let Some(n) = syncing.remove(&pid) {
+                synced = synced.max(n);
+            }
+        }
+        if line.contains("<TCP") && line.contains("POST /messages") && !line.contains("resumed>") {
+            posts += 1;
+            assert!(
+                posts <= synced,
+                "request {posts} written with {synced} journal lines synced ({written} written): {line}"
+            );
+        }
+    }
+    assert_eq!(posts, 40, "every request seen in the trace");
+}

@@ -1,0 +1,417 @@
+//! The ledger's promise as properties over random sequences of runs: fresh sends, resumes,
+//! `--retry-unknown`, `--allow-changed`, `--limit`, kill -9, Ctrl-C, and several processes at
+//! once, against a sandbox whose log is the truth of what reached customers. After every step:
+//! - nobody is messaged twice, unless `--retry-unknown` was given while their row was not `sent`;
+//! - every `sent` row names a message the sandbox created for its recipient, and stays `sent` with
+//!   that id whatever comes after;
+//! - a resume with nothing to do sends nothing and changes no row;
+//! - a run that exits 2 sent nothing.
+//!
+//! `MODEL_CASES` sets the number of sequences (300 under `CI=true`, 30 otherwise); a failure
+//! prints its seed, and `MODEL_SEED` replays that one sequence. `CAMPAIGN_BIN` runs another build
+//! of the tool (an older one, to see what it breaks).
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+/// A small deterministic generator (SplitMix64), so that a seed replays a sequence exactly.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    /// `send` without `--resume` (refused once there are results).
+    Send,
+    Resume,
+    RetryUnknown,
+    /// A cell that is not the recipient changes, then `--resume --allow-changed`.
+    AllowChanged,
+    Limit(u64),
+    /// `--resume`, killed with SIGKILL after this many milliseconds.
+    Kill(u64),
+    /// `--resume`, interrupted with SIGINT after this many milliseconds.
+    CtrlC(u64),
+    /// This many `--resume`s started at once.
+    Together(usize),
+}
+
+fn pick(rng: &mut Rng) -> Op {
+    match rng.below(100) {
+        0..=4 => Op::Send,
+        5..=29 => Op::Resume,
+        30..=39 => Op::RetryUnknown,
+        40..=44 => Op::AllowChanged,
+        45..=54 => Op::Limit(1 + rng.below(8)),
+        55..=79 => Op::Kill(rng.below(250)),
+        80..=89 => Op::CtrlC(rng.below(250)),
+        _ => Op::Together(2 + rng.below(2) as usize),
+    }
+}
+
+fn bin() -> PathBuf {
+    std::env::var_os("CAMPAIGN_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| assert_cmd::cargo::cargo_bin("campaign"))
+}
+
+struct Sandbox(Child, String);
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sandbox(log: &Path, seed: u64) -> Sandbox {
+    let mut child = Command::new(bin())
+        .args([
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--latency",
+            "1ms..25ms",
+        ])
+        .args(["--fail-rate", "0.08", "--drop-rate", "0.08", "--seed"])
+        .arg(seed.to_string())
+        .arg("--log")
+        .arg(log)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    Sandbox(child, url)
+}
+
+struct World {
+    fixture: Fixture,
+    url: String,
+    log: PathBuf,
+    rows: usize,
+}
+
+impl World {
+    fn spawn(&self, args: &[&str]) -> Child {
+        Command::new(bin())
+            .current_dir(self.fixture.dir.path())
+            .env("INTERCOM_TOKEN", TOKEN)
+            .args([
+                "send",
+                "campaign.toml",
+                "--results",
+                "results.csv",
+                "--api-base",
+                &self.url,
+            ])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.spawn(args).wait_with_output().unwrap()
+    }
+
+    fn signal_after(&self, args: &[&str], ms: u64, signal: &str) -> Output {
+        let child = self.spawn(args);
+        std::thread::sleep(Duration::from_millis(ms));
+        let _ = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status();
+        child.wait_with_output().unwrap()
+    }
+
+    /// The messages the sandbox created, by recipient: their ids. Read until the log's writer
+    /// has caught up (it writes on a thread of its own).
+    fn messages(&self) -> HashMap<String, Vec<String>> {
+        let mut last = None;
+        loop {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if last.as_ref() == Some(&text) {
+                break;
+            }
+            last = Some(text);
+            std::thread::sleep(Duration::from_millis(40));
+        }
+        let mut m: HashMap<String, Vec<String>> = HashMap::new();
+        for line in last.unwrap().lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            m.entry(v["request"]["to"]["id"].as_str().unwrap().to_string())
+                .or_default()
+                .push(v["id"].as_str().unwrap().to_string());
+        }
+        m
+    }
+
+    /// Each row's status and message id, by row number; empty before the first run.
+    fn ledger(&self) -> HashMap<u64, (String, String, String)> {
+        let path = self.fixture.results();
+        if !path.is_file() {
+            return HashMap::new();
+        }
+        let mut out = HashMap::new();
+        for r in read_results(&path) {
+            let row: u64 = r["row"].parse().unwrap();
+            let previous = out.insert(
+                row,
+                (
+                    r["recipient"].clone(),
+                    r["status"].clone(),
+                    r["message_id"].clone(),
+                ),
+            );
+            assert!(previous.is_none(), "row {row} has two lines after a run");
+        }
+        out
+    }
+
+    /// Whether a `--resume` would have nothing to do: every row `sent` or `unknown`, and no
+    /// request left in flight by a killed run.
+    fn nothing_to_do(&self) -> bool {
+        let ledger = self.ledger();
+        let journal =
+            std::fs::read_to_string(self.fixture.path("results.csv.journal")).unwrap_or_default();
+        ledger.len() == self.rows
+            && ledger
+                .values()
+                .all(|(_, s, _)| s == "sent" || s == "unknown")
+            && journal.lines().count() <= 1
+    }
+
+    fn change_a_cell(&self, rng: &mut Rng) {
+        let path = self.fixture.path("people.csv");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let line = 1 + rng.below(self.rows as u64) as usize;
+        let changed: Vec<String> = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                if i != line {
+                    l.to_string()
+                } else if l.contains(",Company ") {
+                    l.replacen(",Company ", ",Firm ", 1)
+                } else {
+                    l.replacen(",Firm ", ",Company ", 1)
+                }
+            })
+            .collect();
+        std::fs::write(&path, changed.join("\n") + "\n").unwrap();
+    }
+}
+
+/// What the model knows between steps.
+#[derive(Default)]
+struct Model {
+    /// Messages each recipient may have received so far: 1, plus one per `--retry-unknown` run
+    /// that started while their row was not `sent`.
+    allowed: HashMap<String, usize>,
+    /// Rows recorded `sent`, with their message ids: they must stay so.
+    sent: HashMap<u64, String>,
+}
+
+fn step(world: &World, model: &mut Model, op: Op, rng: &mut Rng) -> Vec<Output> {
+    match op {
+        Op::Send => vec![world.run(&[])],
+        Op::Resume => vec![world.run(&["--resume"])],
+        Op::RetryUnknown => {
+            for (recipient, _, _) in world.ledger().values().filter(|(_, s, _)| s != "sent") {
+                *model.allowed.entry(recipient.clone()).or_insert(1) += 1;
+            }
+            // Rows a killed run left in flight become `unknown` as this run starts.
+            let journal = std::fs::read_to_string(world.fixture.path("results.csv.journal"))
+                .unwrap_or_default();
+            for line in journal.lines().skip(1) {
+                if let Some((_, recipient)) = line.split_once('\t') {
+                    *model.allowed.entry(recipient.to_string()).or_insert(1) += 1;
+                }
+            }
+            vec![world.run(&["--resume", "--retry-unknown"])]
+        }
+        Op::AllowChanged => {
+            world.change_a_cell(rng);
+            vec![world.run(&["--resume", "--allow-changed"])]
+        }
+        Op::Limit(n) => vec![world.run(&["--resume", "--limit", &n.to_string()])],
+        Op::Kill(ms) => vec![world.signal_after(&["--resume"], ms, "-KILL")],
+        Op::CtrlC(ms) => vec![world.signal_after(&["--resume"], ms, "-INT")],
+        Op::Together(n) => {
+            let children: Vec<Child> = (0..n).map(|_| world.spawn(&["--resume"])).collect();
+            children
+                .into_iter()
+                .map(|c| c.wait_with_output().unwrap())
+                .collect()
+        }
+    }
+}
+
+/// Checks every invariant after a step; `before` is the log before it.
+fn check(
+    world: &World,
+    model: &mut Model,
+    before: &HashMap<String, Vec<String>>,
+    idle: bool,
+    outs: &[Output],
+) -> Result<(), String> {
+    let after = world.messages();
+    let ledger = world.ledger();
+    let count = |m: &HashMap<String, Vec<String>>| m.values().map(Vec::len).sum::<usize>();
+    for (recipient, ids) in &after {
+        let allowed = model.allowed.get(recipient).copied().unwrap_or(1);
+        if ids.len() > allowed {
+            return Err(format!(
+                "{recipient} messaged {} times ({ids:?})",
+                ids.len()
+            ));
+        }
+    }
+    for (row, (recipient, status, id)) in &ledger {
+        if status == "sent" {
+            let created = after.get(recipient).cloned().unwrap_or_default();
+            if id.is_empty() || !created.contains(id) {
+                return Err(format!(
+                    "row {row} is sent as {id:?}, the sandbox created {created:?}"
+                ));
+            }
+        }
+    }
+    for (row, id) in &model.sent {
+        match ledger.get(row) {
+            Some((_, s, now)) if s == "sent" && now == id => {}
+            other => return Err(format!("row {row} was sent as {id}, now {other:?}")),
+        }
+    }
+    if idle && count(&after) != count(before) {
+        return Err("a resume with nothing to do sent messages".into());
+    }
+    for out in outs {
+        if out.status.code() == Some(2) && outs.len() == 1 && count(&after) != count(before) {
+            return Err(format!(
+                "exit 2 after sending: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    for (row, (_, status, id)) in &ledger {
+        if status == "sent" {
+            model.sent.insert(*row, id.clone());
+        }
+    }
+    Ok(())
+}
+
+fn sequence(seed: u64) -> Result<(), String> {
+    let mut rng = Rng(seed);
+    let rows = 8 + rng.below(25) as usize;
+    let campaign = email_campaign("")
+        .replace("rate = \"200/s\"", "rate = \"400/s\"")
+        .replace(
+            "concurrency = 4",
+            &format!("concurrency = {}", 1 + rng.below(8)),
+        );
+    let fixture = Fixture::new(&people_csv(rows), &campaign);
+    let log = fixture.path("sandbox.jsonl");
+    let sb = sandbox(&log, seed);
+    let world = World {
+        url: sb.1.clone(),
+        fixture,
+        log,
+        rows,
+    };
+    let mut model = Model::default();
+    let mut ops = vec![Op::Send];
+    for _ in 0..3 + rng.below(6) {
+        ops.push(pick(&mut rng));
+    }
+    // Then resumed until it ends, and once more with nothing to do.
+    ops.extend([Op::Resume, Op::Resume, Op::Resume]);
+    for (i, &op) in ops.iter().enumerate() {
+        let before = world.messages();
+        let idle = matches!(op, Op::Resume | Op::Together(_)) && world.nothing_to_do();
+        let ledger_before = world.ledger();
+        let outs = step(&world, &mut model, op, &mut rng);
+        let done = &ops[..=i];
+        check(&world, &mut model, &before, idle, &outs)
+            .map_err(|e| format!("seed {seed}, after {done:?}: {e}"))?;
+        if idle && world.ledger() != ledger_before {
+            return Err(format!(
+                "seed {seed}, after {done:?}: a resume with nothing to do changed rows"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn no_sequence_of_runs_kills_and_resumes_messages_anyone_twice() {
+    if let Some(seed) = std::env::var("MODEL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        sequence(seed).unwrap();
+        return;
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let cases: u64 = std::env::var("MODEL_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if ci { 300 } else { 30 });
+    let base: u64 = std::env::var("MODEL_BASE_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5eed);
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..2)
+            .map(|w| {
+                s.spawn(move || {
+                    (0..cases)
+                        .filter(|c| c % 2 == w)
+                        .filter_map(|c| sequence(base + c).err())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    let distinct: HashSet<&String> = failures.iter().collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} sequences broke the promise:\n{}",
+        failures.len(),
+        distinct
+            .into_iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
