@@ -1,13 +1,14 @@
 //! The requests checked by an outside validator: Stoplight Prism mocks Intercom's OpenAPI files
 //! and answers 422 (with the reasons in `sl-violations`) to any request they do not accept.
-//! `.ci/run` installs Prism and sets `PRISM`; without it this test says so and checks nothing.
+//! `.ci/run` installs Prism and sets `PRISM`; without it this test says it was skipped, and under
+//! `CI=true` it fails.
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -28,7 +29,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start_prism(bin: &str, spec: &Path) -> (Prism, String) {
+fn start_prism(bin: &Path, spec: &Path) -> (Prism, String) {
     let port = free_port();
     // -d: answers generated from the response schema. Prism's stored 2.11 example lacks `subject`,
     // which 2.11's own response schema requires, so with --errors it would answer its own example
@@ -86,8 +87,8 @@ fn post(url: &str, body: &str) -> (u16, String) {
 
 #[test]
 fn prism_accepts_every_request_the_tool_sends_for_2_11_and_2_16() {
-    let Ok(bin) = std::env::var("PRISM") else {
-        eprintln!("PRISM is not set: skipped (.ci/run installs Prism and sets it)");
+    // .ci/run installs Prism and sets PRISM; under CI=true a missing Prism fails the test.
+    let Some(bin) = require_tool("PRISM", "prism") else {
         return;
     };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -106,7 +107,6 @@ fn prism_accepts_every_request_the_tool_sends_for_2_11_and_2_16() {
 
         for toml in [email_campaign(""), inapp_campaign("")] {
             let f = Fixture::new(&people_csv(25), &toml);
-            let started = Instant::now();
             f.send_to(&url, &["--intercom-version", version]).success();
             let rows = f.result_rows();
             assert_eq!(rows.len(), 25);
@@ -116,7 +116,6 @@ fn prism_accepts_every_request_the_tool_sends_for_2_11_and_2_16() {
                     "Prism refused a request for {version}: {r:?}"
                 );
             }
-            assert!(started.elapsed() < Duration::from_secs(60));
         }
     }
 }
