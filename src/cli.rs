@@ -27,6 +27,30 @@ pub enum Command {
     Send(SendArgs),
     /// Run a local Intercom-compatible server to rehearse against.
     Sandbox(SandboxArgs),
+    /// Record what you found in Intercom for `unknown` (or `failed`) rows of a results file.
+    Mark(MarkArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MarkArgs {
+    /// The results file.
+    pub results: PathBuf,
+    /// The rows: `5,9,12-20`, or `all`.
+    #[arg(long, value_name = "ROWS")]
+    pub rows: crate::rows::RowSet,
+    /// What you found: `sent` (it reached the contact: never sent again) or `failed` (it did not:
+    /// --resume sends it).
+    #[arg(long = "as", value_name = "STATUS", value_enum)]
+    pub as_status: MarkAs,
+    /// What you found, kept in the row's `error_message`.
+    #[arg(long)]
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MarkAs {
+    Sent,
+    Failed,
 }
 
 #[derive(Debug, Args)]
@@ -63,9 +87,10 @@ pub struct SendArgs {
     /// Continue a run: rows recorded `sent` or `unknown` are not sent again.
     #[arg(long)]
     pub resume: bool,
-    /// With --resume: send `unknown` rows again, on purpose (they may have gone out already).
-    #[arg(long)]
-    pub retry_unknown: bool,
+    /// With --resume: send `unknown` rows again, on purpose (they may have gone out already):
+    /// all of them, or only the rows named (`--retry-unknown 5,9,12-20`).
+    #[arg(long, value_name = "ROWS", num_args = 0..=1, default_missing_value = "all", requires = "resume")]
+    pub retry_unknown: Option<crate::rows::RowSet>,
     /// With --resume: go on although the templates or message settings changed since the first run.
     #[arg(long)]
     pub allow_changed: bool,
@@ -91,6 +116,10 @@ pub struct SendArgs {
     /// row's outcome: 429s, or its rate headers [campaign file: send.stall_timeout; default 10m].
     #[arg(long, value_name = "DURATION", value_parser = crate::rate::parse_duration)]
     pub stall_timeout: Option<std::time::Duration>,
+    /// Send the first N rows, then stop (exit 3) so that they can be checked in Intercom before
+    /// the rest goes with --resume.
+    #[arg(long, value_name = "N", conflicts_with = "limit")]
+    pub canary: Option<u64>,
     /// Send at most this many rows in this run.
     #[arg(long)]
     pub limit: Option<u64>,

@@ -11,6 +11,7 @@ pub mod client;
 pub mod compiled;
 pub mod config;
 pub mod html;
+pub mod mark;
 pub mod pace;
 pub mod policy;
 pub mod preview;
@@ -20,6 +21,7 @@ pub mod rate;
 pub mod recipients;
 pub mod render;
 pub mod results;
+pub mod rows;
 pub mod sandbox;
 pub mod send;
 pub mod vars;
@@ -69,6 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
             .enable_all()
             .build()?
             .block_on(send::run(args)),
+        Command::Mark(args) => mark::run(&args),
         Command::Sandbox(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

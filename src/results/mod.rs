@@ -9,6 +9,7 @@
 //!   and the journal is retired before the results file is compacted ([`settle`]);
 //! - files are replaced whole (written beside, synced, renamed, the folder synced);
 //! - one process at a time holds the lock ([`RunLock`]).
+mod amend;
 mod journal;
 mod lock;
 mod row;
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 
+pub use amend::{amend, Amendment};
 pub use journal::{Journal, JournalHeader};
 pub use lock::RunLock;
 pub use row::{now_rfc3339, ResultRow, RowStatus, COLUMNS};

@@ -78,6 +78,14 @@ impl Prior {
             .map(|(i, _)| i as u64)
     }
 
+    /// Each row with a status, in order.
+    pub fn recorded(&self) -> impl Iterator<Item = (u64, RowStatus)> + '_ {
+        self.statuses
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| RowStatus::from_code(*s).map(|s| (i as u64, s)))
+    }
+
     /// The number of rows with a status.
     pub fn rows(&self) -> u64 {
         self.tally.rows()

@@ -23,6 +23,7 @@ use crate::problem::{Problem, Severity};
 use crate::results::{
     self, Journal, JournalHeader, Ledger, Prior, ResultsWriter, RowStatus, RunLock,
 };
+use crate::rows::RowSet;
 use crate::sandbox;
 use crate::{Status, Stopped};
 
@@ -134,7 +135,13 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     ledger.check_files()?;
     // Before anything of the ledger is read: one run at a time.
     let _lock = RunLock::acquire(&ledger.lock, &ledger.results)?;
-    let prior = earlier_runs(&ledger, &args, &loaded.campaign.to_type)?;
+    let mut prior = earlier_runs(&ledger, &args, &loaded.campaign.to_type)?;
+    if let (true, Some(p)) = (args.sandbox, &prior) {
+        let log = sandbox_log_path(&args, &loaded.campaign.path);
+        if settle_from_sandbox_log(&ledger, p, &log, &loaded.campaign.to_type)? {
+            prior = earlier_runs(&ledger, &args, &loaded.campaign.to_type)?;
+        }
+    }
 
     // Preflight: every row rendered; on resume, every recorded row's recipient compared.
     let mut changed_reported = false;
@@ -212,19 +219,16 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     if let Some(p) = &prior {
         announce_resume(p, &args, &results_path);
     }
-    let already = prior
-        .as_ref()
-        .map(|p| {
-            p.tally.sent
-                + if args.retry_unknown {
-                    0
-                } else {
-                    p.tally.unknown
-                }
-        })
-        .unwrap_or(0);
+    let already = prior.as_ref().map_or(0, |p| {
+        p.recorded()
+            .filter(|&(row, s)| is_done(s, row, args.retry_unknown.as_ref()))
+            .count() as u64
+    });
     let remaining = pre.rows.saturating_sub(already);
-    let to_send = args.limit.map_or(remaining, |limit| remaining.min(limit));
+    let to_send = args
+        .limit
+        .or(args.canary)
+        .map_or(remaining, |limit| remaining.min(limit));
     let c = &loaded.campaign;
     let loaded_rate = c.send.rate.to_string();
     if args.dry_run {
@@ -347,15 +351,14 @@ impl Sending<'_> {
             },
             self.ledger.results.display()
         );
-        let retry_unknown = args.retry_unknown;
+        let retry_unknown = args.retry_unknown.clone();
         let to_type = c.to_type.clone();
         let prior = Arc::new(prior.unwrap_or_default());
-        let done: Arc<dyn Fn(u64) -> bool + Send + Sync> =
-            Arc::new(move |row| match prior.status(row) {
-                Some(RowStatus::Sent) => true,
-                Some(RowStatus::Unknown) => !retry_unknown,
-                _ => false,
-            });
+        let done: Arc<dyn Fn(u64) -> bool + Send + Sync> = Arc::new(move |row| {
+            prior
+                .status(row)
+                .is_some_and(|s| is_done(s, row, retry_unknown.as_ref()))
+        });
         let end = pipeline(
             loaded,
             Arc::clone(&shared),
@@ -438,6 +441,16 @@ fn earlier_runs(ledger: &Ledger, args: &SendArgs, to_type: &str) -> anyhow::Resu
     })?))
 }
 
+/// Whether a row with this status is passed over: `sent`, and `unknown` unless --retry-unknown
+/// names it.
+fn is_done(status: RowStatus, row: u64, retry_unknown: Option<&RowSet>) -> bool {
+    match status {
+        RowStatus::Sent => true,
+        RowStatus::Unknown => !retry_unknown.is_some_and(|r| r.contains(row)),
+        RowStatus::Failed | RowStatus::Skipped => false,
+    }
+}
+
 /// Whether preflight's problems stop the run: any error, unless --skip-invalid and every error is
 /// a row's own, so that skipping the row is enough.
 fn refuses(pre: &check::Preflight, args: &SendArgs) -> bool {
@@ -505,17 +518,18 @@ fn announce_resume(p: &results::Prior, args: &SendArgs, results_path: &std::path
         p.tally.unknown,
         p.tally.skipped,
     );
-    if p.tally.unknown > 0 && !args.retry_unknown {
-        let rows: Vec<String> = p
-            .rows_with(RowStatus::Unknown)
-            .take(20)
-            .map(|r| r.to_string())
-            .collect();
+    let kept: Vec<u64> = p
+        .rows_with(RowStatus::Unknown)
+        .filter(|&row| is_done(RowStatus::Unknown, row, args.retry_unknown.as_ref()))
+        .collect();
+    if !kept.is_empty() {
+        let rows: Vec<String> = kept.iter().take(20).map(|r| r.to_string()).collect();
         eprintln!(
-            "{} rows are `unknown` (rows {}{}): they may have reached their recipients and are not sent again. Check them in Intercom (the contact's conversations; the results file has each row's recipient), then send them on purpose with --resume --retry-unknown.",
-            p.tally.unknown,
+            "{} rows are `unknown` (rows {}{}): they may have reached their recipients and are not sent again. Check them in Intercom (the contact's conversations; the results file has each row's recipient), then record what you found with `campaign mark {} --rows ROWS --as sent|failed --note TEXT`, or send them on purpose with --resume --retry-unknown ROWS.",
+            kept.len(),
             rows.join(", "),
-            if p.tally.unknown > 20 { ", …" } else { "" }
+            if kept.len() > 20 { ", …" } else { "" },
+            results_path.display()
         );
     }
 }
@@ -527,14 +541,7 @@ async fn start_sandbox(
     token: &Token,
     campaign: &Path,
 ) -> anyhow::Result<(sandbox::RunningSandbox, PathBuf)> {
-    let stem = campaign
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "campaign".into());
-    let log = args
-        .sandbox_log
-        .clone()
-        .unwrap_or_else(|| beside_campaign(campaign, &format!("{stem}.sandbox.jsonl")));
+    let log = sandbox_log_path(args, campaign);
     let config = sandbox::SandboxConfig {
         token: Some(token.expose().to_string()),
         faults: args.faults.clone(),
@@ -548,4 +555,85 @@ async fn start_sandbox(
         log.display()
     );
     Ok((running, log))
+}
+
+/// The sandbox's log: `--sandbox-log`, or `<stem>.sandbox.jsonl` beside the campaign file.
+fn sandbox_log_path(args: &SendArgs, campaign: &Path) -> PathBuf {
+    let stem = campaign
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "campaign".into());
+    args.sandbox_log
+        .clone()
+        .unwrap_or_else(|| beside_campaign(campaign, &format!("{stem}.sandbox.jsonl")))
+}
+
+/// A rehearsal's `unknown` rows, settled from the sandbox's log, which is the truth of what it
+/// created: a row whose recipient has a message there is `sent` with its id, any other `failed`
+/// (so that this run sends it). Returns whether a row changed.
+fn settle_from_sandbox_log(
+    ledger: &Ledger,
+    prior: &Prior,
+    log: &Path,
+    to_type: &str,
+) -> anyhow::Result<bool> {
+    let unknown: Vec<u64> = prior.rows_with(RowStatus::Unknown).collect();
+    // Only a rehearsal's rows: a results file of a run against Intercom is refused later.
+    let rehearsal = prior
+        .header
+        .as_ref()
+        .is_some_and(|h| h.settings.ends_with("@sandbox"));
+    if unknown.is_empty() || !rehearsal {
+        return Ok(false);
+    }
+    let text = match std::fs::read_to_string(log) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", log.display())),
+    };
+    let mut created: HashMap<u64, String> = HashMap::new();
+    for line in text.lines() {
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue; // a line the sandbox was writing when it stopped
+        };
+        if let (Some(to), Some(id)) = (entry["request"]["to"]["id"].as_str(), entry["id"].as_str())
+        {
+            created.insert(recipient_hash(to_type, to), id.to_string());
+        }
+    }
+    let changes: HashMap<u64, results::Amendment> = unknown
+        .iter()
+        .map(|&row| {
+            let id = prior.recipient_hash(row).and_then(|h| created.get(&h));
+            let a = match id {
+                Some(id) => results::Amendment {
+                    status: RowStatus::Sent,
+                    message_id: Some(id.clone()),
+                    code: "settled_from_sandbox_log".into(),
+                    note: format!("the sandbox's log {} has this message", log.display()),
+                },
+                None => results::Amendment {
+                    status: RowStatus::Failed,
+                    message_id: None,
+                    code: "settled_from_sandbox_log".into(),
+                    note: format!(
+                        "not in the sandbox's log {}: it was not created",
+                        log.display()
+                    ),
+                },
+            };
+            (row, a)
+        })
+        .collect();
+    results::amend(ledger, &changes)?;
+    let sent = changes
+        .values()
+        .filter(|a| a.status == RowStatus::Sent)
+        .count();
+    eprintln!(
+        "settled {} `unknown` rows from the sandbox's log: {sent} were created (now `sent`), {} were not (sent again now)",
+        changes.len(),
+        changes.len() - sent
+    );
+    Ok(true)
 }

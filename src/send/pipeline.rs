@@ -136,7 +136,7 @@ pub async fn pipeline(
     // Reader: a thread, since reading the CSV and rendering are blocking work. Rows go over in
     // batches: one wake-up of the reader per batch, not per row.
     let (job_tx, mut job_rx) = mpsc::channel::<Vec<Item>>(QUEUED_BATCHES);
-    let limit = args.limit;
+    let limit = args.limit.or(args.canary);
     let skip_invalid = args.skip_invalid;
     let reader = std::thread::spawn(move || {
         read_rows(

@@ -158,6 +158,13 @@ pub fn report_end(
             eprintln!("stopped: {why}. Wait for the workspace's limit to free up (other integrations share it), then continue: {resume}");
             Status::Stopped
         }
+        None if args.canary.is_some() && end.left > 0 => {
+            eprintln!(
+                "canary: {} sent, {} rows wait. Before the rest goes, look at these in Intercom: the contacts' conversations (the results file has each row's recipient and message id), the message in an inbox (subject, body, links, sender), and any replies or bounces. Then continue: {resume}",
+                p.sent, end.left
+            );
+            Status::Stopped
+        }
         // The campaign's state, not just this run's: rows left `unknown` or `failed` by an earlier
         // run mean it is not done.
         // Skipped rows were set aside on purpose (--skip-invalid): not a failure of the run.

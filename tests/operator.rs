@@ -1,0 +1,144 @@
+//! The operator's tools around a live send: a canary, settling `unknown` rows one by one (by
+//! name with --retry-unknown, by hand with `campaign mark`, or from a rehearsal's sandbox log).
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use predicates::prelude::*;
+
+#[test]
+fn a_canary_sends_the_first_rows_then_stops_resumably() {
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let f = Fixture::new(&people_csv(10), &email_campaign(""));
+    f.send(&server, &["--canary", "3"]).code(3).stderr(
+        predicate::str::contains("canary: 3 sent, 7 rows wait")
+            .and(predicate::str::contains("--resume")),
+    );
+    let ids: Vec<String> = server.requests().iter().map(|r| r.to_id()).collect();
+    assert_eq!(ids.len(), 3);
+    assert!(["id-1", "id-2", "id-3"]
+        .iter()
+        .all(|i| ids.contains(&i.to_string())));
+    f.send(&server, &["--resume"]).success();
+    assert_eq!(server.requests().len(), 10);
+    f.send(&server, &["--canary", "3", "--limit", "2"])
+        .code(2)
+        .stderr(predicate::str::contains("cannot be used with"));
+}
+
+/// Rows 2, 4 and 6 are answered 500 (unknown) the first time.
+fn unknown_server() -> TestServer {
+    TestServer::start(Arc::new(|r, nth| {
+        if ["id-2", "id-4", "id-6"].contains(&r.to_id().as_str()) && nth == 0 {
+            error_reply(500, "server_error", "oops", "req-9")
+        } else {
+            ok_reply(r)
+        }
+    }))
+}
+
+fn status_of(f: &Fixture, row: &str) -> (String, String) {
+    let r = f
+        .result_rows()
+        .into_iter()
+        .find(|r| r["row"] == row)
+        .unwrap();
+    (r["status"].clone(), r["error_code"].clone())
+}
+
+#[test]
+fn retry_unknown_can_name_the_rows_it_sends_again() {
+    let server = unknown_server();
+    let f = Fixture::new(&people_csv(6), &email_campaign(""));
+    f.send(&server, &[]).code(1);
+    f.send(&server, &["--resume", "--retry-unknown", "4,6"])
+        .code(1)
+        .stderr(predicate::str::contains("rows are `unknown` (rows 2)"));
+    let count = |id: &str| server.requests().iter().filter(|r| r.to_id() == id).count();
+    assert_eq!((count("id-2"), count("id-4"), count("id-6")), (1, 2, 2));
+    assert_eq!(status_of(&f, "2").0, "unknown");
+    assert_eq!(status_of(&f, "4").0, "sent");
+    // Without --resume the flag would be ignored: it is refused instead.
+    f.send(&server, &["--retry-unknown"])
+        .code(2)
+        .stderr(predicate::str::contains("--resume"));
+}
+
+#[test]
+fn mark_records_what_the_operator_found_and_resume_follows_it() {
+    let server = unknown_server();
+    let f = Fixture::new(&people_csv(6), &email_campaign(""));
+    f.send(&server, &[]).code(1);
+    let mark = |rows: &str, status: &str| {
+        let mut cmd = f.cmd();
+        cmd.args([
+            "mark",
+            "results.csv",
+            "--rows",
+            rows,
+            "--as",
+            status,
+            "--note",
+        ]);
+        cmd.arg(format!("checked in Intercom: {status}"));
+        cmd.assert()
+    };
+    mark("2,4", "sent")
+        .success()
+        .stderr(predicate::str::contains("marked 2 rows as `sent`"));
+    mark("6", "failed").success();
+    // A sent row keeps its message id: it cannot be marked.
+    mark("1", "failed")
+        .code(2)
+        .stderr(predicate::str::contains("row 1 is `sent`"));
+    mark("99", "sent")
+        .code(2)
+        .stderr(predicate::str::contains("no line for row 99"));
+    assert_eq!(status_of(&f, "2"), ("sent".into(), "marked_sent".into()));
+    assert_eq!(
+        status_of(&f, "6"),
+        ("failed".into(), "marked_failed".into())
+    );
+    let note = f
+        .result_rows()
+        .into_iter()
+        .find(|r| r["row"] == "4")
+        .unwrap();
+    assert_eq!(note["error_message"], "checked in Intercom: sent");
+    // The resume sends row 6 only.
+    f.send(&server, &["--resume"]).success();
+    let count = |id: &str| server.requests().iter().filter(|r| r.to_id() == id).count();
+    assert_eq!((count("id-2"), count("id-4"), count("id-6")), (1, 1, 2));
+}
+
+#[test]
+fn a_rehearsal_resumed_settles_its_unknown_rows_from_the_sandbox_log() {
+    let f = Fixture::new(&people_csv(40), &email_campaign(""));
+    let run = |extra: &[&str]| {
+        let mut cmd = f.cmd();
+        cmd.env_remove("INTERCOM_TOKEN")
+            .args(["send", "campaign.toml", "--sandbox", "--seed", "3"])
+            .args(extra);
+        cmd.assert()
+    };
+    // Dropped connections: the message is created, the answer never comes.
+    run(&["--drop-rate", "0.3"]).code(1);
+    let unknown: Vec<String> = read_results(&f.path("campaign.sandbox.results.csv"))
+        .into_iter()
+        .filter(|r| r["status"] == "unknown")
+        .map(|r| r["row"].clone())
+        .collect();
+    assert!(!unknown.is_empty());
+    run(&["--resume"])
+        .success()
+        .stderr(predicate::str::contains("from the sandbox's log"));
+    let rows = read_results(&f.path("campaign.sandbox.results.csv"));
+    assert!(rows.iter().all(|r| r["status"] == "sent"), "{rows:?}");
+    let log = std::fs::read_to_string(f.path("campaign.sandbox.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 40, "nobody twice in the rehearsal");
+    for r in rows.iter().filter(|r| unknown.contains(&r["row"])) {
+        assert_eq!(r["error_code"], "settled_from_sandbox_log");
+        assert!(log.contains(&r["message_id"]));
+    }
+}
