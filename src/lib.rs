@@ -5,6 +5,7 @@
 //! sent, [`send`] posts through one limiter and a bounded pool, and [`results`] records every
 //! outcome so that a run can be resumed. [`sandbox`] is a local Intercom to rehearse against.
 pub mod answer;
+pub mod cells;
 pub mod check;
 pub mod cli;
 pub mod client;

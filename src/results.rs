@@ -159,7 +159,9 @@ impl ResultsWriter {
         rows: impl IntoIterator<Item = &'a ResultRow>,
     ) -> std::io::Result<()> {
         for row in rows {
-            self.w.serialize(row).map_err(std::io::Error::other)?;
+            // Spreadsheet-safe cells (src/cells.rs); read back through `cells::unescape`.
+            let row = crate::cells::escape_row(row);
+            self.w.serialize(&*row).map_err(std::io::Error::other)?;
         }
         self.w.flush()
     }
@@ -517,7 +519,9 @@ fn row_recipient_status(rec: &csv::ByteRecord) -> anyhow::Result<(u64, &str, Row
     if row == 0 || row > MAX_ROWS {
         anyhow::bail!("`row` {row} is out of range (1 to {MAX_ROWS})");
     }
-    Ok((row, field(1, "recipient")?, status))
+    // Written spreadsheet-safe (src/cells.rs): the value, exactly as it was rendered.
+    let recipient = crate::cells::unescape(field(1, "recipient")?);
+    Ok((row, recipient, status))
 }
 
 fn check_header(path: &Path, header: &csv::StringRecord) -> anyhow::Result<()> {
