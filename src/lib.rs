@@ -19,6 +19,7 @@ pub mod problem;
 pub mod progress;
 pub mod rate;
 pub mod recipients;
+pub mod redact;
 pub mod render;
 pub mod results;
 pub mod sandbox;
