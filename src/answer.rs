@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::client::ApiError;
+use crate::redact::Redactor;
 
 /// The message id of a success answer (`{"type": "admin_message", "id": "2001", ...}`): a
 /// non-empty string, or a number as its digits; `None` when the answer has neither.
@@ -60,9 +61,28 @@ impl<'de> Visitor<'de> for IdOf<'_> {
     }
 }
 
+/// How much of a body that is not an `error.list` becomes the message.
+pub const TEXT_CHARS: usize = 200;
+/// How much of each string the server sends (an error's code, message, request id; a message
+/// id) is kept: Intercom's are far shorter, and a server must not fill the results file.
+pub const FIELD_CHARS: usize = 1_000;
+
+/// The message id of an answer that was not read to its end (it was too long, or stopped
+/// coming): as [`message_id`], but a number at the very end of what came may be cut short, so it
+/// is not taken (`"id": 20` may have been `"id": 2001`). A string id ends with its quote.
+pub fn message_id_in_part(part: &[u8]) -> Option<String> {
+    let complete = part
+        .iter()
+        .rposition(|b| !matches!(b, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'))
+        .map_or(0, |i| i + 1);
+    message_id(&part[..complete])
+}
+
 /// Intercom's `error.list`, reduced to its first error; a body that is not one becomes the
-/// message (its first 200 characters), or `HTTP <status>` when empty.
-pub fn error_list(status: u16, body: &[u8]) -> ApiError {
+/// message (its first [`TEXT_CHARS`] characters), or `HTTP <status>` when empty. Every string
+/// is returned with the token struck (before any cut: a cut must not split the token into
+/// pieces too short to be recognized) and at most [`FIELD_CHARS`] long.
+pub fn error_list(status: u16, body: &[u8], redact: &Redactor) -> ApiError {
     #[derive(Deserialize)]
     struct ErrorList {
         request_id: Option<String>,
@@ -77,18 +97,16 @@ pub fn error_list(status: u16, body: &[u8]) -> ApiError {
     match serde_json::from_slice::<ErrorList>(body) {
         Ok(list) => {
             let first = list.errors.into_iter().next();
+            let (code, message) = first.map(|e| (e.code, e.message)).unwrap_or_default();
             ApiError {
-                code: first
-                    .as_ref()
-                    .and_then(|e| e.code.clone())
-                    .unwrap_or_default(),
-                message: first.and_then(|e| e.message).unwrap_or_default(),
-                request_id: list.request_id.unwrap_or_default(),
+                code: redact.id(&code.unwrap_or_default(), FIELD_CHARS),
+                message: redact.text(&message.unwrap_or_default(), FIELD_CHARS),
+                request_id: redact.id(&list.request_id.unwrap_or_default(), FIELD_CHARS),
             }
         }
         Err(_) => {
             let text = String::from_utf8_lossy(body);
-            let text: String = text.trim().chars().take(200).collect();
+            let text = redact.text(text.trim(), TEXT_CHARS);
             ApiError {
                 code: String::new(),
                 message: if text.is_empty() {
@@ -151,7 +169,8 @@ mod tests {
 
     #[test]
     fn parses_error_list() {
-        let e = error_list(422, br#"{"type":"error.list","request_id":"abc","errors":[{"code":"parameter_not_found","message":"No subject"}]}"#);
+        let r = Redactor::new("a-token-of-some-length");
+        let e = error_list(422, br#"{"type":"error.list","request_id":"abc","errors":[{"code":"parameter_not_found","message":"No subject"}]}"#, &r);
         assert_eq!(
             e,
             ApiError {
@@ -160,8 +179,61 @@ mod tests {
                 request_id: "abc".into()
             }
         );
-        let e = error_list(502, b"<html>Bad gateway</html>");
+        let e = error_list(502, b"<html>Bad gateway</html>", &r);
         assert_eq!(e.message, "<html>Bad gateway</html>");
-        assert_eq!(error_list(503, b" ").message, "HTTP 503");
+        assert_eq!(error_list(503, b" ", &r).message, "HTTP 503");
+    }
+
+    #[test]
+    fn an_id_cut_short_is_not_taken() {
+        let whole = br#"{"type":"admin_message","id":2001,"body":"x"}"#;
+        for n in 0..=whole.len() {
+            let id = message_id_in_part(&whole[..n]);
+            // Only once the number is followed by something is it known to be whole.
+            let expect =
+                (n > r#"{"type":"admin_message","id":2001"#.len()).then(|| "2001".to_string());
+            assert_eq!(id, expect, "first {n} bytes");
+        }
+        let string_id = br#"{"type":"admin_message","id":"2001""#;
+        assert_eq!(message_id_in_part(string_id).as_deref(), Some("2001"));
+        assert_eq!(message_id_in_part(&string_id[..string_id.len() - 1]), None);
+    }
+
+    const TOKEN: &str = "dG9rOjU5ZTNhYmMxXzk4NzY1NDMyMTBfYWJjZGVm";
+
+    #[test]
+    fn a_token_in_an_error_is_struck_before_the_cut() {
+        let r = Redactor::new(TOKEN);
+        let leaks = |s: &str| {
+            (crate::redact::EDGE..=TOKEN.len()).any(|n| s.ends_with(&TOKEN[..n]))
+                || TOKEN
+                    .as_bytes()
+                    .windows(crate::redact::PART)
+                    .any(|w| s.as_bytes().windows(crate::redact::PART).any(|x| x == w))
+        };
+        // Every offset at which the token starts before, across and after the cut.
+        for offset in 0..TEXT_CHARS + 2 {
+            let body = format!("{}Bearer {TOKEN} rest", "<".repeat(offset));
+            let e = error_list(400, body.as_bytes(), &r);
+            assert!(!leaks(&e.message), "offset {offset}: {}", e.message);
+            assert!(e.message.chars().count() <= TEXT_CHARS, "{}", e.message);
+        }
+        let json = format!(
+            r#"{{"type":"error.list","request_id":"r-{TOKEN}","errors":[{{"code":"{TOKEN}","message":"Bearer {TOKEN} invalid"}}]}}"#
+        );
+        let e = error_list(401, json.as_bytes(), &r);
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str(), e.request_id.as_str()),
+            ("<redacted>", "Bearer <redacted> invalid", "r-<redacted>")
+        );
+        // A JSON message cut at its bound, with the token across the cut.
+        for offset in FIELD_CHARS - TOKEN.len() - 2..FIELD_CHARS + 2 {
+            let json = format!(
+                r#"{{"errors":[{{"message":"{}{TOKEN}"}}]}}"#,
+                "m".repeat(offset)
+            );
+            let e = error_list(401, json.as_bytes(), &r);
+            assert!(!leaks(&e.message), "offset {offset}: {}", e.message);
+        }
     }
 }

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 
 use crate::answer;
+use crate::redact::Redactor;
 
 /// An access token. It is never printed: `Debug` and `Display` redact it, and it leaves this
 /// type only as the `Authorization` header, marked sensitive.
@@ -79,8 +80,8 @@ pub enum Attempt {
 pub struct Client {
     http: reqwest::Client,
     url: reqwest::Url,
-    /// Kept only to strike it from whatever the server says back.
-    token: Token,
+    /// Strikes the token from whatever the server says back.
+    redact: Redactor,
 }
 
 impl fmt::Debug for Client {
@@ -130,7 +131,7 @@ impl Client {
         Ok(Client {
             http,
             url,
-            token: token.clone(),
+            redact: Redactor::new(token.expose()),
         })
     }
 
@@ -139,52 +140,14 @@ impl Client {
     }
 
     /// One attempt. `body` is the serialized request, shared between attempts. Nothing the
-    /// server or the transport says back carries the token: an error page that echoes the request
-    /// would otherwise put it in the results file and on the screen.
+    /// server or the transport says back carries the token, whole or in part: an error page
+    /// that echoes the request would otherwise put it in the results file and on the screen. Each
+    /// string is struck where it is made, before any cut.
     pub async fn send(&self, body: Bytes) -> Attempt {
-        let token = self.token.expose();
-        let redact = |s: String| {
-            if s.contains(token) {
-                s.replace(token, "<redacted>")
-            } else {
-                s
-            }
-        };
-        match self.attempt(body).await {
-            Attempt::Rejected {
-                status,
-                error,
-                rate,
-                retry_after,
-            } => Attempt::Rejected {
-                status,
-                error: ApiError {
-                    code: redact(error.code),
-                    message: redact(error.message),
-                    request_id: redact(error.request_id),
-                },
-                rate,
-                retry_after,
-            },
-            Attempt::Sent {
-                message_id,
-                status,
-                rate,
-            } => Attempt::Sent {
-                message_id: redact(message_id),
-                status,
-                rate,
-            },
-            Attempt::NotReached(why) => Attempt::NotReached(redact(why)),
-            Attempt::Unknown(why) => Attempt::Unknown(redact(why)),
-        }
-    }
-
-    async fn attempt(&self, body: Bytes) -> Attempt {
         let response = match self.http.post(self.url.clone()).body(body).send().await {
             Ok(r) => r,
-            Err(e) if e.is_connect() => return Attempt::NotReached(describe(&e)),
-            Err(e) => return Attempt::Unknown(describe(&e)),
+            Err(e) if e.is_connect() => return Attempt::NotReached(self.describe(&e)),
+            Err(e) => return Attempt::Unknown(self.describe(&e)),
         };
         let status = response.status().as_u16();
         let rate = rate_info(response.headers());
@@ -197,33 +160,14 @@ impl Client {
         let location = response
             .headers()
             .get(reqwest::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let bytes = match response.bytes().await {
-            Ok(b) => b,
-            // The status line came, so the server has decided; an unreadable success body still
-            // leaves the message id unknown.
-            Err(e) if (200..300).contains(&status) => {
-                return Attempt::Unknown(format!(
-                    "HTTP {status} but the answer could not be read: {}",
-                    describe(&e)
-                ))
-            }
-            Err(_) => Bytes::new(),
-        };
+            .map(|v| String::from_utf8_lossy(v.as_bytes()))
+            .map(|v| self.redact.text(&v, answer::TEXT_CHARS));
+        let body = read_capped(response, MAX_ANSWER_BYTES).await;
         if (200..300).contains(&status) {
-            return match answer::message_id(&bytes) {
-                Some(message_id) => Attempt::Sent {
-                    message_id,
-                    status,
-                    rate,
-                },
-                None => {
-                    Attempt::Unknown(format!("HTTP {status} without a message id in the answer"))
-                }
-            };
+            return self.success(status, rate, body);
         }
-        let mut error = answer::error_list(status, &bytes);
+        // An error answer that stopped coming, or went on too long, still says what came of it.
+        let mut error = answer::error_list(status, &body.bytes, &self.redact);
         if (300..400).contains(&status) {
             error.code = "redirected".into();
             error.message = format!(
@@ -238,6 +182,98 @@ impl Client {
             retry_after,
         }
     }
+
+    /// A 2xx: the server has decided, and a message id in what came of the body is the message
+    /// it made, however the body ended; without one the row's fate is unknown.
+    fn success(&self, status: u16, rate: RateInfo, body: Body) -> Attempt {
+        let id = match body.end {
+            End::Whole => answer::message_id(&body.bytes),
+            End::TooLong | End::Failed(_) => answer::message_id_in_part(&body.bytes),
+        };
+        if let Some(id) = id {
+            return Attempt::Sent {
+                message_id: self.redact.id(&id, answer::FIELD_CHARS),
+                status,
+                rate,
+            };
+        }
+        Attempt::Unknown(match body.end {
+            End::Whole => format!("HTTP {status} without a message id in the answer"),
+            End::TooLong => format!(
+                "HTTP {status} without a message id in the answer's first {} MiB (campaign reads no more)",
+                MAX_ANSWER_BYTES >> 20
+            ),
+            End::Failed(e) => format!(
+                "HTTP {status} but the answer could not be read: {}",
+                self.describe(&e)
+            ),
+        })
+    }
+
+    /// reqwest's error, struck of the token and bounded.
+    fn describe(&self, e: &reqwest::Error) -> String {
+        self.redact.text(&describe(e), answer::FIELD_CHARS)
+    }
+}
+
+/// The most of an answer's body that is read. Intercom's answers are a few kilobytes; a server
+/// that sends gigabytes (one sent 4 GB, which took 8.2 GB of memory) gets its first MiB read
+/// and its connection closed.
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// What came of an answer's body.
+struct Body {
+    /// All of it, or its first bytes (at most the cap).
+    bytes: Bytes,
+    end: End,
+}
+
+enum End {
+    Whole,
+    /// Longer than the cap: the rest was not read.
+    TooLong,
+    /// It stopped coming: the connection failed, or the request's timeout passed (which also
+    /// ends a body that trickles forever).
+    Failed(reqwest::Error),
+}
+
+/// Reads a body chunk by chunk up to `cap` bytes. A body in one chunk (the usual answer) is
+/// kept as it came, without a copy.
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Body {
+    let mut first: Option<Bytes> = None;
+    let mut more: Vec<u8> = Vec::new();
+    let end = loop {
+        let chunk = match response.chunk().await {
+            Ok(Some(c)) => c,
+            Ok(None) => break End::Whole,
+            Err(e) => break End::Failed(e),
+        };
+        // Once a second chunk came, `more` holds everything.
+        let had = if more.is_empty() {
+            first.as_ref().map_or(0, Bytes::len)
+        } else {
+            more.len()
+        };
+        let take = chunk.len().min(cap - had);
+        match &first {
+            None => first = Some(chunk.slice(..take)),
+            Some(f) => {
+                if more.is_empty() {
+                    more.extend_from_slice(f);
+                }
+                more.extend_from_slice(&chunk[..take]);
+            }
+        }
+        if take < chunk.len() {
+            break End::TooLong;
+        }
+    };
+    let bytes = if more.is_empty() {
+        first.unwrap_or_default()
+    } else {
+        Bytes::from(more)
+    };
+    Body { bytes, end }
 }
 
 /// reqwest's error and its causes on one line, without the URL (it is known and long).

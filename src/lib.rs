@@ -5,6 +5,7 @@
 //! sent, [`send`] posts through one limiter and a bounded pool, and [`results`] records every
 //! outcome so that a run can be resumed. [`sandbox`] is a local Intercom to rehearse against.
 pub mod answer;
+pub mod cells;
 pub mod check;
 pub mod cli;
 pub mod client;
@@ -19,6 +20,7 @@ pub mod problem;
 pub mod progress;
 pub mod rate;
 pub mod recipients;
+pub mod redact;
 pub mod render;
 pub mod results;
 pub mod rows;

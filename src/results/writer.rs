@@ -44,7 +44,8 @@ impl ResultsWriter {
             .has_headers(false)
             .from_writer(Vec::new());
         for row in rows {
-            lines.serialize(row)?;
+            // Spreadsheet-safe cells (`crate::cells`), read back exactly by `cells::unescape`.
+            lines.serialize(&*crate::cells::escape_row(row))?;
         }
         self.append(lines)
     }
