@@ -123,6 +123,9 @@ pub struct SendArgs {
     /// Send at most this many rows in this run.
     #[arg(long)]
     pub limit: Option<u64>,
+    /// Send without asking: on a terminal, a real send first shows what it will do and asks.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
     /// Do everything but the requests: check, render, and show what would be sent.
     #[arg(long)]
     pub dry_run: bool,

@@ -94,6 +94,8 @@ pub struct SendSettings {
     /// How long the senders may be held back by the server (429s, its rate headers) without a
     /// row's outcome before the run stops (exit 3), resumable.
     pub stall_timeout: Duration,
+    /// When messages may leave (`[send] hours`, `days`, `timezone`); `None`: any time.
+    pub hours: Option<crate::hours::SendHours>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +153,9 @@ struct SendSection {
     retry_not_found_for: Option<String>,
     request_timeout: Option<String>,
     stall_timeout: Option<String>,
+    hours: Option<String>,
+    days: Option<String>,
+    timezone: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -358,6 +363,12 @@ impl Campaign {
             )?,
             request_timeout: duration("[send] request_timeout", s.request_timeout, "30s")?,
             stall_timeout: duration("[send] stall_timeout", s.stall_timeout, "10m")?,
+            hours: crate::hours::SendHours::parse(
+                s.hours.as_deref(),
+                s.days.as_deref(),
+                s.timezone.as_deref(),
+            )
+            .map_err(|(key, why)| bad(&format!("[send] {key}"), why))?,
         };
 
         let base_url = file

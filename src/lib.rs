@@ -11,6 +11,7 @@ pub mod cli;
 pub mod client;
 pub mod compiled;
 pub mod config;
+pub mod hours;
 pub mod html;
 pub mod mark;
 pub mod pace;

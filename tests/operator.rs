@@ -142,3 +142,121 @@ fn a_rehearsal_resumed_settles_its_unknown_rows_from_the_sandbox_log() {
         assert!(log.contains(&r["message_id"]));
     }
 }
+
+/// `script` gives the command a terminal, and passes what it reads on its stdin to it.
+fn under_a_terminal(f: &Fixture, command: &str, typed: &str) -> Option<std::process::Output> {
+    let script = require_tool("SCRIPT", "script")?;
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(script)
+        .args(["-qec", command, "/dev/null"])
+        .current_dir(f.dir.path())
+        .env("INTERCOM_TOKEN", TOKEN)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // After the screen is up: a line typed before the prompt would be read all the same, but
+    // the terminal would echo it first.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(typed.as_bytes())
+        .unwrap();
+    Some(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn on_a_terminal_a_real_send_shows_what_it_will_do_and_asks_first() {
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let f = Fixture::new(&people_csv(3), &email_campaign(""));
+    let command = format!(
+        "{} send campaign.toml --results results.csv --api-base {}",
+        assert_cmd::cargo::cargo_bin("campaign").display(),
+        server.url()
+    );
+    let Some(out) = under_a_terminal(&f, &command, "n\n") else {
+        return;
+    };
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        screen.contains("About to send 3 e-mail messages")
+            && screen.contains("from     admin 394051")
+            && screen.contains("to       users ({{ intercom_id }})")
+            && screen.contains("results  results.csv")
+            && screen.contains("Send them? [y/N]")
+            && screen.contains("not confirmed: nothing was sent"),
+        "{screen}"
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(server.requests().is_empty());
+    let out = under_a_terminal(&f, &command, "y\n").unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(server.requests().len(), 3);
+    // --yes, or no terminal: no question.
+    let f = Fixture::new(&people_csv(2), &email_campaign(""));
+    let out = under_a_terminal(&f, &format!("{command} --yes"), "").unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("[y/N]"));
+    assert_eq!(out.status.code(), Some(0));
+}
+
+/// `[send]` keys whose send hours open an hour from now (UTC), or are open now.
+fn hours_keys(open_now: bool) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let minute = |s: u64| format!("{:02}:{:02}", s / 3600 % 24, s / 60 % 60);
+    let (from, to) = if open_now {
+        (now - 3600, now + 3600)
+    } else {
+        (now + 3600, now + 7200)
+    };
+    format!(
+        "hours = \"{}-{}\"\ndays = \"mon-sun\"\ntimezone = \"UTC\"",
+        minute(from),
+        minute(to)
+    )
+}
+
+#[cfg(unix)]
+#[test]
+fn outside_the_send_hours_the_sender_waits_and_ctrl_c_stops_it_cleanly() {
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let f = Fixture::new(&people_csv(3), &email_campaign(&hours_keys(false)));
+    let mut child = f.spawn_send(&server.url(), &[]);
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        use std::io::BufRead as _;
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "ended without waiting"
+        );
+        if line.contains("outside the send hours") {
+            break;
+        }
+    }
+    assert!(
+        line.contains("waiting until") && line.contains("UTC"),
+        "{line}"
+    );
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert!(server.requests().is_empty());
+    // Within them, it sends.
+    let f = Fixture::new(&people_csv(3), &email_campaign(&hours_keys(true)));
+    f.send(&server, &[]).success();
+    assert_eq!(server.requests().len(), 3);
+}

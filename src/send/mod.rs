@@ -240,6 +240,14 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
         );
         return Ok(Status::Ok);
     }
+    if !args.sandbox && !args.yes && to_send > 0 && on_a_terminal() {
+        let screen = confirmation(c, to_send, &results_path);
+        let stdin = std::io::stdin();
+        if !confirm(&screen, &mut stdin.lock(), &mut std::io::stderr())? {
+            eprintln!("not confirmed: nothing was sent.");
+            return Ok(Status::Invalid);
+        }
+    }
     let token = token.expect("a token unless --dry-run");
     let started_at = results::now_rfc3339();
     let sending = Sending {
@@ -331,6 +339,7 @@ impl Sending<'_> {
             retry_not_found_for: c.send.retry_not_found_for,
             request_timeout: c.send.request_timeout,
             stall_timeout: c.send.stall_timeout,
+            hours: c.send.hours.clone(),
             rate_limited: Default::default(),
         });
         let mut writer = ResultsWriter::open(&self.ledger.results)?;
@@ -636,4 +645,80 @@ fn settle_from_sandbox_log(
         changes.len() - sent
     );
     Ok(true)
+}
+
+fn on_a_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// What a real send is about to do, for a person to confirm before the first request.
+fn confirmation(c: &Campaign, to_send: u64, results: &Path) -> String {
+    let secs = (to_send as f64 / c.send.rate.per_second()).ceil() as u64;
+    let mut lines = vec![
+        format!(
+            "About to send {to_send} {} message{} through {}",
+            match c.message_type {
+                config::MessageType::Email => "e-mail",
+                config::MessageType::InApp => "in-app",
+            },
+            if to_send == 1 { "" } else { "s" },
+            c.base_url
+        ),
+        format!("  from     admin {}", c.from),
+        format!("  to       {}s ({})", c.to_type, c.to_id.source.trim()),
+    ];
+    if let Some(subject) = &c.subject {
+        lines.push(format!("  subject  {}", subject.source.trim()));
+    }
+    lines.push(format!(
+        "  rate     {}: about {}",
+        c.send.rate,
+        humantime::format_duration(std::time::Duration::from_secs(secs))
+    ));
+    if let Some(hours) = &c.send.hours {
+        lines.push(format!("  hours    {hours}"));
+    }
+    lines.push(format!("  results  {}", results.display()));
+    lines.join("\n")
+}
+
+/// Shows `screen` and asks `[y/N]`: only `y` or `yes` goes on.
+fn confirm(
+    screen: &str,
+    input: &mut dyn std::io::BufRead,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<bool> {
+    write!(out, "{screen}\nSend them? [y/N] ")?;
+    out.flush()?;
+    let mut answer = String::new();
+    input.read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_yes_confirms_a_send() {
+        for (answer, go) in [
+            ("y\n", true),
+            ("YES\n", true),
+            ("\n", false),
+            ("n\n", false),
+            ("", false),
+            ("sure\n", false),
+        ] {
+            let mut out = Vec::new();
+            let ok = confirm("About to send 3", &mut answer.as_bytes(), &mut out).unwrap();
+            assert_eq!(ok, go, "{answer:?}");
+            assert!(String::from_utf8(out)
+                .unwrap()
+                .ends_with("Send them? [y/N] "));
+        }
+    }
 }

@@ -71,6 +71,7 @@ pub struct Shared {
     pub retry_not_found_for: Duration,
     pub request_timeout: Duration,
     pub stall_timeout: Duration,
+    pub hours: Option<crate::hours::SendHours>,
     /// 429 answers: each paused every sender until the window's reset.
     pub rate_limited: AtomicU64,
 }
@@ -178,6 +179,11 @@ pub async fn pipeline(
                     }
                     Item::Job(job) => job,
                 };
+                if let Some(hours) = &shared.hours {
+                    if !within_send_hours(hours, &stop).await {
+                        break;
+                    }
+                }
                 let permit = tokio::select! {
                     biased;
                     _ = stop.cancelled() => break,
@@ -365,6 +371,23 @@ pub async fn pipeline(
         left,
         rate_limited: shared.rate_limited.load(Ordering::Relaxed),
     }
+}
+
+/// Waits until the send hours are open; `false` if the run is stopped meanwhile.
+async fn within_send_hours(hours: &crate::hours::SendHours, stop: &CancellationToken) -> bool {
+    while let Some(until) = hours.closed_until(jiff::Timestamp::now()) {
+        eprintln!(
+            "outside the send hours ({hours}): waiting until {} (Ctrl-C stops cleanly; --resume continues later)",
+            hours.local(until)
+        );
+        let ms = until.as_millisecond() - jiff::Timestamp::now().as_millisecond();
+        let wait = Duration::from_millis(ms.max(0) as u64);
+        tokio::select! {
+            _ = stop.cancelled() => return false,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+    true
 }
 
 /// The stall bound: time the server held every sender back (the gate's pauses) since the last
