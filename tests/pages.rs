@@ -401,3 +401,29 @@ fn report_names_the_line_and_column_of_a_bad_results_file() {
             "results.csv.runs.jsonl: line 1: key `started_at`: `yesterday` is not an RFC 3339 time",
         ));
 }
+
+#[cfg(unix)]
+#[test]
+fn the_samples_script_writes_both_pages_from_a_sandbox_rehearsal() {
+    let out = tempfile::tempdir().unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/pages.sh");
+    assert_cmd::Command::new("sh")
+        .arg(&script)
+        .arg(out.path())
+        .env("CAMPAIGN", assert_cmd::cargo::cargo_bin("campaign"))
+        .env_remove("INTERCOM_TOKEN")
+        .timeout(std::time::Duration::from_secs(180))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "preview.html: 5 of 8 rows (4 paths",
+        ))
+        .stderr(predicate::str::contains(
+            "sending 20 messages to http://127.0.0.1:",
+        ));
+    let preview = std::fs::read_to_string(out.path().join("preview.html")).unwrap();
+    assert_eq!(rows_on_page(&preview), [1, 2, 3, 5, 6]);
+    let report = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(report.contains("<td class=\"n\" data-status=\"total\">20</td>"));
+    assert!(report.contains("<div id=\"chart\"><svg"));
+}
