@@ -27,6 +27,8 @@ pub enum Command {
     Send(SendArgs),
     /// Run a local Intercom-compatible server to rehearse against.
     Sandbox(SandboxArgs),
+    /// Summarize a results file: counts, errors by code, unknown rows, timing, messages per minute.
+    Report(ReportArgs),
     /// Record what you found in Intercom for `unknown` (or `failed`) rows of a results file.
     Mark(MarkArgs),
 }
@@ -54,6 +56,21 @@ pub enum MarkAs {
 }
 
 #[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The results file that `send` wrote.
+    pub results: PathBuf,
+    /// The campaign file, to name each example row by the e-mail (or name) in its CSV.
+    #[arg(long, value_name = "FILE")]
+    pub campaign: Option<PathBuf>,
+    /// Also write the report as one self-contained HTML page, with a chart.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Print the report as JSON (its shape is in the README) instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The campaign file (TOML).
     pub campaign: PathBuf,
@@ -66,15 +83,22 @@ pub struct CheckArgs {
 pub struct PreviewArgs {
     /// The campaign file (TOML).
     pub campaign: PathBuf,
-    /// Show at most this many messages.
-    #[arg(long, default_value_t = 3)]
-    pub limit: usize,
+    /// Show at most this many messages [default: 3; with --html: the first row of each path
+    /// through the templates' ifs, and every row with a warning].
+    #[arg(long)]
+    pub limit: Option<usize>,
     /// Show only this record (1-based, as in the results file).
     #[arg(long)]
     pub row: Option<u64>,
     /// Print the exact request bodies, one JSON object per line.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "html")]
     pub json: bool,
+    /// Write one self-contained HTML page showing the messages as customers get them.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// With --html: open the page in the default browser, where there is one.
+    #[arg(long, requires = "html")]
+    pub open: bool,
 }
 
 #[derive(Debug, Args)]

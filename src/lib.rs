@@ -15,6 +15,7 @@ pub mod hours;
 pub mod html;
 pub mod mark;
 pub mod pace;
+pub mod pages;
 pub mod policy;
 pub mod preview;
 pub mod problem;
@@ -23,6 +24,7 @@ pub mod rate;
 pub mod recipients;
 pub mod redact;
 pub mod render;
+pub mod report;
 pub mod results;
 pub mod rows;
 pub mod sandbox;
@@ -66,6 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Preview(args) => preview::run(&args),
+        Command::Report(args) => report::run(&args),
         // One thread for the requests, the pacing and the results file: at a campaign's rates a
         // second worker costs more in wake-ups and hand-offs between threads than it gives
         // (measured at 166/s: half the context switches and a third less CPU; at full speed,

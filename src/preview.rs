@@ -14,6 +14,10 @@ pub fn run(args: &PreviewArgs) -> anyhow::Result<Status> {
             return Ok(Status::Invalid);
         }
     };
+    if let Some(file) = &args.html {
+        return crate::pages::preview::run(args, &loaded, file);
+    }
+    let limit = args.limit.unwrap_or(3);
     let (mut recipients, header) =
         Recipients::open(&loaded.campaign.recipients, loaded.campaign.delimiter)
             .map_err(|p| anyhow::anyhow!("{p}"))?;
@@ -26,7 +30,7 @@ pub fn run(args: &PreviewArgs) -> anyhow::Result<Status> {
     let mut shown = 0;
     let mut status = Status::Ok;
     while let Some(next) = recipients.next_row() {
-        if shown >= args.limit && args.row.is_none() {
+        if shown >= limit && args.row.is_none() {
             break;
         }
         let row = match next {

@@ -1,0 +1,276 @@
+//! Reading what a run left: the results file (by header name, extra columns ignored, the last line
+//! of each row kept), the run log beside it, and the campaign's CSV for each row's e-mail or name.
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::pages::unquote;
+use crate::results::RowStatus;
+
+/// One row's outcome, as its last line in the results file says.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub row: u64,
+    pub recipient: String,
+    pub status: RowStatus,
+    pub http_status: Option<u16>,
+    pub error_code: String,
+    pub error_message: String,
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+/// One run from `<results>.runs.jsonl` (appended when a run ends).
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub started_at: OffsetDateTime,
+    pub ended_at: OffsetDateTime,
+    pub sent: u64,
+    pub failed: u64,
+    pub unknown: u64,
+    pub rate_limited: u64,
+    pub paused_ms: u64,
+}
+
+/// A run log line as written; the fields a report does not use (`target`, `rate`, `skipped`,
+/// `exit`) are not read, so that a log with more of them still reads.
+#[derive(Debug, Deserialize)]
+struct RunLine {
+    started_at: String,
+    ended_at: String,
+    #[serde(default)]
+    pub sent: u64,
+    #[serde(default)]
+    pub failed: u64,
+    #[serde(default)]
+    pub unknown: u64,
+    #[serde(default)]
+    pub rate_limited: u64,
+    #[serde(default)]
+    pub paused_ms: u64,
+}
+
+/// The run log's path: the results file's, plus `.runs.jsonl`.
+pub fn runs_path(results: &Path) -> PathBuf {
+    let mut name = results.as_os_str().to_owned();
+    name.push(".runs.jsonl");
+    PathBuf::from(name)
+}
+
+/// The columns a report needs; the others of the contract (and any added later) are not read.
+const NEEDED: [&str; 7] = [
+    "row",
+    "recipient",
+    "status",
+    "http_status",
+    "error_code",
+    "error_message",
+    "finished_at",
+];
+
+/// Every row's last outcome, by row number.
+pub fn outcomes(path: &Path) -> anyhow::Result<BTreeMap<u64, Outcome>> {
+    let name = path.display();
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| anyhow::anyhow!("{name}: cannot read the results file: {e}"))?;
+    let header = reader
+        .headers()
+        .map_err(|e| anyhow::anyhow!("{name}: line 1: {e}"))?
+        .clone();
+    let mut at = [0usize; NEEDED.len()];
+    for (slot, column) in at.iter_mut().zip(NEEDED) {
+        *slot = header.iter().position(|h| h == column).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{name}: line 1: no `{column}` column; is this a results file of `campaign send`? \
+                 Its header starts `{}`",
+                crate::results::COLUMNS.join(",")
+            )
+        })?;
+    }
+    let mut rows = BTreeMap::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        let line = record.position().map_or(0, |p| p.line());
+        let cell = |i: usize| unquote(record.get(at[i]).unwrap_or("").trim_end_matches('\r'));
+        let bad = |column: &str, value: &str, allowed: &str| {
+            anyhow::anyhow!(
+                "{name}: line {line}, column `{column}`: `{value}` is not {allowed}; \
+                 fix or delete the line"
+            )
+        };
+        let row = cell(0)
+            .parse::<u64>()
+            .ok()
+            .filter(|r| *r > 0)
+            .ok_or_else(|| bad("row", cell(0), "a record number (1 or more)"))?;
+        let status = parse_status(cell(2))
+            .ok_or_else(|| bad("status", cell(2), "sent, failed, unknown or skipped"))?;
+        let http_status = match cell(3) {
+            "" => None,
+            s => Some(
+                s.parse::<u16>()
+                    .ok()
+                    .filter(|c| (100..=599).contains(c))
+                    .ok_or_else(|| bad("http_status", s, "empty or an HTTP status (100 to 599)"))?,
+            ),
+        };
+        let finished_at = match cell(6) {
+            "" => None,
+            s => Some(OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
+                bad(
+                    "finished_at",
+                    s,
+                    "empty or an RFC 3339 time (2026-01-31T09:00:00.000Z)",
+                )
+            })?),
+        };
+        let outcome = Outcome {
+            row,
+            recipient: cell(1).to_string(),
+            status,
+            http_status,
+            error_code: cell(4).to_string(),
+            error_message: cell(5).to_string(),
+            finished_at,
+        };
+        // A resumed row has a line per run until the file is compacted: the last one holds.
+        rows.insert(row, outcome);
+    }
+    Ok(rows)
+}
+
+fn parse_status(s: &str) -> Option<RowStatus> {
+    match s {
+        "sent" => Some(RowStatus::Sent),
+        "failed" => Some(RowStatus::Failed),
+        "unknown" => Some(RowStatus::Unknown),
+        "skipped" => Some(RowStatus::Skipped),
+        _ => None,
+    }
+}
+
+/// The run log's runs in order, or none when there is no log (an older `send` wrote none).
+pub fn runs(results: &Path) -> anyhow::Result<Vec<Run>> {
+    let path = runs_path(results);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => anyhow::bail!("{}: cannot read the run log: {e}", path.display()),
+    };
+    let mut runs = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = |what: String| {
+            anyhow::anyhow!(
+                "{}: line {}: {what}; each line is one run's JSON object (see the README): \
+                 fix or delete the line",
+                path.display(),
+                i + 1
+            )
+        };
+        let run: RunLine =
+            serde_json::from_str(line).map_err(|e| at(format!("column {}: {e}", e.column())))?;
+        let time = |key: &str, value: &str| {
+            OffsetDateTime::parse(value, &Rfc3339).map_err(|_| {
+                at(format!(
+                    "key `{key}`: `{value}` is not an RFC 3339 time (2026-01-31T09:00:00.000Z)"
+                ))
+            })
+        };
+        runs.push(Run {
+            started_at: time("started_at", &run.started_at)?,
+            ended_at: time("ended_at", &run.ended_at)?,
+            sent: run.sent,
+            failed: run.failed,
+            unknown: run.unknown,
+            rate_limited: run.rate_limited,
+            paused_ms: run.paused_ms,
+        });
+    }
+    runs.sort_by_key(|r| r.started_at);
+    Ok(runs)
+}
+
+/// Each wanted row's e-mail (or, without an e-mail column, its name), from the campaign's CSV.
+pub fn contacts(campaign: &Path, wanted: &HashSet<u64>) -> anyhow::Result<BTreeMap<u64, String>> {
+    let campaign = crate::config::Campaign::load(campaign)?;
+    let (mut recipients, _) =
+        crate::recipients::Recipients::open(&campaign.recipients, campaign.delimiter)
+            .map_err(|p| anyhow::anyhow!("{p}"))?;
+    let pick = contact_columns(recipients.columns());
+    let mut found = BTreeMap::new();
+    if pick.is_empty() {
+        return Ok(found);
+    }
+    while let Some(next) = recipients.next_row() {
+        let Ok(row) = next else { continue };
+        if !wanted.contains(&row.number) {
+            continue;
+        }
+        let text = pick
+            .iter()
+            .filter_map(|i| row.fields.get(*i).map(|f| f.trim()))
+            .filter(|f| !f.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !text.is_empty() {
+            found.insert(row.number, text);
+        }
+        if found.len() == wanted.len() {
+            break;
+        }
+    }
+    Ok(found)
+}
+
+/// The columns that say who a row is: an e-mail column; else a name column; else first and last
+/// name together.
+fn contact_columns(columns: &[String]) -> Vec<usize> {
+    let find = |pred: &dyn Fn(&str) -> bool| {
+        columns
+            .iter()
+            .position(|c| pred(&c.trim().to_ascii_lowercase().replace(['-', ' '], "_")))
+    };
+    if let Some(i) = find(&|c| c == "email" || c == "e_mail" || c == "email_address")
+        .or_else(|| find(&|c| c.contains("email")))
+    {
+        return vec![i];
+    }
+    if let Some(i) = find(&|c| c == "name" || c == "full_name") {
+        return vec![i];
+    }
+    [find(&|c| c == "first_name"), find(&|c| c == "last_name")]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cols(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn prefers_the_email_then_a_name() {
+        assert_eq!(
+            contact_columns(&cols(&["id", "first_name", "E-Mail"])),
+            vec![2]
+        );
+        assert_eq!(contact_columns(&cols(&["id", "work_email"])), vec![1]);
+        assert_eq!(contact_columns(&cols(&["id", "Name"])), vec![1]);
+        assert_eq!(
+            contact_columns(&cols(&["last_name", "id", "first_name"])),
+            vec![2, 0]
+        );
+        assert!(contact_columns(&cols(&["id", "plan"])).is_empty());
+    }
+}

@@ -1,0 +1,170 @@
+//! The report for a terminal: a few small tables, and messages per minute as a one-line chart.
+use std::fmt::Write as _;
+
+use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
+
+use super::{human_duration, Report};
+
+pub fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Results: {} ({} rows)\n", r.results, r.rows);
+    out.push_str(&counts(r));
+    if let Some(run) = &r.run {
+        let mut t = table(&[]);
+        let mut rows = vec![
+            ("started", run.started_at.clone()),
+            ("ended", run.ended_at.clone()),
+            ("duration", human_duration(run.duration_seconds)),
+            ("achieved rate", format!("{:.2}/s", run.rate_per_second)),
+        ];
+        if let Some(n) = run.runs.filter(|n| *n > 1) {
+            rows[2].1.push_str(&format!(" over {n} runs"));
+        }
+        match (run.rate_limited, run.paused_seconds) {
+            (Some(n), Some(p)) => rows.push((
+                "429 pauses",
+                format!("{n} answers were 429; senders paused {}", human_duration(p)),
+            )),
+            _ => rows.push((
+                "429 pauses",
+                "not recorded (no run log beside the results file)".into(),
+            )),
+        }
+        for (k, v) in rows {
+            t.add_row(vec![k.to_string(), v]);
+        }
+        let _ = writeln!(out, "\n{t}");
+        let _ = writeln!(out, "(times from the {})", run.source);
+    }
+    if let Some(pm) = &r.per_minute {
+        let values: Vec<f64> = pm.points.iter().map(|p| p.messages_per_minute).collect();
+        let peak = values.iter().copied().fold(0.0, f64::max);
+        let _ = writeln!(
+            out,
+            "\nmessages per minute ({} s buckets, peak {peak:.0}/min):\n{}",
+            pm.bucket_seconds,
+            sparkline(&values)
+        );
+    }
+    out.push_str(&errors(r));
+    out.push_str(&unknown(r));
+    out
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(120);
+    if !header.is_empty() {
+        t.set_header(header.iter().copied());
+    }
+    t
+}
+
+fn counts(r: &Report) -> String {
+    let mut t = table(&["status", "rows", "share"]);
+    let c = &r.counts;
+    for (name, n) in [
+        ("sent", c.sent),
+        ("failed", c.failed),
+        ("unknown", c.unknown),
+        ("skipped", c.skipped),
+    ] {
+        let share = if r.rows == 0 {
+            0.0
+        } else {
+            n as f64 * 100.0 / r.rows as f64
+        };
+        t.add_row(vec![
+            name.to_string(),
+            n.to_string(),
+            format!("{share:.1} %"),
+        ]);
+    }
+    for col in 1..3 {
+        if let Some(c) = t.column_mut(col) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    format!("{t}\n")
+}
+
+fn errors(r: &Report) -> String {
+    if r.errors.is_empty() {
+        return String::new();
+    }
+    let mut t = table(&[
+        "status",
+        "error code",
+        "rows",
+        "HTTP",
+        "message",
+        "example rows",
+    ]);
+    for g in &r.errors {
+        let examples = g
+            .examples
+            .iter()
+            .map(|e| match &e.contact {
+                Some(c) => format!("{} ({c})", e.row),
+                None => format!("{} ({})", e.row, e.recipient),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        t.add_row(vec![
+            format!("{:?}", g.status).to_lowercase(),
+            g.error_code.clone(),
+            g.count.to_string(),
+            g.http_status.map(|s| s.to_string()).unwrap_or_default(),
+            g.message.clone(),
+            examples,
+        ]);
+    }
+    format!("\nerrors by code:\n{t}\n")
+}
+
+fn unknown(r: &Report) -> String {
+    if r.unknown.is_empty() {
+        return String::new();
+    }
+    let mut t = table(&["row", "recipient", "what to do"]);
+    for u in &r.unknown {
+        let who = match &u.contact {
+            Some(c) => format!("{}\n{c}", u.recipient),
+            None => u.recipient.clone(),
+        };
+        t.add_row(vec![u.row.to_string(), who, u.advice.clone()]);
+    }
+    format!(
+        "\n{}: the request may have reached Intercom.\n{t}\n",
+        crate::check::counted(r.unknown.len() as u64, "unknown row")
+    )
+}
+
+/// Values as block characters, one per value, scaled to the largest.
+fn sparkline(values: &[f64]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let peak = values.iter().copied().fold(0.0, f64::max);
+    values
+        .iter()
+        .map(|v| {
+            if peak <= 0.0 {
+                BARS[0]
+            } else {
+                BARS[((v / peak) * 7.0).round() as usize]
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparkline_scales_to_the_peak() {
+        assert_eq!(sparkline(&[0.0, 50.0, 100.0]), "▁▅█");
+        assert_eq!(sparkline(&[0.0, 0.0]), "▁▁");
+    }
+}
