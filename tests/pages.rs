@@ -247,8 +247,13 @@ fn report_json_is_the_documented_shape() {
         advice.contains("u4 (hedy@example.com) around 2026-01-31T09:00:01.600Z"),
         "{advice}"
     );
-    assert!(advice
-        .contains("`campaign send campaign.toml --results results.csv --resume --retry-unknown`"));
+    let row = unknown[0]["row"].as_u64().unwrap();
+    assert!(advice.contains(&format!(
+        "`campaign send campaign.toml --results results.csv --resume --retry-unknown {row}`"
+    )));
+    assert!(advice.contains(&format!(
+        "`campaign mark results.csv --rows {row} --as sent --note \"found in Intercom\"`"
+    )));
     assert!(unknown[1]["advice"]
         .as_str()
         .unwrap()

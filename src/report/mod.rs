@@ -168,13 +168,11 @@ pub fn build(
             RowStatus::Skipped => counts.skipped += 1,
         }
     }
-    let resend = format!(
-        "campaign send {} --results {} --resume --retry-unknown",
-        args.campaign
-            .as_ref()
-            .map_or("CAMPAIGN".to_string(), |c| c.display().to_string()),
-        args.results.display()
-    );
+    let campaign = args
+        .campaign
+        .as_ref()
+        .map_or("CAMPAIGN".to_string(), |c| c.display().to_string());
+    let results = args.results.display().to_string();
     let unknown = outcomes
         .values()
         .filter(|o| o.status == RowStatus::Unknown)
@@ -186,7 +184,7 @@ pub fn build(
             error_code: o.error_code.clone(),
             error_message: o.error_message.clone(),
             finished_at: o.finished_at.map(rfc3339_ms),
-            advice: advice(o, contacts.get(&o.row), &resend),
+            advice: advice(o, contacts.get(&o.row), &campaign, &results),
         })
         .collect();
     Report {
@@ -257,7 +255,8 @@ fn most_common<T: Eq + std::hash::Hash + Clone>(values: impl Iterator<Item = T>)
 }
 
 /// What an `unknown` row's outcome means and what to check before sending it again.
-fn advice(o: &Outcome, contact: Option<&String>, resend: &str) -> String {
+fn advice(o: &Outcome, contact: Option<&String>, campaign: &str, results: &str) -> String {
+    let row = o.row;
     let what = match (o.error_code.as_str(), o.http_status) {
         ("interrupted", _) => "the run stopped with this request in flight".to_string(),
         (_, Some(code)) => {
@@ -274,8 +273,10 @@ fn advice(o: &Outcome, contact: Option<&String>, resend: &str) -> String {
         .map(|t| format!(" around {}", rfc3339_ms(t)))
         .unwrap_or_default();
     format!(
-        "{what}: look in Intercom for a message to {who}{when}; if there is none, send it again \
-         with `{resend}`"
+        "{what}: look in Intercom for a message to {who}{when}. If it is there, record it with \
+         `campaign mark {results} --rows {row} --as sent --note \"found in Intercom\"`; if there \
+         is none, send it again with `campaign send {campaign} --results {results} --resume \
+         --retry-unknown {row}`"
     )
 }
 
