@@ -68,9 +68,9 @@ fn read_token(args: &SendArgs) -> anyhow::Result<Token> {
 
 fn random_token() -> String {
     use rand::Rng;
-    let mut rng = rand::thread_rng();
+    let mut rng = rand::rng();
     (0..32)
-        .map(|_| format!("{:x}", rng.gen_range(0..16u8)))
+        .map(|_| format!("{:x}", rng.random_range(0..16u8)))
         .collect()
 }
 
