@@ -422,6 +422,7 @@ async fn start_sandbox(
         token: Some(token.expose().to_string()),
         faults: args.faults.clone(),
         contacts: args.sandbox_contacts.clone(),
+        admins: args.sandbox_admins.clone(),
         log: Some(log.clone()),
     };
     let running = sandbox::start(config, "127.0.0.1:0".parse()?).await?;
