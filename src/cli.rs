@@ -172,6 +172,10 @@ pub struct SendArgs {
     /// With --sandbox: a CSV of known contacts (column `id`); other recipients get 404.
     #[arg(long, requires = "sandbox")]
     pub sandbox_contacts: Option<PathBuf>,
+    /// With --sandbox: a CSV of the workspace's admins (columns `id,name,email`, optional
+    /// `away`) instead of the default set; a message from any other admin gets 404.
+    #[arg(long, requires = "sandbox", value_name = "FILE")]
+    pub sandbox_admins: Option<PathBuf>,
     #[command(flatten)]
     pub faults: FaultArgs,
 }
@@ -210,6 +214,10 @@ pub struct SandboxArgs {
     /// A CSV of known contacts (column `id`, `email` optional); other recipients get 404.
     #[arg(long)]
     pub contacts: Option<PathBuf>,
+    /// A CSV of the workspace's admins (columns `id,name,email`, optional `away`) instead of the
+    /// default set (394051 and 814860); a message from any other admin gets 404.
+    #[arg(long, value_name = "FILE")]
+    pub admins: Option<PathBuf>,
     /// Append one JSON line per accepted message to this file.
     #[arg(long)]
     pub log: Option<PathBuf>,

@@ -63,7 +63,7 @@ pub fn backoff(attempt: u32) -> Duration {
     let base = Duration::from_millis(250).saturating_mul(1u32 << attempt.saturating_sub(1).min(6));
     let cap = base.min(Duration::from_secs(10));
     let ms = cap.as_millis() as u64;
-    Duration::from_millis(rand::thread_rng().gen_range(ms / 2..=ms.max(1)))
+    Duration::from_millis(rand::rng().random_range(ms / 2..=ms.max(1)))
 }
 
 pub fn decide(attempt: &Attempt, tries: Tries) -> Decision {

@@ -61,6 +61,11 @@ impl Problem {
         self.column = Some(column.into());
         self
     }
+
+    /// The problem without its `error:` or `warning:` label: for a message that has its own.
+    pub fn located(&self) -> Located<'_> {
+        Located(self)
+    }
 }
 
 impl fmt::Display for Problem {
@@ -69,21 +74,31 @@ impl fmt::Display for Problem {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{label}: {}", self.file)?;
-        if let Some(r) = self.record {
+        write!(f, "{label}: {}", self.located())
+    }
+}
+
+/// File, record, line, column and message: a problem as [`Problem::located`] shows it.
+pub struct Located<'a>(&'a Problem);
+
+impl fmt::Display for Located<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = self.0;
+        write!(f, "{}", p.file)?;
+        if let Some(r) = p.record {
             write!(f, ": record {r}")?;
         }
-        if let Some(l) = self.line {
+        if let Some(l) = p.line {
             write!(
                 f,
                 "{}line {l}",
-                if self.record.is_some() { ", " } else { ": " }
+                if p.record.is_some() { ", " } else { ": " }
             )?;
         }
-        if let Some(c) = &self.column {
+        if let Some(c) = &p.column {
             write!(f, ", {c}")?;
         }
-        write!(f, ": {}", self.message)
+        write!(f, ": {}", p.message)
     }
 }
 

@@ -196,13 +196,13 @@ fn sigkill_at_random_points_then_resume_never_sends_twice_and_loses_nothing() {
         log.to_str().unwrap(),
     ]);
     let send = |extra: &[&str]| f.spawn_send(&sandbox.url, extra);
-    let mut rng = rand::thread_rng();
+    let mut rng = rand::rng();
     let deadline = Instant::now() + Duration::from_secs(240);
     // Killed at three random points, resumed each time.
     for run in 0..3 {
         let extra: &[&str] = if run == 0 { &[] } else { &["--resume"] };
         let mut child = send(extra);
-        std::thread::sleep(Duration::from_millis(rng.gen_range(150..700)));
+        std::thread::sleep(Duration::from_millis(rng.random_range(150..700)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }

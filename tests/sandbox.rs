@@ -36,6 +36,7 @@ async fn harness(configure: impl FnOnce(&mut SandboxConfig, &std::path::Path)) -
         token: None,
         faults: faults(),
         contacts: None,
+        admins: None,
         log: Some(log.clone()),
     };
     configure(&mut config, dir.path());

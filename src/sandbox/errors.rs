@@ -80,7 +80,7 @@ impl ApiError {
 /// than a real v4 uuid: senders only log it, nothing parses it, and no uuid crate is needed.
 pub fn request_id() -> String {
     let mut b = [0u8; 16];
-    rand::thread_rng().fill_bytes(&mut b);
+    rand::rng().fill_bytes(&mut b);
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",

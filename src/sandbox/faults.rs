@@ -45,7 +45,7 @@ impl Faults {
     pub fn new(args: &FaultArgs) -> Self {
         let rng = match args.seed {
             Some(seed) => StdRng::seed_from_u64(seed),
-            None => StdRng::from_entropy(),
+            None => StdRng::from_os_rng(),
         };
         Faults {
             latency: args.latency,
@@ -74,12 +74,12 @@ impl Faults {
         let latency = match self.latency {
             None => Duration::ZERO,
             Some(l) if l.min == l.max => l.min,
-            Some(l) => rng.gen_range(l.min..=l.max),
+            Some(l) => rng.random_range(l.min..=l.max),
         };
-        // gen::<f64>() is in [0, 1): a rate of 0 never fires and a rate of 1 always does.
-        let outcome = if rng.gen::<f64>() < self.fail_rate {
-            Outcome::Fail(FAIL_STATUSES[rng.gen_range(0..FAIL_STATUSES.len())])
-        } else if rng.gen::<f64>() < self.drop_rate {
+        // random::<f64>() is in [0, 1): a rate of 0 never fires and a rate of 1 always does.
+        let outcome = if rng.random::<f64>() < self.fail_rate {
+            Outcome::Fail(FAIL_STATUSES[rng.random_range(0..FAIL_STATUSES.len())])
+        } else if rng.random::<f64>() < self.drop_rate {
             Outcome::Drop
         } else {
             Outcome::Answer

@@ -3,8 +3,9 @@
 //!
 //! This file owns the server: start and shutdown, the accept loop, routing and the order of the
 //! checks. What each check does lives beside it: [`validate`] (schemas and per-type rules),
-//! [`limits`] (rate windows), [`faults`] (latency, 5xx, drops), [`contacts`], [`log`] (the message
-//! log) and [`errors`] (Intercom's `error.list`).
+//! [`limits`] (rate windows), [`faults`] (latency, 5xx, drops), [`admins`], [`contacts`], [`log`]
+//! (the message log) and [`errors`] (Intercom's `error.list`).
+pub mod admins;
 pub mod contacts;
 pub mod errors;
 pub mod faults;
@@ -12,6 +13,7 @@ pub mod limits;
 pub mod log;
 pub mod validate;
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,11 +30,12 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::cli::{FaultArgs, SandboxArgs};
+use admins::{Admin, Admins};
 use contacts::Contacts;
 use errors::{json_response, ApiError};
 use faults::{Faults, Outcome};
@@ -47,6 +50,8 @@ pub struct SandboxConfig {
     pub token: Option<String>,
     pub faults: FaultArgs,
     pub contacts: Option<PathBuf>,
+    /// A CSV of the workspace's admins (`id,name,email[,away]`); `None` for the default set.
+    pub admins: Option<PathBuf>,
     pub log: Option<PathBuf>,
 }
 
@@ -56,13 +61,13 @@ impl From<SandboxArgs> for SandboxConfig {
             token: args.token,
             faults: args.faults,
             contacts: args.contacts,
+            admins: args.admins,
             log: args.log,
         }
     }
 }
 
-/// The admin `GET /admins` lists and messages are sent from in examples.
-pub const ADMIN_ID: u64 = 394051;
+pub use admins::ADMIN_ID;
 
 /// Larger bodies are refused; a message is a few KiB at most.
 const MAX_BODY: usize = 1 << 20;
@@ -106,6 +111,7 @@ struct State {
     limiter: WindowLimiter,
     faults: Faults,
     contacts: Option<Contacts>,
+    admins: Admins,
     log: Option<MessageLog>,
     next_id: AtomicU64,
 }
@@ -119,6 +125,10 @@ pub struct Dropped;
 /// Starts a sandbox on `listen` (port 0 picks a free one) and returns once it is listening.
 pub async fn start(config: SandboxConfig, listen: SocketAddr) -> anyhow::Result<RunningSandbox> {
     let contacts = config.contacts.as_deref().map(Contacts::load).transpose()?;
+    let admins = match &config.admins {
+        Some(path) => Admins::load(path)?,
+        None => Admins::default(),
+    };
     let (log, writer) = match &config.log {
         Some(path) => {
             let (log, writer) = log::open(path)?;
@@ -133,6 +143,7 @@ pub async fn start(config: SandboxConfig, listen: SocketAddr) -> anyhow::Result<
         limiter: WindowLimiter::new(config.faults.rate_limit),
         faults: Faults::new(&config.faults),
         contacts,
+        admins,
         log,
         next_id: AtomicU64::new(first_id()),
     });
@@ -228,7 +239,9 @@ async fn handle(
         )
     } else {
         match route {
-            Route::Admins => Reply::Answer(json_response(StatusCode::OK, &admin_list())),
+            Route::Admins => {
+                Reply::Answer(json_response(StatusCode::OK, &state.admins.list_body()))
+            }
             Route::Messages => create_message(&state, req)
                 .await
                 .unwrap_or_else(|e| Reply::Answer(e.response())),
@@ -290,6 +303,7 @@ async fn create_message(state: &State, req: Request<Incoming>) -> Result<Reply, 
     };
     if state.validate {
         state.schemas.check(version, &body)?;
+        state.admins.sender(&body)?;
     }
     if let Some(contacts) = &state.contacts {
         contacts.check(&body)?;
@@ -314,7 +328,7 @@ async fn create_message(state: &State, req: Request<Incoming>) -> Result<Reply, 
     }
     Ok(Reply::Answer(json_response(
         StatusCode::OK,
-        &message_object(&id, &body),
+        &message_object(&id, &body, state.admins.owner(&body)),
     )))
 }
 
@@ -340,20 +354,15 @@ struct Message<'a> {
     subject: Option<&'a Value>,
     body: &'a Value,
     message_type: &'static str,
-    owner: Admin,
+    owner: Cow<'a, Admin>,
 }
 
-fn message_object<'a>(id: &'a str, body: &'a Value) -> Message<'a> {
+fn message_object<'a>(id: &'a str, body: &'a Value, owner: Cow<'a, Admin>) -> Message<'a> {
     // Intercom answers `inapp` whichever spelling the request used.
     let message_type = match body.get("message_type").and_then(Value::as_str) {
         Some("email") => "email",
         Some("whatsapp") => "whatsapp",
         _ => "inapp",
-    };
-    let from_id = match body.pointer("/from/id") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => ADMIN_ID.to_string(),
     };
     Message {
         kind: "admin_message",
@@ -362,35 +371,8 @@ fn message_object<'a>(id: &'a str, body: &'a Value) -> Message<'a> {
         subject: (message_type == "email").then(|| body.get("subject").unwrap_or(&Value::Null)),
         body: body.get("body").unwrap_or(&Value::Null),
         message_type,
-        owner: admin(from_id),
+        owner,
     }
-}
-
-/// An admin, in the spec's order.
-#[derive(Serialize)]
-struct Admin {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    id: String,
-    name: &'static str,
-    email: String,
-    away_mode_enabled: bool,
-    away_mode_reassign: bool,
-}
-
-fn admin(id: String) -> Admin {
-    Admin {
-        kind: "admin",
-        email: format!("admin{id}@sandbox.invalid"),
-        id,
-        name: "Sandbox Admin",
-        away_mode_enabled: false,
-        away_mode_reassign: false,
-    }
-}
-
-fn admin_list() -> Value {
-    json!({"type": "admin.list", "admins": [admin(ADMIN_ID.to_string())]})
 }
 
 /// The `campaign sandbox` command: prints the address, serves until Ctrl-C.

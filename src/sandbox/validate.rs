@@ -85,7 +85,7 @@ impl Schemas {
 /// Builds a schema document from `components.schemas.create_message_request` that also carries
 /// `components`, so that its `#/components/schemas/...` references resolve.
 fn compile(spec: &str) -> anyhow::Result<Validator> {
-    let doc: Value = serde_yaml::from_str(spec)?;
+    let doc: Value = serde_saphyr::from_str(spec)?;
     let components = doc.get("components").context("no components")?.clone();
     let mut schema = components
         .pointer("/schemas/create_message_request")

@@ -71,9 +71,9 @@ fn read_token(args: &SendArgs) -> anyhow::Result<Token> {
 
 fn random_token() -> String {
     use rand::Rng;
-    let mut rng = rand::thread_rng();
+    let mut rng = rand::rng();
     (0..32)
-        .map(|_| format!("{:x}", rng.gen_range(0..16u8)))
+        .map(|_| format!("{:x}", rng.random_range(0..16u8)))
         .collect()
 }
 
@@ -555,6 +555,7 @@ async fn start_sandbox(
         token: Some(token.expose().to_string()),
         faults: args.faults.clone(),
         contacts: args.sandbox_contacts.clone(),
+        admins: args.sandbox_admins.clone(),
         log: Some(log.clone()),
     };
     let running = sandbox::start(config, "127.0.0.1:0".parse()?).await?;

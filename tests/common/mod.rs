@@ -316,7 +316,7 @@ pub fn spec_validator(version: &str) -> jsonschema::Validator {
         _ => "openapi/messages-only-2.16.yaml",
     };
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
-    let spec: Value = serde_yaml::from_str(&text).unwrap();
+    let spec: Value = serde_saphyr::from_str(&text).unwrap();
     let mut schema = spec["components"]["schemas"]["create_message_request"].clone();
     schema["components"] = spec["components"].clone();
     jsonschema::validator_for(&schema).unwrap()
