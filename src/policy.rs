@@ -95,6 +95,8 @@ pub fn decide(attempt: &Attempt, tries: Tries) -> Decision {
                     fatal: true,
                     ..last
                 }),
+                // An unknown sender is not a contact still being indexed: it will not appear.
+                404 if last.error.code == "admin_not_found" => Decision::Final(last),
                 404 => {
                     let after = backoff(tries.attempts);
                     let waited = tries.not_found_for.unwrap_or_default();
@@ -230,6 +232,23 @@ mod tests {
         t.not_found_for = Some(Duration::from_secs(60));
         assert_eq!(
             status_of(&decide(&rejected(404), t)),
+            Some(RowStatus::Failed)
+        );
+    }
+
+    #[test]
+    fn an_unknown_admin_fails_at_once() {
+        let attempt = Attempt::Rejected {
+            status: 404,
+            error: ApiError {
+                code: "admin_not_found".into(),
+                ..ApiError::default()
+            },
+            rate: RateInfo::default(),
+            retry_after: None,
+        };
+        assert_eq!(
+            status_of(&decide(&attempt, tries(1))),
             Some(RowStatus::Failed)
         );
     }
