@@ -668,8 +668,8 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Status> {
     let loaded = match load(&args.campaign)? {
         Ok(l) => l,
         Err(report) => {
-            eprint!("{}", report.render());
-            eprintln!(
+            crate::say_part!("{}", report.render());
+            crate::say!(
                 "{}: {}; nothing was sent.",
                 args.campaign.display(),
                 counted(report.errors, "template error")
@@ -678,17 +678,17 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Status> {
         }
     };
     let pre = preflight(&loaded, args.allow_duplicates, &mut |_, _| None);
-    eprint!("{}", pre.report.render());
+    crate::say_part!("{}", pre.report.render());
     let summary = summary_line(&loaded.campaign, &pre);
     if pre.report.has_errors() {
-        eprintln!(
+        crate::say!(
             "{summary}: {}, {}.",
             counted(pre.report.errors, "error"),
             counted(pre.report.warnings, "warning")
         );
         Ok(Status::Invalid)
     } else {
-        println!("{summary}: ok{}.", warnings_suffix(&pre.report));
+        crate::out!("{summary}: ok{}.", warnings_suffix(&pre.report));
         Ok(Status::Ok)
     }
 }

@@ -4,6 +4,34 @@
 //! turns a row into a request body, [`check`] runs all of that over every row before anything is
 //! sent, [`send`] posts through one limiter and a bounded pool, and [`results`] records every
 //! outcome so that a run can be resumed. [`sandbox`] is a local Intercom to rehearse against.
+/// A line on stderr. A stderr that is gone (a closed pipe, a full disk) must not stop a run that
+/// is sending: the results file, not the terminal, is the record.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// Text on stderr without a line break, as [`say!`].
+#[macro_export]
+macro_rules! say_part {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// A line on stdout, as [`say!`]: a reader that went away (`| head`) is not an error of ours.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod answer;
 pub mod cells;
 pub mod check;

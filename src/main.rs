@@ -8,7 +8,7 @@ fn main() -> ExitCode {
     match campaign::run(cli) {
         Ok(status) => ExitCode::from(status as u8),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            campaign::say!("error: {err:#}");
             ExitCode::from(campaign::exit_code_for(&err) as u8)
         }
     }

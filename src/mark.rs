@@ -66,7 +66,7 @@ pub fn run(args: &MarkArgs) -> anyhow::Result<Status> {
         .collect();
     results::amend(&ledger, &changes)?;
     let rows: Vec<String> = chosen.iter().map(|(r, _)| r.to_string()).collect();
-    eprintln!(
+    crate::say!(
         "{}: marked {} as `{}` ({code}): {}{}",
         ledger.results.display(),
         crate::check::counted(rows.len() as u64, "row"),

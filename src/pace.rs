@@ -114,18 +114,27 @@ pub struct Gate {
 #[derive(Default)]
 struct GateState {
     until: Option<Instant>,
-    /// The time paused so far, in all: what the run's stall bound and its report count.
-    paused: Duration,
+    /// When the current (or last) pause began.
+    since: Option<Instant>,
+    /// The pauses before it, in all.
+    before: Duration,
 }
 
 impl Gate {
     pub fn pause_until(&self, until: Instant) {
         let mut s = self.state.lock().unwrap();
         let now = Instant::now();
-        let from = s.until.map_or(now, |cur| cur.max(now));
-        if until > from {
-            s.paused += until - from;
-            s.until = Some(until);
+        match (s.since, s.until) {
+            // Paused now: the pause is extended.
+            (_, Some(cur)) if cur > now => s.until = Some(until.max(cur)),
+            // Open: a new pause, the last one counted in full.
+            (since, cur) => {
+                if let (Some(a), Some(b)) = (since, cur) {
+                    s.before += b.saturating_duration_since(a);
+                }
+                s.since = Some(now);
+                s.until = Some(until);
+            }
         }
     }
 
@@ -148,9 +157,15 @@ impl Gate {
             .is_none_or(|t| t <= Instant::now())
     }
 
-    /// How long every sender has been (or is now set to be) paused, in all.
+    /// How long every sender has been paused so far, in all: what the run's stall bound and its
+    /// report count.
     pub fn paused(&self) -> Duration {
-        self.state.lock().unwrap().paused
+        let s = self.state.lock().unwrap();
+        let current = match (s.since, s.until) {
+            (Some(a), Some(b)) => b.min(Instant::now()).saturating_duration_since(a),
+            _ => Duration::ZERO,
+        };
+        s.before + current
     }
 }
 
@@ -288,6 +303,18 @@ impl InFlight {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gate_counts_the_time_it_was_paused_not_the_time_it_was_told() {
+        let gate = Gate::default();
+        gate.pause_until(Instant::now() + Duration::from_secs(3600));
+        assert!(
+            gate.paused() < Duration::from_secs(60),
+            "{:?}",
+            gate.paused()
+        );
+        assert!(!gate.is_open());
+    }
 
     #[test]
     fn auto_follows_littles_law() {

@@ -10,7 +10,7 @@ pub fn run(args: &PreviewArgs) -> anyhow::Result<Status> {
     let loaded = match load(&args.campaign)? {
         Ok(l) => l,
         Err(report) => {
-            eprint!("{}", report.render());
+            crate::say_part!("{}", report.render());
             return Ok(Status::Invalid);
         }
     };
@@ -22,7 +22,7 @@ pub fn run(args: &PreviewArgs) -> anyhow::Result<Status> {
         Recipients::open(&loaded.campaign.recipients, loaded.campaign.delimiter)
             .map_err(|p| anyhow::anyhow!("{p}"))?;
     for p in &header {
-        eprintln!("{p}");
+        crate::say!("{p}");
     }
     let renderer = RowRenderer::new(&loaded, &recipients);
     let stdout = std::io::stdout();
@@ -37,7 +37,7 @@ pub fn run(args: &PreviewArgs) -> anyhow::Result<Status> {
             Ok(row) => row,
             Err(p) => {
                 if args.row.is_none() || p.record == args.row {
-                    eprintln!("{p}");
+                    crate::say!("{p}");
                     status = Status::Invalid;
                     shown += 1;
                 }
@@ -54,7 +54,7 @@ pub fn run(args: &PreviewArgs) -> anyhow::Result<Status> {
         match renderer.render(&row) {
             Ok((request, warnings)) => {
                 for w in warnings {
-                    eprintln!("{w}");
+                    crate::say!("{w}");
                 }
                 if args.json {
                     serde_json::to_writer(&mut out, &request)?;
@@ -74,7 +74,7 @@ pub fn run(args: &PreviewArgs) -> anyhow::Result<Status> {
             Err(problems) => {
                 status = Status::Invalid;
                 for p in problems {
-                    eprintln!("{p}");
+                    crate::say!("{p}");
                 }
             }
         }

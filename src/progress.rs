@@ -123,7 +123,7 @@ impl Progress {
             None => {
                 if self.last_line.elapsed() >= LINE_EVERY {
                     self.last_line = Instant::now();
-                    eprintln!(
+                    crate::say!(
                         "progress: {}/{} rows, {}, {}",
                         self.done(),
                         self.total,
@@ -139,7 +139,7 @@ impl Progress {
     pub fn println(&self, msg: &str) {
         match &self.bar {
             Some(bar) => bar.println(msg),
-            None => eprintln!("{msg}"),
+            None => crate::say!("{msg}"),
         }
     }
 

@@ -91,7 +91,7 @@ fn two_or_three_runs_started_together_send_each_row_once() {
     for (n, extra) in [(2, &[][..]), (3, &[][..]), (3, &["--resume"][..])] {
         let f = Fixture::new(&people_csv(60), &email_campaign(""));
         if extra.contains(&"--resume") {
-            f.send(&server, &["--limit", "10"]).success();
+            f.send(&server, &["--limit", "10"]).code(3);
         }
         let outs = at_once(&f, &server.url(), n, extra);
         let busy: Vec<String> = outs
@@ -165,7 +165,7 @@ fn the_results_file_is_beside_the_campaign_whatever_the_current_folder() {
             .args(extra);
         cmd.assert()
     };
-    run(elsewhere.path(), &["--limit", "2"]).success();
+    run(elsewhere.path(), &["--limit", "2"]).code(3);
     assert!(f.path("campaign.results.csv").exists());
     assert!(!elsewhere.path().join("campaign.results.csv").exists());
     // From the campaign's own folder, or a third one: the same run, not a new one.
@@ -249,7 +249,7 @@ fn a_server_that_answers_429_forever_stops_the_run_with_exit_3() {
         let out = f.send(&server, &["--stall-timeout", "3s"]).code(3);
         let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
         assert!(
-            err.contains("more than the stall bound of 3s") && err.contains("--resume"),
+            err.contains("past the stall bound of 3s") && err.contains("--resume"),
             "{err}"
         );
         // Nothing was created by a 429: those rows are not `unknown`.
@@ -311,7 +311,7 @@ fn the_printed_resume_command_runs_as_printed() {
         .env_remove("INTERCOM_TOKEN")
         .args(args)
         .assert()
-        .success();
+        .code(3);
     let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     let printed = err
         .split("To continue: ")
@@ -421,4 +421,127 @@ fn the_journal_is_synced_before_each_request_is_written() {
         }
     }
     assert_eq!(posts, 40, "every request seen in the trace");
+}
+
+#[test]
+fn a_results_file_that_lost_rows_after_a_run_is_refused_not_sent_again() {
+    // As after a power cut that lost the file's last writes, or a copy put back by hand.
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let f = Fixture::new(&people_csv(5), &email_campaign(""));
+    f.send(&server, &[]).success();
+    let text = std::fs::read_to_string(f.results()).unwrap();
+    let header = text.lines().next().unwrap().to_string();
+    std::fs::write(f.results(), header + "\n").unwrap();
+    f.send(&server, &["--resume"]).code(2).stderr(
+        predicates::str::contains(
+            "holds 0 rows, but 5 rows were recorded in it after the last run",
+        )
+        .and(predicates::str::contains("Restore it from a copy")),
+    );
+    assert_eq!(server.requests().len(), 5);
+}
+
+#[test]
+fn a_results_file_without_its_journal_is_refused() {
+    // A rehearsal's results renamed to be the real campaign's: without the journal nothing says
+    // they were rehearsed, so they must not count as sent to customers.
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let f = Fixture::new(&people_csv(6), &email_campaign(""));
+    f.cmd()
+        .env_remove("INTERCOM_TOKEN")
+        .args(["send", "campaign.toml", "--sandbox", "--limit", "3"])
+        .assert()
+        .code(3);
+    std::fs::rename(f.path("campaign.sandbox.results.csv"), f.results()).unwrap();
+    f.send(&server, &["--resume"])
+        .code(2)
+        .stderr(predicates::str::contains(
+            "its journal results.csv.journal is missing",
+        ));
+    assert!(server.requests().is_empty());
+    // With the journal brought along, it is refused for what it is: a rehearsal.
+    std::fs::rename(
+        f.path("campaign.sandbox.results.csv.journal"),
+        f.path("results.csv.journal"),
+    )
+    .unwrap();
+    f.send(&server, &["--resume"])
+        .code(2)
+        .stderr(predicates::str::contains("records a run against sandbox"));
+    assert!(server.requests().is_empty());
+}
+
+#[test]
+fn a_journal_of_another_campaign_is_refused_before_it_touches_the_results() {
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let f = Fixture::new(&people_csv(4), &email_campaign(""));
+    f.send(&server, &["--limit", "2"]).code(3);
+    let before = std::fs::read(f.results()).unwrap();
+    f.write(
+        "results.csv.journal",
+        "campaign-journal v2 results_offset=0 settings=deadbeef@sandbox content=0 rows=0\n3\tforeign-id\n",
+    );
+    f.send(&server, &["--resume"])
+        .code(2)
+        .stderr(predicates::str::contains("records a run against sandbox"));
+    assert_eq!(std::fs::read(f.results()).unwrap(), before);
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[test]
+fn removing_the_lock_file_during_a_run_stops_it() {
+    let server = TestServer::start(Arc::new(|r, _| {
+        Reply::Delay(Duration::from_millis(50), Box::new(ok_reply(r)))
+    }));
+    let f = Fixture::new(
+        &people_csv(40),
+        &email_campaign("").replace("200/s", "10/s"),
+    );
+    let child = f.spawn_send(&server.url(), &[]);
+    while server.requests().is_empty() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::fs::remove_file(f.path("results.csv.lock")).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("the lock file was removed or replaced"),
+        "{err}"
+    );
+    assert!(server.requests().len() < 40);
+}
+
+#[test]
+fn a_closed_stderr_does_not_stop_a_run() {
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let f = Fixture::new(&people_csv(30), &email_campaign(""));
+    let mut child = f.spawn_send(&server.url(), &[]);
+    drop(child.stderr.take()); // writes to it now fail with a broken pipe
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(f.result_rows().len(), 30);
+}
+
+#[test]
+fn a_resume_with_nothing_to_do_leaves_skipped_rows_as_they_are() {
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let f = Fixture::new(
+        &(people_csv(3) + ",Nobody,pro,Company X\n"),
+        &email_campaign(""),
+    );
+    f.send(&server, &["--skip-invalid"]).success();
+    let before = std::fs::read(f.results()).unwrap();
+    f.send(&server, &["--resume", "--skip-invalid"]).success();
+    assert_eq!(std::fs::read(f.results()).unwrap(), before);
+}
+
+#[test]
+fn a_results_file_saved_with_crlf_line_breaks_resumes() {
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let f = Fixture::new(&people_csv(4), &email_campaign(""));
+    f.send(&server, &["--limit", "2"]).code(3);
+    let text = std::fs::read_to_string(f.results()).unwrap();
+    std::fs::write(f.results(), text.replace('\n', "\r\n")).unwrap();
+    f.send(&server, &["--resume"]).success();
+    assert_eq!(server.requests().len(), 4);
 }

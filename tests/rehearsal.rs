@@ -279,7 +279,7 @@ fn sigkill_at_random_points_then_resume_never_sends_twice_and_loses_nothing() {
 #[test]
 fn a_rehearsal_resumed_keeps_one_log_of_every_message_with_unique_ids() {
     let dir = sample_dir();
-    let run = |extra: &[&str]| {
+    let run = |extra: &[&str], code: i32| {
         assert_cmd::Command::new(bin())
             .current_dir(dir.path())
             .env_remove("INTERCOM_TOKEN")
@@ -287,10 +287,11 @@ fn a_rehearsal_resumed_keeps_one_log_of_every_message_with_unique_ids() {
             .args(extra)
             .timeout(Duration::from_secs(60))
             .assert()
-            .success();
+            .code(code);
     };
-    run(&["--limit", "7"]);
-    run(&["--resume"]);
+    // Rows left by --limit: a stop that can be resumed (exit 3), not "every row sent".
+    run(&["--limit", "7"], 3);
+    run(&["--resume"], 0);
     let log = read_log(&dir.path().join("samples/welcome.sandbox.jsonl"));
     assert_eq!(
         log.len(),

@@ -58,14 +58,14 @@ pub fn run(args: &PreviewArgs, loaded: &Loaded, file: &Path) -> anyhow::Result<S
         .iter()
         .chain(chosen.rows.iter().flat_map(|r| &r.problems))
     {
-        eprintln!("{p}");
+        crate::say!("{p}");
         if p.severity == Severity::Error {
             status = Status::Invalid;
         }
     }
     let html = render_page(loaded, &recipients, &variants, &chosen);
     write_page(file, &html)?;
-    println!("{}", summary(file, &chosen));
+    crate::out!("{}", summary(file, &chosen));
     if args.open {
         open_in_browser(&std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf()));
     }
@@ -102,7 +102,7 @@ fn summary(file: &Path, c: &Chosen) -> String {
 /// error (the page is written either way).
 fn open_in_browser(file: &Path) {
     if let Err(e) = open::that_detached(file) {
-        eprintln!(
+        crate::say!(
             "could not open a browser ({e}); open {} yourself",
             file.display()
         );

@@ -129,7 +129,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<Status> {
     }
     if let Some(file) = &args.html {
         crate::pages::write_page(file, &html::render(&report))?;
-        eprintln!("wrote {}", file.display());
+        crate::say!("wrote {}", file.display());
     }
     Ok(Status::Ok)
 }

@@ -19,6 +19,9 @@ pub struct JournalHeader {
     pub settings: String,
     /// The recipients CSV's content hash.
     pub content: String,
+    /// Rows the results file held, synced, when the header was written: fewer later means the
+    /// file was cut or replaced behind the ledger's back (0: not known, a version 1 journal).
+    pub rows: u64,
 }
 
 /// Version 2 escapes the recipient (a rendered template may hold a tab or a line break).
@@ -28,8 +31,8 @@ const MAGIC_V1: &str = "campaign-journal v1";
 impl JournalHeader {
     fn line(&self) -> String {
         format!(
-            "{MAGIC_V2} results_offset={} settings={} content={}\n",
-            self.results_offset, self.settings, self.content
+            "{MAGIC_V2} results_offset={} settings={} content={} rows={}\n",
+            self.results_offset, self.settings, self.content, self.rows
         )
     }
 
@@ -44,12 +47,14 @@ impl JournalHeader {
             results_offset: 0,
             settings: String::new(),
             content: String::new(),
+            rows: 0,
         };
         for kv in rest.split_whitespace() {
             match kv.split_once('=')? {
                 ("results_offset", v) => h.results_offset = v.parse().ok()?,
                 ("settings", v) => h.settings = v.to_string(),
                 ("content", v) => h.content = v.to_string(),
+                ("rows", v) => h.rows = v.parse().ok()?,
                 _ => {}
             }
         }
@@ -169,12 +174,18 @@ pub(super) const RETIRED: u64 = u64::MAX;
 /// Retires a journal whose rows all have an outcome line now: it keeps its header's campaign
 /// fingerprint, for the next resume to compare with, and no row; its offset says that no run is
 /// writing (offsets do not survive compaction, so none may be trusted after it).
-pub(super) fn retire(path: &Path, header: &JournalHeader) -> anyhow::Result<()> {
+pub(super) fn retire(path: &Path, header: &JournalHeader, rows: u64) -> anyhow::Result<()> {
     let retired = JournalHeader {
         results_offset: RETIRED,
+        rows,
         ..header.clone()
     };
     replace_file(path, |f| Ok(f.write_all(retired.line().as_bytes())?))
+}
+
+/// The journal's header, if it has one: the campaign and target its results belong to.
+pub fn header(path: &Path) -> anyhow::Result<Option<JournalHeader>> {
+    Ok(read(path)?.header)
 }
 
 /// Whether the journal lists a row.
@@ -223,6 +234,7 @@ mod tests {
             results_offset: 42,
             settings: "abc@sandbox".into(),
             content: "0123".into(),
+            rows: 7,
         }
     }
 

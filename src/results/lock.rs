@@ -17,7 +17,8 @@ pub struct Busy {
 /// Held while this process uses the ledger; the lock goes with the file when it is dropped.
 #[derive(Debug)]
 pub struct RunLock {
-    _file: File,
+    file: File,
+    path: std::path::PathBuf,
 }
 
 impl RunLock {
@@ -69,7 +70,27 @@ impl RunLock {
         file.rewind()?;
         file.write_all(me.as_bytes())?;
         file.flush()?;
-        Ok(RunLock { _file: file })
+        Ok(RunLock {
+            file,
+            path: lock.to_path_buf(),
+        })
+    }
+
+    /// Whether the lock file at the path is still the one this process locked: one removed or
+    /// replaced by hand would let another run take a lock of its own beside this one.
+    pub fn still_held(&self) -> bool {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            match (self.file.metadata(), std::fs::metadata(&self.path)) {
+                (Ok(held), Ok(now)) => held.dev() == now.dev() && held.ino() == now.ino(),
+                _ => false,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            self.path.exists()
+        }
     }
 }
 
@@ -90,7 +111,10 @@ mod tests {
             "{}",
             busy.holder
         );
+        assert!(first.still_held());
         drop(first);
-        RunLock::acquire(&lock, &results).unwrap();
+        let again = RunLock::acquire(&lock, &results).unwrap();
+        std::fs::remove_file(&lock).unwrap();
+        assert!(!again.still_held());
     }
 }

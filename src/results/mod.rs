@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _};
 
 pub use amend::{amend, Amendment};
-pub use journal::{Journal, JournalHeader};
+pub use journal::{header as journal_header, Journal, JournalHeader};
 pub use lock::RunLock;
 pub use row::{now_rfc3339, ResultRow, RowStatus, COLUMNS};
 pub use runs::{append_run, RunRecord};
@@ -68,7 +68,8 @@ impl Ledger {
     /// Whether an earlier run left anything: a row in the results file, or a row in its journal
     /// (a run killed before its first outcome was written has only the journal).
     pub fn has_history(&self) -> anyhow::Result<bool> {
-        Ok(settle::has_rows(&self.results)? || journal::has_rows(&self.journal)?)
+        let recorded = journal::header(&self.journal)?.is_some_and(|h| h.rows > 0);
+        Ok(recorded || settle::has_rows(&self.results)? || journal::has_rows(&self.journal)?)
     }
 }
 

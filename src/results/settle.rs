@@ -15,8 +15,8 @@ use super::writer::ResultsWriter;
 use super::{replace_file, Ledger, LineCap, MAX_LINE};
 
 /// The most rows a campaign can have and still be resumed: per-row state is kept in arrays
-/// indexed by row, so a corrupt row number must not size them.
-pub const MAX_ROWS: u64 = 50_000_000;
+/// indexed by row, so a corrupt row number must not size them (at this bound, 140 MB at most).
+pub const MAX_ROWS: u64 = 10_000_000;
 
 /// Rows per status.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +129,7 @@ pub fn settle(ledger: &Ledger, hash: &dyn Fn(&str) -> u64) -> anyhow::Result<Pri
         ..Prior::default()
     };
     let mut scan = scan(&ledger.results, offset, &mut prior, hash)?;
+    check_complete(ledger, entries.header.as_ref(), &prior)?;
 
     // Rows journaled by the last run without an outcome line from it: in flight when it stopped.
     let mut orphans: Vec<ResultRow> = Vec::new();
@@ -155,11 +156,17 @@ pub fn settle(ledger: &Ledger, hash: &dyn Fn(&str) -> u64) -> anyhow::Result<Pri
         }
         prior.recovered_unknown = orphans.len() as u64;
     }
+    // Every outcome on stable storage before the journal that would otherwise vouch for it goes.
+    writer.sync()?;
     drop(writer);
 
+    let rows = prior.statuses.iter().filter(|s| **s != 0).count() as u64;
     if let Some(header) = &entries.header {
-        if !entries.rows.is_empty() || header.results_offset != journal::RETIRED {
-            journal::retire(&ledger.journal, header)?;
+        if !entries.rows.is_empty()
+            || header.results_offset != journal::RETIRED
+            || header.rows != rows
+        {
+            journal::retire(&ledger.journal, header, rows)?;
         }
     }
     if scan.superseded(scan.lines) {
@@ -171,6 +178,30 @@ pub fn settle(ledger: &Ledger, hash: &dyn Fn(&str) -> u64) -> anyhow::Result<Pri
         }
     }
     Ok(prior)
+}
+
+/// Refuses a results file that lost rows the journal says it had, or that has rows but no journal
+/// (which says what campaign and target they belong to: a rehearsal's rows must never count as
+/// sent to customers).
+fn check_complete(
+    ledger: &Ledger,
+    header: Option<&JournalHeader>,
+    prior: &Prior,
+) -> anyhow::Result<()> {
+    let rows = prior.statuses.iter().filter(|s| **s != 0).count() as u64;
+    match header {
+        None if rows > 0 => bail!(
+            "{} holds {rows} rows, but its journal {} is missing: the journal records which campaign and which API those rows were sent to. If the results file was moved or copied, bring its .journal along; otherwise choose another --results file",
+            ledger.results.display(),
+            ledger.journal.display()
+        ),
+        Some(h) if rows < h.rows => bail!(
+            "{} holds {rows} rows, but {} rows were recorded in it after the last run: it was cut or replaced (a copy, an edit, a disk that lost writes). Restore it from a copy; resuming now could message those rows again",
+            ledger.results.display(),
+            h.rows
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// What a read of the results file found besides each row's status.
@@ -232,7 +263,7 @@ fn scan(
             )
         })?;
         prior.set(row, status, hash(&recipient));
-        if offset.is_some_and(|o| start >= o) {
+        if offset.is_some_and(|o| after(start, o)) {
             if scan.answered.len() <= row as usize {
                 scan.answered.resize(row as usize + 1, false);
             }
@@ -264,10 +295,17 @@ fn repair_tail(results: &Path, offset: Option<u64>) -> anyhow::Result<()> {
         w.into_inner()
             .map_err(|e| anyhow::anyhow!("{}", e.error()))?
     };
-    if tail == whole {
+    // A file saved with CRLF line breaks (by a spreadsheet) is whole too.
+    let lf = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .replace("\r\n", "\n")
+            .trim_start_matches('\n')
+            .to_string()
+    };
+    if tail == whole || lf(&tail) == lf(&whole) {
         return Ok(());
     }
-    if record.len() > width || offset.is_none_or(|o| start < o) {
+    if record.len() > width || offset.is_none_or(|o| !after(start, o)) {
         bail!(
             "{}: line {line} is incomplete or damaged, and no run was writing it: restore the file from a copy, or fix that line by hand (each row's status decides whether it is sent again)",
             results.display()
@@ -279,7 +317,7 @@ fn repair_tail(results: &Path, offset: Option<u64>) -> anyhow::Result<()> {
         std::io::Write::write_all(&mut file, &whole)?;
     }
     file.sync_all()?;
-    eprintln!(
+    crate::say!(
         "{}: line {line} was cut short by a run that stopped while writing it: {}",
         results.display(),
         if record.len() == width {
@@ -289,6 +327,13 @@ fn repair_tail(results: &Path, offset: Option<u64>) -> anyhow::Result<()> {
         }
     );
     Ok(())
+}
+
+/// Whether a record starting at `start` was written at or after `offset`. After a CRLF line break
+/// (a file saved by a spreadsheet) the csv reader places the next record's start on the break's
+/// `\n`, one byte early; no record truly starts there, since `offset` is always at a line's start.
+fn after(start: u64, offset: u64) -> bool {
+    start + 1 >= offset
 }
 
 /// The last record of the results file: its start, line, fields, and the header's width.
@@ -419,6 +464,7 @@ mod tests {
             results_offset: offset,
             settings: "s@sandbox".into(),
             content: "c".into(),
+            rows: 0,
         }
     }
 
@@ -494,7 +540,13 @@ mod tests {
         assert_eq!(p.recovered_unknown, 2);
         let retired = journal::read(&l.journal).unwrap();
         assert!(retired.rows.is_empty());
-        assert_eq!(retired.header, Some(header(journal::RETIRED)));
+        assert_eq!(
+            retired.header,
+            Some(JournalHeader {
+                rows: 3,
+                ..header(journal::RETIRED)
+            })
+        );
         assert_eq!(
             p.header,
             Some(header(p.header.as_ref().unwrap().results_offset))

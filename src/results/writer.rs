@@ -12,6 +12,7 @@ use super::row::{ResultRow, COLUMNS};
 /// which [`super::settle`] repairs.
 pub struct ResultsWriter {
     file: File,
+    path: std::path::PathBuf,
 }
 
 impl ResultsWriter {
@@ -22,7 +23,10 @@ impl ResultsWriter {
             .append(true)
             .open(path)
             .with_context(|| format!("cannot open the results file {}", path.display()))?;
-        let mut w = ResultsWriter { file };
+        let mut w = ResultsWriter {
+            file,
+            path: path.to_path_buf(),
+        };
         if w.file.metadata().map(|m| m.len() == 0).unwrap_or(true) {
             let mut header = csv::WriterBuilder::new().from_writer(Vec::new());
             header.write_record(COLUMNS)?;
@@ -54,14 +58,15 @@ impl ResultsWriter {
     pub fn sync(&self) -> anyhow::Result<()> {
         self.file
             .sync_data()
-            .context("cannot sync the results file")
+            .with_context(|| format!("cannot sync the results file {}", self.path.display()))
     }
 
     fn append(&mut self, lines: csv::Writer<Vec<u8>>) -> anyhow::Result<()> {
         let bytes = lines
             .into_inner()
             .map_err(|e| anyhow::anyhow!("cannot format a results line: {}", e.error()))?;
-        self.file.write_all(&bytes)?;
-        Ok(())
+        self.file
+            .write_all(&bytes)
+            .with_context(|| format!("cannot write the results file {}", self.path.display()))
     }
 }

@@ -62,7 +62,7 @@ fn write_lines(mut out: BufWriter<File>, rx: mpsc::Receiver<Entry>, path: &str) 
             .and_then(|()| out.write_all(b"\n"))
         {
             if !failed {
-                eprintln!("sandbox: cannot write the log {path}: {e}");
+                crate::say!("sandbox: cannot write the log {path}: {e}");
                 failed = true;
             }
         }

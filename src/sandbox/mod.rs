@@ -177,7 +177,7 @@ async fn accept_loop(
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
-                    eprintln!("sandbox: accept failed: {e}");
+                    crate::say!("sandbox: accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -386,7 +386,7 @@ pub async fn serve_forever(args: SandboxArgs) -> anyhow::Result<()> {
         out.flush()?;
     }
     tokio::signal::ctrl_c().await?;
-    eprintln!("sandbox: stopping");
+    crate::say!("sandbox: stopping");
     sandbox.shutdown().await
 }
 

@@ -113,8 +113,8 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     let mut loaded = match check::load(&args.campaign)? {
         Ok(l) => l,
         Err(report) => {
-            eprint!("{}", report.render());
-            eprintln!(
+            crate::say_part!("{}", report.render());
+            crate::say!(
                 "{}: invalid templates; nothing was sent.",
                 args.campaign.display()
             );
@@ -134,7 +134,13 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     let ledger = Ledger::new(results_path.clone());
     ledger.check_files()?;
     // Before anything of the ledger is read: one run at a time.
-    let _lock = RunLock::acquire(&ledger.lock, &ledger.results)?;
+    let lock = Arc::new(RunLock::acquire(&ledger.lock, &ledger.results)?);
+    // The same target and templates before the journal's rows are settled into the results file:
+    // a journal of another campaign must not write its rows there.
+    let settings = settings_fingerprint(&loaded.campaign, &target);
+    if let Some(header) = results::journal_header(&ledger.journal)? {
+        same_settings(&header, &settings, &args, &results_path)?;
+    }
     let mut prior = earlier_runs(&ledger, &args, &loaded.campaign.to_type)?;
     if let (true, Some(p)) = (args.sandbox, &prior) {
         let log = sandbox_log_path(&args, &loaded.campaign.path);
@@ -185,7 +191,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     expected.resize(pre.rows as usize, 0);
     if let Some(p) = &prior {
         if p.rows() > pre.rows {
-            eprintln!(
+            crate::say!(
                 "error: {}: the results file has rows beyond the CSV's {} rows: the CSV changed since the first run",
                 results_path.display(),
                 pre.rows
@@ -193,9 +199,9 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
             return Ok(Status::Invalid);
         }
     }
-    eprint!("{}", pre.report.render());
+    crate::say_part!("{}", pre.report.render());
     if refuses(&pre, &args) {
-        eprintln!(
+        crate::say!(
             "{}: {}, {}; nothing was sent{}.",
             check::summary_line(&loaded.campaign, &pre),
             check::counted(pre.report.errors, "error"),
@@ -210,11 +216,12 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
         return Ok(Status::Invalid);
     }
 
-    // The same campaign, not a changed one.
-    let settings = settings_fingerprint(&loaded.campaign, &target);
+    // The same rows' content, not a changed one.
     let content = format!("{:016x}", pre.content_hash);
     if let Some(header) = prior.as_ref().and_then(|p| p.header.as_ref()) {
-        same_campaign(header, &settings, &content, &args, &results_path)?;
+        if header.content != content && !args.allow_changed {
+            bail!("the recipients CSV's content changed since the first run of {} (the recipients are the same); add --allow-changed if that is intended", results_path.display());
+        }
     }
     if let Some(p) = &prior {
         announce_resume(p, &args, &results_path);
@@ -224,7 +231,13 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
             .filter(|&(row, s)| is_done(s, row, args.retry_unknown.as_ref()))
             .count() as u64
     });
-    let remaining = pre.rows.saturating_sub(already);
+    // Rows skipped before and invalid still are passed over, not sent: not left to do either.
+    let still_skipped = prior.as_ref().map_or(0, |p| {
+        p.rows_with(RowStatus::Skipped)
+            .filter(|&row| expected.get(row as usize - 1) == Some(&0))
+            .count() as u64
+    });
+    let remaining = pre.rows.saturating_sub(already + still_skipped);
     let to_send = args
         .limit
         .or(args.canary)
@@ -232,7 +245,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     let c = &loaded.campaign;
     let loaded_rate = c.send.rate.to_string();
     if args.dry_run {
-        println!(
+        crate::out!(
             "dry run: {to_send} messages would be sent to {} (rate {}, concurrency {:?}); nothing was sent.",
             if args.sandbox { "the sandbox".to_string() } else { c.base_url.clone() },
             c.send.rate,
@@ -244,7 +257,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
         let screen = confirmation(c, to_send, &results_path);
         let stdin = std::io::stdin();
         if !confirm(&screen, &mut stdin.lock(), &mut std::io::stderr())? {
-            eprintln!("not confirmed: nothing was sent.");
+            crate::say!("not confirmed: nothing was sent.");
             return Ok(Status::Invalid);
         }
     }
@@ -258,7 +271,9 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
             results_offset: 0,
             settings,
             content,
+            rows: prior.as_ref().map_or(0, Prior::rows),
         },
+        lock: Arc::clone(&lock),
         to_send,
     };
     // From here on requests may leave: an error is a stop that can be resumed, never "nothing
@@ -287,7 +302,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
         exit: status as u8,
     };
     if let Err(e) = results::append_run(&ledger.runs, &run) {
-        eprintln!("warning: {e:#}");
+        crate::say!("warning: {e:#}");
     }
     Ok(status)
 }
@@ -300,6 +315,7 @@ struct Sending<'a> {
     token: &'a Token,
     header: JournalHeader,
     to_send: u64,
+    lock: Arc<RunLock>,
 }
 
 impl Sending<'_> {
@@ -340,6 +356,7 @@ impl Sending<'_> {
             request_timeout: c.send.request_timeout,
             stall_timeout: c.send.stall_timeout,
             hours: c.send.hours.clone(),
+            lock: Arc::clone(&self.lock),
             rate_limited: Default::default(),
         });
         let mut writer = ResultsWriter::open(&self.ledger.results)?;
@@ -350,7 +367,7 @@ impl Sending<'_> {
                 ..self.header
             },
         )?;
-        eprintln!(
+        crate::say!(
             "sending {} messages to {base_url} at {} (in flight: {}); results: {}",
             self.to_send,
             c.send.rate,
@@ -363,11 +380,14 @@ impl Sending<'_> {
         let retry_unknown = args.retry_unknown.clone();
         let to_type = c.to_type.clone();
         let prior = Arc::new(prior.unwrap_or_default());
+        let skipped = Arc::clone(&prior);
         let done: Arc<dyn Fn(u64) -> bool + Send + Sync> = Arc::new(move |row| {
             prior
                 .status(row)
                 .is_some_and(|s| is_done(s, row, retry_unknown.as_ref()))
         });
+        let skipped_before: Arc<dyn Fn(u64) -> bool + Send + Sync> =
+            Arc::new(move |row| skipped.status(row) == Some(RowStatus::Skipped));
         let end = pipeline(
             loaded,
             Arc::clone(&shared),
@@ -375,14 +395,18 @@ impl Sending<'_> {
             &mut writer,
             self.to_send,
             args,
-            Known { done, expected },
+            Known {
+                done,
+                skipped_before,
+                expected,
+            },
         )
         .await;
         drop(writer);
         let settled = results::settle(self.ledger, &|r| recipient_hash(&to_type, r))?;
         if let Some((running, log)) = sandbox {
             running.shutdown().await?;
-            eprintln!("sandbox log: {}", log.display());
+            crate::say!("sandbox log: {}", log.display());
         }
         let paused = shared.gate.paused().as_millis() as u64;
         Ok((end, settled.tally, paused))
@@ -481,10 +505,9 @@ fn only_row_errors(pre: &check::Preflight) -> bool {
 }
 
 /// On resume: the same target, and unless --allow-changed, the same templates, settings and rows.
-fn same_campaign(
+fn same_settings(
     header: &JournalHeader,
     settings: &str,
-    content: &str,
     args: &SendArgs,
     results_path: &std::path::Path,
 ) -> anyhow::Result<()> {
@@ -503,9 +526,6 @@ fn same_campaign(
     if header.settings != settings && !args.allow_changed {
         bail!("the templates or message settings changed since the first run of {}; resuming would send a different message to the remaining rows. Add --allow-changed if that is intended", results_path.display());
     }
-    if header.content != content && !args.allow_changed {
-        bail!("the recipients CSV's content changed since the first run of {} (the recipients are the same); add --allow-changed if that is intended", results_path.display());
-    }
     Ok(())
 }
 
@@ -519,7 +539,7 @@ fn announce_resume(p: &results::Prior, args: &SendArgs, results_path: &std::path
     } else {
         String::new()
     };
-    eprintln!(
+    crate::say!(
         "resuming {}: {} sent, {} failed, {} unknown, {} skipped{recovered}",
         results_path.display(),
         p.tally.sent,
@@ -533,7 +553,7 @@ fn announce_resume(p: &results::Prior, args: &SendArgs, results_path: &std::path
         .collect();
     if !kept.is_empty() {
         let rows: Vec<String> = kept.iter().take(20).map(|r| r.to_string()).collect();
-        eprintln!(
+        crate::say!(
             "{} rows are `unknown` (rows {}{}): they may have reached their recipients and are not sent again. Check them in Intercom (the contact's conversations; the results file has each row's recipient), then record what you found with `campaign mark {} --rows ROWS --as sent|failed --note TEXT`, or send them on purpose with --resume --retry-unknown ROWS.",
             kept.len(),
             rows.join(", "),
@@ -559,7 +579,7 @@ async fn start_sandbox(
         log: Some(log.clone()),
     };
     let running = sandbox::start(config, "127.0.0.1:0".parse()?).await?;
-    eprintln!(
+    crate::say!(
         "sandbox: {} (every accepted message is logged to {})",
         running.base_url(),
         log.display()
@@ -640,7 +660,7 @@ fn settle_from_sandbox_log(
         .values()
         .filter(|a| a.status == RowStatus::Sent)
         .count();
-    eprintln!(
+    crate::say!(
         "settled {} `unknown` rows from the sandbox's log: {sent} were created (now `sent`), {} were not (sent again now)",
         changes.len(),
         changes.len() - sent

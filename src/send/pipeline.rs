@@ -72,6 +72,7 @@ pub struct Shared {
     pub request_timeout: Duration,
     pub stall_timeout: Duration,
     pub hours: Option<crate::hours::SendHours>,
+    pub lock: Arc<crate::results::RunLock>,
     /// 429 answers: each paused every sender until the window's reset.
     pub rate_limited: AtomicU64,
 }
@@ -80,6 +81,9 @@ pub struct Shared {
 pub struct Known {
     /// Whether a row is done already (an earlier run's results): it is passed over.
     pub done: Arc<dyn Fn(u64) -> bool + Send + Sync>,
+    /// Whether an earlier run recorded a row `skipped`: still invalid, its line is left as it is
+    /// (a resume with nothing to do changes nothing); valid now, it is sent.
+    pub skipped_before: Arc<dyn Fn(u64) -> bool + Send + Sync>,
     /// Each row's `check::row_hash` as preflight rendered it, by record number (0: an invalid
     /// row): a row that no longer reads so stops the reading.
     pub expected: Vec<u32>,
@@ -102,10 +106,6 @@ pub async fn pipeline(
     args: &SendArgs,
     known: Known,
 ) -> RunEnd {
-    let Known {
-        done: done_rows,
-        expected,
-    } = known;
     let stop_reason: Arc<Mutex<Option<StopReason>>> = Arc::new(Mutex::new(None));
     let set_stop = {
         let stop_reason = Arc::clone(&stop_reason);
@@ -124,10 +124,10 @@ pub async fn pipeline(
         let set_stop = set_stop.clone();
         tokio::spawn(async move {
             interrupt().await;
-            eprintln!("\ninterrupted: finishing the requests in flight (Ctrl-C again to quit at once; they would become `unknown`)");
+            crate::say!("\ninterrupted: finishing the requests in flight (Ctrl-C again to quit at once; they would become `unknown`)");
             set_stop(StopReason::Interrupted);
             interrupt().await;
-            eprintln!(
+            crate::say!(
                 "quitting now: requests in flight are recorded `unknown` when the run is resumed"
             );
             std::process::exit(Status::Interrupted as i32);
@@ -139,15 +139,8 @@ pub async fn pipeline(
     let (job_tx, mut job_rx) = mpsc::channel::<Vec<Item>>(QUEUED_BATCHES);
     let limit = args.limit.or(args.canary);
     let skip_invalid = args.skip_invalid;
-    let reader = std::thread::spawn(move || {
-        read_rows(
-            &loaded,
-            &expected,
-            &*done_rows,
-            (limit, skip_invalid),
-            &job_tx,
-        )
-    });
+    let reader =
+        std::thread::spawn(move || read_rows(&loaded, &known, (limit, skip_invalid), &job_tx));
 
     // Dispatcher: paces rows out; each request runs in its own task.
     let (out_tx, mut out_rx) = mpsc::channel::<(ResultRow, bool)>(1024);
@@ -213,6 +206,12 @@ pub async fn pipeline(
                         }
                     };
                     ready.push((job, permit));
+                }
+                if !shared.lock.still_held() {
+                    set_stop(StopReason::Io(
+                        "the lock file was removed or replaced during the run, so another run could start beside this one".into(),
+                    ));
+                    break;
                 }
                 // The record before the send, on stable storage: if this process dies (or the
                 // machine loses power) from here on, these rows are `unknown`. Synced on a
@@ -376,7 +375,7 @@ pub async fn pipeline(
 /// Waits until the send hours are open; `false` if the run is stopped meanwhile.
 async fn within_send_hours(hours: &crate::hours::SendHours, stop: &CancellationToken) -> bool {
     while let Some(until) = hours.closed_until(jiff::Timestamp::now()) {
-        eprintln!(
+        crate::say!(
             "outside the send hours ({hours}): waiting until {} (Ctrl-C stops cleanly; --resume continues later)",
             hours.local(until)
         );
@@ -414,7 +413,7 @@ impl Stall {
         let held = paused.saturating_sub(self.paused_at_progress);
         (held > self.bound).then(|| {
             format!(
-                "no row has had an outcome while the server held every sender back for {} (429 answers, or rate-limit headers with a reset far ahead), more than the stall bound of {} (--stall-timeout, [send] stall_timeout)",
+                "no row has had an outcome while the server held every sender back for {} (429 answers, or rate-limit headers with a reset far ahead), past the stall bound of {} (--stall-timeout, [send] stall_timeout)",
                 humantime::format_duration(Duration::from_secs(held.as_secs())),
                 humantime::format_duration(self.bound)
             )
@@ -428,11 +427,12 @@ impl Stall {
 /// handed over: the file changed since it was checked, and nothing more is sent from it.
 fn read_rows(
     loaded: &Loaded,
-    expected: &[u32],
-    done_rows: &(dyn Fn(u64) -> bool + Send + Sync),
+    known: &Known,
     (limit, skip_invalid): (Option<u64>, bool),
     job_tx: &mpsc::Sender<Vec<Item>>,
 ) -> anyhow::Result<()> {
+    let (expected, done_rows, skipped_before) =
+        (&known.expected, &*known.done, &*known.skipped_before);
     let c = &loaded.campaign;
     let (mut recipients, _) =
         Recipients::open(&c.recipients, c.delimiter).map_err(|p| anyhow::anyhow!("{p}"))?;
@@ -469,6 +469,7 @@ fn read_rows(
                         })
                     }
                     Err(_) if was(row.number) != 0 => return Err(changed(row.number, row.line)),
+                    Err(_) if skipped_before(row.number) => return Ok(None),
                     Err(problems) if skip_invalid => {
                         Item::Skip(Box::new(skipped(row.number, &rendered.to_id, &problems)))
                     }
@@ -479,6 +480,7 @@ fn read_rows(
                 return Err(changed(p.record.unwrap_or(0), p.line.unwrap_or(0)));
             }
             Err(p) if p.record.is_some_and(done_rows) => return Ok(None),
+            Err(p) if p.record.is_some_and(skipped_before) => return Ok(None),
             Err(p) if skip_invalid && p.record.is_some() => Item::Skip(Box::new(skipped(
                 p.record.unwrap_or(0),
                 "",

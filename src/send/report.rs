@@ -100,7 +100,7 @@ pub fn report_end(
 ) -> Status {
     let p = &end.progress;
     let secs = p.elapsed().as_secs_f64();
-    println!(
+    crate::out!(
         "sent {}, failed {}, unknown {}, skipped {} in {:.1}s ({:.1}/s); results: {}",
         p.sent,
         p.failed,
@@ -111,7 +111,7 @@ pub fn report_end(
         results_path.display()
     );
     if end.rate_limited > 0 {
-        eprintln!(
+        crate::say!(
             "rate limited: {} answers were 429; every sender waited for the window to reset, and those rows went again",
             end.rate_limited
         );
@@ -120,7 +120,7 @@ pub fn report_end(
         let mut rows = end.unknown_rows.clone();
         rows.sort_unstable();
         let shown: Vec<String> = rows.iter().take(20).map(|r| r.to_string()).collect();
-        eprintln!(
+        crate::say!(
             "{} rows are `unknown` (rows {}{}): the request may have reached Intercom. Check those contacts' conversations before sending again with --resume --retry-unknown.",
             rows.len(),
             shown.join(", "),
@@ -130,7 +130,7 @@ pub fn report_end(
     let resume = resume_command(args, results_path);
     match &end.stop {
         Some(StopReason::Interrupted) => {
-            eprintln!(
+            crate::say!(
                 "interrupted; {} rows not sent. To continue: {resume}",
                 end.left
             );
@@ -141,25 +141,25 @@ pub fn report_end(
             code,
             message,
         }) => {
-            eprintln!(
+            crate::say!(
                 "stopped: HTTP {status} {code} ({message}): the access token or the workspace's plan is the problem, and every later request would fail the same way. Fix it, then continue: {resume}"
             );
             Status::Stopped
         }
         Some(StopReason::Failures(why)) => {
-            eprintln!("stopped: {why}. Fix the cause, then continue: {resume}");
+            crate::say!("stopped: {why}. Fix the cause, then continue: {resume}");
             Status::Stopped
         }
         Some(StopReason::Io(why)) => {
-            eprintln!("stopped: {why}. Then continue: {resume}");
+            crate::say!("stopped: {why}. Then continue: {resume}");
             Status::Stopped
         }
         Some(StopReason::Stalled(why)) => {
-            eprintln!("stopped: {why}. Wait for the workspace's limit to free up (other integrations share it), then continue: {resume}");
+            crate::say!("stopped: {why}. Wait for the workspace's limit to free up (other integrations share it), then continue: {resume}");
             Status::Stopped
         }
         None if args.canary.is_some() && end.left > 0 => {
-            eprintln!(
+            crate::say!(
                 "canary: {} sent, {} rows wait. Before the rest goes, look at these in Intercom: the contacts' conversations (the results file has each row's recipient and message id), the message in an inbox (subject, body, links, sender), and any replies or bounces. Then continue: {resume}",
                 p.sent, end.left
             );
@@ -174,20 +174,23 @@ pub fn report_end(
             } else {
                 "`unknown` rows are sent again only on purpose, once checked in Intercom: add --retry-unknown to that command".to_string()
             };
-            eprintln!(
+            crate::say!(
                 "the results file holds {} sent, {} failed, {} unknown, {} skipped rows; {next}",
-                all.sent, all.failed, all.unknown, all.skipped
+                all.sent,
+                all.failed,
+                all.unknown,
+                all.skipped
             );
             Status::Failed
         }
-        None => {
-            if end.left > 0 {
-                eprintln!(
-                    "{} rows not sent yet (--limit). To continue: {resume}",
-                    end.left
-                );
-            }
-            Status::Ok
+        // Exit 0 means every row was sent: rows left by --limit are a stop that can be resumed.
+        None if end.left > 0 => {
+            crate::say!(
+                "{} rows not sent yet (--limit). To continue: {resume}",
+                end.left
+            );
+            Status::Stopped
         }
+        None => Status::Ok,
     }
 }
