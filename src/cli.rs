@@ -4,7 +4,18 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::{in_range, MAX_ATTEMPTS, MAX_FAILURES};
 use crate::rate::{parse_probability, LatencySpec, Rate};
+
+/// `--max-attempts`: the campaign file's range.
+fn max_attempts(s: &str) -> Result<u32, String> {
+    in_range(s, &MAX_ATTEMPTS).map(|n| n as u32)
+}
+
+/// `--max-failures`: the campaign file's range.
+fn max_failures(s: &str) -> Result<u32, String> {
+    in_range(s, &MAX_FAILURES).map(|n| n as u32)
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -75,17 +86,19 @@ pub struct SendArgs {
     /// Send the valid rows; record each invalid one as `skipped`.
     #[arg(long)]
     pub skip_invalid: bool,
-    /// Requests per time: `N/s`, `N/10s` or `N/min` [campaign file: send.rate].
+    /// Requests per time: `N/s`, `N/10s`, `N/min` or `N/h`, from 1/h to 1000000/s [campaign file:
+    /// send.rate].
     #[arg(long)]
     pub rate: Option<Rate>,
-    /// Requests in flight at most, or `auto` [campaign file: send.concurrency].
+    /// Requests in flight at most, 1 to 1024, or `auto` [campaign file: send.concurrency].
     #[arg(long)]
     pub concurrency: Option<crate::config::Concurrency>,
-    /// Attempts per row for transient failures [campaign file: send.max_attempts].
-    #[arg(long)]
+    /// Attempts per row for transient failures, 1 to 20 [campaign file: send.max_attempts].
+    #[arg(long, value_parser = max_attempts)]
     pub max_attempts: Option<u32>,
-    /// Stop after this many permanent failures in a row [campaign file: send.max_failures].
-    #[arg(long)]
+    /// Stop after this many permanent failures in a row, 1 to 1000000 [campaign file:
+    /// send.max_failures].
+    #[arg(long, value_parser = max_failures)]
     pub max_failures: Option<u32>,
     /// Send at most this many rows in this run.
     #[arg(long)]
@@ -119,7 +132,8 @@ pub struct SendArgs {
 /// How the sandbox misbehaves; shared by `sandbox` and `send --sandbox`.
 #[derive(Debug, Clone, Args)]
 pub struct FaultArgs {
-    /// The limit the sandbox enforces, in Intercom's 10-second windows.
+    /// The limit the sandbox enforces, in Intercom's 10-second windows (a rate as `send --rate`
+    /// takes it, from 1/h to 1000000/s).
     #[arg(long, default_value = "10000/min")]
     pub rate_limit: Rate,
     /// Delay before each answer: `50ms`, or a range `20ms..200ms`.
