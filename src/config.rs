@@ -197,6 +197,75 @@ struct SendSection {
     request_timeout: Option<String>,
 }
 
+impl SendSection {
+    /// The `[send]` settings, each within its range; errors name the file `name` and the key.
+    fn validate(self, name: &str) -> anyhow::Result<SendSettings> {
+        let s = self;
+        let bad = |key: &str, why: String| anyhow::anyhow!("{name}: {key}: {why}");
+        // A whole number in range; TOML's own integers are i64, so a negative one is named too.
+        let whole = |key: &str, v: &toml::Value, range: &RangeInclusive<u64>| match v {
+            toml::Value::Integer(n) => in_range(&n.to_string(), range).map_err(|e| bad(key, e)),
+            other => Err(bad(
+                key,
+                format!(
+                    "`{other}`: expected a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            )),
+        };
+        let rate: Rate = s
+            .rate
+            .as_deref()
+            .unwrap_or(DEFAULT_RATE)
+            .parse()
+            .map_err(|e: String| bad("[send] rate", e))?;
+        let concurrency = match s.concurrency {
+            None => Concurrency::Auto,
+            Some(toml::Value::String(t)) => t
+                .parse()
+                .map_err(|e: String| bad("[send] concurrency", e))?,
+            Some(v) => Concurrency::Fixed(
+                whole("[send] concurrency", &v, &CONCURRENCY)
+                    .map_err(|e| anyhow::anyhow!("{e}, or \"auto\""))? as usize,
+            ),
+        };
+        let max_failure_share = s.max_failure_share.unwrap_or(0.5);
+        if !(0.0..=1.0).contains(&max_failure_share) || max_failure_share == 0.0 {
+            return Err(bad(
+                "[send] max_failure_share",
+                "must be above 0 and at most 1".into(),
+            ));
+        }
+        let count = |key: &str, v: Option<toml::Value>, default: u32, range| match v {
+            None => Ok(default),
+            Some(v) => whole(key, &v, range).map(|n| n as u32),
+        };
+        let duration = |key: &str, v: Option<String>, default: &str, range| {
+            duration_in(v.as_deref().unwrap_or(default), range).map_err(|e| bad(key, e))
+        };
+        Ok(SendSettings {
+            rate,
+            concurrency,
+            max_attempts: count("[send] max_attempts", s.max_attempts, 5, &MAX_ATTEMPTS)?,
+            max_failures: count("[send] max_failures", s.max_failures, 20, &MAX_FAILURES)?,
+            max_failure_share,
+            retry_not_found_for: duration(
+                "[send] retry_not_found_for",
+                s.retry_not_found_for,
+                "60s",
+                &RETRY_NOT_FOUND_FOR,
+            )?,
+            request_timeout: duration(
+                "[send] request_timeout",
+                s.request_timeout,
+                "30s",
+                &REQUEST_TIMEOUT,
+            )?,
+        })
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IntercomSection {
@@ -221,18 +290,6 @@ impl Campaign {
         let name = path.display().to_string();
         let mut warnings = Vec::new();
         let bad = |key: &str, why: String| anyhow::anyhow!("{name}: {key}: {why}");
-        // A whole number in range; TOML's own integers are i64, so a negative one is named too.
-        let whole = |key: &str, v: &toml::Value, range: &RangeInclusive<u64>| match v {
-            toml::Value::Integer(n) => in_range(&n.to_string(), range).map_err(|e| bad(key, e)),
-            other => Err(bad(
-                key,
-                format!(
-                    "`{other}`: expected a whole number from {} to {}",
-                    range.start(),
-                    range.end()
-                ),
-            )),
-        };
 
         let m = file.message;
         let message_type = match m.message_type.as_str() {
@@ -371,56 +428,7 @@ impl Campaign {
             }
         };
 
-        let s = file.send;
-        let rate: Rate = s
-            .rate
-            .as_deref()
-            .unwrap_or(DEFAULT_RATE)
-            .parse()
-            .map_err(|e: String| bad("[send] rate", e))?;
-        let concurrency = match s.concurrency {
-            None => Concurrency::Auto,
-            Some(toml::Value::String(t)) => t
-                .parse()
-                .map_err(|e: String| bad("[send] concurrency", e))?,
-            Some(v) => Concurrency::Fixed(
-                whole("[send] concurrency", &v, &CONCURRENCY)
-                    .map_err(|e| anyhow::anyhow!("{e}, or \"auto\""))? as usize,
-            ),
-        };
-        let max_failure_share = s.max_failure_share.unwrap_or(0.5);
-        if !(0.0..=1.0).contains(&max_failure_share) || max_failure_share == 0.0 {
-            return Err(bad(
-                "[send] max_failure_share",
-                "must be above 0 and at most 1".into(),
-            ));
-        }
-        let count = |key: &str, v: Option<toml::Value>, default: u32, range| match v {
-            None => Ok(default),
-            Some(v) => whole(key, &v, range).map(|n| n as u32),
-        };
-        let duration = |key: &str, v: Option<String>, default: &str, range| {
-            duration_in(v.as_deref().unwrap_or(default), range).map_err(|e| bad(key, e))
-        };
-        let send = SendSettings {
-            rate,
-            concurrency,
-            max_attempts: count("[send] max_attempts", s.max_attempts, 5, &MAX_ATTEMPTS)?,
-            max_failures: count("[send] max_failures", s.max_failures, 20, &MAX_FAILURES)?,
-            max_failure_share,
-            retry_not_found_for: duration(
-                "[send] retry_not_found_for",
-                s.retry_not_found_for,
-                "60s",
-                &RETRY_NOT_FOUND_FOR,
-            )?,
-            request_timeout: duration(
-                "[send] request_timeout",
-                s.request_timeout,
-                "30s",
-                &REQUEST_TIMEOUT,
-            )?,
-        };
+        let send = file.send.validate(&name)?;
 
         let base_url = file
             .intercom
