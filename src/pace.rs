@@ -35,11 +35,13 @@ pub struct Limiter {
     state: Mutex<Slot>,
 }
 
-/// How requests are paced: `group` requests every `period_ns`.
+/// How requests are paced: `group` requests every `period_ns`. Any span also holds its share if
+/// each request reaches the server up to `jitter_ns` later than it left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Plan {
     group: u32,
     period_ns: u64,
+    jitter_ns: u64,
 }
 
 /// The schedule, in nanoseconds from the limiter's start.
@@ -116,6 +118,13 @@ const SLACK_NS: u64 = 1_000_000;
 /// leave on schedule can reach the server a few milliseconds closer together), `LATE` and `SLACK`
 /// in each span, and whole groups in a span's share. Groups shrink until it fits.
 const MOST_COST: f64 = 0.005;
+/// Allowances for requests that reach the server later than they left (a busy machine, a new
+/// connection), largest first: each span also holds this much more time, where the rate's half
+/// percent has room for it and it is at most a hundredth of the period. At 12/min, 25 ms: a
+/// request 15 ms late would otherwise put a third request into one 10-second span at the server.
+/// At high rates the period is milliseconds, a late request one of hundreds in its span, and the
+/// thousandth of each span kept back is the allowance.
+const JITTER_NS: [u64; 5] = [25_000_000, 10_000_000, 5_000_000, 2_000_000, 1_000_000];
 
 /// The spans a rate is kept within, with their shares: its own unit and Intercom's window.
 fn spans(rate: Rate) -> [(u64, u64); 2] {
@@ -127,35 +136,47 @@ fn spans(rate: Rate) -> [(u64, u64); 2] {
 }
 
 /// The largest group (up to about 50 ms of requests, at most 8) whose plan gives up at most
-/// `MOST_COST` of the rate; groups of 1 if none does.
+/// `MOST_COST` of the rate, groups of 1 if none does; then the largest allowance for jitter that
+/// still fits.
 fn plan(rate: Rate) -> Plan {
     let most = (rate.per_second() * GROUP_SPAN).clamp(1.0, MAX_GROUP as f64) as u32;
     let fits = |plan: &Plan| plan.cost(rate) <= MOST_COST;
-    (2..=most)
+    let group = (2..=most)
         .rev()
-        .filter_map(|group| plan_for(rate, group))
+        .find(|&group| plan_for(rate, group, 0).is_some_and(|p| fits(&p)))
+        .unwrap_or(1);
+    let period = plan_for(rate, group, 0).map_or(0, |p| p.period_ns);
+    JITTER_NS
+        .iter()
+        .filter(|&&jitter| jitter <= period / 100)
+        .filter_map(|&jitter| plan_for(rate, group, jitter))
         .find(fits)
-        .or_else(|| plan_for(rate, 1))
+        .or_else(|| plan_for(rate, group, 0))
         // A share is at least 1, so groups of 1 always have a period; this is never used.
         .unwrap_or(Plan {
             group: 1,
             period_ns: u64::MAX,
+            jitter_ns: 0,
         })
 }
 
 /// The shortest period at which groups of `group` keep every span within its share: the slots
-/// in `span + SLACK + LATE` (and a thousandth of the span) are at most share / group.
-fn plan_for(rate: Rate, group: u32) -> Option<Plan> {
+/// in `span + SLACK + LATE + jitter` (and a thousandth of the span) are at most share / group.
+fn plan_for(rate: Rate, group: u32, jitter_ns: u64) -> Option<Plan> {
     let mut period_ns = 1;
     for (span, share) in spans(rate) {
         let slots = share / u64::from(group);
         if slots == 0 {
             return None;
         }
-        let reach = span + span / 1000 + SLACK_NS + LATE_NS;
+        let reach = span + span / 1000 + SLACK_NS + LATE_NS + jitter_ns;
         period_ns = period_ns.max(reach.div_ceil(slots));
     }
-    Some(Plan { group, period_ns })
+    Some(Plan {
+        group,
+        period_ns,
+        jitter_ns,
+    })
 }
 
 impl Plan {
@@ -475,6 +496,22 @@ mod tests {
                 in_ten <= ten_share,
                 "{rate}: {in_ten} in 10 s, share {ten_share}"
             );
+            // As the server may see them: each up to the plan's jitter late.
+            let jitter = plan(rate.parse().unwrap()).jitter_ns;
+            let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+            let mut arrived: Vec<u64> = times
+                .iter()
+                .map(|t| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    t + (seed >> 33) % (jitter + 1)
+                })
+                .collect();
+            arrived.sort_unstable();
+            let (in_unit, in_ten) = (busiest(&arrived, unit * SEC), busiest(&arrived, 10 * SEC));
+            assert!(
+                in_unit <= unit_share && in_ten <= ten_share,
+                "{rate}, up to {jitter} ns late: {in_unit} in {unit} s, {in_ten} in 10 s"
+            );
             let expected = rate.parse::<Rate>().unwrap().per_second() * run.as_secs_f64();
             let n = times.len() as f64;
             assert!(
@@ -509,6 +546,20 @@ mod tests {
         }
     }
 
+    #[test]
+    fn low_rates_allow_for_requests_that_reach_the_server_late() {
+        for (rate, jitter_ms) in [
+            ("12/min", 25),
+            ("1/h", 25),
+            ("30/min", 10),
+            ("10000/min", 0),
+            ("1000/s", 0),
+        ] {
+            let p = plan(rate.parse().unwrap());
+            assert_eq!(p.jitter_ns, jitter_ms * 1_000_000, "{rate}: {p:?}");
+        }
+    }
+
     /// A rate of `count` per `unit` seconds, any from 1/h to 1,000,000/s; small counts often.
     fn any_rate() -> impl proptest::strategy::Strategy<Value = Rate> {
         use proptest::prelude::*;
@@ -536,7 +587,7 @@ mod tests {
             proptest::prop_assert!(group * per <= period * count, "faster than {}: {:?}", rate, p);
             proptest::prop_assert!(p.cost(rate) <= 0.005, "{}: {:?} gives up {}", rate, p, p.cost(rate));
             for (span, share) in spans(rate) {
-                let reach = u128::from(span + SLACK_NS + LATE_NS);
+                let reach = u128::from(span + SLACK_NS + LATE_NS + p.jitter_ns);
                 let slots = reach.div_ceil(period);
                 proptest::prop_assert!(
                     group * slots <= u128::from(share),
