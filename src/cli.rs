@@ -4,7 +4,23 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::{in_range, MAX_ATTEMPTS, MAX_FAILURES};
 use crate::rate::{parse_probability, LatencySpec, Rate};
+
+/// `--max-attempts`: the campaign file's range.
+fn max_attempts(s: &str) -> Result<u32, String> {
+    in_range(s, &MAX_ATTEMPTS).map(|n| n as u32)
+}
+
+/// `--stall-timeout`: the campaign file's range.
+fn stall_timeout(s: &str) -> Result<std::time::Duration, String> {
+    crate::config::duration_in(s, &crate::config::STALL_TIMEOUT)
+}
+
+/// `--max-failures`: the campaign file's range.
+fn max_failures(s: &str) -> Result<u32, String> {
+    in_range(s, &MAX_FAILURES).map(|n| n as u32)
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -124,21 +140,23 @@ pub struct SendArgs {
     /// Send the valid rows; record each invalid one as `skipped`.
     #[arg(long)]
     pub skip_invalid: bool,
-    /// Requests per time: `N/s`, `N/10s` or `N/min` [campaign file: send.rate].
+    /// Requests per time: `N/s`, `N/10s`, `N/min` or `N/h`, from 1/h to 1000000/s [campaign file:
+    /// send.rate].
     #[arg(long)]
     pub rate: Option<Rate>,
-    /// Requests in flight at most, or `auto` [campaign file: send.concurrency].
+    /// Requests in flight at most, 1 to 1024, or `auto` [campaign file: send.concurrency].
     #[arg(long)]
     pub concurrency: Option<crate::config::Concurrency>,
-    /// Attempts per row for transient failures [campaign file: send.max_attempts].
-    #[arg(long)]
+    /// Attempts per row for transient failures, 1 to 20 [campaign file: send.max_attempts].
+    #[arg(long, value_parser = max_attempts)]
     pub max_attempts: Option<u32>,
-    /// Stop after this many permanent failures in a row [campaign file: send.max_failures].
-    #[arg(long)]
+    /// Stop after this many permanent failures in a row, 1 to 1000000 [campaign file:
+    /// send.max_failures].
+    #[arg(long, value_parser = max_failures)]
     pub max_failures: Option<u32>,
     /// Stop (exit 3, resumable) when the server has held every sender back this long without a
     /// row's outcome: 429s, or its rate headers [campaign file: send.stall_timeout; default 10m].
-    #[arg(long, value_name = "DURATION", value_parser = crate::rate::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = stall_timeout)]
     pub stall_timeout: Option<std::time::Duration>,
     /// Send the first N rows, then stop (exit 3) so that they can be checked in Intercom before
     /// the rest goes with --resume.
@@ -183,7 +201,8 @@ pub struct SendArgs {
 /// How the sandbox misbehaves; shared by `sandbox` and `send --sandbox`.
 #[derive(Debug, Clone, Args)]
 pub struct FaultArgs {
-    /// The limit the sandbox enforces, in Intercom's 10-second windows.
+    /// The limit the sandbox enforces, in Intercom's 10-second windows (a rate as `send --rate`
+    /// takes it, from 1/h to 1000000/s).
     #[arg(long, default_value = "10000/min")]
     pub rate_limit: Rate,
     /// Delay before each answer: `50ms`, or a range `20ms..200ms`.

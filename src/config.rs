@@ -1,4 +1,5 @@
 //! The campaign file (TOML): its keys, defaults and validation. Paths in it are relative to it.
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -15,17 +16,67 @@ pub enum Concurrency {
     Auto,
 }
 
+/// The ranges of the `[send]` settings and their flags (README, "The campaign file"). Outside
+/// them a value is refused, naming the key and the range, before anything is sent.
+///
+/// Requests in flight: as many as `auto` ever uses.
+pub const CONCURRENCY: RangeInclusive<u64> = 1..=crate::pace::AUTO_MAX as u64;
+/// Attempts per row: 20 with the capped backoff is minutes of a server's trouble.
+pub const MAX_ATTEMPTS: RangeInclusive<u64> = 1..=20;
+/// Permanent failures in a row before the run stops: a million is, in effect, never.
+pub const MAX_FAILURES: RangeInclusive<u64> = 1..=1_000_000;
+/// One request's time limit: below a second, answers Intercom gives in time would be cut off
+/// and their rows recorded `unknown`; above ten minutes, a dead connection holds its row that long.
+pub const REQUEST_TIMEOUT: RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(600);
+/// How long a new contact's 404 is retried: Intercom's delay is seconds; an hour is plenty.
+pub const RETRY_NOT_FOUND_FOR: RangeInclusive<Duration> =
+    Duration::ZERO..=Duration::from_secs(3600);
+/// How long the server may hold every sender back without an outcome: a second up to a day.
+pub const STALL_TIMEOUT: RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(86_400);
+
+/// An integer setting within its range, or a message that gives the range.
+pub fn in_range(value: &str, range: &RangeInclusive<u64>) -> Result<u64, String> {
+    let expected = format!(
+        "expected a whole number from {} to {}",
+        range.start(),
+        range.end()
+    );
+    let v = value.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("`{value}`: {expected}"));
+    }
+    // All digits: one that does not parse is too large.
+    match v.parse::<u64>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(format!("`{value}` is out of range: {expected}")),
+    }
+}
+
+/// A duration setting (`"30s"`, `"2m"`) within its range, or a message that gives the range.
+pub fn duration_in(value: &str, range: &RangeInclusive<Duration>) -> Result<Duration, String> {
+    let expected = format!(
+        "expected a duration from {} to {}",
+        humantime::format_duration(*range.start()),
+        humantime::format_duration(*range.end())
+    );
+    let d = parse_duration(value).map_err(|e| format!("{e}; {expected}"))?;
+    if range.contains(&d) {
+        Ok(d)
+    } else {
+        Err(format!("`{value}` is out of range: {expected}"))
+    }
+}
+
 impl FromStr for Concurrency {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim() {
             "auto" => Ok(Concurrency::Auto),
-            n => match n.parse::<usize>() {
-                Ok(n) if n > 0 => Ok(Concurrency::Fixed(n)),
-                _ => Err(format!(
-                    "invalid concurrency `{s}`: expected a number from 1, or `auto`"
-                )),
-            },
+            n => in_range(n, &CONCURRENCY)
+                .map(|n| Concurrency::Fixed(n as usize))
+                .map_err(|e| format!("{e}, or `auto`")),
         }
     }
 }
@@ -147,8 +198,8 @@ struct ToSection {
 struct SendSection {
     rate: Option<String>,
     concurrency: Option<toml::Value>,
-    max_attempts: Option<u32>,
-    max_failures: Option<u32>,
+    max_attempts: Option<toml::Value>,
+    max_failures: Option<toml::Value>,
     max_failure_share: Option<f64>,
     retry_not_found_for: Option<String>,
     request_timeout: Option<String>,
@@ -156,6 +207,87 @@ struct SendSection {
     hours: Option<String>,
     days: Option<String>,
     timezone: Option<String>,
+}
+
+impl SendSection {
+    /// The `[send]` settings, each within its range; errors name the file `name` and the key.
+    fn validate(self, name: &str) -> anyhow::Result<SendSettings> {
+        let s = self;
+        let bad = |key: &str, why: String| anyhow::anyhow!("{name}: {key}: {why}");
+        // A whole number in range; TOML's own integers are i64, so a negative one is named too.
+        let whole = |key: &str, v: &toml::Value, range: &RangeInclusive<u64>| match v {
+            toml::Value::Integer(n) => in_range(&n.to_string(), range).map_err(|e| bad(key, e)),
+            other => Err(bad(
+                key,
+                format!(
+                    "`{other}`: expected a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            )),
+        };
+        let rate: Rate = s
+            .rate
+            .as_deref()
+            .unwrap_or(DEFAULT_RATE)
+            .parse()
+            .map_err(|e: String| bad("[send] rate", e))?;
+        let concurrency = match s.concurrency {
+            None => Concurrency::Auto,
+            Some(toml::Value::String(t)) => t
+                .parse()
+                .map_err(|e: String| bad("[send] concurrency", e))?,
+            Some(v) => Concurrency::Fixed(
+                whole("[send] concurrency", &v, &CONCURRENCY)
+                    .map_err(|e| anyhow::anyhow!("{e}, or \"auto\""))? as usize,
+            ),
+        };
+        let max_failure_share = s.max_failure_share.unwrap_or(0.5);
+        if !(0.0..=1.0).contains(&max_failure_share) || max_failure_share == 0.0 {
+            return Err(bad(
+                "[send] max_failure_share",
+                "must be above 0 and at most 1".into(),
+            ));
+        }
+        let count = |key: &str, v: Option<toml::Value>, default: u32, range| match v {
+            None => Ok(default),
+            Some(v) => whole(key, &v, range).map(|n| n as u32),
+        };
+        let duration = |key: &str, v: Option<String>, default: &str, range| {
+            duration_in(v.as_deref().unwrap_or(default), range).map_err(|e| bad(key, e))
+        };
+        Ok(SendSettings {
+            rate,
+            concurrency,
+            max_attempts: count("[send] max_attempts", s.max_attempts, 5, &MAX_ATTEMPTS)?,
+            max_failures: count("[send] max_failures", s.max_failures, 20, &MAX_FAILURES)?,
+            max_failure_share,
+            retry_not_found_for: duration(
+                "[send] retry_not_found_for",
+                s.retry_not_found_for,
+                "60s",
+                &RETRY_NOT_FOUND_FOR,
+            )?,
+            request_timeout: duration(
+                "[send] request_timeout",
+                s.request_timeout,
+                "30s",
+                &REQUEST_TIMEOUT,
+            )?,
+            stall_timeout: duration(
+                "[send] stall_timeout",
+                s.stall_timeout,
+                "10m",
+                &STALL_TIMEOUT,
+            )?,
+            hours: crate::hours::SendHours::parse(
+                s.hours.as_deref(),
+                s.days.as_deref(),
+                s.timezone.as_deref(),
+            )
+            .map_err(|(key, why)| bad(&format!("[send] {key}"), why))?,
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -320,56 +452,7 @@ impl Campaign {
             }
         };
 
-        let s = file.send;
-        let rate: Rate = s
-            .rate
-            .as_deref()
-            .unwrap_or(DEFAULT_RATE)
-            .parse()
-            .map_err(|e: String| bad("[send] rate", e))?;
-        let concurrency = match s.concurrency {
-            None => Concurrency::Auto,
-            Some(toml::Value::Integer(n)) if n > 0 => Concurrency::Fixed(n as usize),
-            Some(toml::Value::String(t)) => t
-                .parse()
-                .map_err(|e: String| bad("[send] concurrency", e))?,
-            Some(v) => {
-                return Err(bad(
-                    "[send] concurrency",
-                    format!("`{v}`: expected a number from 1, or \"auto\""),
-                ))
-            }
-        };
-        let max_failure_share = s.max_failure_share.unwrap_or(0.5);
-        if !(0.0..=1.0).contains(&max_failure_share) || max_failure_share == 0.0 {
-            return Err(bad(
-                "[send] max_failure_share",
-                "must be above 0 and at most 1".into(),
-            ));
-        }
-        let duration = |key: &str, v: Option<String>, default: &str| {
-            parse_duration(v.as_deref().unwrap_or(default)).map_err(|e| bad(key, e))
-        };
-        let send = SendSettings {
-            rate,
-            concurrency,
-            max_attempts: s.max_attempts.unwrap_or(5).max(1),
-            max_failures: s.max_failures.unwrap_or(20).max(1),
-            max_failure_share,
-            retry_not_found_for: duration(
-                "[send] retry_not_found_for",
-                s.retry_not_found_for,
-                "60s",
-            )?,
-            request_timeout: duration("[send] request_timeout", s.request_timeout, "30s")?,
-            stall_timeout: duration("[send] stall_timeout", s.stall_timeout, "10m")?,
-            hours: crate::hours::SendHours::parse(
-                s.hours.as_deref(),
-                s.days.as_deref(),
-                s.timezone.as_deref(),
-            )
-            .map_err(|(key, why)| bad(&format!("[send] {key}"), why))?,
-        };
+        let send = file.send.validate(&name)?;
 
         let base_url = file
             .intercom

@@ -16,6 +16,7 @@ use std::time::Duration;
 /// assert_eq!(r.per_window(Duration::from_secs(10)), 1666);
 /// assert_eq!(r.to_string(), "10000/min");
 /// assert!("fast".parse::<Rate>().is_err());
+/// assert!("2000000/s".parse::<Rate>().is_err());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
@@ -23,14 +24,39 @@ pub struct Rate {
     pub per: Duration,
 }
 
+/// The fastest rate accepted: far above any API's limit (Intercom allows 10,000 a minute), high
+/// enough to mean "no limit" in a benchmark, and low enough that one request's interval is a
+/// thousand nanoseconds, which the limiter's nanosecond arithmetic keeps exact to 0.1 %.
+pub const MAX_PER_SECOND: u64 = 1_000_000;
+/// The accepted range, as error messages and the README give it. The slowest is one request an
+/// hour, the longest unit with a count of 1.
+pub const RANGE: &str = "from 1/h to 1000000/s";
+
+/// A window's share is rounded down (a window cannot hold part of a request, and servers count
+/// whole requests: 10000/min allows 1,666 in 10 s) unless that gives up more than this share of
+/// the rate; then it is rounded up (7/min: two can fall in one 10-second span, 8.6 s apart).
+const ROUND_DOWN_COST: (u128, u128) = (1, 400);
+
 impl Rate {
     pub fn per_second(&self) -> f64 {
         self.count as f64 / self.per.as_secs_f64()
     }
 
-    /// How many events this rate allows in `window` (rounded down, at least 1).
+    /// How many events this rate allows in any `window`: its share rounded down, or up where
+    /// rounding down would cost more than a quarter of a percent of the rate (always at least 1).
     pub fn per_window(&self, window: Duration) -> u32 {
-        ((self.per_second() * window.as_secs_f64()).floor() as u32).max(1)
+        let num = self.count as u128 * window.as_nanos();
+        let den = self.per.as_nanos().max(1);
+        let floor = num / den;
+        let (cost_num, cost_den) = ROUND_DOWN_COST;
+        let share = if num.is_multiple_of(den)
+            || (floor > 0 && floor * den * cost_den >= num * (cost_den - cost_num))
+        {
+            floor
+        } else {
+            floor + 1
+        };
+        u32::try_from(share).unwrap_or(u32::MAX)
     }
 }
 
@@ -39,12 +65,15 @@ impl FromStr for Rate {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || {
-            format!("invalid rate `{s}`: expected N/s, N/10s or N/min (for example `50/s` or `10000/min`)")
+            format!(
+                "invalid rate `{s}`: expected N/s, N/10s, N/min or N/h, {RANGE} (for example `50/s` or `10000/min`)"
+            )
         };
+        let out_of_range = || format!("invalid rate `{s}`: out of range: expected one {RANGE}");
         let (n, unit) = s.trim().split_once('/').ok_or_else(bad)?;
-        let count: u32 = n.trim().replace('_', "").parse().map_err(|_| bad())?;
-        if count == 0 {
-            return Err(format!("invalid rate `{s}`: the count must be at least 1"));
+        let n = n.trim().replace('_', "");
+        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
         }
         let per = match unit.trim() {
             "s" | "sec" | "second" | "1s" => Duration::from_secs(1),
@@ -53,6 +82,13 @@ impl FromStr for Rate {
             "h" | "hour" => Duration::from_secs(3600),
             _ => return Err(bad()),
         };
+        // All digits: a number that does not parse is too large.
+        let count: u64 = n.parse().map_err(|_| out_of_range())?;
+        if count == 0 || count > MAX_PER_SECOND * per.as_secs() {
+            return Err(out_of_range());
+        }
+        // At most 1,000,000/s × 3,600 s: fits.
+        let count = u32::try_from(count).map_err(|_| out_of_range())?;
         Ok(Rate { count, per })
     }
 }
@@ -130,9 +166,51 @@ mod tests {
         let r: Rate = "1666/10s".parse().unwrap();
         assert_eq!(r.per_window(Duration::from_secs(10)), 1666);
         assert_eq!(r.to_string(), "1666/10s");
-        assert!("0/s".parse::<Rate>().is_err());
         assert!("fast".parse::<Rate>().is_err());
         assert!("5/day".parse::<Rate>().is_err());
+        let r: Rate = "50/hour".parse().unwrap();
+        assert_eq!((r.count, r.per), (50, Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn rates_outside_the_range_name_it() {
+        for s in [
+            "0/s",
+            "0/h",
+            "1000001/s",
+            "10000001/10s",
+            "60000001/min",
+            "3600000001/h",
+            "4294967296/s",
+            "99999999999999999999/s",
+        ] {
+            let e = s.parse::<Rate>().unwrap_err();
+            assert!(e.contains("from 1/h to 1000000/s"), "{s}: {e}");
+        }
+        for s in ["1/h", "1000000/s", "3600000000/h", "60000000/min"] {
+            assert!(s.parse::<Rate>().is_ok(), "{s}");
+        }
+    }
+
+    #[test]
+    fn a_window_share_rounds_down_unless_that_costs_the_rate() {
+        let share = |r: &str| {
+            r.parse::<Rate>()
+                .unwrap()
+                .per_window(Duration::from_secs(10))
+        };
+        // Whole shares and Intercom's own limit: as they are, or rounded down.
+        assert_eq!(share("1/s"), 10);
+        assert_eq!(share("3/10s"), 3);
+        assert_eq!(share("12/min"), 2);
+        assert_eq!(share("10000/min"), 1666);
+        // Rounding down would cost 0.4 % (1000/min) or 14 % (7/min): rounded up.
+        assert_eq!(share("1000/min"), 167);
+        assert_eq!(share("7/min"), 2);
+        // Less than one request a window: still one.
+        assert_eq!(share("1/h"), 1);
+        assert_eq!(share("50/hour"), 1);
+        assert_eq!(share("1000000/s"), 10_000_000);
     }
 
     #[test]
