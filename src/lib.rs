@@ -8,7 +8,6 @@ pub mod answer;
 pub mod check;
 pub mod cli;
 pub mod client;
-pub mod compiled;
 pub mod config;
 pub mod html;
 pub mod pace;
@@ -21,6 +20,7 @@ pub mod recipients;
 pub mod render;
 pub mod results;
 pub mod sandbox;
+pub mod seal;
 pub mod send;
 pub mod vars;
 
