@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod filters;
 pub mod html;
 pub mod pace;
 pub mod policy;
@@ -22,6 +23,7 @@ pub mod results;
 pub mod sandbox;
 pub mod seal;
 pub mod send;
+pub mod tags;
 pub mod vars;
 
 use cli::{Cli, Command};

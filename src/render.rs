@@ -221,7 +221,7 @@ fn compile_one(
     name: &str,
     src: &TemplateSource,
 ) -> Result<(tera::Template, bool), Vec<TemplateError>> {
-    let tags = seal::scan(&src.origin, &src.source).map_err(|e| vec![e])?;
+    let tags = crate::tags::scan(&src.origin, &src.source).map_err(|e| vec![e])?;
     let mut template = tera::Template::new(name, None, &src.source).map_err(|e| {
         let e = tera::Error::chain(format!("Failed to parse '{name}'"), e);
         vec![parse_error(&src.origin, &e)]

@@ -1,8 +1,8 @@
 //! Message templates sealed and bounded. A template may not read the environment or files, and
 //! no template can make a check hang, overflow the stack or exhaust memory:
 //!
-//! - before parsing, the source's tags are scanned (`scan`): nesting and operators are bounded,
-//!   since Tera's parser and renderer recurse once per level;
+//! - before parsing, the source's tags are scanned (`tags::scan`): nesting and operators are
+//!   bounded, since Tera's parser and renderer recurse once per level;
 //! - on the parsed template (`seal`), what a message needs is allowed and the rest refused, each
 //!   with its line: no `include`, `extends`, `import`, `macro` or `block` (the recursion Tera does
 //!   not bound), only the functions `range` and `throw`, only known filters;
@@ -21,11 +21,8 @@ use tera::ast::{Expr, ExprVal, FunctionCall, Node, WS};
 use tera::{Template, Tera, Value};
 
 use crate::render::TemplateError;
+use crate::tags::{closes_block, Tag};
 
-/// Tags nested in tags (`if` in `for` in `if` ...), and brackets nested in a tag.
-pub const MAX_DEPTH: usize = 32;
-/// Operators in one tag: Tera nests `a + b + c ...` one level per operator.
-pub const MAX_OPERATORS: usize = 200;
 /// Loop iterations in one rendering of one template, all loops together.
 pub const MAX_ITERATIONS: u32 = 10_000;
 /// The most a rendering, or a value a template builds with `set`, may hold.
@@ -91,219 +88,6 @@ const OR_ELSE: &str = "__campaign_or_else";
 const TICK: &str = "__campaign_tick";
 /// Applied to the value of every `set`.
 const VALUE: &str = "__campaign_value";
-
-// ---- Scanning the source ------------------------------------------------------------------------
-
-/// A tag in a template's source: `{{` for an expression, else the statement's keyword.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Tag<'s> {
-    pub keyword: &'s str,
-    pub line: usize,
-    pub column: usize,
-}
-
-/// Tags that open a body which a matching `end...` tag closes.
-fn opens_block(keyword: &str) -> bool {
-    matches!(keyword, "if" | "for" | "filter" | "block" | "macro")
-}
-
-fn closes_block(keyword: &str) -> bool {
-    matches!(
-        keyword,
-        "endif" | "endfor" | "endfilter" | "endblock" | "endmacro"
-    )
-}
-
-/// Line and column (1-based, in characters) of byte offsets asked in increasing order.
-struct Lines<'s> {
-    source: &'s str,
-    line: usize,
-    line_start: usize,
-    counted: usize,
-}
-
-impl<'s> Lines<'s> {
-    fn new(source: &'s str) -> Self {
-        Lines {
-            source,
-            line: 1,
-            line_start: 0,
-            counted: 0,
-        }
-    }
-
-    fn at(&mut self, offset: usize) -> (usize, usize) {
-        let bytes = &self.source.as_bytes()[self.counted..offset];
-        for nl in memchr::memchr_iter(b'\n', bytes) {
-            self.line += 1;
-            self.line_start = self.counted + nl + 1;
-        }
-        self.counted = offset;
-        let column = self.source[self.line_start..offset].chars().count() + 1;
-        (self.line, column)
-    }
-}
-
-/// The tags of `source` in order, outside comments and `raw` blocks; or the first place where
-/// tags nest deeper than `MAX_DEPTH` or a tag holds more than `MAX_OPERATORS` operators. What
-/// is not well formed is left for Tera's parser to report.
-pub fn scan<'s>(origin: &str, source: &'s str) -> Result<Vec<Tag<'s>>, TemplateError> {
-    let bytes = source.as_bytes();
-    let mut lines = Lines::new(source);
-    let mut tags = Vec::new();
-    let mut depth = 0usize;
-    let mut i = 0;
-    let too_much = |lines: &mut Lines<'_>, at: usize, message: String| TemplateError {
-        origin: origin.to_string(),
-        position: Some(lines.at(at)),
-        message,
-    };
-    while let Some(found) = memchr::memchr(b'{', &bytes[i..]) {
-        let at = i + found;
-        let closer: &[u8] = match bytes.get(at + 1) {
-            Some(b'#') => {
-                i = find(bytes, at + 2, b"#}").map_or(bytes.len(), |end| end + 2);
-                continue;
-            }
-            Some(b'{') => b"}}",
-            Some(b'%') => b"%}",
-            _ => {
-                i = at + 1;
-                continue;
-            }
-        };
-        let inner = at + 2;
-        let start = inner
-            + bytes[inner..]
-                .iter()
-                .take_while(|b| **b == b'-' || b.is_ascii_whitespace())
-                .count();
-        let keyword = if closer == b"}}" {
-            "{{"
-        } else {
-            let len = bytes[start..]
-                .iter()
-                .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
-                .count();
-            &source[start..start + len]
-        };
-        let end = match tag_end(bytes, inner, closer) {
-            Ok(end) => end,
-            Err(TagProblem::Nesting(offset)) => return Err(too_much(
-                &mut lines,
-                offset,
-                format!(
-                    "brackets nest deeper than {MAX_DEPTH} levels; split the expression with `set`"
-                ),
-            )),
-            Err(TagProblem::Operators) => {
-                return Err(too_much(
-                    &mut lines,
-                    at,
-                    format!("the tag has more than {MAX_OPERATORS} operators; split it with `set`"),
-                ))
-            }
-        };
-        let (line, column) = lines.at(at);
-        tags.push(Tag {
-            keyword,
-            line,
-            column,
-        });
-        i = end;
-        if keyword == "raw" {
-            i = end_of_raw(bytes, i);
-        } else if opens_block(keyword) {
-            depth += 1;
-            if depth > MAX_DEPTH {
-                return Err(too_much(
-                    &mut lines,
-                    at,
-                    format!(
-                        "tags nest deeper than {MAX_DEPTH} levels here; no message needs that many"
-                    ),
-                ));
-            }
-        } else if closes_block(keyword) {
-            depth = depth.saturating_sub(1);
-        }
-    }
-    Ok(tags)
-}
-
-enum TagProblem {
-    Nesting(usize),
-    Operators,
-}
-
-/// The offset after the tag's closer, skipping strings (Tera's have no escapes); the end of the
-/// source if it has none.
-fn tag_end(bytes: &[u8], from: usize, closer: &[u8]) -> Result<usize, TagProblem> {
-    let mut quote: Option<u8> = None;
-    let mut depth = 0usize;
-    let mut operators = 0usize;
-    let mut i = from;
-    while i < bytes.len() {
-        let b = bytes[i];
-        match quote {
-            Some(q) if b == q => quote = None,
-            Some(_) => {}
-            None if bytes[i..].starts_with(closer) => return Ok(i + closer.len()),
-            None => match b {
-                b'"' | b'\'' | b'`' => quote = Some(b),
-                b'(' | b'[' => {
-                    depth += 1;
-                    if depth > MAX_DEPTH {
-                        return Err(TagProblem::Nesting(i));
-                    }
-                }
-                b')' | b']' => depth = depth.saturating_sub(1),
-                b'+' | b'-' | b'*' | b'/' | b'%' | b'<' | b'>' | b'=' | b'!' | b'~' => {
-                    operators += 1
-                }
-                b if b.is_ascii_alphabetic() => {
-                    let len = bytes[i..]
-                        .iter()
-                        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
-                        .count();
-                    if matches!(&bytes[i..i + len], b"and" | b"or" | b"not" | b"in" | b"is") {
-                        operators += 1;
-                    }
-                    i += len;
-                    continue;
-                }
-                _ => {}
-            },
-        }
-        if operators > MAX_OPERATORS {
-            return Err(TagProblem::Operators);
-        }
-        i += 1;
-    }
-    Ok(bytes.len())
-}
-
-/// After `{% raw %}`: the offset after its `{% endraw %}` (or the end of the source).
-fn end_of_raw(bytes: &[u8], from: usize) -> usize {
-    let mut i = from;
-    while let Some(at) = find(bytes, i, b"{%") {
-        let word = at
-            + 2
-            + bytes[at + 2..]
-                .iter()
-                .take_while(|b| **b == b'-' || b.is_ascii_whitespace())
-                .count();
-        if bytes[word..].starts_with(b"endraw") {
-            return find(bytes, word, b"%}").map_or(bytes.len(), |end| end + 2);
-        }
-        i = at + 2;
-    }
-    bytes.len()
-}
-
-fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    memchr::memmem::find(&bytes[from..], needle).map(|at| from + at)
-}
 
 // ---- Checking the parsed template ---------------------------------------------------------------
 
@@ -692,58 +476,15 @@ thread_local! {
 
 /// The functions and filters every campaign's `Tera` has, and those it must not have.
 pub fn register(tera: &mut Tera) {
-    tera.register_filter(OR_ELSE, or_else);
+    tera.register_filter(OR_ELSE, crate::filters::or_else);
+    tera.register_filter("title", crate::filters::title);
     tera.register_filter(VALUE, value_hook);
     tera.register_function(TICK, tick_hook);
-    tera.register_function("range", bounded_range);
+    tera.register_function("range", crate::filters::bounded_range);
     // `seal` refuses a template that calls it; this is in case something ever gets past.
     tera.register_function("get_env", |_: &HashMap<String, Value>| {
         Err(tera::Error::msg("templates may not read the environment"))
     });
-}
-
-fn or_else(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
-    let empty = match value {
-        Value::Null => true,
-        Value::String(s) => s.is_empty(),
-        _ => false,
-    };
-    if empty {
-        args.get("value")
-            .cloned()
-            .ok_or_else(|| tera::Error::msg("the `default` filter needs a `value` argument"))
-    } else {
-        Ok(value.clone())
-    }
-}
-
-/// Tera's `range`, bounded: `range(end=10000000000)` would build the whole list before a loop
-/// starts, and hang the check. No message needs more than `MAX_ITERATIONS` items.
-fn bounded_range(args: &HashMap<String, Value>) -> tera::Result<Value> {
-    let arg = |name: &str, default: Option<u64>| -> tera::Result<u64> {
-        match args.get(name) {
-            Some(v) => v.as_u64().ok_or_else(|| {
-                tera::Error::msg(format!("`range`: `{name}` must be a whole number from 0"))
-            }),
-            None => default.ok_or_else(|| tera::Error::msg(format!("`range` needs `{name}`"))),
-        }
-    };
-    let start = arg("start", Some(0))?;
-    let end = arg("end", None)?;
-    let step = arg("step_by", Some(1))?;
-    if step == 0 {
-        return Err(tera::Error::msg("`range`: `step_by` must be above 0"));
-    }
-    let len = end.saturating_sub(start).div_ceil(step);
-    if len > u64::from(MAX_ITERATIONS) {
-        return Err(tera::Error::msg(format!(
-            "`range` would have {len} items, more than {MAX_ITERATIONS}"
-        )));
-    }
-    Ok((start..end)
-        .step_by(step as usize)
-        .collect::<Vec<_>>()
-        .into())
 }
 
 fn at_arg(args: &HashMap<String, Value>) -> &str {
@@ -897,40 +638,6 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn keywords(source: &str) -> Vec<(&str, usize, usize)> {
-        scan("t", source)
-            .unwrap()
-            .into_iter()
-            .map(|t| (t.keyword, t.line, t.column))
-            .collect()
-    }
-
-    #[test]
-    fn scans_tags_outside_comments_raw_and_strings() {
-        assert_eq!(
-            keywords("a {{ x }}\n{# {{ no }} #}{%- if y -%}é{{ \"}}\" }}{% raw %}{{ z }}{% endraw %}{% endif %}"),
-            [
-                ("{{", 1, 3),
-                ("if", 2, 15),
-                ("{{", 2, 28),
-                ("raw", 2, 38),
-                ("endif", 2, 66)
-            ]
-        );
-    }
-
-    #[test]
-    fn bounds_nesting_and_operators() {
-        let deep = "{% if a %}".repeat(MAX_DEPTH + 1);
-        let e = scan("t", &deep).unwrap_err();
-        assert_eq!(e.position, Some((1, 10 * MAX_DEPTH + 1)));
-        assert!(scan("t", &"{% if a %}{% endif %}".repeat(100)).is_ok());
-        let parens = format!("{{{{ {}1{} }}}}", "(".repeat(40), ")".repeat(40));
-        assert!(scan("t", &parens).unwrap_err().message.contains("brackets"));
-        let sum = format!("{{{{ 1{} }}}}", " + 1".repeat(MAX_OPERATORS + 1));
-        assert!(scan("t", &sum).unwrap_err().message.contains("operators"));
-    }
 
     #[test]
     fn counts_sizes_without_walking_everything() {
