@@ -385,11 +385,7 @@ fn instrument(nodes: &mut [Node], places: &mut Places<'_, '_>, hooks: &mut bool)
             }
             Node::FilterSection(_, section, _) => {
                 places.next("filter");
-                section
-                    .filter
-                    .args
-                    .values_mut()
-                    .for_each(|a| route_default(a));
+                section.filter.args.values_mut().for_each(route_default);
                 if section.filter.name == "default" {
                     section.filter.name = OR_ELSE.to_string();
                 }

@@ -519,7 +519,10 @@ fn reference(
 }
 
 fn load(path: &Path) -> Loaded {
-    check::load(path).unwrap().ok().expect("the templates load")
+    match check::load(path).unwrap() {
+        Ok(loaded) => loaded,
+        Err(report) => panic!("the templates do not load:\n{}", report.render()),
+    }
 }
 
 proptest! {
