@@ -339,7 +339,7 @@ if [[ " $SECTIONS " == *" 4 "* || " $SECTIONS " == *" 5 "* ]]; then
     plus=$((BIG + 10))
     $AN gen "$plus" "$TMP/plus$plus.csv"
     ptoml=$(campaign "plus$plus" "$plus")
-    crss=() crate=() bcsv=() srss=() swall=() first=()
+    crss=() crate=() cwall=() bcsv=() srss=() swall=() first=()
     # The sends and resumes below share one address: the results file records its target.
     start_sandbox --no-validate --rate-limit "$NO_LIMIT"
     stop_sandbox
@@ -352,6 +352,7 @@ if [[ " $SECTIONS " == *" 4 "* || " $SECTIONS " == *" 5 "* ]]; then
         t1=$(date +%s.%N)
         crss+=("$(rss_mb "$TMP/c")")
         crate+=("$(awk -v n="$BIG" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", n/(b-a)}')")
+        cwall+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')")
         BENCH_CSV="$TMP/big$BIG.csv" "$BARE_CSV" >"$TMP/bcsv.out"
         bcsv+=("$(sed -n 's/.*: \([0-9.]*\) rows\/s.*/\1/p' "$TMP/bcsv.out")")
         log "   check: ${crss[-1]} MB, ${crate[-1]} rows/s; bare csv ${bcsv[-1]} rows/s"
@@ -378,8 +379,12 @@ if [[ " $SECTIONS " == *" 4 "* || " $SECTIONS " == *" 5 "* ]]; then
     mcrate=$(median "${crate[@]}")
     mbcsv=$(median "${bcsv[@]}")
     paired crate bcsv
-    row "5. check of $BIG rows vs a bare csv-crate pass" "$mcrate rows/s (bare csv $mbcsv)" "≥ 0.25 × bare csv" \
-        "$(ok "$PAIRED_MEDIAN" 0.25 ">=")" "$PAIRED_MEDIAN (each run: $PAIRED; of the medians: $(ratio "$mcrate" "$mbcsv"))"
+    # The ratio to a bare csv pass was the target until the second renderer went (16.5): it is kept
+    # as a note; the target is the user's, 1,000,000 rows in 5 s.
+    note "check of $BIG rows vs a bare csv-crate pass (paired): $PAIRED_MEDIAN (each run: $PAIRED)"
+    mcw=$(median "${cwall[@]}")
+    row "5. check of $BIG rows" "$mcw s ($mcrate rows/s; each run: ${cwall[*]} s)" "≤ 5 s" \
+        "$(ok "$mcw" 5 "<=")" "$(ratio "$mcw" 5) of the budget"
     if [ -f "$TMP/s.results.csv" ]; then
         cp "$TMP/s.results.csv" "$TMP/base.results.csv"
         cp "$TMP/s.results.csv.journal" "$TMP/base.results.csv.journal" 2>/dev/null || true

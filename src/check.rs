@@ -69,19 +69,6 @@ impl<'a> RowRenderer<'a> {
         }
     }
 
-    /// The same, rendering every row with Tera alone: the reference for tests and benchmarks.
-    pub fn with_tera_only(loaded: &'a Loaded, recipients: &Recipients) -> Self {
-        RowRenderer {
-            plan: loaded.templates.plan_with_tera_only(recipients.columns()),
-            ..RowRenderer::new(loaded, recipients)
-        }
-    }
-
-    /// Which templates render without Tera (their origins).
-    pub fn compiled(&self) -> Vec<&str> {
-        self.plan.compiled()
-    }
-
     /// The row's request, with its warnings; or its errors.
     pub fn render(&self, row: &Row<'_>) -> RowResult {
         let mut rendered = Rendered::default();
@@ -134,12 +121,7 @@ impl<'a> RowRenderer<'a> {
                 ),
             ));
         } else if self.campaign.body_format == crate::config::BodyFormat::Html {
-            // Known from the template when its values cannot change the tags.
-            let finding = match out.html.take() {
-                Some(known) => known,
-                None => crate::html::unbalanced(&out.body),
-            };
-            if let Some(why) = finding {
+            if let Some(why) = crate::html::unbalanced(&out.body) {
                 warnings.push(at(Problem::warning(
                     "html",
                     &self.file,
@@ -394,7 +376,14 @@ pub fn preflight(loaded: &Loaded, allow_duplicates: bool, on_row: &mut OnRow<'_>
     for (origin, var, suggestion) in loaded.templates.unknown_variables(&columns) {
         let hint = match suggestion {
             Some(s) => format!("; did you mean `{s}`?"),
-            None => format!("; the columns are: {}", columns.join(", ")),
+            None => format!(
+                "; the columns are: {}",
+                crate::vars::names_of(&columns)
+                    .into_iter()
+                    .map(|(name, _)| name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         };
         out.report.push(
             Problem::error(

@@ -127,6 +127,7 @@ impl Recipients {
             }
             columns.push(trimmed.to_string());
         }
+        problems.extend(name_collisions(&name, &columns));
         if columns.len() == 1 {
             if let Some(d) = [b';', b'\t', b',', b'|']
                 .into_iter()
@@ -404,6 +405,39 @@ impl Recipients {
         }
         tail.iter().rev().find(|b| !b.is_ascii_whitespace()) == Some(&b'"')
     }
+}
+
+/// Headers that templates would know by the same name (`vars::template_name`): `First name` and
+/// `first_name` are both `first_name`, and a template could not tell which it reads. (Headers
+/// that are the same text are reported as duplicates.)
+fn name_collisions(file: &str, columns: &[String]) -> Vec<Problem> {
+    let mut first: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut problems = Vec::new();
+    for (i, header) in columns.iter().enumerate() {
+        let Some(name) = crate::vars::template_name(header) else {
+            continue;
+        };
+        match first.get(&name) {
+            Some(&j) if columns[j] != *header => problems.push(
+                Problem::error(
+                    "csv",
+                    file,
+                    format!(
+                        "headers `{}` (column {}) and `{header}` are both `{name}` in templates; rename one of them",
+                        columns[j],
+                        j + 1
+                    ),
+                )
+                .line(1)
+                .column(format!("column {}", i + 1)),
+            ),
+            Some(_) => {}
+            None => {
+                first.insert(name, i);
+            }
+        }
+    }
+    problems
 }
 
 fn csv_error_text(e: &csv::Error) -> String {

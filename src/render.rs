@@ -1,10 +1,11 @@
-//! Templates: compiling the subject, body and recipient templates once per campaign, finding
-//! variables that are not CSV columns, and rendering a row into the exact request body.
+//! Templates: compiling the subject, body and recipient templates once per campaign (sealed and
+//! bounded: see `seal`), finding variables that are not CSV columns, and rendering a row into the
+//! exact request body.
 use serde::Serialize;
 use tera::{Context, Tera};
 
-use crate::compiled::Compiled;
 use crate::config::{BodyFormat, Campaign, MessageType, TemplateSource};
+use crate::seal;
 
 const SUBJECT: &str = "subject.txt";
 const BODY_HTML: &str = "body.html";
@@ -39,7 +40,7 @@ pub struct Templates {
     tera: Tera,
     body_name: &'static str,
     has_subject: bool,
-    origins: Vec<(&'static str, String)>,
+    sources: Vec<Source>,
 }
 
 /// The request body of `POST /messages`, exactly as Intercom's schema names its fields.
@@ -69,101 +70,6 @@ pub struct Recipient {
     #[serde(rename = "type")]
     pub kind: String,
     pub id: String,
-}
-
-/// Tera's `default` applies only to a variable that is missing, but a CSV column is always
-/// there, empty or not. Users expect `default` to cover an empty cell, so the templates' `default`
-/// filter is routed to `or_else`, which does both. Same length, so error positions hold.
-fn route_default(source: &str) -> String {
-    let mut out = String::with_capacity(source.len());
-    let mut rest = source;
-    while let Some(i) = rest.find('|') {
-        out.push_str(&rest[..=i]);
-        rest = &rest[i + 1..];
-        let trimmed = rest.trim_start();
-        let ws = rest.len() - trimmed.len();
-        if trimmed.starts_with("default")
-            && !trimmed["default".len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
-        {
-            out.push_str(&rest[..ws]);
-            out.push_str("or_else");
-            rest = &trimmed["default".len()..];
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-fn or_else(
-    value: &tera::Value,
-    args: &std::collections::HashMap<String, tera::Value>,
-) -> tera::Result<tera::Value> {
-    let empty = match value {
-        tera::Value::Null => true,
-        tera::Value::String(s) => s.is_empty(),
-        _ => false,
-    };
-    if empty {
-        args.get("value")
-            .cloned()
-            .ok_or_else(|| tera::Error::msg("the `default` filter needs a `value` argument"))
-    } else {
-        Ok(value.clone())
-    }
-}
-
-/// Tera's `range`, bounded: `range(end=10000000000)` would build the whole list before a loop
-/// starts, and hang the check. No message needs more than this many iterations.
-const MAX_RANGE: usize = 10_000;
-
-fn bounded_range(
-    args: &std::collections::HashMap<String, tera::Value>,
-) -> tera::Result<tera::Value> {
-    let arg = |name: &str, default: Option<u64>| -> tera::Result<u64> {
-        match args.get(name) {
-            Some(v) => v.as_u64().ok_or_else(|| {
-                tera::Error::msg(format!("`range`: `{name}` must be a whole number from 0"))
-            }),
-            None => default.ok_or_else(|| tera::Error::msg(format!("`range` needs `{name}`"))),
-        }
-    };
-    let start = arg("start", Some(0))?;
-    let end = arg("end", None)?;
-    let step = arg("step_by", Some(1))?;
-    if step == 0 {
-        return Err(tera::Error::msg("`range`: `step_by` must be above 0"));
-    }
-    let len = end.saturating_sub(start).div_ceil(step);
-    if len > MAX_RANGE as u64 {
-        return Err(tera::Error::msg(format!(
-            "`range` would have {len} items, more than {MAX_RANGE}"
-        )));
-    }
-    Ok((start..end)
-        .step_by(step as usize)
-        .collect::<Vec<_>>()
-        .into())
-}
-
-/// A macro can call itself, and Tera does not bound the recursion: the process would overflow
-/// its stack. Message templates have no need for macros, so they are refused.
-fn macro_error(origin: &str, source: &str) -> Option<TemplateError> {
-    for (line, text) in (1..).zip(source.lines()) {
-        let mut rest = text;
-        while let Some(at) = rest.find("{%") {
-            let tag = rest[at + 2..].trim_start_matches(['-', ' ', '\t']);
-            if tag.starts_with("macro") || tag.starts_with("import") {
-                let column = text.len() - rest.len() + at + 1;
-                return Some(TemplateError {
-                    origin: origin.to_string(),
-                    position: Some((line, column)),
-                    message: "macros are not supported in message templates".into(),
-                });
-            }
-            rest = &rest[at + 2..];
-        }
-    }
-    None
 }
 
 /// Line and column from Tera's parse error (`--> 3:14`), and its explanation without the banner.
@@ -203,13 +109,20 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
+/// A campaign's template: its Tera name, where it came from, and whether it has hooks to budget
+/// (`seal::render`).
+struct Source {
+    name: &'static str,
+    origin: String,
+    hooks: bool,
+}
+
 impl Templates {
-    /// Compiles every template of the campaign; returns every syntax error, not just the first.
+    /// Compiles every template of the campaign; returns every problem, not just the first.
     pub fn compile(campaign: &Campaign) -> Result<Templates, Vec<TemplateError>> {
         let mut tera = Tera::default();
         tera.autoescape_on(vec![".html"]);
-        tera.register_filter("or_else", or_else);
-        tera.register_function("range", bounded_range);
+        seal::register(&mut tera);
         let body_name = match campaign.body_format {
             BodyFormat::Html => BODY_HTML,
             BodyFormat::Text => BODY_TEXT,
@@ -220,13 +133,18 @@ impl Templates {
             sources.insert(0, (SUBJECT, subject));
         }
         let mut errors = Vec::new();
+        let mut compiled = Vec::new();
         for (name, src) in &sources {
-            if let Some(e) = macro_error(&src.origin, &src.source) {
-                errors.push(e);
-                continue;
-            }
-            if let Err(e) = tera.add_raw_template(name, &route_default(&src.source)) {
-                errors.push(parse_error(&src.origin, &e));
+            match compile_one(name, src) {
+                Ok((template, hooks)) => {
+                    tera.templates.insert(name.to_string(), template);
+                    compiled.push(Source {
+                        name,
+                        origin: src.origin.clone(),
+                        hooks,
+                    });
+                }
+                Err(mut e) => errors.append(&mut e),
             }
         }
         if !errors.is_empty() {
@@ -236,81 +154,90 @@ impl Templates {
             tera,
             body_name,
             has_subject: campaign.subject.is_some(),
-            origins: sources
-                .iter()
-                .map(|(n, s)| (*n, s.origin.clone()))
-                .collect(),
+            sources: compiled,
         })
     }
 
-    /// Variables the templates read that are neither CSV columns nor `row`, each with the
-    /// template it is in and the closest column name. Every branch counts, taken or not.
+    /// Variables the templates read that are neither CSV columns nor `row` or `columns`, each
+    /// with the template it is in and the closest name a template can use. Every branch counts,
+    /// taken or not. `columns` are the CSV's headers.
     pub fn unknown_variables(&self, columns: &[String]) -> Vec<(String, String, Option<String>)> {
+        let names = crate::vars::names_of(columns);
         let mut found = Vec::new();
-        for (name, origin) in &self.origins {
-            let Some(template) = self.tera.templates.get(*name) else {
+        for source in &self.sources {
+            let Some(template) = self.tera.templates.get(source.name) else {
                 continue;
             };
-            for var in crate::vars::free_variables(&template.ast) {
-                if var != "row" && !columns.contains(&var) {
-                    let suggestion = closest(&var, columns);
-                    found.push((origin.clone(), var, suggestion));
+            let writable: Vec<String> = names.iter().map(|n| n.0.clone()).collect();
+            for (var, path) in crate::vars::free_variable_paths(&template.ast) {
+                if RESERVED.contains(&var.as_str()) || writable.contains(&var) {
+                    continue;
                 }
+                // `user.name` for a header `user.name`: its name, `user_name`.
+                let suggestion = crate::vars::template_name(&path)
+                    .filter(|name| path.contains('.') && writable.contains(name))
+                    .or_else(|| closest(&var, &writable));
+                found.push((source.origin.clone(), var, suggestion));
             }
         }
         found
     }
 
-    /// The templates ready to render rows of a CSV with these columns: each one compiled where
-    /// it can be (see `compiled`), rendered by Tera where not.
+    /// The templates ready to render rows of a CSV with these headers.
     pub fn plan(&self, columns: &[String]) -> Plan<'_> {
-        let compile = |name: &str| Compiled::new(&self.tera, name, columns, name == BODY_HTML);
+        let mut read = std::collections::BTreeSet::new();
+        for source in &self.sources {
+            if let Some(template) = self.tera.templates.get(source.name) {
+                read.extend(crate::vars::names_read(&template.ast));
+            }
+        }
+        let names = crate::vars::names_of(columns)
+            .into_iter()
+            .filter(|(name, _)| read.contains(name) && !RESERVED.contains(&name.as_str()))
+            .collect();
         Plan {
             templates: self,
-            columns: columns.to_vec(),
-            subject: self.has_subject.then(|| compile(SUBJECT)),
-            body: compile(self.body_name),
-            to_id: compile(TO_ID),
+            headers: columns.to_vec(),
+            names,
+            by_header: read.contains(COLUMNS),
         }
     }
 
-    /// A plan that renders every row with Tera: the reference the compiled form is tested and
-    /// benchmarked against.
-    pub fn plan_with_tera_only(&self, columns: &[String]) -> Plan<'_> {
-        Plan {
-            templates: self,
-            columns: columns.to_vec(),
-            subject: self.has_subject.then_some(None),
-            body: None,
-            to_id: None,
-        }
+    fn source(&self, name: &str) -> &Source {
+        self.sources
+            .iter()
+            .find(|s| s.name == name)
+            .expect("a compiled template")
     }
+}
 
-    /// Renders template `name` with Tera; on error, the template's origin and Tera's cause.
-    fn render_with_tera(&self, name: &str, ctx: &Context) -> Result<String, (String, String)> {
-        self.tera.render(name, ctx).map_err(|e| {
-            let origin = self
-                .origins
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, o)| o.clone())
-                .unwrap_or_default();
-            let chain = error_chain(&e);
-            // The first line only repeats "Failed to render 'x'"; the cause follows.
-            let cause = chain.lines().skip(1).collect::<Vec<_>>().join(": ");
-            (origin, if cause.is_empty() { chain } else { cause })
-        })
-    }
+/// Names the templates have besides the columns: the record number, and every cell by its header.
+const ROW: &str = "row";
+const COLUMNS: &str = "columns";
+const RESERVED: [&str; 2] = [ROW, COLUMNS];
+
+/// Parses one template and seals it (see `seal`).
+fn compile_one(
+    name: &str,
+    src: &TemplateSource,
+) -> Result<(tera::Template, bool), Vec<TemplateError>> {
+    let tags = crate::tags::scan(&src.origin, &src.source).map_err(|e| vec![e])?;
+    let mut template = tera::Template::new(name, None, &src.source).map_err(|e| {
+        let e = tera::Error::chain(format!("Failed to parse '{name}'"), e);
+        vec![parse_error(&src.origin, &e)]
+    })?;
+    let hooks = seal::seal(&src.origin, &tags, &mut template)?;
+    Ok((template, hooks))
 }
 
 /// The campaign's templates bound to one CSV's columns.
 pub struct Plan<'t> {
     templates: &'t Templates,
-    columns: Vec<String>,
-    /// `None`: no subject; `Some(None)`: Tera renders it.
-    subject: Option<Option<Compiled<'t>>>,
-    body: Option<Compiled<'t>>,
-    to_id: Option<Compiled<'t>>,
+    headers: Vec<String>,
+    /// The names the templates read, each with its column.
+    names: Vec<(String, usize)>,
+    /// Whether a template reads `columns` (each cell by its exact header).
+    by_header: bool,
 }
 
 impl Plan<'_> {
@@ -328,69 +255,41 @@ impl Plan<'_> {
         row: u64,
         out: &mut Rendered,
     ) -> Result<(), (String, String)> {
-        // Built only if a template needs Tera: it is most of Tera's cost per row.
-        let mut ctx: Option<Context> = None;
-        let mut one = |name: &str,
-                       compiled: &Option<Compiled<'_>>,
-                       buf: &mut String|
-         -> Result<Option<crate::compiled::Path>, (String, String)> {
-            buf.clear();
-            if let Some(compiled) = compiled {
-                buf.reserve(compiled.size_hint());
-                if let Ok(path) = compiled.render(fields, row, buf) {
-                    return Ok(Some(path));
-                }
-                buf.clear();
-            }
-            let ctx = ctx.get_or_insert_with(|| {
-                let mut ctx = Context::new();
-                for (name, value) in self.columns.iter().zip(fields) {
-                    ctx.insert(name.as_str(), value);
-                }
-                ctx.insert("row", &row);
-                ctx
-            });
-            buf.push_str(&self.templates.render_with_tera(name, ctx)?);
-            Ok(None)
+        let ctx = self.context(fields, row);
+        let one = |name: &str, buf: &mut String| -> Result<(), (String, String)> {
+            let source = self.templates.source(name);
+            seal::render(&self.templates.tera, name, source.hooks, &ctx, buf)
+                .map_err(|cause| (source.origin.clone(), cause))
         };
-        match &self.subject {
-            Some(compiled) => {
-                one(
-                    SUBJECT,
-                    compiled,
-                    out.subject.get_or_insert_with(String::new),
-                )?;
-            }
-            None => out.subject = None,
+        if self.templates.has_subject {
+            one(SUBJECT, out.subject.get_or_insert_with(String::new))?;
+        } else {
+            out.subject = None;
         }
-        let path = one(self.templates.body_name, &self.body, &mut out.body)?;
-        out.html = match (&self.body, path) {
-            (Some(compiled), Some(path)) => compiled.html_verdict(&path),
-            _ => None,
-        };
-        one(TO_ID, &self.to_id, &mut out.to_id)?;
+        one(self.templates.body_name, &mut out.body)?;
+        one(TO_ID, &mut out.to_id)?;
         trim_in_place(&mut out.to_id);
         Ok(())
     }
 
-    /// Which of the templates render without Tera (by origin), for tests and benchmarks.
-    pub fn compiled(&self) -> Vec<&str> {
-        let names = [
-            (SUBJECT, self.subject.as_ref().is_some_and(Option::is_some)),
-            (self.templates.body_name, self.body.is_some()),
-            (TO_ID, self.to_id.is_some()),
-        ];
-        names
-            .iter()
-            .filter(|(_, compiled)| *compiled)
-            .filter_map(|(name, _)| {
-                self.templates
-                    .origins
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, o)| o.as_str())
-            })
-            .collect()
+    /// The row as the templates see it: the columns they read, by name; `row`; and, if a template
+    /// reads it, `columns`, every cell by its exact header.
+    fn context(&self, fields: &[&str], row: u64) -> Context {
+        let mut ctx = Context::new();
+        for (name, i) in &self.names {
+            ctx.insert(name.as_str(), fields.get(*i).copied().unwrap_or(""));
+        }
+        if self.by_header {
+            let cells: serde_json::Map<String, serde_json::Value> = self
+                .headers
+                .iter()
+                .zip(fields)
+                .map(|(h, f)| (h.clone(), serde_json::Value::from(*f)))
+                .collect();
+            ctx.insert(COLUMNS, &cells);
+        }
+        ctx.insert(ROW, &row);
+        ctx
     }
 }
 
@@ -400,9 +299,6 @@ pub struct Rendered {
     pub subject: Option<String>,
     pub body: String,
     pub to_id: String,
-    /// What the HTML check finds in `body`, when the compiled template knows it without looking
-    /// (`Compiled::html_verdict`); `None` when the body must be checked.
-    pub html: Option<Option<String>>,
 }
 
 impl Rendered {
@@ -455,17 +351,6 @@ pub fn closest(name: &str, columns: &[String]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn routes_default_keeping_positions() {
-        let src = "{{ a | default(value='x') }} {{b|default (value=1)}} {{ c | defaults }}";
-        let out = route_default(src);
-        assert_eq!(out.len(), src.len());
-        assert_eq!(
-            out,
-            "{{ a | or_else(value='x') }} {{b|or_else (value=1)}} {{ c | defaults }}"
-        );
-    }
 
     #[test]
     fn suggests_close_columns() {

@@ -1,14 +1,82 @@
-//! The variables a template reads, found by walking Tera's syntax tree: every branch, taken or not,
-//! so that a misspelt column inside an `{% if %}` is found before any row is rendered.
-use std::collections::BTreeSet;
+//! The names templates use for CSV columns, and the variables a template reads, found by walking
+//! Tera's syntax tree: every branch, taken or not, so that a misspelt column inside an `{% if %}`
+//! is found before any row is rendered.
+use std::collections::{BTreeMap, BTreeSet};
 
 use tera::ast::{Expr, ExprVal, Node};
 
+/// The name templates use for a CSV header. A header that is already a name Tera can read
+/// (ASCII letters, digits and `_`, not starting with a digit) is used as written. Any other is
+/// spelt in ASCII (`é` as `e`, `ß` as `ss`), in lower case, with each run of other characters
+/// (spaces, dots, dashes ...) as one `_`, none at either end, and `_` before a leading digit:
+/// `Intercom ID` is `intercom_id`, `First name` `first_name`, `user.name` `user_name`,
+/// `Prénom` `prenom`, `2024 spend` `_2024_spend`. `None` for a header with no letter or digit;
+/// every cell stays reachable by its exact header, as `columns["Intercom ID"]`.
+pub fn template_name(header: &str) -> Option<String> {
+    if is_name(header) {
+        return Some(header.to_string());
+    }
+    let ascii = deunicode::deunicode(header).to_ascii_lowercase();
+    let mut name = String::with_capacity(ascii.len() + 1);
+    for word in ascii
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        if !name.is_empty() {
+            name.push('_');
+        }
+        name.push_str(word);
+    }
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        name.insert(0, '_');
+    }
+    (!name.is_empty()).then_some(name)
+}
+
+/// Whether Tera reads `text` as a name.
+fn is_name(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Each header's template name with its column (from 0), for the headers that have one.
+pub fn names_of(headers: &[String]) -> Vec<(String, usize)> {
+    headers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| template_name(h).map(|n| (n, i)))
+        .collect()
+}
+
 /// Names a template reads from the context, less those it binds itself (loop variables, `set`).
 pub fn free_variables(ast: &[Node]) -> BTreeSet<String> {
+    free_variable_paths(ast).into_keys().collect()
+}
+
+/// `free_variables`, each with the first path the template reads it by (`user.name` for `user`):
+/// what a header with a dot in it was probably meant by.
+pub fn free_variable_paths(ast: &[Node]) -> BTreeMap<String, String> {
     let mut w = Walker::default();
     w.nodes(ast);
     w.used.retain(|v| !w.bound.contains(v));
+    w.used
+        .into_iter()
+        .map(|root| {
+            let path = w.paths.get(&root).cloned().unwrap_or_else(|| root.clone());
+            (root, path)
+        })
+        .collect()
+}
+
+/// Every name a template reads or binds: what a rendering's context must hold for it (a name it
+/// binds may be read before it is bound).
+pub fn names_read(ast: &[Node]) -> BTreeSet<String> {
+    let mut w = Walker::default();
+    w.nodes(ast);
+    w.used.extend(w.bound);
     w.used
 }
 
@@ -18,6 +86,8 @@ struct Walker {
     /// Names the template binds. Tera scopes them, but a name bound anywhere is taken as bound
     /// everywhere: that can miss a misuse, never invent one.
     bound: BTreeSet<String>,
+    /// The first path each used name is read by, as written.
+    paths: BTreeMap<String, String>,
 }
 
 /// `user.name` and `items[0]` read `user` and `items`.
@@ -31,6 +101,9 @@ impl Walker {
         // Tera's own names.
         if !matches!(r, "loop" | "__tera_context" | "") {
             self.used.insert(r.to_string());
+            self.paths
+                .entry(r.to_string())
+                .or_insert_with(|| ident.to_string());
         }
     }
 
@@ -134,6 +207,24 @@ mod tests {
         free_variables(&tera.templates["t"].ast)
             .into_iter()
             .collect()
+    }
+
+    #[test]
+    fn headers_become_names_by_the_documented_rule() {
+        let name = |h: &str| template_name(h);
+        assert_eq!(name("first_name").as_deref(), Some("first_name"));
+        assert_eq!(name("Plan").as_deref(), Some("Plan"));
+        assert_eq!(name("_x9").as_deref(), Some("_x9"));
+        assert_eq!(name("Intercom ID").as_deref(), Some("intercom_id"));
+        assert_eq!(name("First name").as_deref(), Some("first_name"));
+        assert_eq!(name("user.name").as_deref(), Some("user_name"));
+        assert_eq!(name("  E-mail (work) ").as_deref(), Some("e_mail_work"));
+        assert_eq!(name("Prénom").as_deref(), Some("prenom"));
+        assert_eq!(name("Straße").as_deref(), Some("strasse"));
+        assert_eq!(name("2024 spend").as_deref(), Some("_2024_spend"));
+        assert_eq!(name("9"), Some("_9".to_string()));
+        assert_eq!(name("#"), None);
+        assert_eq!(name(""), None);
     }
 
     #[test]

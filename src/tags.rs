@@ -1,0 +1,262 @@
+//! The tags of a template's source, found without parsing it: where each `{{ }}` and `{% %}` is
+//! (line and column), outside comments and `raw` blocks, and whether tags or brackets nest too
+//! deep for Tera's parser and renderer, which recurse once per level (5,000 nested `if`s
+//! overflowed the stack). Tera's syntax tree has no positions: `seal` takes them from here.
+use crate::render::TemplateError;
+
+/// Tags nested in tags (`if` in `for` in `if` ...), and brackets nested in a tag.
+pub const MAX_DEPTH: usize = 32;
+/// Operators in one tag: Tera nests `a + b + c ...` one level per operator.
+pub const MAX_OPERATORS: usize = 200;
+
+/// A tag in a template's source: `{{` for an expression, else the statement's keyword.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tag<'s> {
+    pub keyword: &'s str,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// Tags that open a body which a matching `end...` tag closes.
+fn opens_block(keyword: &str) -> bool {
+    matches!(keyword, "if" | "for" | "filter" | "block" | "macro")
+}
+
+pub fn closes_block(keyword: &str) -> bool {
+    matches!(
+        keyword,
+        "endif" | "endfor" | "endfilter" | "endblock" | "endmacro"
+    )
+}
+
+/// Line and column (1-based, in characters) of byte offsets asked in increasing order.
+struct Lines<'s> {
+    source: &'s str,
+    line: usize,
+    line_start: usize,
+    counted: usize,
+}
+
+impl<'s> Lines<'s> {
+    fn new(source: &'s str) -> Self {
+        Lines {
+            source,
+            line: 1,
+            line_start: 0,
+            counted: 0,
+        }
+    }
+
+    fn at(&mut self, offset: usize) -> (usize, usize) {
+        let bytes = &self.source.as_bytes()[self.counted..offset];
+        for nl in memchr::memchr_iter(b'\n', bytes) {
+            self.line += 1;
+            self.line_start = self.counted + nl + 1;
+        }
+        self.counted = offset;
+        let column = self.source[self.line_start..offset].chars().count() + 1;
+        (self.line, column)
+    }
+}
+
+/// The tags of `source` in order, outside comments and `raw` blocks; or the first place where
+/// tags nest deeper than `MAX_DEPTH` or a tag holds more than `MAX_OPERATORS` operators. What
+/// is not well formed is left for Tera's parser to report.
+pub fn scan<'s>(origin: &str, source: &'s str) -> Result<Vec<Tag<'s>>, TemplateError> {
+    let bytes = source.as_bytes();
+    let mut lines = Lines::new(source);
+    let mut tags = Vec::new();
+    let mut depth = 0usize;
+    let mut i = 0;
+    let too_much = |lines: &mut Lines<'_>, at: usize, message: String| TemplateError {
+        origin: origin.to_string(),
+        position: Some(lines.at(at)),
+        message,
+    };
+    while let Some(found) = memchr::memchr(b'{', &bytes[i..]) {
+        let at = i + found;
+        let closer: &[u8] = match bytes.get(at + 1) {
+            Some(b'#') => {
+                i = find(bytes, at + 2, b"#}").map_or(bytes.len(), |end| end + 2);
+                continue;
+            }
+            Some(b'{') => b"}}",
+            Some(b'%') => b"%}",
+            _ => {
+                i = at + 1;
+                continue;
+            }
+        };
+        let inner = at + 2;
+        let start = inner
+            + bytes[inner..]
+                .iter()
+                .take_while(|b| **b == b'-' || b.is_ascii_whitespace())
+                .count();
+        let keyword = if closer == b"}}" {
+            "{{"
+        } else {
+            let len = bytes[start..]
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+                .count();
+            &source[start..start + len]
+        };
+        let end = match tag_end(bytes, inner, closer) {
+            Ok(end) => end,
+            Err(TagProblem::Nesting(offset)) => {
+                return Err(too_much(
+                    &mut lines,
+                    offset,
+                    format!(
+                    "brackets nest deeper than {MAX_DEPTH} levels; split the expression with `set`"
+                ),
+                ))
+            }
+            Err(TagProblem::Operators) => {
+                return Err(too_much(
+                    &mut lines,
+                    at,
+                    format!("the tag has more than {MAX_OPERATORS} operators; split it with `set`"),
+                ))
+            }
+        };
+        let (line, column) = lines.at(at);
+        tags.push(Tag {
+            keyword,
+            line,
+            column,
+        });
+        i = end;
+        if keyword == "raw" {
+            i = end_of_raw(bytes, i);
+        } else if opens_block(keyword) {
+            depth += 1;
+            if depth > MAX_DEPTH {
+                return Err(too_much(
+                    &mut lines,
+                    at,
+                    format!(
+                        "tags nest deeper than {MAX_DEPTH} levels here; no message needs that many"
+                    ),
+                ));
+            }
+        } else if closes_block(keyword) {
+            depth = depth.saturating_sub(1);
+        }
+    }
+    Ok(tags)
+}
+
+enum TagProblem {
+    Nesting(usize),
+    Operators,
+}
+
+/// The offset after the tag's closer, skipping strings (Tera's have no escapes); the end of the
+/// source if it has none.
+fn tag_end(bytes: &[u8], from: usize, closer: &[u8]) -> Result<usize, TagProblem> {
+    let mut quote: Option<u8> = None;
+    let mut depth = 0usize;
+    let mut operators = 0usize;
+    let mut i = from;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quote {
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None if bytes[i..].starts_with(closer) => return Ok(i + closer.len()),
+            None => match b {
+                b'"' | b'\'' | b'`' => quote = Some(b),
+                b'(' | b'[' => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Err(TagProblem::Nesting(i));
+                    }
+                }
+                b')' | b']' => depth = depth.saturating_sub(1),
+                b'+' | b'-' | b'*' | b'/' | b'%' | b'<' | b'>' | b'=' | b'!' | b'~' => {
+                    operators += 1
+                }
+                b if b.is_ascii_alphabetic() => {
+                    let len = bytes[i..]
+                        .iter()
+                        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+                        .count();
+                    if matches!(&bytes[i..i + len], b"and" | b"or" | b"not" | b"in" | b"is") {
+                        operators += 1;
+                    }
+                    i += len;
+                    continue;
+                }
+                _ => {}
+            },
+        }
+        if operators > MAX_OPERATORS {
+            return Err(TagProblem::Operators);
+        }
+        i += 1;
+    }
+    Ok(bytes.len())
+}
+
+/// After `{% raw %}`: the offset after its `{% endraw %}` (or the end of the source).
+fn end_of_raw(bytes: &[u8], from: usize) -> usize {
+    let mut i = from;
+    while let Some(at) = find(bytes, i, b"{%") {
+        let word = at
+            + 2
+            + bytes[at + 2..]
+                .iter()
+                .take_while(|b| **b == b'-' || b.is_ascii_whitespace())
+                .count();
+        if bytes[word..].starts_with(b"endraw") {
+            return find(bytes, word, b"%}").map_or(bytes.len(), |end| end + 2);
+        }
+        i = at + 2;
+    }
+    bytes.len()
+}
+
+fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    memchr::memmem::find(&bytes[from..], needle).map(|at| from + at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keywords(source: &str) -> Vec<(&str, usize, usize)> {
+        scan("t", source)
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.keyword, t.line, t.column))
+            .collect()
+    }
+
+    #[test]
+    fn scans_tags_outside_comments_raw_and_strings() {
+        assert_eq!(
+            keywords("a {{ x }}\n{# {{ no }} #}{%- if y -%}é{{ \"}}\" }}{% raw %}{{ z }}{% endraw %}{% endif %}"),
+            [
+                ("{{", 1, 3),
+                ("if", 2, 15),
+                ("{{", 2, 28),
+                ("raw", 2, 38),
+                ("endif", 2, 66)
+            ]
+        );
+    }
+
+    #[test]
+    fn bounds_nesting_and_operators() {
+        let deep = "{% if a %}".repeat(MAX_DEPTH + 1);
+        let e = scan("t", &deep).unwrap_err();
+        assert_eq!(e.position, Some((1, 10 * MAX_DEPTH + 1)));
+        assert!(scan("t", &"{% if a %}{% endif %}".repeat(100)).is_ok());
+        let parens = format!("{{{{ {}1{} }}}}", "(".repeat(40), ")".repeat(40));
+        assert!(scan("t", &parens).unwrap_err().message.contains("brackets"));
+        let sum = format!("{{{{ 1{} }}}}", " + 1".repeat(MAX_OPERATORS + 1));
+        assert!(scan("t", &sum).unwrap_err().message.contains("operators"));
+    }
+}
