@@ -15,6 +15,16 @@ pub enum Concurrency {
     Auto,
 }
 
+/// As the flag and the campaign file write it: `8`, `auto`.
+impl std::fmt::Display for Concurrency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Concurrency::Fixed(n) => write!(f, "{n}"),
+            Concurrency::Auto => f.write_str("auto"),
+        }
+    }
+}
+
 impl FromStr for Concurrency {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

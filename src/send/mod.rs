@@ -61,8 +61,9 @@ fn read_token(args: &SendArgs) -> anyhow::Result<Token> {
             .with_context(|| format!("cannot read the token file {}", path.display()))?;
         return Token::new(text).with_context(|| format!("{}", path.display()));
     }
-    match std::env::var("INTERCOM_TOKEN") {
-        Ok(t) if !t.trim().is_empty() => Token::new(t),
+    // `--token`, or INTERCOM_TOKEN, which clap reads into it.
+    match args.token.clone().map(|t| t.into_inner()) {
+        Some(t) if !t.trim().is_empty() => Token::new(t),
         _ => bail!(
             "no access token: set INTERCOM_TOKEN (or pass --token-file FILE), or rehearse with --sandbox or --dry-run"
         ),
@@ -92,6 +93,15 @@ fn apply_overrides(c: &mut Campaign, args: &SendArgs) -> anyhow::Result<()> {
     }
     if let Some(d) = args.stall_timeout {
         c.send.stall_timeout = d;
+    }
+    if let Some(s) = args.max_failure_share {
+        c.send.max_failure_share = s;
+    }
+    if let Some(d) = args.retry_not_found_for {
+        c.send.retry_not_found_for = d;
+    }
+    if let Some(d) = args.request_timeout {
+        c.send.request_timeout = d;
     }
     if let Some(u) = &args.api_base {
         c.base_url = u.clone();
@@ -233,7 +243,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     let loaded_rate = c.send.rate.to_string();
     if args.dry_run {
         println!(
-            "dry run: {to_send} messages would be sent to {} (rate {}, concurrency {:?}); nothing was sent.",
+            "dry run: {to_send} messages would be sent to {} (rate {}, concurrency {}); nothing was sent.",
             if args.sandbox { "the sandbox".to_string() } else { c.base_url.clone() },
             c.send.rate,
             c.send.concurrency
