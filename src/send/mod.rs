@@ -133,7 +133,10 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     };
     apply_overrides(&mut loaded.campaign, &args)?;
     if !args.sandbox {
-        config::check_base_url(&loaded.campaign.base_url)?;
+        config::check_base_url(&loaded.campaign.base_url).with_context(|| match args.api_base {
+            Some(_) => "--api-base".to_string(),
+            None => format!("{} [intercom] base_url", args.campaign.display()),
+        })?;
     }
     let target = if args.sandbox {
         "sandbox".to_string()
@@ -242,11 +245,27 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     let c = &loaded.campaign;
     let loaded_rate = c.send.rate.to_string();
     if args.dry_run {
+        // With --skip-invalid the invalid rows are recorded, not sent: counted apart.
+        let skipped = if args.skip_invalid {
+            pre.invalid_rows
+        } else {
+            0
+        };
+        let to_send = args
+            .limit
+            .or(args.canary)
+            .map_or(remaining.saturating_sub(skipped), |limit| {
+                remaining.saturating_sub(skipped).min(limit)
+            });
         println!(
-            "dry run: {to_send} messages would be sent to {} (rate {}, concurrency {}); nothing was sent.",
+            "dry run: {to_send} messages would be sent to {} (rate {}, concurrency {}){}; nothing was sent.",
             if args.sandbox { "the sandbox".to_string() } else { c.base_url.clone() },
             c.send.rate,
-            c.send.concurrency
+            c.send.concurrency,
+            match skipped {
+                0 => String::new(),
+                n => format!(", {} would be recorded `skipped`", check::counted(n, "invalid row")),
+            }
         );
         return Ok(Status::Ok);
     }
