@@ -162,7 +162,7 @@ pub struct SendArgs {
     #[arg(long, value_name = "ROWS", num_args = 0..=1, default_missing_value = "all", requires = "resume")]
     pub retry_unknown: Option<crate::rows::RowSet>,
     /// With --resume: go on although the templates or message settings changed since the first run.
-    #[arg(long)]
+    #[arg(long, requires = "resume")]
     pub allow_changed: bool,
     /// Send although several rows address the same recipient.
     #[arg(long)]

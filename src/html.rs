@@ -185,7 +185,23 @@ pub fn verdict_of_skeleton(skeleton: &str) -> Option<Option<String>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{unbalanced, verdict_of_skeleton, MARK};
+    use super::{unbalanced, unbalanced_at, verdict_of_skeleton, MARK};
+
+    /// The offset is the `<` the finding is about: the wrong end tag, or the tag never closed.
+    #[test]
+    fn points_at_the_tag_it_is_about() {
+        let html = "<p>a</p>\n<p>b <b>c</p>";
+        assert_eq!(
+            unbalanced_at(html),
+            Some((html.rfind("</p>").unwrap(), "`</p>` closes `<b>`".into()))
+        );
+        let html = "<div>\n<a href=x>y";
+        assert_eq!(
+            unbalanced_at(html),
+            Some((html.find("<a").unwrap(), "`<a>` is never closed".into()))
+        );
+        assert_eq!(unbalanced_at("<p>x</p><br>"), None);
+    }
 
     /// Every way of filling the skeleton's marks from `values` gives the skeleton's verdict.
     fn holds_for(skeleton: &str, values: &[&str]) {

@@ -166,14 +166,18 @@ fn a_fault_flag_without_sandbox_is_refused_and_nothing_is_sent() {
         .success();
 }
 
-/// Already so before issue 19; kept true.
+/// `--retry-unknown` without `--resume` was refused before issue 19 (kept true);
+/// `--allow-changed` was ignored.
 #[test]
-fn retry_unknown_without_resume_is_refused() {
+fn resume_flags_without_resume_are_refused() {
     let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
     let f = Fixture::new(&people_csv(2), &email_campaign(""));
-    f.send(&server, &["--retry-unknown"])
-        .code(2)
-        .stderr(predicate::str::contains("--resume"));
+    for flag in ["--retry-unknown", "--allow-changed"] {
+        f.send(&server, &[flag]).code(2).stderr(
+            predicate::str::contains("required arguments were not provided")
+                .and(predicate::str::contains("--resume")),
+        );
+    }
     assert!(server.requests().is_empty());
 }
 
