@@ -18,6 +18,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the largest variant (send's flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate the campaign file, templates and every row offline; send nothing.
@@ -130,6 +132,10 @@ pub struct PreviewArgs {
 /// `send`'s copy of the sandbox's fault flags: each needs --sandbox (without it the flag would be
 /// ignored, which is worse than an error) and its help says so. Applied after the flatten.
 fn needs_sandbox(arg: Arg) -> Arg {
+    let faults = FaultArgs::augment_args(clap::Command::new("faults"));
+    if faults.get_arguments().all(|a| a.get_id() != arg.get_id()) {
+        return arg;
+    }
     let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
     let mut chars = help.chars();
     let help = match chars.next() {
@@ -140,14 +146,7 @@ fn needs_sandbox(arg: Arg) -> Arg {
 }
 
 #[derive(Debug, Args)]
-#[command(
-    mut_arg("rate_limit", needs_sandbox),
-    mut_arg("latency", needs_sandbox),
-    mut_arg("fail_rate", needs_sandbox),
-    mut_arg("drop_rate", needs_sandbox),
-    mut_arg("seed", needs_sandbox),
-    mut_arg("no_validate", needs_sandbox)
-)]
+#[command(mut_args(needs_sandbox))]
 pub struct SendArgs {
     /// The campaign file (TOML).
     pub campaign: PathBuf,

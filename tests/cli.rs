@@ -224,7 +224,7 @@ fn max_failure_share_from_the_command_line_stops_the_run() {
     // Every other row is refused: half the last 100, which the default (0.5) lets through.
     let server = TestServer::start(Arc::new(|r, _| {
         let n: u64 = r.to_id().trim_start_matches("id-").parse().unwrap();
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             error_reply(400, "parameter_invalid", "no", "req-1")
         } else {
             ok_reply(r)
