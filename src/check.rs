@@ -347,6 +347,54 @@ pub struct Preflight {
 /// the report.
 pub type OnRow<'a> = dyn FnMut(u64, &Rendered) -> Option<Problem> + Send + 'a;
 
+/// An imbalance in the HTML body template's own text: every row that renders it has the same
+/// warning, which belongs to the template, so it is said once, at the template's line, with the
+/// number of rows, instead of once per row.
+struct TemplateHtml {
+    origin: String,
+    line: u64,
+    message: String,
+}
+
+impl TemplateHtml {
+    fn of(c: &Campaign) -> Option<TemplateHtml> {
+        if c.body_format != crate::config::BodyFormat::Html {
+            return None;
+        }
+        let (at, why) = crate::html::unbalanced_at(&c.body.source)?;
+        Some(TemplateHtml {
+            origin: c.body.origin.clone(),
+            line: line_of(&c.body.source, at),
+            message: format!("the body's HTML does not balance: {why}"),
+        })
+    }
+
+    /// Whether a row's warning is this one.
+    fn is(&self, w: &Problem) -> bool {
+        w.kind == "html" && w.message == self.message
+    }
+
+    fn once(self, rows: u64) -> Problem {
+        Problem::warning(
+            "html",
+            self.origin,
+            format!("{} (in {})", self.message, counted(rows, "row")),
+        )
+        .line(self.line)
+    }
+}
+
+/// The 1-based line of byte `at`, as an editor counts lines (LF, CR LF or CR alone).
+fn line_of(text: &str, at: usize) -> u64 {
+    let before = &text.as_bytes()[..at.min(text.len())];
+    let breaks = before
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && before.get(i + 1) != Some(&b'\n')))
+        .count();
+    breaks as u64 + 1
+}
+
 /// Reads and renders every row.
 pub fn preflight(loaded: &Loaded, allow_duplicates: bool, on_row: &mut OnRow<'_>) -> Preflight {
     let mut out = Preflight::default();
@@ -403,6 +451,8 @@ pub fn preflight(loaded: &Loaded, allow_duplicates: bool, on_row: &mut OnRow<'_>
     // 8 bytes per valid row: the recipient hashes, and nothing else that grows with the rows.
     let mut hashes: Vec<u64> = Vec::new();
     let mut content = Fingerprint::default();
+    let template_html = TemplateHtml::of(campaign);
+    let mut template_html_rows = 0u64;
     each_rendered(&mut recipients, render.then_some(&renderer), &mut |slot| {
         out.rows += 1;
         if let Some(p) = slot.bad.take() {
@@ -417,7 +467,11 @@ pub fn preflight(loaded: &Loaded, allow_duplicates: bool, on_row: &mut OnRow<'_>
             None => {}
             Some(Ok(warnings)) => {
                 for w in warnings {
-                    out.report.push(w);
+                    if template_html.as_ref().is_some_and(|t| t.is(&w)) {
+                        template_html_rows += 1;
+                    } else {
+                        out.report.push(w);
+                    }
                 }
                 let id = &slot.rendered.to_id;
                 hashes.push(recipient_hash(&campaign.to_type, id));
@@ -435,6 +489,20 @@ pub fn preflight(loaded: &Loaded, allow_duplicates: bool, on_row: &mut OnRow<'_>
         }
     });
     drop(recipients);
+    if let (Some(t), 1..) = (template_html, template_html_rows) {
+        out.report.push(t.once(template_html_rows));
+    }
+    if out.rows == 0 {
+        // A header and nothing else is a CSV cut short or the wrong file, not a campaign done.
+        out.report.push(
+            Problem::error(
+                "csv",
+                &file,
+                "the file has a header row but no records: add one row per recipient below it",
+            )
+            .line(1),
+        );
+    }
     out.content_hash = content.digest();
     // Sorting 8 bytes per valid row is what finding duplicates costs; the rows themselves are gone,
     // and so are their numbers. The hashes that occur more than once are few (normally none).

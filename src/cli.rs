@@ -2,7 +2,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Arg, Args, Parser, Subcommand};
 
 use crate::config::{in_range, MAX_ATTEMPTS, MAX_FAILURES};
 use crate::rate::{parse_probability, LatencySpec, Rate};
@@ -26,27 +26,55 @@ fn max_failures(s: &str) -> Result<u32, String> {
 #[command(
     name = "campaign",
     version,
-    about = "Send one Intercom message to each row of a CSV file: safely, at the API's rate, resumably."
+    about = "Send one Intercom message to each row of a CSV file: safely, at the API's rate, resumably.",
+    after_help = help::TOP
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
+// Parsed once per process: the size of the largest variant (send's flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate the campaign file, templates and every row offline; send nothing.
+    #[command(after_help = help::CHECK)]
     Check(CheckArgs),
     /// Show rendered messages (or, with --json, the exact request bodies).
+    #[command(after_help = help::PREVIEW)]
     Preview(PreviewArgs),
     /// Check, then send one message per row and record each outcome in the results file.
+    #[command(after_help = help::SEND)]
     Send(SendArgs),
     /// Run a local Intercom-compatible server to rehearse against.
+    #[command(after_help = help::SANDBOX)]
     Sandbox(SandboxArgs),
     /// Summarize a results file: counts, errors by code, unknown rows, timing, messages per minute.
+    #[command(after_help = help::REPORT)]
     Report(ReportArgs),
     /// Record what you found in Intercom for `unknown` (or `failed`) rows of a results file.
+    #[command(after_help = help::MARK)]
     Mark(MarkArgs),
+    /// Print a shell completion script to stdout.
+    #[command(after_help = help::COMPLETIONS)]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) to stdout: of campaign, or of one of its commands.
+    #[command(after_help = help::MAN)]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command whose page to print (`send`, `check`, ...); without it, campaign's own page.
+    pub command: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -117,12 +145,29 @@ pub struct PreviewArgs {
     pub open: bool,
 }
 
+/// `send`'s copy of the sandbox's fault flags: each needs --sandbox (without it the flag would be
+/// ignored, which is worse than an error) and its help says so. Applied after the flatten.
+fn needs_sandbox(arg: Arg) -> Arg {
+    let faults = FaultArgs::augment_args(clap::Command::new("faults"));
+    if faults.get_arguments().all(|a| a.get_id() != arg.get_id()) {
+        return arg;
+    }
+    let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+    let mut chars = help.chars();
+    let help = match chars.next() {
+        Some(first) => format!("With --sandbox: {}{}", first.to_lowercase(), chars.as_str()),
+        None => "With --sandbox.".to_string(),
+    };
+    arg.requires("sandbox").help(help)
+}
+
 #[derive(Debug, Args)]
+#[command(mut_args(needs_sandbox))]
 pub struct SendArgs {
     /// The campaign file (TOML).
     pub campaign: PathBuf,
-    /// Results file [default: <campaign file stem>.results.csv in the current directory].
-    #[arg(long)]
+    /// Results file [default: <campaign file stem>.results.csv beside the campaign file].
+    #[arg(long, value_name = "FILE")]
     pub results: Option<PathBuf>,
     /// Continue a run: rows recorded `sent` or `unknown` are not sent again.
     #[arg(long)]
@@ -132,7 +177,7 @@ pub struct SendArgs {
     #[arg(long, value_name = "ROWS", num_args = 0..=1, default_missing_value = "all", requires = "resume")]
     pub retry_unknown: Option<crate::rows::RowSet>,
     /// With --resume: go on although the templates or message settings changed since the first run.
-    #[arg(long)]
+    #[arg(long, requires = "resume")]
     pub allow_changed: bool,
     /// Send although several rows address the same recipient.
     #[arg(long)]
@@ -158,6 +203,18 @@ pub struct SendArgs {
     /// row's outcome: 429s, or its rate headers [campaign file: send.stall_timeout; default 10m].
     #[arg(long, value_name = "DURATION", value_parser = stall_timeout)]
     pub stall_timeout: Option<std::time::Duration>,
+    /// Stop when more than this share of the last 100 rows failed: above 0, at most 1
+    /// [campaign file: send.max_failure_share; default 0.5].
+    #[arg(long, value_name = "SHARE", value_parser = failure_share)]
+    pub max_failure_share: Option<f64>,
+    /// How long a recipient's 404 is retried (a new contact can 404 for a while)
+    /// [campaign file: send.retry_not_found_for; default 60s].
+    #[arg(long, value_name = "DURATION", value_parser = crate::rate::parse_duration)]
+    pub retry_not_found_for: Option<std::time::Duration>,
+    /// How long one request may take before its row is recorded `unknown`
+    /// [campaign file: send.request_timeout; default 30s].
+    #[arg(long, value_name = "DURATION", value_parser = crate::rate::parse_duration)]
+    pub request_timeout: Option<std::time::Duration>,
     /// Send the first N rows, then stop (exit 3) so that they can be checked in Intercom before
     /// the rest goes with --resume.
     #[arg(long, value_name = "N", conflicts_with = "limit")]
@@ -177,14 +234,18 @@ pub struct SendArgs {
     /// Sent as the Intercom-Version header [campaign file: intercom.version].
     #[arg(long, value_name = "V")]
     pub intercom_version: Option<String>,
-    /// Read the access token from this file instead of INTERCOM_TOKEN.
-    #[arg(long)]
+    /// The access token. Better from the environment than as a flag, where `ps` and the shell's
+    /// history show it; never printed.
+    #[arg(long, env = "INTERCOM_TOKEN", hide_env_values = true, value_name = "TOKEN", value_parser = secret)]
+    pub token: Option<Secret>,
+    /// Read the access token from this file instead (it wins over --token and INTERCOM_TOKEN).
+    #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// Send to an in-process sandbox on a free loopback port instead of Intercom.
     #[arg(long)]
     pub sandbox: bool,
     /// With --sandbox: where the sandbox logs the messages it accepted
-    /// [default: <campaign file stem>.sandbox.jsonl in the current directory].
+    /// [default: <campaign file stem>.sandbox.jsonl beside the campaign file].
     #[arg(long, requires = "sandbox")]
     pub sandbox_log: Option<PathBuf>,
     /// With --sandbox: a CSV of known contacts (column `id`); other recipients get 404.
@@ -194,8 +255,39 @@ pub struct SendArgs {
     /// `away`) instead of the default set; a message from any other admin gets 404.
     #[arg(long, requires = "sandbox", value_name = "FILE")]
     pub sandbox_admins: Option<PathBuf>,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Sandbox faults (each needs --sandbox)")]
     pub faults: FaultArgs,
+}
+
+/// `--max-failure-share`: the campaign file's range, above 0 and at most 1.
+fn failure_share(s: &str) -> Result<f64, String> {
+    match parse_probability(s) {
+        Ok(p) if p > 0.0 => Ok(p),
+        _ => Err(format!(
+            "`{s}`: expected a share above 0 and at most 1, such as 0.5"
+        )),
+    }
+}
+
+/// A token from the command line or the environment: `Debug` never shows it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Never fails: clap would print the value in its error, and this value is a secret.
+fn secret(s: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret(s.to_string()))
 }
 
 /// How the sandbox misbehaves; shared by `sandbox` and `send --sandbox`.
@@ -242,4 +334,112 @@ pub struct SandboxArgs {
     pub log: Option<PathBuf>,
     #[command(flatten)]
     pub faults: FaultArgs,
+}
+
+/// What each command's `--help` ends with: examples, exit codes, the environment. Checked against
+/// tests/snapshots/ so that a change here is a change someone saw.
+mod help {
+    pub const TOP: &str = "\
+Examples:
+  campaign check welcome.toml                 every row and template, offline
+  campaign send welcome.toml --sandbox        rehearse against a local sandbox: no token
+  campaign send welcome.toml                  check, then send (token: INTERCOM_TOKEN)
+  campaign send welcome.toml --resume         continue after a stop or failures
+  campaign help send                          one command's flags, examples and exit codes
+
+Exit codes:
+  0    success (check, preview: no error)
+  1    send finished with failed or unknown rows
+  2    invalid input or usage: nothing was sent
+  3    send stopped early; --resume continues it
+  130  interrupted (Ctrl-C)";
+
+    pub const CHECK: &str = "\
+Examples:
+  campaign check welcome.toml
+  campaign check welcome.toml --allow-duplicates
+
+Exit codes:
+  0  no error (warnings are printed)
+  2  the campaign file, a template or a row has an error";
+
+    pub const PREVIEW: &str = "\
+Examples:
+  campaign preview welcome.toml --limit 2            for people
+  campaign preview welcome.toml --row 7 --json       the exact request body
+  campaign preview welcome.toml --html preview.html --open
+
+Exit codes:
+  0  the messages were shown
+  2  the campaign file, a template or a shown row has an error";
+
+    pub const SEND: &str = "\
+Examples:
+  campaign send welcome.toml --sandbox           rehearse against a local sandbox: no token
+  campaign send welcome.toml --dry-run           check and count; send nothing, no token
+  campaign send welcome.toml                     check, ask, then send
+  campaign send welcome.toml --canary 20         send 20, stop (exit 3); look, then --resume
+  campaign send welcome.toml --resume            continue after a stop or failures
+  campaign send welcome.toml --sandbox --fail-rate 0.1 --drop-rate 0.02 --seed 7
+
+Exit codes:
+  0    every row sent
+  1    the run finished with failed or unknown rows (campaign report shows them)
+  2    invalid input or usage, or another run holds the results file: nothing was sent
+  3    the run stopped early; --resume continues it
+  130  interrupted (Ctrl-C); --resume continues it
+
+Environment:
+  INTERCOM_TOKEN  the access token (--token); not needed with --sandbox or --dry-run";
+
+    pub const SANDBOX: &str = "\
+Examples:
+  campaign sandbox
+  campaign sandbox --listen 127.0.0.1:4010 --fail-rate 0.1 --latency 20ms..200ms --log sent.jsonl
+  campaign send welcome.toml --api-base http://127.0.0.1:4010     send to it
+
+Exit codes:
+  0  stopped with Ctrl-C
+  2  invalid flags or files (contacts, admins), or the address is taken
+
+Environment:
+  SANDBOX_TOKEN  the one bearer token to accept (--token)";
+
+    pub const REPORT: &str = "\
+Examples:
+  campaign report welcome.results.csv
+  campaign report welcome.results.csv --campaign welcome.toml --html report.html
+  campaign report welcome.results.csv --json
+
+Exit codes:
+  0  the report was printed
+  2  the results file cannot be read";
+
+    pub const MARK: &str = "\
+Examples:
+  campaign mark welcome.results.csv --rows 5,9 --as sent --note \"found in Intercom\"
+  campaign mark welcome.results.csv --rows all --as failed --note \"not in Intercom\"
+
+Exit codes:
+  0  the rows were marked
+  2  a row is not unknown or failed, or the results file cannot be read";
+
+    pub const COMPLETIONS: &str = "\
+Examples:
+  campaign completions bash > ~/.local/share/bash-completion/completions/campaign
+  campaign completions zsh > \"${fpath[1]}/_campaign\"
+  campaign completions fish > ~/.config/fish/completions/campaign.fish
+
+Exit codes:
+  0  the script was printed
+  2  an unknown shell";
+
+    pub const MAN: &str = "\
+Examples:
+  campaign man | man -l -
+  campaign man send > campaign-send.1
+
+Exit codes:
+  0  the page was printed
+  2  no such command";
 }

@@ -69,6 +69,16 @@ pub fn duration_in(value: &str, range: &RangeInclusive<Duration>) -> Result<Dura
     }
 }
 
+/// As the flag and the campaign file write it: `8`, `auto`.
+impl std::fmt::Display for Concurrency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Concurrency::Fixed(n) => write!(f, "{n}"),
+            Concurrency::Auto => f.write_str("auto"),
+        }
+    }
+}
+
 impl FromStr for Concurrency {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -308,8 +318,7 @@ impl Campaign {
     pub fn load(path: &Path) -> anyhow::Result<Campaign> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read campaign file {}", path.display()))?;
-        let file: File = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+        let file: File = toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let name = path.display().to_string();
         let mut warnings = Vec::new();
@@ -493,6 +502,44 @@ impl Campaign {
     }
 }
 
+/// A TOML error as toml prints it (line, column, the line marked), and for the two mistakes people
+/// make most, what to write instead.
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> anyhow::Error {
+    let shown = e.to_string();
+    let mut hint = String::new();
+    if e.message().contains("missing field `from`") {
+        hint = "add `from = <admin id>` under [message]: the id of the admin the messages come from, an integer (GET /admins lists them; the sandbox knows 394051 and 814860)".into();
+    } else if let Some(field) = e
+        .message()
+        .strip_prefix("missing field `")
+        .and_then(|m| m.split('`').next())
+    {
+        hint = format!("add `{field} = …` to the section marked above (the README's campaign file shows every key)");
+    } else if let Some(line) = e.span().map(|s| line_at(text, s.start)) {
+        // `subject = "Welcome to "Acme""`: the string ended at the second quote.
+        let (key, value) = line.split_once('=').unwrap_or(("key", line));
+        if value.trim_start().starts_with('"') && value.matches('"').count() > 2 {
+            hint = format!(
+                "a double-quoted string ends at its next `\"`: write quotes inside it as single quotes ({} = \"Welcome to 'Acme'\"), or escape them as \\\"",
+                key.trim()
+            );
+        }
+    }
+    if hint.is_empty() {
+        anyhow::anyhow!("{}: {}", path.display(), shown.trim_end())
+    } else {
+        anyhow::anyhow!("{}: {}\n{hint}", path.display(), shown.trim_end())
+    }
+}
+
+/// The line of `text` holding byte `at`.
+fn line_at(text: &str, at: usize) -> &str {
+    let at = at.min(text.len());
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    &text[start..end]
+}
+
 pub fn check_version(v: &str) -> Result<(), String> {
     if KNOWN_VERSIONS.contains(&v) {
         Ok(())
@@ -508,6 +555,16 @@ pub fn check_version(v: &str) -> Result<(), String> {
 pub fn check_base_url(url: &str) -> anyhow::Result<()> {
     let parsed =
         reqwest::Url::parse(url).with_context(|| format!("invalid API base URL `{url}`"))?;
+    // The client appends `/messages` to the URL: a path would send every request somewhere
+    // Intercom has no API (a 404 for each row, found only once the run is under way).
+    if parsed.path() != "/" || parsed.query().is_some() || parsed.fragment().is_some() {
+        let root = format!("{}://{}", parsed.scheme(), parsed.host_str().unwrap_or(""));
+        let root = match parsed.port() {
+            Some(p) => format!("{root}:{p}"),
+            None => root,
+        };
+        bail!("the API base URL `{url}` has a path: it must be the API's root, such as {root} (requests go to its /messages)");
+    }
     match parsed.scheme() {
         "https" => Ok(()),
         "http" => {

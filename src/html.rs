@@ -55,15 +55,21 @@ fn lowercase(name: &str) -> Option<[u8; 6]> {
 /// The first imbalance found, described for a person; `None` when the tags balance. It runs on
 /// every row's body, so it allocates only its stack of open tags, and a message if it has one.
 pub fn unbalanced(html: &str) -> Option<String> {
-    let mut stack: Vec<&str> = Vec::new();
+    unbalanced_at(html).map(|(_, why)| why)
+}
+
+/// The same, with the byte offset of the `<` it is about: to point at a template's line.
+pub fn unbalanced_at(html: &str) -> Option<(usize, String)> {
+    let mut stack: Vec<(&str, usize)> = Vec::new();
     let mut rest = html;
     // `memchr` (SIMD) rather than `str::find`: this scan is most of the check's time per row.
     while let Some(i) = memchr::memchr(b'<', rest.as_bytes()) {
         rest = &rest[i + 1..];
+        let at = html.len() - rest.len() - 1;
         if let Some(after) = rest.strip_prefix("!--") {
             match memchr::memmem::find(after.as_bytes(), b"-->") {
                 Some(end) => rest = &after[end + 3..],
-                None => return Some("an HTML comment `<!--` is never closed".into()),
+                None => return Some((at, "an HTML comment `<!--` is never closed".into())),
             }
             continue;
         }
@@ -72,7 +78,10 @@ pub fn unbalanced(html: &str) -> Option<String> {
             continue; // a bare `<` in text, as in `a < b`
         }
         let Some(end) = memchr::memchr(b'>', rest.as_bytes()) else {
-            return Some("a tag is opened with `<` but never closed with `>`".into());
+            return Some((
+                at,
+                "a tag is opened with `<` but never closed with `>`".into(),
+            ));
         };
         let tag = &rest[..end];
         rest = &rest[end + 1..];
@@ -89,32 +98,57 @@ pub fn unbalanced(html: &str) -> Option<String> {
             continue; // a bare `<` in text, as in `a < b`
         }
         if closing {
-            while let Some(top) = stack.pop() {
+            while let Some((top, _)) = stack.pop() {
                 if top.eq_ignore_ascii_case(name) {
                     break;
                 }
                 if !has_optional_end(top) {
-                    return Some(format!(
-                        "`</{}>` closes `<{}>`",
-                        name.to_ascii_lowercase(),
-                        top.to_ascii_lowercase()
+                    return Some((
+                        at,
+                        format!(
+                            "`</{}>` closes `<{}>`",
+                            name.to_ascii_lowercase(),
+                            top.to_ascii_lowercase()
+                        ),
                     ));
                 }
             }
         } else if !tag.trim_end().ends_with('/') && !is_void(name) {
-            stack.push(name);
+            stack.push((name, at));
         }
     }
     stack
         .into_iter()
         .rev()
-        .find(|t| !has_optional_end(t))
-        .map(|t| format!("`<{}>` is never closed", t.to_ascii_lowercase()))
+        .find(|(t, _)| !has_optional_end(t))
+        .map(|(t, at)| {
+            (
+                at,
+                format!("`<{}>` is never closed", t.to_ascii_lowercase()),
+            )
+        })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::unbalanced;
+    use super::{unbalanced, unbalanced_at};
+
+    /// The offset is the `<` the finding is about: the wrong end tag, or the tag never closed.
+    #[test]
+    fn points_at_the_tag_it_is_about() {
+        let html = "<p>a</p>\n<p>b <b>c</p>";
+        assert_eq!(
+            unbalanced_at(html),
+            Some((html.rfind("</p>").unwrap(), "`</p>` closes `<b>`".into()))
+        );
+        let html = "<div>\n<a href=x>y";
+        assert_eq!(
+            unbalanced_at(html),
+            Some((html.find("<a").unwrap(), "`<a>` is never closed".into()))
+        );
+        assert_eq!(unbalanced_at("<p>x</p><br>"), None);
+    }
+
 
     #[test]
     fn balanced_html_passes() {

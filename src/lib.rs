@@ -41,6 +41,7 @@ pub mod config;
 pub mod filters;
 pub mod hours;
 pub mod html;
+pub mod manual;
 pub mod mark;
 pub mod pace;
 pub mod pages;
@@ -108,6 +109,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
             .build()?
             .block_on(send::run(args)),
         Command::Mark(args) => mark::run(&args),
+        Command::Completions(args) => manual::completions(&args),
+        Command::Man(args) => manual::man(&args),
         Command::Sandbox(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

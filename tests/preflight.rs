@@ -329,7 +329,7 @@ fn empty_body_is_an_error() {
 fn unbalanced_html_is_a_warning() {
     let (_, out, err) = assert_passes_check("unbalanced-html");
     assert!(
-        err.contains("warning: people.csv: record 1, line 2, body: the body's HTML does not balance: `</p>` closes `<a>`"),
+        err.contains("warning: campaign.toml [message] body: line 1: the body's HTML does not balance: `</p>` closes `<a>` (in 1 row)"),
         "{err}"
     );
     assert!(out.contains("ok, 1 warning"), "{out}");

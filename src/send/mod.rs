@@ -61,8 +61,9 @@ fn read_token(args: &SendArgs) -> anyhow::Result<Token> {
             .with_context(|| format!("cannot read the token file {}", path.display()))?;
         return Token::new(text).with_context(|| format!("{}", path.display()));
     }
-    match std::env::var("INTERCOM_TOKEN") {
-        Ok(t) if !t.trim().is_empty() => Token::new(t),
+    // `--token`, or INTERCOM_TOKEN, which clap reads into it.
+    match args.token.clone().map(|t| t.into_inner()) {
+        Some(t) if !t.trim().is_empty() => Token::new(t),
         _ => bail!(
             "no access token: set INTERCOM_TOKEN (or pass --token-file FILE), or rehearse with --sandbox or --dry-run"
         ),
@@ -92,6 +93,15 @@ fn apply_overrides(c: &mut Campaign, args: &SendArgs) -> anyhow::Result<()> {
     }
     if let Some(d) = args.stall_timeout {
         c.send.stall_timeout = d;
+    }
+    if let Some(s) = args.max_failure_share {
+        c.send.max_failure_share = s;
+    }
+    if let Some(d) = args.retry_not_found_for {
+        c.send.retry_not_found_for = d;
+    }
+    if let Some(d) = args.request_timeout {
+        c.send.request_timeout = d;
     }
     if let Some(u) = &args.api_base {
         c.base_url = u.clone();
@@ -123,7 +133,10 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     };
     apply_overrides(&mut loaded.campaign, &args)?;
     if !args.sandbox {
-        config::check_base_url(&loaded.campaign.base_url)?;
+        config::check_base_url(&loaded.campaign.base_url).with_context(|| match args.api_base {
+            Some(_) => "--api-base".to_string(),
+            None => format!("{} [intercom] base_url", args.campaign.display()),
+        })?;
     }
     let target = if args.sandbox {
         "sandbox".to_string()
@@ -245,11 +258,27 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     let c = &loaded.campaign;
     let loaded_rate = c.send.rate.to_string();
     if args.dry_run {
+        // With --skip-invalid the invalid rows are recorded, not sent: counted apart.
+        let skipped = if args.skip_invalid {
+            pre.invalid_rows
+        } else {
+            0
+        };
+        let to_send = args
+            .limit
+            .or(args.canary)
+            .map_or(remaining.saturating_sub(skipped), |limit| {
+                remaining.saturating_sub(skipped).min(limit)
+            });
         crate::out!(
-            "dry run: {to_send} messages would be sent to {} (rate {}, concurrency {:?}); nothing was sent.",
+            "dry run: {to_send} messages would be sent to {} (rate {}, concurrency {}){}; nothing was sent.",
             if args.sandbox { "the sandbox".to_string() } else { c.base_url.clone() },
             c.send.rate,
-            c.send.concurrency
+            c.send.concurrency,
+            match skipped {
+                0 => String::new(),
+                n => format!(", {} would be recorded `skipped`", check::counted(n, "invalid row")),
+            }
         );
         return Ok(Status::Ok);
     }
