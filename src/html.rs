@@ -149,7 +149,6 @@ mod tests {
         assert_eq!(unbalanced_at("<p>x</p><br>"), None);
     }
 
-
     #[test]
     fn balanced_html_passes() {
         assert_eq!(

@@ -292,6 +292,12 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     }
     let token = token.expect("a token unless --dry-run");
     let started_at = results::now_rfc3339();
+    // A rehearsal's sandbox starts here, so that a bad contacts or admins file is an input error.
+    let sandbox = if args.sandbox {
+        Some(start_sandbox(&args, &token, &loaded.campaign.path).await?)
+    } else {
+        None
+    };
     let sending = Sending {
         args: &args,
         ledger: &ledger,
@@ -304,6 +310,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
         },
         lock: Arc::clone(&lock),
         to_send,
+        sandbox,
     };
     // From here on requests may leave: an error is a stop that can be resumed, never "nothing
     // was sent".
@@ -345,6 +352,8 @@ struct Sending<'a> {
     header: JournalHeader,
     to_send: u64,
     lock: Arc<RunLock>,
+    /// The in-process sandbox of a rehearsal, started before anything could be sent.
+    sandbox: Option<(sandbox::RunningSandbox, PathBuf)>,
 }
 
 impl Sending<'_> {
@@ -356,11 +365,7 @@ impl Sending<'_> {
     ) -> anyhow::Result<(pipeline::RunEnd, results::Tally, u64)> {
         let args = self.args;
         let c = &loaded.campaign;
-        let sandbox = if args.sandbox {
-            Some(start_sandbox(args, self.token, &c.path).await?)
-        } else {
-            None
-        };
+        let sandbox = self.sandbox;
         let base_url = sandbox
             .as_ref()
             .map(|(s, _)| s.base_url())
