@@ -331,7 +331,7 @@ impl Recipients {
         // line break too (csv reads CR-only files).
         let multiline = memchr::memchr2(b'\n', b'\r', self.record.as_slice()).is_some();
         let last = !self.has_next && self.pending.is_none();
-        if multiline && last && !self.ends_with_quote() {
+        if multiline && last && self.quote_left_open() {
             return Some(Err(Problem::error(
                 "csv",
                 &self.name,
@@ -392,18 +392,23 @@ impl Recipients {
         .column(format!("column `{}`", self.columns[col]))
     }
 
-    /// Whether the file's last non-blank byte closes a quote.
-    fn ends_with_quote(&self) -> bool {
-        let Ok(mut f) = File::open(&self.path) else {
-            return true;
+    /// Whether the last record ends inside a quoted field: from its start to the end of the file
+    /// it holds an odd number of quotes (an escaped quote is two, a quoted field's own two more).
+    /// The record is already bounded in size, and so is this read.
+    fn quote_left_open(&self) -> bool {
+        let Some(start) = self.record.position().map(|p| p.byte()) else {
+            return false;
         };
-        let len = f.seek(SeekFrom::End(0)).unwrap_or(0);
-        let start = len.saturating_sub(64);
+        let Ok(mut f) = File::open(&self.path) else {
+            return false;
+        };
         let mut tail = Vec::new();
-        if f.seek(SeekFrom::Start(start)).is_err() || f.read_to_end(&mut tail).is_err() {
-            return true;
-        }
-        tail.iter().rev().find(|b| !b.is_ascii_whitespace()) == Some(&b'"')
+        let read = f.seek(SeekFrom::Start(start)).and_then(|_| {
+            (&mut f)
+                .take(2 * MAX_RECORD_BYTES as u64)
+                .read_to_end(&mut tail)
+        });
+        read.is_ok() && tail.iter().filter(|&&b| b == b'"').count() % 2 == 1
     }
 }
 
