@@ -120,7 +120,7 @@ impl<'a> RowRenderer<'a> {
                     out.body.len()
                 ),
             ));
-        } else if self.campaign.body_format == crate::config::BodyFormat::Html {
+        } else if self.campaign.body_format.is_html() {
             if let Some(why) = crate::html::unbalanced(&out.body) {
                 warnings.push(at(Problem::warning(
                     "html",

@@ -111,6 +111,15 @@ impl MessageType {
 pub enum BodyFormat {
     Html,
     Text,
+    /// Markdown, turned into the HTML Intercom receives after the template renders.
+    Markdown,
+}
+
+impl BodyFormat {
+    /// Whether the body Intercom receives is HTML.
+    pub fn is_html(self) -> bool {
+        matches!(self, BodyFormat::Html | BodyFormat::Markdown)
+    }
 }
 
 /// A template's source and where it came from, for error messages.
@@ -427,14 +436,16 @@ impl Campaign {
         let body_format = match m.body_format.as_deref() {
             Some("html") => BodyFormat::Html,
             Some("text") => BodyFormat::Text,
+            Some("markdown") => BodyFormat::Markdown,
             Some(other) => {
                 return Err(bad(
                     "[message] body_format",
-                    format!("`{other}` is not one of `html`, `text`"),
+                    format!("`{other}` is not one of `html`, `text`, `markdown`"),
                 ))
             }
             None => match body_ext.as_deref() {
-                Some("txt") | Some("text") | Some("md") => BodyFormat::Text,
+                Some("txt") | Some("text") => BodyFormat::Text,
+                Some("md") | Some("markdown") => BodyFormat::Markdown,
                 Some(_) => BodyFormat::Html,
                 // An inline body is HTML unless it says otherwise: escaping too much is the
                 // safe mistake.

@@ -43,6 +43,7 @@ pub mod hours;
 pub mod html;
 pub mod manual;
 pub mod mark;
+pub mod markdown;
 pub mod pace;
 pub mod pages;
 pub mod policy;

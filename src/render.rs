@@ -10,6 +10,7 @@ use crate::seal;
 const SUBJECT: &str = "subject.txt";
 const BODY_HTML: &str = "body.html";
 const BODY_TEXT: &str = "body.txt";
+const BODY_MD: &str = "body.md";
 const TO_ID: &str = "to_id.txt";
 
 /// A template problem found before any row is read.
@@ -121,11 +122,16 @@ impl Templates {
     /// Compiles every template of the campaign; returns every problem, not just the first.
     pub fn compile(campaign: &Campaign) -> Result<Templates, Vec<TemplateError>> {
         let mut tera = Tera::default();
-        tera.autoescape_on(vec![".html"]);
+        tera.autoescape_on(vec![".html", ".md"]);
         seal::register(&mut tera);
         let body_name = match campaign.body_format {
             BodyFormat::Html => BODY_HTML,
             BodyFormat::Text => BODY_TEXT,
+            BodyFormat::Markdown => {
+                // One body a campaign: the escape function is the Markdown body's.
+                tera.set_escape_fn(crate::markdown::escape);
+                BODY_MD
+            }
         };
         let mut sources: Vec<(&'static str, &TemplateSource)> =
             vec![(body_name, &campaign.body), (TO_ID, &campaign.to_id)];
@@ -267,6 +273,9 @@ impl Plan<'_> {
             out.subject = None;
         }
         one(self.templates.body_name, &mut out.body)?;
+        if self.templates.body_name == BODY_MD {
+            out.body = crate::markdown::to_html(&out.body);
+        }
         one(TO_ID, &mut out.to_id)?;
         trim_in_place(&mut out.to_id);
         Ok(())

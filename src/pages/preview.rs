@@ -409,7 +409,7 @@ fn message(loaded: &Loaded, r: &MessageRequest, row: u64) -> String {
             .unwrap_or_default()
     );
     match loaded.campaign.body_format {
-        BodyFormat::Html => {
+        BodyFormat::Html | BodyFormat::Markdown => {
             let doc = format!(
                 "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><style>body{{font:15px/1.5 \
                  system-ui,sans-serif;margin:12px;color:#222}}</style></head><body>{}</body></html>",
