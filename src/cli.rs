@@ -12,6 +12,16 @@ fn max_attempts(s: &str) -> Result<u32, String> {
     in_range(s, &MAX_ATTEMPTS).map(|n| n as u32)
 }
 
+/// `--retry-not-found-for`: the campaign file's range.
+fn retry_not_found_for(s: &str) -> Result<std::time::Duration, String> {
+    crate::config::duration_in(s, &crate::config::RETRY_NOT_FOUND_FOR)
+}
+
+/// `--request-timeout`: the campaign file's range.
+fn request_timeout(s: &str) -> Result<std::time::Duration, String> {
+    crate::config::duration_in(s, &crate::config::REQUEST_TIMEOUT)
+}
+
 /// `--stall-timeout`: the campaign file's range.
 fn stall_timeout(s: &str) -> Result<std::time::Duration, String> {
     crate::config::duration_in(s, &crate::config::STALL_TIMEOUT)
@@ -209,11 +219,11 @@ pub struct SendArgs {
     pub max_failure_share: Option<f64>,
     /// How long a recipient's 404 is retried (a new contact can 404 for a while)
     /// [campaign file: send.retry_not_found_for; default 60s].
-    #[arg(long, value_name = "DURATION", value_parser = crate::rate::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = retry_not_found_for)]
     pub retry_not_found_for: Option<std::time::Duration>,
     /// How long one request may take before its row is recorded `unknown`
     /// [campaign file: send.request_timeout; default 30s].
-    #[arg(long, value_name = "DURATION", value_parser = crate::rate::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = request_timeout)]
     pub request_timeout: Option<std::time::Duration>,
     /// Send the first N rows, then stop (exit 3) so that they can be checked in Intercom before
     /// the rest goes with --resume.

@@ -161,3 +161,19 @@ fn a_low_rate_spaces_the_requests_the_server_receives_a_period_apart() {
     let whole = at[3] - at[0];
     assert!(whole < Duration::from_secs(15), "{whole:?} for 4 requests");
 }
+
+#[test]
+fn duration_flags_have_the_campaign_files_ranges() {
+    for (flag, value, range) in [
+        ("--request-timeout", "0s", "from 1s to 10m"),
+        ("--retry-not-found-for", "2h", "from 0s to 1h"),
+        ("--stall-timeout", "0s", "from 1s to 1day"),
+    ] {
+        assert_cmd::Command::cargo_bin("campaign")
+            .unwrap()
+            .args(["send", "campaign.toml", flag, value])
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains(range));
+    }
+}
