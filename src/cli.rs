@@ -179,6 +179,10 @@ pub struct SendArgs {
     /// Results file [default: <campaign file stem>.results.csv beside the campaign file].
     #[arg(long, value_name = "FILE")]
     pub results: Option<PathBuf>,
+    /// CSV columns to copy into each results line after the fixed columns, e.g.
+    /// `email,first_name`, so a failed row names its customer [campaign file: results.columns].
+    #[arg(long, value_name = "COLUMNS", value_delimiter = ',')]
+    pub results_columns: Option<Vec<String>>,
     /// Continue a run: rows recorded `sent` or `unknown` are not sent again.
     #[arg(long)]
     pub resume: bool,

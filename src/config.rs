@@ -148,6 +148,8 @@ pub struct Campaign {
     pub send: SendSettings,
     pub base_url: String,
     pub version: String,
+    /// CSV columns copied into the results file after its fixed columns (`[results] columns`).
+    pub results_columns: Vec<String>,
     /// Things worth saying that do not stop a run.
     pub warnings: Vec<String>,
 }
@@ -179,6 +181,17 @@ struct File {
     send: SendSection,
     #[serde(default)]
     intercom: IntercomSection,
+    #[serde(default)]
+    results: ResultsSection,
+}
+
+/// `[results]`: what the results file holds besides its fixed columns.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResultsSection {
+    /// CSV columns copied into each line after the fixed columns, so a row names its customer.
+    #[serde(default)]
+    columns: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -500,6 +513,7 @@ impl Campaign {
             send,
             base_url,
             version,
+            results_columns: file.results.columns,
             warnings,
         })
     }

@@ -29,7 +29,7 @@ pub use lock::RunLock;
 pub use row::{now_rfc3339, ResultRow, RowStatus, COLUMNS};
 pub use runs::{append_run, RunRecord};
 pub use settle::{settle, Prior, Tally, MAX_ROWS};
-pub use writer::ResultsWriter;
+pub use writer::{header_of, ResultsWriter};
 
 /// The files of one campaign's ledger, all named after the results file.
 #[derive(Debug, Clone)]

@@ -44,6 +44,16 @@ impl RowStatus {
         }
     }
 
+    /// As the `status` column writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowStatus::Sent => "sent",
+            RowStatus::Failed => "failed",
+            RowStatus::Unknown => "unknown",
+            RowStatus::Skipped => "skipped",
+        }
+    }
+
     /// The status a results line's `status` field names.
     pub(crate) fn from_field(field: &[u8]) -> Option<RowStatus> {
         match field {
@@ -68,6 +78,10 @@ pub struct ResultRow {
     pub request_id: String,
     pub attempts: u32,
     pub finished_at: String,
+    /// The row's values of the CSV columns the campaign copies into the results
+    /// (`[results] columns`), written after the fixed columns.
+    #[serde(skip)]
+    pub extra: Vec<String>,
 }
 
 impl ResultRow {
@@ -85,6 +99,7 @@ impl ResultRow {
             request_id: String::new(),
             attempts: 1,
             finished_at: now_rfc3339(),
+            extra: Vec::new(),
         }
     }
 }

@@ -91,6 +91,9 @@ fn apply_overrides(c: &mut Campaign, args: &SendArgs) -> anyhow::Result<()> {
     if let Some(n) = args.max_failures {
         c.send.max_failures = n.max(1);
     }
+    if let Some(columns) = &args.results_columns {
+        c.results_columns = columns.clone();
+    }
     if let Some(d) = args.stall_timeout {
         c.send.stall_timeout = d;
     }
@@ -154,7 +157,11 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     if let Some(header) = results::journal_header(&ledger.journal)? {
         same_settings(&header, &settings, &args, &results_path)?;
     }
+    let copied_columns = copied_columns(&loaded.campaign)?;
     let mut prior = earlier_runs(&ledger, &args, &loaded.campaign.to_type)?;
+    if prior.is_some() {
+        same_results_columns(&ledger, &loaded.campaign.results_columns)?;
+    }
     if let (true, Some(p)) = (args.sandbox, &prior) {
         let log = sandbox_log_path(&args, &loaded.campaign.path);
         if settle_from_sandbox_log(&ledger, p, &log, &loaded.campaign.to_type)? {
@@ -311,6 +318,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
         lock: Arc::clone(&lock),
         to_send,
         sandbox,
+        copied_columns,
     };
     // From here on requests may leave: an error is a stop that can be resumed, never "nothing
     // was sent".
@@ -352,6 +360,8 @@ struct Sending<'a> {
     header: JournalHeader,
     to_send: u64,
     lock: Arc<RunLock>,
+    /// The CSV columns (by index) copied into the results file.
+    copied_columns: Vec<usize>,
     /// The in-process sandbox of a rehearsal, started before anything could be sent.
     sandbox: Option<(sandbox::RunningSandbox, PathBuf)>,
 }
@@ -393,7 +403,7 @@ impl Sending<'_> {
             lock: Arc::clone(&self.lock),
             rate_limited: Default::default(),
         });
-        let mut writer = ResultsWriter::open(&self.ledger.results)?;
+        let mut writer = ResultsWriter::open_with(&self.ledger.results, &c.results_columns)?;
         let journal = Journal::start(
             &self.ledger.journal,
             &JournalHeader {
@@ -430,6 +440,7 @@ impl Sending<'_> {
             self.to_send,
             args,
             Known {
+                copied_columns: self.copied_columns,
                 done,
                 skipped_before,
                 expected,
@@ -776,4 +787,58 @@ mod tests {
                 .ends_with("Send them? [y/N] "));
         }
     }
+}
+
+/// The CSV columns `[results] columns` names, by index: each by its exact header or by the name a
+/// template knows it by (`First name` or `first_name`).
+fn copied_columns(c: &Campaign) -> anyhow::Result<Vec<usize>> {
+    if c.results_columns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (recipients, _) = crate::recipients::Recipients::open(&c.recipients, c.delimiter)
+        .map_err(|p| anyhow::anyhow!("{p}"))?;
+    let headers = recipients.columns();
+    c.results_columns
+        .iter()
+        .map(|wanted| {
+            headers
+                .iter()
+                .position(|h| h == wanted)
+                .or_else(|| {
+                    headers
+                        .iter()
+                        .position(|h| crate::vars::template_name(h).as_deref() == Some(wanted))
+                })
+                .ok_or_else(|| {
+                    let hint = crate::render::closest(wanted, headers)
+                        .map(|h| format!("; did you mean `{h}`?"))
+                        .unwrap_or_default();
+                    anyhow::anyhow!(
+                        "{}: [results] columns: `{wanted}` is not a column of {}{hint}",
+                        c.path.display(),
+                        c.recipients.display()
+                    )
+                })
+        })
+        .collect()
+}
+
+/// On resume: the results file's extra columns are the ones asked for (a file's columns do not
+/// change halfway through).
+fn same_results_columns(ledger: &Ledger, wanted: &[String]) -> anyhow::Result<()> {
+    let header = results::header_of(&ledger.results)?;
+    let has: Vec<String> = header
+        .iter()
+        .skip(results::COLUMNS.len())
+        .cloned()
+        .collect();
+    if has != wanted {
+        bail!(
+            "{} has the columns [{}] after the fixed ones, and this run asks for [{}]: keep [results] columns (or --results-columns) as it was for this results file, or use another --results file",
+            ledger.results.display(),
+            has.join(", "),
+            wanted.join(", ")
+        );
+    }
+    Ok(())
 }

@@ -50,6 +50,8 @@ pub struct Job {
     pub row: u64,
     pub recipient: String,
     pub body: Bytes,
+    /// The values of the columns copied into the results file.
+    pub extra: Vec<String>,
 }
 
 pub enum Item {
@@ -81,6 +83,8 @@ pub struct Shared {
 pub struct Known {
     /// Whether a row is done already (an earlier run's results): it is passed over.
     pub done: Arc<dyn Fn(u64) -> bool + Send + Sync>,
+    /// The CSV columns (by index) copied into the results file after the fixed columns.
+    pub copied_columns: Vec<usize>,
     /// Whether an earlier run recorded a row `skipped`: still invalid, its line is left as it is
     /// (a resume with nothing to do changes nothing); valid now, it is sent.
     pub skipped_before: Arc<dyn Fn(u64) -> bool + Send + Sync>,
@@ -433,6 +437,13 @@ fn read_rows(
 ) -> anyhow::Result<()> {
     let (expected, done_rows, skipped_before) =
         (&known.expected, &*known.done, &*known.skipped_before);
+    let copied = |fields: &[&str]| -> Vec<String> {
+        known
+            .copied_columns
+            .iter()
+            .map(|&i| fields.get(i).copied().unwrap_or_default().to_string())
+            .collect()
+    };
     let c = &loaded.campaign;
     let (mut recipients, _) =
         Recipients::open(&c.recipients, c.delimiter).map_err(|p| anyhow::anyhow!("{p}"))?;
@@ -466,13 +477,15 @@ fn read_rows(
                             row: row.number,
                             body: Bytes::from(body),
                             recipient: request.to.id,
+                            extra: copied(&row.fields),
                         })
                     }
                     Err(_) if was(row.number) != 0 => return Err(changed(row.number, row.line)),
                     Err(_) if skipped_before(row.number) => return Ok(None),
-                    Err(problems) if skip_invalid => {
-                        Item::Skip(Box::new(skipped(row.number, &rendered.to_id, &problems)))
-                    }
+                    Err(problems) if skip_invalid => Item::Skip(Box::new(ResultRow {
+                        extra: copied(&row.fields),
+                        ..skipped(row.number, &rendered.to_id, &problems)
+                    })),
                     Err(problems) => anyhow::bail!("{}", problems[0]),
                 }
             }
@@ -558,6 +571,7 @@ fn skipped(row: u64, recipient: &str, problems: &[Problem]) -> ResultRow {
         request_id: String::new(),
         attempts: 0,
         finished_at: results::now_rfc3339(),
+        extra: Vec::new(),
     }
 }
 

@@ -22,6 +22,10 @@ pub(super) fn resume_command(args: &SendArgs, results: &Path) -> String {
         }
     };
     flag("api-base", args.api_base.clone());
+    flag(
+        "results-columns",
+        args.results_columns.as_ref().map(|c| c.join(",")),
+    );
     flag("intercom-version", args.intercom_version.clone());
     flag("token-file", args.token_file.as_deref().map(path));
     flag("rate", args.rate.map(|r| r.to_string()));
