@@ -99,6 +99,7 @@ mod tests {
             request_id: String::new(),
             attempts: 1,
             finished_at: String::new(),
+            extra: Vec::new(),
         }
     }
 
