@@ -765,30 +765,6 @@ fn confirm(
     ))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_yes_confirms_a_send() {
-        for (answer, go) in [
-            ("y\n", true),
-            ("YES\n", true),
-            ("\n", false),
-            ("n\n", false),
-            ("", false),
-            ("sure\n", false),
-        ] {
-            let mut out = Vec::new();
-            let ok = confirm("About to send 3", &mut answer.as_bytes(), &mut out).unwrap();
-            assert_eq!(ok, go, "{answer:?}");
-            assert!(String::from_utf8(out)
-                .unwrap()
-                .ends_with("Send them? [y/N] "));
-        }
-    }
-}
-
 /// The CSV columns `[results] columns` names, by index: each by its exact header or by the name a
 /// template knows it by (`First name` or `first_name`).
 fn copied_columns(c: &Campaign) -> anyhow::Result<Vec<usize>> {
@@ -841,4 +817,28 @@ fn same_results_columns(ledger: &Ledger, wanted: &[String]) -> anyhow::Result<()
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_yes_confirms_a_send() {
+        for (answer, go) in [
+            ("y\n", true),
+            ("YES\n", true),
+            ("\n", false),
+            ("n\n", false),
+            ("", false),
+            ("sure\n", false),
+        ] {
+            let mut out = Vec::new();
+            let ok = confirm("About to send 3", &mut answer.as_bytes(), &mut out).unwrap();
+            assert_eq!(ok, go, "{answer:?}");
+            assert!(String::from_utf8(out)
+                .unwrap()
+                .ends_with("Send them? [y/N] "));
+        }
+    }
 }
