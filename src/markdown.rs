@@ -10,11 +10,9 @@ pub fn escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + value.len() / 8);
     for c in value.chars() {
         match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
+            '&' | '<' | '>' | '"' | '\'' => {
+                out.push_str(&crate::pages::escape(c.encode_utf8(&mut [0; 4])))
+            }
             '\n' | '\r' => out.push(' '),
             c if c.is_ascii_punctuation() => {
                 out.push('\\');

@@ -21,21 +21,10 @@ pub fn render(r: &Report) -> String {
 }
 
 fn counts(r: &Report) -> String {
-    let c = &r.counts;
     let mut out = String::from(
         "<section id=\"counts\"><h2>Rows by status</h2><table><tr><th>status</th><th>rows</th><th>share</th></tr>",
     );
-    for (name, n) in [
-        ("sent", c.sent),
-        ("failed", c.failed),
-        ("unknown", c.unknown),
-        ("skipped", c.skipped),
-    ] {
-        let share = if r.rows == 0 {
-            0.0
-        } else {
-            n as f64 * 100.0 / r.rows as f64
-        };
+    for (name, n, share) in r.counts.shares(r.rows) {
         let _ = write!(
             out,
             "<tr><td><span class=\"badge {name}\">{name}</span></td><td class=\"n\" data-status=\"{name}\">{n}</td><td class=\"n\">{share:.1} %</td></tr>"

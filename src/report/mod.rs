@@ -45,6 +45,25 @@ pub struct Counts {
     pub skipped: u64,
 }
 
+impl Counts {
+    /// Each status with its rows and their share of `rows`, in percent.
+    pub fn shares(&self, rows: u64) -> [(&'static str, u64, f64); 4] {
+        let share = |n: u64| {
+            if rows == 0 {
+                0.0
+            } else {
+                n as f64 * 100.0 / rows as f64
+            }
+        };
+        [
+            ("sent", self.sent, share(self.sent)),
+            ("failed", self.failed, share(self.failed)),
+            ("unknown", self.unknown, share(self.unknown)),
+            ("skipped", self.skipped, share(self.skipped)),
+        ]
+    }
+}
+
 /// Rows of one status that share an error code.
 #[derive(Debug, Serialize)]
 pub struct ErrorGroup {

@@ -64,18 +64,7 @@ fn table(header: &[&str]) -> Table {
 
 fn counts(r: &Report) -> String {
     let mut t = table(&["status", "rows", "share"]);
-    let c = &r.counts;
-    for (name, n) in [
-        ("sent", c.sent),
-        ("failed", c.failed),
-        ("unknown", c.unknown),
-        ("skipped", c.skipped),
-    ] {
-        let share = if r.rows == 0 {
-            0.0
-        } else {
-            n as f64 * 100.0 / r.rows as f64
-        };
+    for (name, n, share) in r.counts.shares(r.rows) {
         t.add_row(vec![
             name.to_string(),
             n.to_string(),

@@ -126,3 +126,50 @@ pub fn header_of(path: &Path) -> anyhow::Result<Vec<String>> {
         .map(|r| r.iter().map(str::to_string).collect())
         .unwrap_or_default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::RowStatus;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// Through the csv writer and reader, as the results file is: no cell a spreadsheet
+        /// would run, and every value read back as it was.
+        #[test]
+        fn any_value_round_trips_and_no_cell_is_a_formula(
+            recipient in "(['=+@\\t\\r-]{0,3})(\\PC|[\\t\\r\\n,\"'])*",
+            message in any::<String>(),
+            name in "(['=+@-]{0,2})\\PC{0,8}",
+        ) {
+            let row = ResultRow {
+                row: 1,
+                recipient,
+                status: RowStatus::Failed,
+                message_id: String::new(),
+                http_status: Some(400),
+                error_code: "-code".into(),
+                error_message: message,
+                request_id: "@req".into(),
+                attempts: 1,
+                finished_at: "2026-01-01T00:00:00.000Z".into(),
+                extra: vec![name],
+            };
+            let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+            w.write_record(fields(&row, COLUMNS.len() + 1)).unwrap();
+            let bytes = w.into_inner().unwrap();
+            let mut rdr = csv::ReaderBuilder::new().has_headers(false).from_reader(&bytes[..]);
+            let rec = rdr.records().next().unwrap().unwrap();
+            for cell in rec.iter() {
+                prop_assert!(!cell.starts_with(['=', '+', '-', '@', '\t', '\r']), "{cell:?}");
+            }
+            let back = |i: usize| crate::cells::unescape(&rec[i]).to_string();
+            prop_assert_eq!(back(1), row.recipient);
+            prop_assert_eq!(back(5), row.error_code);
+            prop_assert_eq!(back(6), row.error_message);
+            prop_assert_eq!(back(7), row.request_id);
+            prop_assert_eq!(back(10), row.extra[0].clone());
+        }
+    }
+}
