@@ -17,6 +17,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the largest variant costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate the campaign file, templates and every row offline; send nothing.
@@ -31,6 +33,31 @@ pub enum Command {
     Report(ReportArgs),
     /// Record what you found in Intercom for `unknown` (or `failed`) rows of a results file.
     Mark(MarkArgs),
+    /// List the workspace's admins (GET /admins): id, name, e-mail, away.
+    Admins(AdminsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AdminsArgs {
+    /// Print a JSON array of {id, name, email, away} instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Intercom API base URL [default: https://api.intercom.io].
+    #[arg(long, value_name = "URL")]
+    pub api_base: Option<String>,
+    /// Sent as the Intercom-Version header [default: 2.16].
+    #[arg(long, value_name = "V")]
+    pub intercom_version: Option<String>,
+    /// Read the access token from this file instead of INTERCOM_TOKEN.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Ask an in-process sandbox instead of Intercom (no token needed).
+    #[arg(long, conflicts_with_all = ["api_base", "token_file"])]
+    pub sandbox: bool,
+    /// With --sandbox: a CSV of admins (columns `id,name,email`, optional `away`) instead of
+    /// the default set.
+    #[arg(long, requires = "sandbox", value_name = "FILE")]
+    pub sandbox_admins: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -144,9 +171,17 @@ pub struct SendArgs {
     /// the rest goes with --resume.
     #[arg(long, value_name = "N", conflicts_with = "limit")]
     pub canary: Option<u64>,
-    /// Send at most this many rows in this run.
+    /// Send at most this many rows in this run (with --test-to: the first N rows).
     #[arg(long)]
     pub limit: Option<u64>,
+    /// Send the chosen rows' messages to this one test contact (an Intercom contact id), the
+    /// subject marked `[TEST] `; recorded in `<results>.tests.csv`, never as a row sent.
+    #[arg(long, value_name = "CONTACT", conflicts_with_all = ["resume", "canary", "allow_changed", "skip_invalid"])]
+    pub test_to: Option<String>,
+    /// With --test-to: the rows to test (1-based records, as in the results file), e.g.
+    /// `--row 3 --row 7` or `--row 3,7` [default: the first row].
+    #[arg(long, value_name = "N", num_args = 1.., value_delimiter = ',', requires = "test_to", conflicts_with = "limit")]
+    pub row: Vec<u64>,
     /// Send without asking: on a terminal, a real send first shows what it will do and asks.
     #[arg(long, short = 'y')]
     pub yes: bool,

@@ -4,6 +4,7 @@
 //! turns a row into a request body, [`check`] runs all of that over every row before anything is
 //! sent, [`send`] posts through one limiter and a bounded pool, and [`results`] records every
 //! outcome so that a run can be resumed. [`sandbox`] is a local Intercom to rehearse against.
+pub mod admins;
 pub mod answer;
 pub mod cells;
 pub mod check;
@@ -78,6 +79,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
             .build()?
             .block_on(send::run(args)),
         Command::Mark(args) => mark::run(&args),
+        Command::Admins(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(admins::run(&args)),
         Command::Sandbox(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
