@@ -190,9 +190,15 @@ pub async fn resolve_for_send(
             );
             return Ok(());
         }
-        (true, Some(_)) => Target::Sandbox {
-            admins: args.sandbox_admins.clone(),
-        },
+        (true, Some(_)) => {
+            // A bad admins file is the user's to fix (exit 2), not a list that could not be had.
+            if let Some(path) = &args.sandbox_admins {
+                crate::sandbox::admins::Admins::load(path)?;
+            }
+            Target::Sandbox {
+                admins: args.sandbox_admins.clone(),
+            }
+        }
         (false, Some(token)) => Target::Api {
             base_url: &base_url,
             version: &version,
