@@ -33,7 +33,10 @@ fn the_release_profile_has_no_debug_info_and_the_benchmarks_keep_theirs() {
     assert_eq!(bench["inherits"].as_str(), Some("release"));
     assert_eq!(bench["debug"].as_integer(), Some(1));
     let run = read("benches/run.sh");
-    assert!(run.contains("cargo build --profile bench-release"), "benches/run.sh");
+    assert!(
+        run.contains("cargo build --profile bench-release"),
+        "benches/run.sh"
+    );
     assert!(run.contains("/bench-release/campaign"), "benches/run.sh");
     assert!(!run.contains("target/release/campaign"), "benches/run.sh");
     assert!(read("README.md").contains("`cargo install --path .`"));
