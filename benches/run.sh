@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# End-to-end benchmarks behind BENCHMARKS.md: the release binary against its own sandbox (on
-# 127.0.0.1 only), beside the baselines (benches/baseline/). Writes a markdown report.
+# End-to-end benchmarks behind BENCHMARKS.md: the bench-release binary (Cargo.toml: release with
+# line tables) against its own sandbox (on 127.0.0.1 only), beside the baselines
+# (benches/baseline/). Writes a markdown report.
 #
 #   benches/run.sh                      # the issue's sizes and durations (about 16 minutes)
 #   BENCH_SECONDS=5 BENCH_BIG_ROWS=100000 BENCH_THROUGHPUT_ROWS=20000 benches/run.sh   # smoke run
@@ -126,8 +127,8 @@ send_run() {
 }
 rate_limited() { sed -n 's/^rate limited: \([0-9]*\) answers.*/\1/p' "$1.err" | tail -1 | grep . || echo 0; }
 
-log "building (release binary and baselines)"
-cargo build --release --quiet
+log "building (the bench-release binary: release with line tables, and baselines)"
+cargo build --profile bench-release --quiet
 cargo bench --no-run --quiet --bench bare_reqwest --bench bare_csv 2>/dev/null
 exe() {
     cargo bench --no-run --bench "$1" --message-format=json 2>/dev/null |
@@ -138,7 +139,7 @@ for l in sys.stdin:
         print(m["executable"])' "$1" | tail -1
 }
 # A copy: a target directory shared with other worktrees can be rebuilt under a running benchmark.
-cp "${CARGO_TARGET_DIR:-$ROOT/target}/release/campaign" "$TMP/campaign"
+cp "${CARGO_TARGET_DIR:-$ROOT/target}/bench-release/campaign" "$TMP/campaign"
 BIN=$TMP/campaign
 # What was built: HEAD, and whether the working tree differed from it.
 COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src Cargo.toml 2>/dev/null || echo ' + uncommitted changes in src/')"

@@ -780,10 +780,10 @@ pub fn summary_line(c: &Campaign, pre: &Preflight) -> String {
         "not rendered".to_string()
     };
     format!(
-        "{}: {}, {recipients}, {kind} from admin {} to {}s",
+        "{}: {}, {recipients}, {kind} from {} to {}s",
         c.path.display(),
         counted(pre.rows, "row"),
-        c.from,
+        c.from_label(),
         c.to_type
     )
 }

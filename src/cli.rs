@@ -72,6 +72,9 @@ pub enum Command {
     /// Print the manual page (roff) to stdout: of campaign, or of one of its commands.
     #[command(after_help = help::MAN)]
     Man(ManArgs),
+    /// List the workspace's admins (GET /admins): id, name, e-mail, away.
+    #[command(after_help = help::ADMINS)]
+    Admins(AdminsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -85,6 +88,29 @@ pub struct CompletionsArgs {
 pub struct ManArgs {
     /// The command whose page to print (`send`, `check`, ...); without it, campaign's own page.
     pub command: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AdminsArgs {
+    /// Print a JSON array of {id, name, email, away} instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Intercom API base URL [default: https://api.intercom.io].
+    #[arg(long, value_name = "URL")]
+    pub api_base: Option<String>,
+    /// Sent as the Intercom-Version header [default: 2.16].
+    #[arg(long, value_name = "V")]
+    pub intercom_version: Option<String>,
+    /// Read the access token from this file instead of INTERCOM_TOKEN.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Ask an in-process sandbox instead of Intercom (no token needed).
+    #[arg(long, conflicts_with_all = ["api_base", "token_file"])]
+    pub sandbox: bool,
+    /// With --sandbox: a CSV of admins (columns `id,name,email`, optional `away`) instead of
+    /// the default set.
+    #[arg(long, requires = "sandbox", value_name = "FILE")]
+    pub sandbox_admins: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -233,9 +259,17 @@ pub struct SendArgs {
     /// the rest goes with --resume.
     #[arg(long, value_name = "N", conflicts_with = "limit")]
     pub canary: Option<u64>,
-    /// Send at most this many rows in this run.
+    /// Send at most this many rows in this run (with --test-to: the first N rows).
     #[arg(long)]
     pub limit: Option<u64>,
+    /// Send the chosen rows' messages to this one test contact (an Intercom contact id), the
+    /// subject marked `[TEST] `; recorded in `<results>.tests.csv`, never as a row sent.
+    #[arg(long, value_name = "CONTACT", conflicts_with_all = ["resume", "canary", "allow_changed", "skip_invalid"])]
+    pub test_to: Option<String>,
+    /// With --test-to: the rows to test (1-based records, as in the results file), e.g.
+    /// `--row 3 --row 7` or `--row 3,7` [default: the first row].
+    #[arg(long, value_name = "N", num_args = 1.., value_delimiter = ',', requires = "test_to", conflicts_with = "limit")]
+    pub row: Vec<u64>,
     /// Send without asking: on a terminal, a real send first shows what it will do and asks.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -437,6 +471,16 @@ Examples:
 Exit codes:
   0  the rows were marked
   2  a row is not unknown or failed, or the results file cannot be read";
+
+    pub const ADMINS: &str = "\
+Examples:
+  campaign admins                      # the workspace's admins, as a table
+  campaign admins --json               # the same as JSON: id, name, email, away
+  campaign admins --sandbox            # the sandbox's admins (no token needed)
+
+Exit codes:
+  0  the admins were listed
+  2  no token, or Intercom refused the request (the message says why)";
 
     pub const COMPLETIONS: &str = "\
 Examples:

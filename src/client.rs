@@ -210,6 +210,57 @@ impl Client {
         })
     }
 
+    /// `GET` of another route beside `/messages` (`admins`), with the same headers, the same
+    /// 1 MiB bound and the same striking of the token: the answer as JSON, or why there is none,
+    /// in one line fit to show.
+    pub async fn get_json(&self, route: &str) -> Result<serde_json::Value, String> {
+        let url = self
+            .url
+            .join(route)
+            .map_err(|e| format!("invalid route `{route}`: {e}"))?;
+        let response = match self.http.get(url).send().await {
+            Ok(r) => r,
+            Err(e) => return Err(self.describe(&e)),
+        };
+        let status = response.status().as_u16();
+        let body = read_capped(response, MAX_ANSWER_BYTES).await;
+        if !(200..300).contains(&status) {
+            let error = answer::error_list(status, &body.bytes, &self.redact);
+            return Err(format!("HTTP {status} {}: {}", error.code, error.message));
+        }
+        match body.end {
+            End::Whole => {}
+            End::TooLong => {
+                return Err(format!(
+                    "HTTP {status}, but the answer goes on past {} MiB",
+                    MAX_ANSWER_BYTES >> 20
+                ))
+            }
+            End::Failed(e) => {
+                return Err(format!(
+                    "HTTP {status}, but the answer could not be read: {}",
+                    self.describe(&e)
+                ))
+            }
+        }
+        let mut value: serde_json::Value = serde_json::from_slice(&body.bytes)
+            .map_err(|e| format!("HTTP {status}, but the answer is not JSON: {e}"))?;
+        // Its strings are shown (an admin's name and e-mail): a server that echoes the token
+        // into one must not get it on the screen.
+        self.strike(&mut value);
+        Ok(value)
+    }
+
+    fn strike(&self, value: &mut serde_json::Value) {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => *s = self.redact.text(s, answer::FIELD_CHARS),
+            Value::Array(items) => items.iter_mut().for_each(|v| self.strike(v)),
+            Value::Object(map) => map.values_mut().for_each(|v| self.strike(v)),
+            _ => {}
+        }
+    }
+
     /// reqwest's error, struck of the token and bounded.
     fn describe(&self, e: &reqwest::Error) -> String {
         self.redact.text(&describe(e), answer::FIELD_CHARS)

@@ -138,7 +138,12 @@ pub struct Campaign {
     pub delimiter: u8,
     pub message_type: MessageType,
     pub template: Option<String>,
+    /// The sending admin's id; 0 while `from` is an e-mail address not yet looked up.
     pub from: u64,
+    /// `from` as an admin's e-mail address, which `send` resolves to an id (`GET /admins`).
+    pub from_email: Option<String>,
+    /// The sending admin as `GET /admins` names it, once looked up: `Ann <ann@example.com>`.
+    pub sender: Option<String>,
     pub subject: Option<TemplateSource>,
     pub body: TemplateSource,
     pub body_format: BodyFormat,
@@ -379,15 +384,18 @@ impl Campaign {
             }
             (MessageType::InApp, None) => None,
         };
-        let from = match m.from {
-            AdminId::Int(n) if n > 0 => n as u64,
-            AdminId::Str(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s
-                .parse()
-                .map_err(|_| bad("[message] from", format!("`{s}` is too large")))?,
+        let (from, from_email) = match m.from {
+            AdminId::Int(n) if n > 0 => (n as u64, None),
+            AdminId::Str(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => (
+                s.parse()
+                    .map_err(|_| bad("[message] from", format!("`{s}` is too large")))?,
+                None,
+            ),
+            AdminId::Str(s) if looks_like_email(s.trim()) => (0, Some(s.trim().to_string())),
             _ => {
                 return Err(bad(
                     "[message] from",
-                    "expected the sending admin's id, an integer (see GET /admins)".into(),
+                    "expected the sending admin's id, an integer, or the admin's e-mail address (`campaign admins` lists both)".into(),
                 ))
             }
         };
@@ -504,6 +512,8 @@ impl Campaign {
             message_type,
             template,
             from,
+            from_email,
+            sender: None,
             subject,
             body,
             body_format,
@@ -519,6 +529,23 @@ impl Campaign {
     }
 
     /// The campaign file's name without extension: the default results file's stem.
+    /// The sending admin for people: `Ann <ann@example.com> (admin 394051)` once looked up,
+    /// else `admin 394051` or `admin ann@example.com`.
+    pub fn from_label(&self) -> String {
+        match (&self.sender, &self.from_email) {
+            (Some(sender), _) => format!("{sender} (admin {})", self.from),
+            (None, Some(email)) => format!("admin {email}"),
+            (None, None) => format!("admin {}", self.from),
+        }
+    }
+
+    /// `from` as the campaign file gives it, for the campaign's fingerprint: an id, or an e-mail.
+    pub fn from_key(&self) -> String {
+        self.from_email
+            .clone()
+            .unwrap_or_else(|| self.from.to_string())
+    }
+
     pub fn stem(&self) -> String {
         self.path
             .file_stem()
@@ -563,6 +590,20 @@ fn line_at(text: &str, at: usize) -> &str {
     let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
     let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
     &text[start..end]
+}
+
+/// One `@` with something on each side and no spaces: enough to tell an e-mail from a typo'd id;
+/// `GET /admins` decides whether it is an admin's.
+fn looks_like_email(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !s.contains(char::is_whitespace)
+        }
+        None => false,
+    }
 }
 
 pub fn check_version(v: &str) -> Result<(), String> {

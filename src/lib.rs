@@ -32,6 +32,7 @@ macro_rules! out {
     }};
 }
 
+pub mod admins;
 pub mod answer;
 pub mod cells;
 pub mod check;
@@ -112,6 +113,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Mark(args) => mark::run(&args),
         Command::Completions(args) => manual::completions(&args),
         Command::Man(args) => manual::man(&args),
+        Command::Admins(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(admins::run(&args)),
         Command::Sandbox(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

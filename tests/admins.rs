@@ -272,17 +272,13 @@ fn rehearse(admins: &str) -> (Fixture, assert_cmd::assert::Assert) {
 }
 
 #[test]
-fn a_rehearsal_from_an_admin_the_workspace_lacks_fails_its_rows() {
+fn a_rehearsal_from_an_admin_the_workspace_lacks_is_refused_before_sending() {
+    // `send` looks its admin up (GET /admins) before the first message (issue 19 item 1).
     let (f, a) = rehearse("id,name,email\n111,Ann,a@x.test\n");
-    a.code(1);
-    let rows = f.result_rows();
-    assert_eq!(rows.len(), 2);
-    for r in &rows {
-        assert_eq!(r["status"], "failed", "{r:?}");
-        assert_eq!(r["http_status"], "404", "{r:?}");
-        assert_eq!(r["error_code"], "admin_not_found", "{r:?}");
-        assert!(r["error_message"].contains("from.id 394051"), "{r:?}");
-    }
+    a.code(2).stderr(predicates::str::contains(
+        "admin 394051 is not an admin of this workspace; its admins are 111 (Ann <a@x.test>)",
+    ));
+    assert!(!f.results().exists());
     let (f, a) = rehearse("id,name,email\n394051,Wash,w@x.test\n");
     a.success();
     assert!(f.result_rows().iter().all(|r| r["status"] == "sent"));

@@ -183,7 +183,7 @@ fn on_a_terminal_a_real_send_shows_what_it_will_do_and_asks_first() {
     let screen = String::from_utf8_lossy(&out.stdout);
     assert!(
         screen.contains("About to send 3 e-mail messages")
-            && screen.contains("from     admin 394051")
+            && screen.contains("from     Ann Example <ann@example.com> (admin 394051)")
             && screen.contains("to       users ({{ intercom_id }})")
             && screen.contains("results  results.csv")
             && screen.contains("Send them? [y/N]")

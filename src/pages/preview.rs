@@ -284,8 +284,8 @@ fn render_page(
     page(
         &format!("Preview: {}", campaign.path.display()),
         &format!(
-            "{kind} from admin {} to {}s · {} of {} rows",
-            campaign.from,
+            "{kind} from {} to {}s · {} of {} rows",
+            campaign.from_label(),
             campaign.to_type,
             c.rows.len(),
             c.total_rows
@@ -387,8 +387,8 @@ fn message(loaded: &Loaded, r: &MessageRequest, row: u64) -> String {
     let mut out = String::from("<table class=\"head\">");
     let _ = write!(
         out,
-        "<tr><th>From</th><td>admin {}</td></tr><tr><th>To</th><td>{} <code>{}</code></td></tr>",
-        r.from.id,
+        "<tr><th>From</th><td>{}</td></tr><tr><th>To</th><td>{} <code>{}</code></td></tr>",
+        escape(&loaded.campaign.from_label()),
         escape(&r.to.kind),
         escape(&r.to.id)
     );

@@ -5,6 +5,7 @@ mod attempt;
 mod health;
 mod pipeline;
 mod report;
+mod test_send;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -37,7 +38,7 @@ fn settings_fingerprint(c: &Campaign, target: &str) -> String {
     for part in [
         c.message_type.as_api(),
         c.template.as_deref().unwrap_or(""),
-        &c.from.to_string(),
+        &c.from_key(),
         &c.to_type,
         &format!("{:?}", c.create_conversation_without_contact_reply),
         c.subject.as_ref().map(|s| s.source.as_str()).unwrap_or(""),
@@ -140,6 +141,10 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
             Some(_) => "--api-base".to_string(),
             None => format!("{} [intercom] base_url", args.campaign.display()),
         })?;
+    }
+    crate::admins::resolve_for_send(&mut loaded.campaign, &args, token.as_ref()).await?;
+    if args.test_to.is_some() {
+        return test_send::run(&args, loaded, token).await;
     }
     let target = if args.sandbox {
         "sandbox".to_string()
@@ -412,8 +417,9 @@ impl Sending<'_> {
             },
         )?;
         crate::say!(
-            "sending {} messages to {base_url} at {} (in flight: {}); results: {}",
+            "sending {} messages to {base_url} from {} at {} (in flight: {}); results: {}",
             self.to_send,
+            c.from_label(),
             c.send.rate,
             match c.send.concurrency {
                 config::Concurrency::Auto => "auto".to_string(),
@@ -731,7 +737,7 @@ fn confirmation(c: &Campaign, to_send: u64, results: &Path) -> String {
             if to_send == 1 { "" } else { "s" },
             c.base_url
         ),
-        format!("  from     admin {}", c.from),
+        format!("  from     {}", c.from_label()),
         format!("  to       {}s ({})", c.to_type, c.to_id.source.trim()),
     ];
     if let Some(subject) = &c.subject {

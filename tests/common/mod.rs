@@ -17,6 +17,9 @@ use serde_json::{json, Value};
 
 pub const TOKEN: &str = "test-token-5f2b9c0e7d1a";
 
+/// What the scripted server answers to `GET /admins`: the admin of [`email_campaign`].
+pub const ADMIN_LIST: &str = r#"{"type": "admin.list", "admins": [{"type": "admin", "id": "394051", "name": "Ann Example", "email": "ann@example.com", "away_mode_enabled": false}]}"#;
+
 #[derive(Debug, Clone)]
 pub struct Received {
     pub method: String,
@@ -49,6 +52,8 @@ pub type Responder = Arc<dyn Fn(&Received, usize) -> Reply + Send + Sync>;
 pub struct TestServer {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<Received>>>,
+    /// The headers of each `GET /admins`, kept apart from `requests`.
+    admin_requests: Arc<Mutex<Vec<HashMap<String, String>>>>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -80,18 +85,41 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let requests: Arc<Mutex<Vec<Received>>> = Arc::default();
         let reqs = Arc::clone(&requests);
+        let admin_requests: Arc<Mutex<Vec<HashMap<String, String>>>> = Arc::default();
+        let admins = Arc::clone(&admin_requests);
         runtime.spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let reqs = Arc::clone(&reqs);
+                let admins = Arc::clone(&admins);
                 let responder = Arc::clone(&responder);
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
                         let reqs = Arc::clone(&reqs);
+                        let admin_reqs = Arc::clone(&admins);
                         let responder = Arc::clone(&responder);
                         async move {
+                            // `send` asks for the sending admin before its first message
+                            // (GET /admins); that answer is the workspace's, not the test's,
+                            // and does not count among the requests.
+                            if req.method() == hyper::Method::GET && req.uri().path() == "/admins" {
+                                admin_reqs.lock().unwrap().push(
+                                    req.headers()
+                                        .iter()
+                                        .map(|(k, v)| {
+                                            let v = v.to_str().unwrap_or("").to_string();
+                                            (k.as_str().to_string(), v)
+                                        })
+                                        .collect(),
+                                );
+                                return Ok(Response::builder()
+                                    .status(200)
+                                    .header("content-type", "application/json")
+                                    .body(Full::new(Bytes::from(ADMIN_LIST.to_string())))
+                                    .unwrap());
+                            }
                             let (parts, body) = req.into_parts();
                             let bytes = body
                                 .collect()
@@ -150,6 +178,7 @@ impl TestServer {
         TestServer {
             addr,
             requests,
+            admin_requests,
             _runtime: runtime,
         }
     }
@@ -160,6 +189,11 @@ impl TestServer {
 
     pub fn requests(&self) -> Vec<Received> {
         self.requests.lock().unwrap().clone()
+    }
+
+    /// The headers of each `GET /admins` the server answered.
+    pub fn admin_requests(&self) -> Vec<HashMap<String, String>> {
+        self.admin_requests.lock().unwrap().clone()
     }
 }
 

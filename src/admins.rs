@@ -1,0 +1,295 @@
+//! The workspace's admins, from `GET /admins`: `campaign admins` lists them (a table, or `--json`),
+//! and `send` looks the sending admin up once before its first request, so that it can say who
+//! the messages come from, take `from` as an e-mail address, and refuse an admin the workspace
+//! does not have before any customer is messaged.
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use comfy_table::{presets, ContentArrangement, Table};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cli::AdminsArgs;
+use crate::client::{Client, Token};
+use crate::config::{self, Campaign};
+use crate::Status;
+
+/// One admin, as `campaign admins` shows it (`--json` uses these names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AdminInfo {
+    /// A string in Intercom's answer; `from` in a campaign file takes it as an integer.
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub away: bool,
+}
+
+/// Where the admins are asked for.
+pub enum Target<'a> {
+    /// A sandbox started in this process for the question, with this admins file (or the
+    /// default set): the same set `send --sandbox` then sends against.
+    Sandbox { admins: Option<PathBuf> },
+    Api {
+        base_url: &'a str,
+        version: &'a str,
+        token: &'a Token,
+    },
+}
+
+/// The access token for a command that reads the API: `--token-file`, else `INTERCOM_TOKEN`.
+pub fn read_token(file: Option<&Path>) -> anyhow::Result<Token> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the token file {}", path.display()))?;
+        return Token::new(text).with_context(|| format!("{}", path.display()));
+    }
+    match std::env::var("INTERCOM_TOKEN") {
+        Ok(t) if !t.trim().is_empty() => Token::new(t),
+        _ => bail!(
+            "no access token: set INTERCOM_TOKEN (or pass --token-file FILE), or try --sandbox"
+        ),
+    }
+}
+
+/// `GET /admins`: the admins, or why they could not be had (one line, without the token).
+pub async fn fetch(target: &Target<'_>, timeout: Duration) -> anyhow::Result<Vec<AdminInfo>> {
+    match target {
+        Target::Api {
+            base_url,
+            version,
+            token,
+        } => {
+            let client = Client::new(base_url, token, version, timeout, 1)?;
+            let body = client
+                .get_json("admins")
+                .await
+                .map_err(anyhow::Error::msg)?;
+            parse_list(&body).map_err(anyhow::Error::msg)
+        }
+        Target::Sandbox { admins } => {
+            let token = Token::new("sandbox-admins-lookup".into())?;
+            let config = crate::sandbox::SandboxConfig {
+                token: Some(token.expose().to_string()),
+                faults: quiet_faults(),
+                contacts: None,
+                admins: admins.clone(),
+                log: None,
+            };
+            let running = crate::sandbox::start(config, "127.0.0.1:0".parse()?).await?;
+            let api = Target::Api {
+                base_url: &running.base_url(),
+                version: config::DEFAULT_VERSION,
+                token: &token,
+            };
+            let list = Box::pin(fetch(&api, timeout)).await;
+            running.shutdown().await?;
+            list
+        }
+    }
+}
+
+/// A sandbox that answers at once and always: the lookup is not a rehearsal of faults.
+fn quiet_faults() -> crate::cli::FaultArgs {
+    crate::cli::FaultArgs {
+        rate_limit: config::DEFAULT_RATE
+            .parse()
+            .expect("the default rate parses"),
+        latency: None,
+        fail_rate: 0.0,
+        drop_rate: 0.0,
+        seed: None,
+        no_validate: false,
+    }
+}
+
+/// 2.16's `admin.list`: `{"type": "admin.list", "admins": [{"id", "name", "email",
+/// "away_mode_enabled", …}]}`. An id may come as a string (the spec) or a number.
+pub fn parse_list(body: &Value) -> Result<Vec<AdminInfo>, String> {
+    let Some(admins) = body.get("admins").and_then(Value::as_array) else {
+        return Err("the answer is not an admin list (no `admins` array)".into());
+    };
+    let text = |a: &Value, key: &str| a.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+    admins
+        .iter()
+        .map(|a| {
+            let id = match a.get("id") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => return Err("an admin in the answer has no id".to_string()),
+            };
+            Ok(AdminInfo {
+                id,
+                name: text(a, "name"),
+                email: text(a, "email"),
+                away: a.get("away_mode_enabled").and_then(Value::as_bool) == Some(true),
+            })
+        })
+        .collect()
+}
+
+/// `send`, once before its first request: the campaign's `from` found among the workspace's
+/// admins, its id and name set on the campaign. An admin the list does not have is refused
+/// (nothing is sent); a list that cannot be had is a warning when `from` is an id (a token may
+/// lack the right to read admins, and Intercom then says so at the first message) and an error
+/// when it is an e-mail, which only the list can turn into an id.
+pub async fn resolve_sender(c: &mut Campaign, target: &Target<'_>) -> anyhow::Result<()> {
+    let list = match fetch(target, c.send.request_timeout).await {
+        Ok(list) => list,
+        Err(why) => {
+            if let Some(email) = &c.from_email {
+                bail!(
+                    "{}: [message] from: cannot look up the admin `{email}`: GET /admins: {why:#}. Give the admin's id instead (`from = 394051`)",
+                    c.path.display()
+                );
+            }
+            crate::say!(
+                "warning: cannot check the sending admin {}: GET /admins: {why:#}; sending from it unchecked",
+                c.from
+            );
+            return Ok(());
+        }
+    };
+    let found = match &c.from_email {
+        Some(email) => list.iter().find(|a| a.email.eq_ignore_ascii_case(email)),
+        None => list.iter().find(|a| a.id == c.from.to_string()),
+    };
+    let Some(admin) = found else {
+        bail!(
+            "{}: [message] from: {} is not an admin of this workspace; its admins are {}. Fix `from` (an id or e-mail from `campaign admins`); nothing was sent",
+            c.path.display(),
+            c.from_label(),
+            known(&list)
+        );
+    };
+    c.from = admin.id.parse().with_context(|| {
+        format!(
+            "GET /admins gave admin `{}` an id that is not a whole number",
+            admin.email
+        )
+    })?;
+    c.sender = Some(format!("{} <{}>", admin.name, admin.email));
+    Ok(())
+}
+
+/// `send`'s lookup of its admin, before anything of the ledger is touched: against the
+/// sandbox's admins for `--sandbox`, Intercom otherwise; skipped (and said) for `--dry-run`,
+/// which has no token.
+pub async fn resolve_for_send(
+    c: &mut Campaign,
+    args: &crate::cli::SendArgs,
+    token: Option<&Token>,
+) -> anyhow::Result<()> {
+    // The target borrows these while the campaign is changed.
+    let (base_url, version) = (c.base_url.clone(), c.version.clone());
+    let target = match (args.sandbox, token) {
+        (_, None) => {
+            crate::say!(
+                "dry run: the sending admin ({}) is not looked up (GET /admins needs a token)",
+                c.from_label()
+            );
+            return Ok(());
+        }
+        (true, Some(_)) => {
+            // A bad admins file is the user's to fix (exit 2), not a list that could not be had.
+            if let Some(path) = &args.sandbox_admins {
+                crate::sandbox::admins::Admins::load(path)?;
+            }
+            Target::Sandbox {
+                admins: args.sandbox_admins.clone(),
+            }
+        }
+        (false, Some(token)) => Target::Api {
+            base_url: &base_url,
+            version: &version,
+            token,
+        },
+    };
+    resolve_sender(c, &target).await
+}
+
+/// The first admins of a list, for an error message.
+fn known(list: &[AdminInfo]) -> String {
+    if list.is_empty() {
+        return "none (GET /admins listed no one)".into();
+    }
+    let mut names: Vec<String> = list
+        .iter()
+        .take(10)
+        .map(|a| format!("{} ({} <{}>)", a.id, a.name, a.email))
+        .collect();
+    if list.len() > 10 {
+        names.push(format!("and {} more", list.len() - 10));
+    }
+    names.join(", ")
+}
+
+/// `campaign admins`.
+pub async fn run(args: &AdminsArgs) -> anyhow::Result<Status> {
+    let version = args
+        .intercom_version
+        .clone()
+        .unwrap_or_else(|| config::DEFAULT_VERSION.into());
+    config::check_version(&version).map_err(anyhow::Error::msg)?;
+    let base_url = args
+        .api_base
+        .clone()
+        .unwrap_or_else(|| config::DEFAULT_BASE_URL.into());
+    let token;
+    let target = if args.sandbox {
+        Target::Sandbox {
+            admins: args.sandbox_admins.clone(),
+        }
+    } else {
+        config::check_base_url(&base_url)?;
+        token = read_token(args.token_file.as_deref())?;
+        Target::Api {
+            base_url: &base_url,
+            version: &version,
+            token: &token,
+        }
+    };
+    let list = fetch(&target, Duration::from_secs(30))
+        .await
+        .map_err(|e| anyhow::anyhow!("GET /admins: {e:#}"))?;
+    if args.json {
+        crate::out!("{}", serde_json::to_string_pretty(&list)?);
+    } else {
+        crate::out!("{}", table(&list));
+    }
+    Ok(Status::Ok)
+}
+
+fn table(list: &[AdminInfo]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(120)
+        .set_header(["id", "name", "e-mail", "away"]);
+    for a in list {
+        let away = if a.away { "away" } else { "" };
+        t.add_row([a.id.as_str(), &a.name, &a.email, away]);
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_an_admin_list_with_string_or_number_ids() {
+        let body = json!({"type": "admin.list", "admins": [
+            {"type": "admin", "id": "394051", "name": "Ann", "email": "ann@example.com", "away_mode_enabled": true},
+            {"type": "admin", "id": 814860, "name": "Bo", "email": "bo@example.com"}
+        ]});
+        let list = parse_list(&body).unwrap();
+        assert_eq!(list[0].id, "394051");
+        assert!(list[0].away);
+        assert_eq!(list[1].id, "814860");
+        assert!(!list[1].away);
+        assert!(parse_list(&json!({"type": "admin_message", "id": "1"})).is_err());
+        assert!(parse_list(&json!({"admins": [{"name": "x"}]})).is_err());
+    }
+}

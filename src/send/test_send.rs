@@ -1,0 +1,269 @@
+//! `send --test-to CONTACT`: the chosen rows' messages, rendered exactly as the campaign would
+//! send them, sent to one test contact instead, marked as a test. They are recorded in
+//! `<results>.tests.csv` (the results file's columns), apart from the campaign's results file and
+//! journal, so that a test never counts as a row sent and never stops a row from being sent.
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+use bytes::Bytes;
+
+use crate::check::{self, RowRenderer};
+use crate::cli::SendArgs;
+use crate::client::{Attempt, Client, Token};
+use crate::config::{BodyFormat, Campaign};
+use crate::recipients::Recipients;
+use crate::render::MessageRequest;
+use crate::results::{self, Ledger, ResultRow, ResultsWriter, RowStatus, RunLock};
+use crate::sandbox;
+use crate::Status;
+
+/// What marks a test: the start of an email's subject, and of an in-app message's body (an
+/// in-app message has no subject, so its first line says it).
+pub const TEST_MARK: &str = "[TEST] ";
+
+pub(super) async fn run(
+    args: &SendArgs,
+    loaded: check::Loaded,
+    token: Option<Token>,
+) -> anyhow::Result<Status> {
+    let contact = test_contact(args)?;
+    let c = &loaded.campaign;
+    let results_file = super::results_path(args, c)?;
+    let tests = tests_path(&results_file);
+    let Some(requests) = render_chosen(args, &loaded, &contact)? else {
+        crate::say!("nothing was sent.");
+        return Ok(Status::Invalid);
+    };
+    let rows: Vec<String> = requests.iter().map(|(row, _)| row.to_string()).collect();
+    let Some(token) = token else {
+        crate::out!(
+            "dry run: {} test messages (rows {}) would be sent to {} {contact} from {}, marked `{}`; nothing was sent.",
+            requests.len(),
+            rows.join(", "),
+            c.to_type,
+            c.from_label(),
+            TEST_MARK.trim_end()
+        );
+        return Ok(Status::Ok);
+    };
+    // The campaign's lock: a test writes beside its ledger, and not while a run writes it.
+    let ledger = Ledger::new(results_file);
+    let _lock = RunLock::acquire(&ledger.lock, &ledger.results)?;
+    if std::fs::symlink_metadata(&tests).is_ok_and(|m| !m.is_file()) {
+        bail!(
+            "{} is not a regular file: the test record is written there",
+            tests.display()
+        );
+    }
+    let sandbox = match args.sandbox {
+        true => Some(start_sandbox(args, &token, &c.path).await?),
+        false => None,
+    };
+    let base_url = sandbox
+        .as_ref()
+        .map_or_else(|| c.base_url.clone(), |s| s.base_url());
+    let client = Client::new(&base_url, &token, &c.version, c.send.request_timeout, 1)?;
+    crate::say!(
+        "test send: {} messages (rows {}) to {} {contact} at {base_url} from {}, marked `{}`; recorded in {} (not in the results file)",
+        requests.len(),
+        rows.join(", "),
+        c.to_type,
+        c.from_label(),
+        TEST_MARK.trim_end(),
+        tests.display()
+    );
+    let all_sent = send_all(&client, requests, &tests).await?;
+    if let Some(running) = sandbox {
+        running.shutdown().await?;
+    }
+    Ok(if all_sent { Status::Ok } else { Status::Failed })
+}
+
+/// The test contact: an Intercom contact id, as the campaign's `[to] id` renders one.
+fn test_contact(args: &SendArgs) -> anyhow::Result<String> {
+    let contact = args.test_to.as_deref().unwrap_or("").trim().to_string();
+    if contact.is_empty() {
+        bail!("--test-to: empty: give the test contact's Intercom id");
+    }
+    if contact.contains('@') {
+        bail!("--test-to `{contact}`: an e-mail address; give the test contact's Intercom id (the contact's page in Intercom, or POST /contacts/search, shows it)");
+    }
+    Ok(contact)
+}
+
+/// `<results>.tests.csv`, beside the campaign's results file.
+pub fn tests_path(results: &Path) -> PathBuf {
+    let mut name = results.as_os_str().to_owned();
+    name.push(".tests.csv");
+    PathBuf::from(name)
+}
+
+/// The chosen rows (`--row`, or the first `--limit`, default 1), rendered and marked, addressed
+/// to the test contact. `None` (the problems printed) when a chosen row does not render or is
+/// not in the file: nothing is sent then.
+fn render_chosen(
+    args: &SendArgs,
+    loaded: &check::Loaded,
+    contact: &str,
+) -> anyhow::Result<Option<Vec<(u64, MessageRequest)>>> {
+    let c = &loaded.campaign;
+    let (mut recipients, header) =
+        Recipients::open(&c.recipients, c.delimiter).map_err(|p| anyhow::anyhow!("{p}"))?;
+    for p in &header {
+        crate::say!("{p}");
+    }
+    let mut wanted: BTreeSet<u64> = args.row.iter().copied().collect();
+    let first_n = if wanted.is_empty() {
+        args.limit.unwrap_or(1).max(1)
+    } else {
+        0
+    };
+    let renderer = RowRenderer::new(loaded, &recipients);
+    let (mut out, mut ok) = (Vec::new(), true);
+    while let Some(next) = recipients.next_row() {
+        if wanted.is_empty() && out.len() as u64 >= first_n {
+            break;
+        }
+        let row = match next {
+            Ok(row) => row,
+            Err(p) => {
+                let chosen = p.record.is_some_and(|r| wanted.remove(&r));
+                if chosen || p.record.is_none() {
+                    crate::say!("{p}");
+                    ok = false;
+                }
+                if p.record.is_none() {
+                    break;
+                }
+                continue;
+            }
+        };
+        if first_n == 0 && !wanted.remove(&row.number) {
+            continue;
+        }
+        match renderer.render(&row) {
+            Ok((request, _warnings)) => out.push((row.number, mark(c, request, contact))),
+            Err(problems) => {
+                problems.iter().for_each(|p| crate::say!("{p}"));
+                ok = false;
+            }
+        }
+    }
+    for missing in wanted {
+        crate::say!(
+            "error: {}: --row {missing}: there is no record {missing}",
+            c.recipients.display()
+        );
+        ok = false;
+    }
+    Ok((ok && !out.is_empty()).then_some(out))
+}
+
+/// A row's request, to the test contact and marked as a test: an email's subject starts with
+/// the mark; an in-app message, which has no subject, starts its body with it.
+pub fn mark(c: &Campaign, mut request: MessageRequest, contact: &str) -> MessageRequest {
+    request.to.id = contact.to_string();
+    match &mut request.subject {
+        Some(subject) => subject.insert_str(0, TEST_MARK),
+        None => match c.body_format {
+            BodyFormat::Html | BodyFormat::Markdown => request.body.insert_str(
+                0,
+                &format!("<p><strong>{}</strong></p>", TEST_MARK.trim_end()),
+            ),
+            BodyFormat::Text => request.body.insert_str(0, &format!("{TEST_MARK}\n\n")),
+        },
+    }
+    request
+}
+
+/// One request per row, in order, each outcome appended to the tests file as it comes. No
+/// retries: a test that did not go is sent again by running the test again.
+async fn send_all(
+    client: &Client,
+    requests: Vec<(u64, MessageRequest)>,
+    tests: &Path,
+) -> anyhow::Result<bool> {
+    let mut writer = ResultsWriter::open(tests)?;
+    let mut all_sent = true;
+    for (row, request) in requests {
+        let body = Bytes::from(serde_json::to_vec(&request)?);
+        let outcome = outcome(row, request.to.id, client.send(body).await);
+        all_sent &= outcome.status == RowStatus::Sent;
+        crate::say!(
+            "row {row}: {}",
+            match outcome.status {
+                RowStatus::Sent => format!("sent (message {})", outcome.message_id),
+                RowStatus::Unknown => format!("unknown: {}", outcome.error_message),
+                _ => format!("failed: {} {}", outcome.error_code, outcome.error_message),
+            }
+        );
+        writer.write(&outcome)?;
+    }
+    writer.sync()?;
+    Ok(all_sent)
+}
+
+fn outcome(row: u64, recipient: String, attempt: Attempt) -> ResultRow {
+    let mut out = ResultRow {
+        row,
+        recipient,
+        status: RowStatus::Failed,
+        message_id: String::new(),
+        http_status: None,
+        error_code: String::new(),
+        error_message: String::new(),
+        request_id: String::new(),
+        attempts: 1,
+        finished_at: results::now_rfc3339(),
+        extra: Vec::new(),
+    };
+    match attempt {
+        Attempt::Sent {
+            message_id, status, ..
+        } => {
+            (out.status, out.message_id, out.http_status) =
+                (RowStatus::Sent, message_id, Some(status));
+        }
+        Attempt::Rejected { status, error, .. } => {
+            out.http_status = Some(status);
+            (out.error_code, out.error_message, out.request_id) =
+                (error.code, error.message, error.request_id);
+        }
+        Attempt::NotReached(why) => {
+            (out.error_code, out.error_message) = ("connection_failed".into(), why);
+        }
+        Attempt::Unknown(why) => {
+            (out.status, out.error_code, out.error_message) =
+                (RowStatus::Unknown, "outcome_unknown".into(), why);
+        }
+    }
+    out
+}
+
+/// A sandbox for the test, logging to `<stem>.sandbox.tests.jsonl` (or `--sandbox-log`): never
+/// the rehearsal's own log, from which a resumed rehearsal settles its rows.
+async fn start_sandbox(
+    args: &SendArgs,
+    token: &Token,
+    campaign: &Path,
+) -> anyhow::Result<sandbox::RunningSandbox> {
+    let log = args.sandbox_log.clone().unwrap_or_else(|| {
+        let log = super::sandbox_log_path(args, campaign);
+        log.with_extension("tests.jsonl")
+    });
+    let config = sandbox::SandboxConfig {
+        token: Some(token.expose().to_string()),
+        faults: args.faults.clone(),
+        contacts: args.sandbox_contacts.clone(),
+        admins: args.sandbox_admins.clone(),
+        log: Some(log.clone()),
+    };
+    let running = sandbox::start(config, "127.0.0.1:0".parse()?).await?;
+    crate::say!(
+        "sandbox: {} (test messages logged to {})",
+        running.base_url(),
+        log.display()
+    );
+    Ok(running)
+}
