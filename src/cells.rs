@@ -111,6 +111,7 @@ mod tests {
             request_id: "@req".into(),
             attempts: 1,
             finished_at: "2026-01-01T00:00:00.000Z".into(),
+            contact_id: String::new(),
         }
     }
 

@@ -187,9 +187,16 @@ pub struct SendArgs {
     /// [default: <campaign file stem>.sandbox.jsonl in the current directory].
     #[arg(long, requires = "sandbox")]
     pub sandbox_log: Option<PathBuf>,
-    /// With --sandbox: a CSV of known contacts (column `id`); other recipients get 404.
+    /// With --sandbox: a CSV of known contacts (column `id`; optional `email`, `external_id`,
+    /// `role`, `unsubscribed_from_emails`, `has_hard_bounced`, `marked_email_as_spam`); other
+    /// recipients get 404. Without it, a campaign addressed by e-mail or external id finds one
+    /// user for every key it searches.
     #[arg(long, requires = "sandbox")]
     pub sandbox_contacts: Option<PathBuf>,
+    /// With --sandbox and no --sandbox-contacts: e-mails or external ids (comma-separated) the
+    /// sandbox finds no contact for, to rehearse `contact_not_found`.
+    #[arg(long, requires = "sandbox", value_delimiter = ',', value_name = "KEYS")]
+    pub sandbox_missing: Vec<String>,
     /// With --sandbox: a CSV of the workspace's admins (columns `id,name,email`, optional
     /// `away`) instead of the default set; a message from any other admin gets 404.
     #[arg(long, requires = "sandbox", value_name = "FILE")]
@@ -230,7 +237,8 @@ pub struct SandboxArgs {
     /// Accept only this bearer token (any token is accepted without it).
     #[arg(long, env = "SANDBOX_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// A CSV of known contacts (column `id`, `email` optional); other recipients get 404.
+    /// A CSV of known contacts (column `id`; optional `email`, `external_id`, `role` and the
+    /// three subscription columns `POST /contacts/search` reads); other recipients get 404.
     #[arg(long)]
     pub contacts: Option<PathBuf>,
     /// A CSV of the workspace's admins (columns `id,name,email`, optional `away`) instead of the

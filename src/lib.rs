@@ -53,6 +53,7 @@ pub mod recipients;
 pub mod redact;
 pub mod render;
 pub mod report;
+pub mod resolve;
 pub mod results;
 pub mod rows;
 pub mod sandbox;

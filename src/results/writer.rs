@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use super::row::{ResultRow, COLUMNS};
+use super::row::{ResultRow, COLUMNS, CONTACT_ID};
 
 /// Appends result lines. Each call hands its lines to the OS in one write, so that a process
 /// killed between calls leaves whole lines; one killed inside a write leaves a torn last line,
@@ -29,7 +29,7 @@ impl ResultsWriter {
         };
         if w.file.metadata().map(|m| m.len() == 0).unwrap_or(true) {
             let mut header = csv::WriterBuilder::new().from_writer(Vec::new());
-            header.write_record(COLUMNS)?;
+            header.write_record(COLUMNS.iter().chain([&CONTACT_ID]))?;
             w.append(header)?;
         }
         Ok(w)

@@ -3,6 +3,7 @@
 //! ([`report`]). Nothing is sent unless every check before it passed.
 mod attempt;
 mod health;
+mod lookup;
 mod pipeline;
 mod report;
 
@@ -44,6 +45,7 @@ fn settings_fingerprint(c: &Campaign, target: &str) -> String {
         &c.body.source,
         &format!("{:?}", c.body_format),
         &c.to_id.source,
+        c.address.key(),
     ] {
         h.update(part.as_bytes());
         h.update(&[0]);
@@ -130,6 +132,13 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     } else {
         loaded.campaign.base_url.clone()
     };
+    // The do-not-contact list is read before anything else of the run: a missing one is said
+    // while nothing was sent.
+    let rules = if loaded.campaign.address.looked_up() {
+        Some(Arc::new(crate::resolve::Rules::of(&loaded.campaign)?))
+    } else {
+        None
+    };
     let results_path = results_path(&args, &loaded.campaign)?;
     let ledger = Ledger::new(results_path.clone());
     ledger.check_files()?;
@@ -142,7 +151,9 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
         same_settings(&header, &settings, &args, &results_path)?;
     }
     let mut prior = earlier_runs(&ledger, &args, &loaded.campaign.to_type)?;
-    if let (true, Some(p)) = (args.sandbox, &prior) {
+    // A looked-up campaign's journal names the e-mail, the log the contact id: they cannot be
+    // matched, so its `unknown` rows stay `unknown` (never sent twice) rather than be guessed.
+    if let (true, Some(p), false) = (args.sandbox, &prior, loaded.campaign.address.looked_up()) {
         let log = sandbox_log_path(&args, &loaded.campaign.path);
         if settle_from_sandbox_log(&ledger, p, &log, &loaded.campaign.to_type)? {
             prior = earlier_runs(&ledger, &args, &loaded.campaign.to_type)?;
@@ -251,6 +262,9 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
             c.send.rate,
             c.send.concurrency
         );
+        if c.address.looked_up() {
+            crate::out!("{}", lookup_plan(c, to_send));
+        }
         return Ok(Status::Ok);
     }
     if !args.sandbox && !args.yes && to_send > 0 && on_a_terminal() {
@@ -275,6 +289,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
         },
         lock: Arc::clone(&lock),
         to_send,
+        rules,
     };
     // From here on requests may leave: an error is a stop that can be resumed, never "nothing
     // was sent".
@@ -316,6 +331,7 @@ struct Sending<'a> {
     header: JournalHeader,
     to_send: u64,
     lock: Arc<RunLock>,
+    rules: Option<Arc<crate::resolve::Rules>>,
 }
 
 impl Sending<'_> {
@@ -328,7 +344,7 @@ impl Sending<'_> {
         let args = self.args;
         let c = &loaded.campaign;
         let sandbox = if args.sandbox {
-            Some(start_sandbox(args, self.token, &c.path).await?)
+            Some(start_sandbox(args, self.token, c).await?)
         } else {
             None
         };
@@ -358,6 +374,7 @@ impl Sending<'_> {
             hours: c.send.hours.clone(),
             lock: Arc::clone(&self.lock),
             rate_limited: Default::default(),
+            searches: Default::default(),
         });
         let mut writer = ResultsWriter::open(&self.ledger.results)?;
         let journal = Journal::start(
@@ -377,6 +394,9 @@ impl Sending<'_> {
             },
             self.ledger.results.display()
         );
+        if c.address.looked_up() {
+            crate::say!("{}", lookup_plan(c, self.to_send));
+        }
         let retry_unknown = args.retry_unknown.clone();
         let to_type = c.to_type.clone();
         let prior = Arc::new(prior.unwrap_or_default());
@@ -386,6 +406,14 @@ impl Sending<'_> {
                 .status(row)
                 .is_some_and(|s| is_done(s, row, retry_unknown.as_ref()))
         });
+        let resolution = match &self.rules {
+            Some(rules) if self.header.rows > 0 => Some((
+                Arc::clone(rules),
+                lookup::Earlier::read(&self.ledger.results, rules, &*done)?,
+            )),
+            Some(rules) => Some((Arc::clone(rules), lookup::Earlier::default())),
+            None => None,
+        };
         let skipped_before: Arc<dyn Fn(u64) -> bool + Send + Sync> =
             Arc::new(move |row| skipped.status(row) == Some(RowStatus::Skipped));
         let end = pipeline(
@@ -400,6 +428,7 @@ impl Sending<'_> {
                 skipped_before,
                 expected,
             },
+            resolution,
         )
         .await;
         drop(writer);
@@ -407,6 +436,13 @@ impl Sending<'_> {
         if let Some((running, log)) = sandbox {
             running.shutdown().await?;
             crate::say!("sandbox log: {}", log.display());
+        }
+        if let Some(rules) = &self.rules {
+            crate::say!(
+                "looked up contacts by {} in {} search requests",
+                rules.address.key(),
+                shared.searches.load(std::sync::atomic::Ordering::Relaxed)
+            );
         }
         let paused = shared.gate.paused().as_millis() as u64;
         Ok((end, settled.tally, paused))
@@ -563,18 +599,41 @@ fn announce_resume(p: &results::Prior, args: &SendArgs, results_path: &std::path
     }
 }
 
+/// What resolution will do, for `--dry-run` and the start of a run.
+fn lookup_plan(c: &Campaign, rows: u64) -> String {
+    let searches = rows.div_ceil(crate::resolve::PAGE as u64);
+    let mut line = format!(
+        "up to {rows} rows are looked up by {} (POST /contacts/search, {} keys a search: about {searches} searches, besides the pages of keys that find several contacts) before they are sent",
+        c.address.key(),
+        crate::resolve::PAGE
+    );
+    if c.message_type == config::MessageType::Email {
+        line.push_str(if c.send.respect_unsubscribed {
+            "; contacts unsubscribed from e-mail, hard-bounced or marked as spam are skipped"
+        } else {
+            "; [send] respect_unsubscribed = false: contacts unsubscribed from e-mail, hard-bounced or marked as spam ARE sent this message"
+        });
+    }
+    line
+}
+
 /// `send --sandbox`: a sandbox in this process on a free loopback port, accepting only this run's
 /// token, logging every message it accepts.
 async fn start_sandbox(
     args: &SendArgs,
     token: &Token,
-    campaign: &Path,
+    c: &Campaign,
 ) -> anyhow::Result<(sandbox::RunningSandbox, PathBuf)> {
+    let campaign = &c.path;
     let log = sandbox_log_path(args, campaign);
     let config = sandbox::SandboxConfig {
         token: Some(token.expose().to_string()),
         faults: args.faults.clone(),
         contacts: args.sandbox_contacts.clone(),
+        // Without a contacts file, a looked-up campaign's rehearsal finds a contact for every
+        // key it searches (so that it runs), less those named to be left out.
+        invent_contacts: args.sandbox_contacts.is_none() && c.address.looked_up(),
+        missing: args.sandbox_missing.clone(),
         admins: args.sandbox_admins.clone(),
         log: Some(log.clone()),
     };

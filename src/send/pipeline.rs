@@ -48,14 +48,23 @@ pub enum StopReason {
 /// A row ready to send.
 pub struct Job {
     pub row: u64,
+    /// What the row addressed: the contact id, or the e-mail or external id it was found by.
     pub recipient: String,
     pub body: Bytes,
+    /// The contact found for a looked-up row (`contact_id` in the results); empty otherwise.
+    pub contact_id: String,
 }
 
 pub enum Item {
     Job(Job),
     /// An invalid row under --skip-invalid: recorded, not sent.
     Skip(Box<ResultRow>),
+    /// A row whose lookup decided its outcome (not found, ambiguous, unsubscribed, ...):
+    /// recorded, not sent; `fatal` when the search was refused for the token.
+    Settled {
+        row: Box<ResultRow>,
+        fatal: bool,
+    },
 }
 
 pub struct Shared {
@@ -75,6 +84,8 @@ pub struct Shared {
     pub lock: Arc<crate::results::RunLock>,
     /// 429 answers: each paused every sender until the window's reset.
     pub rate_limited: AtomicU64,
+    /// `POST /contacts/search` requests made (resolution).
+    pub searches: AtomicU64,
 }
 
 /// What the reader knows of the rows before the run starts.
@@ -105,6 +116,7 @@ pub async fn pipeline(
     to_send: u64,
     args: &SendArgs,
     known: Known,
+    rules: Option<(Arc<crate::resolve::Rules>, super::lookup::Earlier)>,
 ) -> RunEnd {
     let stop_reason: Arc<Mutex<Option<StopReason>>> = Arc::new(Mutex::new(None));
     let set_stop = {
@@ -136,11 +148,20 @@ pub async fn pipeline(
 
     // Reader: a thread, since reading the CSV and rendering are blocking work. Rows go over in
     // batches: one wake-up of the reader per batch, not per row.
-    let (job_tx, mut job_rx) = mpsc::channel::<Vec<Item>>(QUEUED_BATCHES);
+    let (job_tx, job_rx) = mpsc::channel::<Vec<Item>>(QUEUED_BATCHES);
     let limit = args.limit.or(args.canary);
     let skip_invalid = args.skip_invalid;
     let reader =
         std::thread::spawn(move || read_rows(&loaded, &known, (limit, skip_invalid), &job_tx));
+    // Rows addressed by e-mail or external id pass through resolution on their way.
+    let (resolver, mut job_rx) = match rules {
+        Some((rules, earlier)) => {
+            let (tx, rx) = mpsc::channel::<Vec<Item>>(QUEUED_BATCHES);
+            let stage = super::lookup::stage(Arc::clone(&shared), rules, earlier, job_rx, tx);
+            (Some(tokio::spawn(stage)), rx)
+        }
+        None => (None, job_rx),
+    };
 
     // Dispatcher: paces rows out; each request runs in its own task.
     let (out_tx, mut out_rx) = mpsc::channel::<(ResultRow, bool)>(1024);
@@ -166,6 +187,12 @@ pub async fn pipeline(
                 let job = match item {
                     Item::Skip(r) => {
                         if out_tx.send((*r, false)).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                    Item::Settled { row, fatal } => {
+                        if out_tx.send((*row, fatal)).await.is_err() {
                             break;
                         }
                         continue;
@@ -351,6 +378,9 @@ pub async fn pipeline(
     adjuster.abort();
     ctrlc.abort();
     dispatcher.abort();
+    if let Some(r) = resolver {
+        r.abort();
+    }
     let reader_result = if shared.stop.is_cancelled() {
         Ok(Ok(()))
     } else {
@@ -466,6 +496,7 @@ fn read_rows(
                             row: row.number,
                             body: Bytes::from(body),
                             recipient: request.to.id,
+                            contact_id: String::new(),
                         })
                     }
                     Err(_) if was(row.number) != 0 => return Err(changed(row.number, row.line)),
@@ -558,6 +589,7 @@ fn skipped(row: u64, recipient: &str, problems: &[Problem]) -> ResultRow {
         request_id: String::new(),
         attempts: 0,
         finished_at: results::now_rfc3339(),
+        contact_id: String::new(),
     }
 }
 
