@@ -40,7 +40,7 @@ pub enum Command {
     /// Show rendered messages (or, with --json, the exact request bodies).
     Preview(PreviewArgs),
     /// Check, then send one message per row and record each outcome in the results file.
-    Send(SendArgs),
+    Send(Box<SendArgs>),
     /// Run a local Intercom-compatible server to rehearse against.
     Sandbox(SandboxArgs),
     /// Summarize a results file: counts, errors by code, unknown rows, timing, messages per minute.

@@ -234,7 +234,7 @@ impl Client {
             },
             (200..=299, End::TooLong) => Search::NoAnswer(format!(
                 "HTTP {status} with an answer longer than {} MiB",
-                16 * MAX_ANSWER_BYTES >> 20
+                (16 * MAX_ANSWER_BYTES) >> 20
             )),
             (200..=299, End::Failed(e)) => Search::NoAnswer(format!(
                 "HTTP {status} but the answer could not be read: {}",

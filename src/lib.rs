@@ -107,7 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Send(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
-            .block_on(send::run(args)),
+            .block_on(send::run(*args)),
         Command::Mark(args) => mark::run(&args),
         Command::Sandbox(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -427,8 +427,8 @@ impl Sending<'_> {
                 done,
                 skipped_before,
                 expected,
+                resolution,
             },
-            resolution,
         )
         .await;
         drop(writer);

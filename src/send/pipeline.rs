@@ -98,6 +98,9 @@ pub struct Known {
     /// Each row's `check::row_hash` as preflight rendered it, by record number (0: an invalid
     /// row): a row that no longer reads so stops the reading.
     pub expected: Vec<u32>,
+    /// For a campaign addressed by e-mail or external id: its match rules, and what earlier
+    /// runs messaged.
+    pub resolution: Option<(Arc<crate::resolve::Rules>, super::lookup::Earlier)>,
 }
 
 pub struct RunEnd {
@@ -115,8 +118,7 @@ pub async fn pipeline(
     writer: &mut ResultsWriter,
     to_send: u64,
     args: &SendArgs,
-    known: Known,
-    rules: Option<(Arc<crate::resolve::Rules>, super::lookup::Earlier)>,
+    mut known: Known,
 ) -> RunEnd {
     let stop_reason: Arc<Mutex<Option<StopReason>>> = Arc::new(Mutex::new(None));
     let set_stop = {
@@ -151,10 +153,11 @@ pub async fn pipeline(
     let (job_tx, job_rx) = mpsc::channel::<Vec<Item>>(QUEUED_BATCHES);
     let limit = args.limit.or(args.canary);
     let skip_invalid = args.skip_invalid;
+    let resolution = known.resolution.take();
     let reader =
         std::thread::spawn(move || read_rows(&loaded, &known, (limit, skip_invalid), &job_tx));
     // Rows addressed by e-mail or external id pass through resolution on their way.
-    let (resolver, mut job_rx) = match rules {
+    let (resolver, mut job_rx) = match resolution {
         Some((rules, earlier)) => {
             let (tx, rx) = mpsc::channel::<Vec<Item>>(QUEUED_BATCHES);
             let stage = super::lookup::stage(Arc::clone(&shared), rules, earlier, job_rx, tx);
