@@ -347,3 +347,41 @@ fn a_dry_run_says_which_rows_would_be_looked_up_and_an_address_that_is_no_email_
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(stderr.contains("is not an e-mail address"), "{stderr}");
 }
+
+#[test]
+fn the_email_addressed_sample_rehearses_with_the_sandbox_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for sub in ["samples", "templates"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+        for e in std::fs::read_dir(root.join(sub)).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dir.path().join(sub).join(e.file_name())).unwrap();
+        }
+    }
+    let out = assert_cmd::Command::cargo_bin("campaign")
+        .unwrap()
+        .current_dir(dir.path())
+        .env_remove("INTERCOM_TOKEN")
+        .args(["send", "samples/email-addressed.toml", "--sandbox"])
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    let results = read_results(
+        &dir.path()
+            .join("samples/email-addressed.sandbox.results.csv"),
+    );
+    let log = read_log(&dir.path().join("samples/email-addressed.sandbox.jsonl"));
+    assert!(!results.is_empty());
+    assert_eq!(log.len(), results.len(), "{stderr}");
+    let messaged: HashSet<&str> = log
+        .iter()
+        .map(|e| e["request"]["to"]["id"].as_str().unwrap())
+        .collect();
+    for r in &results {
+        assert_eq!(r["status"], "sent", "{r:?}");
+        assert!(r["recipient"].contains('@'), "{r:?}");
+        assert!(messaged.contains(r["contact_id"].as_str()), "{r:?}");
+    }
+}
