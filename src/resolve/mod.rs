@@ -143,14 +143,16 @@ async fn all_pages(
     loop {
         let body = search_body(rules.address, &rules.role, keys, after.as_deref());
         let page = one_page(p, Bytes::from(body.to_string()), requests).await?;
+        // A page short of full is the last, whatever its cursor says; a cursor that does not
+        // move would loop forever.
+        let full = page.data.len() >= PAGE;
         contacts.extend(page.data);
         match page
             .pages
             .and_then(|p| p.next)
             .and_then(|n| n.starting_after)
         {
-            // A cursor that does not move would loop forever.
-            Some(next) if Some(&next) != after.as_ref() => after = Some(next),
+            Some(next) if full && Some(&next) != after.as_ref() => after = Some(next),
             _ => return Ok(contacts),
         }
     }

@@ -359,6 +359,9 @@ async fn search_contacts(state: &State, req: Request<Incoming>) -> Result<Reply,
         .to_bytes();
     let body: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::invalid(None, format!("Invalid JSON in the request body: {e}")))?;
+    if state.validate {
+        state.schemas.check_search(&body)?;
+    }
     let empty = Contacts::default();
     let known = match (&state.contacts, state.invent_contacts) {
         (Some(c), _) => Some(c),
