@@ -41,6 +41,9 @@ pub enum Command {
     Preview(PreviewArgs),
     /// Check, then send one message per row and record each outcome in the results file.
     Send(Box<SendArgs>),
+    /// Look up the contacts of a campaign addressed by e-mail or external id, sending nothing:
+    /// the CSV with each row's contact id, role and lookup status.
+    Resolve(ResolveArgs),
     /// Run a local Intercom-compatible server to rehearse against.
     Sandbox(SandboxArgs),
     /// Summarize a results file: counts, errors by code, unknown rows, timing, messages per minute.
@@ -201,6 +204,32 @@ pub struct SendArgs {
     /// `away`) instead of the default set; a message from any other admin gets 404.
     #[arg(long, requires = "sandbox", value_name = "FILE")]
     pub sandbox_admins: Option<PathBuf>,
+    #[command(flatten)]
+    pub faults: FaultArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// The campaign file (TOML); its `[to]` must be `email` or `external_id`.
+    pub campaign: PathBuf,
+    /// Where to write the CSV [default: <campaign file stem>.resolved.csv beside the campaign file].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Read the access token from this file instead of INTERCOM_TOKEN.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Intercom API base URL [campaign file: intercom.base_url].
+    #[arg(long, value_name = "URL")]
+    pub api_base: Option<String>,
+    /// Look up in an in-process sandbox instead of Intercom.
+    #[arg(long)]
+    pub sandbox: bool,
+    /// With --sandbox: its contacts (as `send --sandbox-contacts`).
+    #[arg(long, requires = "sandbox")]
+    pub sandbox_contacts: Option<PathBuf>,
+    /// With --sandbox and no --sandbox-contacts: keys it finds nobody for.
+    #[arg(long, requires = "sandbox", value_delimiter = ',', value_name = "KEYS")]
+    pub sandbox_missing: Vec<String>,
     #[command(flatten)]
     pub faults: FaultArgs,
 }

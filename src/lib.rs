@@ -109,6 +109,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
             .build()?
             .block_on(send::run(*args)),
         Command::Mark(args) => mark::run(&args),
+        Command::Resolve(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(resolve::command::run(args)),
         Command::Sandbox(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

@@ -385,3 +385,69 @@ fn the_email_addressed_sample_rehearses_with_the_sandbox_alone() {
         assert!(messaged.contains(r["contact_id"].as_str()), "{r:?}");
     }
 }
+
+#[test]
+fn resolve_writes_each_rows_contact_and_status_and_the_file_sends_as_an_id_campaign() {
+    let n = 300;
+    let f = email_fixture(n, "type = \"contact\"\nemail = \"{{ email }}\"");
+    let out = f
+        .cmd()
+        .args([
+            "resolve",
+            "campaign.toml",
+            "--sandbox",
+            "--sandbox-contacts",
+            "contacts.csv",
+        ])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(stderr.contains("nothing was sent"), "{stderr}");
+    assert!(stderr.contains("search requests"), "{stderr}");
+    let rows = read_results(&f.path("campaign.resolved.csv"));
+    assert_eq!(rows.len(), n);
+    for (i, r) in (1..=n).zip(&rows) {
+        let expected = match kind(i) {
+            Kind::Missing => "not_found",
+            Kind::Ambiguous => "ambiguous",
+            Kind::Unsubscribed | Kind::Bounced => "unsubscribed",
+            Kind::Suppressed => "suppressed",
+            Kind::Duplicate => "duplicate",
+            Kind::OddCase | Kind::Plain => "found",
+        };
+        assert_eq!(r["lookup_status"], expected, "row {i}: {r:?}");
+        assert_eq!(
+            r["first_name"],
+            format!("Person{i}"),
+            "the row's own cells are kept"
+        );
+        if expected == "found" {
+            assert_eq!(
+                (r["contact_id"].as_str(), r["contact_role"].as_str()),
+                (format!("c{i}").as_str(), "user")
+            );
+        }
+    }
+    // Sent from as an `id` campaign: the found rows, and only they, are messaged.
+    f.write(
+        "by-id.toml",
+        campaign("type = \"user\"\nid = \"{{ contact_id }}\"", "")
+            .replace("people.csv", "campaign.resolved.csv"),
+    );
+    let mut cmd = f.cmd();
+    cmd.args([
+        "send",
+        "by-id.toml",
+        "--sandbox",
+        "--skip-invalid",
+        "--sandbox-log",
+        "by-id.jsonl",
+    ]);
+    cmd.assert().success();
+    let log = read_log(&f.path("by-id.jsonl"));
+    let found = rows
+        .iter()
+        .filter(|r| r["lookup_status"] == "found")
+        .count();
+    assert_eq!(log.len(), found);
+}

@@ -4,6 +4,7 @@
 //! rate-header handling (they count against the same Intercom limit); being read-only they are
 //! retried on any transient failure, and a batch the API refuses (for its size) is split in
 //! halves down to one key before its rows fail. [`rules`] says what the contacts found mean.
+pub mod command;
 pub mod rules;
 
 use std::collections::HashMap;
