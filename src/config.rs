@@ -164,6 +164,9 @@ pub struct Campaign {
     pub to_id: TemplateSource,
     pub address: Address,
     pub on_many: OnMany,
+    /// `[to] verify = true`: an `id` campaign's contacts are looked up too, in batches, so that
+    /// unsubscribed ones are skipped.
+    pub verify: bool,
     pub send: SendSettings,
     pub base_url: String,
     pub version: String,
@@ -239,11 +242,13 @@ struct ToSection {
     /// The seed's (and older API versions') name for `external_id`.
     user_id: Option<String>,
     on_many: Option<String>,
+    /// `id` campaigns: look the contacts up too (batched), for the unsubscribed check.
+    verify: Option<bool>,
 }
 
 impl ToSection {
     /// The one address key given, its template, the type and the rule for several matches.
-    fn validate(self, name: &str) -> anyhow::Result<(Address, String, String, OnMany)> {
+    fn validate(self, name: &str) -> anyhow::Result<(Address, String, String, OnMany, bool)> {
         let bad = |key: &str, why: String| anyhow::anyhow!("{name}: [to] {key}: {why}");
         let given: Vec<(Address, String)> = [
             (Address::Id, self.id),
@@ -305,7 +310,17 @@ impl ToSection {
                 ))
             }
         };
-        Ok((address, template, self.kind, on_many))
+        let verify = match (self.verify, address) {
+            (Some(true), Address::Id) => true,
+            (Some(true), _) => {
+                return Err(bad(
+                    "verify",
+                    "applies to `id` campaigns; a campaign addressed by `email` or `external_id` is looked up (and checked) anyway".into(),
+                ))
+            }
+            (_, _) => false,
+        };
+        Ok((address, template, self.kind, on_many, verify))
     }
 }
 
@@ -424,6 +439,12 @@ pub const DEFAULT_RATE: &str = "10000/min";
 pub const KNOWN_VERSIONS: &[&str] = &["2.11", "2.12", "2.13", "2.14", "2.15", "2.16"];
 
 impl Campaign {
+    /// Whether rows pass through resolution before they are sent: addressed by e-mail or
+    /// external id, or an `id` campaign with `[to] verify = true`.
+    pub fn resolves(&self) -> bool {
+        self.address.looked_up() || self.verify
+    }
+
     /// Reads and validates a campaign file. Errors name the file and, for TOML errors, the line.
     pub fn load(path: &Path) -> anyhow::Result<Campaign> {
         let text = std::fs::read_to_string(path)
@@ -552,7 +573,7 @@ impl Campaign {
                 None => BodyFormat::Html,
             },
         };
-        let (address, to_template, to_type, on_many) = file.to.validate(&name)?;
+        let (address, to_template, to_type, on_many, verify) = file.to.validate(&name)?;
         let to_id = inline(&format!("to] {}", address.key()), to_template);
 
         let delimiter = match file.delimiter.as_deref() {
@@ -595,6 +616,7 @@ impl Campaign {
             to_id,
             address,
             on_many,
+            verify,
             send,
             base_url,
             version,

@@ -307,6 +307,10 @@ fn the_campaign_file_takes_one_address_and_a_type_that_fits_it() {
             "type = \"user\"\nemail = \"{{ email }}\"\non_many = \"first\"",
             "`first` is not one of",
         ),
+        (
+            "type = \"user\"\nemail = \"{{ email }}\"\nverify = true",
+            "applies to `id` campaigns",
+        ),
     ] {
         let f = Fixture::new("uid,email,first_name\n1,a@x.test,A\n", &campaign(to, ""));
         let out = f
@@ -450,4 +454,43 @@ fn resolve_writes_each_rows_contact_and_status_and_the_file_sends_as_an_id_campa
         .filter(|r| r["lookup_status"] == "found")
         .count();
     assert_eq!(log.len(), found);
+}
+
+#[test]
+fn an_id_campaign_with_verify_skips_unsubscribed_contacts_in_one_search() {
+    let csv = "uid,first_name\nc1,A\nc2,B\nc3,C\nc4,D\n";
+    let contacts = "id,email,role,unsubscribed_from_emails\nc1,a@x.test,user,false\nc2,b@x.test,user,true\nc4,d@x.test,user,false\n";
+    for verify in [true, false] {
+        let to = format!("type = \"user\"\nid = \"{{{{ uid }}}}\"\nverify = {verify}");
+        // An unknown id's 404 fails at once, not after a minute of retries.
+        let f = Fixture::new(csv, &campaign(&to, "retry_not_found_for = \"0s\""));
+        f.write("contacts.csv", contacts);
+        let out = sandbox_send(
+            &f,
+            &["--sandbox-contacts", "contacts.csv", "--max-attempts", "1"],
+        );
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+        let mut rows = f.result_rows();
+        rows.sort_by_key(|r| r["row"].parse::<u64>().unwrap());
+        let got: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r["status"].as_str(), r["error_code"].as_str()))
+            .collect();
+        if verify {
+            assert_eq!(
+                got,
+                [
+                    ("sent", ""),
+                    ("skipped", "unsubscribed_from_emails"),
+                    ("failed", "contact_not_found"),
+                    ("sent", "")
+                ],
+                "{stderr}"
+            );
+            assert_eq!(searches(&stderr), 1, "{stderr}");
+        } else {
+            // Without it, Intercom would e-mail the unsubscribed contact: the sandbox does.
+            assert_eq!(got[1], ("sent", ""), "{stderr}");
+        }
+    }
 }

@@ -285,7 +285,7 @@ fn matches(q: &Value, c: &Contact) -> bool {
 }
 
 /// The contacts a list-less sandbox has for `q`: a user (or the lead the query asks for) for
-/// every e-mail or external id it names, with an id derived from the key.
+/// every e-mail, external id or id it names, with an id derived from the key (or that id).
 fn invent(q: &Value, missing: &[String]) -> Vec<Contact> {
     let mut keys: Vec<(String, String)> = Vec::new();
     let mut role = "user";
@@ -294,10 +294,16 @@ fn invent(q: &Value, missing: &[String]) -> Vec<Contact> {
     keys.into_iter()
         .filter(|(_, k)| !missing.contains(&k.to_lowercase()))
         .map(|(field, key)| {
-            let id = format!(
-                "{:016x}",
-                xxhash_rust::xxh3::xxh3_64(format!("{field}:{}", key.to_lowercase()).as_bytes())
-            );
+            let id = if field == "id" {
+                key.clone()
+            } else {
+                format!(
+                    "{:016x}",
+                    xxhash_rust::xxh3::xxh3_64(
+                        format!("{field}:{}", key.to_lowercase()).as_bytes()
+                    )
+                )
+            };
             Contact {
                 id,
                 email: if field == "email" {
@@ -326,7 +332,7 @@ fn collect<'a>(q: &'a Value, keys: &mut Vec<(String, String)>, role: &mut &'a st
                 collect(i, keys, role);
             }
         }
-        (Some("=" | "IN"), Some(f @ ("email" | "external_id"))) => {
+        (Some("=" | "IN"), Some(f @ ("email" | "external_id" | "id"))) => {
             let values: Vec<&Value> = match &q["value"] {
                 Value::Array(a) => a.iter().collect(),
                 v => vec![v],

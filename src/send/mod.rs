@@ -46,6 +46,7 @@ fn settings_fingerprint(c: &Campaign, target: &str) -> String {
         &format!("{:?}", c.body_format),
         &c.to_id.source,
         c.address.key(),
+        if c.verify { "verify" } else { "" },
     ] {
         h.update(part.as_bytes());
         h.update(&[0]);
@@ -134,7 +135,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     };
     // The do-not-contact list is read before anything else of the run: a missing one is said
     // while nothing was sent.
-    let rules = if loaded.campaign.address.looked_up() {
+    let rules = if loaded.campaign.resolves() {
         Some(Arc::new(crate::resolve::Rules::of(&loaded.campaign)?))
     } else {
         None
@@ -262,7 +263,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
             c.send.rate,
             c.send.concurrency
         );
-        if c.address.looked_up() {
+        if c.resolves() {
             crate::out!("{}", lookup_plan(c, to_send));
         }
         return Ok(Status::Ok);
@@ -394,7 +395,7 @@ impl Sending<'_> {
             },
             self.ledger.results.display()
         );
-        if c.address.looked_up() {
+        if c.resolves() {
             crate::say!("{}", lookup_plan(c, self.to_send));
         }
         let retry_unknown = args.retry_unknown.clone();
@@ -603,7 +604,8 @@ fn announce_resume(p: &results::Prior, args: &SendArgs, results_path: &std::path
 fn lookup_plan(c: &Campaign, rows: u64) -> String {
     let searches = rows.div_ceil(crate::resolve::PAGE as u64);
     let mut line = format!(
-        "up to {rows} rows are looked up by {} (POST /contacts/search, {} keys a search: about {searches} searches, besides the pages of keys that find several contacts) before they are sent",
+        "up to {rows} rows are {} by {} (POST /contacts/search, {} keys a search: about {searches} searches, besides the pages of keys that find several contacts) before they are sent",
+        if c.verify { "verified" } else { "looked up" },
         c.address.key(),
         crate::resolve::PAGE
     );
@@ -632,7 +634,7 @@ async fn start_sandbox(
         contacts: args.sandbox_contacts.clone(),
         // Without a contacts file, a looked-up campaign's rehearsal finds a contact for every
         // key it searches (so that it runs), less those named to be left out.
-        invent_contacts: args.sandbox_contacts.is_none() && c.address.looked_up(),
+        invent_contacts: args.sandbox_contacts.is_none() && c.resolves(),
         missing: args.sandbox_missing.clone(),
         admins: args.sandbox_admins.clone(),
         log: Some(log.clone()),
