@@ -494,3 +494,57 @@ fn an_id_campaign_with_verify_skips_unsubscribed_contacts_in_one_search() {
         }
     }
 }
+
+#[test]
+fn a_search_refused_for_its_size_is_split_and_a_failed_one_asked_again() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let searches = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&searches);
+    let server = TestServer::start(Arc::new(move |r: &Received, _| {
+        if r.path != "/contacts/search" {
+            return ok_reply(r);
+        }
+        if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+            return error_reply(503, "service_unavailable", "try again", "req-1");
+        }
+        let keys = r.body["query"]["value"][0]["value"]
+            .as_array()
+            .unwrap()
+            .clone();
+        if keys.len() > 40 {
+            return error_reply(400, "parameter_invalid", "too many values for IN", "req-2");
+        }
+        let data: Vec<Value> = keys
+            .iter()
+            .map(|k| serde_json::json!({"type": "contact", "id": format!("id-{}", k.as_str().unwrap()), "role": "user", "email": k}))
+            .collect();
+        Reply::Json(
+            200,
+            serde_json::json!({"type": "list", "data": data, "total_count": keys.len()}),
+        )
+    }));
+    let mut csv = String::from("email,first_name\n");
+    for i in 1..=100 {
+        csv.push_str(&format!("p{i}@x.test,P{i}\n"));
+    }
+    let f = Fixture::new(
+        &csv,
+        &campaign("type = \"user\"\nemail = \"{{ email }}\"", ""),
+    );
+    f.send(&server, &[]).success();
+    let rows = f.result_rows();
+    assert_eq!(rows.len(), 100);
+    assert!(rows.iter().all(|r| r["status"] == "sent"), "{rows:?}");
+    let messages: Vec<String> = server
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/messages")
+        .map(|r| r.to_id())
+        .collect();
+    assert_eq!(messages.len(), 100);
+    assert_eq!(messages.iter().collect::<HashSet<_>>().len(), 100);
+    assert!(messages.contains(&"id-p7@x.test".to_string()));
+    // 503, then 100 keys refused, 2 × 50 refused, 4 × 25 found.
+    assert_eq!(searches.load(Ordering::SeqCst), 8);
+}
