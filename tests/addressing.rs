@@ -548,3 +548,64 @@ fn a_search_refused_for_its_size_is_split_and_a_failed_one_asked_again() {
     // 503, then 100 keys refused, 2 × 50 refused, 4 × 25 found.
     assert_eq!(searches.load(Ordering::SeqCst), 8);
 }
+
+#[test]
+fn resume_looks_up_only_rows_not_sent_and_again_those_not_found() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    // p30 is not searchable yet in the first run (a contact made minutes ago), then it is.
+    let first_run = Arc::new(AtomicBool::new(true));
+    let first = Arc::clone(&first_run);
+    let server = TestServer::start(Arc::new(move |r: &Received, _| {
+        if r.path != "/contacts/search" {
+            return ok_reply(r);
+        }
+        let data: Vec<Value> = r.body["query"]["value"][0]["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| !(first.load(Ordering::SeqCst) && *k == "p30@x.test"))
+            .map(|k| serde_json::json!({"type": "contact", "id": format!("id-{}", k.as_str().unwrap()), "role": "user", "email": k}))
+            .collect();
+        Reply::Json(200, serde_json::json!({"type": "list", "data": data}))
+    }));
+    let mut csv = String::from("email,first_name\n");
+    for i in 1..=100 {
+        csv.push_str(&format!("p{i}@x.test,P{i}\n"));
+    }
+    let f = Fixture::new(
+        &csv,
+        &campaign("type = \"user\"\nemail = \"{{ email }}\"", ""),
+    );
+    f.send(&server, &["--limit", "60"]);
+    let before = server.requests().len();
+    first_run.store(false, Ordering::SeqCst);
+    f.send(&server, &["--resume"]).success();
+    let searched: HashSet<String> = server.requests()[before..]
+        .iter()
+        .filter(|r| r.path == "/contacts/search")
+        .flat_map(|r| {
+            r.body["query"]["value"][0]["value"]
+                .as_array()
+                .unwrap()
+                .clone()
+        })
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    let expected: HashSet<String> = std::iter::once(30)
+        .chain(61..=100)
+        .map(|i| format!("p{i}@x.test"))
+        .collect();
+    assert_eq!(
+        searched, expected,
+        "only rows not sent, and the one not found, are looked up again"
+    );
+    let messages: Vec<String> = server
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/messages")
+        .map(|r| r.to_id())
+        .collect();
+    assert_eq!(messages.len(), 100);
+    assert!(messages.contains(&"id-p30@x.test".to_string()));
+}
