@@ -75,6 +75,8 @@ pub async fn fetch(target: &Target<'_>, timeout: Duration) -> anyhow::Result<Vec
                 contacts: None,
                 admins: admins.clone(),
                 log: None,
+                invent_contacts: false,
+                missing: Vec::new(),
             };
             let running = crate::sandbox::start(config, "127.0.0.1:0".parse()?).await?;
             let api = Target::Api {

@@ -97,12 +97,16 @@ impl<'a> RowRenderer<'a> {
         let value_error = |what: &str, msg: String| {
             at(Problem::error("value", &self.file, msg).column(what.to_string()))
         };
-        match id_finding(&out.to_id) {
-            Some(Finding::Error(msg)) => errors.push(value_error("[to] id", msg)),
-            Some(Finding::Warning(msg)) => warnings
-                .push(at(
-                    Problem::warning("value", &self.file, msg).column("[to] id")
-                )),
+        let to_key = format!("[to] {}", self.campaign.address.key());
+        let finding = match self.campaign.address {
+            crate::config::Address::Id => id_finding(&out.to_id),
+            looked_up => key_finding(looked_up, &out.to_id),
+        };
+        match finding {
+            Some(Finding::Error(msg)) => errors.push(value_error(&to_key, msg)),
+            Some(Finding::Warning(msg)) => {
+                warnings.push(at(Problem::warning("value", &self.file, msg).column(to_key)))
+            }
             None => {}
         }
         if self.campaign.message_type == MessageType::Email {
@@ -144,6 +148,29 @@ enum Finding {
     Error(String),
     /// Worth a look; the row is sent.
     Warning(String),
+}
+
+/// A looked-up key's problem, if any: an empty one finds nobody; an e-mail without `@` is
+/// surely another column.
+fn key_finding(address: crate::config::Address, key: &str) -> Option<Finding> {
+    let what = address.key();
+    if key.is_empty() {
+        return Some(Finding::Error(format!(
+            "the recipient's {what} renders empty"
+        )));
+    }
+    if key.chars().any(char::is_control) {
+        return Some(Finding::Error(format!(
+            "the recipient's {what} `{}` contains control characters",
+            key.escape_debug()
+        )));
+    }
+    if address == crate::config::Address::Email && !key.contains('@') {
+        return Some(Finding::Error(format!(
+            "`{key}` is not an e-mail address: [to] email must render the contact's e-mail (or use [to] id / external_id)"
+        )));
+    }
+    None
 }
 
 /// The recipient id's problem, if any.

@@ -57,6 +57,10 @@ pub enum Command {
     /// Check, then send one message per row and record each outcome in the results file.
     #[command(after_help = help::SEND)]
     Send(SendArgs),
+    /// Look up the contacts of a campaign addressed by e-mail or external id, sending nothing:
+    /// the CSV with each row's contact id, role and lookup status.
+    #[command(after_help = help::RESOLVE)]
+    Resolve(ResolveArgs),
     /// Run a local Intercom-compatible server to rehearse against.
     #[command(after_help = help::SANDBOX)]
     Sandbox(SandboxArgs),
@@ -296,9 +300,16 @@ pub struct SendArgs {
     /// [default: <campaign file stem>.sandbox.jsonl beside the campaign file].
     #[arg(long, requires = "sandbox")]
     pub sandbox_log: Option<PathBuf>,
-    /// With --sandbox: a CSV of known contacts (column `id`); other recipients get 404.
+    /// With --sandbox: a CSV of known contacts (column `id`; optional `email`, `external_id`,
+    /// `role`, `unsubscribed_from_emails`, `has_hard_bounced`, `marked_email_as_spam`); other
+    /// recipients get 404. Without it, a campaign addressed by e-mail or external id finds one
+    /// user for every key it searches.
     #[arg(long, requires = "sandbox")]
     pub sandbox_contacts: Option<PathBuf>,
+    /// With --sandbox and no --sandbox-contacts: e-mails or external ids (comma-separated) the
+    /// sandbox finds no contact for, to rehearse `contact_not_found`.
+    #[arg(long, requires = "sandbox", value_delimiter = ',', value_name = "KEYS")]
+    pub sandbox_missing: Vec<String>,
     /// With --sandbox: a CSV of the workspace's admins (columns `id,name,email`, optional
     /// `away`) instead of the default set; a message from any other admin gets 404.
     #[arg(long, requires = "sandbox", value_name = "FILE")]
@@ -338,6 +349,32 @@ fn secret(s: &str) -> Result<Secret, std::convert::Infallible> {
     Ok(Secret(s.to_string()))
 }
 
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// The campaign file (TOML); its `[to]` must be `email` or `external_id`.
+    pub campaign: PathBuf,
+    /// Where to write the CSV [default: <campaign file stem>.resolved.csv beside the campaign file].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Read the access token from this file instead of INTERCOM_TOKEN.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Intercom API base URL [campaign file: intercom.base_url].
+    #[arg(long, value_name = "URL")]
+    pub api_base: Option<String>,
+    /// Look up in an in-process sandbox instead of Intercom.
+    #[arg(long)]
+    pub sandbox: bool,
+    /// With --sandbox: its contacts (as `send --sandbox-contacts`).
+    #[arg(long, requires = "sandbox")]
+    pub sandbox_contacts: Option<PathBuf>,
+    /// With --sandbox and no --sandbox-contacts: keys it finds nobody for.
+    #[arg(long, requires = "sandbox", value_delimiter = ',', value_name = "KEYS")]
+    pub sandbox_missing: Vec<String>,
+    #[command(flatten)]
+    pub faults: FaultArgs,
+}
+
 /// How the sandbox misbehaves; shared by `sandbox` and `send --sandbox`.
 #[derive(Debug, Clone, Args)]
 pub struct FaultArgs {
@@ -370,7 +407,8 @@ pub struct SandboxArgs {
     /// Accept only this bearer token (any token is accepted without it).
     #[arg(long, env = "SANDBOX_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// A CSV of known contacts (column `id`, `email` optional); other recipients get 404.
+    /// A CSV of known contacts (column `id`; optional `email`, `external_id`, `role` and the
+    /// three subscription columns `POST /contacts/search` reads); other recipients get 404.
     #[arg(long)]
     pub contacts: Option<PathBuf>,
     /// A CSV of the workspace's admins (columns `id,name,email`, optional `away`) instead of the
@@ -471,6 +509,17 @@ Examples:
 Exit codes:
   0  the rows were marked
   2  a row is not unknown or failed, or the results file cannot be read";
+
+    pub const RESOLVE: &str = "\
+Examples:
+  campaign resolve welcome.toml                      # welcome.resolved.csv beside it
+  campaign resolve welcome.toml --out review.csv     # look up every row, send nothing
+  campaign resolve welcome.toml --sandbox            # rehearse the lookups
+
+Exit codes:
+  0  every row was found
+  1  some rows were not found, ambiguous, unsubscribed or suppressed (see the CSV)
+  2  invalid input or usage: nothing was looked up";
 
     pub const ADMINS: &str = "\
 Examples:

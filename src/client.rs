@@ -77,9 +77,27 @@ pub enum Attempt {
     Unknown(String),
 }
 
+/// What one `POST /contacts/search` came to. A search creates nothing, so every failure to hear
+/// its answer is only a reason to ask again.
+#[derive(Debug, Clone)]
+pub enum Search {
+    /// 2xx: the answer's body, whole.
+    Found { body: Bytes, rate: RateInfo },
+    /// The server answered with an error status.
+    Rejected {
+        status: u16,
+        error: ApiError,
+        rate: RateInfo,
+        retry_after: Option<Duration>,
+    },
+    /// No whole answer came (never reached, timed out, cut off).
+    NoAnswer(String),
+}
+
 pub struct Client {
     http: reqwest::Client,
     url: reqwest::Url,
+    search_url: reqwest::Url,
     /// Strikes the token from whatever the server says back.
     redact: Redactor,
 }
@@ -103,6 +121,7 @@ impl Client {
     ) -> anyhow::Result<Client> {
         let url = reqwest::Url::parse(&format!("{}/messages", base_url.trim_end_matches('/')))
             .with_context(|| format!("invalid API base URL `{base_url}`"))?;
+        let search_url = url.join("contacts/search")?;
         let mut headers = HeaderMap::new();
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.0)).map_err(|_| {
             anyhow::anyhow!("the access token contains characters a header cannot carry")
@@ -131,6 +150,7 @@ impl Client {
         Ok(Client {
             http,
             url,
+            search_url,
             redact: Redactor::new(token.expose()),
         })
     }
@@ -180,6 +200,52 @@ impl Client {
             error,
             rate,
             retry_after,
+        }
+    }
+
+    /// One `POST /contacts/search` (the body is the search request). Errors are struck of the
+    /// token like [`Client::send`]'s.
+    pub async fn search(&self, body: Bytes) -> Search {
+        let response = match self
+            .http
+            .post(self.search_url.clone())
+            .body(body)
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return Search::NoAnswer(self.describe(&e)),
+        };
+        let status = response.status().as_u16();
+        let rate = rate_info(response.headers());
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        // 150 contacts a page of a few KiB each: well under the cap, which only stops a server
+        // that never ends its answer.
+        let body = read_capped(response, 16 * MAX_ANSWER_BYTES).await;
+        match (status, body.end) {
+            (200..=299, End::Whole) => Search::Found {
+                body: body.bytes,
+                rate,
+            },
+            (200..=299, End::TooLong) => Search::NoAnswer(format!(
+                "HTTP {status} with an answer longer than {} MiB",
+                (16 * MAX_ANSWER_BYTES) >> 20
+            )),
+            (200..=299, End::Failed(e)) => Search::NoAnswer(format!(
+                "HTTP {status} but the answer could not be read: {}",
+                self.describe(&e)
+            )),
+            _ => Search::Rejected {
+                status,
+                error: answer::error_list(status, &body.bytes, &self.redact),
+                rate,
+                retry_after,
+            },
         }
     }
 

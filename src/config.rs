@@ -107,6 +107,40 @@ impl MessageType {
     }
 }
 
+/// What a row's `[to]` template renders: the contact's Intercom id, or a key its contact is
+/// found by before the message is sent (`POST /contacts/search`, [`crate::resolve`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Address {
+    Id,
+    Email,
+    ExternalId,
+}
+
+impl Address {
+    /// The `[to]` key, and the contact field searched.
+    pub fn key(self) -> &'static str {
+        match self {
+            Address::Id => "id",
+            Address::Email => "email",
+            Address::ExternalId => "external_id",
+        }
+    }
+
+    /// Whether a row's contact is looked up before its message is sent.
+    pub fn looked_up(self) -> bool {
+        self != Address::Id
+    }
+}
+
+/// `[to] on_many`: what a row whose key finds several contacts comes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnMany {
+    /// `failed`, `ambiguous_contact` (the default).
+    Fail,
+    /// The one user among them; still ambiguous when there are several users or none.
+    PreferUser,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFormat {
     Html,
@@ -148,8 +182,15 @@ pub struct Campaign {
     pub body: TemplateSource,
     pub body_format: BodyFormat,
     pub create_conversation_without_contact_reply: Option<bool>,
+    /// `user`, `lead`, or `contact` (either; only with a looked-up address).
     pub to_type: String,
+    /// The `[to]` template: it renders the id, e-mail or external id `address` says.
     pub to_id: TemplateSource,
+    pub address: Address,
+    pub on_many: OnMany,
+    /// `[to] verify = true`: an `id` campaign's contacts are looked up too, in batches, so that
+    /// unsubscribed ones are skipped.
+    pub verify: bool,
     pub send: SendSettings,
     pub base_url: String,
     pub version: String,
@@ -173,6 +214,11 @@ pub struct SendSettings {
     pub stall_timeout: Duration,
     /// When messages may leave (`[send] hours`, `days`, `timezone`); `None`: any time.
     pub hours: Option<crate::hours::SendHours>,
+    /// E-mail campaigns: contacts unsubscribed from e-mail, hard-bounced or marked as spam are
+    /// `skipped` (`[send] respect_unsubscribed`, default true).
+    pub respect_unsubscribed: bool,
+    /// `[send] suppress`: a do-not-contact list (e-mails or ids, one column), beside the campaign.
+    pub suppress: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,7 +273,92 @@ enum AdminId {
 struct ToSection {
     #[serde(rename = "type")]
     kind: String,
-    id: String,
+    id: Option<String>,
+    email: Option<String>,
+    external_id: Option<String>,
+    /// The seed's (and older API versions') name for `external_id`.
+    user_id: Option<String>,
+    on_many: Option<String>,
+    /// `id` campaigns: look the contacts up too (batched), for the unsubscribed check.
+    verify: Option<bool>,
+}
+
+impl ToSection {
+    /// The one address key given, its template, the type and the rule for several matches.
+    fn validate(self, name: &str) -> anyhow::Result<(Address, String, String, OnMany, bool)> {
+        let bad = |key: &str, why: String| anyhow::anyhow!("{name}: [to] {key}: {why}");
+        let given: Vec<(Address, String)> = [
+            (Address::Id, self.id),
+            (Address::Email, self.email),
+            (Address::ExternalId, self.external_id),
+            (Address::ExternalId, self.user_id),
+        ]
+        .into_iter()
+        .filter_map(|(a, t)| t.map(|t| (a, t)))
+        .collect();
+        let (address, template) = match <[_; 1]>::try_from(given) {
+            Ok([one]) => one,
+            Err(v) if v.is_empty() => {
+                return Err(bad(
+                    "id",
+                    "missing: give exactly one of `id` (the contact's Intercom id), `email` or `external_id`".into(),
+                ))
+            }
+            Err(v) => {
+                let keys: Vec<&str> = v.iter().map(|(a, _)| a.key()).collect();
+                return Err(bad(
+                    keys[0],
+                    format!(
+                        "give exactly one of `id`, `email` or `external_id` (`user_id` is `external_id`), not {}",
+                        keys.join(" and ")
+                    ),
+                ));
+            }
+        };
+        match (self.kind.as_str(), address) {
+            ("user" | "lead", _) => {}
+            ("contact", a) if a.looked_up() => {}
+            ("contact", _) => {
+                return Err(bad(
+                    "type",
+                    "`contact` (a user or a lead) needs the contact looked up: address it by `email` or `external_id`, or give `type = \"user\"` or `\"lead\"` with `id`".into(),
+                ))
+            }
+            (other, _) => {
+                return Err(bad(
+                    "type",
+                    format!("`{other}` is not one of `user`, `lead`, `contact`"),
+                ))
+            }
+        }
+        let on_many = match self.on_many.as_deref() {
+            None | Some("fail") => OnMany::Fail,
+            Some("user") if address.looked_up() => OnMany::PreferUser,
+            Some("user") => {
+                return Err(bad(
+                    "on_many",
+                    "applies to contacts looked up by `email` or `external_id`, not by `id`".into(),
+                ))
+            }
+            Some(other) => {
+                return Err(bad(
+                    "on_many",
+                    format!("`{other}` is not one of `fail` (the default), `user`"),
+                ))
+            }
+        };
+        let verify = match (self.verify, address) {
+            (Some(true), Address::Id) => true,
+            (Some(true), _) => {
+                return Err(bad(
+                    "verify",
+                    "applies to `id` campaigns; a campaign addressed by `email` or `external_id` is looked up (and checked) anyway".into(),
+                ))
+            }
+            (_, _) => false,
+        };
+        Ok((address, template, self.kind, on_many, verify))
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -244,6 +375,8 @@ struct SendSection {
     hours: Option<String>,
     days: Option<String>,
     timezone: Option<String>,
+    respect_unsubscribed: Option<bool>,
+    suppress: Option<PathBuf>,
 }
 
 impl SendSection {
@@ -323,6 +456,8 @@ impl SendSection {
                 s.timezone.as_deref(),
             )
             .map_err(|(key, why)| bad(&format!("[send] {key}"), why))?,
+            respect_unsubscribed: s.respect_unsubscribed.unwrap_or(true),
+            suppress: s.suppress,
         })
     }
 }
@@ -341,6 +476,12 @@ pub const DEFAULT_RATE: &str = "10000/min";
 pub const KNOWN_VERSIONS: &[&str] = &["2.11", "2.12", "2.13", "2.14", "2.15", "2.16"];
 
 impl Campaign {
+    /// Whether rows pass through resolution before they are sent: addressed by e-mail or
+    /// external id, or an `id` campaign with `[to] verify = true`.
+    pub fn resolves(&self) -> bool {
+        self.address.looked_up() || self.verify
+    }
+
     /// Reads and validates a campaign file. Errors name the file and, for TOML errors, the line.
     pub fn load(path: &Path) -> anyhow::Result<Campaign> {
         let text = std::fs::read_to_string(path)
@@ -473,13 +614,8 @@ impl Campaign {
                 None => BodyFormat::Html,
             },
         };
-        if file.to.kind != "user" && file.to.kind != "lead" {
-            return Err(bad(
-                "[to] type",
-                format!("`{}` is not one of `user`, `lead`", file.to.kind),
-            ));
-        }
-        let to_id = inline("to] id", file.to.id);
+        let (address, to_template, to_type, on_many, verify) = file.to.validate(&name)?;
+        let to_id = inline(&format!("to] {}", address.key()), to_template);
 
         let delimiter = match file.delimiter.as_deref() {
             None => b',',
@@ -493,7 +629,8 @@ impl Campaign {
             }
         };
 
-        let send = file.send.validate(&name)?;
+        let mut send = file.send.validate(&name)?;
+        send.suppress = send.suppress.map(|p| dir.join(p));
 
         let base_url = file
             .intercom
@@ -518,8 +655,11 @@ impl Campaign {
             body,
             body_format,
             create_conversation_without_contact_reply: m.create_conversation_without_contact_reply,
-            to_type: file.to.kind,
+            to_type,
             to_id,
+            address,
+            on_many,
+            verify,
             send,
             base_url,
             version,

@@ -56,6 +56,7 @@ pub mod recipients;
 pub mod redact;
 pub mod render;
 pub mod report;
+pub mod resolve;
 pub mod results;
 pub mod rows;
 pub mod sandbox;
@@ -117,6 +118,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
             .enable_all()
             .build()?
             .block_on(admins::run(&args)),
+        Command::Resolve(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(resolve::command::run(args)),
         Command::Sandbox(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

@@ -25,6 +25,14 @@ pub fn run(args: &PreviewArgs) -> anyhow::Result<Status> {
         crate::say!("{p}");
     }
     let renderer = RowRenderer::new(&loaded, &recipients);
+    let address = loaded.campaign.address;
+    if address.looked_up() && args.json {
+        crate::say!(
+            "note: every row is looked up by {} before it is sent (POST /contacts/search); `to` below holds the {} it will be looked up by, and the message goes to {{type: <the contact's role>, id: <its id>}}",
+            address.key(),
+            address.key()
+        );
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut shown = 0;
@@ -60,11 +68,17 @@ pub fn run(args: &PreviewArgs) -> anyhow::Result<Status> {
                     serde_json::to_writer(&mut out, &request)?;
                     writeln!(out)?;
                 } else {
-                    writeln!(
-                        out,
-                        "── row {} (line {}) ─ to {} {}",
-                        row.number, row.line, request.to.kind, request.to.id
-                    )?;
+                    let to = if address.looked_up() {
+                        format!(
+                            "the {} with {} {} (looked up before sending)",
+                            request.to.kind,
+                            address.key(),
+                            request.to.id
+                        )
+                    } else {
+                        format!("{} {}", request.to.kind, request.to.id)
+                    };
+                    writeln!(out, "── row {} (line {}) ─ to {to}", row.number, row.line)?;
                     if let Some(s) = &request.subject {
                         writeln!(out, "Subject: {s}")?;
                     }

@@ -28,6 +28,8 @@ fn config(admins: Option<&Path>) -> SandboxConfig {
             no_validate: false,
         },
         contacts: None,
+        invent_contacts: false,
+        missing: Vec::new(),
         admins: admins.map(Path::to_path_buf),
         log: None,
     }

@@ -31,7 +31,7 @@ fn chosen_columns_follow_the_fixed_ones_in_every_line() {
     f.send(&server, &["--skip-invalid"]).code(1);
     let text = std::fs::read_to_string(f.results()).unwrap();
     assert!(text.starts_with(
-        "row,recipient,status,message_id,http_status,error_code,error_message,request_id,attempts,finished_at,first_name,company\n"
+        "row,recipient,status,message_id,http_status,error_code,error_message,request_id,attempts,finished_at,contact_id,first_name,company\n"
     ), "{text}");
     let rows = f.result_rows();
     let row = |n: &str| rows.iter().find(|r| r["row"] == n).unwrap().clone();
@@ -56,7 +56,7 @@ fn chosen_columns_follow_the_fixed_ones_in_every_line() {
         "has the columns [first_name, company] after the fixed ones, and this run asks for [plan]",
     ));
     f.send(&server, &["--resume", "--skip-invalid"]).code(1);
-    assert!(f.result_rows().iter().all(|r| r.len() == 12));
+    assert!(f.result_rows().iter().all(|r| r.len() == 13));
 }
 
 #[test]

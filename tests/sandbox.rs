@@ -36,6 +36,8 @@ async fn harness(configure: impl FnOnce(&mut SandboxConfig, &std::path::Path)) -
         token: None,
         faults: faults(),
         contacts: None,
+        invent_contacts: false,
+        missing: Vec::new(),
         admins: None,
         log: Some(log.clone()),
     };

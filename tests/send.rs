@@ -29,7 +29,9 @@ fn every_row_arrives_as_the_spec_says_and_is_recorded_with_its_message_id() {
     let rows = f.result_rows();
     assert_eq!(rows.len(), 12);
     let header = std::fs::read_to_string(f.results()).unwrap();
-    assert!(header.starts_with("row,recipient,status,message_id,http_status,error_code,error_message,request_id,attempts,finished_at\n"));
+    // The contract's ten columns, then `contact_id` (empty: an `id` campaign resolves nothing).
+    assert!(header.starts_with("row,recipient,status,message_id,http_status,error_code,error_message,request_id,attempts,finished_at,contact_id\n"));
+    assert!(rows.iter().all(|r| r["contact_id"].is_empty()));
     for row in &rows {
         let n = &row["row"];
         assert_eq!(row["recipient"], format!("id-{n}"));

@@ -15,6 +15,10 @@ pub const COLUMNS: [&str; 10] = [
     "finished_at",
 ];
 
+/// The column after the contract's ten: the contact id a row's message went to, when the row
+/// addressed its contact by e-mail or external id.
+pub const CONTACT_ID: &str = "contact_id";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RowStatus {
@@ -78,6 +82,10 @@ pub struct ResultRow {
     pub request_id: String,
     pub attempts: u32,
     pub finished_at: String,
+    /// The Intercom contact messaged, when the row addressed it by e-mail or external id (an
+    /// added last column, after the contract's ten; empty for rows not resolved).
+    #[serde(default)]
+    pub contact_id: String,
     /// The row's values of the CSV columns the campaign copies into the results
     /// (`[results] columns`), written after the fixed columns.
     #[serde(skip)]
@@ -99,6 +107,7 @@ impl ResultRow {
             request_id: String::new(),
             attempts: 1,
             finished_at: now_rfc3339(),
+            contact_id: String::new(),
             extra: Vec::new(),
         }
     }

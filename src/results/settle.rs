@@ -446,6 +446,7 @@ mod tests {
             request_id: String::new(),
             attempts: 1,
             finished_at: "2026-11-28T00:00:00.000Z".into(),
+            contact_id: String::new(),
             extra: Vec::new(),
         }
     }

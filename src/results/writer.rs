@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use super::row::{ResultRow, COLUMNS};
+use super::row::{ResultRow, COLUMNS, CONTACT_ID};
 
 /// Appends result lines. Each call hands its lines to the OS in one write, so that a process
 /// killed between calls leaves whole lines; one killed inside a write leaves a torn last line,
@@ -15,6 +15,9 @@ pub struct ResultsWriter {
     path: std::path::PathBuf,
     /// The fields a line has: the header's.
     width: usize,
+    /// Whether the header has `contact_id` after the fixed columns (files of earlier versions
+    /// do not).
+    contact_column: bool,
 }
 
 impl ResultsWriter {
@@ -35,19 +38,23 @@ impl ResultsWriter {
         let mut w = ResultsWriter {
             file,
             path: path.to_path_buf(),
-            width: COLUMNS.len() + extra.len(),
+            width: COLUMNS.len() + 1 + extra.len(),
+            contact_column: true,
         };
         if w.file.metadata().map(|m| m.len() == 0).unwrap_or(true) {
             let header: Vec<&str> = COLUMNS
                 .iter()
                 .copied()
+                .chain([CONTACT_ID])
                 .chain(extra.iter().map(String::as_str))
                 .collect();
             let mut lines = csv::WriterBuilder::new().from_writer(Vec::new());
             lines.write_record(&header)?;
             w.append(lines)?;
         } else {
-            w.width = header_of(path)?.len().max(COLUMNS.len());
+            let header = header_of(path)?;
+            w.width = header.len().max(COLUMNS.len());
+            w.contact_column = header.get(COLUMNS.len()).map(String::as_str) == Some(CONTACT_ID);
         }
         Ok(w)
     }
@@ -66,7 +73,7 @@ impl ResultsWriter {
             .has_headers(false)
             .from_writer(Vec::new());
         for row in rows {
-            lines.write_record(fields(row, self.width))?;
+            lines.write_record(fields(row, self.width, self.contact_column))?;
         }
         self.append(lines)
     }
@@ -90,7 +97,7 @@ impl ResultsWriter {
 
 /// A line's fields: the fixed columns, then the extra ones, padded to `width`. Text cells are
 /// spreadsheet-safe (`crate::cells`), read back exactly by `cells::unescape`.
-fn fields(row: &ResultRow, width: usize) -> Vec<String> {
+fn fields(row: &ResultRow, width: usize, contact_column: bool) -> Vec<String> {
     let text = |s: &str| crate::cells::escape(s).into_owned();
     let mut f = vec![
         row.row.to_string(),
@@ -104,6 +111,9 @@ fn fields(row: &ResultRow, width: usize) -> Vec<String> {
         row.attempts.to_string(),
         row.finished_at.clone(),
     ];
+    if contact_column {
+        f.push(text(&row.contact_id));
+    }
     f.extend(row.extra.iter().map(|e| text(e)));
     f.resize(width.max(f.len()), String::new());
     f
@@ -154,10 +164,11 @@ mod tests {
                 request_id: "@req".into(),
                 attempts: 1,
                 finished_at: "2026-01-01T00:00:00.000Z".into(),
+                contact_id: "=c".into(),
                 extra: vec![name],
             };
             let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
-            w.write_record(fields(&row, COLUMNS.len() + 1)).unwrap();
+            w.write_record(fields(&row, COLUMNS.len() + 2, true)).unwrap();
             let bytes = w.into_inner().unwrap();
             let mut rdr = csv::ReaderBuilder::new().has_headers(false).from_reader(&bytes[..]);
             let rec = rdr.records().next().unwrap().unwrap();
@@ -169,7 +180,8 @@ mod tests {
             prop_assert_eq!(back(5), row.error_code);
             prop_assert_eq!(back(6), row.error_message);
             prop_assert_eq!(back(7), row.request_id);
-            prop_assert_eq!(back(10), row.extra[0].clone());
+            prop_assert_eq!(back(10), row.contact_id.clone());
+            prop_assert_eq!(back(11), row.extra[0].clone());
         }
     }
 }

@@ -50,6 +50,10 @@ pub struct SandboxConfig {
     pub token: Option<String>,
     pub faults: FaultArgs,
     pub contacts: Option<PathBuf>,
+    /// Without `contacts`: `POST /contacts/search` finds a user for every e-mail or external id
+    /// it is asked for (a rehearsal of a campaign addressed so), less `missing`.
+    pub invent_contacts: bool,
+    pub missing: Vec<String>,
     /// A CSV of the workspace's admins (`id,name,email[,away]`); `None` for the default set.
     pub admins: Option<PathBuf>,
     pub log: Option<PathBuf>,
@@ -60,7 +64,9 @@ impl From<SandboxArgs> for SandboxConfig {
         SandboxConfig {
             token: args.token,
             faults: args.faults,
+            invent_contacts: args.contacts.is_none(),
             contacts: args.contacts,
+            missing: Vec::new(),
             admins: args.admins,
             log: args.log,
         }
@@ -111,6 +117,9 @@ struct State {
     limiter: WindowLimiter,
     faults: Faults,
     contacts: Option<Contacts>,
+    /// Without `contacts`: whether a search invents the contacts it asks for, less `missing`.
+    invent_contacts: bool,
+    missing: Vec<String>,
     admins: Admins,
     log: Option<MessageLog>,
     next_id: AtomicU64,
@@ -143,6 +152,8 @@ pub async fn start(config: SandboxConfig, listen: SocketAddr) -> anyhow::Result<
         limiter: WindowLimiter::new(config.faults.rate_limit),
         faults: Faults::new(&config.faults),
         contacts,
+        invent_contacts: config.invent_contacts,
+        missing: config.missing,
         admins,
         log,
         next_id: AtomicU64::new(first_id()),
@@ -218,6 +229,7 @@ async fn handle(
     let route = match (req.method(), req.uri().path()) {
         (&Method::POST, "/messages") => Route::Messages,
         (&Method::GET, "/admins") => Route::Admins,
+        (&Method::POST, "/contacts/search") => Route::Search,
         (method, path) => {
             let e = ApiError::not_found(format!("Resource Not Found: {method} {path}"));
             return Ok(e.response());
@@ -245,6 +257,9 @@ async fn handle(
             Route::Messages => create_message(&state, req)
                 .await
                 .unwrap_or_else(|e| Reply::Answer(e.response())),
+            Route::Search => search_contacts(&state, req)
+                .await
+                .unwrap_or_else(|e| Reply::Answer(e.response())),
         }
     };
     let mut response = match reply {
@@ -258,6 +273,7 @@ async fn handle(
 enum Route {
     Messages,
     Admins,
+    Search,
 }
 
 enum Reply {
@@ -330,6 +346,41 @@ async fn create_message(state: &State, req: Request<Incoming>) -> Result<Reply, 
         StatusCode::OK,
         &message_object(&id, &body, state.admins.owner(&body)),
     )))
+}
+
+/// `POST /contacts/search` past auth and the limit: version, body, the query's limits, then the
+/// faults' latency and server errors (a search creates nothing, so there is nothing to drop).
+async fn search_contacts(state: &State, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    validate::api_version(req.headers().get("intercom-version"))?;
+    let bytes = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| ApiError::invalid(None, format!("Cannot read the request body: {e}")))?
+        .to_bytes();
+    let body: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::invalid(None, format!("Invalid JSON in the request body: {e}")))?;
+    if state.validate {
+        state.schemas.check_search(&body)?;
+    }
+    let empty = Contacts::default();
+    let known = match (&state.contacts, state.invent_contacts) {
+        (Some(c), _) => Some(c),
+        (None, true) => None,
+        (None, false) => Some(&empty),
+    };
+    let answer = contacts::search(known, &state.missing, &body)?;
+    let plan = state.faults.plan();
+    if !plan.latency.is_zero() {
+        tokio::time::sleep(plan.latency).await;
+    }
+    if let Outcome::Fail(status) = plan.outcome {
+        return Err(ApiError::new(
+            status,
+            "server_error",
+            "Something went wrong (sandbox --fail-rate)",
+        ));
+    }
+    Ok(Reply::Answer(json_response(StatusCode::OK, &answer)))
 }
 
 fn unix_now() -> u64 {

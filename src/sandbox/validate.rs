@@ -11,6 +11,8 @@ use super::errors::ApiError;
 
 const SPEC_2_11: &str = include_str!("../../openapi/messages-only-2.11.yaml");
 const SPEC_2_16: &str = include_str!("../../openapi/messages-only-2.16.yaml");
+/// `POST /contacts/search` and its schemas, cut from the full 2.16 description.
+const SEARCH_2_16: &str = include_str!("../../openapi/contacts-search-2.16.yaml");
 
 /// Which OpenAPI description a request is checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +47,7 @@ pub fn api_version(header: Option<&HeaderValue>) -> Result<ApiVersion, ApiError>
 pub struct Schemas {
     v2_11: Validator,
     v2_16: Validator,
+    search: Validator,
 }
 
 impl std::fmt::Debug for Schemas {
@@ -58,7 +61,29 @@ impl Schemas {
         Ok(Schemas {
             v2_11: compile(SPEC_2_11).context("the 2.11 description")?,
             v2_16: compile(SPEC_2_16).context("the 2.16 description")?,
+            search: compile_schema(SEARCH_2_16, "contact_search_request")
+                .context("the 2.16 search description")?,
         })
+    }
+
+    /// Checks a `POST /contacts/search` body against `contact_search_request`; the first error
+    /// names where in the body it is.
+    pub fn check_search(&self, body: &Value) -> Result<(), ApiError> {
+        match self.search.iter_errors(body).next() {
+            None => Ok(()),
+            Some(e) => {
+                let path = dotted(e.instance_path.as_str());
+                let field = if path.is_empty() {
+                    "query".to_string()
+                } else {
+                    path
+                };
+                Err(ApiError::invalid(
+                    Some(&field),
+                    format!("{field}: not a valid search request ({e})"),
+                ))
+            }
+        }
     }
 
     /// Checks one request body: the per-type rules first (they name the field precisely, as the
@@ -80,6 +105,18 @@ impl Schemas {
         }
         Ok(())
     }
+}
+
+/// The schema `name` of a description, with its `components` so that references resolve.
+fn compile_schema(spec: &str, name: &str) -> anyhow::Result<Validator> {
+    let doc: Value = serde_saphyr::from_str(spec)?;
+    let components = doc.get("components").context("no components")?.clone();
+    let mut schema = components
+        .pointer(&format!("/schemas/{name}"))
+        .with_context(|| format!("no {name} schema"))?
+        .clone();
+    schema["components"] = components;
+    jsonschema::validator_for(&schema).map_err(|e| anyhow::anyhow!("invalid schema: {e}"))
 }
 
 /// Builds a schema document from `components.schemas.create_message_request` that also carries
@@ -276,6 +313,27 @@ mod tests {
     use super::*;
     use hyper::StatusCode;
     use serde_json::json;
+
+    #[test]
+    fn the_searches_resolution_makes_fit_the_search_request_schema() {
+        use crate::config::Address;
+        let s = schemas();
+        let keys = vec!["a@x.test".to_string(), "b@x.test".to_string()];
+        for role in ["user", "lead", "contact"] {
+            for after in [None, Some("cursor")] {
+                let body = crate::resolve::search_body(Address::Email, role, &keys, after);
+                assert!(s.check_search(&body).is_ok(), "{body}");
+            }
+        }
+        let e = s
+            .check_search(&json!({"pagination": {"per_page": 5}}))
+            .unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        let e = s
+            .check_search(&json!({"query": {"field": "email", "operator": "LIKE", "value": "a"}}))
+            .unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+    }
 
     fn schemas() -> Schemas {
         Schemas::load().unwrap()

@@ -87,6 +87,7 @@ pub async fn send_row(shared: &Shared, job: Job) -> (ResultRow, bool) {
         request_id: outcome.error.request_id,
         attempts: attempts.max(1),
         finished_at: results::now_rfc3339(),
+        contact_id: job.contact_id,
         extra: job.extra,
     };
     (row, fatal)

@@ -31,6 +31,11 @@ impl Health {
         if row.status == RowStatus::Skipped {
             return None;
         }
+        // Nor does a row its lookup decided (no contact, several, a duplicate): that is the
+        // spreadsheet's news. A search that kept failing is the API's, and counts.
+        if row.attempts == 0 && row.error_code != "lookup_failed" {
+            return None;
+        }
         let failure = (row.status == RowStatus::Failed).then(|| describe(row));
         match failure {
             Some(_) => self.consecutive += 1,
@@ -99,6 +104,7 @@ mod tests {
             request_id: String::new(),
             attempts: 1,
             finished_at: String::new(),
+            contact_id: String::new(),
             extra: Vec::new(),
         }
     }

@@ -3,6 +3,7 @@
 //! ([`report`]). Nothing is sent unless every check before it passed.
 mod attempt;
 mod health;
+mod lookup;
 mod pipeline;
 mod report;
 mod test_send;
@@ -45,6 +46,8 @@ fn settings_fingerprint(c: &Campaign, target: &str) -> String {
         &c.body.source,
         &format!("{:?}", c.body_format),
         &c.to_id.source,
+        c.address.key(),
+        if c.verify { "verify" } else { "" },
     ] {
         h.update(part.as_bytes());
         h.update(&[0]);
@@ -151,6 +154,13 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     } else {
         loaded.campaign.base_url.clone()
     };
+    // The do-not-contact list is read before anything else of the run: a missing one is said
+    // while nothing was sent.
+    let rules = if loaded.campaign.resolves() {
+        Some(Arc::new(crate::resolve::Rules::of(&loaded.campaign)?))
+    } else {
+        None
+    };
     let results_path = results_path(&args, &loaded.campaign)?;
     let ledger = Ledger::new(results_path.clone());
     ledger.check_files()?;
@@ -167,7 +177,9 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     if prior.is_some() {
         same_results_columns(&ledger, &loaded.campaign.results_columns)?;
     }
-    if let (true, Some(p)) = (args.sandbox, &prior) {
+    // A looked-up campaign's journal names the e-mail, the log the contact id: they cannot be
+    // matched, so its `unknown` rows stay `unknown` (never sent twice) rather than be guessed.
+    if let (true, Some(p), false) = (args.sandbox, &prior, loaded.campaign.address.looked_up()) {
         let log = sandbox_log_path(&args, &loaded.campaign.path);
         if settle_from_sandbox_log(&ledger, p, &log, &loaded.campaign.to_type)? {
             prior = earlier_runs(&ledger, &args, &loaded.campaign.to_type)?;
@@ -292,6 +304,9 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
                 n => format!(", {} would be recorded `skipped`", check::counted(n, "invalid row")),
             }
         );
+        if c.resolves() {
+            crate::out!("{}", lookup_plan(c, to_send));
+        }
         return Ok(Status::Ok);
     }
     if !args.sandbox && !args.yes && to_send > 0 && on_a_terminal() {
@@ -306,7 +321,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
     let started_at = results::now_rfc3339();
     // A rehearsal's sandbox starts here, so that a bad contacts or admins file is an input error.
     let sandbox = if args.sandbox {
-        Some(start_sandbox(&args, &token, &loaded.campaign.path).await?)
+        Some(start_sandbox(&args, &token, &loaded.campaign).await?)
     } else {
         None
     };
@@ -324,6 +339,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
         to_send,
         sandbox,
         copied_columns,
+        rules,
     };
     // From here on requests may leave: an error is a stop that can be resumed, never "nothing
     // was sent".
@@ -369,6 +385,7 @@ struct Sending<'a> {
     copied_columns: Vec<usize>,
     /// The in-process sandbox of a rehearsal, started before anything could be sent.
     sandbox: Option<(sandbox::RunningSandbox, PathBuf)>,
+    rules: Option<Arc<crate::resolve::Rules>>,
 }
 
 impl Sending<'_> {
@@ -407,6 +424,7 @@ impl Sending<'_> {
             hours: c.send.hours.clone(),
             lock: Arc::clone(&self.lock),
             rate_limited: Default::default(),
+            searches: Default::default(),
         });
         let mut writer = ResultsWriter::open_with(&self.ledger.results, &c.results_columns)?;
         let journal = Journal::start(
@@ -427,6 +445,9 @@ impl Sending<'_> {
             },
             self.ledger.results.display()
         );
+        if c.resolves() {
+            crate::say!("{}", lookup_plan(c, self.to_send));
+        }
         let retry_unknown = args.retry_unknown.clone();
         let to_type = c.to_type.clone();
         let prior = Arc::new(prior.unwrap_or_default());
@@ -436,6 +457,14 @@ impl Sending<'_> {
                 .status(row)
                 .is_some_and(|s| is_done(s, row, retry_unknown.as_ref()))
         });
+        let resolution = match &self.rules {
+            Some(rules) if self.header.rows > 0 => Some((
+                Arc::clone(rules),
+                lookup::Earlier::read(&self.ledger.results, rules, &*done)?,
+            )),
+            Some(rules) => Some((Arc::clone(rules), lookup::Earlier::default())),
+            None => None,
+        };
         let skipped_before: Arc<dyn Fn(u64) -> bool + Send + Sync> =
             Arc::new(move |row| skipped.status(row) == Some(RowStatus::Skipped));
         let end = pipeline(
@@ -450,6 +479,7 @@ impl Sending<'_> {
                 done,
                 skipped_before,
                 expected,
+                resolution,
             },
         )
         .await;
@@ -458,6 +488,13 @@ impl Sending<'_> {
         if let Some((running, log)) = sandbox {
             running.shutdown().await?;
             crate::say!("sandbox log: {}", log.display());
+        }
+        if let Some(rules) = &self.rules {
+            crate::say!(
+                "looked up contacts by {} in {} search requests",
+                rules.address.key(),
+                shared.searches.load(std::sync::atomic::Ordering::Relaxed)
+            );
         }
         let paused = shared.gate.paused().as_millis() as u64;
         Ok((end, settled.tally, paused))
@@ -614,18 +651,42 @@ fn announce_resume(p: &results::Prior, args: &SendArgs, results_path: &std::path
     }
 }
 
+/// What resolution will do, for `--dry-run` and the start of a run.
+fn lookup_plan(c: &Campaign, rows: u64) -> String {
+    let searches = rows.div_ceil(crate::resolve::PAGE as u64);
+    let mut line = format!(
+        "up to {rows} rows are {} by {} (POST /contacts/search, {} keys a search: about {searches} searches, besides the pages of keys that find several contacts) before they are sent",
+        if c.verify { "verified" } else { "looked up" },
+        c.address.key(),
+        crate::resolve::PAGE
+    );
+    if c.message_type == config::MessageType::Email {
+        line.push_str(if c.send.respect_unsubscribed {
+            "; contacts unsubscribed from e-mail, hard-bounced or marked as spam are skipped"
+        } else {
+            "; [send] respect_unsubscribed = false: contacts unsubscribed from e-mail, hard-bounced or marked as spam ARE sent this message"
+        });
+    }
+    line
+}
+
 /// `send --sandbox`: a sandbox in this process on a free loopback port, accepting only this run's
 /// token, logging every message it accepts.
 async fn start_sandbox(
     args: &SendArgs,
     token: &Token,
-    campaign: &Path,
+    c: &Campaign,
 ) -> anyhow::Result<(sandbox::RunningSandbox, PathBuf)> {
+    let campaign = &c.path;
     let log = sandbox_log_path(args, campaign);
     let config = sandbox::SandboxConfig {
         token: Some(token.expose().to_string()),
         faults: args.faults.clone(),
         contacts: args.sandbox_contacts.clone(),
+        // Without a contacts file, a looked-up campaign's rehearsal finds a contact for every
+        // key it searches (so that it runs), less those named to be left out.
+        invent_contacts: args.sandbox_contacts.is_none() && c.resolves(),
+        missing: args.sandbox_missing.clone(),
         admins: args.sandbox_admins.clone(),
         log: Some(log.clone()),
     };
@@ -812,6 +873,7 @@ fn same_results_columns(ledger: &Ledger, wanted: &[String]) -> anyhow::Result<()
     let has: Vec<String> = header
         .iter()
         .skip(results::COLUMNS.len())
+        .skip_while(|h| *h == results::CONTACT_ID)
         .cloned()
         .collect();
     if has != wanted {

@@ -48,8 +48,11 @@ pub enum StopReason {
 /// A row ready to send.
 pub struct Job {
     pub row: u64,
+    /// What the row addressed: the contact id, or the e-mail or external id it was found by.
     pub recipient: String,
     pub body: Bytes,
+    /// The contact found for a looked-up row (`contact_id` in the results); empty otherwise.
+    pub contact_id: String,
     /// The values of the columns copied into the results file.
     pub extra: Vec<String>,
 }
@@ -58,6 +61,12 @@ pub enum Item {
     Job(Job),
     /// An invalid row under --skip-invalid: recorded, not sent.
     Skip(Box<ResultRow>),
+    /// A row whose lookup decided its outcome (not found, ambiguous, unsubscribed, ...):
+    /// recorded, not sent; `fatal` when the search was refused for the token.
+    Settled {
+        row: Box<ResultRow>,
+        fatal: bool,
+    },
 }
 
 pub struct Shared {
@@ -77,6 +86,8 @@ pub struct Shared {
     pub lock: Arc<crate::results::RunLock>,
     /// 429 answers: each paused every sender until the window's reset.
     pub rate_limited: AtomicU64,
+    /// `POST /contacts/search` requests made (resolution).
+    pub searches: AtomicU64,
 }
 
 /// What the reader knows of the rows before the run starts.
@@ -91,6 +102,9 @@ pub struct Known {
     /// Each row's `check::row_hash` as preflight rendered it, by record number (0: an invalid
     /// row): a row that no longer reads so stops the reading.
     pub expected: Vec<u32>,
+    /// For a campaign addressed by e-mail or external id: its match rules, and what earlier
+    /// runs messaged.
+    pub resolution: Option<(Arc<crate::resolve::Rules>, super::lookup::Earlier)>,
 }
 
 pub struct RunEnd {
@@ -108,7 +122,7 @@ pub async fn pipeline(
     writer: &mut ResultsWriter,
     to_send: u64,
     args: &SendArgs,
-    known: Known,
+    mut known: Known,
 ) -> RunEnd {
     let stop_reason: Arc<Mutex<Option<StopReason>>> = Arc::new(Mutex::new(None));
     let set_stop = {
@@ -140,11 +154,21 @@ pub async fn pipeline(
 
     // Reader: a thread, since reading the CSV and rendering are blocking work. Rows go over in
     // batches: one wake-up of the reader per batch, not per row.
-    let (job_tx, mut job_rx) = mpsc::channel::<Vec<Item>>(QUEUED_BATCHES);
+    let (job_tx, job_rx) = mpsc::channel::<Vec<Item>>(QUEUED_BATCHES);
     let limit = args.limit.or(args.canary);
     let skip_invalid = args.skip_invalid;
+    let resolution = known.resolution.take();
     let reader =
         std::thread::spawn(move || read_rows(&loaded, &known, (limit, skip_invalid), &job_tx));
+    // Rows addressed by e-mail or external id pass through resolution on their way.
+    let (resolver, mut job_rx) = match resolution {
+        Some((rules, earlier)) => {
+            let (tx, rx) = mpsc::channel::<Vec<Item>>(QUEUED_BATCHES);
+            let stage = super::lookup::stage(Arc::clone(&shared), rules, earlier, job_rx, tx);
+            (Some(tokio::spawn(stage)), rx)
+        }
+        None => (None, job_rx),
+    };
 
     // Dispatcher: paces rows out; each request runs in its own task.
     let (out_tx, mut out_rx) = mpsc::channel::<(ResultRow, bool)>(1024);
@@ -170,6 +194,12 @@ pub async fn pipeline(
                 let job = match item {
                     Item::Skip(r) => {
                         if out_tx.send((*r, false)).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                    Item::Settled { row, fatal } => {
+                        if out_tx.send((*row, fatal)).await.is_err() {
                             break;
                         }
                         continue;
@@ -355,6 +385,9 @@ pub async fn pipeline(
     adjuster.abort();
     ctrlc.abort();
     dispatcher.abort();
+    if let Some(r) = resolver {
+        r.abort();
+    }
     let reader_result = if shared.stop.is_cancelled() {
         Ok(Ok(()))
     } else {
@@ -477,6 +510,7 @@ fn read_rows(
                             row: row.number,
                             body: Bytes::from(body),
                             recipient: request.to.id,
+                            contact_id: String::new(),
                             extra: copied(&row.fields),
                         })
                     }
@@ -571,6 +605,7 @@ fn skipped(row: u64, recipient: &str, problems: &[Problem]) -> ResultRow {
         request_id: String::new(),
         attempts: 0,
         finished_at: results::now_rfc3339(),
+        contact_id: String::new(),
         extra: Vec::new(),
     }
 }

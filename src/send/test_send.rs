@@ -216,6 +216,7 @@ fn outcome(row: u64, recipient: String, attempt: Attempt) -> ResultRow {
         request_id: String::new(),
         attempts: 1,
         finished_at: results::now_rfc3339(),
+        contact_id: String::new(),
         extra: Vec::new(),
     };
     match attempt {
@@ -258,6 +259,8 @@ async fn start_sandbox(
         contacts: args.sandbox_contacts.clone(),
         admins: args.sandbox_admins.clone(),
         log: Some(log.clone()),
+        invent_contacts: args.sandbox_contacts.is_none(),
+        missing: Vec::new(),
     };
     let running = sandbox::start(config, "127.0.0.1:0".parse()?).await?;
     crate::say!(

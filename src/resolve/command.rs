@@ -1,0 +1,268 @@
+//! `campaign resolve`: the lookups of a send, and nothing else. It writes the recipients CSV
+//! with four columns added (`contact_id`, `contact_role`, `lookup_status`, `lookup_reason`), so
+//! that a team can review who would get the message, or send from the file as an `id` campaign
+//! (`[to] id = "{{ contact_id }}"`). The same rules, batching and pacing as `send`.
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use super::{find, normalize, Failure, Found, Pacing, Rules, Verdict, PAGE};
+use crate::check::{self, RowRenderer};
+use crate::cli::ResolveArgs;
+use crate::client::{Client, Token};
+use crate::config::{self, Concurrency};
+use crate::pace::{Gate, InFlight, Limiter};
+use crate::recipients::Recipients;
+use crate::render::Rendered;
+use crate::Status;
+
+/// The columns added to the recipients' own.
+const ADDED: [&str; 4] = [
+    "contact_id",
+    "contact_role",
+    "lookup_status",
+    "lookup_reason",
+];
+
+/// A row read, waiting for its batch's lookup: its cells, and its key or why it has none.
+struct Pending {
+    row: u64,
+    fields: Vec<String>,
+    key: Result<String, String>,
+}
+
+pub async fn run(args: ResolveArgs) -> anyhow::Result<Status> {
+    let loaded = match check::load(&args.campaign)? {
+        Ok(l) => l,
+        Err(report) => {
+            crate::say_part!("{}", report.render());
+            return Ok(Status::Invalid);
+        }
+    };
+    let c = &loaded.campaign;
+    if !c.address.looked_up() {
+        crate::say!(
+            "{}: [to] id already gives each contact's Intercom id: there is nothing to look up (resolve is for [to] email or external_id)",
+            c.path.display()
+        );
+        return Ok(Status::Invalid);
+    }
+    let rules = Rules::of(c)?;
+    let (token, sandbox) = if args.sandbox {
+        let token = Token::new(format!("resolve-{:x}", rand::random::<u64>()))?;
+        let config = crate::sandbox::SandboxConfig {
+            token: Some(token.expose().to_string()),
+            faults: args.faults.clone(),
+            invent_contacts: args.sandbox_contacts.is_none(),
+            contacts: args.sandbox_contacts.clone(),
+            missing: args.sandbox_missing.clone(),
+            admins: None,
+            log: None,
+        };
+        let running = crate::sandbox::start(config, "127.0.0.1:0".parse()?).await?;
+        (token, Some(running))
+    } else {
+        (read_token(&args)?, None)
+    };
+    let base = match (&sandbox, &args.api_base) {
+        (Some(s), _) => s.base_url(),
+        (None, Some(url)) => url.clone(),
+        (None, None) => c.base_url.clone(),
+    };
+    if sandbox.is_none() {
+        config::check_base_url(&base)?;
+    }
+    let out = args.out.clone().unwrap_or_else(|| {
+        let name = format!("{}.resolved.csv", c.stem());
+        match c.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.join(name),
+            _ => PathBuf::from(name),
+        }
+    });
+    let client = Client::new(&base, &token, &c.version, c.send.request_timeout, 4)?;
+    let (gate, limiter) = (Gate::default(), Limiter::new(c.send.rate));
+    let in_flight = InFlight::new(Concurrency::Fixed(1), c.send.rate);
+    let (stop, rate_limited) = (CancellationToken::new(), AtomicU64::new(0));
+    let pacing = Pacing {
+        client: &client,
+        gate: &gate,
+        limiter: &limiter,
+        in_flight: &in_flight,
+        stop: &stop,
+        rate_limited: &rate_limited,
+    };
+    let summary = write_resolved(&loaded, &rules, &pacing, &out).await?;
+    if let Some(s) = sandbox {
+        s.shutdown().await?;
+    }
+    crate::say!("{}: {summary}; nothing was sent.", out.display());
+    Ok(Status::Ok)
+}
+
+fn read_token(args: &ResolveArgs) -> anyhow::Result<Token> {
+    if let Some(path) = &args.token_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the token file {}", path.display()))?;
+        return Token::new(text);
+    }
+    match std::env::var("INTERCOM_TOKEN") {
+        Ok(t) if !t.trim().is_empty() => Token::new(t),
+        _ => anyhow::bail!(
+            "no access token: set INTERCOM_TOKEN (or pass --token-file FILE), or look up in the sandbox with --sandbox"
+        ),
+    }
+}
+
+/// Reads every row, looks them up [`PAGE`] keys at a time, writes `out`; returns the summary.
+async fn write_resolved(
+    loaded: &check::Loaded,
+    rules: &Rules,
+    pacing: &Pacing<'_>,
+    out: &std::path::Path,
+) -> anyhow::Result<String> {
+    let c = &loaded.campaign;
+    let (mut recipients, _) =
+        Recipients::open(&c.recipients, c.delimiter).map_err(|p| anyhow::anyhow!("{p}"))?;
+    let renderer = RowRenderer::new(loaded, &recipients);
+    let mut w =
+        csv::Writer::from_path(out).with_context(|| format!("cannot write {}", out.display()))?;
+    w.write_record(recipients.columns().iter().map(String::as_str).chain(ADDED))?;
+    let mut tally: HashMap<&'static str, u64> = HashMap::new();
+    let mut taken: HashMap<String, u64> = HashMap::new();
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut keys: Vec<String> = Vec::new();
+    let mut searches = 0;
+    let mut rendered = Rendered::default();
+    loop {
+        let next = recipients.next_row();
+        let ended = next.is_none();
+        if let Some(next) = next {
+            let p = match next {
+                Ok(row) => {
+                    let fields: Vec<String> = row.fields.iter().map(|f| f.to_string()).collect();
+                    let key =
+                        match renderer.check_into(row.number, row.line, &row.fields, &mut rendered)
+                        {
+                            Ok(_) => Ok(normalize(rules.address, &rendered.to_id)),
+                            Err(problems) => Err(problems[0].to_string()),
+                        };
+                    Pending {
+                        row: row.number,
+                        fields,
+                        key,
+                    }
+                }
+                Err(p) => Pending {
+                    row: p.record.unwrap_or(0),
+                    fields: Vec::new(),
+                    key: Err(p.to_string()),
+                },
+            };
+            if let Ok(k) = &p.key {
+                if !keys.contains(k) {
+                    keys.push(k.clone());
+                }
+            }
+            pending.push(p);
+        }
+        if keys.len() >= PAGE || (ended && !pending.is_empty()) {
+            let found = if keys.is_empty() {
+                Ok(Found::default())
+            } else {
+                find(pacing, rules, &keys).await
+            };
+            if let Ok(f) = &found {
+                searches += f.requests;
+            }
+            for p in pending.drain(..) {
+                let (id, role, status, reason) = verdict(rules, &found, &p, &mut taken);
+                *tally.entry(status).or_default() += 1;
+                let added = [id.as_str(), role.as_str(), status, reason.as_str()];
+                w.write_record(p.fields.iter().map(String::as_str).chain(added))?;
+            }
+            keys.clear();
+        }
+        if ended {
+            break;
+        }
+    }
+    w.flush()?;
+    let mut parts: Vec<String> = [
+        "found",
+        "not_found",
+        "ambiguous",
+        "unsubscribed",
+        "suppressed",
+        "duplicate",
+        "invalid",
+        "lookup_failed",
+    ]
+    .iter()
+    .filter_map(|s| tally.get(s).map(|n| format!("{n} {s}")))
+    .collect();
+    parts.push(format!("{searches} search requests"));
+    Ok(parts.join(", "))
+}
+
+/// One row's added cells: contact id, role, status, reason.
+fn verdict(
+    rules: &Rules,
+    found: &Result<Found, Failure>,
+    p: &Pending,
+    taken: &mut HashMap<String, u64>,
+) -> (String, String, &'static str, String) {
+    let none = |status, reason: String| (String::new(), String::new(), status, reason);
+    let key = match &p.key {
+        Ok(k) => k,
+        Err(why) => return none("invalid", why.clone()),
+    };
+    let found = match found {
+        Ok(f) => f,
+        Err(Failure::Fatal { status, error })
+        | Err(Failure::Failed {
+            status: Some(status),
+            error,
+        }) => {
+            return none(
+                "lookup_failed",
+                format!("HTTP {status}: {} {}", error.code, error.message),
+            )
+        }
+        Err(Failure::Failed { error, .. }) => {
+            return none("lookup_failed", format!("{} {}", error.code, error.message))
+        }
+        Err(Failure::Stopped) => return none("lookup_failed", "stopped".into()),
+    };
+    if let Some((status, error)) = found.refused.get(key) {
+        return none(
+            "lookup_failed",
+            format!("HTTP {status}: {} {}", error.code, error.message),
+        );
+    }
+    let matches: Vec<&super::Contact> = found
+        .contacts
+        .get(key)
+        .map(|v| v.iter().collect())
+        .unwrap_or_default();
+    match rules.judge(key, &matches) {
+        Verdict::Found(c) => {
+            if let Some(first) = taken.get(&c.id) {
+                // No id in its cells: sent from as an `id` campaign, the contact gets one message.
+                let why = format!("row {first} has this contact ({})", c.id);
+                return none("duplicate", why);
+            }
+            taken.insert(c.id.clone(), p.row);
+            (c.id, c.role, "found", String::new())
+        }
+        Verdict::NotFound => none(
+            "not_found",
+            format!("no contact has this {}", rules.address.key()),
+        ),
+        Verdict::Ambiguous(many) => none("ambiguous", many),
+        Verdict::Unsubscribed(reason) => none("unsubscribed", reason.to_string()),
+        Verdict::Suppressed => none("suppressed", "on the [send] suppress list".into()),
+    }
+}

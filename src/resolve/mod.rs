@@ -1,0 +1,264 @@
+//! Resolution: rows that address their contact by e-mail or external id are looked up with
+//! `POST /contacts/search`, many keys a request (`IN`, filtered by role), pages of up to
+//! [`PAGE`] followed with `starting_after`. Searches share the messages' limiter, pause gate and
+//! rate-header handling (they count against the same Intercom limit); being read-only they are
+//! retried on any transient failure, and a batch the API refuses (for its size) is split in
+//! halves down to one key before its rows fail. [`rules`] says what the contacts found mean.
+pub mod command;
+pub mod rules;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{ApiError, Client, Search};
+use crate::config::Address;
+use crate::pace::{self, Gate, InFlight, Limiter};
+pub use rules::{normalize, Contact, Rules, Verdict};
+
+/// Keys a search carries, and contacts a page holds: the most the API's documentation gives.
+pub const PAGE: usize = 150;
+
+/// Attempts of one search page before its rows fail (`lookup_failed`, looked up again on resume).
+const ATTEMPTS: u32 = 8;
+
+/// What resolution shares with the senders: one client, one limit, one pause.
+pub struct Pacing<'a> {
+    pub client: &'a Client,
+    pub gate: &'a Gate,
+    pub limiter: &'a Limiter,
+    pub in_flight: &'a InFlight,
+    pub stop: &'a CancellationToken,
+    pub rate_limited: &'a AtomicU64,
+}
+
+/// Why a lookup found nothing to go on.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// 401/403: every later request would fail too; the run stops.
+    Fatal { status: u16, error: ApiError },
+    /// The searches failed past their attempts, or the API refused even one key.
+    Failed {
+        status: Option<u16>,
+        error: ApiError,
+    },
+    /// The run stopped meanwhile.
+    Stopped,
+}
+
+/// The search request for `keys` (normalized) on the campaign's field, filtered by `role`
+/// unless it is `contact`.
+pub fn search_body(address: Address, role: &str, keys: &[String], after: Option<&str>) -> Value {
+    let by_key = json!({"field": address.key(), "operator": "IN", "value": keys});
+    let query = if role == "contact" {
+        by_key
+    } else {
+        json!({"operator": "AND", "value": [by_key, {"field": "role", "operator": "=", "value": role}]})
+    };
+    let mut pagination = json!({ "per_page": PAGE });
+    if let Some(after) = after {
+        pagination["starting_after"] = json!(after);
+    }
+    json!({ "query": query, "pagination": pagination })
+}
+
+#[derive(Deserialize)]
+struct Page {
+    #[serde(default)]
+    data: Vec<Contact>,
+    #[serde(default)]
+    pages: Option<Pages>,
+}
+
+#[derive(Deserialize)]
+struct Pages {
+    next: Option<Next>,
+}
+
+#[derive(Deserialize)]
+struct Next {
+    starting_after: Option<String>,
+}
+
+/// What a batch of keys found.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// Every contact found, by normalized key.
+    pub contacts: HashMap<String, Vec<Contact>>,
+    /// Keys the API refused even alone (a 4xx), with why: their rows fail.
+    pub refused: HashMap<String, (u16, ApiError)>,
+    /// Search requests made.
+    pub requests: u64,
+}
+
+/// Every contact `keys` find.
+pub async fn find(p: &Pacing<'_>, rules: &Rules, keys: &[String]) -> Result<Found, Failure> {
+    let mut found = Found::default();
+    let requests = &mut found.requests;
+    // Batches still to search; one the API refuses comes back as its two halves.
+    let mut todo: Vec<&[String]> = vec![keys];
+    while let Some(batch) = todo.pop() {
+        match all_pages(p, rules, batch, requests).await {
+            Ok(contacts) => {
+                for c in contacts {
+                    if let Some(k) = c.key(rules.address) {
+                        found.contacts.entry(k).or_default().push(c);
+                    }
+                }
+            }
+            Err((Failure::Failed { .. }, true)) if batch.len() > 1 => {
+                let (a, b) = batch.split_at(batch.len() / 2);
+                todo.push(b);
+                todo.push(a);
+            }
+            Err((
+                Failure::Failed {
+                    status: Some(s),
+                    error,
+                },
+                true,
+            )) => {
+                found.refused.insert(batch[0].clone(), (s, error));
+            }
+            Err((f, _)) => return Err(f),
+        }
+    }
+    Ok(found)
+}
+
+/// The contacts of one batch, every page. The flag says whether the API refused the request
+/// itself (a 4xx other than 401, 403 and 429), which splitting the batch may cure.
+async fn all_pages(
+    p: &Pacing<'_>,
+    rules: &Rules,
+    keys: &[String],
+    requests: &mut u64,
+) -> Result<Vec<Contact>, (Failure, bool)> {
+    let mut contacts = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let body = search_body(rules.address, &rules.role, keys, after.as_deref());
+        let page = one_page(p, Bytes::from(body.to_string()), requests).await?;
+        // A page short of full is the last, whatever its cursor says; a cursor that does not
+        // move would loop forever.
+        let full = page.data.len() >= PAGE;
+        contacts.extend(page.data);
+        match page
+            .pages
+            .and_then(|p| p.next)
+            .and_then(|n| n.starting_after)
+        {
+            Some(next) if full && Some(&next) != after.as_ref() => after = Some(next),
+            _ => return Ok(contacts),
+        }
+    }
+}
+
+/// One page, asked until it is answered, the attempts run out, or the API refuses it.
+async fn one_page(
+    p: &Pacing<'_>,
+    body: Bytes,
+    requests: &mut u64,
+) -> Result<Page, (Failure, bool)> {
+    let mut attempts = 0;
+    loop {
+        tokio::select! {
+            biased;
+            _ = p.stop.cancelled() => return Err((Failure::Stopped, false)),
+            _ = async { p.gate.wait().await; p.limiter.ready().await; p.gate.wait().await } => {}
+        }
+        attempts += 1;
+        *requests += 1;
+        let started = Instant::now();
+        let (status, error) = match p.client.search(body.clone()).await {
+            Search::Found { body, rate } => {
+                p.in_flight.record_latency(started.elapsed());
+                pace::heed_server(p.gate, &rate, p.in_flight.busy());
+                match serde_json::from_slice::<Page>(&body) {
+                    Ok(page) => return Ok(page),
+                    Err(e) => (
+                        None,
+                        ApiError {
+                            code: "unreadable_answer".into(),
+                            message: format!("the search's answer is not a contact list: {e}"),
+                            ..ApiError::default()
+                        },
+                    ),
+                }
+            }
+            Search::Rejected {
+                status,
+                error,
+                rate,
+                retry_after,
+            } => {
+                pace::heed_server(p.gate, &rate, p.in_flight.busy());
+                match status {
+                    429 => {
+                        // Not this search's fault: it waits with everyone and does not count.
+                        attempts -= 1;
+                        p.rate_limited.fetch_add(1, Ordering::Relaxed);
+                        let until = match (retry_after, rate.reset) {
+                            (Some(d), _) => Instant::now() + d.min(Duration::from_secs(60)),
+                            (None, Some(reset)) => pace::reset_instant(reset),
+                            (None, None) => Instant::now() + Duration::from_secs(2),
+                        };
+                        p.gate.pause_until(until);
+                        continue;
+                    }
+                    401 | 403 => return Err((Failure::Fatal { status, error }, false)),
+                    408 | 500.. => (Some(status), error),
+                    _ => {
+                        return Err((
+                            Failure::Failed {
+                                status: Some(status),
+                                error,
+                            },
+                            true,
+                        ))
+                    }
+                }
+            }
+            Search::NoAnswer(why) => (
+                None,
+                ApiError {
+                    code: "no_answer".into(),
+                    message: why,
+                    ..ApiError::default()
+                },
+            ),
+        };
+        if attempts >= ATTEMPTS {
+            return Err((Failure::Failed { status, error }, false));
+        }
+        tokio::select! {
+            biased;
+            _ = p.stop.cancelled() => return Err((Failure::Stopped, false)),
+            _ = tokio::time::sleep(crate::policy::backoff(attempts)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_search_filters_by_role_unless_either_will_do() {
+        let keys = vec!["a@x.test".to_string()];
+        let b = search_body(Address::Email, "lead", &keys, Some("abc"));
+        assert_eq!(b["query"]["operator"], "AND");
+        assert_eq!(b["query"]["value"][0]["operator"], "IN");
+        assert_eq!(b["query"]["value"][1]["value"], "lead");
+        assert_eq!(b["pagination"]["starting_after"], "abc");
+        assert_eq!(b["pagination"]["per_page"], 150);
+        let b = search_body(Address::ExternalId, "contact", &keys, None);
+        assert_eq!(b["query"]["field"], "external_id");
+        assert!(b["pagination"].get("starting_after").is_none());
+    }
+}

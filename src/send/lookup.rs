@@ -1,0 +1,299 @@
+//! The resolution stage of a run: between the reader and the dispatcher, rows that address their
+//! contact by e-mail or external id are held until [`resolve::PAGE`] distinct keys (or the end of
+//! the rows) are in hand, looked up in one search, and passed on in their order: as jobs whose
+//! `to` is the contact found, or as outcomes (`failed`, `skipped`) that never reach
+//! `POST /messages`. Searches create nothing, so nothing here is journaled. Two rows that find
+//! one contact: the second fails (`duplicate_contact`) before that contact is messaged.
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::pipeline::{Item, Job, Shared};
+use crate::resolve::{self, Failure, Found, Pacing, Rules, Verdict};
+use crate::results::{self, ResultRow, RowStatus};
+
+/// What earlier runs of the campaign messaged (rows `sent`, and `unknown` ones not retried):
+/// a row of this run that addresses one of them is a duplicate, found without a lookup.
+#[derive(Debug, Default)]
+pub struct Earlier {
+    /// Normalized key, and the row that had it.
+    pub keys: HashMap<String, u64>,
+    /// Contact id (the results' `contact_id`), and the row that had it.
+    pub contacts: HashMap<String, u64>,
+}
+
+impl Earlier {
+    /// Reads the settled results file: the rows `done` says are passed over.
+    pub fn read(
+        results: &std::path::Path,
+        rules: &Rules,
+        done: &dyn Fn(u64) -> bool,
+    ) -> anyhow::Result<Earlier> {
+        let mut earlier = Earlier::default();
+        let mut rdr = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_path(results)?;
+        let header = rdr.headers()?.clone();
+        let col = |name: &str| header.iter().position(|h| h == name);
+        let (Some(row_at), Some(rec_at)) = (col("row"), col("recipient")) else {
+            return Ok(earlier);
+        };
+        let contact_at = col(results::CONTACT_ID);
+        for record in rdr.records() {
+            let record = record?;
+            let Some(row) = record.get(row_at).and_then(|r| r.parse::<u64>().ok()) else {
+                continue;
+            };
+            if !done(row) {
+                continue;
+            }
+            let recipient = crate::cells::unescape(record.get(rec_at).unwrap_or(""));
+            earlier
+                .keys
+                .insert(resolve::normalize(rules.address, recipient), row);
+            if let Some(id) = contact_at
+                .and_then(|c| record.get(c))
+                .filter(|c| !c.is_empty())
+            {
+                earlier.contacts.insert(id.to_string(), row);
+            }
+        }
+        Ok(earlier)
+    }
+}
+
+/// Passes items from `rx` to `tx`, resolving the jobs that need it. Returns when `rx` ends, the
+/// run stops, or `tx` is gone.
+pub async fn stage(
+    shared: Arc<Shared>,
+    rules: Arc<Rules>,
+    earlier: Earlier,
+    mut rx: mpsc::Receiver<Vec<Item>>,
+    tx: mpsc::Sender<Vec<Item>>,
+) {
+    let mut held: Vec<Item> = Vec::new();
+    let mut keys: Vec<String> = Vec::new();
+    let mut distinct: HashSet<String> = HashSet::new();
+    // The contacts messaged in this run or before, and the row that has each.
+    let mut taken: HashMap<String, u64> = earlier.contacts;
+    let earlier_keys = earlier.keys;
+    let stop = shared.stop.clone();
+    loop {
+        let batch = tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            b = rx.recv() => b,
+        };
+        let ended = batch.is_none();
+        for mut item in batch.into_iter().flatten() {
+            if let Item::Job(job) = &item {
+                let key = resolve::normalize(rules.address, &job.recipient);
+                if let Some(first) = earlier_keys.get(&key) {
+                    let why = format!("row {first} addressed this {} in an earlier run; this row was not sent, so that the contact is messaged once", rules.address.key());
+                    item = settled(
+                        job,
+                        RowStatus::Failed,
+                        None,
+                        "duplicate_contact",
+                        &why,
+                        false,
+                    );
+                } else if !rules.suppressed(&key) && distinct.insert(key.clone()) {
+                    keys.push(key);
+                }
+            }
+            held.push(item);
+            if keys.len() >= resolve::PAGE {
+                let out = resolved(
+                    &shared,
+                    &rules,
+                    std::mem::take(&mut held),
+                    &keys,
+                    &mut taken,
+                )
+                .await;
+                keys.clear();
+                distinct.clear();
+                if tx.send(out).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if ended {
+            if !held.is_empty() {
+                let out = resolved(&shared, &rules, held, &keys, &mut taken).await;
+                let _ = tx.send(out).await;
+            }
+            return;
+        }
+    }
+}
+
+/// `held`'s items, their jobs resolved by one lookup of `keys`.
+async fn resolved(
+    shared: &Shared,
+    rules: &Rules,
+    held: Vec<Item>,
+    keys: &[String],
+    taken: &mut HashMap<String, u64>,
+) -> Vec<Item> {
+    let pacing = Pacing {
+        client: &shared.client,
+        gate: &shared.gate,
+        limiter: &shared.limiter,
+        in_flight: &shared.in_flight,
+        stop: &shared.stop,
+        rate_limited: &shared.rate_limited,
+    };
+    let found = if keys.is_empty() {
+        Ok(Found::default())
+    } else {
+        resolve::find(&pacing, rules, keys).await
+    };
+    if let Ok(f) = &found {
+        shared
+            .searches
+            .fetch_add(f.requests, std::sync::atomic::Ordering::Relaxed);
+    }
+    held.into_iter()
+        .map(|item| match item {
+            Item::Job(job) => resolve_job(rules, &found, job, taken),
+            other => other,
+        })
+        .collect()
+}
+
+/// One job and what its key found.
+fn resolve_job(
+    rules: &Rules,
+    found: &Result<Found, Failure>,
+    mut job: Job,
+    taken: &mut HashMap<String, u64>,
+) -> Item {
+    let key = resolve::normalize(rules.address, &job.recipient);
+    let what = rules.address.key();
+    let found = match found {
+        Ok(f) => f,
+        Err(Failure::Fatal { status, error }) => {
+            return settled(
+                &job,
+                RowStatus::Failed,
+                Some(*status),
+                &error.code,
+                &error.message,
+                true,
+            )
+        }
+        Err(Failure::Failed { status, error }) => {
+            return settled(
+                &job,
+                RowStatus::Failed,
+                *status,
+                "lookup_failed",
+                &format!(
+                    "the contact could not be looked up ({}: {}); --resume looks it up again",
+                    error.code, error.message
+                ),
+                false,
+            )
+        }
+        Err(Failure::Stopped) => {
+            return settled(
+                &job,
+                RowStatus::Failed,
+                None,
+                "lookup_failed",
+                "the run stopped before the contact was looked up; --resume looks it up again",
+                false,
+            )
+        }
+    };
+    if let Some((status, error)) = found.refused.get(&key) {
+        return settled(
+            &job,
+            RowStatus::Failed,
+            Some(*status),
+            "lookup_refused",
+            &format!(
+                "the search for this {what} was refused ({}: {})",
+                error.code, error.message
+            ),
+            false,
+        );
+    }
+    let matches: Vec<&resolve::Contact> = found
+        .contacts
+        .get(&key)
+        .map(|v| v.iter().collect())
+        .unwrap_or_default();
+    match rules.judge(&key, &matches) {
+        Verdict::Found(contact) => {
+            if let Some(first) = taken.get(&contact.id) {
+                let mut r = settled_row(&job, RowStatus::Failed, None, "duplicate_contact", &format!("row {first} addresses the same contact ({}); this row was not sent, so that the contact is messaged once", contact.id));
+                r.contact_id = contact.id;
+                return Item::Settled { row: Box::new(r), fatal: false };
+            }
+            taken.insert(contact.id.clone(), job.row);
+            let mut body: serde_json::Value = match serde_json::from_slice(&job.body) {
+                Ok(v) => v,
+                Err(e) => return settled(&job, RowStatus::Failed, None, "internal", &format!("cannot address the message: {e}"), false),
+            };
+            body["to"] = json!({"type": contact.role, "id": contact.id});
+            job.body = Bytes::from(body.to_string());
+            job.contact_id = contact.id;
+            Item::Job(job)
+        }
+        Verdict::NotFound => settled(&job, RowStatus::Failed, None, "contact_not_found", &format!("no {} has this {what}; a contact created in the last minutes may not be searchable yet: --resume looks it up again", role_name(&rules.role)), false),
+        Verdict::Ambiguous(many) => settled(&job, RowStatus::Failed, None, "ambiguous_contact", &format!("this {what} finds {many}; send to one with [to] id, or set [to] on_many = \"user\" to prefer the user"), false),
+        Verdict::Unsubscribed(reason) => settled(&job, RowStatus::Skipped, None, reason, &format!("the contact ({reason}) asked not to get e-mail; [send] respect_unsubscribed = false sends anyway (service messages only)"), false),
+        Verdict::Suppressed => settled(&job, RowStatus::Skipped, None, "suppressed", "on the [send] suppress list", false),
+    }
+}
+
+fn role_name(role: &str) -> &str {
+    match role {
+        "user" => "user",
+        "lead" => "lead",
+        _ => "contact",
+    }
+}
+
+fn settled(
+    job: &Job,
+    status: RowStatus,
+    http: Option<u16>,
+    code: &str,
+    message: &str,
+    fatal: bool,
+) -> Item {
+    Item::Settled {
+        row: Box::new(settled_row(job, status, http, code, message)),
+        fatal,
+    }
+}
+
+fn settled_row(
+    job: &Job,
+    status: RowStatus,
+    http: Option<u16>,
+    code: &str,
+    message: &str,
+) -> ResultRow {
+    ResultRow {
+        row: job.row,
+        recipient: job.recipient.clone(),
+        status,
+        message_id: String::new(),
+        http_status: http,
+        error_code: code.to_string(),
+        error_message: message.to_string(),
+        request_id: String::new(),
+        attempts: 0,
+        finished_at: results::now_rfc3339(),
+        contact_id: String::new(),
+        extra: job.extra.clone(),
+    }
+}
