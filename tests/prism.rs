@@ -135,21 +135,31 @@ fn prism_accepts_every_contact_search_the_tool_sends() {
     for i in 1..=320 {
         csv.push_str(&format!("person{i}@example.com,P{i}\n"));
     }
-    let toml = inapp_campaign("").replace(
-        "id = \"{{ intercom_id }}\"",
-        "email = \"{{ email }}\"",
-    );
+    let toml = inapp_campaign("").replace("id = \"{{ intercom_id }}\"", "email = \"{{ email }}\"");
     let f = Fixture::new(&csv, &toml);
     let out = f
         .cmd()
-        .args(["resolve", "campaign.toml", "--api-base", &url, "--out", "found.csv"])
+        .args([
+            "resolve",
+            "campaign.toml",
+            "--api-base",
+            &url,
+            "--out",
+            "found.csv",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     // 0 or 1: every row looked up (Prism's made-up contacts rarely match); never a refusal.
     assert!(matches!(out.status.code(), Some(0) | Some(1)), "{stderr}");
-    assert!(!stderr.contains("422") && !stderr.contains("lookup_failed"), "{stderr}");
+    assert!(
+        !stderr.contains("422") && !stderr.contains("lookup_failed"),
+        "{stderr}"
+    );
     let rows = read_results(&f.path("found.csv"));
     assert_eq!(rows.len(), 320);
-    assert!(rows.iter().all(|r| r["lookup_status"] != "lookup_failed"), "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r["lookup_status"] != "lookup_failed"),
+        "{rows:?}"
+    );
 }
