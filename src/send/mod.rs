@@ -434,17 +434,21 @@ impl Sending<'_> {
                 ..self.header
             },
         )?;
-        crate::say!(
-            "sending {} messages to {base_url} from {} at {} (in flight: {}); results: {}",
-            self.to_send,
-            c.from_label(),
-            c.send.rate,
-            match c.send.concurrency {
-                config::Concurrency::Auto => "auto".to_string(),
-                config::Concurrency::Fixed(n) => n.to_string(),
-            },
-            self.ledger.results.display()
-        );
+        if self.to_send == 0 {
+            crate::say!(
+                "nothing left to send; results: {}",
+                self.ledger.results.display()
+            );
+        } else {
+            crate::say!(
+                "sending {} messages to {base_url} from {} at {} (in flight: {}); results: {}",
+                self.to_send,
+                c.from_label(),
+                c.send.rate,
+                c.send.concurrency,
+                self.ledger.results.display()
+            );
+        }
         if c.resolves() {
             crate::say!("{}", lookup_plan(c, self.to_send));
         }
