@@ -272,9 +272,12 @@ impl Plan<'_> {
         } else {
             out.subject = None;
         }
-        one(self.templates.body_name, &mut out.body)?;
         if self.templates.body_name == BODY_MD {
+            crate::markdown::begin();
+            one(self.templates.body_name, &mut out.body)?;
             out.body = crate::markdown::to_html(&out.body);
+        } else {
+            one(self.templates.body_name, &mut out.body)?;
         }
         one(TO_ID, &mut out.to_id)?;
         trim_in_place(&mut out.to_id);

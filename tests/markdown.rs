@@ -58,7 +58,44 @@ fn a_markdown_body_file_is_sent_as_html_and_cells_stay_text() {
             "{made_by_the_cell} in {evil}"
         );
     }
-    assert!(evil.contains("[x](https://evil.example)  # Boss"), "{evil}");
+    // The cell's text, line breaks and all, inside the template's heading: as written.
+    assert!(
+        evil.contains("[x](https://evil.example)\n\n# Boss</h1>"),
+        "{evil}"
+    );
+}
+
+#[test]
+fn a_value_reads_as_written_in_code_spans_links_and_html_blocks() {
+    let f = Fixture::new(
+        "intercom_id,first_name,plan,company\nid-1,Anne-Marie,AB-12_x.y,\"Smith & Sons, Ltd.\"\n",
+        &markdown_campaign("body_file = \"welcome.md\""),
+    );
+    f.write(
+        "welcome.md",
+        "<p>Dear {{ first_name }}, {{ company }}</p>\n\nYour code: `{{ plan }}`\n\n[page](https://x.example/u?c={{ plan }})\n",
+    );
+    let out = f
+        .cmd()
+        .args(["preview", "campaign.toml", "--json", "--row", "1"])
+        .assert()
+        .success();
+    let line = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let v: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    let body = v["body"].as_str().unwrap();
+    assert!(
+        body.contains("<p>Dear Anne-Marie, Smith &amp; Sons, Ltd.</p>"),
+        "{body}"
+    );
+    assert!(body.contains("<code>AB-12_x.y</code>"), "{body}");
+    assert!(
+        body.contains("href=\"https://x.example/u?c=AB-12_x.y\""),
+        "{body}"
+    );
+    assert!(
+        !body.contains('\\'),
+        "no backslash reaches the customer: {body}"
+    );
 }
 
 #[test]
