@@ -34,9 +34,11 @@ pub fn run(args: &MarkArgs) -> anyhow::Result<Status> {
             );
         }
     }
+    // `all` means every row there is to settle: the unknown and failed ones.
+    let settleable = |s: &RowStatus| matches!(s, RowStatus::Unknown | RowStatus::Failed);
     let mut chosen: Vec<(u64, RowStatus)> = recorded
         .into_iter()
-        .filter(|(row, _)| args.rows.contains(*row))
+        .filter(|(row, s)| args.rows.contains(*row) && (args.rows != RowSet::All || settleable(s)))
         .collect();
     chosen.sort_unstable_by_key(|(row, _)| *row);
     if let Some((row, status)) = chosen

@@ -260,3 +260,53 @@ fn outside_the_send_hours_the_sender_waits_and_ctrl_c_stops_it_cleanly() {
     f.send(&server, &[]).success();
     assert_eq!(server.requests().len(), 3);
 }
+
+#[test]
+fn rows_that_share_a_recipient_are_not_settled_from_the_sandbox_log_by_guess() {
+    let csv =
+        "intercom_id,first_name,plan,company\n".to_string() + &"id-1,Ann,pro,Acme\n".repeat(4);
+    let f = Fixture::new(&csv, &email_campaign(""));
+    let run = |extra: &[&str]| {
+        let mut cmd = f.cmd();
+        cmd.env_remove("INTERCOM_TOKEN")
+            .args(["send", "campaign.toml", "--sandbox", "--allow-duplicates"])
+            .args(extra);
+        cmd.assert()
+    };
+    // Every message created, every answer lost: four `unknown` rows, one recipient.
+    run(&["--drop-rate", "1"]).code(1);
+    run(&["--resume"]).code(1);
+    let rows = read_results(&f.path("campaign.sandbox.results.csv"));
+    assert_eq!(rows.len(), 4);
+    assert!(
+        rows.iter()
+            .all(|r| r["status"] == "unknown" && r["error_code"] != "settled_from_sandbox_log"),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn mark_all_settles_every_unknown_and_failed_row_and_leaves_sent_ones() {
+    let server = unknown_server();
+    let f = Fixture::new(&people_csv(6), &email_campaign(""));
+    f.send(&server, &[]).code(1);
+    f.cmd()
+        .args([
+            "mark",
+            "results.csv",
+            "--rows",
+            "all",
+            "--as",
+            "failed",
+            "--note",
+            "not there",
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("marked 3 rows as `failed`"));
+    assert_eq!(status_of(&f, "1").0, "sent");
+    assert_eq!(
+        status_of(&f, "2"),
+        ("failed".into(), "marked_failed".into())
+    );
+}

@@ -747,8 +747,22 @@ fn settle_from_sandbox_log(
             created.insert(recipient_hash(to_type, to), id.to_string());
         }
     }
+    // Rows that share a recipient (--allow-duplicates) cannot be told apart in the log: left
+    // `unknown`, never guessed.
+    let mut rows_of: HashMap<u64, usize> = HashMap::new();
+    for (row, _) in prior.recorded() {
+        if let Some(h) = prior.recipient_hash(row) {
+            *rows_of.entry(h).or_default() += 1;
+        }
+    }
+    let shared = |row: u64| {
+        prior
+            .recipient_hash(row)
+            .is_some_and(|h| rows_of.get(&h).is_some_and(|&n| n > 1))
+    };
     let changes: HashMap<u64, results::Amendment> = unknown
         .iter()
+        .filter(|&&row| !shared(row))
         .map(|&row| {
             let id = prior.recipient_hash(row).and_then(|h| created.get(&h));
             let a = match id {
@@ -771,6 +785,9 @@ fn settle_from_sandbox_log(
             (row, a)
         })
         .collect();
+    if changes.is_empty() {
+        return Ok(false);
+    }
     results::amend(ledger, &changes)?;
     let sent = changes
         .values()
