@@ -14,7 +14,7 @@ use common::*;
 use serde_json::json;
 
 /// A realistic token (Intercom's are base64): long, and with no `<` or `>`.
-const TOKEN: &str = "dG9rOjU5ZTNhYmMxXzk4NzY1NDMyMTBfYWJjZGVm";
+const TOKEN: &str = "c2FuZGJveDpub3RyZWFsXzk4NzY1NDMyMTBfYWJjZGVm";
 /// What the tool keeps of an error body that is not JSON (src/answer.rs).
 const TEXT_CHARS: usize = 200;
 /// What it keeps of each string in a JSON error (src/answer.rs).
