@@ -171,12 +171,7 @@ impl Client {
         };
         let status = response.status().as_u16();
         let rate = rate_info(response.headers());
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = retry_after(response.headers());
         let location = response
             .headers()
             .get(reqwest::header::LOCATION)
@@ -218,12 +213,7 @@ impl Client {
         };
         let status = response.status().as_u16();
         let rate = rate_info(response.headers());
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = retry_after(response.headers());
         // 150 contacts a page of a few KiB each: well under the cap, which only stops a server
         // that never ends its answer.
         let body = read_capped(response, 16 * MAX_ANSWER_BYTES).await;
@@ -428,6 +418,15 @@ impl WithoutUrl for reqwest::Error {
         }
         text
     }
+}
+
+/// `Retry-After` in seconds, as Intercom (and most proxies) send it.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
 }
 
 fn rate_info(h: &HeaderMap) -> RateInfo {

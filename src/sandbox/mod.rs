@@ -324,17 +324,7 @@ async fn create_message(state: &State, req: Request<Incoming>) -> Result<Reply, 
     if let Some(contacts) = &state.contacts {
         contacts.check(&body)?;
     }
-    let plan = state.faults.plan();
-    if !plan.latency.is_zero() {
-        tokio::time::sleep(plan.latency).await;
-    }
-    if let Outcome::Fail(status) = plan.outcome {
-        return Err(ApiError::new(
-            status,
-            "server_error",
-            "Something went wrong (sandbox --fail-rate)",
-        ));
-    }
+    let plan = faults_of(&state.faults).await?;
     let id = state.next_id.fetch_add(1, Ordering::Relaxed).to_string();
     if let Some(log) = &state.log {
         log.record(&id, &body);
@@ -369,17 +359,7 @@ async fn search_contacts(state: &State, req: Request<Incoming>) -> Result<Reply,
         (None, false) => Some(&empty),
     };
     let answer = contacts::search(known, &state.missing, &body)?;
-    let plan = state.faults.plan();
-    if !plan.latency.is_zero() {
-        tokio::time::sleep(plan.latency).await;
-    }
-    if let Outcome::Fail(status) = plan.outcome {
-        return Err(ApiError::new(
-            status,
-            "server_error",
-            "Something went wrong (sandbox --fail-rate)",
-        ));
-    }
+    faults_of(&state.faults).await?;
     Ok(Reply::Answer(json_response(StatusCode::OK, &answer)))
 }
 
@@ -450,4 +430,21 @@ fn first_id() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     ms.saturating_mul(1_000_000) + 1
+}
+
+/// The faults this request gets: its latency waited out here; a failure answered now (no
+/// message created); otherwise the plan, with whether to drop the connection after.
+async fn faults_of(faults: &faults::Faults) -> Result<faults::Plan, ApiError> {
+    let plan = faults.plan();
+    if !plan.latency.is_zero() {
+        tokio::time::sleep(plan.latency).await;
+    }
+    if let Outcome::Fail(status) = plan.outcome {
+        return Err(ApiError::new(
+            status,
+            "server_error",
+            "Something went wrong (sandbox --fail-rate)",
+        ));
+    }
+    Ok(plan)
 }
