@@ -103,29 +103,28 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Check(args) => check::run(&args),
         Command::Preview(args) => preview::run(&args),
         Command::Report(args) => report::run(&args),
-        // One thread for the requests, the pacing and the results file: at a campaign's rates a
-        // second worker costs more in wake-ups and hand-offs between threads than it gives
-        // (measured at 166/s: half the context switches and a third less CPU; at full speed,
-        // 10% more messages a second). Reading and rendering rows have a thread of their own.
-        Command::Send(args) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(send::run(args)),
+        Command::Send(args) => on_one_thread(send::run(args)),
         Command::Mark(args) => mark::run(&args),
         Command::Completions(args) => manual::completions(&args),
         Command::Man(args) => manual::man(&args),
-        Command::Admins(args) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(admins::run(&args)),
-        Command::Resolve(args) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(resolve::command::run(args)),
+        Command::Admins(args) => on_one_thread(admins::run(&args)),
+        Command::Resolve(args) => on_one_thread(resolve::command::run(args)),
         Command::Sandbox(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
             .block_on(sandbox::serve_forever(args))
             .map(|()| Status::Ok),
     }
+}
+
+/// Runs a command's requests on one thread: the requests, the pacing and the results file. At a
+/// campaign's rates a second worker costs more in wake-ups and hand-offs than it gives (see
+/// BENCHMARKS.md); reading and rendering rows have a thread of their own.
+fn on_one_thread<F: std::future::Future<Output = anyhow::Result<Status>>>(
+    f: F,
+) -> anyhow::Result<Status> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
 }
