@@ -85,11 +85,6 @@ impl Drop for Sandbox {
 
 fn sandbox(log: &Path, seed: u64, contacts: Option<&Path>) -> Sandbox {
     let mut child = Command::new(bin())
-        .args(
-            contacts
-                .map(|c| vec!["--contacts".as_ref(), c.as_os_str()])
-                .unwrap_or_default(),
-        )
         .args([
             "sandbox",
             "--listen",
@@ -101,6 +96,11 @@ fn sandbox(log: &Path, seed: u64, contacts: Option<&Path>) -> Sandbox {
         .arg(seed.to_string())
         .arg("--log")
         .arg(log)
+        .args(
+            contacts
+                .map(|c| vec!["--contacts".as_ref(), c.as_os_str()])
+                .unwrap_or_default(),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -109,7 +109,17 @@ fn sandbox(log: &Path, seed: u64, contacts: Option<&Path>) -> Sandbox {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    let url = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    // A sandbox that did not start would leave every step refused, and nothing checked.
+    assert!(
+        url.starts_with("http://127.0.0.1:"),
+        "the sandbox did not start: {line:?}"
+    );
     Sandbox(child, url)
 }
 
@@ -395,6 +405,10 @@ fn sequence(seed: u64, email: bool) -> Result<(), String> {
                 "seed {seed}, after {done:?}: a resume with nothing to do changed rows"
             ));
         }
+    }
+    // A sequence that created no message would have checked nothing.
+    if world.messages().is_empty() {
+        return Err(format!("seed {seed}: the sandbox created no message"));
     }
     Ok(())
 }
