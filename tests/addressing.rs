@@ -354,15 +354,7 @@ fn a_dry_run_says_which_rows_would_be_looked_up_and_an_address_that_is_no_email_
 
 #[test]
 fn the_email_addressed_sample_rehearses_with_the_sandbox_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for sub in ["samples", "templates"] {
-        std::fs::create_dir(dir.path().join(sub)).unwrap();
-        for e in std::fs::read_dir(root.join(sub)).unwrap() {
-            let e = e.unwrap();
-            std::fs::copy(e.path(), dir.path().join(sub).join(e.file_name())).unwrap();
-        }
-    }
+    let dir = sample_dir();
     let out = assert_cmd::Command::cargo_bin("campaign")
         .unwrap()
         .current_dir(dir.path())

@@ -13,7 +13,6 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -74,53 +73,18 @@ fn bin() -> PathBuf {
         .unwrap_or_else(|| assert_cmd::cargo::cargo_bin("campaign"))
 }
 
-struct Sandbox(Child, String);
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+fn sandbox(log: &Path, seed: u64, contacts: Option<&Path>) -> SandboxProcess {
+    let seed = seed.to_string();
+    let mut args: Vec<&std::ffi::OsStr> = ["--latency", "1ms..25ms", "--fail-rate", "0.08"]
+        .into_iter()
+        .chain(["--drop-rate", "0.08", "--seed", &seed, "--log"])
+        .map(std::ffi::OsStr::new)
+        .collect();
+    args.push(log.as_os_str());
+    if let Some(c) = contacts {
+        args.extend([std::ffi::OsStr::new("--contacts"), c.as_os_str()]);
     }
-}
-
-fn sandbox(log: &Path, seed: u64, contacts: Option<&Path>) -> Sandbox {
-    let mut child = Command::new(bin())
-        .args([
-            "sandbox",
-            "--listen",
-            "127.0.0.1:0",
-            "--latency",
-            "1ms..25ms",
-        ])
-        .args(["--fail-rate", "0.08", "--drop-rate", "0.08", "--seed"])
-        .arg(seed.to_string())
-        .arg("--log")
-        .arg(log)
-        .args(
-            contacts
-                .map(|c| vec!["--contacts".as_ref(), c.as_os_str()])
-                .unwrap_or_default(),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    // A sandbox that did not start would leave every step refused, and nothing checked.
-    assert!(
-        url.starts_with("http://127.0.0.1:"),
-        "the sandbox did not start: {line:?}"
-    );
-    Sandbox(child, url)
+    start_sandbox(&bin(), &args)
 }
 
 struct World {
@@ -379,7 +343,7 @@ fn sequence(seed: u64, email: bool) -> Result<(), String> {
     let log = fixture.path("sandbox.jsonl");
     let sb = sandbox(&log, seed, contacts.as_deref());
     let world = World {
-        url: sb.1.clone(),
+        url: sb.url.clone(),
         fixture,
         log,
         rows,

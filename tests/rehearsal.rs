@@ -3,9 +3,7 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -22,20 +20,6 @@ fn read_log(path: &Path) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
-}
-
-/// Copies the repository's samples and templates into a temporary directory.
-fn sample_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for sub in ["samples", "templates"] {
-        std::fs::create_dir(dir.path().join(sub)).unwrap();
-        for e in std::fs::read_dir(root.join(sub)).unwrap() {
-            let e = e.unwrap();
-            std::fs::copy(e.path(), dir.path().join(sub).join(e.file_name())).unwrap();
-        }
-    }
-    dir
 }
 
 #[test]
@@ -143,33 +127,9 @@ fn the_senders_heed_the_servers_rate_headers() {
     assert!(rows.iter().all(|r| r["status"] == "sent"));
 }
 
-struct Sandbox {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_sandbox(args: &[&str]) -> Sandbox {
-    let mut child = Command::new(bin())
-        .args(["sandbox", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
-    Sandbox { child, url }
+fn start(args: &[&str]) -> SandboxProcess {
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    start_sandbox(&bin(), &args)
 }
 
 #[cfg(unix)]
@@ -183,7 +143,7 @@ fn sigkill_at_random_points_then_resume_never_sends_twice_and_loses_nothing() {
             .replace("concurrency = 4", "concurrency = 16"),
     );
     let log = f.path("sandbox.jsonl");
-    let sandbox = start_sandbox(&[
+    let sandbox = start(&[
         "--latency",
         "2ms..40ms",
         "--fail-rate",

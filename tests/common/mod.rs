@@ -442,3 +442,58 @@ pub fn require_tool(env: &str, name: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// The repository's samples and templates, copied into a temporary directory.
+pub fn sample_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for sub in ["samples", "templates"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+        for e in std::fs::read_dir(root.join(sub)).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dir.path().join(sub).join(e.file_name())).unwrap();
+        }
+    }
+    dir
+}
+
+/// `campaign sandbox` as a process of its own on a free loopback port; killed when dropped.
+pub struct SandboxProcess {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `bin sandbox --listen 127.0.0.1:0 ARGS` and reads the address it prints first.
+pub fn start_sandbox(bin: &Path, args: &[&std::ffi::OsStr]) -> SandboxProcess {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(bin)
+        .args(["sandbox", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    // A sandbox that did not start would leave every request refused, and nothing checked.
+    assert!(
+        url.starts_with("http://127.0.0.1:"),
+        "the sandbox did not start: {line:?}"
+    );
+    SandboxProcess { child, url }
+}
