@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use campaign::check::{self, Loaded, RowRenderer};
-use campaign::recipients::Recipients;
+use campaign::input::recipients::Recipients;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 
 const ROWS: u64 = 10_000;

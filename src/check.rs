@@ -7,10 +7,10 @@ use rayon::prelude::*;
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 use crate::cli::CheckArgs;
-use crate::config::{Campaign, MessageType};
-use crate::problem::{Problem, Report};
-use crate::recipients::{Recipients, Row};
-use crate::render::{MessageRequest, Plan, Rendered, Templates};
+use crate::input::config::{Campaign, MessageType};
+use crate::input::problem::{Problem, Report};
+use crate::input::recipients::{Recipients, Row};
+use crate::template::{MessageRequest, Plan, Rendered, Templates};
 use crate::Status;
 
 /// Intercom documents no bound on the subject; this is the tool's own, a safe one for email.
@@ -99,7 +99,7 @@ impl<'a> RowRenderer<'a> {
         };
         let to_key = format!("[to] {}", self.campaign.address.key());
         let finding = match self.campaign.address {
-            crate::config::Address::Id => id_finding(&out.to_id),
+            crate::input::config::Address::Id => id_finding(&out.to_id),
             looked_up => key_finding(looked_up, &out.to_id),
         };
         match finding {
@@ -125,7 +125,7 @@ impl<'a> RowRenderer<'a> {
                 ),
             ));
         } else if self.campaign.body_format.is_html() {
-            if let Some(why) = crate::html::unbalanced(&out.body) {
+            if let Some(why) = crate::template::html::unbalanced(&out.body) {
                 warnings.push(at(Problem::warning(
                     "html",
                     &self.file,
@@ -152,7 +152,7 @@ enum Finding {
 
 /// A looked-up key's problem, if any: an empty one finds nobody; an e-mail without `@` is
 /// surely another column.
-fn key_finding(address: crate::config::Address, key: &str) -> Option<Finding> {
+fn key_finding(address: crate::input::config::Address, key: &str) -> Option<Finding> {
     let what = address.key();
     if key.is_empty() {
         return Some(Finding::Error(format!(
@@ -165,7 +165,7 @@ fn key_finding(address: crate::config::Address, key: &str) -> Option<Finding> {
             key.escape_debug()
         )));
     }
-    if address == crate::config::Address::Email && !key.contains('@') {
+    if address == crate::input::config::Address::Email && !key.contains('@') {
         return Some(Finding::Error(format!(
             "`{key}` is not an e-mail address: [to] email must render the contact's e-mail (or use [to] id / external_id)"
         )));
@@ -385,10 +385,10 @@ struct TemplateHtml {
 
 impl TemplateHtml {
     fn of(c: &Campaign) -> Option<TemplateHtml> {
-        if c.body_format != crate::config::BodyFormat::Html {
+        if c.body_format != crate::input::config::BodyFormat::Html {
             return None;
         }
-        let (at, why) = crate::html::unbalanced_at(&c.body.source)?;
+        let (at, why) = crate::template::html::unbalanced_at(&c.body.source)?;
         Some(TemplateHtml {
             origin: c.body.origin.clone(),
             line: line_of(&c.body.source, at),
@@ -453,7 +453,7 @@ pub fn preflight(loaded: &Loaded, allow_duplicates: bool, on_row: &mut OnRow<'_>
             Some(s) => format!("; did you mean `{s}`?"),
             None => format!(
                 "; the columns are: {}",
-                crate::vars::names_of(&columns)
+                crate::template::vars::names_of(&columns)
                     .into_iter()
                     .map(|(name, _)| name)
                     .collect::<Vec<_>>()
@@ -818,7 +818,7 @@ pub fn summary_line(c: &Campaign, pre: &Preflight) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::problem::Severity;
+    use crate::input::problem::Severity;
 
     const CAMPAIGN: &str = r#"recipients = "people.csv"
 

@@ -32,38 +32,18 @@ macro_rules! out {
     }};
 }
 
-pub mod admins;
-pub mod answer;
-pub mod cells;
 pub mod check;
 pub mod cli;
-pub mod client;
-pub mod config;
-pub mod filters;
-pub mod hours;
-pub mod html;
-pub mod manual;
-pub mod mark;
-pub mod markdown;
-pub mod pace;
-pub mod pages;
-pub mod policy;
+pub mod input;
+pub mod intercom;
+pub mod page;
 pub mod preview;
-pub mod problem;
-pub mod progress;
-pub mod rate;
-pub mod recipients;
-pub mod redact;
-pub mod render;
 pub mod report;
 pub mod resolve;
 pub mod results;
-pub mod rows;
 pub mod sandbox;
-pub mod seal;
 pub mod send;
-pub mod tags;
-pub mod vars;
+pub mod template;
 
 use cli::{Cli, Command};
 
@@ -104,10 +84,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Preview(args) => preview::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Send(args) => on_one_thread(send::run(args)),
-        Command::Mark(args) => mark::run(&args),
-        Command::Completions(args) => manual::completions(&args),
-        Command::Man(args) => manual::man(&args),
-        Command::Admins(args) => on_one_thread(admins::run(&args)),
+        Command::Mark(args) => results::mark::run(&args),
+        Command::Completions(args) => cli::manual::completions(&args),
+        Command::Man(args) => cli::manual::man(&args),
+        Command::Admins(args) => on_one_thread(intercom::admins::run(&args)),
         Command::Resolve(args) => on_one_thread(resolve::command::run(args)),
         Command::Sandbox(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 
 use campaign::check;
-use campaign::config::Campaign;
+use campaign::input::config::Campaign;
 use proptest::prelude::*;
 
 /// Bytes biased towards what trips CSV readers: delimiters, quotes, line ends, a BOM, bytes that

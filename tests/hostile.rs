@@ -15,9 +15,9 @@ use serde_json::json;
 
 /// A realistic token (Intercom's are base64): long, and with no `<` or `>`.
 const TOKEN: &str = "c2FuZGJveDpub3RyZWFsXzk4NzY1NDMyMTBfYWJjZGVm";
-/// What the tool keeps of an error body that is not JSON (src/answer.rs).
+/// What the tool keeps of an error body that is not JSON (src/intercom/answer.rs).
 const TEXT_CHARS: usize = 200;
-/// What it keeps of each string in a JSON error (src/answer.rs).
+/// What it keeps of each string in a JSON error (src/intercom/answer.rs).
 const FIELD_CHARS: usize = 1_000;
 
 type Rows = [HashMap<String, String>];

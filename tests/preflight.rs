@@ -660,9 +660,8 @@ fn the_token_never_appears_in_output_results_journal_or_preview() {
     token_stays_secret(false);
 }
 
-/// Known bug, left for the owner of src/send.rs / src/client.rs: an error message the server
-/// sends back is printed (and recorded) as is, so a server or proxy that echoes the
-/// Authorization header puts the token on stderr. Secrets should be redacted from such text.
+/// A server or proxy that echoes the Authorization header in its error message must not put the
+/// token on stderr or in the results file: it is struck first (src/intercom/redact.rs).
 #[test]
 fn the_token_is_redacted_from_server_error_messages() {
     token_stays_secret(true);

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use campaign::check::{self, Loaded};
-use campaign::recipients::Recipients;
+use campaign::input::recipients::Recipients;
 use common::*;
 use proptest::prelude::*;
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use plotters::prelude::*;
 
 use super::{human_duration, PerMinute, Report};
-use crate::pages::{escape, page};
+use crate::page::{escape, page};
 
 pub fn render(r: &Report) -> String {
     let mut body = String::new();

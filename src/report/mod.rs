@@ -147,7 +147,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<Status> {
         _ => {}
     }
     if let Some(file) = &args.html {
-        crate::pages::write_page(file, &html::render(&report))?;
+        crate::page::write_page(file, &html::render(&report))?;
         crate::say!("wrote {}", file.display());
     }
     Ok(Status::Ok)

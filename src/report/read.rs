@@ -7,7 +7,7 @@ use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::pages::unquote;
+use crate::page::unquote;
 use crate::results::RowStatus;
 
 /// One row's outcome, as its last line in the results file says.
@@ -199,9 +199,9 @@ pub fn runs(results: &Path) -> anyhow::Result<Vec<Run>> {
 
 /// Each wanted row's e-mail (or, without an e-mail column, its name), from the campaign's CSV.
 pub fn contacts(campaign: &Path, wanted: &HashSet<u64>) -> anyhow::Result<BTreeMap<u64, String>> {
-    let campaign = crate::config::Campaign::load(campaign)?;
+    let campaign = crate::input::config::Campaign::load(campaign)?;
     let (mut recipients, _) =
-        crate::recipients::Recipients::open(&campaign.recipients, campaign.delimiter)
+        crate::input::recipients::Recipients::open(&campaign.recipients, campaign.delimiter)
             .map_err(|p| anyhow::anyhow!("{p}"))?;
     let pick = contact_columns(recipients.columns());
     let mut found = BTreeMap::new();

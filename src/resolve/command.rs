@@ -12,11 +12,11 @@ use tokio_util::sync::CancellationToken;
 use super::{find, normalize, Failure, Found, Pacing, Rules, Verdict, PAGE};
 use crate::check::{self, RowRenderer};
 use crate::cli::ResolveArgs;
-use crate::client::{Client, Token};
-use crate::config::{self, Concurrency};
-use crate::pace::{Gate, InFlight, Limiter};
-use crate::recipients::Recipients;
-use crate::render::Rendered;
+use crate::input::config::{self, Concurrency};
+use crate::input::recipients::Recipients;
+use crate::intercom::client::{Client, Token};
+use crate::send::pace::{Gate, InFlight, Limiter};
+use crate::template::Rendered;
 use crate::Status;
 
 /// The columns added to the recipients' own.

@@ -16,9 +16,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{ApiError, Client, Search};
-use crate::config::Address;
-use crate::pace::{self, Gate, InFlight, Limiter};
+use crate::input::config::Address;
+use crate::intercom::client::{ApiError, Client, Search};
+use crate::send::pace::{self, Gate, InFlight, Limiter};
 pub use rules::{normalize, Contact, Rules, Verdict};
 
 /// Keys a search carries, and contacts a page holds: the most the API's documentation gives.
@@ -239,7 +239,7 @@ async fn one_page(
         tokio::select! {
             biased;
             _ = p.stop.cancelled() => return Err((Failure::Stopped, false)),
-            _ = tokio::time::sleep(crate::policy::backoff(attempts)) => {}
+            _ = tokio::time::sleep(crate::send::policy::backoff(attempts)) => {}
         }
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::Deserialize;
 
-use crate::config::{Address, Campaign, MessageType, OnMany};
+use crate::input::config::{Address, Campaign, MessageType, OnMany};
 
 /// A contact as `POST /contacts/search` returns it: the fields resolution reads.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

@@ -50,10 +50,11 @@ pub fn amend(ledger: &Ledger, changes: &HashMap<u64, Amendment>) -> anyhow::Resu
             let status = serde_json::to_value(a.status)?;
             fields[col("status")] = status.as_str().unwrap_or_default().as_bytes().to_vec();
             if let Some(id) = &a.message_id {
-                fields[col("message_id")] = crate::cells::escape(id).as_bytes().to_vec();
+                fields[col("message_id")] = crate::results::cells::escape(id).as_bytes().to_vec();
             }
             fields[col("error_code")] = a.code.as_bytes().to_vec();
-            fields[col("error_message")] = crate::cells::escape(&a.note).as_bytes().to_vec();
+            fields[col("error_message")] =
+                crate::results::cells::escape(&a.note).as_bytes().to_vec();
             fields[col("finished_at")] = now_rfc3339().into_bytes();
             w.write_record(&fields)?;
         }

@@ -10,8 +10,10 @@
 //! - files are replaced whole (written beside, synced, renamed, the folder synced);
 //! - one process at a time holds the lock ([`RunLock`]).
 mod amend;
+pub mod cells;
 mod journal;
 mod lock;
+pub mod mark;
 mod row;
 mod runs;
 mod settle;

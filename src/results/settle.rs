@@ -377,8 +377,8 @@ fn row_recipient_status(rec: &csv::ByteRecord) -> anyhow::Result<(u64, String, R
     let Some(status) = RowStatus::from_field(status.as_bytes()) else {
         bail!("unknown status `{status}`");
     };
-    // Written spreadsheet-safe (`crate::cells`): the value exactly as it was rendered.
-    let recipient = crate::cells::unescape(field(1, "recipient")?);
+    // Written spreadsheet-safe (`crate::results::cells`): the value exactly as it was rendered.
+    let recipient = crate::results::cells::unescape(field(1, "recipient")?);
     Ok((row, recipient.to_string(), status))
 }
 

@@ -96,9 +96,9 @@ impl ResultsWriter {
 }
 
 /// A line's fields: the fixed columns, then the extra ones, padded to `width`. Text cells are
-/// spreadsheet-safe (`crate::cells`), read back exactly by `cells::unescape`.
+/// spreadsheet-safe (`crate::results::cells`), read back exactly by `cells::unescape`.
 fn fields(row: &ResultRow, width: usize, contact_column: bool) -> Vec<String> {
-    let text = |s: &str| crate::cells::escape(s).into_owned();
+    let text = |s: &str| crate::results::cells::escape(s).into_owned();
     let mut f = vec![
         row.row.to_string(),
         text(&row.recipient),
@@ -175,7 +175,7 @@ mod tests {
             for cell in rec.iter() {
                 prop_assert!(!cell.starts_with(['=', '+', '-', '@', '\t', '\r']), "{cell:?}");
             }
-            let back = |i: usize| crate::cells::unescape(&rec[i]).to_string();
+            let back = |i: usize| crate::results::cells::unescape(&rec[i]).to_string();
             prop_assert_eq!(back(1), row.recipient);
             prop_assert_eq!(back(5), row.error_code);
             prop_assert_eq!(back(6), row.error_message);

@@ -10,8 +10,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::errors::ApiError;
-use crate::problem::{Problem, Severity};
-use crate::recipients::Recipients;
+use crate::input::problem::{Problem, Severity};
+use crate::input::recipients::Recipients;
 
 /// The admin messages are sent from in the samples, the tests and Intercom's own examples.
 pub const ADMIN_ID: u64 = 394051;

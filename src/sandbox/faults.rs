@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::cli::FaultArgs;
-use crate::rate::LatencySpec;
+use crate::input::rate::LatencySpec;
 
 /// What happens to one otherwise valid request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hyper::header::{HeaderMap, HeaderValue};
 
-use crate::rate::Rate;
+use crate::input::rate::Rate;
 
 /// Intercom counts per 10-second window, not per minute (NOTES.md, rate limits).
 pub const WINDOW: Duration = Duration::from_secs(10);

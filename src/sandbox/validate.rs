@@ -316,7 +316,7 @@ mod tests {
 
     #[test]
     fn the_searches_resolution_makes_fit_the_search_request_schema() {
-        use crate::config::Address;
+        use crate::input::config::Address;
         let s = schemas();
         let keys = vec!["a@x.test".to_string(), "b@x.test".to_string()];
         for role in ["user", "lead", "contact"] {

@@ -4,10 +4,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::pipeline::{Job, Shared};
-use crate::client::{ApiError, Attempt};
-use crate::pace;
-use crate::policy::{self, Decision, Final, Tries};
+use crate::intercom::client::{ApiError, Attempt};
 use crate::results::{self, ResultRow};
+use crate::send::pace;
+use crate::send::policy::{self, Decision, Final, Tries};
 
 /// Sends one row until its outcome is final. Returns the results line, and whether the outcome
 /// means every later request would fail too (401, 403).

@@ -50,7 +50,7 @@ impl Earlier {
             if !done(row) {
                 continue;
             }
-            let recipient = crate::cells::unescape(record.get(rec_at).unwrap_or(""));
+            let recipient = crate::results::cells::unescape(record.get(rec_at).unwrap_or(""));
             earlier
                 .keys
                 .insert(resolve::normalize(rules.address, recipient), row);

@@ -4,7 +4,10 @@
 mod attempt;
 mod health;
 mod lookup;
+pub mod pace;
 mod pipeline;
+pub mod policy;
+pub mod progress;
 mod report;
 mod test_send;
 
@@ -17,17 +20,17 @@ use tokio_util::sync::CancellationToken;
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::check::{self, recipient_hash};
+use crate::cli::rows::RowSet;
 use crate::cli::SendArgs;
-use crate::client::{Client, Token};
-use crate::config::{self, Campaign};
-use crate::pace::{self, Gate, InFlight};
-use crate::problem::{Problem, Severity};
+use crate::input::config::{self, Campaign};
+use crate::input::problem::{Problem, Severity};
+use crate::intercom::client::{Client, Token};
 use crate::results::{
     self, Journal, JournalHeader, Ledger, Prior, ResultsWriter, RowStatus, RunLock,
 };
-use crate::rows::RowSet;
 use crate::sandbox;
 use crate::{Status, Stopped};
+use pace::{Gate, InFlight};
 
 use pipeline::{pipeline, Known, Shared};
 use report::report_end;
@@ -145,7 +148,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
             None => format!("{} [intercom] base_url", args.campaign.display()),
         })?;
     }
-    crate::admins::resolve_for_send(&mut loaded.campaign, &args, token.as_ref()).await?;
+    crate::intercom::admins::resolve_for_send(&mut loaded.campaign, &args, token.as_ref()).await?;
     if args.test_to.is_some() {
         return test_send::run(&args, loaded, token).await;
     }
@@ -859,7 +862,7 @@ fn copied_columns(c: &Campaign) -> anyhow::Result<Vec<usize>> {
     if c.results_columns.is_empty() {
         return Ok(Vec::new());
     }
-    let (recipients, _) = crate::recipients::Recipients::open(&c.recipients, c.delimiter)
+    let (recipients, _) = crate::input::recipients::Recipients::open(&c.recipients, c.delimiter)
         .map_err(|p| anyhow::anyhow!("{p}"))?;
     let headers = recipients.columns();
     c.results_columns
@@ -869,12 +872,12 @@ fn copied_columns(c: &Campaign) -> anyhow::Result<Vec<usize>> {
                 .iter()
                 .position(|h| h == wanted)
                 .or_else(|| {
-                    headers
-                        .iter()
-                        .position(|h| crate::vars::template_name(h).as_deref() == Some(wanted))
+                    headers.iter().position(|h| {
+                        crate::template::vars::template_name(h).as_deref() == Some(wanted)
+                    })
                 })
                 .ok_or_else(|| {
-                    let hint = crate::render::closest(wanted, headers)
+                    let hint = crate::template::closest(wanted, headers)
                         .map(|h| format!("; did you mean `{h}`?"))
                         .unwrap_or_default();
                     anyhow::anyhow!(

@@ -14,13 +14,13 @@ use super::attempt::send_row;
 use super::health::Health;
 use crate::check::{self, Loaded, RowRenderer};
 use crate::cli::SendArgs;
-use crate::client::Client;
-use crate::pace::{Gate, InFlight};
-use crate::problem::Problem;
-use crate::progress::Progress;
-use crate::recipients::Recipients;
-use crate::render::Rendered;
+use crate::input::problem::Problem;
+use crate::input::recipients::Recipients;
+use crate::intercom::client::Client;
 use crate::results::{self, Journal, ResultRow, ResultsWriter, RowStatus};
+use crate::send::pace::{Gate, InFlight};
+use crate::send::progress::Progress;
+use crate::template::Rendered;
 use crate::Status;
 
 /// Outcomes written to the results file in one write, at most.
@@ -72,7 +72,7 @@ pub enum Item {
 pub struct Shared {
     pub client: Client,
     pub gate: Gate,
-    pub limiter: crate::pace::Limiter,
+    pub limiter: crate::send::pace::Limiter,
     pub in_flight: InFlight,
     pub stop: CancellationToken,
     pub rows_in_flight: Mutex<HashMap<u64, String>>,
@@ -82,7 +82,7 @@ pub struct Shared {
     pub retry_not_found_for: Duration,
     pub request_timeout: Duration,
     pub stall_timeout: Duration,
-    pub hours: Option<crate::hours::SendHours>,
+    pub hours: Option<crate::input::hours::SendHours>,
     pub lock: Arc<crate::results::RunLock>,
     /// 429 answers: each paused every sender until the window's reset.
     pub rate_limited: AtomicU64,
@@ -410,7 +410,10 @@ pub async fn pipeline(
 }
 
 /// Waits until the send hours are open; `false` if the run is stopped meanwhile.
-async fn within_send_hours(hours: &crate::hours::SendHours, stop: &CancellationToken) -> bool {
+async fn within_send_hours(
+    hours: &crate::input::hours::SendHours,
+    stop: &CancellationToken,
+) -> bool {
     while let Some(until) = hours.closed_until(jiff::Timestamp::now()) {
         crate::say!(
             "outside the send hours ({hours}): waiting until {} (Ctrl-C stops cleanly; --resume continues later)",
@@ -492,50 +495,53 @@ fn read_rows(
         )
     };
     // The item for a row; `None` for a row already done.
-    let item = |next: Result<crate::recipients::Row<'_>, Problem>| -> anyhow::Result<Option<Item>> {
-        Ok(Some(match next {
-            Ok(row) if done_rows(row.number) => return Ok(None),
-            Ok(row) => {
-                let mut rendered = Rendered::default();
-                match renderer.check_into(row.number, row.line, &row.fields, &mut rendered) {
-                    Ok(_) => {
-                        let request = rendered.into_request(c);
-                        if check::request_hash(&request) != was(row.number) {
-                            return Err(changed(row.number, row.line));
+    let item =
+        |next: Result<crate::input::recipients::Row<'_>, Problem>| -> anyhow::Result<Option<Item>> {
+            Ok(Some(match next {
+                Ok(row) if done_rows(row.number) => return Ok(None),
+                Ok(row) => {
+                    let mut rendered = Rendered::default();
+                    match renderer.check_into(row.number, row.line, &row.fields, &mut rendered) {
+                        Ok(_) => {
+                            let request = rendered.into_request(c);
+                            if check::request_hash(&request) != was(row.number) {
+                                return Err(changed(row.number, row.line));
+                            }
+                            let mut body = Vec::with_capacity(body_size.get() + 64);
+                            serde_json::to_writer(&mut body, &request)?;
+                            body_size.set(body.len());
+                            Item::Job(Job {
+                                row: row.number,
+                                body: Bytes::from(body),
+                                recipient: request.to.id,
+                                contact_id: String::new(),
+                                extra: copied(&row.fields),
+                            })
                         }
-                        let mut body = Vec::with_capacity(body_size.get() + 64);
-                        serde_json::to_writer(&mut body, &request)?;
-                        body_size.set(body.len());
-                        Item::Job(Job {
-                            row: row.number,
-                            body: Bytes::from(body),
-                            recipient: request.to.id,
-                            contact_id: String::new(),
+                        Err(_) if was(row.number) != 0 => {
+                            return Err(changed(row.number, row.line))
+                        }
+                        Err(_) if skipped_before(row.number) => return Ok(None),
+                        Err(problems) if skip_invalid => Item::Skip(Box::new(ResultRow {
                             extra: copied(&row.fields),
-                        })
+                            ..skipped(row.number, &rendered.to_id, &problems)
+                        })),
+                        Err(problems) => anyhow::bail!("{}", problems[0]),
                     }
-                    Err(_) if was(row.number) != 0 => return Err(changed(row.number, row.line)),
-                    Err(_) if skipped_before(row.number) => return Ok(None),
-                    Err(problems) if skip_invalid => Item::Skip(Box::new(ResultRow {
-                        extra: copied(&row.fields),
-                        ..skipped(row.number, &rendered.to_id, &problems)
-                    })),
-                    Err(problems) => anyhow::bail!("{}", problems[0]),
                 }
-            }
-            Err(p) if p.record.is_some_and(|n| was(n) != 0) => {
-                return Err(changed(p.record.unwrap_or(0), p.line.unwrap_or(0)));
-            }
-            Err(p) if p.record.is_some_and(done_rows) => return Ok(None),
-            Err(p) if p.record.is_some_and(skipped_before) => return Ok(None),
-            Err(p) if skip_invalid && p.record.is_some() => Item::Skip(Box::new(skipped(
-                p.record.unwrap_or(0),
-                "",
-                std::slice::from_ref(&p),
-            ))),
-            Err(p) => anyhow::bail!("{p}"),
-        }))
-    };
+                Err(p) if p.record.is_some_and(|n| was(n) != 0) => {
+                    return Err(changed(p.record.unwrap_or(0), p.line.unwrap_or(0)));
+                }
+                Err(p) if p.record.is_some_and(done_rows) => return Ok(None),
+                Err(p) if p.record.is_some_and(skipped_before) => return Ok(None),
+                Err(p) if skip_invalid && p.record.is_some() => Item::Skip(Box::new(skipped(
+                    p.record.unwrap_or(0),
+                    "",
+                    std::slice::from_ref(&p),
+                ))),
+                Err(p) => anyhow::bail!("{p}"),
+            }))
+        };
     let mut queued = 0u64;
     let mut last = 0u64;
     let mut batch = Vec::with_capacity(BATCH);

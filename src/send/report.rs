@@ -32,8 +32,8 @@ pub(super) fn resume_command(args: &SendArgs, results: &Path) -> String {
     flag(
         "concurrency",
         args.concurrency.map(|c| match c {
-            crate::config::Concurrency::Auto => "auto".to_string(),
-            crate::config::Concurrency::Fixed(n) => n.to_string(),
+            crate::input::config::Concurrency::Auto => "auto".to_string(),
+            crate::input::config::Concurrency::Fixed(n) => n.to_string(),
         }),
     );
     flag("max-attempts", args.max_attempts.map(|n| n.to_string()));

@@ -10,12 +10,12 @@ use bytes::Bytes;
 
 use crate::check::{self, RowRenderer};
 use crate::cli::SendArgs;
-use crate::client::{Attempt, Client, Token};
-use crate::config::{BodyFormat, Campaign};
-use crate::recipients::Recipients;
-use crate::render::MessageRequest;
+use crate::input::config::{BodyFormat, Campaign};
+use crate::input::recipients::Recipients;
+use crate::intercom::client::{Attempt, Client, Token};
 use crate::results::{self, Ledger, ResultRow, ResultsWriter, RowStatus, RunLock};
 use crate::sandbox;
+use crate::template::MessageRequest;
 use crate::Status;
 
 /// What marks a test: the start of an email's subject, and of an in-app message's body (an

@@ -6,8 +6,8 @@ use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::client::ApiError;
-use crate::redact::Redactor;
+use crate::intercom::client::ApiError;
+use crate::intercom::redact::Redactor;
 
 /// The message id of a success answer (`{"type": "admin_message", "id": "2001", ...}`): a
 /// non-empty string, or a number as its digits; `None` when the answer has neither.
@@ -205,11 +205,15 @@ mod tests {
     fn a_token_in_an_error_is_struck_before_the_cut() {
         let r = Redactor::new(TOKEN);
         let leaks = |s: &str| {
-            (crate::redact::EDGE..=TOKEN.len()).any(|n| s.ends_with(&TOKEN[..n]))
+            (crate::intercom::redact::EDGE..=TOKEN.len()).any(|n| s.ends_with(&TOKEN[..n]))
                 || TOKEN
                     .as_bytes()
-                    .windows(crate::redact::PART)
-                    .any(|w| s.as_bytes().windows(crate::redact::PART).any(|x| x == w))
+                    .windows(crate::intercom::redact::PART)
+                    .any(|w| {
+                        s.as_bytes()
+                            .windows(crate::intercom::redact::PART)
+                            .any(|x| x == w)
+                    })
         };
         // Every offset at which the token starts before, across and after the cut.
         for offset in 0..TEXT_CHARS + 2 {

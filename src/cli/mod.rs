@@ -1,11 +1,14 @@
 //! The command line: every command, flag and default, as users' scripts see them.
+pub mod manual;
+pub mod rows;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Arg, Args, Parser, Subcommand};
 
-use crate::config::{in_range, MAX_ATTEMPTS, MAX_FAILURES};
-use crate::rate::{parse_probability, LatencySpec, Rate};
+use crate::input::config::{in_range, MAX_ATTEMPTS, MAX_FAILURES};
+use crate::input::rate::{parse_probability, LatencySpec, Rate};
 
 /// `--max-attempts`: the campaign file's range.
 fn max_attempts(s: &str) -> Result<u32, String> {
@@ -14,17 +17,17 @@ fn max_attempts(s: &str) -> Result<u32, String> {
 
 /// `--retry-not-found-for`: the campaign file's range.
 fn retry_not_found_for(s: &str) -> Result<std::time::Duration, String> {
-    crate::config::duration_in(s, &crate::config::RETRY_NOT_FOUND_FOR)
+    crate::input::config::duration_in(s, &crate::input::config::RETRY_NOT_FOUND_FOR)
 }
 
 /// `--request-timeout`: the campaign file's range.
 fn request_timeout(s: &str) -> Result<std::time::Duration, String> {
-    crate::config::duration_in(s, &crate::config::REQUEST_TIMEOUT)
+    crate::input::config::duration_in(s, &crate::input::config::REQUEST_TIMEOUT)
 }
 
 /// `--stall-timeout`: the campaign file's range.
 fn stall_timeout(s: &str) -> Result<std::time::Duration, String> {
-    crate::config::duration_in(s, &crate::config::STALL_TIMEOUT)
+    crate::input::config::duration_in(s, &crate::input::config::STALL_TIMEOUT)
 }
 
 /// `--max-failures`: the campaign file's range.
@@ -123,7 +126,7 @@ pub struct MarkArgs {
     pub results: PathBuf,
     /// The rows: `5,9,12-20`, or `all`.
     #[arg(long, value_name = "ROWS")]
-    pub rows: crate::rows::RowSet,
+    pub rows: crate::cli::rows::RowSet,
     /// What you found: `sent` (it reached the contact: never sent again) or `failed` (it did not:
     /// --resume sends it).
     #[arg(long = "as", value_name = "STATUS", value_enum)]
@@ -219,7 +222,7 @@ pub struct SendArgs {
     /// With --resume: send `unknown` rows again, on purpose (they may have gone out already):
     /// all of them, or only the rows named (`--retry-unknown 5,9,12-20`).
     #[arg(long, value_name = "ROWS", num_args = 0..=1, default_missing_value = "all", requires = "resume")]
-    pub retry_unknown: Option<crate::rows::RowSet>,
+    pub retry_unknown: Option<crate::cli::rows::RowSet>,
     /// With --resume: go on although the templates or message settings changed since the first run.
     #[arg(long, requires = "resume")]
     pub allow_changed: bool,
@@ -235,7 +238,7 @@ pub struct SendArgs {
     pub rate: Option<Rate>,
     /// Requests in flight at most, 1 to 1024, or `auto` [campaign file: send.concurrency].
     #[arg(long)]
-    pub concurrency: Option<crate::config::Concurrency>,
+    pub concurrency: Option<crate::input::config::Concurrency>,
     /// Attempts per row for transient failures, 1 to 20 [campaign file: send.max_attempts].
     #[arg(long, value_parser = max_attempts)]
     pub max_attempts: Option<u32>,

@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 
 use tera::{Tera, Value};
 
-use crate::seal::MAX_ITERATIONS;
+use crate::template::seal::MAX_ITERATIONS;
 
 /// `default`'s other half (see `seal::route_default`): an empty string or a null becomes
 /// `value`; anything else is kept.

@@ -1,11 +1,17 @@
 //! Templates: compiling the subject, body and recipient templates once per campaign (sealed and
 //! bounded: see `seal`), finding variables that are not CSV columns, and rendering a row into the
 //! exact request body.
+pub mod filters;
+pub mod html;
+pub mod markdown;
+pub mod seal;
+pub mod tags;
+pub mod vars;
+
 use serde::Serialize;
 use tera::{Context, Tera};
 
-use crate::config::{BodyFormat, Campaign, MessageType, TemplateSource};
-use crate::seal;
+use crate::input::config::{BodyFormat, Campaign, MessageType, TemplateSource};
 
 const SUBJECT: &str = "subject.txt";
 const BODY_HTML: &str = "body.html";
@@ -129,7 +135,7 @@ impl Templates {
             BodyFormat::Text => BODY_TEXT,
             BodyFormat::Markdown => {
                 // One body a campaign: the escape function is the Markdown body's.
-                tera.set_escape_fn(crate::markdown::escape);
+                tera.set_escape_fn(crate::template::markdown::escape);
                 BODY_MD
             }
         };
@@ -168,19 +174,19 @@ impl Templates {
     /// with the template it is in and the closest name a template can use. Every branch counts,
     /// taken or not. `columns` are the CSV's headers.
     pub fn unknown_variables(&self, columns: &[String]) -> Vec<(String, String, Option<String>)> {
-        let names = crate::vars::names_of(columns);
+        let names = crate::template::vars::names_of(columns);
         let mut found = Vec::new();
         for source in &self.sources {
             let Some(template) = self.tera.templates.get(source.name) else {
                 continue;
             };
             let writable: Vec<String> = names.iter().map(|n| n.0.clone()).collect();
-            for (var, path) in crate::vars::free_variable_paths(&template.ast) {
+            for (var, path) in crate::template::vars::free_variable_paths(&template.ast) {
                 if RESERVED.contains(&var.as_str()) || writable.contains(&var) {
                     continue;
                 }
                 // `user.name` for a header `user.name`: its name, `user_name`.
-                let suggestion = crate::vars::template_name(&path)
+                let suggestion = crate::template::vars::template_name(&path)
                     .filter(|name| path.contains('.') && writable.contains(name))
                     .or_else(|| closest(&var, &writable));
                 found.push((source.origin.clone(), var, suggestion));
@@ -194,10 +200,10 @@ impl Templates {
         let mut read = std::collections::BTreeSet::new();
         for source in &self.sources {
             if let Some(template) = self.tera.templates.get(source.name) {
-                read.extend(crate::vars::names_read(&template.ast));
+                read.extend(crate::template::vars::names_read(&template.ast));
             }
         }
-        let names = crate::vars::names_of(columns)
+        let names = crate::template::vars::names_of(columns)
             .into_iter()
             .filter(|(name, _)| read.contains(name) && !RESERVED.contains(&name.as_str()))
             .collect();
@@ -227,7 +233,7 @@ fn compile_one(
     name: &str,
     src: &TemplateSource,
 ) -> Result<(tera::Template, bool), Vec<TemplateError>> {
-    let tags = crate::tags::scan(&src.origin, &src.source).map_err(|e| vec![e])?;
+    let tags = crate::template::tags::scan(&src.origin, &src.source).map_err(|e| vec![e])?;
     let mut template = tera::Template::new(name, None, &src.source).map_err(|e| {
         let e = tera::Error::chain(format!("Failed to parse '{name}'"), e);
         vec![parse_error(&src.origin, &e)]
@@ -273,9 +279,9 @@ impl Plan<'_> {
             out.subject = None;
         }
         if self.templates.body_name == BODY_MD {
-            crate::markdown::begin();
+            crate::template::markdown::begin();
             one(self.templates.body_name, &mut out.body)?;
-            out.body = crate::markdown::to_html(&out.body);
+            out.body = crate::template::markdown::to_html(&out.body);
         } else {
             one(self.templates.body_name, &mut out.body)?;
         }

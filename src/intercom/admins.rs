@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::AdminsArgs;
-use crate::client::{Client, Token};
-use crate::config::{self, Campaign};
+use crate::input::config::{self, Campaign};
+use crate::intercom::client::{Client, Token};
 use crate::Status;
 
 /// One admin, as `campaign admins` shows it (`--json` uses these names).

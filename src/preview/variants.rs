@@ -6,8 +6,8 @@
 //! once. The markers never reach a message: the real rendering uses the unmarked templates.
 use std::collections::BTreeSet;
 
-use crate::config::{Campaign, TemplateSource};
-use crate::render::{Plan, Templates};
+use crate::input::config::{Campaign, TemplateSource};
+use crate::template::{Plan, Templates};
 
 /// First private-use code point of plane 15: no CSV or template has a reason to hold one, and
 /// HTML autoescaping leaves them alone.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use serde::Deserialize;
 
-use crate::rate::{parse_duration, Rate};
+use crate::input::rate::{parse_duration, Rate};
 
 /// `concurrency = 8` or `concurrency = "auto"` (in-flight limit from rate × observed latency).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +20,7 @@ pub enum Concurrency {
 /// them a value is refused, naming the key and the range, before anything is sent.
 ///
 /// Requests in flight: as many as `auto` ever uses.
-pub const CONCURRENCY: RangeInclusive<u64> = 1..=crate::pace::AUTO_MAX as u64;
+pub const CONCURRENCY: RangeInclusive<u64> = 1..=crate::send::pace::AUTO_MAX as u64;
 /// Attempts per row: 20 with the capped backoff is minutes of a server's trouble.
 pub const MAX_ATTEMPTS: RangeInclusive<u64> = 1..=20;
 /// Permanent failures in a row before the run stops: a million is, in effect, never.
@@ -213,7 +213,7 @@ pub struct SendSettings {
     /// row's outcome before the run stops (exit 3), resumable.
     pub stall_timeout: Duration,
     /// When messages may leave (`[send] hours`, `days`, `timezone`); `None`: any time.
-    pub hours: Option<crate::hours::SendHours>,
+    pub hours: Option<crate::input::hours::SendHours>,
     /// E-mail campaigns: contacts unsubscribed from e-mail, hard-bounced or marked as spam are
     /// `skipped` (`[send] respect_unsubscribed`, default true).
     pub respect_unsubscribed: bool,
@@ -450,7 +450,7 @@ impl SendSection {
                 "10m",
                 &STALL_TIMEOUT,
             )?,
-            hours: crate::hours::SendHours::parse(
+            hours: crate::input::hours::SendHours::parse(
                 s.hours.as_deref(),
                 s.days.as_deref(),
                 s.timezone.as_deref(),

@@ -58,7 +58,7 @@ fn fill(html: &str, values: &[String]) -> String {
         match value {
             Some(v) => {
                 out.push_str(&rest[..start]);
-                out.push_str(&crate::pages::escape(v));
+                out.push_str(&crate::page::escape(v));
                 rest = &after[digits + FENCE.len()..];
             }
             None => {

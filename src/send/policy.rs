@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::client::{ApiError, Attempt};
+use crate::intercom::client::{ApiError, Attempt};
 use crate::results::RowStatus;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -154,7 +154,7 @@ pub fn decide(attempt: &Attempt, tries: Tries) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::RateInfo;
+    use crate::intercom::client::RateInfo;
 
     fn tries(attempts: u32) -> Tries {
         Tries {

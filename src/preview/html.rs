@@ -9,13 +9,13 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::variants::{self, Variants};
-use super::{escape, page, write_page};
 use crate::check::{counted, Loaded, RowRenderer};
 use crate::cli::PreviewArgs;
-use crate::config::BodyFormat;
-use crate::problem::{Problem, Severity};
-use crate::recipients::Recipients;
-use crate::render::MessageRequest;
+use crate::input::config::BodyFormat;
+use crate::input::problem::{Problem, Severity};
+use crate::input::recipients::Recipients;
+use crate::page::{escape, page, write_page};
+use crate::template::MessageRequest;
 use crate::Status;
 
 /// Rows on one page at most: past this a browser struggles, and `check` lists every problem.
@@ -278,8 +278,8 @@ fn render_page(
         body.push_str(&row_section(loaded, recipients.columns(), row));
     }
     let kind = match campaign.message_type {
-        crate::config::MessageType::Email => "email",
-        crate::config::MessageType::InApp => "in-app message",
+        crate::input::config::MessageType::Email => "email",
+        crate::input::config::MessageType::InApp => "in-app message",
     };
     page(
         &format!("Preview: {}", campaign.path.display()),

@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 
-use crate::answer;
-use crate::redact::Redactor;
+use crate::intercom::answer;
+use crate::intercom::redact::Redactor;
 
 /// An access token. It is never printed: `Debug` and `Display` redact it, and it leaves this
 /// type only as the `Authorization` header, marked sensitive.

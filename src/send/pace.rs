@@ -7,9 +7,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Semaphore;
 
-use crate::client::RateInfo;
-use crate::config::Concurrency;
-use crate::rate::Rate;
+use crate::input::config::Concurrency;
+use crate::input::rate::Rate;
+use crate::intercom::client::RateInfo;
 
 /// The window over which the configured rate is never exceeded (Intercom's is 10 seconds).
 pub const WINDOW: Duration = Duration::from_secs(10);
@@ -601,7 +601,7 @@ mod tests {
     fn any_rate() -> impl proptest::strategy::Strategy<Value = Rate> {
         use proptest::prelude::*;
         prop_oneof![Just(1u64), Just(10), Just(60), Just(3600)].prop_flat_map(|unit| {
-            let most = crate::rate::MAX_PER_SECOND * unit;
+            let most = crate::input::rate::MAX_PER_SECOND * unit;
             prop_oneof![1..=100u64, 1..=most].prop_map(move |count| Rate {
                 count: count as u32,
                 per: Duration::from_secs(unit),

@@ -9,7 +9,7 @@ use std::time::Duration;
 ///
 /// ```
 /// use std::time::Duration;
-/// use campaign::rate::Rate;
+/// use campaign::input::rate::Rate;
 ///
 /// let r: Rate = "10000/min".parse().unwrap();
 /// // Intercom enforces a per-minute limit in 10-second windows.

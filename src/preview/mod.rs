@@ -1,9 +1,12 @@
 //! `campaign preview`: rendered messages for people, or with `--json` the exact request bodies.
+pub mod html;
+pub mod variants;
+
 use std::io::Write;
 
 use crate::check::{load, RowRenderer};
 use crate::cli::PreviewArgs;
-use crate::recipients::Recipients;
+use crate::input::recipients::Recipients;
 use crate::Status;
 
 pub fn run(args: &PreviewArgs) -> anyhow::Result<Status> {
@@ -15,7 +18,7 @@ pub fn run(args: &PreviewArgs) -> anyhow::Result<Status> {
         }
     };
     if let Some(file) = &args.html {
-        return crate::pages::preview::run(args, &loaded, file);
+        return crate::preview::html::run(args, &loaded, file);
     }
     let limit = args.limit.unwrap_or(3);
     let (mut recipients, header) =

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use tera::ast::{Expr, ExprVal, FunctionCall, Node, WS};
 use tera::{Template, Tera, Value};
 
-use crate::render::TemplateError;
-use crate::tags::{closes_block, Tag};
+use crate::template::tags::{closes_block, Tag};
+use crate::template::TemplateError;
 
 /// Loop iterations in one rendering of one template, all loops together.
 pub const MAX_ITERATIONS: u32 = 10_000;
@@ -473,11 +473,11 @@ thread_local! {
 
 /// The functions and filters every campaign's `Tera` has, and those it must not have.
 pub fn register(tera: &mut Tera) {
-    tera.register_filter(OR_ELSE, crate::filters::or_else);
-    tera.register_filter("title", crate::filters::title);
+    tera.register_filter(OR_ELSE, crate::template::filters::or_else);
+    tera.register_filter("title", crate::template::filters::title);
     tera.register_filter(VALUE, value_hook);
     tera.register_function(TICK, tick_hook);
-    tera.register_function("range", crate::filters::bounded_range);
+    tera.register_function("range", crate::template::filters::bounded_range);
     // `seal` refuses a template that calls it; this is in case something ever gets past.
     tera.register_function("get_env", |_: &HashMap<String, Value>| {
         Err(tera::Error::msg("templates may not read the environment"))
@@ -634,7 +634,7 @@ fn render_within(
             match STOPPED.with(|s| s.take()) {
                 Some(message) => Err(message),
                 None => {
-                    let chain = crate::render::error_chain(&e);
+                    let chain = crate::template::error_chain(&e);
                     // The first line only repeats "Failed to render 'x'"; the cause follows.
                     let cause = chain.lines().skip(1).collect::<Vec<_>>().join(": ");
                     Err(if cause.is_empty() { chain } else { cause })
@@ -652,7 +652,7 @@ mod tests {
     fn sealed(source: &str) -> (Tera, bool) {
         let mut tera = Tera::default();
         register(&mut tera);
-        let tags = crate::tags::scan("t.txt", source).unwrap();
+        let tags = crate::template::tags::scan("t.txt", source).unwrap();
         let mut template = Template::new("t.txt", None, source).unwrap();
         let hooks = seal("t.txt", &tags, &mut template).unwrap();
         tera.templates.insert("t.txt".into(), template);

@@ -2,7 +2,7 @@
 //! (line and column), outside comments and `raw` blocks, and whether tags or brackets nest too
 //! deep for Tera's parser and renderer, which recurse once per level (5,000 nested `if`s
 //! overflowed the stack). Tera's syntax tree has no positions: `seal` takes them from here.
-use crate::render::TemplateError;
+use crate::template::TemplateError;
 
 /// Tags nested in tags (`if` in `for` in `if` ...), and brackets nested in a tag.
 pub const MAX_DEPTH: usize = 32;

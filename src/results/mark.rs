@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use anyhow::bail;
 
+use crate::cli::rows::RowSet;
 use crate::cli::{MarkArgs, MarkAs};
 use crate::results::{self, Amendment, Ledger, RowStatus, RunLock};
-use crate::rows::RowSet;
 use crate::Status;
 
 pub fn run(args: &MarkArgs) -> anyhow::Result<Status> {

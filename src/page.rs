@@ -2,8 +2,6 @@
 //! under a strict Content-Security-Policy, with every value from a CSV, a template or Intercom
 //! escaped on its way in. Escaping is the first defence; the policy is the second, so that a value
 //! that somehow got through still cannot run script or load anything.
-pub mod preview;
-pub mod variants;
 
 use std::fmt::Write as _;
 

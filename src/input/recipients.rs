@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use csv::{ByteRecord, ReaderBuilder};
 
-use crate::problem::Problem;
+use crate::input::problem::Problem;
 
 /// The most bytes one record's cells may hold together. Legal CSV has no limit, and the csv
 /// crate grows a record until it ends: without one, a file that never closes a quote (or a
@@ -419,7 +419,7 @@ fn name_collisions(file: &str, columns: &[String]) -> Vec<Problem> {
     let mut first: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let mut problems = Vec::new();
     for (i, header) in columns.iter().enumerate() {
-        let Some(name) = crate::vars::template_name(header) else {
+        let Some(name) = crate::template::vars::template_name(header) else {
             continue;
         };
         match first.get(&name) {
