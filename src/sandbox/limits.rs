@@ -1,14 +1,13 @@
 //! The rate limit as Intercom enforces it: a per-window count in 10-second windows aligned to
 //! wall-clock multiples of 10 s, and the `X-RateLimit-*` headers that report it.
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use hyper::header::{HeaderMap, HeaderValue};
 
 use crate::input::rate::Rate;
 
-/// Intercom counts per 10-second window, not per minute (NOTES.md, rate limits).
-pub const WINDOW: Duration = Duration::from_secs(10);
+use crate::intercom::WINDOW;
 
 /// Counts authenticated requests in the current window.
 #[derive(Debug)]

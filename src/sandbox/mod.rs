@@ -19,7 +19,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use crate::intercom::client::unix_now;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -361,13 +363,6 @@ async fn search_contacts(state: &State, req: Request<Incoming>) -> Result<Reply,
     let answer = contacts::search(known, &state.missing, &body)?;
     faults_of(&state.faults).await?;
     Ok(Reply::Answer(json_response(StatusCode::OK, &answer)))
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// The message object Intercom answers with (spec: `message`, the admin example), its fields in

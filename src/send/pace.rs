@@ -11,8 +11,7 @@ use crate::input::config::Concurrency;
 use crate::input::rate::Rate;
 use crate::intercom::client::RateInfo;
 
-/// The window over which the configured rate is never exceeded (Intercom's is 10 seconds).
-pub const WINDOW: Duration = Duration::from_secs(10);
+use crate::intercom::WINDOW;
 
 /// The limiter: requests leave in groups ("slots") of `group`, one slot every `period`, so that
 /// no span of the rate's own unit (`30/min`: any 60 s) holds more than the rate's count and no
