@@ -1,20 +1,31 @@
-//! The recipients CSV, read as a stream: header checks, one record at a time with its record
-//! number and line, and every data error located (record, line, column).
+//! The recipients CSV, read as a stream: one record at a time with its record number and line.
+//!
+//! This file owns the reader: opening, reading one record ahead (so that the last one is known
+//! as the last), and handing records out. Beside it: [`header`] (the header row's checks),
+//! [`located`] (each data error, located by record, line and column), [`lines`] (line numbers
+//! as an editor shows them) and [`bounded`] (the limit on one record's size).
 // A problem is a large error value, but one per bad row at most: boxing buys nothing here.
 #![allow(clippy::result_large_err)]
+mod bounded;
+mod header;
+mod lines;
+mod located;
+
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use csv::{ByteRecord, ReaderBuilder};
 
 use crate::input::problem::Problem;
+use bounded::Bounded;
+use lines::LineCounter;
+use located::csv_error_text;
 
 /// The most bytes one record's cells may hold together. Legal CSV has no limit, and the csv
 /// crate grows a record until it ends: without one, a file that never closes a quote (or a
 /// hostile one) would be held in memory whole, and the check holds three chunks of 1024
 /// records at once. 64 KiB is far beyond any recipient's row; bodies come from template files.
-pub const MAX_RECORD_BYTES: usize = 64 * 1024;
+const MAX_RECORD_BYTES: usize = 64 * 1024;
 
 /// The csv reader's buffer: how far it may read past the record it is in.
 const READ_BUFFER: usize = 8 * 1024;
@@ -78,76 +89,12 @@ impl Recipients {
             .byte_headers()
             .map_err(|e| Problem::error("csv", &name, csv_error_text(&e)).line(1))?
             .clone();
-        let mut problems = Vec::new();
         if header.is_empty() {
             return Err(
                 Problem::error("csv", &name, "the file is empty: a header row is needed").line(1),
             );
         }
-        let mut columns: Vec<String> = Vec::with_capacity(header.len());
-        for (i, raw) in header.iter().enumerate() {
-            let col = i + 1;
-            let Ok(text) = std::str::from_utf8(raw) else {
-                problems.push(
-                    Problem::error(
-                        "csv",
-                        &name,
-                        "the header name has bytes that are not UTF-8; save the file as UTF-8",
-                    )
-                    .line(1)
-                    .column(format!("column {col}")),
-                );
-                columns.push(String::new());
-                continue;
-            };
-            let trimmed = text.trim();
-            if trimmed.is_empty() {
-                problems.push(
-                    Problem::error("csv", &name, "empty header name")
-                        .line(1)
-                        .column(format!("column {col}")),
-                );
-            } else if trimmed != text {
-                problems.push(
-                    Problem::warning(
-                        "csv",
-                        &name,
-                        format!("header `{text}` has leading or trailing spaces; it is used as `{trimmed}`"),
-                    )
-                    .line(1)
-                    .column(format!("column {col}")),
-                );
-            }
-            if !trimmed.is_empty() && columns.iter().any(|c| c == trimmed) {
-                problems.push(
-                    Problem::error("csv", &name, format!("duplicate header name `{trimmed}`"))
-                        .line(1)
-                        .column(format!("column {col}")),
-                );
-            }
-            columns.push(trimmed.to_string());
-        }
-        problems.extend(name_collisions(&name, &columns));
-        if columns.len() == 1 {
-            if let Some(d) = [b';', b'\t', b',', b'|']
-                .into_iter()
-                .find(|d| *d != delimiter && columns[0].as_bytes().contains(d))
-            {
-                let shown = if d == b'\t' {
-                    "\\t".to_string()
-                } else {
-                    (d as char).to_string()
-                };
-                problems.push(
-                    Problem::warning(
-                        "csv",
-                        &name,
-                        format!("the header has one column but looks separated by `{shown}`; set delimiter = \"{shown}\" in the campaign file"),
-                    )
-                    .line(1),
-                );
-            }
-        }
+        let (columns, problems) = header::columns(&name, &header, delimiter);
         let mut this = Recipients {
             path: path.to_path_buf(),
             name,
@@ -207,44 +154,6 @@ impl Recipients {
             self.lines = None;
         }
         counted.unwrap_or((at.line(), at.byte()))
-    }
-
-    /// The problem of a record over `MAX_RECORD_BYTES`: `size` when it was read whole, `column`
-    /// the cell that takes it past the limit.
-    fn too_long(&self, size: Option<usize>, column: Option<usize>) -> Problem {
-        let message = match size {
-            Some(n) => format!("the record holds {n} bytes, more than the {MAX_RECORD_BYTES} (64 KiB) a record may hold; shorten this cell"),
-            None => format!("the record goes on past the {MAX_RECORD_BYTES} bytes (64 KiB) a record may hold, and reading stops here; a quote that is never closed makes the rest of the file one cell: close it, or shorten this cell"),
-        };
-        let p = Problem::error("csv", &self.name, message);
-        match column {
-            Some(i) => p.column(self.column_name(i)),
-            None => p,
-        }
-    }
-
-    /// `column `name``, or its number past the header's columns.
-    fn column_name(&self, i: usize) -> String {
-        match self.columns.get(i) {
-            Some(name) => format!("column `{name}`"),
-            None => format!("column {}", i + 1),
-        }
-    }
-
-    /// Which cell of the record whose read began at byte `start` takes it past the limit:
-    /// read again from there, at most as far as the first read went.
-    fn column_past_limit(&self, start: u64) -> Option<usize> {
-        let mut file = File::open(&self.path).ok()?;
-        file.seek(SeekFrom::Start(start)).ok()?;
-        let window = (MAX_RECORD_BYTES + 2 * READ_BUFFER) as u64;
-        let mut reader = ReaderBuilder::new()
-            .delimiter(self.delimiter)
-            .flexible(true)
-            .has_headers(false)
-            .from_reader(file.take(window));
-        let mut record = ByteRecord::new();
-        reader.read_byte_record(&mut record).ok()?;
-        crossing(&record)
     }
 
     /// The next record, or a problem that locates what is wrong with it. A problem with no record
@@ -330,275 +239,9 @@ impl Recipients {
         // One scan of all the cells' bytes, which the record keeps end to end. A lone CR is a
         // line break too (csv reads CR-only files).
         let multiline = memchr::memchr2(b'\n', b'\r', self.record.as_slice()).is_some();
-        let last = !self.has_next && self.pending.is_none();
-        if multiline && last && self.quote_left_open() {
-            return Some(Err(Problem::error(
-                "csv",
-                &self.name,
-                format!("unterminated quote: a quoted field that starts on line {line} runs to the end of the file"),
-            )
-            .at(number, line)));
-        }
-        let size = self.record.as_slice().len();
-        if size > MAX_RECORD_BYTES {
-            let p = self.too_long(Some(size), crossing(&self.record));
-            return Some(Err(p.at(number, line)));
-        }
-        if self.record.len() != self.columns.len() {
-            let mut msg = format!(
-                "has {} fields, the header has {}",
-                self.record.len(),
-                self.columns.len()
-            );
-            if multiline {
-                msg.push_str(&format!(
-                    "; a quote that opens on line {line} may be unterminated"
-                ));
-            }
-            return Some(Err(Problem::error("csv", &self.name, msg).at(number, line)));
+        if let Some(p) = self.record_problem(number, line, multiline) {
+            return Some(Err(p));
         }
         Some(Ok((number, line, multiline)))
-    }
-
-    /// The problem of a cell (`field`, from 0) whose bytes are UTF-8 only up to `valid_up_to`.
-    fn not_utf8(&self, field: usize, valid_up_to: usize, number: u64, line: u64) -> Problem {
-        Problem::error(
-            "csv",
-            &self.name,
-            format!(
-                "bytes that are not UTF-8 (at byte {} of the cell; is the file Windows-1252? save it as UTF-8)",
-                valid_up_to + 1
-            ),
-        )
-        .at(number, line)
-        .column(format!("column `{}`", self.columns[field]))
-    }
-
-    /// A cell that spans lines is legal CSV, but in a recipients file it is more often a quote
-    /// closed in the wrong place, which merges rows into one cell.
-    fn multiline_warning(&self, fields: &[&str], number: u64, line: u64) -> Problem {
-        let (col, cell) = fields
-            .iter()
-            .enumerate()
-            .find(|(_, f)| f.contains(['\n', '\r']))
-            .unwrap_or((0, &""));
-        let end = line + line_breaks(cell.as_bytes(), false).0;
-        Problem::warning(
-            "csv",
-            &self.name,
-            format!("the cell holds a line break: it runs from line {line} to line {end}; if that is not intended, a quote is unbalanced"),
-        )
-        .at(number, line)
-        .column(format!("column `{}`", self.columns[col]))
-    }
-
-    /// Whether the last record ends inside a quoted field: from its start to the end of the file
-    /// it holds an odd number of quotes (an escaped quote is two, a quoted field's own two more).
-    /// The record is already bounded in size, and so is this read.
-    fn quote_left_open(&self) -> bool {
-        let Some(start) = self.record.position().map(|p| p.byte()) else {
-            return false;
-        };
-        let Ok(mut f) = File::open(&self.path) else {
-            return false;
-        };
-        let mut tail = Vec::new();
-        let read = f.seek(SeekFrom::Start(start)).and_then(|_| {
-            (&mut f)
-                .take(2 * MAX_RECORD_BYTES as u64)
-                .read_to_end(&mut tail)
-        });
-        read.is_ok() && tail.iter().filter(|&&b| b == b'"').count() % 2 == 1
-    }
-}
-
-/// Headers that templates would know by the same name (`vars::template_name`): `First name` and
-/// `first_name` are both `first_name`, and a template could not tell which it reads. (Headers
-/// that are the same text are reported as duplicates.)
-fn name_collisions(file: &str, columns: &[String]) -> Vec<Problem> {
-    let mut first: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    let mut problems = Vec::new();
-    for (i, header) in columns.iter().enumerate() {
-        let Some(name) = crate::template::vars::template_name(header) else {
-            continue;
-        };
-        match first.get(&name) {
-            Some(&j) if columns[j] != *header => problems.push(
-                Problem::error(
-                    "csv",
-                    file,
-                    format!(
-                        "headers `{}` (column {}) and `{header}` are both `{name}` in templates; rename one of them",
-                        columns[j],
-                        j + 1
-                    ),
-                )
-                .line(1)
-                .column(format!("column {}", i + 1)),
-            ),
-            Some(_) => {}
-            None => {
-                first.insert(name, i);
-            }
-        }
-    }
-    problems
-}
-
-fn csv_error_text(e: &csv::Error) -> String {
-    match e.kind() {
-        csv::ErrorKind::Io(io) => format!("cannot read: {io}"),
-        _ => e.to_string(),
-    }
-}
-
-/// The cell (from 0) in which a record's cells, end to end, pass `MAX_RECORD_BYTES`.
-fn crossing(record: &ByteRecord) -> Option<usize> {
-    let mut total = 0;
-    record.iter().position(|cell| {
-        total += cell.len();
-        total > MAX_RECORD_BYTES
-    })
-}
-
-/// The line breaks in `bytes` (CR LF, a lone CR and a lone LF each count one, as csv reads them)
-/// and whether `bytes` ends with a CR, whose LF may follow in the next piece. `after_cr`: the
-/// piece before ended with a CR.
-fn line_breaks(bytes: &[u8], after_cr: bool) -> (u64, bool) {
-    let mut breaks = 0;
-    for i in memchr::memchr2_iter(b'\r', b'\n', bytes) {
-        let second_of_crlf = bytes[i] == b'\n'
-            && match i {
-                0 => after_cr,
-                _ => bytes[i - 1] == b'\r',
-            };
-        breaks += u64::from(!second_of_crlf);
-    }
-    (breaks, bytes.last().map_or(after_cr, |b| *b == b'\r'))
-}
-
-/// Line numbers as an editor shows them. The csv crate counts LF bytes only, and gives a record
-/// the position where its read began, before the line breaks it skips there: one line early
-/// after every CR LF (the LF is skipped as a blank line), early after blank lines, and line 1
-/// throughout a CR-only file. This reads the file a second time, in step with the records.
-struct LineCounter {
-    file: BufReader<File>,
-    /// Bytes counted so far, and the line the next one is on.
-    offset: u64,
-    line: u64,
-    after_cr: bool,
-}
-
-impl LineCounter {
-    /// `None` for what cannot be read twice (a pipe, say): csv's own count stands then.
-    fn open(path: &Path) -> Option<LineCounter> {
-        let file = File::open(path).ok()?;
-        if !file.metadata().ok()?.is_file() {
-            return None;
-        }
-        Some(LineCounter {
-            file: BufReader::with_capacity(64 * 1024, file),
-            offset: 0,
-            line: 1,
-            after_cr: false,
-        })
-    }
-
-    /// The line of the record whose read began at byte `at` (later than any asked before): the
-    /// breaks before `at`, then those csv skips before the record's first byte.
-    fn record_line(&mut self, at: u64) -> Option<u64> {
-        while self.offset < at {
-            let want = usize::try_from(at - self.offset).unwrap_or(usize::MAX);
-            if self.count(|buf| buf.len().min(want))?.0 == 0 {
-                return None;
-            }
-        }
-        loop {
-            let not_break = |buf: &[u8]| buf.iter().position(|b| !matches!(b, b'\r' | b'\n'));
-            let (n, len) = self.count(|buf| not_break(buf).unwrap_or(buf.len()))?;
-            if n < len || len == 0 {
-                return Some(self.line);
-            }
-        }
-    }
-
-    /// Counts the breaks in the first `take(buffer)` bytes of the buffer and moves past them:
-    /// how many it took, of how many buffered (0 at the end of the file).
-    fn count(&mut self, take: impl FnOnce(&[u8]) -> usize) -> Option<(usize, usize)> {
-        let buf = self.file.fill_buf().ok()?;
-        let (n, len) = (take(buf), buf.len());
-        let (breaks, after_cr) = line_breaks(&buf[..n], self.after_cr);
-        self.file.consume(n);
-        self.offset += n as u64;
-        self.line += breaks;
-        self.after_cr = after_cr;
-        Some((n, len))
-    }
-}
-
-/// The recipients file as the csv reader reads it, never more than about `MAX_RECORD_BYTES`
-/// past the start of the record being read: the csv crate has no limit of its own.
-pub struct Bounded {
-    file: File,
-    delivered: u64,
-    stop_at: u64,
-}
-
-/// The error `Bounded` stops a read with.
-#[derive(Debug, thiserror::Error)]
-#[error("a record longer than {MAX_RECORD_BYTES} bytes")]
-struct TooLong;
-
-impl Bounded {
-    fn new(file: File) -> Bounded {
-        let mut this = Bounded {
-            file,
-            delivered: 0,
-            stop_at: 0,
-        };
-        this.allow_record_from(0);
-        this
-    }
-
-    /// A record is read from byte `start`. Past its limit the reader has consumed more than
-    /// `MAX_RECORD_BYTES` since `start`: it consumes its buffer whole before asking for more.
-    fn allow_record_from(&mut self, start: u64) {
-        self.stop_at = start + (MAX_RECORD_BYTES + READ_BUFFER) as u64;
-    }
-
-    /// Whether a read failed because a record went past the limit.
-    fn stopped(e: &csv::Error) -> bool {
-        match e.kind() {
-            csv::ErrorKind::Io(io) => io.get_ref().is_some_and(|e| e.is::<TooLong>()),
-            _ => false,
-        }
-    }
-}
-
-impl Read for Bounded {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let room = self.stop_at.saturating_sub(self.delivered);
-        if room == 0 {
-            return Err(std::io::Error::other(TooLong));
-        }
-        let n = usize::try_from(room).unwrap_or(usize::MAX).min(buf.len());
-        let read = self.file.read(&mut buf[..n])?;
-        self.delivered += read as u64;
-        Ok(read)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_crlf_is_one_line_break_even_across_pieces() {
-        assert_eq!(line_breaks(b"a\r\nb\rc\nd", false), (3, false));
-        assert_eq!(line_breaks(b"\r\r\n\n", false), (3, false));
-        // A CR ends one piece, its LF starts the next: one break between them.
-        assert_eq!(line_breaks(b"a\r", false), (1, true));
-        assert_eq!(line_breaks(b"\nb", true), (0, false));
-        assert_eq!(line_breaks(b"", true), (0, true));
     }
 }
