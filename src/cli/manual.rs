@@ -3,10 +3,46 @@
 use std::io::Write as _;
 
 use anyhow::{bail, Context as _};
-use clap::CommandFactory as _;
+use clap::{Args, CommandFactory as _};
 
-use crate::cli::{Cli, CompletionsArgs, ManArgs};
+use crate::cli::Cli;
 use crate::Status;
+
+/// What `completions --help` ends with: examples, exit codes. The snapshots
+/// in tests/snapshots/ hold it, so that a change here is a change someone saw.
+pub(super) const COMPLETIONS_HELP: &str = "\
+Examples:
+  campaign completions bash > ~/.local/share/bash-completion/completions/campaign
+  campaign completions zsh > \"${fpath[1]}/_campaign\"
+  campaign completions fish > ~/.config/fish/completions/campaign.fish
+
+Exit codes:
+  0  the script was printed
+  2  an unknown shell";
+
+/// What `man --help` ends with: examples, exit codes. The snapshots
+/// in tests/snapshots/ hold it, so that a change here is a change someone saw.
+pub(super) const MAN_HELP: &str = "\
+Examples:
+  campaign man | man -l -
+  campaign man send > campaign-send.1
+
+Exit codes:
+  0  the page was printed
+  2  no such command";
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command whose page to print (`send`, `check`, ...); without it, campaign's own page.
+    pub command: Option<String>,
+}
 
 pub fn completions(args: &CompletionsArgs) -> anyhow::Result<Status> {
     let mut cmd = Cli::command();

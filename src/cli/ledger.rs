@@ -1,0 +1,67 @@
+//! `campaign report` and `campaign mark`: reading a results file, and recording what was found in
+//! Intercom for its unknown or failed rows.
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::rows::RowSet;
+
+/// What `report --help` ends with: examples, exit codes. The snapshots
+/// in tests/snapshots/ hold it, so that a change here is a change someone saw.
+pub(super) const REPORT_HELP: &str = "\
+Examples:
+  campaign report welcome.results.csv
+  campaign report welcome.results.csv --campaign welcome.toml --html report.html
+  campaign report welcome.results.csv --json
+
+Exit codes:
+  0  the report was printed
+  2  the results file cannot be read";
+
+/// What `mark --help` ends with: examples, exit codes. The snapshots
+/// in tests/snapshots/ hold it, so that a change here is a change someone saw.
+pub(super) const MARK_HELP: &str = "\
+Examples:
+  campaign mark welcome.results.csv --rows 5,9 --as sent --note \"found in Intercom\"
+  campaign mark welcome.results.csv --rows all --as failed --note \"not in Intercom\"
+
+Exit codes:
+  0  the rows were marked
+  2  a row is not unknown or failed, or the results file cannot be read";
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The results file that `send` wrote.
+    pub results: PathBuf,
+    /// The campaign file, to name each example row by the e-mail (or name) in its CSV.
+    #[arg(long, value_name = "FILE")]
+    pub campaign: Option<PathBuf>,
+    /// Also write the report as one self-contained HTML page, with a chart.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Print the report as JSON (its shape is in the README) instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MarkArgs {
+    /// The results file.
+    pub results: PathBuf,
+    /// The rows: `5,9,12-20`, or `all`.
+    #[arg(long, value_name = "ROWS")]
+    pub rows: RowSet,
+    /// What you found: `sent` (it reached the contact: never sent again) or `failed` (it did not:
+    /// --resume sends it).
+    #[arg(long = "as", value_name = "STATUS", value_enum)]
+    pub as_status: MarkAs,
+    /// What you found, kept in the row's `error_message`.
+    #[arg(long)]
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MarkAs {
+    Sent,
+    Failed,
+}

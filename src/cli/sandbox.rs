@@ -1,0 +1,69 @@
+//! `campaign sandbox`'s flags, and the fault flags `send --sandbox` and `resolve --sandbox` share.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::input::rate::{parse_probability, LatencySpec, Rate};
+
+/// What `sandbox --help` ends with: examples, exit codes, the environment. The snapshots
+/// in tests/snapshots/ hold it, so that a change here is a change someone saw.
+pub(super) const HELP: &str = "\
+Examples:
+  campaign sandbox
+  campaign sandbox --listen 127.0.0.1:4010 --fail-rate 0.1 --latency 20ms..200ms --log sent.jsonl
+  campaign send welcome.toml --api-base http://127.0.0.1:4010     send to it
+
+Exit codes:
+  0  stopped with Ctrl-C
+  2  invalid flags or files (contacts, admins), or the address is taken
+
+Environment:
+  SANDBOX_TOKEN  the one bearer token to accept (--token)";
+
+/// How the sandbox misbehaves; shared by `sandbox` and `send --sandbox`.
+#[derive(Debug, Clone, Args)]
+pub struct FaultArgs {
+    /// The limit the sandbox enforces, in Intercom's 10-second windows (a rate as `send --rate`
+    /// takes it, from 1/h to 1000000/s).
+    #[arg(long, default_value = "10000/min")]
+    pub rate_limit: Rate,
+    /// Delay before each answer: `50ms`, or a range `20ms..200ms`.
+    #[arg(long)]
+    pub latency: Option<LatencySpec>,
+    /// Share of requests answered 500, 502 or 503 (no message created).
+    #[arg(long, default_value = "0", value_parser = parse_probability)]
+    pub fail_rate: f64,
+    /// Share of requests whose message is created but whose connection is closed unanswered.
+    #[arg(long, default_value = "0", value_parser = parse_probability)]
+    pub drop_rate: f64,
+    /// Seed for the faults, so that a run can be repeated.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Accept any body without validating it (for throughput benchmarks).
+    #[arg(long)]
+    pub no_validate: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:4010")]
+    pub listen: SocketAddr,
+    /// Accept only this bearer token (any token is accepted without it).
+    #[arg(long, env = "SANDBOX_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A CSV of known contacts (column `id`; optional `email`, `external_id`, `role` and the
+    /// three subscription columns `POST /contacts/search` reads); other recipients get 404.
+    #[arg(long)]
+    pub contacts: Option<PathBuf>,
+    /// A CSV of the workspace's admins (columns `id,name,email`, optional `away`) instead of the
+    /// default set (394051 and 814860); a message from any other admin gets 404.
+    #[arg(long, value_name = "FILE")]
+    pub admins: Option<PathBuf>,
+    /// Append one JSON line per accepted message to this file.
+    #[arg(long)]
+    pub log: Option<PathBuf>,
+    #[command(flatten)]
+    pub faults: FaultArgs,
+}
