@@ -9,8 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use campaign::cli::FaultArgs;
-use campaign::sandbox::{start, RunningSandbox, SandboxConfig};
+use campaign::sandbox::{start, FaultSettings, RunningSandbox, SandboxConfig};
 use common::{email_campaign, people_csv, Fixture};
 use serde_json::{json, Value};
 
@@ -19,7 +18,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 fn config(admins: Option<&Path>) -> SandboxConfig {
     SandboxConfig {
         token: None,
-        faults: FaultArgs {
+        faults: FaultSettings {
             rate_limit: "10000/min".parse().unwrap(),
             latency: None,
             fail_rate: 0.0,

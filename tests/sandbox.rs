@@ -5,14 +5,13 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use campaign::cli::FaultArgs;
-use campaign::sandbox::{start, RunningSandbox, SandboxConfig};
+use campaign::sandbox::{start, FaultSettings, RunningSandbox, SandboxConfig};
 use serde_json::{json, Value};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-fn faults() -> FaultArgs {
-    FaultArgs {
+fn faults() -> FaultSettings {
+    FaultSettings {
         rate_limit: "10000/min".parse().unwrap(),
         latency: None,
         fail_rate: 0.0,

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::input::config::DEFAULT_RATE;
 use crate::input::rate::{parse_probability, LatencySpec, Rate};
+use crate::sandbox::{FaultSettings, SandboxConfig};
 
 /// What `sandbox --help` ends with: examples, exit codes, the environment. The snapshots
 /// in tests/snapshots/ hold it, so that a change here is a change someone saw.
@@ -26,7 +28,7 @@ Environment:
 pub struct FaultArgs {
     /// The limit the sandbox enforces, in Intercom's 10-second windows (a rate as `send --rate`
     /// takes it, from 1/h to 1000000/s).
-    #[arg(long, default_value = "10000/min")]
+    #[arg(long, default_value = DEFAULT_RATE)]
     pub rate_limit: Rate,
     /// Delay before each answer: `50ms`, or a range `20ms..200ms`.
     #[arg(long)]
@@ -66,4 +68,35 @@ pub struct SandboxArgs {
     pub log: Option<PathBuf>,
     #[command(flatten)]
     pub faults: FaultArgs,
+}
+
+impl FaultArgs {
+    /// The sandbox's own settings, as the flags give them.
+    pub fn settings(&self) -> FaultSettings {
+        FaultSettings {
+            rate_limit: self.rate_limit,
+            latency: self.latency,
+            fail_rate: self.fail_rate,
+            drop_rate: self.drop_rate,
+            seed: self.seed,
+            no_validate: self.no_validate,
+        }
+    }
+}
+
+impl SandboxArgs {
+    /// What `campaign sandbox` starts, and where it listens. Without a contacts file, a search
+    /// finds a user for every e-mail or external id it names.
+    pub fn settings(self) -> (SandboxConfig, SocketAddr) {
+        let config = SandboxConfig {
+            token: self.token,
+            faults: self.faults.settings(),
+            invent_contacts: self.contacts.is_none(),
+            contacts: self.contacts,
+            missing: Vec::new(),
+            admins: self.admins,
+            log: self.log,
+        };
+        (config, self.listen)
+    }
 }

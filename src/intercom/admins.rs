@@ -92,17 +92,8 @@ pub async fn fetch(target: &Target<'_>, timeout: Duration) -> anyhow::Result<Vec
 }
 
 /// A sandbox that answers at once and always: the lookup is not a rehearsal of faults.
-fn quiet_faults() -> crate::cli::FaultArgs {
-    crate::cli::FaultArgs {
-        rate_limit: config::DEFAULT_RATE
-            .parse()
-            .expect("the default rate parses"),
-        latency: None,
-        fail_rate: 0.0,
-        drop_rate: 0.0,
-        seed: None,
-        no_validate: false,
-    }
+fn quiet_faults() -> crate::sandbox::FaultSettings {
+    crate::sandbox::FaultSettings::quiet()
 }
 
 /// 2.16's `admin.list`: `{"type": "admin.list", "admins": [{"id", "name", "email",

@@ -55,7 +55,7 @@ pub async fn run(args: ResolveArgs) -> anyhow::Result<Status> {
         let token = Token::new(format!("resolve-{:x}", rand::random::<u64>()))?;
         let config = crate::sandbox::SandboxConfig {
             token: Some(token.expose().to_string()),
-            faults: args.faults.clone(),
+            faults: args.faults.settings(),
             invent_contacts: args.sandbox_contacts.is_none(),
             contacts: args.sandbox_contacts.clone(),
             missing: args.sandbox_missing.clone(),

@@ -14,22 +14,22 @@ use crate::input::problem::{Problem, Severity};
 use crate::input::recipients::Recipients;
 
 /// The admin messages are sent from in the samples, the tests and Intercom's own examples.
-pub const ADMIN_ID: u64 = 394051;
+const ADMIN_ID: u64 = 394051;
 
 /// An admin, its fields in the spec's order (`components.schemas.admin`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Admin {
+pub(super) struct Admin {
     #[serde(rename = "type")]
     kind: &'static str,
-    pub id: String,
-    pub name: String,
-    pub email: String,
-    pub away_mode_enabled: bool,
-    pub away_mode_reassign: bool,
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) email: String,
+    pub(super) away_mode_enabled: bool,
+    pub(super) away_mode_reassign: bool,
 }
 
 impl Admin {
-    pub fn new(id: u64, name: &str, email: &str, away: bool) -> Admin {
+    pub(super) fn new(id: u64, name: &str, email: &str, away: bool) -> Admin {
         Admin {
             kind: "admin",
             id: id.to_string(),
@@ -58,7 +58,7 @@ struct AdminList<'a> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Admins {
+pub(crate) struct Admins {
     list: Vec<Admin>,
 }
 
@@ -89,7 +89,7 @@ impl Admins {
     /// Reads a CSV with the columns `id`, `name`, `email` and optionally `away` (`true` or
     /// `false`, empty for false). Any problem is an error naming the file, record, line and
     /// column: a sandbox with the wrong admins would refuse the wrong messages.
-    pub fn load(path: &Path) -> anyhow::Result<Admins> {
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Admins> {
         std::fs::File::open(path)
             .with_context(|| format!("cannot open the admins file {}", path.display()))?;
         let (mut rows, header) = Recipients::open(path, b',').map_err(located)?;
@@ -135,12 +135,12 @@ impl Admins {
         Ok(Admins { list })
     }
 
-    pub fn find(&self, id: &str) -> Option<&Admin> {
+    pub(super) fn find(&self, id: &str) -> Option<&Admin> {
         self.list.iter().find(|a| a.id == id)
     }
 
     /// The body of `GET /admins`.
-    pub fn list_body(&self) -> impl Serialize + '_ {
+    pub(super) fn list_body(&self) -> impl Serialize + '_ {
         AdminList {
             kind: "admin.list",
             admins: self
@@ -157,7 +157,7 @@ impl Admins {
 
     /// The admin a valid request (`from.id` an integer) is sent from, or Intercom's 404 for an
     /// admin it does not know, naming the field.
-    pub fn sender(&self, body: &Value) -> Result<&Admin, ApiError> {
+    pub(super) fn sender(&self, body: &Value) -> Result<&Admin, ApiError> {
         let id = body
             .pointer("/from/id")
             .map(Value::to_string)
@@ -174,7 +174,7 @@ impl Admins {
 
     /// The message's `owner`: its admin, or (when requests are not validated) one made up for
     /// whatever `from.id` says.
-    pub fn owner<'a>(&'a self, body: &Value) -> Cow<'a, Admin> {
+    pub(super) fn owner<'a>(&'a self, body: &Value) -> Cow<'a, Admin> {
         let id = match body.pointer("/from/id") {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Number(n)) => n.to_string(),

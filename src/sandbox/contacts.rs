@@ -18,14 +18,14 @@ const MAX_FILTERS: usize = 15;
 const MAX_NESTING: usize = 2;
 
 #[derive(Debug, Clone)]
-pub struct Contact {
-    pub id: String,
-    pub email: String,
-    pub external_id: String,
-    pub role: String,
-    pub unsubscribed_from_emails: bool,
-    pub has_hard_bounced: bool,
-    pub marked_email_as_spam: bool,
+pub(super) struct Contact {
+    pub(super) id: String,
+    pub(super) email: String,
+    pub(super) external_id: String,
+    pub(super) role: String,
+    pub(super) unsubscribed_from_emails: bool,
+    pub(super) has_hard_bounced: bool,
+    pub(super) marked_email_as_spam: bool,
 }
 
 impl Contact {
@@ -58,7 +58,7 @@ impl Contact {
 }
 
 #[derive(Debug, Default)]
-pub struct Contacts {
+pub(super) struct Contacts {
     ids: HashSet<String>,
     list: Vec<Contact>,
 }
@@ -66,7 +66,7 @@ pub struct Contacts {
 impl Contacts {
     /// Reads a CSV with an `id` column, and optionally `email`, `external_id`, `role` (`user`
     /// unless it says `lead`) and the three subscription columns (`true`/`1`/`yes`).
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
+    pub(super) fn load(path: &Path) -> anyhow::Result<Self> {
         let mut reader = csv::Reader::from_path(path)
             .with_context(|| format!("cannot read the contacts file {}", path.display()))?;
         let headers = reader.headers()?.clone();
@@ -108,25 +108,8 @@ impl Contacts {
         Ok(contacts)
     }
 
-    pub fn from_ids<I: IntoIterator<Item = String>>(ids: I) -> Self {
-        let ids: HashSet<String> = ids.into_iter().collect();
-        let list = ids
-            .iter()
-            .map(|id| Contact {
-                id: id.clone(),
-                email: String::new(),
-                external_id: String::new(),
-                role: "user".into(),
-                unsubscribed_from_emails: false,
-                has_hard_bounced: false,
-                marked_email_as_spam: false,
-            })
-            .collect();
-        Contacts { ids, list }
-    }
-
     /// Every `to` recipient (one object or, from 2.16, an array) that names an `id` must be known.
-    pub fn check(&self, body: &Value) -> Result<(), ApiError> {
+    pub(super) fn check(&self, body: &Value) -> Result<(), ApiError> {
         let recipients: Vec<&Value> = match body.get("to") {
             Some(Value::Array(items)) => items.iter().collect(),
             Some(one) => vec![one],
@@ -145,7 +128,7 @@ impl Contacts {
 
 /// `POST /contacts/search`: the list answer for `body`, over `known`, or over contacts invented
 /// for the keys the query names when there is no list (less `missing`).
-pub fn search(
+pub(super) fn search(
     known: Option<&Contacts>,
     missing: &[String],
     body: &Value,

@@ -9,16 +9,16 @@ use serde_json::{json, Value};
 
 /// One error as the API reports it: an HTTP status plus one entry of `errors`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
+pub(super) struct ApiError {
+    pub(super) status: StatusCode,
+    pub(super) code: &'static str,
+    pub(super) message: String,
     /// The request field at fault, dotted (`from.id`); `None` when no single field is.
-    pub field: Option<String>,
+    pub(super) field: Option<String>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(super) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -27,13 +27,13 @@ impl ApiError {
         }
     }
 
-    pub fn field(mut self, field: impl Into<String>) -> Self {
+    pub(super) fn field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
         self
     }
 
     /// 422 `parameter_not_found`: a required field is absent.
-    pub fn missing(field: &str, message: impl Into<String>) -> Self {
+    pub(super) fn missing(field: &str, message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "parameter_not_found",
@@ -43,7 +43,7 @@ impl ApiError {
     }
 
     /// 400 `parameter_invalid`: a field is there but of the wrong type or value.
-    pub fn invalid(field: Option<&str>, message: impl Into<String>) -> Self {
+    pub(super) fn invalid(field: Option<&str>, message: impl Into<String>) -> Self {
         let e = Self::new(StatusCode::BAD_REQUEST, "parameter_invalid", message);
         match field {
             Some(f) => e.field(f),
@@ -51,7 +51,7 @@ impl ApiError {
         }
     }
 
-    pub fn unauthorized() -> Self {
+    pub(super) fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -59,11 +59,11 @@ impl ApiError {
         )
     }
 
-    pub fn not_found(message: impl Into<String>) -> Self {
+    pub(super) fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
-    pub fn body(&self) -> Value {
+    pub(super) fn body(&self) -> Value {
         let mut entry = json!({"code": self.code, "message": self.message});
         if let Some(field) = &self.field {
             entry["field"] = json!(field);
@@ -71,14 +71,14 @@ impl ApiError {
         json!({"type": "error.list", "request_id": request_id(), "errors": [entry]})
     }
 
-    pub fn response(&self) -> Response<Full<Bytes>> {
+    pub(super) fn response(&self) -> Response<Full<Bytes>> {
         json_response(self.status, &self.body())
     }
 }
 
 /// A uuid-shaped random id (8-4-4-4-12 hex), as Intercom puts in every error body. Random rather
 /// than a real v4 uuid: senders only log it, nothing parses it, and no uuid crate is needed.
-pub fn request_id() -> String {
+pub(super) fn request_id() -> String {
     let mut b = [0u8; 16];
     rand::rng().fill_bytes(&mut b);
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
@@ -92,7 +92,10 @@ pub fn request_id() -> String {
     )
 }
 
-pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Full<Bytes>> {
+pub(super) fn json_response(
+    status: StatusCode,
+    body: &impl serde::Serialize,
+) -> Response<Full<Bytes>> {
     let bytes = serde_json::to_vec(body).expect("a Value or a struct of strings always serializes");
     let mut resp = Response::new(Full::new(Bytes::from(bytes)));
     *resp.status_mut() = status;

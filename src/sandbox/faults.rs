@@ -7,12 +7,46 @@ use hyper::StatusCode;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::cli::FaultArgs;
-use crate::input::rate::LatencySpec;
+use crate::input::rate::{LatencySpec, Rate};
+
+/// How the sandbox misbehaves on purpose: the rate limit it enforces, the faults it injects
+/// (latency, 5xx, drops), and whether it validates bodies at all.
+#[derive(Debug, Clone)]
+pub struct FaultSettings {
+    /// Enforced in Intercom's 10-second windows.
+    pub rate_limit: Rate,
+    /// Delay before each answer, fixed or drawn from a range.
+    pub latency: Option<LatencySpec>,
+    /// Share of requests answered 500, 502 or 503 (no message created).
+    pub fail_rate: f64,
+    /// Share of requests whose message is created but whose connection is closed unanswered.
+    pub drop_rate: f64,
+    /// Seed for the faults, so that a run can be repeated; `None` draws one.
+    pub seed: Option<u64>,
+    /// Accept any body without validating it.
+    pub no_validate: bool,
+}
+
+impl FaultSettings {
+    /// A sandbox that answers at once and always, validating, at the default rate limit: for
+    /// lookups that are not a rehearsal of faults.
+    pub fn quiet() -> FaultSettings {
+        FaultSettings {
+            rate_limit: crate::input::config::DEFAULT_RATE
+                .parse()
+                .expect("the default rate parses"),
+            latency: None,
+            fail_rate: 0.0,
+            drop_rate: 0.0,
+            seed: None,
+            no_validate: false,
+        }
+    }
+}
 
 /// What happens to one otherwise valid request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(super) enum Outcome {
     /// Create the message and answer 200.
     Answer,
     /// Create nothing; answer this 5xx.
@@ -22,13 +56,13 @@ pub enum Outcome {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Plan {
-    pub latency: Duration,
-    pub outcome: Outcome,
+pub(super) struct Plan {
+    pub(super) latency: Duration,
+    pub(super) outcome: Outcome,
 }
 
 #[derive(Debug)]
-pub struct Faults {
+pub(super) struct Faults {
     latency: Option<LatencySpec>,
     fail_rate: f64,
     drop_rate: f64,
@@ -42,7 +76,7 @@ const FAIL_STATUSES: [StatusCode; 3] = [
 ];
 
 impl Faults {
-    pub fn new(args: &FaultArgs) -> Self {
+    pub(super) fn new(args: &FaultSettings) -> Self {
         let rng = match args.seed {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_os_rng(),
@@ -63,7 +97,7 @@ impl Faults {
 
     /// Draws the fate of one request. Without faults configured the RNG is not touched, so the
     /// benchmark path takes no lock.
-    pub fn plan(&self) -> Plan {
+    pub(super) fn plan(&self) -> Plan {
         if self.is_quiet() {
             return Plan {
                 latency: Duration::ZERO,
@@ -92,8 +126,8 @@ impl Faults {
 mod tests {
     use super::*;
 
-    fn args(fail: f64, drop: f64, latency: Option<&str>, seed: Option<u64>) -> FaultArgs {
-        FaultArgs {
+    fn args(fail: f64, drop: f64, latency: Option<&str>, seed: Option<u64>) -> FaultSettings {
+        FaultSettings {
             rate_limit: "10000/min".parse().unwrap(),
             latency: latency.map(|l| l.parse().unwrap()),
             fail_rate: fail,

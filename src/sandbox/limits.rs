@@ -11,7 +11,7 @@ use crate::intercom::WINDOW;
 
 /// Counts authenticated requests in the current window.
 #[derive(Debug)]
-pub struct WindowLimiter {
+pub(super) struct WindowLimiter {
     limit: u32,
     /// (start of the current window in unix seconds, requests counted in it). A plain mutex: the
     /// critical section is a few instructions, far below the cost of the HTTP work around it.
@@ -20,27 +20,23 @@ pub struct WindowLimiter {
 
 /// The limiter's verdict on one request, and what the headers report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Admission {
-    pub allowed: bool,
-    pub limit: u32,
-    pub remaining: u32,
+pub(super) struct Admission {
+    pub(super) allowed: bool,
+    pub(super) limit: u32,
+    pub(super) remaining: u32,
     /// Unix seconds when the current window ends.
-    pub reset: u64,
+    pub(super) reset: u64,
 }
 
 impl WindowLimiter {
-    pub fn new(rate: Rate) -> Self {
+    pub(super) fn new(rate: Rate) -> Self {
         WindowLimiter {
             limit: rate.per_window(WINDOW),
             state: Mutex::new((0, 0)),
         }
     }
 
-    pub fn limit(&self) -> u32 {
-        self.limit
-    }
-
-    pub fn admit(&self) -> Admission {
+    pub(super) fn admit(&self) -> Admission {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -49,7 +45,7 @@ impl WindowLimiter {
 
     /// Counts one request arriving at `now` (unix seconds). Requests over the limit are counted
     /// too: they are refused, and a sender hammering past the limit stays refused until the reset.
-    pub fn admit_at(&self, now: u64) -> Admission {
+    pub(super) fn admit_at(&self, now: u64) -> Admission {
         let window = WINDOW.as_secs();
         let start = now - now % window;
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -69,7 +65,7 @@ impl WindowLimiter {
 }
 
 impl Admission {
-    pub fn write_headers(&self, headers: &mut HeaderMap) {
+    pub(super) fn write_headers(&self, headers: &mut HeaderMap) {
         headers.insert("x-ratelimit-limit", HeaderValue::from(self.limit));
         headers.insert("x-ratelimit-remaining", HeaderValue::from(self.remaining));
         headers.insert("x-ratelimit-reset", HeaderValue::from(self.reset));
@@ -86,9 +82,9 @@ mod tests {
 
     #[test]
     fn limit_is_the_rates_share_of_ten_seconds() {
-        assert_eq!(limiter("10000/min").limit(), 1666);
-        assert_eq!(limiter("3/10s").limit(), 3);
-        assert_eq!(limiter("1/s").limit(), 10);
+        assert_eq!(limiter("10000/min").limit, 1666);
+        assert_eq!(limiter("3/10s").limit, 3);
+        assert_eq!(limiter("1/s").limit, 10);
     }
 
     #[test]

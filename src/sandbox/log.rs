@@ -18,13 +18,13 @@ enum Entry {
 
 /// The sending side, shared by every connection.
 #[derive(Debug, Clone)]
-pub struct MessageLog {
+pub(super) struct MessageLog {
     tx: mpsc::Sender<Entry>,
 }
 
 /// The writer thread; [`LogWriter::finish`] flushes and stops it.
 #[derive(Debug)]
-pub struct LogWriter {
+pub(super) struct LogWriter {
     tx: mpsc::Sender<Entry>,
     thread: JoinHandle<()>,
 }
@@ -37,7 +37,7 @@ impl std::fmt::Debug for Entry {
 
 /// Appends to `path` (created if missing) and starts its writer. The log is the record of what
 /// would have reached customers: a resumed rehearsal adds to it, never replaces it.
-pub fn open(path: &Path) -> anyhow::Result<(MessageLog, LogWriter)> {
+pub(super) fn open(path: &Path) -> anyhow::Result<(MessageLog, LogWriter)> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -86,13 +86,13 @@ fn write_lines(mut out: BufWriter<File>, rx: mpsc::Receiver<Entry>, path: &str) 
 }
 
 /// `{"id": "...", "received_at": "<RFC 3339 UTC>", "request": <body>}`.
-pub fn line(id: &str, received_at: OffsetDateTime, request: &Value) -> String {
+pub(super) fn line(id: &str, received_at: OffsetDateTime, request: &Value) -> String {
     let at = received_at.format(&Rfc3339).unwrap_or_default();
     json!({"id": id, "received_at": at, "request": request}).to_string()
 }
 
 impl MessageLog {
-    pub fn record(&self, id: &str, request: &Value) {
+    pub(super) fn record(&self, id: &str, request: &Value) {
         // The writer only goes away at shutdown; a line sent after that is lost on purpose.
         let _ = self
             .tx
@@ -102,7 +102,7 @@ impl MessageLog {
 
 impl LogWriter {
     /// Writes everything recorded before this call, flushes, and stops the thread.
-    pub async fn finish(self) {
+    pub(super) async fn finish(self) {
         let _ = self.tx.send(Entry::Close);
         let thread = self.thread;
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;

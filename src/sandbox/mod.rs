@@ -1,17 +1,21 @@
-//! `campaign sandbox`: a local Intercom-compatible server for `POST /messages` (and `GET /admins`)
-//! that validates requests against the OpenAPI description and misbehaves on demand.
+//! `campaign sandbox`: a local Intercom-compatible server for `POST /messages` (and `GET /admins`,
+//! `POST /contacts/search`) that validates requests against the OpenAPI description and
+//! misbehaves on demand.
 //!
-//! This file owns the server: start and shutdown, the accept loop, routing and the order of the
-//! checks. What each check does lives beside it: [`validate`] (schemas and per-type rules),
-//! [`limits`] (rate windows), [`faults`] (latency, 5xx, drops), [`admins`], [`contacts`], [`log`]
-//! (the message log) and [`errors`] (Intercom's `error.list`).
-pub mod admins;
-pub mod contacts;
-pub mod errors;
-pub mod faults;
-pub mod limits;
-pub mod log;
-pub mod validate;
+//! This file owns the server: what it is started with ([`SandboxConfig`], resolved from the
+//! flags at the edge: `cli::SandboxArgs::settings`, `cli::FaultArgs::settings`), start and
+//! shutdown, the accept loop, routing and the order of the checks. What each check does lives
+//! beside it: [`validate`] (the version and the schemas), [`rules`] (the per-type rules the
+//! schemas leave out), [`limits`] (rate windows), [`faults`] (latency, 5xx, drops), [`admins`],
+//! [`contacts`], [`log`] (the message log) and [`errors`] (Intercom's `error.list`).
+pub(crate) mod admins;
+mod contacts;
+mod errors;
+mod faults;
+mod limits;
+mod log;
+mod rules;
+mod validate;
 
 use std::borrow::Cow;
 use std::io::Write;
@@ -36,10 +40,11 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use crate::cli::{FaultArgs, SandboxArgs};
+use crate::cli::SandboxArgs;
 use admins::{Admin, Admins};
 use contacts::Contacts;
 use errors::{json_response, ApiError};
+pub use faults::FaultSettings;
 use faults::{Faults, Outcome};
 use limits::WindowLimiter;
 use log::{LogWriter, MessageLog};
@@ -50,7 +55,7 @@ use validate::Schemas;
 pub struct SandboxConfig {
     /// Accept only this bearer token; `None` accepts any non-empty token.
     pub token: Option<String>,
-    pub faults: FaultArgs,
+    pub faults: FaultSettings,
     pub contacts: Option<PathBuf>,
     /// Without `contacts`: `POST /contacts/search` finds a user for every e-mail or external id
     /// it is asked for (a rehearsal of a campaign addressed so), less `missing`.
@@ -60,22 +65,6 @@ pub struct SandboxConfig {
     pub admins: Option<PathBuf>,
     pub log: Option<PathBuf>,
 }
-
-impl From<SandboxArgs> for SandboxConfig {
-    fn from(args: SandboxArgs) -> Self {
-        SandboxConfig {
-            token: args.token,
-            faults: args.faults,
-            invent_contacts: args.contacts.is_none(),
-            contacts: args.contacts,
-            missing: Vec::new(),
-            admins: args.admins,
-            log: args.log,
-        }
-    }
-}
-
-pub use admins::ADMIN_ID;
 
 /// Larger bodies are refused; a message is a few KiB at most.
 const MAX_BODY: usize = 1 << 20;
@@ -131,7 +120,7 @@ struct State {
 /// `--drop-rate` case, where the message exists but the sender never hears of it.
 #[derive(Debug, thiserror::Error)]
 #[error("connection dropped on purpose (--drop-rate)")]
-pub struct Dropped;
+struct Dropped;
 
 /// Starts a sandbox on `listen` (port 0 picks a free one) and returns once it is listening.
 pub async fn start(config: SandboxConfig, listen: SocketAddr) -> anyhow::Result<RunningSandbox> {
@@ -303,11 +292,7 @@ fn authorize(token: Option<&str>, headers: &HeaderMap) -> Result<(), ApiError> {
 /// (which apply only to requests that would otherwise succeed), then the message.
 async fn create_message(state: &State, req: Request<Incoming>) -> Result<Reply, ApiError> {
     let version = validate::api_version(req.headers().get("intercom-version"))?;
-    let bytes = Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| ApiError::invalid(None, format!("Cannot read the request body: {e}")))?
-        .to_bytes();
+    let bytes = read_body(req).await?;
     let body: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
         Err(e) if state.validate => {
@@ -340,15 +325,20 @@ async fn create_message(state: &State, req: Request<Incoming>) -> Result<Reply, 
     )))
 }
 
+/// The request's body, up to `MAX_BODY`.
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    Ok(Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| ApiError::invalid(None, format!("Cannot read the request body: {e}")))?
+        .to_bytes())
+}
+
 /// `POST /contacts/search` past auth and the limit: version, body, the query's limits, then the
 /// faults' latency and server errors (a search creates nothing, so there is nothing to drop).
 async fn search_contacts(state: &State, req: Request<Incoming>) -> Result<Reply, ApiError> {
     validate::api_version(req.headers().get("intercom-version"))?;
-    let bytes = Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| ApiError::invalid(None, format!("Cannot read the request body: {e}")))?
-        .to_bytes();
+    let bytes = read_body(req).await?;
     let body: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::invalid(None, format!("Invalid JSON in the request body: {e}")))?;
     if state.validate {
@@ -403,8 +393,8 @@ fn message_object<'a>(id: &'a str, body: &'a Value, owner: Cow<'a, Admin>) -> Me
 
 /// The `campaign sandbox` command: prints the address, serves until Ctrl-C.
 pub async fn serve_forever(args: SandboxArgs) -> anyhow::Result<()> {
-    let listen = args.listen;
-    let sandbox = start(args.into(), listen).await?;
+    let (config, listen) = args.settings();
+    let sandbox = start(config, listen).await?;
     {
         // First line of stdout, flushed: scripts read the address from it (port 0 picks one).
         let mut out = std::io::stdout().lock();

@@ -1,50 +1,49 @@
 //! Request validation as Intercom does it: the `Intercom-Version` header picks an OpenAPI
-//! description, the body is checked against its `create_message_request` schema, and the
-//! per-type rules the schema leaves out (NOTES.md) are enforced on top.
+//! description (the versions and their cuts: [`crate::input::config::VERSIONS`]), the body is
+//! checked against its `create_message_request` schema, after the per-type rules the schema
+//! leaves out ([`super::rules`]).
 use anyhow::Context;
 use hyper::header::HeaderValue;
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::Validator;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::errors::ApiError;
+use crate::input::config::{cut_of, OpenApiCut, VERSIONS};
 
 const SPEC_2_11: &str = include_str!("../../openapi/messages-only-2.11.yaml");
 const SPEC_2_16: &str = include_str!("../../openapi/messages-only-2.16.yaml");
 /// `POST /contacts/search` and its schemas, cut from the full 2.16 description.
 const SEARCH_2_16: &str = include_str!("../../openapi/contacts-search-2.16.yaml");
 
-/// Which OpenAPI description a request is checked against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApiVersion {
-    V2_11,
-    /// 2.12 to 2.16, and requests without the header (the app's default version; we take the
-    /// newest).
-    V2_16,
-}
-
-/// Maps the `Intercom-Version` header to a description; other values are refused as Intercom does.
-pub fn api_version(header: Option<&HeaderValue>) -> Result<ApiVersion, ApiError> {
+/// Maps the `Intercom-Version` header to the description its requests follow; a request without
+/// the header gets the newest (the app's default version); other values are refused as Intercom
+/// does.
+pub(super) fn api_version(header: Option<&HeaderValue>) -> Result<OpenApiCut, ApiError> {
     let Some(value) = header else {
-        return Ok(ApiVersion::V2_16);
+        return Ok(newest().1);
     };
     let v = value.to_str().unwrap_or("").trim();
-    match v {
-        "2.11" => Ok(ApiVersion::V2_11),
-        "2.12" | "2.13" | "2.14" | "2.15" | "2.16" => Ok(ApiVersion::V2_16),
-        _ => Err(ApiError::new(
+    cut_of(v).ok_or_else(|| {
+        ApiError::new(
             hyper::StatusCode::BAD_REQUEST,
             "intercom_version_invalid",
             format!(
-                "Requested Intercom-Version '{v}' is not valid: this sandbox knows 2.11 to 2.16"
+                "Requested Intercom-Version '{v}' is not valid: this sandbox knows {} to {}",
+                VERSIONS[0].0,
+                newest().0
             ),
         )
-        .field("Intercom-Version")),
-    }
+        .field("Intercom-Version")
+    })
+}
+
+fn newest() -> (&'static str, OpenApiCut) {
+    VERSIONS[VERSIONS.len() - 1]
 }
 
 /// The compiled request schemas, one per description, built once at start.
-pub struct Schemas {
+pub(super) struct Schemas {
     v2_11: Validator,
     v2_16: Validator,
     search: Validator,
@@ -57,10 +56,12 @@ impl std::fmt::Debug for Schemas {
 }
 
 impl Schemas {
-    pub fn load() -> anyhow::Result<Self> {
+    pub(super) fn load() -> anyhow::Result<Self> {
         Ok(Schemas {
-            v2_11: compile(SPEC_2_11).context("the 2.11 description")?,
-            v2_16: compile(SPEC_2_16).context("the 2.16 description")?,
+            v2_11: compile_schema(SPEC_2_11, "create_message_request")
+                .context("the 2.11 description")?,
+            v2_16: compile_schema(SPEC_2_16, "create_message_request")
+                .context("the 2.16 description")?,
             search: compile_schema(SEARCH_2_16, "contact_search_request")
                 .context("the 2.16 search description")?,
         })
@@ -68,7 +69,7 @@ impl Schemas {
 
     /// Checks a `POST /contacts/search` body against `contact_search_request`; the first error
     /// names where in the body it is.
-    pub fn check_search(&self, body: &Value) -> Result<(), ApiError> {
+    pub(super) fn check_search(&self, body: &Value) -> Result<(), ApiError> {
         match self.search.iter_errors(body).next() {
             None => Ok(()),
             Some(e) => {
@@ -88,17 +89,17 @@ impl Schemas {
 
     /// Checks one request body: the per-type rules first (they name the field precisely, as the
     /// real API's messages do), then the schema for everything else.
-    pub fn check(&self, version: ApiVersion, body: &Value) -> Result<(), ApiError> {
+    pub(super) fn check(&self, version: OpenApiCut, body: &Value) -> Result<(), ApiError> {
         let Some(obj) = body.as_object() else {
             return Err(ApiError::invalid(
                 None,
                 "The request body must be a JSON object",
             ));
         };
-        rules(version, obj)?;
+        super::rules::check(version, obj)?;
         let validator = match version {
-            ApiVersion::V2_11 => &self.v2_11,
-            ApiVersion::V2_16 => &self.v2_16,
+            OpenApiCut::V2_11 => &self.v2_11,
+            OpenApiCut::V2_16 => &self.v2_16,
         };
         if let Some(err) = schema_error(validator, body) {
             return Err(err);
@@ -107,7 +108,8 @@ impl Schemas {
     }
 }
 
-/// The schema `name` of a description, with its `components` so that references resolve.
+/// The schema `name` of a description as a document that also carries `components`, so that
+/// its `#/components/schemas/...` references resolve.
 fn compile_schema(spec: &str, name: &str) -> anyhow::Result<Validator> {
     let doc: Value = serde_saphyr::from_str(spec)?;
     let components = doc.get("components").context("no components")?.clone();
@@ -115,21 +117,8 @@ fn compile_schema(spec: &str, name: &str) -> anyhow::Result<Validator> {
         .pointer(&format!("/schemas/{name}"))
         .with_context(|| format!("no {name} schema"))?
         .clone();
-    schema["components"] = components;
-    jsonschema::validator_for(&schema).map_err(|e| anyhow::anyhow!("invalid schema: {e}"))
-}
-
-/// Builds a schema document from `components.schemas.create_message_request` that also carries
-/// `components`, so that its `#/components/schemas/...` references resolve.
-fn compile(spec: &str) -> anyhow::Result<Validator> {
-    let doc: Value = serde_saphyr::from_str(spec)?;
-    let components = doc.get("components").context("no components")?.clone();
-    let mut schema = components
-        .pointer("/schemas/create_message_request")
-        .context("no create_message_request schema")?
-        .clone();
     // The spec's enum says `in_app`, but Intercom's own answers and guides say `inapp` and real
-    // senders send it (NOTES.md): accept both.
+    // senders send it: accept both.
     if let Some(Value::Array(e)) = schema.pointer_mut("/properties/message_type/enum") {
         e.push(Value::from("inapp"));
     }
@@ -209,105 +198,6 @@ fn dotted(pointer: &str) -> String {
         .join(".")
 }
 
-/// The per-type rules: which fields each message type needs, and the constraints the spec states
-/// only in prose (`template`) or that the real API enforces although senders get them wrong
-/// (`from.id` an integer; Intercom's docs' own examples send a string).
-fn rules(version: ApiVersion, obj: &Map<String, Value>) -> Result<(), ApiError> {
-    let message_type = match obj.get("message_type") {
-        None | Some(Value::Null) => {
-            return Err(ApiError::missing(
-                "message_type",
-                "No message_type supplied",
-            ))
-        }
-        Some(Value::String(s)) => s.as_str(),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                Some("message_type"),
-                "message_type must be a string",
-            ))
-        }
-    };
-    let known: &[&str] = match version {
-        ApiVersion::V2_11 => &["in_app", "inapp", "email"],
-        ApiVersion::V2_16 => &["in_app", "inapp", "email", "whatsapp"],
-    };
-    if !known.contains(&message_type) {
-        return Err(ApiError::invalid(
-            Some("message_type"),
-            format!(
-                "message_type '{message_type}' is not one of {}",
-                known.join(", ")
-            ),
-        ));
-    }
-    let email = message_type == "email";
-    let whatsapp = message_type == "whatsapp";
-    let suffix = if email {
-        " for email message"
-    } else {
-        " for message"
-    };
-
-    if !whatsapp {
-        match obj.get("body") {
-            None => {
-                return Err(ApiError::missing(
-                    "body",
-                    format!("No body supplied{suffix}"),
-                ))
-            }
-            Some(Value::String(_)) => {}
-            // The spec's examples: `"body": null` is 400 "Body is required".
-            Some(_) => return Err(ApiError::invalid(Some("body"), "Body is required")),
-        }
-    }
-    if email {
-        if obj.get("subject").is_none_or(Value::is_null) {
-            return Err(ApiError::missing(
-                "subject",
-                "No subject supplied for email message",
-            ));
-        }
-        if obj.get("template").is_none_or(Value::is_null) {
-            return Err(ApiError::missing(
-                "template",
-                "No template supplied for email message",
-            ));
-        }
-    }
-    if !whatsapp {
-        if let Some(t) = obj.get("template") {
-            if !matches!(t.as_str(), Some("plain" | "personal")) {
-                return Err(ApiError::invalid(
-                    Some("template"),
-                    format!("template must be 'plain' or 'personal', not {t}"),
-                ));
-            }
-        }
-    }
-    match obj.get("from") {
-        None | Some(Value::Null) => return Err(ApiError::missing("from", "No from supplied")),
-        Some(Value::Object(from)) => match from.get("id") {
-            None | Some(Value::Null) => {
-                return Err(ApiError::missing("from.id", "No from.id supplied"))
-            }
-            Some(id) if id.is_i64() || id.is_u64() => {}
-            Some(id) => {
-                return Err(ApiError::invalid(
-                    Some("from.id"),
-                    format!("from.id must be an integer (the admin id), not {id}"),
-                ))
-            }
-        },
-        Some(_) => return Err(ApiError::invalid(Some("from"), "from must be an object")),
-    }
-    if obj.get("to").is_none_or(Value::is_null) {
-        return Err(ApiError::missing("to", "No to supplied"));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,7 +243,7 @@ mod tests {
         })
     }
 
-    fn check(v: ApiVersion, body: Value) -> Result<(), (StatusCode, &'static str, Option<String>)> {
+    fn check(v: OpenApiCut, body: Value) -> Result<(), (StatusCode, &'static str, Option<String>)> {
         schemas()
             .check(v, &body)
             .map_err(|e| (e.status, e.code, e.field))
@@ -373,10 +263,10 @@ mod tests {
 
     #[test]
     fn versions() {
-        assert_eq!(api_version(None).unwrap(), ApiVersion::V2_16);
+        assert_eq!(api_version(None).unwrap(), OpenApiCut::V2_16);
         let h = |s| HeaderValue::from_static(s);
-        assert_eq!(api_version(Some(&h("2.11"))).unwrap(), ApiVersion::V2_11);
-        assert_eq!(api_version(Some(&h("2.13"))).unwrap(), ApiVersion::V2_16);
+        assert_eq!(api_version(Some(&h("2.11"))).unwrap(), OpenApiCut::V2_11);
+        assert_eq!(api_version(Some(&h("2.13"))).unwrap(), OpenApiCut::V2_16);
         let e = api_version(Some(&h("2.9"))).unwrap_err();
         assert_eq!(
             (e.status.as_u16(), e.code),
@@ -387,7 +277,7 @@ mod tests {
 
     #[test]
     fn valid_messages_pass_both_versions() {
-        for v in [ApiVersion::V2_11, ApiVersion::V2_16] {
+        for v in [OpenApiCut::V2_11, OpenApiCut::V2_16] {
             assert_eq!(check(v, email()), Ok(()));
             assert_eq!(check(v, inapp()), Ok(()));
             let mut b = inapp();
@@ -401,13 +291,13 @@ mod tests {
         let mut b = email();
         b.as_object_mut().unwrap().remove("subject");
         assert_eq!(
-            check(ApiVersion::V2_16, b),
+            check(OpenApiCut::V2_16, b),
             err(422, "parameter_not_found", "subject")
         );
         let mut b = email();
         b.as_object_mut().unwrap().remove("template");
         assert_eq!(
-            check(ApiVersion::V2_16, b),
+            check(OpenApiCut::V2_16, b),
             err(422, "parameter_not_found", "template")
         );
     }
@@ -417,12 +307,12 @@ mod tests {
         let mut b = email();
         b["template"] = json!("fancy");
         assert_eq!(
-            check(ApiVersion::V2_16, b),
+            check(OpenApiCut::V2_16, b),
             err(400, "parameter_invalid", "template")
         );
         let mut b = email();
         b["template"] = json!("personal");
-        assert_eq!(check(ApiVersion::V2_16, b), Ok(()));
+        assert_eq!(check(OpenApiCut::V2_16, b), Ok(()));
     }
 
     #[test]
@@ -430,7 +320,7 @@ mod tests {
         let mut b = email();
         b["from"]["id"] = json!("394051");
         assert_eq!(
-            check(ApiVersion::V2_11, b),
+            check(OpenApiCut::V2_11, b),
             err(400, "parameter_invalid", "from.id")
         );
     }
@@ -440,13 +330,13 @@ mod tests {
         let mut b = inapp();
         b["message_type"] = json!("sms");
         assert_eq!(
-            check(ApiVersion::V2_16, b),
+            check(OpenApiCut::V2_16, b),
             err(400, "parameter_invalid", "message_type")
         );
         let mut b = inapp();
         b["message_type"] = json!("whatsapp");
         assert_eq!(
-            check(ApiVersion::V2_11, b),
+            check(OpenApiCut::V2_11, b),
             err(400, "parameter_invalid", "message_type")
         );
     }
@@ -456,28 +346,28 @@ mod tests {
         // A recipient id must be a string (schema: recipient.id).
         let mut b = inapp();
         b["to"]["id"] = json!(42);
-        let got = check(ApiVersion::V2_11, b.clone());
+        let got = check(OpenApiCut::V2_11, b.clone());
         assert_eq!(got, err(400, "parameter_invalid", "to.id"));
         // In 2.16 `to` is oneOf(recipient, [recipient]): the error is on `to`.
-        let got = check(ApiVersion::V2_16, b).unwrap_err();
+        let got = check(OpenApiCut::V2_16, b).unwrap_err();
         assert_eq!((got.0.as_u16(), got.1), (400, "parameter_invalid"));
         // 2.16 takes an array of recipients; 2.11 does not.
         let mut b = inapp();
         b["to"] = json!([{"type": "user", "id": "a"}, {"type": "lead", "id": "b"}]);
-        assert_eq!(check(ApiVersion::V2_16, b.clone()), Ok(()));
-        assert!(check(ApiVersion::V2_11, b).is_err());
+        assert_eq!(check(OpenApiCut::V2_16, b.clone()), Ok(()));
+        assert!(check(OpenApiCut::V2_11, b).is_err());
         // A subject must be a string.
         let mut b = email();
         b["subject"] = json!(5);
         assert_eq!(
-            check(ApiVersion::V2_16, b),
+            check(OpenApiCut::V2_16, b),
             err(400, "parameter_invalid", "subject")
         );
         // Missing recipient id.
         let mut b = inapp();
         b["to"] = json!({"type": "user"});
         assert_eq!(
-            check(ApiVersion::V2_11, b),
+            check(OpenApiCut::V2_11, b),
             err(422, "parameter_not_found", "to.id")
         );
     }
@@ -488,7 +378,7 @@ mod tests {
             let mut b = inapp();
             b.as_object_mut().unwrap().remove(field);
             assert_eq!(
-                check(ApiVersion::V2_16, b),
+                check(OpenApiCut::V2_16, b),
                 err(422, "parameter_not_found", field),
                 "{field}"
             );
@@ -496,9 +386,9 @@ mod tests {
         let mut b = inapp();
         b["body"] = Value::Null;
         assert_eq!(
-            check(ApiVersion::V2_16, b),
+            check(OpenApiCut::V2_16, b),
             err(400, "parameter_invalid", "body")
         );
-        assert!(check(ApiVersion::V2_16, json!([1])).is_err());
+        assert!(check(OpenApiCut::V2_16, json!([1])).is_err());
     }
 }

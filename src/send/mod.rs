@@ -688,7 +688,7 @@ async fn start_sandbox(
     let log = sandbox_log_path(args, campaign);
     let config = sandbox::SandboxConfig {
         token: Some(token.expose().to_string()),
-        faults: args.faults.clone(),
+        faults: args.faults.settings(),
         contacts: args.sandbox_contacts.clone(),
         // Without a contacts file, a looked-up campaign's rehearsal finds a contact for every
         // key it searches (so that it runs), less those named to be left out.

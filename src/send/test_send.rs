@@ -255,7 +255,7 @@ async fn start_sandbox(
     });
     let config = sandbox::SandboxConfig {
         token: Some(token.expose().to_string()),
-        faults: args.faults.clone(),
+        faults: args.faults.settings(),
         contacts: args.sandbox_contacts.clone(),
         admins: args.sandbox_admins.clone(),
         log: Some(log.clone()),
