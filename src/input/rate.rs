@@ -30,7 +30,7 @@ pub struct Rate {
 pub const MAX_PER_SECOND: u64 = 1_000_000;
 /// The accepted range, as error messages and the README give it. The slowest is one request an
 /// hour, the longest unit with a count of 1.
-pub const RANGE: &str = "from 1/h to 1000000/s";
+const RANGE: &str = "from 1/h to 1000000/s";
 
 /// A window's share is rounded down (a window cannot hold part of a request, and servers count
 /// whole requests: 10000/min allows 1,666 in 10 s) unless that gives up more than this share of
