@@ -251,6 +251,25 @@ impl Gate {
     }
 }
 
+/// Waits for a request's turn: the gate open, the limiter's slot, and the gate again, since a
+/// pause that began during the limiter's wait holds this request too. Every request of a run
+/// (messages, their retries, searches) waits here.
+pub async fn turn(gate: &Gate, limiter: &Limiter) {
+    gate.wait().await;
+    limiter.ready().await;
+    gate.wait().await;
+}
+
+/// Until when every sender waits after a 429: its `Retry-After` (at most a minute), else the
+/// window's reset, else two seconds.
+pub fn rate_limited_until(retry_after: Option<Duration>, reset_unix: Option<u64>) -> Instant {
+    match (retry_after, reset_unix) {
+        (Some(d), _) => Instant::now() + d.min(Duration::from_secs(60)),
+        (None, Some(reset)) => reset_instant(reset),
+        (None, None) => Instant::now() + Duration::from_secs(2),
+    }
+}
+
 /// The instant the server's window resets, from `X-RateLimit-Reset` (unix seconds). The clocks may
 /// differ, so a reset in the past means "about now", and none is more than a minute away.
 pub fn reset_instant(reset_unix: u64) -> Instant {
