@@ -20,14 +20,14 @@ use crate::results::{self, ResultRow, RowStatus};
 #[derive(Debug, Default)]
 pub(super) struct Earlier {
     /// Normalized key, and the row that had it.
-    pub keys: HashMap<String, u64>,
+    pub(super) keys: HashMap<String, u64>,
     /// Contact id (the results' `contact_id`), and the row that had it.
-    pub contacts: HashMap<String, u64>,
+    pub(super) contacts: HashMap<String, u64>,
 }
 
 impl Earlier {
     /// Reads the settled results file: the rows `done` says are passed over.
-    pub fn read(
+    pub(super) fn read(
         results: &std::path::Path,
         rules: &Rules,
         done: &dyn Fn(u64) -> bool,

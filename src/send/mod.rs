@@ -20,7 +20,7 @@ mod health;
 mod lookup;
 mod manifest;
 mod outcome;
-pub mod pace;
+pub(crate) mod pace;
 mod plan;
 pub(crate) mod policy;
 mod preflight;

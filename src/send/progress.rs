@@ -10,13 +10,13 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::results::Tally;
 
-pub struct Progress {
+pub(super) struct Progress {
     bar: Option<ProgressBar>,
     total: u64,
     started: Instant,
     last_line: Instant,
     /// The outcomes so far.
-    pub tally: Tally,
+    pub(super) tally: Tally,
     /// What the bar's `{pace}` reads at every redraw, not only when an outcome arrives.
     pace: Arc<Mutex<Pace>>,
 }
@@ -49,7 +49,7 @@ impl Pace {
 const LINE_EVERY: Duration = Duration::from_secs(5);
 
 impl Progress {
-    pub fn new(total: u64) -> Progress {
+    pub(super) fn new(total: u64) -> Progress {
         let started = Instant::now();
         let pace = Arc::new(Mutex::new(Pace {
             requests: 0,
@@ -85,7 +85,7 @@ impl Progress {
         }
     }
 
-    pub fn done(&self) -> u64 {
+    pub(super) fn done(&self) -> u64 {
         self.tally.rows()
     }
 
@@ -110,7 +110,7 @@ impl Progress {
         *pace
     }
 
-    pub fn update(&mut self) {
+    pub(super) fn update(&mut self) {
         let pace = self.record();
         match &self.bar {
             Some(bar) => {
@@ -132,13 +132,13 @@ impl Progress {
         }
     }
 
-    pub fn finish(&self) {
+    pub(super) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
     }
 
-    pub fn elapsed(&self) -> Duration {
+    pub(super) fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }
 }
