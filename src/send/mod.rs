@@ -98,8 +98,11 @@ async fn send(plan: Plan, loaded: Loaded, manifest: Manifest) -> Result<Status, 
         Some(s) => Some(rehearsal::start(s, token, &loaded.campaign).await?),
         None => None,
     };
+    // Held until the run log has this run's line: the ledger is settled after the dispatch, and
+    // no other run may start meanwhile.
+    let _lock = std::sync::Arc::clone(&manifest.lock);
     // From here on requests may leave: an error is a stop that can be resumed, never "nothing
-    // was sent". The outcome needs the manifest's facts the dispatch does not consume.
+    // was sent". The outcome needs the manifest's facts the dispatch consumes.
     let facts = manifest.facts();
     let ran = dispatch::run(&plan, manifest, loaded, sandbox)
         .await
