@@ -91,6 +91,35 @@ pub(super) struct Shared {
     pub rows_in_flight: Mutex<HashMap<u64, String>>,
 }
 
+impl Shared {
+    /// The run's client (to `base_url`), pacing and bounds, from the plan.
+    fn new(plan: &Plan, base_url: &str) -> anyhow::Result<Shared> {
+        let s = &plan.settings;
+        let token = plan.token.as_ref().expect("a token unless --dry-run");
+        Ok(Shared {
+            pace: Pace {
+                client: Client::new(
+                    base_url,
+                    token,
+                    &s.version,
+                    s.send.request_timeout,
+                    pace::AUTO_MAX,
+                )?,
+                gate: pace::Gate::default(),
+                limiter: pace::Limiter::new(s.send.rate),
+                in_flight: pace::InFlight::new(s.send.concurrency, s.send.rate),
+            },
+            stop: Stop::default(),
+            counters: Counters::default(),
+            retries: Retries {
+                max_attempts: s.send.max_attempts,
+                retry_not_found_for: s.send.retry_not_found_for,
+            },
+            rows_in_flight: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
 /// How a dispatch ended.
 pub(super) struct RunEnd {
     pub progress: Progress,
@@ -122,28 +151,7 @@ pub(super) async fn run(
         .as_ref()
         .map(|(s, _)| s.base_url())
         .unwrap_or_else(|| s.base_url.clone());
-    let token = plan.token.as_ref().expect("a token unless --dry-run");
-    let shared = Arc::new(Shared {
-        pace: Pace {
-            client: Client::new(
-                &base_url,
-                token,
-                &s.version,
-                s.send.request_timeout,
-                pace::AUTO_MAX,
-            )?,
-            gate: pace::Gate::default(),
-            limiter: pace::Limiter::new(s.send.rate),
-            in_flight: pace::InFlight::new(s.send.concurrency, s.send.rate),
-        },
-        stop: Stop::default(),
-        counters: Counters::default(),
-        retries: Retries {
-            max_attempts: s.send.max_attempts,
-            retry_not_found_for: s.send.retry_not_found_for,
-        },
-        rows_in_flight: Mutex::new(HashMap::new()),
-    });
+    let shared = Arc::new(Shared::new(plan, &base_url)?);
     let (mut writer, journal) = open_records(plan, &manifest)?;
     announce(plan, &loaded, &manifest, &base_url);
     // The earlier run's rows and the expected hashes move to the reader, not copied: at a
