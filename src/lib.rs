@@ -63,18 +63,29 @@ pub enum Status {
     Interrupted = 130,
 }
 
-/// An error after which the run stopped early but can be resumed (exit 3). Every other error is
-/// invalid input or usage (exit 2): those are all raised before the first request.
+/// Why a command ended in an error, by whether requests may have left: that decides its exit
+/// code ([`exit_code_for`]).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Stopped(pub String);
+pub enum Failure {
+    /// Requests may have left: the run stopped early and can be resumed (exit 3).
+    #[error("the run stopped; {} records what was sent, and --resume continues it", results.display())]
+    Stopped {
+        /// The results file that records what was sent.
+        results: std::path::PathBuf,
+        #[source]
+        cause: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// Nothing left: invalid input or usage, or a problem found before the first request
+    /// (exit 2).
+    #[error(transparent)]
+    Invalid(#[from] anyhow::Error),
+}
 
+/// The exit code of a command that ended in an error: the one place it is decided.
 pub fn exit_code_for(err: &anyhow::Error) -> Status {
-    // A `Stopped` given as context is found by downcasting, one raised as the error by the chain.
-    if err.downcast_ref::<Stopped>().is_some() || err.chain().any(|e| e.is::<Stopped>()) {
-        Status::Stopped
-    } else {
-        Status::Invalid
+    match err.downcast_ref::<Failure>() {
+        Some(Failure::Stopped { .. }) => Status::Stopped,
+        Some(Failure::Invalid(_)) | None => Status::Invalid,
     }
 }
 
@@ -83,7 +94,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Check(args) => check::run(&args),
         Command::Preview(args) => preview::run(&args),
         Command::Report(args) => report::run(&args),
-        Command::Send(args) => on_one_thread(send::run(args)),
+        Command::Send(args) => {
+            on_one_thread(async { send::run(args).await.map_err(Failure::into_anyhow) })
+        }
         Command::Mark(args) => results::mark::run(&args),
         Command::Completions(args) => cli::manual::completions(&args),
         Command::Man(args) => cli::manual::man(&args),
@@ -97,6 +110,17 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     }
 }
 
+impl Failure {
+    /// As an `anyhow::Error` that [`exit_code_for`] reads: an invalid input's own error as it
+    /// is, so that its message and causes read the same as any other command's.
+    fn into_anyhow(self) -> anyhow::Error {
+        match self {
+            Failure::Invalid(e) => e,
+            stopped => anyhow::Error::new(stopped),
+        }
+    }
+}
+
 /// Runs a command's requests on one thread: the requests, the pacing and the results file. At a
 /// campaign's rates a second worker costs more in wake-ups and hand-offs than it gives (see
 /// BENCHMARKS.md); reading and rendering rows have a thread of their own.
@@ -107,4 +131,28 @@ fn on_one_thread<F: std::future::Future<Output = anyhow::Result<Status>>>(
         .enable_all()
         .build()?
         .block_on(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_says_its_causes_and_decides_the_exit_code() {
+        let cause = anyhow::anyhow!("disk full").context("cannot write the journal");
+        let stopped = Failure::Stopped {
+            results: "c.results.csv".into(),
+            cause: cause.into(),
+        }
+        .into_anyhow();
+        assert_eq!(
+            format!("{stopped:#}"),
+            "the run stopped; c.results.csv records what was sent, and --resume continues it: cannot write the journal: disk full"
+        );
+        assert_eq!(exit_code_for(&stopped), Status::Stopped);
+        let invalid =
+            Failure::from(anyhow::anyhow!("no such file").context("c.toml")).into_anyhow();
+        assert_eq!(format!("{invalid:#}"), "c.toml: no such file");
+        assert_eq!(exit_code_for(&invalid), Status::Invalid);
+    }
 }

@@ -126,8 +126,12 @@ pub fn parse_list(body: &Value) -> Result<Vec<AdminInfo>, String> {
 /// (nothing is sent); a list that cannot be had is a warning when `from` is an id (a token may
 /// lack the right to read admins, and Intercom then says so at the first message) and an error
 /// when it is an e-mail, which only the list can turn into an id.
-pub async fn resolve_sender(c: &mut Campaign, target: &Target<'_>) -> anyhow::Result<()> {
-    let list = match fetch(target, c.send.request_timeout).await {
+async fn resolve_sender(
+    c: &mut Campaign,
+    target: &Target<'_>,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let list = match fetch(target, timeout).await {
         Ok(list) => list,
         Err(why) => {
             if let Some(email) = &c.from_email {
@@ -166,39 +170,25 @@ pub async fn resolve_sender(c: &mut Campaign, target: &Target<'_>) -> anyhow::Re
 }
 
 /// `send`'s lookup of its admin, before anything of the ledger is touched: against the
-/// sandbox's admins for `--sandbox`, Intercom otherwise; skipped (and said) for `--dry-run`,
-/// which has no token.
+/// sandbox's admins for `--sandbox`, Intercom otherwise; skipped (and said) for `--dry-run`
+/// (`None`), which has no token. `timeout` is the run's request timeout.
 pub async fn resolve_for_send(
     c: &mut Campaign,
-    args: &crate::cli::SendArgs,
-    token: Option<&Token>,
+    target: Option<Target<'_>>,
+    timeout: Duration,
 ) -> anyhow::Result<()> {
-    // The target borrows these while the campaign is changed.
-    let (base_url, version) = (c.base_url.clone(), c.version.clone());
-    let target = match (args.sandbox, token) {
-        (_, None) => {
-            crate::say!(
-                "dry run: the sending admin ({}) is not looked up (GET /admins needs a token)",
-                c.from_label()
-            );
-            return Ok(());
-        }
-        (true, Some(_)) => {
-            // A bad admins file is the user's to fix (exit 2), not a list that could not be had.
-            if let Some(path) = &args.sandbox_admins {
-                crate::sandbox::admins::Admins::load(path)?;
-            }
-            Target::Sandbox {
-                admins: args.sandbox_admins.clone(),
-            }
-        }
-        (false, Some(token)) => Target::Api {
-            base_url: &base_url,
-            version: &version,
-            token,
-        },
+    let Some(target) = target else {
+        crate::say!(
+            "dry run: the sending admin ({}) is not looked up (GET /admins needs a token)",
+            c.from_label()
+        );
+        return Ok(());
     };
-    resolve_sender(c, &target).await
+    // A bad admins file is the user's to fix (exit 2), not a list that could not be had.
+    if let Target::Sandbox { admins: Some(path) } = &target {
+        crate::sandbox::admins::Admins::load(path)?;
+    }
+    resolve_sender(c, &target, timeout).await
 }
 
 /// The first admins of a list, for an error message.

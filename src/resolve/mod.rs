@@ -9,7 +9,7 @@ pub mod rules;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -170,7 +170,7 @@ async fn one_page(
         tokio::select! {
             biased;
             _ = p.stop.cancelled() => return Err((Failure::Stopped, false)),
-            _ = async { p.gate.wait().await; p.limiter.ready().await; p.gate.wait().await } => {}
+            _ = pace::turn(p.gate, p.limiter) => {}
         }
         attempts += 1;
         *requests += 1;
@@ -203,12 +203,8 @@ async fn one_page(
                         // Not this search's fault: it waits with everyone and does not count.
                         attempts -= 1;
                         p.rate_limited.fetch_add(1, Ordering::Relaxed);
-                        let until = match (retry_after, rate.reset) {
-                            (Some(d), _) => Instant::now() + d.min(Duration::from_secs(60)),
-                            (None, Some(reset)) => pace::reset_instant(reset),
-                            (None, None) => Instant::now() + Duration::from_secs(2),
-                        };
-                        p.gate.pause_until(until);
+                        p.gate
+                            .pause_until(pace::rate_limited_until(retry_after, rate.reset));
                         continue;
                     }
                     401 | 403 => return Err((Failure::Fatal { status, error }, false)),

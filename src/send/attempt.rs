@@ -1,9 +1,9 @@
 //! One row's requests: attempts until its outcome is final, retrying only where the policy says
 //! it is safe, and pausing every sender on a 429.
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::pipeline::{Job, Shared};
+use super::dispatch::{Job, Shared};
 use crate::intercom::client::{ApiError, Attempt};
 use crate::results::{self, ResultRow};
 use crate::send::pace;
@@ -11,25 +11,20 @@ use crate::send::policy::{self, Decision, Final, Tries};
 
 /// Sends one row until its outcome is final. Returns the results line, and whether the outcome
 /// means every later request would fail too (401, 403).
-pub async fn send_row(shared: &Shared, job: Job) -> (ResultRow, bool) {
+pub(super) async fn send_row(shared: &Shared, job: Job) -> (ResultRow, bool) {
     let mut attempts = 0u32;
     let mut first_not_found: Option<Instant> = None;
     let outcome: Final = loop {
         attempts += 1;
-        let started = Instant::now();
-        let attempt = shared.client.send(job.body.clone()).await;
-        if let Attempt::Sent { rate, .. } | Attempt::Rejected { rate, .. } = &attempt {
-            shared.in_flight.record_latency(started.elapsed());
-            pace::heed_server(&shared.gate, rate, shared.in_flight.busy());
-        }
+        let attempt = one_attempt(shared, &job).await;
         if matches!(&attempt, Attempt::Rejected { status: 404, .. }) && first_not_found.is_none() {
             first_not_found = Some(Instant::now());
         }
         let tries = Tries {
             attempts,
-            max_attempts: shared.max_attempts,
+            max_attempts: shared.retries.max_attempts,
             not_found_for: first_not_found.map(|t| t.elapsed()),
-            retry_not_found_for: shared.retry_not_found_for,
+            retry_not_found_for: shared.retries.retry_not_found_for,
         };
         let (last, pause) = match policy::decide(&attempt, tries) {
             Decision::Final(f) => break f,
@@ -41,13 +36,9 @@ pub async fn send_row(shared: &Shared, job: Job) -> (ResultRow, bool) {
             } => {
                 // Not the row's fault: it does not count as an attempt.
                 attempts -= 1;
-                shared.rate_limited.fetch_add(1, Ordering::Relaxed);
-                let until = match (retry_after, reset_unix) {
-                    (Some(d), _) => Instant::now() + d.min(Duration::from_secs(60)),
-                    (None, Some(reset)) => pace::reset_instant(reset),
-                    (None, None) => Instant::now() + Duration::from_secs(2),
-                };
-                shared.gate.pause_until(until);
+                shared.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                let until = pace::rate_limited_until(retry_after, reset_unix);
+                shared.pace.gate.pause_until(until);
                 (last, None)
             }
         };
@@ -57,21 +48,11 @@ pub async fn send_row(shared: &Shared, job: Job) -> (ResultRow, bool) {
             if let Some(d) = pause {
                 tokio::time::sleep(d).await;
             }
-            shared.gate.wait().await;
-            shared.limiter.ready().await;
-            shared.gate.wait().await;
+            pace::turn(&shared.pace.gate, &shared.pace.limiter).await;
         };
         tokio::select! {
             biased;
-            _ = shared.stop.cancelled() => {
-                break Final {
-                    error: ApiError {
-                        message: format!("{} (the run stopped before another attempt)", last.error.message),
-                        ..last.error
-                    },
-                    ..last
-                };
-            }
+            _ = shared.stop.cancelled() => break stopped_before_retry(last),
             _ = ready => {}
         }
     };
@@ -91,4 +72,30 @@ pub async fn send_row(shared: &Shared, job: Job) -> (ResultRow, bool) {
         extra: job.extra,
     };
     (row, fatal)
+}
+
+/// One request, its latency and the server's rate headers taken into the pacing.
+async fn one_attempt(shared: &Shared, job: &Job) -> Attempt {
+    let p = &shared.pace;
+    let started = Instant::now();
+    let attempt = p.client.send(job.body.clone()).await;
+    if let Attempt::Sent { rate, .. } | Attempt::Rejected { rate, .. } = &attempt {
+        p.in_flight.record_latency(started.elapsed());
+        pace::heed_server(&p.gate, rate, p.in_flight.busy());
+    }
+    attempt
+}
+
+/// The last outcome of a row the run stopped before it was tried again.
+fn stopped_before_retry(last: Final) -> Final {
+    Final {
+        error: ApiError {
+            message: format!(
+                "{} (the run stopped before another attempt)",
+                last.error.message
+            ),
+            ..last.error
+        },
+        ..last
+    }
 }

@@ -7,7 +7,7 @@ use crate::results::{ResultRow, RowStatus};
 /// How many recent outcomes the failure share is taken over.
 const WINDOW: usize = 100;
 
-pub struct Health {
+pub(super) struct Health {
     max_failures: u32,
     max_share: f64,
     consecutive: u32,
@@ -16,7 +16,7 @@ pub struct Health {
 }
 
 impl Health {
-    pub fn new(max_failures: u32, max_share: f64) -> Health {
+    pub(super) fn new(max_failures: u32, max_share: f64) -> Health {
         Health {
             max_failures,
             max_share,
@@ -26,7 +26,7 @@ impl Health {
     }
 
     /// Records an outcome; says why the run should stop, if it should.
-    pub fn record(&mut self, row: &ResultRow) -> Option<String> {
+    pub(super) fn record(&mut self, row: &ResultRow) -> Option<String> {
         // A skipped row was never sent: it says nothing about the API.
         if row.status == RowStatus::Skipped {
             return None;

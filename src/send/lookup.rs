@@ -11,23 +11,23 @@ use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::pipeline::{Item, Job, Shared};
+use super::dispatch::{Item, Job, Shared};
 use crate::resolve::{self, Failure, Found, Pacing, Rules, Verdict};
 use crate::results::{self, ResultRow, RowStatus};
 
 /// What earlier runs of the campaign messaged (rows `sent`, and `unknown` ones not retried):
 /// a row of this run that addresses one of them is a duplicate, found without a lookup.
 #[derive(Debug, Default)]
-pub struct Earlier {
+pub(super) struct Earlier {
     /// Normalized key, and the row that had it.
-    pub keys: HashMap<String, u64>,
+    pub(super) keys: HashMap<String, u64>,
     /// Contact id (the results' `contact_id`), and the row that had it.
-    pub contacts: HashMap<String, u64>,
+    pub(super) contacts: HashMap<String, u64>,
 }
 
 impl Earlier {
     /// Reads the settled results file: the rows `done` says are passed over.
-    pub fn read(
+    pub(super) fn read(
         results: &std::path::Path,
         rules: &Rules,
         done: &dyn Fn(u64) -> bool,
@@ -67,7 +67,7 @@ impl Earlier {
 
 /// Passes items from `rx` to `tx`, resolving the jobs that need it. Returns when `rx` ends, the
 /// run stops, or `tx` is gone.
-pub async fn stage(
+pub(super) async fn stage(
     shared: Arc<Shared>,
     rules: Arc<Rules>,
     earlier: Earlier,
@@ -80,7 +80,7 @@ pub async fn stage(
     // The contacts messaged in this run or before, and the row that has each.
     let mut taken: HashMap<String, u64> = earlier.contacts;
     let earlier_keys = earlier.keys;
-    let stop = shared.stop.clone();
+    let stop = shared.stop.token();
     loop {
         let batch = tokio::select! {
             biased;
@@ -140,13 +140,14 @@ async fn resolved(
     keys: &[String],
     taken: &mut HashMap<String, u64>,
 ) -> Vec<Item> {
+    let stop = shared.stop.token();
     let pacing = Pacing {
-        client: &shared.client,
-        gate: &shared.gate,
-        limiter: &shared.limiter,
-        in_flight: &shared.in_flight,
-        stop: &shared.stop,
-        rate_limited: &shared.rate_limited,
+        client: &shared.pace.client,
+        gate: &shared.pace.gate,
+        limiter: &shared.pace.limiter,
+        in_flight: &shared.pace.in_flight,
+        stop: &stop,
+        rate_limited: &shared.counters.rate_limited,
     };
     let found = if keys.is_empty() {
         Ok(Found::default())
@@ -155,6 +156,7 @@ async fn resolved(
     };
     if let Ok(f) = &found {
         shared
+            .counters
             .searches
             .fetch_add(f.requests, std::sync::atomic::Ordering::Relaxed);
     }
@@ -170,46 +172,14 @@ async fn resolved(
 fn resolve_job(
     rules: &Rules,
     found: &Result<Found, Failure>,
-    mut job: Job,
+    job: Job,
     taken: &mut HashMap<String, u64>,
 ) -> Item {
     let key = resolve::normalize(rules.address, &job.recipient);
     let what = rules.address.key();
     let found = match found {
         Ok(f) => f,
-        Err(Failure::Fatal { status, error }) => {
-            return settled(
-                &job,
-                RowStatus::Failed,
-                Some(*status),
-                &error.code,
-                &error.message,
-                true,
-            )
-        }
-        Err(Failure::Failed { status, error }) => {
-            return settled(
-                &job,
-                RowStatus::Failed,
-                *status,
-                "lookup_failed",
-                &format!(
-                    "the contact could not be looked up ({}: {}); --resume looks it up again",
-                    error.code, error.message
-                ),
-                false,
-            )
-        }
-        Err(Failure::Stopped) => {
-            return settled(
-                &job,
-                RowStatus::Failed,
-                None,
-                "lookup_failed",
-                "the run stopped before the contact was looked up; --resume looks it up again",
-                false,
-            )
-        }
+        Err(failure) => return not_looked_up(&job, failure),
     };
     if let Some((status, error)) = found.refused.get(&key) {
         return settled(
@@ -230,27 +200,75 @@ fn resolve_job(
         .map(|v| v.iter().collect())
         .unwrap_or_default();
     match rules.judge(&key, &matches) {
-        Verdict::Found(contact) => {
-            if let Some(first) = taken.get(&contact.id) {
-                let mut r = settled_row(&job, RowStatus::Failed, None, "duplicate_contact", &format!("row {first} addresses the same contact ({}); this row was not sent, so that the contact is messaged once", contact.id));
-                r.contact_id = contact.id;
-                return Item::Settled { row: Box::new(r), fatal: false };
-            }
-            taken.insert(contact.id.clone(), job.row);
-            let mut body: serde_json::Value = match serde_json::from_slice(&job.body) {
-                Ok(v) => v,
-                Err(e) => return settled(&job, RowStatus::Failed, None, "internal", &format!("cannot address the message: {e}"), false),
-            };
-            body["to"] = json!({"type": contact.role, "id": contact.id});
-            job.body = Bytes::from(body.to_string());
-            job.contact_id = contact.id;
-            Item::Job(job)
-        }
+        Verdict::Found(contact) => addressed(job, contact, taken),
         Verdict::NotFound => settled(&job, RowStatus::Failed, None, "contact_not_found", &format!("no {} has this {what}; a contact created in the last minutes may not be searchable yet: --resume looks it up again", role_name(&rules.role)), false),
         Verdict::Ambiguous(many) => settled(&job, RowStatus::Failed, None, "ambiguous_contact", &format!("this {what} finds {many}; send to one with [to] id, or set [to] on_many = \"user\" to prefer the user"), false),
         Verdict::Unsubscribed(reason) => settled(&job, RowStatus::Skipped, None, reason, &format!("the contact ({reason}) asked not to get e-mail; [send] respect_unsubscribed = false sends anyway (service messages only)"), false),
         Verdict::Suppressed => settled(&job, RowStatus::Skipped, None, "suppressed", "on the [send] suppress list", false),
     }
+}
+
+/// A job whose lookup failed: its row fails, looked up again on resume; `fatal` for the token.
+fn not_looked_up(job: &Job, failure: &Failure) -> Item {
+    match failure {
+        Failure::Fatal { status, error } => settled(
+            job,
+            RowStatus::Failed,
+            Some(*status),
+            &error.code,
+            &error.message,
+            true,
+        ),
+        Failure::Failed { status, error } => settled(
+            job,
+            RowStatus::Failed,
+            *status,
+            "lookup_failed",
+            &format!(
+                "the contact could not be looked up ({}: {}); --resume looks it up again",
+                error.code, error.message
+            ),
+            false,
+        ),
+        Failure::Stopped => settled(
+            job,
+            RowStatus::Failed,
+            None,
+            "lookup_failed",
+            "the run stopped before the contact was looked up; --resume looks it up again",
+            false,
+        ),
+    }
+}
+
+/// The job addressed to the contact found, unless an earlier row has that contact.
+fn addressed(mut job: Job, contact: resolve::Contact, taken: &mut HashMap<String, u64>) -> Item {
+    if let Some(first) = taken.get(&contact.id) {
+        let mut r = settled_row(&job, RowStatus::Failed, None, "duplicate_contact", &format!("row {first} addresses the same contact ({}); this row was not sent, so that the contact is messaged once", contact.id));
+        r.contact_id = contact.id;
+        return Item::Settled {
+            row: Box::new(r),
+            fatal: false,
+        };
+    }
+    taken.insert(contact.id.clone(), job.row);
+    let mut body: serde_json::Value = match serde_json::from_slice(&job.body) {
+        Ok(v) => v,
+        Err(e) => {
+            return settled(
+                &job,
+                RowStatus::Failed,
+                None,
+                "internal",
+                &format!("cannot address the message: {e}"),
+                false,
+            )
+        }
+    };
+    body["to"] = json!({"type": contact.role, "id": contact.id});
+    job.body = Bytes::from(body.to_string());
+    job.contact_id = contact.id;
+    Item::Job(job)
 }
 
 fn role_name(role: &str) -> &str {

@@ -66,6 +66,7 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(rand::rng().random_range(ms / 2..=ms.max(1)))
 }
 
+/// What an attempt's outcome means for its row, given how long it has been tried.
 pub fn decide(attempt: &Attempt, tries: Tries) -> Decision {
     let can_retry = tries.attempts < tries.max_attempts;
     match attempt {
@@ -85,40 +86,7 @@ pub fn decide(attempt: &Attempt, tries: Tries) -> Decision {
             retry_after,
         } => {
             let last = Final::from_error(RowStatus::Failed, Some(*status), error.clone());
-            match *status {
-                429 => Decision::RateLimited {
-                    reset_unix: rate.reset,
-                    retry_after: *retry_after,
-                    last,
-                },
-                401 | 403 => Decision::Final(Final {
-                    fatal: true,
-                    ..last
-                }),
-                // An unknown sender is not a contact still being indexed: it will not appear.
-                404 if last.error.code == "admin_not_found" => Decision::Final(last),
-                404 => {
-                    let after = backoff(tries.attempts);
-                    let waited = tries.not_found_for.unwrap_or_default();
-                    if waited + after <= tries.retry_not_found_for {
-                        Decision::Retry { after, last }
-                    } else {
-                        Decision::Final(last)
-                    }
-                }
-                // The gateway or the service said it did not take the request: safe to repeat.
-                502..=504 if can_retry => Decision::Retry {
-                    after: backoff(tries.attempts),
-                    last,
-                },
-                502..=504 => Decision::Final(last),
-                // Any other server error may have happened after the message was created.
-                500..=599 => Decision::Final(Final {
-                    status: RowStatus::Unknown,
-                    ..last
-                }),
-                _ => Decision::Final(last),
-            }
+            rejected(*status, last, rate.reset, *retry_after, tries)
         }
         Attempt::NotReached(why) => {
             let last = Final::from_error(
@@ -148,6 +116,51 @@ pub fn decide(attempt: &Attempt, tries: Tries) -> Decision {
                 request_id: String::new(),
             },
         )),
+    }
+}
+
+/// What an HTTP error answer means for its row.
+fn rejected(
+    status: u16,
+    last: Final,
+    reset_unix: Option<u64>,
+    retry_after: Option<Duration>,
+    tries: Tries,
+) -> Decision {
+    let can_retry = tries.attempts < tries.max_attempts;
+    match status {
+        429 => Decision::RateLimited {
+            reset_unix,
+            retry_after,
+            last,
+        },
+        401 | 403 => Decision::Final(Final {
+            fatal: true,
+            ..last
+        }),
+        // An unknown sender is not a contact still being indexed: it will not appear.
+        404 if last.error.code == "admin_not_found" => Decision::Final(last),
+        404 => {
+            let after = backoff(tries.attempts);
+            let waited = tries.not_found_for.unwrap_or_default();
+            if waited + after <= tries.retry_not_found_for {
+                Decision::Retry { after, last }
+            } else {
+                Decision::Final(last)
+            }
+        }
+        // The gateway or the service said it did not take the request: safe to repeat.
+        502..=504 if can_retry => Decision::Retry {
+            after: backoff(tries.attempts),
+            last,
+        },
+        502..=504 => Decision::Final(last),
+        // Any other server error may have happened after the message was created.
+        500..=599 => Decision::Final(Final {
+            status: RowStatus::Unknown,
+            ..last
+        }),
+        _ => Decision::Final(last),
     }
 }
 

@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-pub struct Progress {
+use crate::results::Tally;
+
+pub(super) struct Progress {
     bar: Option<ProgressBar>,
     total: u64,
     started: Instant,
     last_line: Instant,
-    pub sent: u64,
-    pub failed: u64,
-    pub unknown: u64,
-    pub skipped: u64,
+    /// The outcomes so far.
+    pub(super) tally: Tally,
     /// What the bar's `{pace}` reads at every redraw, not only when an outcome arrives.
     pace: Arc<Mutex<Pace>>,
 }
@@ -49,7 +49,7 @@ impl Pace {
 const LINE_EVERY: Duration = Duration::from_secs(5);
 
 impl Progress {
-    pub fn new(total: u64) -> Progress {
+    pub(super) fn new(total: u64) -> Progress {
         let started = Instant::now();
         let pace = Arc::new(Mutex::new(Pace {
             requests: 0,
@@ -80,22 +80,19 @@ impl Progress {
             total,
             started,
             last_line: started,
-            sent: 0,
-            failed: 0,
-            unknown: 0,
-            skipped: 0,
+            tally: Tally::default(),
             pace,
         }
     }
 
-    pub fn done(&self) -> u64 {
-        self.sent + self.failed + self.unknown + self.skipped
+    pub(super) fn done(&self) -> u64 {
+        self.tally.rows()
     }
 
     fn counts(&self) -> String {
         format!(
             "sent {} failed {} unknown {}",
-            self.sent, self.failed, self.unknown
+            self.tally.sent, self.tally.failed, self.tally.unknown
         )
     }
 
@@ -103,7 +100,7 @@ impl Progress {
     fn record(&self) -> Pace {
         let now = Instant::now();
         let mut pace = self.pace.lock().unwrap_or_else(|e| e.into_inner());
-        let requests = self.sent + self.failed + self.unknown;
+        let requests = self.tally.sent + self.tally.failed + self.tally.unknown;
         if requests != pace.requests {
             pace.requests = requests;
             pace.first_at.get_or_insert(now);
@@ -113,7 +110,7 @@ impl Progress {
         *pace
     }
 
-    pub fn update(&mut self) {
+    pub(super) fn update(&mut self) {
         let pace = self.record();
         match &self.bar {
             Some(bar) => {
@@ -135,21 +132,13 @@ impl Progress {
         }
     }
 
-    /// Prints a line above the bar (or plainly).
-    pub fn println(&self, msg: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(msg),
-            None => crate::say!("{msg}"),
-        }
-    }
-
-    pub fn finish(&self) {
+    pub(super) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
     }
 
-    pub fn elapsed(&self) -> Duration {
+    pub(super) fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }
 }
@@ -262,9 +251,9 @@ mod tests {
     #[test]
     fn the_countdown_restarts_at_each_answer() {
         let mut p = Progress::new(10);
-        p.sent = 1;
+        p.tally.sent = 1;
         let first = p.record();
-        p.skipped = 1;
+        p.tally.skipped = 1;
         let same = p.record();
         assert_eq!(
             first.last_at, same.last_at,
@@ -272,7 +261,7 @@ mod tests {
         );
         assert_eq!(same.left, 8);
         std::thread::sleep(Duration::from_millis(2));
-        p.failed = 1;
+        p.tally.failed = 1;
         assert!(p.record().last_at > first.last_at);
     }
 }

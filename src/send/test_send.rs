@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 use bytes::Bytes;
 
+use super::plan::{Plan, SandboxPlan, TestSend};
 use crate::check::{self, RowRenderer};
-use crate::cli::SendArgs;
 use crate::input::config::{BodyFormat, Campaign};
 use crate::input::recipients::Recipients;
 use crate::intercom::client::{Attempt, Client, Token};
@@ -20,23 +20,23 @@ use crate::Status;
 
 /// What marks a test: the start of an email's subject, and of an in-app message's body (an
 /// in-app message has no subject, so its first line says it).
-pub const TEST_MARK: &str = "[TEST] ";
+const TEST_MARK: &str = "[TEST] ";
 
 pub(super) async fn run(
-    args: &SendArgs,
+    plan: &Plan,
+    test: &TestSend,
     loaded: check::Loaded,
-    token: Option<Token>,
 ) -> anyhow::Result<Status> {
-    let contact = test_contact(args)?;
+    let contact = test_contact(&test.contact)?;
     let c = &loaded.campaign;
-    let results_file = super::results_path(args, c)?;
+    let results_file = plan.results_path(c)?;
     let tests = tests_path(&results_file);
-    let Some(requests) = render_chosen(args, &loaded, &contact)? else {
+    let Some(requests) = render_chosen(test, &loaded, &contact)? else {
         crate::say!("nothing was sent.");
         return Ok(Status::Invalid);
     };
     let rows: Vec<String> = requests.iter().map(|(row, _)| row.to_string()).collect();
-    let Some(token) = token else {
+    let Some(token) = &plan.token else {
         crate::out!(
             "dry run: {} test messages (rows {}) would be sent to {} {contact} from {}, marked `{}`; nothing was sent.",
             requests.len(),
@@ -56,14 +56,15 @@ pub(super) async fn run(
             tests.display()
         );
     }
-    let sandbox = match args.sandbox {
-        true => Some(start_sandbox(args, &token, &c.path).await?),
-        false => None,
+    let sandbox = match plan.sandbox() {
+        Some(s) => Some(start_sandbox(s, token, &c.path).await?),
+        None => None,
     };
+    let s = &plan.settings;
     let base_url = sandbox
         .as_ref()
-        .map_or_else(|| c.base_url.clone(), |s| s.base_url());
-    let client = Client::new(&base_url, &token, &c.version, c.send.request_timeout, 1)?;
+        .map_or_else(|| s.base_url.clone(), |s| s.base_url());
+    let client = Client::new(&base_url, token, &s.version, s.send.request_timeout, 1)?;
     crate::say!(
         "test send: {} messages (rows {}) to {} {contact} at {base_url} from {}, marked `{}`; recorded in {} (not in the results file)",
         requests.len(),
@@ -81,8 +82,8 @@ pub(super) async fn run(
 }
 
 /// The test contact: an Intercom contact id, as the campaign's `[to] id` renders one.
-fn test_contact(args: &SendArgs) -> anyhow::Result<String> {
-    let contact = args.test_to.as_deref().unwrap_or("").trim().to_string();
+fn test_contact(given: &str) -> anyhow::Result<String> {
+    let contact = given.trim().to_string();
     if contact.is_empty() {
         bail!("--test-to: empty: give the test contact's Intercom id");
     }
@@ -93,7 +94,7 @@ fn test_contact(args: &SendArgs) -> anyhow::Result<String> {
 }
 
 /// `<results>.tests.csv`, beside the campaign's results file.
-pub fn tests_path(results: &Path) -> PathBuf {
+fn tests_path(results: &Path) -> PathBuf {
     let mut name = results.as_os_str().to_owned();
     name.push(".tests.csv");
     PathBuf::from(name)
@@ -103,7 +104,7 @@ pub fn tests_path(results: &Path) -> PathBuf {
 /// to the test contact. `None` (the problems printed) when a chosen row does not render or is
 /// not in the file: nothing is sent then.
 fn render_chosen(
-    args: &SendArgs,
+    test: &TestSend,
     loaded: &check::Loaded,
     contact: &str,
 ) -> anyhow::Result<Option<Vec<(u64, MessageRequest)>>> {
@@ -113,9 +114,9 @@ fn render_chosen(
     for p in &header {
         crate::say!("{p}");
     }
-    let mut wanted: BTreeSet<u64> = args.row.iter().copied().collect();
+    let mut wanted: BTreeSet<u64> = test.rows.iter().copied().collect();
     let first_n = if wanted.is_empty() {
-        args.limit.unwrap_or(1).max(1)
+        test.limit.unwrap_or(1).max(1)
     } else {
         0
     };
@@ -162,7 +163,7 @@ fn render_chosen(
 
 /// A row's request, to the test contact and marked as a test: an email's subject starts with
 /// the mark; an in-app message, which has no subject, starts its body with it.
-pub fn mark(c: &Campaign, mut request: MessageRequest, contact: &str) -> MessageRequest {
+fn mark(c: &Campaign, mut request: MessageRequest, contact: &str) -> MessageRequest {
     request.to.id = contact.to_string();
     match &mut request.subject {
         Some(subject) => subject.insert_str(0, TEST_MARK),
@@ -245,21 +246,21 @@ fn outcome(row: u64, recipient: String, attempt: Attempt) -> ResultRow {
 /// A sandbox for the test, logging to `<stem>.sandbox.tests.jsonl` (or `--sandbox-log`): never
 /// the rehearsal's own log, from which a resumed rehearsal settles its rows.
 async fn start_sandbox(
-    args: &SendArgs,
+    plan: &SandboxPlan,
     token: &Token,
     campaign: &Path,
 ) -> anyhow::Result<sandbox::RunningSandbox> {
-    let log = args.sandbox_log.clone().unwrap_or_else(|| {
-        let log = super::sandbox_log_path(args, campaign);
-        log.with_extension("tests.jsonl")
-    });
+    let log = plan
+        .log
+        .clone()
+        .unwrap_or_else(|| plan.log_path(campaign).with_extension("tests.jsonl"));
     let config = sandbox::SandboxConfig {
         token: Some(token.expose().to_string()),
-        faults: args.faults.settings(),
-        contacts: args.sandbox_contacts.clone(),
-        admins: args.sandbox_admins.clone(),
+        faults: plan.faults.clone(),
+        contacts: plan.contacts.clone(),
+        admins: plan.admins.clone(),
         log: Some(log.clone()),
-        invent_contacts: args.sandbox_contacts.is_none(),
+        invent_contacts: plan.contacts.is_none(),
         missing: Vec::new(),
     };
     let running = sandbox::start(config, "127.0.0.1:0".parse()?).await?;

@@ -1,0 +1,365 @@
+//! The dispatch stage: the rows that are left go out, each journaled before its request leaves.
+//! Its units run at once, joined by channels: the [`reader`] (a thread: reading the CSV and
+//! rendering are blocking work) hands rows over in batches, the lookup stage
+//! ([`super::lookup`]) resolves rows addressed by e-mail or external id, the [`dispatcher`]
+//! paces rows out (limiter, pause gate, in-flight limit) and journals them before a task per
+//! request sends each ([`super::attempt`]), and the [`writer`] records every outcome and judges
+//! the run's health. [`stop`] is how any of them ends the run, and why.
+mod dispatcher;
+mod reader;
+mod stop;
+mod writer;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::manifest::Manifest;
+use super::plan::{self, Plan};
+use super::progress::Progress;
+use super::{lookup, pace};
+use crate::check::{recipient_hash, Loaded};
+use crate::intercom::client::Client;
+use crate::results::{self, Journal, JournalHeader, ResultRow, ResultsWriter, RowStatus, RunLock};
+use crate::sandbox::RunningSandbox;
+pub(super) use stop::{Stop, StopReason};
+
+/// Batches queued between the reader, the lookup stage and the dispatcher.
+const QUEUED_BATCHES: usize = 16;
+
+/// A row ready to send.
+pub(super) struct Job {
+    pub row: u64,
+    /// What the row addressed: the contact id, or the e-mail or external id it was found by.
+    pub recipient: String,
+    pub body: Bytes,
+    /// The contact found for a looked-up row (`contact_id` in the results); empty otherwise.
+    pub contact_id: String,
+    /// The values of the columns copied into the results file.
+    pub extra: Vec<String>,
+}
+
+pub(super) enum Item {
+    Job(Job),
+    /// An invalid row under --skip-invalid: recorded, not sent.
+    Skip(Box<ResultRow>),
+    /// A row whose lookup decided its outcome (not found, ambiguous, unsubscribed, ...):
+    /// recorded, not sent; `fatal` when the search was refused for the token.
+    Settled {
+        row: Box<ResultRow>,
+        fatal: bool,
+    },
+}
+
+/// What every request of the run goes by: one client, one limiter, one pause, one in-flight
+/// limit (searches and messages count against the same Intercom limit).
+pub(super) struct Pace {
+    pub client: Client,
+    pub gate: pace::Gate,
+    pub limiter: pace::Limiter,
+    pub in_flight: pace::InFlight,
+}
+
+/// The run's counts the summary and the run log report.
+#[derive(Default)]
+pub(super) struct Counters {
+    /// 429 answers: each paused every sender until the window's reset.
+    pub rate_limited: AtomicU64,
+    /// `POST /contacts/search` requests made (resolution).
+    pub searches: AtomicU64,
+}
+
+/// When a row's transient failures stop being retried.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Retries {
+    pub max_attempts: u32,
+    /// How long a recipient's 404 is retried (a new contact can 404 for a while).
+    pub retry_not_found_for: Duration,
+}
+
+/// What the stages of a dispatch share.
+pub(super) struct Shared {
+    pub pace: Pace,
+    pub stop: Stop,
+    pub counters: Counters,
+    pub retries: Retries,
+    /// The rows whose request is journaled and not answered yet, with their recipients.
+    pub rows_in_flight: Mutex<HashMap<u64, String>>,
+}
+
+impl Shared {
+    /// The run's client (to `base_url`), pacing and bounds, from the plan.
+    fn new(plan: &Plan, base_url: &str) -> anyhow::Result<Shared> {
+        let s = &plan.settings;
+        let token = plan.token.as_ref().expect("a token unless --dry-run");
+        Ok(Shared {
+            pace: Pace {
+                client: Client::new(
+                    base_url,
+                    token,
+                    &s.version,
+                    s.send.request_timeout,
+                    pace::AUTO_MAX,
+                )?,
+                gate: pace::Gate::default(),
+                limiter: pace::Limiter::new(s.send.rate),
+                in_flight: pace::InFlight::new(s.send.concurrency, s.send.rate),
+            },
+            stop: Stop::default(),
+            counters: Counters::default(),
+            retries: Retries {
+                max_attempts: s.send.max_attempts,
+                retry_not_found_for: s.send.retry_not_found_for,
+            },
+            rows_in_flight: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+/// How a dispatch ended.
+pub(super) struct RunEnd {
+    pub progress: Progress,
+    pub stop: Option<StopReason>,
+    pub unknown_rows: Vec<u64>,
+    pub left: u64,
+    pub rate_limited: u64,
+}
+
+/// A dispatch's end, with the ledger settled after it.
+pub(super) struct Ran {
+    pub end: RunEnd,
+    /// Every row of the campaign by status, this run's and the earlier runs'.
+    pub all: results::Tally,
+    /// How long the server held every sender back.
+    pub paused_ms: u64,
+}
+
+/// Sends the rows that are left, against `sandbox` (its URL and log) if a rehearsal started
+/// one, and settles the ledger after.
+pub(super) async fn run(
+    plan: &Plan,
+    manifest: Manifest,
+    loaded: Loaded,
+    sandbox: Option<(RunningSandbox, std::path::PathBuf)>,
+) -> anyhow::Result<Ran> {
+    let s = &plan.settings;
+    let base_url = sandbox
+        .as_ref()
+        .map(|(s, _)| s.base_url())
+        .unwrap_or_else(|| s.base_url.clone());
+    let shared = Arc::new(Shared::new(plan, &base_url)?);
+    let (mut writer, journal) = open_records(plan, &manifest)?;
+    announce(plan, &loaded, &manifest, &base_url);
+    // The earlier run's rows and the expected hashes move to the reader, not copied: at a
+    // million rows each is megabytes.
+    let Manifest {
+        ledger,
+        lock,
+        prior,
+        expected,
+        copied_columns,
+        rules,
+        to_type,
+        to_send,
+        ..
+    } = manifest;
+    let (reading, resolution) = known_rows(plan, prior, rules.as_ref(), &ledger.results)?;
+    let units = Units {
+        reading: reader::Reading {
+            copied_columns,
+            expected,
+            ..reading
+        },
+        resolution,
+        journal,
+        lock,
+        to_send,
+    };
+    let end = dispatch(plan, loaded, &shared, units, &mut writer).await;
+    drop(writer);
+    let settled = results::settle(&ledger, &|r| recipient_hash(&to_type, r))?;
+    if let Some((running, log)) = sandbox {
+        running.shutdown().await?;
+        crate::say!("sandbox log: {}", log.display());
+    }
+    if let Some(rules) = &rules {
+        crate::say!(
+            "looked up contacts by {} in {} search requests",
+            rules.address.key(),
+            shared.counters.searches.load(Ordering::Relaxed)
+        );
+    }
+    Ok(Ran {
+        end,
+        all: settled.tally,
+        paused_ms: shared.pace.gate.paused().as_millis() as u64,
+    })
+}
+
+/// The results file to append to, and the journal started for this run.
+fn open_records(plan: &Plan, m: &Manifest) -> anyhow::Result<(ResultsWriter, Journal)> {
+    let writer = ResultsWriter::open_with(&m.ledger.results, &plan.settings.results_columns)?;
+    let journal = Journal::start(
+        &m.ledger.journal,
+        &JournalHeader {
+            results_offset: std::fs::metadata(&m.ledger.results)?.len(),
+            settings: m.settings.clone(),
+            content: m.content.clone(),
+            rows: m.prior.as_ref().map_or(0, results::Prior::rows),
+        },
+    )?;
+    Ok((writer, journal))
+}
+
+/// What is about to happen, on stderr.
+fn announce(plan: &Plan, loaded: &Loaded, m: &Manifest, base_url: &str) {
+    let c = &loaded.campaign;
+    let send = &plan.settings.send;
+    if m.to_send == 0 {
+        crate::say!(
+            "nothing left to send; results: {}",
+            m.ledger.results.display()
+        );
+    } else {
+        crate::say!(
+            "sending {} messages to {base_url} from {} at {} (in flight: {}); results: {}",
+            m.to_send,
+            c.from_label(),
+            send.rate,
+            send.concurrency,
+            m.ledger.results.display()
+        );
+    }
+    if c.resolves() {
+        crate::say!("{}", super::outcome::lookup_plan(c, m.to_send));
+    }
+}
+
+/// A row predicate the reader's thread can hold.
+pub(super) type RowTest = Arc<dyn Fn(u64) -> bool + Send + Sync>;
+
+/// The lookup stage's match rules, and what earlier runs messaged.
+type Resolution = (Arc<crate::resolve::Rules>, lookup::Earlier);
+
+/// What the units of a dispatch start with.
+struct Units {
+    reading: reader::Reading,
+    resolution: Option<Resolution>,
+    journal: Journal,
+    lock: Arc<RunLock>,
+    to_send: u64,
+}
+
+/// What the reader and the lookup stage know of the rows before the run starts: the reader's
+/// view of the earlier runs (its columns and hashes to be filled in), and the lookup stage's, for
+/// a campaign addressed by e-mail or external id.
+fn known_rows(
+    plan: &Plan,
+    prior: Option<results::Prior>,
+    rules: Option<&Arc<crate::resolve::Rules>>,
+    results_file: &std::path::Path,
+) -> anyhow::Result<(reader::Reading, Option<Resolution>)> {
+    let retry_unknown = plan.resume.retry_unknown.clone();
+    let earlier_rows = prior.as_ref().map_or(0, results::Prior::rows);
+    let prior = Arc::new(prior.unwrap_or_default());
+    let skipped = Arc::clone(&prior);
+    let done: RowTest = Arc::new(move |row| {
+        prior
+            .status(row)
+            .is_some_and(|s| plan::is_done(s, row, retry_unknown.as_ref()))
+    });
+    let resolution = match rules {
+        Some(rules) if earlier_rows > 0 => Some((
+            Arc::clone(rules),
+            lookup::Earlier::read(results_file, rules, &*done)?,
+        )),
+        Some(rules) => Some((Arc::clone(rules), lookup::Earlier::default())),
+        None => None,
+    };
+    let skipped_before: RowTest =
+        Arc::new(move |row| skipped.status(row) == Some(RowStatus::Skipped));
+    let reading = reader::Reading {
+        done,
+        skipped_before,
+        copied_columns: Vec::new(),
+        expected: Vec::new(),
+        limit: plan.selection.limit,
+        skip_invalid: plan.selection.skip_invalid,
+    };
+    Ok((reading, resolution))
+}
+
+/// The units started, joined, and ended: returns once the writer has recorded the last outcome
+/// (or given up on the requests still in flight).
+async fn dispatch(
+    plan: &Plan,
+    loaded: Loaded,
+    shared: &Arc<Shared>,
+    units: Units,
+    writer: &mut ResultsWriter,
+) -> RunEnd {
+    let ctrlc = tokio::spawn(stop::on_interrupt(Arc::clone(shared)));
+    let (job_tx, job_rx) = mpsc::channel::<Vec<Item>>(QUEUED_BATCHES);
+    let reading = units.reading;
+    let reader = std::thread::spawn(move || reader::read_rows(&loaded, &reading, &job_tx));
+    // Rows addressed by e-mail or external id pass through resolution on their way.
+    let (resolver, job_rx) = match units.resolution {
+        Some((rules, earlier)) => {
+            let (tx, rx) = mpsc::channel::<Vec<Item>>(QUEUED_BATCHES);
+            let stage = lookup::stage(Arc::clone(shared), rules, earlier, job_rx, tx);
+            (Some(tokio::spawn(stage)), rx)
+        }
+        None => (None, job_rx),
+    };
+    let (out_tx, out_rx) = mpsc::channel::<(ResultRow, bool)>(1024);
+    let dispatcher = tokio::spawn(dispatcher::dispatch(
+        Arc::clone(shared),
+        dispatcher::Ledger {
+            journal: units.journal,
+            lock: units.lock,
+            hours: plan.settings.send.hours.clone(),
+        },
+        job_rx,
+        out_tx,
+    ));
+    let adjuster = tokio::spawn(adjust_concurrency(Arc::clone(shared)));
+    let bounds = writer::Bounds::of(&plan.settings.send);
+    let recorded = writer::record(shared, writer, out_rx, units.to_send, bounds).await;
+    adjuster.abort();
+    ctrlc.abort();
+    dispatcher.abort();
+    if let Some(r) = resolver {
+        r.abort();
+    }
+    let reader_result = if shared.stop.is_stopped() {
+        Ok(Ok(()))
+    } else {
+        tokio::task::spawn_blocking(move || reader.join())
+            .await
+            .unwrap_or(Ok(Ok(())))
+    };
+    if let Ok(Err(e)) = reader_result {
+        shared.stop.set(StopReason::Io(format!("{e:#}")));
+    }
+    let left = units.to_send.saturating_sub(recorded.progress.done());
+    RunEnd {
+        progress: recorded.progress,
+        stop: shared.stop.reason(),
+        unknown_rows: recorded.unknown_rows,
+        left,
+        rate_limited: shared.counters.rate_limited.load(Ordering::Relaxed),
+    }
+}
+
+/// Auto concurrency: the in-flight limit follows the observed latency.
+async fn adjust_concurrency(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        shared.pace.in_flight.adjust();
+    }
+}

@@ -1,0 +1,176 @@
+//! The writer: the one place outcomes are recorded (in the results file, and counted on the
+//! progress line) and the run's health is judged: failures ([`Health`]), a server that holds
+//! every sender back too long ([`Stall`]), and requests still in flight long after a stop.
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::{Shared, StopReason};
+use crate::input::config::SendSettings;
+use crate::results::{ResultRow, ResultsWriter, RowStatus};
+use crate::send::health::Health;
+use crate::send::progress::Progress;
+
+/// Outcomes written to the results file in one write, at most.
+const WRITE_BATCH: usize = 256;
+
+/// When the writer stops the run.
+pub(super) struct Bounds {
+    max_failures: u32,
+    max_failure_share: f64,
+    stall_timeout: Duration,
+    /// How long requests in flight may still take after a stop: their own timeout.
+    request_timeout: Duration,
+}
+
+impl Bounds {
+    pub fn of(send: &SendSettings) -> Bounds {
+        Bounds {
+            max_failures: send.max_failures,
+            max_failure_share: send.max_failure_share,
+            stall_timeout: send.stall_timeout,
+            request_timeout: send.request_timeout,
+        }
+    }
+}
+
+/// What the writer recorded.
+pub(super) struct Recorded {
+    pub progress: Progress,
+    pub unknown_rows: Vec<u64>,
+}
+
+/// Records outcomes until every sender is done, or the requests in flight outlast a stop.
+pub(super) async fn record(
+    shared: &Arc<Shared>,
+    writer: &mut ResultsWriter,
+    mut out_rx: mpsc::Receiver<(ResultRow, bool)>,
+    to_send: u64,
+    bounds: Bounds,
+) -> Recorded {
+    let mut rec = Recorded {
+        progress: Progress::new(to_send),
+        unknown_rows: Vec::new(),
+    };
+    let mut health = Health::new(bounds.max_failures, bounds.max_failure_share);
+    // In-flight requests end by their own timeout; past it and a margin, stop waiting.
+    let drain_limit = bounds.request_timeout + Duration::from_secs(5);
+    let stop = shared.stop.token();
+    let drain_deadline = async {
+        stop.cancelled().await;
+        tokio::time::sleep(drain_limit).await;
+    };
+    tokio::pin!(drain_deadline);
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    let mut stall = Stall::new(bounds.stall_timeout);
+    let mut stall_tick = tokio::time::interval(Duration::from_secs(1));
+    let gate = &shared.pace.gate;
+    loop {
+        let first = tokio::select! {
+            o = out_rx.recv() => match o { Some(o) => o, None => break },
+            _ = stall_tick.tick() => {
+                if let Some(why) = stall.check(gate.paused()) {
+                    shared.stop.set(StopReason::Stalled(why));
+                }
+                continue;
+            }
+            _ = &mut drain_deadline => {
+                rec.give_up_in_flight(shared, writer);
+                break;
+            }
+        };
+        stall.progressed(gate.paused());
+        // Outcomes that arrived meanwhile go to the OS in the same write, and each line still
+        // leaves as soon as the writer is free.
+        batch.clear();
+        batch.push(first);
+        while batch.len() < WRITE_BATCH {
+            match out_rx.try_recv() {
+                Ok(o) => batch.push(o),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = writer.write_all(batch.iter().map(|(row, _)| row)) {
+            shared.stop.set(StopReason::Io(format!(
+                "cannot write the results file: {e}"
+            )));
+        }
+        for (row, fatal) in batch.drain(..) {
+            rec.count(&row);
+            judge(shared, &mut health, &row, fatal);
+        }
+        rec.progress.update();
+    }
+    rec.progress.finish();
+    rec
+}
+
+impl Recorded {
+    fn count(&mut self, row: &ResultRow) {
+        self.progress.tally.add(row.status);
+        if row.status == RowStatus::Unknown {
+            self.unknown_rows.push(row.row);
+        }
+    }
+
+    /// Requests that did not finish in time after a stop: their fate is unknown.
+    fn give_up_in_flight(&mut self, shared: &Shared, writer: &mut ResultsWriter) {
+        let left: Vec<(u64, String)> = shared.rows_in_flight.lock().unwrap().drain().collect();
+        for (row, recipient) in left {
+            let r = ResultRow::interrupted(
+                row,
+                recipient,
+                "the run stopped before the answer came: it may have been delivered",
+            );
+            let _ = writer.write(&r);
+            self.count(&r);
+        }
+    }
+}
+
+/// Stops the run for an outcome that says every later request would fail too, or for the run's
+/// failures so far.
+fn judge(shared: &Shared, health: &mut Health, row: &ResultRow, fatal: bool) {
+    if fatal {
+        shared.stop.set(StopReason::Auth {
+            status: row.http_status.unwrap_or(0),
+            code: row.error_code.clone(),
+            message: row.error_message.clone(),
+        });
+    } else if let Some(why) = health.record(row) {
+        shared.stop.set(StopReason::Failures(why));
+    }
+}
+
+/// The stall bound: time the server held every sender back (the gate's pauses) since the last
+/// outcome. The limiter's own waits do not count, so a rate of one an hour is no stall.
+struct Stall {
+    bound: Duration,
+    paused_at_progress: Duration,
+}
+
+impl Stall {
+    fn new(bound: Duration) -> Stall {
+        Stall {
+            bound,
+            paused_at_progress: Duration::ZERO,
+        }
+    }
+
+    fn progressed(&mut self, paused: Duration) {
+        self.paused_at_progress = paused;
+    }
+
+    /// Why the run should stop, once the pauses since the last outcome pass the bound.
+    fn check(&self, paused: Duration) -> Option<String> {
+        let held = paused.saturating_sub(self.paused_at_progress);
+        (held > self.bound).then(|| {
+            format!(
+                "no row has had an outcome while the server held every sender back for {} (429 answers, or rate-limit headers with a reset far ahead), past the stall bound of {} (--stall-timeout, [send] stall_timeout)",
+                humantime::format_duration(Duration::from_secs(held.as_secs())),
+                humantime::format_duration(self.bound)
+            )
+        })
+    }
+}

@@ -1,0 +1,336 @@
+//! The ledger stage: the results file opened for this run and compared with what the run is
+//! about to do. [`open`], before preflight: the lock (one run at a time), the same target and
+//! templates as the journal's, the earlier runs' rows settled. [`Manifest::new`], after it: the
+//! same CSV content, what is left to send. Any refusal here comes before the first request.
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::bail;
+use xxhash_rust::xxh3::Xxh3;
+
+use super::plan::Plan;
+use super::preflight::Checked;
+use crate::check::recipient_hash;
+use crate::input::config::Campaign;
+use crate::resolve::Rules;
+use crate::results::{self, JournalHeader, Ledger, Prior, RowStatus, RunLock};
+
+/// The ledger opened, before preflight.
+pub(super) struct Opened {
+    /// The results file.
+    pub results: PathBuf,
+    pub ledger: Ledger,
+    pub lock: Arc<RunLock>,
+    /// Where the messages go: `sandbox`, or the API's URL.
+    pub target: String,
+    /// The templates' and settings' fingerprint, `…@target`.
+    pub settings: String,
+    /// The CSV columns (by index) copied into the results file.
+    pub copied_columns: Vec<usize>,
+    /// What earlier runs left, settled; `None` for a first run.
+    pub prior: Option<Prior>,
+    /// The match rules of a campaign addressed by e-mail or external id.
+    pub rules: Option<Arc<Rules>>,
+}
+
+/// What the run is about to do, against what the ledger holds: the hand-off to the dispatch.
+pub(super) struct Manifest {
+    pub results: PathBuf,
+    pub ledger: Ledger,
+    pub lock: Arc<RunLock>,
+    pub target: String,
+    pub settings: String,
+    /// The recipients CSV's content hash.
+    pub content: String,
+    pub copied_columns: Vec<usize>,
+    pub prior: Option<Prior>,
+    pub rules: Option<Arc<Rules>>,
+    /// Each row's request hash, by record number (0: not a valid row).
+    pub expected: Vec<u32>,
+    pub to_type: String,
+    /// Rows invalid at preflight.
+    pub invalid_rows: u64,
+    /// Rows of the campaign not done yet, whatever this run's --limit.
+    pub remaining: u64,
+    /// Rows this run sends at most.
+    pub to_send: u64,
+}
+
+/// What the outcome needs of the manifest, which the dispatch consumes.
+pub(super) struct Facts {
+    pub results: PathBuf,
+    /// The run log.
+    pub runs: PathBuf,
+    pub target: String,
+    /// Rows of the campaign not done before this run.
+    pub remaining: u64,
+}
+
+/// Opens the ledger: the do-not-contact list read, the lock taken, the journal's fingerprint
+/// compared, the earlier runs settled (a rehearsal's `unknown` rows from the sandbox's log).
+pub(super) fn open(plan: &Plan, c: &Campaign) -> anyhow::Result<Opened> {
+    let target = plan.target_name();
+    // The do-not-contact list is read before anything else of the run: a missing one is said
+    // while nothing was sent.
+    let rules = match c.resolves() {
+        true => Some(Arc::new(Rules::of(c)?)),
+        false => None,
+    };
+    let results = plan.results_path(c)?;
+    let ledger = Ledger::new(results.clone());
+    ledger.check_files()?;
+    // Before anything of the ledger is read: one run at a time.
+    let lock = Arc::new(RunLock::acquire(&ledger.lock, &ledger.results)?);
+    // The same target and templates before the journal's rows are settled into the results file:
+    // a journal of another campaign must not write its rows there.
+    let settings = settings_fingerprint(c, &target);
+    if let Some(header) = results::journal_header(&ledger.journal)? {
+        same_settings(&header, &settings, plan.resume.allow_changed, &results)?;
+    }
+    let columns = &plan.settings.results_columns;
+    let copied_columns = copied_columns(c, columns)?;
+    let mut prior = earlier_runs(&ledger, plan.resume.asked, &c.to_type)?;
+    if prior.is_some() {
+        same_results_columns(&ledger, columns)?;
+    }
+    // A looked-up campaign's journal names the e-mail, the log the contact id: they cannot be
+    // matched, so its `unknown` rows stay `unknown` (never sent twice) rather than be guessed.
+    if let (Some(sandbox), Some(p), false) = (plan.sandbox(), &prior, c.address.looked_up()) {
+        let log = sandbox.log_path(&c.path);
+        if super::rehearsal::settle_from_log(&ledger, p, &log, &c.to_type)? {
+            prior = earlier_runs(&ledger, plan.resume.asked, &c.to_type)?;
+        }
+    }
+    Ok(Opened {
+        results,
+        ledger,
+        lock,
+        target,
+        settings,
+        copied_columns,
+        prior,
+        rules,
+    })
+}
+
+impl Manifest {
+    pub fn facts(&self) -> Facts {
+        Facts {
+            results: self.results.clone(),
+            runs: self.ledger.runs.clone(),
+            target: self.target.clone(),
+            remaining: self.remaining,
+        }
+    }
+
+    /// The ledger and preflight's findings together: the same rows' content as the first run's,
+    /// the resume announced, and what is left to send.
+    pub fn new(
+        plan: &Plan,
+        c: &Campaign,
+        opened: Opened,
+        checked: Checked,
+    ) -> anyhow::Result<Self> {
+        let Opened { results, prior, .. } = &opened;
+        let Checked { pre, expected } = checked;
+        let content = format!("{:016x}", pre.content_hash);
+        if let Some(header) = prior.as_ref().and_then(|p| p.header.as_ref()) {
+            if header.content != content && !plan.resume.allow_changed {
+                bail!("the recipients CSV's content changed since the first run of {} (the recipients are the same); add --allow-changed if that is intended", results.display());
+            }
+        }
+        if let Some(p) = prior {
+            announce_resume(p, plan, results);
+        }
+        let already = prior.as_ref().map_or(0, |p| {
+            p.recorded()
+                .filter(|&(row, s)| plan.resume.is_done(s, row))
+                .count() as u64
+        });
+        // Rows skipped before and invalid still are passed over, not sent: not left to do either.
+        let still_skipped = prior.as_ref().map_or(0, |p| {
+            p.rows_with(RowStatus::Skipped)
+                .filter(|&row| expected.get(row as usize - 1) == Some(&0))
+                .count() as u64
+        });
+        let remaining = pre.rows.saturating_sub(already + still_skipped);
+        let to_send = plan
+            .selection
+            .limit
+            .map_or(remaining, |limit| remaining.min(limit));
+        Ok(Manifest {
+            results: opened.results,
+            ledger: opened.ledger,
+            lock: opened.lock,
+            target: opened.target,
+            settings: opened.settings,
+            content,
+            copied_columns: opened.copied_columns,
+            prior: opened.prior,
+            rules: opened.rules,
+            expected,
+            to_type: c.to_type.clone(),
+            invalid_rows: pre.invalid_rows,
+            remaining,
+            to_send,
+        })
+    }
+}
+
+/// The fingerprint of what the messages are made of, less the rows: templates and settings, and
+/// where they go (a sandbox run must never count as sent to customers).
+fn settings_fingerprint(c: &Campaign, target: &str) -> String {
+    let mut h = Xxh3::new();
+    for part in [
+        c.message_type.as_api(),
+        c.template.as_deref().unwrap_or(""),
+        &c.from_key(),
+        &c.to_type,
+        &format!("{:?}", c.create_conversation_without_contact_reply),
+        c.subject.as_ref().map(|s| s.source.as_str()).unwrap_or(""),
+        &c.body.source,
+        &format!("{:?}", c.body_format),
+        &c.to_id.source,
+        c.address.key(),
+        if c.verify { "verify" } else { "" },
+    ] {
+        h.update(part.as_bytes());
+        h.update(&[0]);
+    }
+    format!(
+        "{:016x}@{}",
+        h.digest(),
+        target.replace(char::is_whitespace, "")
+    )
+}
+
+/// What earlier runs left, settled; `None` for a first run. A ledger with history is resumed only
+/// when asked.
+fn earlier_runs(ledger: &Ledger, resume: bool, to_type: &str) -> anyhow::Result<Option<Prior>> {
+    if !ledger.has_history()? {
+        return Ok(None);
+    }
+    if !resume {
+        bail!(
+            "{} already holds results: add --resume to continue that run (rows recorded `sent` are not sent again), or choose another --results file",
+            ledger.results.display()
+        );
+    }
+    Ok(Some(results::settle(ledger, &|r| {
+        recipient_hash(to_type, r)
+    })?))
+}
+
+/// On resume: the same target, and unless --allow-changed, the same templates, settings and rows.
+fn same_settings(
+    header: &JournalHeader,
+    settings: &str,
+    allow_changed: bool,
+    results_path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let target = |fp: &str| {
+        fp.split_once('@')
+            .map(|(_, t)| t.to_string())
+            .unwrap_or_default()
+    };
+    let (old_target, new_target) = (target(&header.settings), target(settings));
+    if old_target != new_target {
+        bail!(
+            "{} records a run against {old_target}, and this run would go to {new_target}: rows it records as sent did not reach these customers. Use another --results file",
+            results_path.display()
+        );
+    }
+    if header.settings != settings && !allow_changed {
+        bail!("the templates or message settings changed since the first run of {}; resuming would send a different message to the remaining rows. Add --allow-changed if that is intended", results_path.display());
+    }
+    Ok(())
+}
+
+/// What an earlier run left, and the `unknown` rows that will not be sent again.
+fn announce_resume(p: &Prior, plan: &Plan, results_path: &std::path::Path) {
+    let recovered = if p.recovered_unknown > 0 {
+        format!(
+            " ({} were in flight when the last run stopped)",
+            p.recovered_unknown
+        )
+    } else {
+        String::new()
+    };
+    crate::say!(
+        "resuming {}: {} sent, {} failed, {} unknown, {} skipped{recovered}",
+        results_path.display(),
+        p.tally.sent,
+        p.tally.failed,
+        p.tally.unknown,
+        p.tally.skipped,
+    );
+    let kept: Vec<u64> = p
+        .rows_with(RowStatus::Unknown)
+        .filter(|&row| plan.resume.is_done(RowStatus::Unknown, row))
+        .collect();
+    if !kept.is_empty() {
+        let rows: Vec<String> = kept.iter().take(20).map(|r| r.to_string()).collect();
+        crate::say!(
+            "{} rows are `unknown` (rows {}{}): they may have reached their recipients and are not sent again. Check them in Intercom (the contact's conversations; the results file has each row's recipient), then record what you found with `campaign mark {} --rows ROWS --as sent|failed --note TEXT`, or send them on purpose with --resume --retry-unknown ROWS.",
+            kept.len(),
+            rows.join(", "),
+            if kept.len() > 20 { ", …" } else { "" },
+            results_path.display()
+        );
+    }
+}
+
+/// The CSV columns `[results] columns` names, by index: each by its exact header or by the name a
+/// template knows it by (`First name` or `first_name`).
+fn copied_columns(c: &Campaign, wanted: &[String]) -> anyhow::Result<Vec<usize>> {
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (recipients, _) = crate::input::recipients::Recipients::open(&c.recipients, c.delimiter)
+        .map_err(|p| anyhow::anyhow!("{p}"))?;
+    let headers = recipients.columns();
+    wanted
+        .iter()
+        .map(|wanted| {
+            headers
+                .iter()
+                .position(|h| h == wanted)
+                .or_else(|| {
+                    headers.iter().position(|h| {
+                        crate::template::vars::template_name(h).as_deref() == Some(wanted)
+                    })
+                })
+                .ok_or_else(|| {
+                    let hint = crate::template::closest(wanted, headers)
+                        .map(|h| format!("; did you mean `{h}`?"))
+                        .unwrap_or_default();
+                    anyhow::anyhow!(
+                        "{}: [results] columns: `{wanted}` is not a column of {}{hint}",
+                        c.path.display(),
+                        c.recipients.display()
+                    )
+                })
+        })
+        .collect()
+}
+
+/// On resume: the results file's extra columns are the ones asked for (a file's columns do not
+/// change halfway through).
+fn same_results_columns(ledger: &Ledger, wanted: &[String]) -> anyhow::Result<()> {
+    let header = results::header_of(&ledger.results)?;
+    let has: Vec<String> = header
+        .iter()
+        .skip(results::COLUMNS.len())
+        .skip_while(|h| *h == results::CONTACT_ID)
+        .cloned()
+        .collect();
+    if has != wanted {
+        bail!(
+            "{} has the columns [{}] after the fixed ones, and this run asks for [{}]: keep [results] columns (or --results-columns) as it was for this results file, or use another --results file",
+            ledger.results.display(),
+            has.join(", "),
+            wanted.join(", ")
+        );
+    }
+    Ok(())
+}

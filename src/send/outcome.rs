@@ -1,0 +1,199 @@
+//! The outcome stage: the summary, the `unknown` rows, why the run stopped, the command that
+//! resumes it, the exit status, and the run's line in the run log. Also what a dry run would do.
+use std::path::Path;
+
+use super::dispatch::{Ran, RunEnd, StopReason};
+use super::manifest::{Facts, Manifest};
+use super::plan::Plan;
+use crate::input::config::{Campaign, MessageType};
+use crate::results;
+use crate::Status;
+
+/// The end of a run: its summary said, its line appended to the run log, its exit status.
+pub(super) fn finish(plan: &Plan, m: &Facts, started_at: String, ran: Ran) -> Status {
+    let Ran {
+        mut end,
+        all,
+        paused_ms,
+    } = ran;
+    // What is left of the campaign, not of this run's --limit.
+    end.left = m.remaining.saturating_sub(end.progress.done());
+    say_summary(&m.results, &end);
+    let status = say_status(plan, &m.results, &end, all);
+    let tally = end.progress.tally;
+    let run = results::RunRecord {
+        started_at,
+        ended_at: results::now_rfc3339(),
+        target: m.target.clone(),
+        rate: plan.settings.send.rate.to_string(),
+        sent: tally.sent,
+        failed: tally.failed,
+        unknown: tally.unknown,
+        skipped: tally.skipped,
+        rate_limited: end.rate_limited,
+        paused_ms,
+        exit: status as u8,
+    };
+    if let Err(e) = results::append_run(&m.runs, &run) {
+        crate::say!("warning: {e:#}");
+    }
+    status
+}
+
+/// This run's counts and pace, the 429s, and the rows it left `unknown`.
+fn say_summary(results_path: &Path, end: &RunEnd) {
+    let p = &end.progress;
+    let secs = p.elapsed().as_secs_f64();
+    crate::out!(
+        "sent {}, failed {}, unknown {}, skipped {} in {:.1}s ({:.1}/s); results: {}",
+        p.tally.sent,
+        p.tally.failed,
+        p.tally.unknown,
+        p.tally.skipped,
+        secs,
+        p.done() as f64 / secs.max(0.001),
+        results_path.display()
+    );
+    if end.rate_limited > 0 {
+        crate::say!(
+            "rate limited: {} answers were 429; every sender waited for the window to reset, and those rows went again",
+            end.rate_limited
+        );
+    }
+    if !end.unknown_rows.is_empty() {
+        let mut rows = end.unknown_rows.clone();
+        rows.sort_unstable();
+        let shown: Vec<String> = rows.iter().take(20).map(|r| r.to_string()).collect();
+        crate::say!(
+            "{} rows are `unknown` (rows {}{}): the request may have reached Intercom. Check those contacts' conversations before sending again with --resume --retry-unknown.",
+            rows.len(),
+            shown.join(", "),
+            if rows.len() > 20 { ", …" } else { "" }
+        );
+    }
+}
+
+/// Why the run ended and what to do next, and the exit status that says it.
+fn say_status(plan: &Plan, results_path: &Path, end: &RunEnd, all: results::Tally) -> Status {
+    let resume = resume_command(plan, results_path);
+    match &end.stop {
+        Some(stop) => say_stopped(stop, end.left, &resume),
+        None if plan.selection.canary && end.left > 0 => {
+            crate::say!(
+                "canary: {} sent, {} rows wait. Before the rest goes, look at these in Intercom: the contacts' conversations (the results file has each row's recipient and message id), the message in an inbox (subject, body, links, sender), and any replies or bounces. Then continue: {resume}",
+                end.progress.tally.sent, end.left
+            );
+            Status::Stopped
+        }
+        // The campaign's state, not just this run's: rows left `unknown` or `failed` by an earlier
+        // run mean it is not done.
+        // Skipped rows were set aside on purpose (--skip-invalid): not a failure of the run.
+        None if all.failed + all.unknown > 0 => {
+            let next = if all.failed > 0 {
+                format!("`failed` rows are sent again by: {resume}")
+            } else {
+                "`unknown` rows are sent again only on purpose, once checked in Intercom: add --retry-unknown to that command".to_string()
+            };
+            crate::say!(
+                "the results file holds {} sent, {} failed, {} unknown, {} skipped rows; {next}",
+                all.sent,
+                all.failed,
+                all.unknown,
+                all.skipped
+            );
+            Status::Failed
+        }
+        // Exit 0 means every row was sent: rows left by --limit are a stop that can be resumed.
+        None if end.left > 0 => {
+            crate::say!(
+                "{} rows not sent yet (--limit). To continue: {resume}",
+                end.left
+            );
+            Status::Stopped
+        }
+        None => Status::Ok,
+    }
+}
+
+/// A run stopped before its end: why, and how to continue.
+fn say_stopped(stop: &StopReason, left: u64, resume: &str) -> Status {
+    match stop {
+        StopReason::Interrupted => {
+            crate::say!("interrupted; {left} rows not sent. To continue: {resume}");
+            return Status::Interrupted;
+        }
+        StopReason::Auth {
+            status,
+            code,
+            message,
+        } => crate::say!(
+            "stopped: HTTP {status} {code} ({message}): the access token or the workspace's plan is the problem, and every later request would fail the same way. Fix it, then continue: {resume}"
+        ),
+        StopReason::Failures(why) => {
+            crate::say!("stopped: {why}. Fix the cause, then continue: {resume}")
+        }
+        StopReason::Io(why) => crate::say!("stopped: {why}. Then continue: {resume}"),
+        StopReason::Stalled(why) => crate::say!("stopped: {why}. Wait for the workspace's limit to free up (other integrations share it), then continue: {resume}"),
+    }
+    Status::Stopped
+}
+
+/// The command that continues this run, for the user to copy: the plan's recorded flags after
+/// the campaign file, the results file and `--resume`, each word quoted for a shell.
+fn resume_command(plan: &Plan, results: &Path) -> String {
+    let path = |p: &Path| p.display().to_string();
+    let mut words: Vec<String> = vec!["campaign".into(), "send".into()];
+    words.push(path(&plan.campaign));
+    words.extend(["--results".into(), path(results), "--resume".into()]);
+    words.extend(plan.resume_flags.iter().cloned());
+    words
+        .iter()
+        .map(|w| shlex::try_quote(w).map_or_else(|_| w.clone(), |q| q.into_owned()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `--dry-run`: what would be sent, and where.
+pub(super) fn say_dry_run(plan: &Plan, c: &Campaign, m: &Manifest) {
+    // With --skip-invalid the invalid rows are recorded, not sent: counted apart.
+    let skipped = if plan.selection.skip_invalid {
+        m.invalid_rows
+    } else {
+        0
+    };
+    let valid = m.remaining.saturating_sub(skipped);
+    let to_send = plan.selection.limit.map_or(valid, |limit| valid.min(limit));
+    let s = &plan.settings;
+    crate::out!(
+        "dry run: {to_send} messages would be sent to {} (rate {}, concurrency {}){}; nothing was sent.",
+        if plan.sandbox().is_some() { "the sandbox".to_string() } else { s.base_url.clone() },
+        s.send.rate,
+        s.send.concurrency,
+        match skipped {
+            0 => String::new(),
+            n => format!(", {} would be recorded `skipped`", crate::check::counted(n, "invalid row")),
+        }
+    );
+    if c.resolves() {
+        crate::out!("{}", lookup_plan(c, to_send));
+    }
+}
+
+/// What resolution will do, for `--dry-run` and the start of a run.
+pub(super) fn lookup_plan(c: &Campaign, rows: u64) -> String {
+    let searches = rows.div_ceil(crate::resolve::PAGE as u64);
+    let mut line = format!(
+        "up to {rows} rows are {} by {} (POST /contacts/search, {} keys a search: about {searches} searches, besides the pages of keys that find several contacts) before they are sent",
+        if c.verify { "verified" } else { "looked up" },
+        c.address.key(),
+        crate::resolve::PAGE
+    );
+    if c.message_type == MessageType::Email {
+        line.push_str(if c.send.respect_unsubscribed {
+            "; contacts unsubscribed from e-mail, hard-bounced or marked as spam are skipped"
+        } else {
+            "; [send] respect_unsubscribed = false: contacts unsubscribed from e-mail, hard-bounced or marked as spam ARE sent this message"
+        });
+    }
+    line
+}

@@ -1,0 +1,285 @@
+//! The limiter's, the gate's and the in-flight limit's tests: rates kept over every span, groups,
+//! pauses, and the auto limit under queueing.
+use super::*;
+
+#[test]
+fn the_gate_counts_the_time_it_was_paused_not_the_time_it_was_told() {
+    let gate = Gate::default();
+    gate.pause_until(Instant::now() + Duration::from_secs(3600));
+    assert!(
+        gate.paused() < Duration::from_secs(60),
+        "{:?}",
+        gate.paused()
+    );
+    assert!(!gate.is_open());
+}
+
+#[test]
+fn auto_follows_littles_law() {
+    assert_eq!(InFlight::target(166.0, 0.1), 27);
+    assert_eq!(InFlight::target(166.0, 0.3), 77);
+    assert_eq!(InFlight::target(1.0, 0.001), 3);
+    assert_eq!(InFlight::target(1e6, 10.0), AUTO_MAX);
+}
+
+fn auto(rate: &str) -> InFlight {
+    InFlight::new(Concurrency::Auto, rate.parse().unwrap())
+}
+
+#[test]
+fn auto_starts_small_and_follows_a_slow_server() {
+    let f = auto("1000/s");
+    assert_eq!(
+        f.size(),
+        AUTO_START_MAX,
+        "not 302 before any latency is known"
+    );
+    // A server at 100-300 ms, spread out: the mean is planned for in full.
+    for i in 0..200u64 {
+        f.record_latency(Duration::from_millis(100 + (i * 37) % 200));
+    }
+    f.adjust();
+    let mean = f.latency_us.load(Ordering::Relaxed) as f64 / 1e6;
+    assert_eq!(f.size(), InFlight::target(1000.0, mean));
+    assert!(f.size() > 250, "{}", f.size());
+}
+
+#[test]
+fn queueing_it_causes_itself_does_not_grow_auto() {
+    // A fast server (1 ms) and a rate above what it takes: the requests queue, and latency
+    // rises to 40 ms; the plan stays at 4 times the server's own latency.
+    let f = auto("40000/s");
+    for _ in 0..50 {
+        f.record_latency(Duration::from_millis(1));
+    }
+    f.adjust();
+    for _ in 0..20 {
+        for _ in 0..100 {
+            f.record_latency(Duration::from_millis(40));
+        }
+        f.adjust();
+    }
+    assert_eq!(f.size(), InFlight::target(40000.0, 0.004));
+    assert!(f.size() < 300, "{}", f.size());
+}
+
+// The limiter below is the real one, driven on tokio's paused clock: sleeps end at once, at
+// their deadline (on the millisecond after, as the real timer fires).
+
+fn paused<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// A dispatcher as the send pipeline's is: wait for the limiter, take whatever else it allows
+/// at once, then idle for `idle()` before the next round. Returns when each request went (in
+/// nanoseconds from the start) during `run`.
+fn dispatch(rate: &str, run: Duration, mut idle: impl FnMut() -> Duration) -> Vec<u64> {
+    paused(async {
+        let lim = Limiter::new(rate.parse().unwrap());
+        let start = tokio::time::Instant::now();
+        let at = || (tokio::time::Instant::now() - start).as_nanos() as u64;
+        let mut times = Vec::new();
+        loop {
+            lim.ready().await;
+            if at() >= run.as_nanos() as u64 {
+                return times;
+            }
+            times.push(at());
+            while lim.try_ready() {
+                times.push(at());
+            }
+            let pause = idle();
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+        }
+    })
+}
+
+/// The most requests in any half-open span of `span_ns`.
+fn busiest(times: &[u64], span_ns: u64) -> u64 {
+    let (mut most, mut first) = (0, 0);
+    for (i, t) in times.iter().enumerate() {
+        while times[first] + span_ns <= *t {
+            first += 1;
+        }
+        most = most.max(i + 1 - first);
+    }
+    most as u64
+}
+
+const SEC: u64 = 1_000_000_000;
+
+#[test]
+fn every_rate_keeps_its_unit_and_ten_seconds_within_share_and_its_long_run_rate() {
+    // (rate, its unit in seconds, the unit's share, a 10-second span's share)
+    for (rate, unit, unit_share, ten_share) in [
+        ("1/h", 3600, 1, 1),
+        ("50/hour", 3600, 50, 1),
+        ("1/min", 60, 1, 1),
+        ("2/min", 60, 2, 1),
+        ("7/min", 60, 7, 2),
+        ("12/min", 60, 12, 2),
+        ("30/min", 60, 30, 5),
+        ("1000/min", 60, 1000, 167),
+        ("10000/min", 60, 10000, 1666),
+        ("1/s", 1, 1, 10),
+        ("3/s", 1, 3, 30),
+        ("50/s", 1, 50, 500),
+        ("166/s", 1, 166, 1660),
+        ("1000/s", 1, 1000, 10_000),
+        ("1666/10s", 10, 1666, 1666),
+        ("10000/s", 1, 10_000, 100_000),
+    ] {
+        let run = Duration::from_secs((4 * unit).max(40));
+        let times = dispatch(rate, run, || Duration::ZERO);
+        let in_unit = busiest(&times, unit * SEC);
+        assert!(
+            in_unit <= unit_share,
+            "{rate}: {in_unit} in {unit} s, share {unit_share}"
+        );
+        let in_ten = busiest(&times, 10 * SEC);
+        assert!(
+            in_ten <= ten_share,
+            "{rate}: {in_ten} in 10 s, share {ten_share}"
+        );
+        // As the server may see them: each up to the plan's jitter late.
+        let jitter = plan(rate.parse().unwrap()).jitter_ns;
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut arrived: Vec<u64> = times
+            .iter()
+            .map(|t| {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                t + (seed >> 33) % (jitter + 1)
+            })
+            .collect();
+        arrived.sort_unstable();
+        let (in_unit, in_ten) = (busiest(&arrived, unit * SEC), busiest(&arrived, 10 * SEC));
+        assert!(
+            in_unit <= unit_share && in_ten <= ten_share,
+            "{rate}, up to {jitter} ns late: {in_unit} in {unit} s, {in_ten} in 10 s"
+        );
+        let expected = rate.parse::<Rate>().unwrap().per_second() * run.as_secs_f64();
+        let n = times.len() as f64;
+        assert!(
+            n >= (expected * 0.99).min(expected - 1.0) && n <= expected + 8.0,
+            "{rate}: {n} requests in {run:?}, expected {expected}"
+        );
+    }
+}
+
+#[test]
+fn requests_leave_in_groups_where_the_spans_allow_it() {
+    for (rate, group) in [
+        ("10000/min", 8),
+        ("1000/s", 8),
+        ("10000/s", 8),
+        // 166 is 2 × 83: larger groups would not divide a second's share.
+        ("166/s", 2),
+        ("50/s", 2),
+        ("30/min", 1),
+    ] {
+        assert_eq!(plan(rate.parse().unwrap()).group, group, "{rate}");
+        let times = dispatch(rate, Duration::from_secs(30), || Duration::ZERO);
+        let mut wakeups = times.clone();
+        wakeups.dedup();
+        // One wake-up per group, not per request.
+        assert!(
+            wakeups.len() <= times.len().div_ceil(group as usize),
+            "{rate}: {} wake-ups for {} requests, groups of {group}",
+            wakeups.len(),
+            times.len()
+        );
+    }
+}
+
+#[test]
+fn low_rates_allow_for_requests_that_reach_the_server_late() {
+    for (rate, jitter_ms) in [
+        ("12/min", 25),
+        ("1/h", 25),
+        ("30/min", 10),
+        ("10000/min", 0),
+        ("1000/s", 0),
+    ] {
+        let p = plan(rate.parse().unwrap());
+        assert_eq!(p.jitter_ns, jitter_ms * 1_000_000, "{rate}: {p:?}");
+    }
+}
+
+/// A rate of `count` per `unit` seconds, any from 1/h to 1,000,000/s; small counts often.
+fn any_rate() -> impl proptest::strategy::Strategy<Value = Rate> {
+    use proptest::prelude::*;
+    prop_oneof![Just(1u64), Just(10), Just(60), Just(3600)].prop_flat_map(|unit| {
+        let most = crate::input::rate::MAX_PER_SECOND * unit;
+        prop_oneof![1..=100u64, 1..=most].prop_map(move |count| Rate {
+            count: count as u32,
+            per: Duration::from_secs(unit),
+        })
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5000))]
+
+    /// The plan's arithmetic over the whole range: never faster than the rate, at least
+    /// 99.5 % of it, and the slots that can open in any span (its groups, each within
+    /// `SLACK` of its slot, slots up to `LATE` early) fit the span's share.
+    #[test]
+    fn the_plan_keeps_every_rate_and_every_span_within_its_share(rate in any_rate()) {
+        let p = plan(rate);
+        let (group, period) = (u128::from(p.group), u128::from(p.period_ns));
+        proptest::prop_assert!(group >= 1 && period >= 1);
+        let (count, per) = (u128::from(rate.count), rate.per.as_nanos());
+        proptest::prop_assert!(group * per <= period * count, "faster than {}: {:?}", rate, p);
+        proptest::prop_assert!(p.cost(rate) <= 0.005, "{}: {:?} gives up {}", rate, p, p.cost(rate));
+        for (span, share) in spans(rate) {
+            let reach = u128::from(span + SLACK_NS + LATE_NS + p.jitter_ns);
+            let slots = reach.div_ceil(period);
+            proptest::prop_assert!(
+                group * slots <= u128::from(share),
+                "{}: {} groups of {} in {} ns, share {}", rate, slots, group, span, share
+            );
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// The real limiter under a dispatcher that waits, comes late and idles at random: no
+    /// span of the rate's unit, nor any 10 seconds, holds more than its share.
+    #[test]
+    fn a_dispatcher_that_comes_and_goes_never_overfills_a_span(
+        count in 1u32..=2000,
+        unit in proptest::prelude::prop_oneof![
+            proptest::strategy::Just(1u64),
+            proptest::strategy::Just(10),
+            proptest::strategy::Just(60),
+            proptest::strategy::Just(3600),
+        ],
+        idles in proptest::collection::vec(0u64..3_000, 1..16),
+    ) {
+        let rate = Rate { count, per: Duration::from_secs(unit) };
+        let text = rate.to_string();
+        // Idle for up to 3 periods, cycling through the drawn pattern; many zeros.
+        let period = unit * SEC / u64::from(count);
+        let mut i = 0;
+        let idle = || {
+            i += 1;
+            let x = idles[i % idles.len()];
+            Duration::from_nanos(if x < 1_000 { 0 } else { period * (x - 1_000) / 1_000 })
+        };
+        let run = Duration::from_secs((3 * unit).max(30));
+        let times = dispatch(&text, run, idle);
+        for (span, share) in spans(rate) {
+            let most = busiest(&times, span);
+            proptest::prop_assert!(most <= share, "{}: {} in {} ns, share {}", text, most, span, share);
+        }
+    }
+}

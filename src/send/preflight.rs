@@ -1,0 +1,137 @@
+//! The preflight stage: every row rendered as it will be sent (`check`'s own preflight), each
+//! row's request hash kept for the dispatch to compare with, and on resume every recorded row's
+//! recipient compared with the CSV's. Its problems are printed; a run they refuse sends nothing.
+use crate::check::{self, recipient_hash, Loaded, Preflight};
+use crate::input::problem::{Problem, Severity};
+use crate::results::{Prior, RowStatus};
+
+use super::manifest::Opened;
+use super::plan::Plan;
+
+/// Preflight's findings, for the manifest.
+pub(super) struct Checked {
+    pub pre: Preflight,
+    /// Each row's request hash, by record number (0: not a valid row).
+    pub expected: Vec<u32>,
+}
+
+/// Checks every row; `None` (its problems printed) when the run is refused.
+pub(super) fn run(
+    plan: &Plan,
+    loaded: &Loaded,
+    opened: &Opened,
+) -> anyhow::Result<Option<Checked>> {
+    let (pre, expected) = check_rows(plan, loaded, opened);
+    if let Some(p) = &opened.prior {
+        if p.rows() > pre.rows {
+            crate::say!(
+                "error: {}: the results file has rows beyond the CSV's {} rows: the CSV changed since the first run",
+                opened.results.display(),
+                pre.rows
+            );
+            return Ok(None);
+        }
+    }
+    crate::say_part!("{}", pre.report.render());
+    let skip_invalid = plan.selection.skip_invalid;
+    if refuses(&pre, skip_invalid) {
+        crate::say!(
+            "{}: {}, {}; nothing was sent{}.",
+            check::summary_line(&loaded.campaign, &pre),
+            check::counted(pre.report.errors, "error"),
+            check::counted(pre.report.warnings, "warning"),
+            // Not when no row is valid: there would be nothing to send.
+            if !skip_invalid && only_row_errors(&pre) && pre.rows > pre.invalid_rows {
+                " (--skip-invalid sends the valid rows and records the others as skipped)"
+            } else {
+                ""
+            }
+        );
+        return Ok(None);
+    }
+    Ok(Some(Checked { pre, expected }))
+}
+
+/// `check`'s preflight, keeping each row's request hash and comparing recipients on resume.
+fn check_rows(plan: &Plan, loaded: &Loaded, opened: &Opened) -> (Preflight, Vec<u32>) {
+    let prior = opened.prior.as_ref();
+    let mut changed = Changed {
+        reported: false,
+        recipients_file: loaded.campaign.recipients.display().to_string(),
+        results: opened.results.display().to_string(),
+        to_type: &loaded.campaign.to_type,
+    };
+    // Each row's request hash, by record number (0: not a valid row), for the send pass to
+    // compare with: 4 bytes a row, sized up front on resume (growing it would hold the old
+    // and the new buffer at once, beside the earlier run's rows).
+    let mut expected: Vec<u32> = Vec::with_capacity(prior.map_or(0, |p| p.rows() as usize));
+    let campaign = &loaded.campaign;
+    let pre = check::preflight(
+        loaded,
+        plan.selection.allow_duplicates,
+        &mut |row, rendered| {
+            expected.resize(row as usize - 1, 0);
+            expected.push(check::row_hash(campaign, rendered));
+            changed.check(prior?, row, rendered.to_id.as_str())
+        },
+    );
+    expected.resize(pre.rows as usize, 0);
+    (pre, expected)
+}
+
+/// On resume: the first row whose recipient is not the one the results file recorded.
+struct Changed<'a> {
+    reported: bool,
+    recipients_file: String,
+    results: String,
+    to_type: &'a str,
+}
+
+impl Changed<'_> {
+    fn check(&mut self, prior: &Prior, row: u64, id: &str) -> Option<Problem> {
+        let recorded = prior.recipient_hash(row)?;
+        if self.reported || recorded == recipient_hash(self.to_type, id) {
+            return None;
+        }
+        // A row skipped without a recipient (its id did not render, or an earlier version left
+        // it out) has nothing to compare: it was never sent, and fixing it is why one resumes.
+        if prior.status(row) == Some(RowStatus::Skipped)
+            && recorded == recipient_hash(self.to_type, "")
+        {
+            return None;
+        }
+        self.reported = true;
+        Some(Problem {
+            record: Some(row),
+            ..Problem::error(
+                "changed",
+                &self.recipients_file,
+                format!(
+                    "the recipient is now `{}`, but the results file {} recorded another one for this row: the CSV changed since the first run, so resuming it could skip or double customers",
+                    id,
+                    self.results
+                ),
+            )
+        })
+    }
+}
+
+/// Whether preflight's problems stop the run: any error, unless --skip-invalid and every error is
+/// a row's own, so that skipping the row is enough.
+fn refuses(pre: &Preflight, skip_invalid: bool) -> bool {
+    pre.report.has_errors() && !(skip_invalid && only_row_errors(pre))
+}
+
+/// Whether every error belongs to one row (its CSV record, its rendering, its values), none to the
+/// file, the templates as a whole, duplicates or a changed campaign.
+fn only_row_errors(pre: &Preflight) -> bool {
+    let beyond_rows = pre.report.counts.iter().any(|((sev, kind), _)| {
+        *sev == Severity::Error && !matches!(*kind, "value" | "csv" | "template")
+    });
+    let file_level = pre
+        .report
+        .kept
+        .iter()
+        .any(|p| p.severity == Severity::Error && p.record.is_none());
+    pre.invalid_rows > 0 && !beyond_rows && !file_level
+}
