@@ -8,12 +8,13 @@ pub mod read;
 mod text;
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::cli::ReportArgs;
-use crate::results::RowStatus;
+use crate::results::{RowStatus, Tally, INTERRUPTED};
 use crate::Status;
 use read::{Outcome, Run};
 
@@ -30,22 +31,14 @@ pub struct Report {
     pub results: String,
     pub campaign: Option<String>,
     pub rows: u64,
-    pub counts: Counts,
+    pub counts: Tally,
     pub errors: Vec<ErrorGroup>,
     pub unknown: Vec<UnknownRow>,
     pub run: Option<RunTimes>,
     pub per_minute: Option<PerMinute>,
 }
 
-#[derive(Debug, Default, Serialize)]
-pub struct Counts {
-    pub sent: u64,
-    pub failed: u64,
-    pub unknown: u64,
-    pub skipped: u64,
-}
-
-impl Counts {
+impl Tally {
     /// Each status with its rows and their share of `rows`, in percent.
     pub fn shares(&self, rows: u64) -> [(&'static str, u64, f64); 4] {
         let share = |n: u64| {
@@ -135,7 +128,13 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<Status> {
         Some(campaign) => read::contacts(campaign, &rows_to_name(&outcomes))?,
         None => BTreeMap::new(),
     };
-    let report = build(args, &outcomes, &runs, &contacts);
+    let report = build(
+        &args.results,
+        args.campaign.as_deref(),
+        &outcomes,
+        &runs,
+        &contacts,
+    );
     let out = if args.json {
         serde_json::to_string_pretty(&report)? + "\n"
     } else {
@@ -172,26 +171,20 @@ fn rows_to_name(outcomes: &BTreeMap<u64, Outcome>) -> HashSet<u64> {
     rows
 }
 
-pub fn build(
-    args: &ReportArgs,
+/// The report of the results file `results` (and, if given, its `campaign` file).
+fn build(
+    results_path: &Path,
+    campaign_path: Option<&Path>,
     outcomes: &BTreeMap<u64, Outcome>,
     runs: &[Run],
     contacts: &BTreeMap<u64, String>,
 ) -> Report {
-    let mut counts = Counts::default();
+    let mut counts = Tally::default();
     for o in outcomes.values() {
-        match o.status {
-            RowStatus::Sent => counts.sent += 1,
-            RowStatus::Failed => counts.failed += 1,
-            RowStatus::Unknown => counts.unknown += 1,
-            RowStatus::Skipped => counts.skipped += 1,
-        }
+        counts.add(o.status);
     }
-    let campaign = args
-        .campaign
-        .as_ref()
-        .map_or("CAMPAIGN".to_string(), |c| c.display().to_string());
-    let results = args.results.display().to_string();
+    let campaign = campaign_path.map_or("CAMPAIGN".to_string(), |c| c.display().to_string());
+    let results = results_path.display().to_string();
     let unknown = outcomes
         .values()
         .filter(|o| o.status == RowStatus::Unknown)
@@ -208,8 +201,8 @@ pub fn build(
         .collect();
     Report {
         report_version: JSON_VERSION,
-        results: args.results.display().to_string(),
-        campaign: args.campaign.as_ref().map(|c| c.display().to_string()),
+        results: results.clone(),
+        campaign: campaign_path.map(|c| c.display().to_string()),
         rows: outcomes.len() as u64,
         counts,
         errors: error_groups(outcomes, contacts),
@@ -277,7 +270,7 @@ fn most_common<T: Eq + std::hash::Hash + Clone>(values: impl Iterator<Item = T>)
 fn advice(o: &Outcome, contact: Option<&String>, campaign: &str, results: &str) -> String {
     let row = o.row;
     let what = match (o.error_code.as_str(), o.http_status) {
-        ("interrupted", _) => "the run stopped with this request in flight".to_string(),
+        (INTERRUPTED, _) => "the run stopped with this request in flight".to_string(),
         (_, Some(code)) => {
             format!("Intercom answered {code}, which can come after the message was created")
         }

@@ -107,7 +107,7 @@ pub fn outcomes(path: &Path) -> anyhow::Result<BTreeMap<u64, Outcome>> {
             .ok()
             .filter(|r| *r > 0)
             .ok_or_else(|| bad("row", cell(0), "a record number (1 or more)"))?;
-        let status = parse_status(cell(2))
+        let status = RowStatus::from_field(cell(2).as_bytes())
             .ok_or_else(|| bad("status", cell(2), "sent, failed, unknown or skipped"))?;
         let http_status = match cell(3) {
             "" => None,
@@ -141,16 +141,6 @@ pub fn outcomes(path: &Path) -> anyhow::Result<BTreeMap<u64, Outcome>> {
         rows.insert(row, outcome);
     }
     Ok(rows)
-}
-
-fn parse_status(s: &str) -> Option<RowStatus> {
-    match s {
-        "sent" => Some(RowStatus::Sent),
-        "failed" => Some(RowStatus::Failed),
-        "unknown" => Some(RowStatus::Unknown),
-        "skipped" => Some(RowStatus::Skipped),
-        _ => None,
-    }
 }
 
 /// The run log's runs in order, or none when there is no log (an older `send` wrote none).

@@ -53,7 +53,12 @@ pub(crate) enum Failure {
 
 /// The search request for `keys` (normalized) on the campaign's field, filtered by `role`
 /// unless it is `contact`.
-pub(crate) fn search_body(address: Address, role: &str, keys: &[String], after: Option<&str>) -> Value {
+pub(crate) fn search_body(
+    address: Address,
+    role: &str,
+    keys: &[String],
+    after: Option<&str>,
+) -> Value {
     let by_key = json!({"field": address.key(), "operator": "IN", "value": keys});
     let query = if role == "contact" {
         by_key

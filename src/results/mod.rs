@@ -28,7 +28,7 @@ use anyhow::{bail, Context as _};
 pub use amend::{amend, Amendment};
 pub use journal::{header as journal_header, Journal, JournalHeader};
 pub use lock::RunLock;
-pub use row::{now_rfc3339, ResultRow, RowStatus, COLUMNS, CONTACT_ID};
+pub use row::{now_rfc3339, ResultRow, RowStatus, COLUMNS, CONTACT_ID, INTERRUPTED};
 pub use runs::{append_run, RunRecord};
 pub use settle::{settle, Prior, Tally, MAX_ROWS};
 pub use writer::{header_of, ResultsWriter};

@@ -92,6 +92,9 @@ pub struct ResultRow {
     pub extra: Vec<String>,
 }
 
+/// The `error_code` of a row that was in flight when its run stopped (`ResultRow::interrupted`).
+pub const INTERRUPTED: &str = "interrupted";
+
 impl ResultRow {
     /// The line of a row whose request was in flight when its run stopped: it may have been
     /// delivered, so it is never sent again unless asked.
@@ -102,7 +105,7 @@ impl ResultRow {
             status: RowStatus::Unknown,
             message_id: String::new(),
             http_status: None,
-            error_code: "interrupted".into(),
+            error_code: INTERRUPTED.into(),
             error_message: why.into(),
             request_id: String::new(),
             attempts: 1,
