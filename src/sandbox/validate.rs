@@ -1,6 +1,7 @@
 //! Request validation as Intercom does it: the `Intercom-Version` header picks an OpenAPI
 //! description, the body is checked against its `create_message_request` schema, and the
-//! per-type rules the schema leaves out (NOTES.md) are enforced on top.
+//! per-type rules the schema leaves out (its `anyOf` lets an e-mail without `subject` or
+//! `template` through as in-app, which Intercom refuses) are enforced on top.
 use anyhow::Context;
 use hyper::header::HeaderValue;
 use jsonschema::error::{TypeKind, ValidationErrorKind};
@@ -129,7 +130,7 @@ fn compile(spec: &str) -> anyhow::Result<Validator> {
         .context("no create_message_request schema")?
         .clone();
     // The spec's enum says `in_app`, but Intercom's own answers and guides say `inapp` and real
-    // senders send it (NOTES.md): accept both.
+    // senders send it: accept both.
     if let Some(Value::Array(e)) = schema.pointer_mut("/properties/message_type/enum") {
         e.push(Value::from("inapp"));
     }

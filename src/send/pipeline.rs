@@ -343,8 +343,8 @@ pub async fn pipeline(
             }
         };
         // Outcomes that arrived meanwhile go to the OS in the same write: at high rates one write
-        // per row was a good part of the sender's CPU, and each line still leaves as soon as the
-        // writer is free.
+        // per row would be a good part of the sender's CPU, and each line still leaves as soon as
+        // the writer is free.
         stall.progressed(shared.gate.paused());
         batch.clear();
         batch.push(first);

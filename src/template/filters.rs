@@ -7,8 +7,8 @@ use tera::{Tera, Value};
 
 use crate::template::seal::MAX_ITERATIONS;
 
-/// `default`'s other half (see `seal::route_default`): an empty string or a null becomes
-/// `value`; anything else is kept.
+/// `default`'s other half (see `seal::instrument::route_default`): an empty string or a null
+/// becomes `value`; anything else is kept.
 pub(super) fn or_else(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
     let empty = match value {
         Value::Null => true,

@@ -1,4 +1,5 @@
-//! Settling a ledger: again and again, with rows left in flight, stopped between any two steps, over torn, damaged and corrupt lines.
+//! Settling a ledger: again and again, with rows left in flight, stopped between any two steps,
+//! over torn, damaged and corrupt lines.
 use super::*;
 use crate::results::Journal;
 use std::io::Write as _;

@@ -39,7 +39,7 @@ pub(crate) fn register(tera: &mut Tera) {
     tera.register_filter(VALUE, value_hook);
     tera.register_function(TICK, tick_hook);
     tera.register_function("range", crate::template::filters::bounded_range);
-    // `seal` refuses a template that calls it; this is in case something ever gets past.
+    // `rules::check` refuses a template that calls it; this is in case something ever gets past.
     tera.register_function("get_env", |_: &HashMap<String, Value>| {
         Err(tera::Error::msg("templates may not read the environment"))
     });

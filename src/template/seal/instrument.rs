@@ -72,7 +72,7 @@ pub(super) fn instrument(nodes: &mut [Node], places: &mut Places<'_, '_>, hooks:
             Node::Continue(_) => {
                 places.next("continue");
             }
-            // Refused by `seal` before this runs.
+            // Refused by `rules::check` before this runs.
             _ => {}
         }
     }
