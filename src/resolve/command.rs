@@ -66,7 +66,7 @@ pub async fn run(args: ResolveArgs) -> anyhow::Result<Status> {
         let running = crate::sandbox::start(config, "127.0.0.1:0".parse()?).await?;
         (token, Some(running))
     } else {
-        (read_token(&args)?, None)
+        (read_token(args.token_file.as_deref())?, None)
     };
     let base = match (&sandbox, &args.api_base) {
         (Some(s), _) => s.base_url(),
@@ -103,8 +103,9 @@ pub async fn run(args: ResolveArgs) -> anyhow::Result<Status> {
     Ok(Status::Ok)
 }
 
-fn read_token(args: &ResolveArgs) -> anyhow::Result<Token> {
-    if let Some(path) = &args.token_file {
+/// The access token: `--token-file`, else `INTERCOM_TOKEN`.
+fn read_token(file: Option<&std::path::Path>) -> anyhow::Result<Token> {
+    if let Some(path) = file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the token file {}", path.display()))?;
         return Token::new(text);

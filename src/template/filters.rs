@@ -57,7 +57,7 @@ pub(super) fn bounded_range(args: &HashMap<String, Value>) -> tera::Result<Value
 static TERA: LazyLock<Tera> = LazyLock::new(Tera::default);
 
 /// Tera's `title`, which runs the regex `\b(?P<first>[\w'])(?P<rest>[\w']*)\b` and writes
-/// `first` in upper case and `rest` in lower case: more than a fifth of a row's rendering for a
+/// `first` in upper case and `rest` in lower case: a large part of a row's rendering for a
 /// template that uses it. On ASCII text the same, without the regex (`title_ascii`; tests compare
 /// the two); anything else goes to Tera's.
 pub(super) fn title(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
