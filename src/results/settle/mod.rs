@@ -16,19 +16,19 @@ use super::{replace_file, Ledger, LineCap, MAX_LINE};
 
 /// The most rows a campaign can have and still be resumed: per-row state is kept in arrays
 /// indexed by row, so a corrupt row number must not size them (at this bound, 140 MB at most).
-pub const MAX_ROWS: u64 = 10_000_000;
+pub(crate) const MAX_ROWS: u64 = 10_000_000;
 
 /// Rows per status: what a ledger holds, and what `report` counts.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Tally {
-    pub sent: u64,
-    pub failed: u64,
-    pub unknown: u64,
-    pub skipped: u64,
+pub(crate) struct Tally {
+    pub(crate) sent: u64,
+    pub(crate) failed: u64,
+    pub(crate) unknown: u64,
+    pub(crate) skipped: u64,
 }
 
 impl Tally {
-    pub fn add(&mut self, status: RowStatus) {
+    pub(crate) fn add(&mut self, status: RowStatus) {
         match status {
             RowStatus::Sent => self.sent += 1,
             RowStatus::Failed => self.failed += 1,
@@ -37,7 +37,7 @@ impl Tally {
         }
     }
 
-    pub fn rows(&self) -> u64 {
+    pub(crate) fn rows(&self) -> u64 {
         self.sent + self.failed + self.unknown + self.skipped
     }
 }
@@ -45,31 +45,31 @@ impl Tally {
 /// What the runs so far left: each row's last status and recipient, and the campaign's
 /// fingerprint from the journal.
 #[derive(Debug, Default)]
-pub struct Prior {
+pub(crate) struct Prior {
     /// By row: `RowStatus::code` of its last line, 0 for none.
     statuses: Vec<u8>,
     /// By row: its recipient's hash.
     recipients: Vec<u64>,
-    pub header: Option<JournalHeader>,
-    pub tally: Tally,
+    pub(crate) header: Option<JournalHeader>,
+    pub(crate) tally: Tally,
     /// Rows found in flight when the last run stopped, recorded `unknown` now.
-    pub recovered_unknown: u64,
+    pub(crate) recovered_unknown: u64,
 }
 
 impl Prior {
-    pub fn status(&self, row: u64) -> Option<RowStatus> {
+    pub(crate) fn status(&self, row: u64) -> Option<RowStatus> {
         self.statuses
             .get(row as usize)
             .copied()
             .and_then(RowStatus::from_code)
     }
 
-    pub fn recipient_hash(&self, row: u64) -> Option<u64> {
+    pub(crate) fn recipient_hash(&self, row: u64) -> Option<u64> {
         self.status(row).map(|_| self.recipients[row as usize])
     }
 
     /// The rows whose last status is `status`, in order.
-    pub fn rows_with(&self, status: RowStatus) -> impl Iterator<Item = u64> + '_ {
+    pub(crate) fn rows_with(&self, status: RowStatus) -> impl Iterator<Item = u64> + '_ {
         let code = status.code();
         self.statuses
             .iter()
@@ -79,7 +79,7 @@ impl Prior {
     }
 
     /// Each row with a status, in order.
-    pub fn recorded(&self) -> impl Iterator<Item = (u64, RowStatus)> + '_ {
+    pub(crate) fn recorded(&self) -> impl Iterator<Item = (u64, RowStatus)> + '_ {
         self.statuses
             .iter()
             .enumerate()
@@ -87,7 +87,7 @@ impl Prior {
     }
 
     /// The number of rows with a status.
-    pub fn rows(&self) -> u64 {
+    pub(crate) fn rows(&self) -> u64 {
         self.tally.rows()
     }
 
@@ -120,7 +120,7 @@ pub(super) fn has_rows(results: &Path) -> anyhow::Result<bool> {
 
 /// Settles the ledger (see the module's header) and says what it holds. `hash` maps a
 /// recipient to the 8 bytes resume compares.
-pub fn settle(ledger: &Ledger, hash: &dyn Fn(&str) -> u64) -> anyhow::Result<Prior> {
+pub(crate) fn settle(ledger: &Ledger, hash: &dyn Fn(&str) -> u64) -> anyhow::Result<Prior> {
     let entries = journal::read(&ledger.journal)?;
     let offset = entries.header.as_ref().map(|h| h.results_offset);
     let mut writer = ResultsWriter::open(&ledger.results)?;
