@@ -263,9 +263,8 @@ pub fn recipient_hash(kind: &str, id: &str) -> u64 {
 }
 
 /// Rows per chunk: read, rendered and passed on at once. Each chunk boundary makes the threads
-/// wait for each other, and rayon's waiting threads spin: at 256 rows, two threads used twice the
-/// CPU of one. Measured on 1,000,000 rows and 2 cores, with slots reused: 256 rows took 0.25 to
-/// 0.57 s and 19 MB at peak, 1024 0.20 to 0.26 s and 22 MB, 4096 0.20 to 0.34 s and 32 MB.
+/// wait for each other, and rayon's waiting threads spin, so small chunks cost CPU; large ones
+/// cost memory (three chunks are held). BENCHMARKS.md has the sizes tried.
 const CHUNK: usize = 1024;
 
 /// A row's place in a chunk. The reader fills it, a worker renders into it, the pass reads it;
@@ -533,7 +532,7 @@ pub fn preflight(loaded: &Loaded, allow_duplicates: bool, on_row: &mut OnRow<'_>
     out.content_hash = content.digest();
     // Sorting 8 bytes per valid row is what finding duplicates costs; the rows themselves are gone,
     // and so are their numbers. The hashes that occur more than once are few (normally none).
-    // On every core: nothing else is left to do (1,000,000 hashes: 13 ms on one).
+    // On every core: nothing else is left to do.
     hashes.par_sort_unstable();
     let mut repeated: Vec<u64> = Vec::new();
     for pair in hashes.windows(2) {

@@ -6,17 +6,24 @@ use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::intercom::client::ApiError;
 use crate::intercom::redact::Redactor;
+
+/// Intercom's `error.list`, reduced to its first error.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: String,
+    pub message: String,
+    pub request_id: String,
+}
 
 /// The message id of a success answer (`{"type": "admin_message", "id": "2001", ...}`): a
 /// non-empty string, or a number as its digits; `None` when the answer has neither.
 ///
 /// Intercom sends `id` second, and the rest of the answer echoes the message, body and all (often
-/// kilobytes), so reading stops at `id`: parsing the whole echo was about 6,000 instructions an
-/// answer, a sixteenth of `send`'s thread at full speed. What follows the id is not checked: an
+/// kilobytes), so reading stops at `id`: parsing the whole echo would be a sizeable part of
+/// `send`'s thread at full speed (BENCHMARKS.md, `718c262`). What follows the id is not checked: an
 /// answer that names a message id is a message Intercom made, whatever comes after.
-pub fn message_id(body: &[u8]) -> Option<String> {
+pub(crate) fn message_id(body: &[u8]) -> Option<String> {
     let mut id = None;
     let mut de = serde_json::Deserializer::from_slice(body);
     // Leaving the object before its end makes serde_json report the unread rest as an error.
@@ -62,15 +69,15 @@ impl<'de> Visitor<'de> for IdOf<'_> {
 }
 
 /// How much of a body that is not an `error.list` becomes the message.
-pub const TEXT_CHARS: usize = 200;
+pub(crate) const TEXT_CHARS: usize = 200;
 /// How much of each string the server sends (an error's code, message, request id; a message
 /// id) is kept: Intercom's are far shorter, and a server must not fill the results file.
-pub const FIELD_CHARS: usize = 1_000;
+pub(crate) const FIELD_CHARS: usize = 1_000;
 
 /// The message id of an answer that was not read to its end (it was too long, or stopped
 /// coming): as [`message_id`], but a number at the very end of what came may be cut short, so it
 /// is not taken (`"id": 20` may have been `"id": 2001`). A string id ends with its quote.
-pub fn message_id_in_part(part: &[u8]) -> Option<String> {
+pub(crate) fn message_id_in_part(part: &[u8]) -> Option<String> {
     let complete = part
         .iter()
         .rposition(|b| !matches!(b, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'))
@@ -82,7 +89,7 @@ pub fn message_id_in_part(part: &[u8]) -> Option<String> {
 /// message (its first [`TEXT_CHARS`] characters), or `HTTP <status>` when empty. Every string
 /// is returned with the token struck (before any cut: a cut must not split the token into
 /// pieces too short to be recognized) and at most [`FIELD_CHARS`] long.
-pub fn error_list(status: u16, body: &[u8], redact: &Redactor) -> ApiError {
+pub(crate) fn error_list(status: u16, body: &[u8], redact: &Redactor) -> ApiError {
     #[derive(Deserialize)]
     struct ErrorList {
         request_id: Option<String>,

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 
 use crate::intercom::answer;
+pub use crate::intercom::answer::ApiError;
 use crate::intercom::redact::Redactor;
 
 /// An access token. It is never printed: `Debug` and `Display` redact it, and it leaves this
@@ -17,7 +18,7 @@ use crate::intercom::redact::Redactor;
 pub struct Token(String);
 
 impl Token {
-    pub fn new(token: String) -> anyhow::Result<Token> {
+    pub(crate) fn new(token: String) -> anyhow::Result<Token> {
         let token = token.trim().to_string();
         if token.is_empty() {
             anyhow::bail!("the access token is empty");
@@ -26,7 +27,7 @@ impl Token {
     }
 
     /// The sandbox compares tokens; nothing else reads one.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -44,14 +45,6 @@ pub struct RateInfo {
     pub remaining: Option<u64>,
     /// Unix seconds at which the window resets.
     pub reset: Option<u64>,
-}
-
-/// Intercom's `error.list`, reduced to its first error.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ApiError {
-    pub code: String,
-    pub message: String,
-    pub request_id: String,
 }
 
 /// What one attempt came to.
@@ -112,7 +105,7 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    pub fn new(
+    pub(crate) fn new(
         base_url: &str,
         token: &Token,
         version: &str,
@@ -155,15 +148,11 @@ impl Client {
         })
     }
 
-    pub fn url(&self) -> &str {
-        self.url.as_str()
-    }
-
     /// One attempt. `body` is the serialized request, shared between attempts. Nothing the
     /// server or the transport says back carries the token, whole or in part: an error page
     /// that echoes the request would otherwise put it in the results file and on the screen. Each
     /// string is struck where it is made, before any cut.
-    pub async fn send(&self, body: Bytes) -> Attempt {
+    pub(crate) async fn send(&self, body: Bytes) -> Attempt {
         let response = match self.http.post(self.url.clone()).body(body).send().await {
             Ok(r) => r,
             Err(e) if e.is_connect() => return Attempt::NotReached(self.describe(&e)),
@@ -200,7 +189,7 @@ impl Client {
 
     /// One `POST /contacts/search` (the body is the search request). Errors are struck of the
     /// token like [`Client::send`]'s.
-    pub async fn search(&self, body: Bytes) -> Search {
+    pub(crate) async fn search(&self, body: Bytes) -> Search {
         let response = match self
             .http
             .post(self.search_url.clone())
@@ -269,7 +258,7 @@ impl Client {
     /// `GET` of another route beside `/messages` (`admins`), with the same headers, the same
     /// 1 MiB bound and the same striking of the token: the answer as JSON, or why there is none,
     /// in one line fit to show.
-    pub async fn get_json(&self, route: &str) -> Result<serde_json::Value, String> {
+    pub(crate) async fn get_json(&self, route: &str) -> Result<serde_json::Value, String> {
         let url = self
             .url
             .join(route)
@@ -324,9 +313,9 @@ impl Client {
 }
 
 /// The most of an answer's body that is read. Intercom's answers are a few kilobytes; a server
-/// that sends gigabytes (one sent 4 GB, which took 8.2 GB of memory) gets its first MiB read
+/// that sends gigabytes would otherwise have them all held in memory: it gets its first MiB read
 /// and its connection closed.
-pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+pub(crate) const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 /// What came of an answer's body.
 struct Body {
@@ -390,7 +379,7 @@ fn describe(e: &reqwest::Error) -> String {
     } else if e.is_connect() {
         "could not connect".to_string()
     } else {
-        e.without_url_ref().to_string()
+        without_url(e)
     };
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -404,20 +393,15 @@ fn describe(e: &reqwest::Error) -> String {
     text
 }
 
-trait WithoutUrl {
-    fn without_url_ref(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    fn without_url_ref(&self) -> String {
-        let mut text = self.to_string();
-        if let Some(url) = self.url() {
-            text = text
-                .replace(&format!(" ({url})"), "")
-                .replace(&format!(" for url ({url})"), "");
-        }
-        text
+/// reqwest's own message for `e`, without the URL it names.
+fn without_url(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(url) = e.url() {
+        text = text
+            .replace(&format!(" ({url})"), "")
+            .replace(&format!(" for url ({url})"), "");
     }
+    text
 }
 
 /// `Retry-After` in seconds, as Intercom (and most proxies) send it.
@@ -448,7 +432,7 @@ fn rate_info(h: &HeaderMap) -> RateInfo {
 }
 
 /// Unix seconds now.
-pub fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -465,7 +449,7 @@ mod tests {
         assert!(!format!("{t:?}").contains("secret"));
         let c = Client::new("http://127.0.0.1:9", &t, "2.16", Duration::from_secs(1), 1).unwrap();
         assert!(!format!("{c:?}").contains("secret"));
-        assert_eq!(c.url(), "http://127.0.0.1:9/messages");
+        assert_eq!(c.url.as_str(), "http://127.0.0.1:9/messages");
     }
 
     #[test]

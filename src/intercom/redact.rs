@@ -9,11 +9,11 @@
 use std::ops::Range;
 
 /// What replaces each struck stretch.
-pub const MARK: &str = "<redacted>";
+pub(crate) const MARK: &str = "<redacted>";
 /// The shortest run of the token's bytes that is struck wherever it appears.
-pub const PART: usize = 8;
+pub(crate) const PART: usize = 8;
 /// The shortest start or end of the token that is struck at an edge of cut text.
-pub const EDGE: usize = 4;
+pub(crate) const EDGE: usize = 4;
 
 /// Finds and strikes one token's parts.
 pub struct Redactor {
@@ -37,7 +37,7 @@ fn pack(window: &[u8]) -> u64 {
 }
 
 impl Redactor {
-    pub fn new(token: &str) -> Redactor {
+    pub(crate) fn new(token: &str) -> Redactor {
         let token: Box<[u8]> = token.as_bytes().into();
         let part = PART.min(token.len()).max(1);
         let mut grams: Vec<u64> = token.windows(part).map(pack).collect();
@@ -58,14 +58,14 @@ impl Redactor {
 
     /// An identifier the server sent (a message id, an error code, a request id): every part of
     /// the token struck, then cut to at most `max` characters.
-    pub fn id(&self, text: &str, max: usize) -> String {
+    pub(crate) fn id(&self, text: &str, max: usize) -> String {
         self.strike(text, false, max)
     }
 
     /// Free text the server or the transport sent, which the server may have cut: parts of the
     /// token struck, and also its start or end at the text's edges; then cut to at most `max`
     /// characters.
-    pub fn text(&self, text: &str, max: usize) -> String {
+    pub(crate) fn text(&self, text: &str, max: usize) -> String {
         self.strike(text, true, max)
     }
 

@@ -7,7 +7,7 @@ use plotters::prelude::*;
 use super::{human_duration, PerMinute, Report};
 use crate::page::{escape, page};
 
-pub fn render(r: &Report) -> String {
+pub(crate) fn render(r: &Report) -> String {
     let mut body = String::new();
     body.push_str(&counts(r));
     body.push_str(&run(r));

@@ -4,50 +4,43 @@
 //! Three forms of one [`Report`]: a table for the terminal, `--json` (stable, its shape
 //! documented in the README) and `--html` (a self-contained page with the chart as inline SVG).
 mod html;
-pub mod read;
+pub(crate) mod read;
 mod text;
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::cli::ReportArgs;
-use crate::results::RowStatus;
+use crate::results::{RowStatus, Tally, INTERRUPTED};
 use crate::Status;
 use read::{Outcome, Run};
 
 /// The `--json` shape's version; raised only when a field changes meaning or goes away.
-pub const JSON_VERSION: u32 = 1;
+pub(crate) const JSON_VERSION: u32 = 1;
 /// Example rows per error code.
 const EXAMPLES: usize = 5;
 /// Points on the messages-per-minute chart at most.
 const MAX_POINTS: i64 = 120;
 
 #[derive(Debug, Serialize)]
-pub struct Report {
-    pub report_version: u32,
-    pub results: String,
-    pub campaign: Option<String>,
-    pub rows: u64,
-    pub counts: Counts,
-    pub errors: Vec<ErrorGroup>,
-    pub unknown: Vec<UnknownRow>,
-    pub run: Option<RunTimes>,
-    pub per_minute: Option<PerMinute>,
+pub(crate) struct Report {
+    pub(crate) report_version: u32,
+    pub(crate) results: String,
+    pub(crate) campaign: Option<String>,
+    pub(crate) rows: u64,
+    pub(crate) counts: Tally,
+    pub(crate) errors: Vec<ErrorGroup>,
+    pub(crate) unknown: Vec<UnknownRow>,
+    pub(crate) run: Option<RunTimes>,
+    pub(crate) per_minute: Option<PerMinute>,
 }
 
-#[derive(Debug, Default, Serialize)]
-pub struct Counts {
-    pub sent: u64,
-    pub failed: u64,
-    pub unknown: u64,
-    pub skipped: u64,
-}
-
-impl Counts {
+impl Tally {
     /// Each status with its rows and their share of `rows`, in percent.
-    pub fn shares(&self, rows: u64) -> [(&'static str, u64, f64); 4] {
+    pub(crate) fn shares(&self, rows: u64) -> [(&'static str, u64, f64); 4] {
         let share = |n: u64| {
             if rows == 0 {
                 0.0
@@ -66,66 +59,66 @@ impl Counts {
 
 /// Rows of one status that share an error code.
 #[derive(Debug, Serialize)]
-pub struct ErrorGroup {
-    pub status: RowStatus,
-    pub error_code: String,
-    pub count: u64,
+pub(crate) struct ErrorGroup {
+    pub(crate) status: RowStatus,
+    pub(crate) error_code: String,
+    pub(crate) count: u64,
     /// The HTTP status most of them got, if any.
-    pub http_status: Option<u16>,
+    pub(crate) http_status: Option<u16>,
     /// The message most of them got (Intercom's, or a transport error's description).
-    pub message: String,
-    pub examples: Vec<Example>,
+    pub(crate) message: String,
+    pub(crate) examples: Vec<Example>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct Example {
-    pub row: u64,
-    pub recipient: String,
+pub(crate) struct Example {
+    pub(crate) row: u64,
+    pub(crate) recipient: String,
     /// The row's e-mail or name from the campaign's CSV (with `--campaign`).
-    pub contact: Option<String>,
+    pub(crate) contact: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct UnknownRow {
-    pub row: u64,
-    pub recipient: String,
-    pub contact: Option<String>,
-    pub http_status: Option<u16>,
-    pub error_code: String,
-    pub error_message: String,
-    pub finished_at: Option<String>,
+pub(crate) struct UnknownRow {
+    pub(crate) row: u64,
+    pub(crate) recipient: String,
+    pub(crate) contact: Option<String>,
+    pub(crate) http_status: Option<u16>,
+    pub(crate) error_code: String,
+    pub(crate) error_message: String,
+    pub(crate) finished_at: Option<String>,
     /// What happened, in a sentence, and what to check.
-    pub advice: String,
+    pub(crate) advice: String,
 }
 
 #[derive(Debug, Serialize)]
-pub struct RunTimes {
+pub(crate) struct RunTimes {
     /// `run log` when `<results>.runs.jsonl` was read; `results file` when the times come from
     /// the rows' `finished_at` (then the 429 fields are null).
-    pub source: &'static str,
-    pub runs: Option<u64>,
-    pub started_at: String,
-    pub ended_at: String,
+    pub(crate) source: &'static str,
+    pub(crate) runs: Option<u64>,
+    pub(crate) started_at: String,
+    pub(crate) ended_at: String,
     /// Time spent sending: the runs' durations added up (gaps between runs left out).
-    pub duration_seconds: f64,
+    pub(crate) duration_seconds: f64,
     /// Requests answered (or given up on) per second of that time.
-    pub rate_per_second: f64,
-    pub rate_limited: Option<u64>,
-    pub paused_seconds: Option<f64>,
+    pub(crate) rate_per_second: f64,
+    pub(crate) rate_limited: Option<u64>,
+    pub(crate) paused_seconds: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct PerMinute {
-    pub bucket_seconds: i64,
-    pub points: Vec<Point>,
+pub(crate) struct PerMinute {
+    pub(crate) bucket_seconds: i64,
+    pub(crate) points: Vec<Point>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct Point {
+pub(crate) struct Point {
     /// The bucket's start.
-    pub at: String,
+    pub(crate) at: String,
     /// `sent` rows finished in the bucket, scaled to a minute.
-    pub messages_per_minute: f64,
+    pub(crate) messages_per_minute: f64,
 }
 
 pub fn run(args: &ReportArgs) -> anyhow::Result<Status> {
@@ -135,7 +128,13 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<Status> {
         Some(campaign) => read::contacts(campaign, &rows_to_name(&outcomes))?,
         None => BTreeMap::new(),
     };
-    let report = build(args, &outcomes, &runs, &contacts);
+    let report = build(
+        &args.results,
+        args.campaign.as_deref(),
+        &outcomes,
+        &runs,
+        &contacts,
+    );
     let out = if args.json {
         serde_json::to_string_pretty(&report)? + "\n"
     } else {
@@ -172,26 +171,20 @@ fn rows_to_name(outcomes: &BTreeMap<u64, Outcome>) -> HashSet<u64> {
     rows
 }
 
-pub fn build(
-    args: &ReportArgs,
+/// The report of the results file `results` (and, if given, its `campaign` file).
+fn build(
+    results_path: &Path,
+    campaign_path: Option<&Path>,
     outcomes: &BTreeMap<u64, Outcome>,
     runs: &[Run],
     contacts: &BTreeMap<u64, String>,
 ) -> Report {
-    let mut counts = Counts::default();
+    let mut counts = Tally::default();
     for o in outcomes.values() {
-        match o.status {
-            RowStatus::Sent => counts.sent += 1,
-            RowStatus::Failed => counts.failed += 1,
-            RowStatus::Unknown => counts.unknown += 1,
-            RowStatus::Skipped => counts.skipped += 1,
-        }
+        counts.add(o.status);
     }
-    let campaign = args
-        .campaign
-        .as_ref()
-        .map_or("CAMPAIGN".to_string(), |c| c.display().to_string());
-    let results = args.results.display().to_string();
+    let campaign = campaign_path.map_or("CAMPAIGN".to_string(), |c| c.display().to_string());
+    let results = results_path.display().to_string();
     let unknown = outcomes
         .values()
         .filter(|o| o.status == RowStatus::Unknown)
@@ -208,8 +201,8 @@ pub fn build(
         .collect();
     Report {
         report_version: JSON_VERSION,
-        results: args.results.display().to_string(),
-        campaign: args.campaign.as_ref().map(|c| c.display().to_string()),
+        results: results.clone(),
+        campaign: campaign_path.map(|c| c.display().to_string()),
         rows: outcomes.len() as u64,
         counts,
         errors: error_groups(outcomes, contacts),
@@ -277,7 +270,7 @@ fn most_common<T: Eq + std::hash::Hash + Clone>(values: impl Iterator<Item = T>)
 fn advice(o: &Outcome, contact: Option<&String>, campaign: &str, results: &str) -> String {
     let row = o.row;
     let what = match (o.error_code.as_str(), o.http_status) {
-        ("interrupted", _) => "the run stopped with this request in flight".to_string(),
+        (INTERRUPTED, _) => "the run stopped with this request in flight".to_string(),
         (_, Some(code)) => {
             format!("Intercom answered {code}, which can come after the message was created")
         }
@@ -382,7 +375,7 @@ fn round3(x: f64) -> f64 {
 }
 
 /// RFC 3339 UTC to the millisecond, as the results file writes times.
-pub fn rfc3339_ms(t: OffsetDateTime) -> String {
+pub(crate) fn rfc3339_ms(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     let fmt = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
@@ -391,7 +384,7 @@ pub fn rfc3339_ms(t: OffsetDateTime) -> String {
 }
 
 /// A duration for people: `850 ms`, `12.3 s`, `4 min 05 s`, `2 h 03 min`.
-pub fn human_duration(seconds: f64) -> String {
+pub(crate) fn human_duration(seconds: f64) -> String {
     if seconds < 1.0 {
         format!("{:.0} ms", seconds * 1000.0)
     } else if seconds < 60.0 {

@@ -12,26 +12,26 @@ use crate::results::RowStatus;
 
 /// One row's outcome, as its last line in the results file says.
 #[derive(Debug, Clone)]
-pub struct Outcome {
-    pub row: u64,
-    pub recipient: String,
-    pub status: RowStatus,
-    pub http_status: Option<u16>,
-    pub error_code: String,
-    pub error_message: String,
-    pub finished_at: Option<OffsetDateTime>,
+pub(crate) struct Outcome {
+    pub(crate) row: u64,
+    pub(crate) recipient: String,
+    pub(crate) status: RowStatus,
+    pub(crate) http_status: Option<u16>,
+    pub(crate) error_code: String,
+    pub(crate) error_message: String,
+    pub(crate) finished_at: Option<OffsetDateTime>,
 }
 
 /// One run from `<results>.runs.jsonl` (appended when a run ends).
 #[derive(Debug, Clone)]
-pub struct Run {
-    pub started_at: OffsetDateTime,
-    pub ended_at: OffsetDateTime,
-    pub sent: u64,
-    pub failed: u64,
-    pub unknown: u64,
-    pub rate_limited: u64,
-    pub paused_ms: u64,
+pub(crate) struct Run {
+    pub(crate) started_at: OffsetDateTime,
+    pub(crate) ended_at: OffsetDateTime,
+    pub(crate) sent: u64,
+    pub(crate) failed: u64,
+    pub(crate) unknown: u64,
+    pub(crate) rate_limited: u64,
+    pub(crate) paused_ms: u64,
 }
 
 /// A run log line as written; the fields a report does not use (`target`, `rate`, `skipped`,
@@ -41,19 +41,19 @@ struct RunLine {
     started_at: String,
     ended_at: String,
     #[serde(default)]
-    pub sent: u64,
+    pub(crate) sent: u64,
     #[serde(default)]
-    pub failed: u64,
+    pub(crate) failed: u64,
     #[serde(default)]
-    pub unknown: u64,
+    pub(crate) unknown: u64,
     #[serde(default)]
-    pub rate_limited: u64,
+    pub(crate) rate_limited: u64,
     #[serde(default)]
-    pub paused_ms: u64,
+    pub(crate) paused_ms: u64,
 }
 
 /// The run log's path: the results file's, plus `.runs.jsonl`.
-pub fn runs_path(results: &Path) -> PathBuf {
+pub(crate) fn runs_path(results: &Path) -> PathBuf {
     let mut name = results.as_os_str().to_owned();
     name.push(".runs.jsonl");
     PathBuf::from(name)
@@ -71,7 +71,7 @@ const NEEDED: [&str; 7] = [
 ];
 
 /// Every row's last outcome, by row number.
-pub fn outcomes(path: &Path) -> anyhow::Result<BTreeMap<u64, Outcome>> {
+pub(crate) fn outcomes(path: &Path) -> anyhow::Result<BTreeMap<u64, Outcome>> {
     let name = path.display();
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
@@ -107,7 +107,7 @@ pub fn outcomes(path: &Path) -> anyhow::Result<BTreeMap<u64, Outcome>> {
             .ok()
             .filter(|r| *r > 0)
             .ok_or_else(|| bad("row", cell(0), "a record number (1 or more)"))?;
-        let status = parse_status(cell(2))
+        let status = RowStatus::from_field(cell(2).as_bytes())
             .ok_or_else(|| bad("status", cell(2), "sent, failed, unknown or skipped"))?;
         let http_status = match cell(3) {
             "" => None,
@@ -143,18 +143,8 @@ pub fn outcomes(path: &Path) -> anyhow::Result<BTreeMap<u64, Outcome>> {
     Ok(rows)
 }
 
-fn parse_status(s: &str) -> Option<RowStatus> {
-    match s {
-        "sent" => Some(RowStatus::Sent),
-        "failed" => Some(RowStatus::Failed),
-        "unknown" => Some(RowStatus::Unknown),
-        "skipped" => Some(RowStatus::Skipped),
-        _ => None,
-    }
-}
-
 /// The run log's runs in order, or none when there is no log (an older `send` wrote none).
-pub fn runs(results: &Path) -> anyhow::Result<Vec<Run>> {
+pub(crate) fn runs(results: &Path) -> anyhow::Result<Vec<Run>> {
     let path = runs_path(results);
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
@@ -198,7 +188,10 @@ pub fn runs(results: &Path) -> anyhow::Result<Vec<Run>> {
 }
 
 /// Each wanted row's e-mail (or, without an e-mail column, its name), from the campaign's CSV.
-pub fn contacts(campaign: &Path, wanted: &HashSet<u64>) -> anyhow::Result<BTreeMap<u64, String>> {
+pub(crate) fn contacts(
+    campaign: &Path,
+    wanted: &HashSet<u64>,
+) -> anyhow::Result<BTreeMap<u64, String>> {
     let campaign = crate::input::config::Campaign::load(campaign)?;
     let (mut recipients, _) =
         crate::input::recipients::Recipients::open(&campaign.recipients, campaign.delimiter)

@@ -5,7 +5,7 @@ use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
 
 use super::{human_duration, Report};
 
-pub fn render(r: &Report) -> String {
+pub(crate) fn render(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Results: {} ({} rows)\n", r.results, r.rows);
     out.push_str(&counts(r));

@@ -13,7 +13,8 @@ use super::{find, normalize, Failure, Found, Pacing, Rules, Verdict, PAGE};
 use crate::check::{self, RowRenderer};
 use crate::cli::ResolveArgs;
 use crate::input::config::{self, Concurrency};
-use crate::input::recipients::Recipients;
+use crate::input::problem::Problem;
+use crate::input::recipients::{Recipients, Row};
 use crate::intercom::client::{Client, Token};
 use crate::send::pace::{Gate, InFlight, Limiter};
 use crate::template::Rendered;
@@ -65,7 +66,7 @@ pub async fn run(args: ResolveArgs) -> anyhow::Result<Status> {
         let running = crate::sandbox::start(config, "127.0.0.1:0".parse()?).await?;
         (token, Some(running))
     } else {
-        (read_token(&args)?, None)
+        (read_token(args.token_file.as_deref())?, None)
     };
     let base = match (&sandbox, &args.api_base) {
         (Some(s), _) => s.base_url(),
@@ -102,8 +103,9 @@ pub async fn run(args: ResolveArgs) -> anyhow::Result<Status> {
     Ok(Status::Ok)
 }
 
-fn read_token(args: &ResolveArgs) -> anyhow::Result<Token> {
-    if let Some(path) = &args.token_file {
+/// The access token: `--token-file`, else `INTERCOM_TOKEN`.
+fn read_token(file: Option<&std::path::Path>) -> anyhow::Result<Token> {
+    if let Some(path) = file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the token file {}", path.display()))?;
         return Token::new(text);
@@ -130,81 +132,150 @@ async fn write_resolved(
     let mut w =
         csv::Writer::from_path(out).with_context(|| format!("cannot write {}", out.display()))?;
     w.write_record(recipients.columns().iter().map(String::as_str).chain(ADDED))?;
-    let mut tally: HashMap<&'static str, u64> = HashMap::new();
-    let mut taken: HashMap<String, u64> = HashMap::new();
-    let mut pending: Vec<Pending> = Vec::new();
-    let mut keys: Vec<String> = Vec::new();
-    let mut searches = 0;
+    let mut lookups = Lookups::default();
     let mut rendered = Rendered::default();
     loop {
         let next = recipients.next_row();
         let ended = next.is_none();
         if let Some(next) = next {
-            let p = match next {
-                Ok(row) => {
-                    let fields: Vec<String> = row.fields.iter().map(|f| f.to_string()).collect();
-                    let key =
-                        match renderer.check_into(row.number, row.line, &row.fields, &mut rendered)
-                        {
-                            Ok(_) => Ok(normalize(rules.address, &rendered.to_id)),
-                            Err(problems) => Err(problems[0].to_string()),
-                        };
-                    Pending {
-                        row: row.number,
-                        fields,
-                        key,
-                    }
-                }
-                Err(p) => Pending {
-                    row: p.record.unwrap_or(0),
-                    fields: Vec::new(),
-                    key: Err(p.to_string()),
-                },
-            };
-            if let Ok(k) = &p.key {
-                if !keys.contains(k) {
-                    keys.push(k.clone());
-                }
-            }
-            pending.push(p);
+            lookups.add(pending(next, &renderer, rules, &mut rendered));
         }
-        if keys.len() >= PAGE || (ended && !pending.is_empty()) {
-            let found = if keys.is_empty() {
-                Ok(Found::default())
-            } else {
-                find(pacing, rules, &keys).await
-            };
-            if let Ok(f) = &found {
-                searches += f.requests;
-            }
-            for p in pending.drain(..) {
-                let (id, role, status, reason) = verdict(rules, &found, &p, &mut taken);
-                *tally.entry(status).or_default() += 1;
-                let added = [id.as_str(), role.as_str(), status, reason.as_str()];
-                w.write_record(p.fields.iter().map(String::as_str).chain(added))?;
-            }
-            keys.clear();
+        if lookups.keys.len() >= PAGE || (ended && !lookups.pending.is_empty()) {
+            lookups.write_batch(pacing, rules, &mut w).await?;
         }
         if ended {
             break;
         }
     }
     w.flush()?;
-    let mut parts: Vec<String> = [
-        "found",
-        "not_found",
-        "ambiguous",
-        "unsubscribed",
-        "suppressed",
-        "duplicate",
-        "invalid",
-        "lookup_failed",
-    ]
-    .iter()
-    .filter_map(|s| tally.get(s).map(|n| format!("{n} {s}")))
-    .collect();
-    parts.push(format!("{searches} search requests"));
-    Ok(parts.join(", "))
+    Ok(lookups.summary())
+}
+
+/// A row as read: its cells and its normalized key, or why it has none.
+fn pending(
+    next: Result<Row<'_>, Problem>,
+    renderer: &RowRenderer<'_>,
+    rules: &Rules,
+    rendered: &mut Rendered,
+) -> Pending {
+    match next {
+        Ok(row) => {
+            let fields: Vec<String> = row.fields.iter().map(|f| f.to_string()).collect();
+            let key = match renderer.check_into(row.number, row.line, &row.fields, rendered) {
+                Ok(_) => Ok(normalize(rules.address, &rendered.to_id)),
+                Err(problems) => Err(problems[0].to_string()),
+            };
+            Pending {
+                row: row.number,
+                fields,
+                key,
+            }
+        }
+        Err(p) => Pending {
+            row: p.record.unwrap_or(0),
+            fields: Vec::new(),
+            key: Err(p.to_string()),
+        },
+    }
+}
+
+/// A row's `lookup_status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum LookupStatus {
+    Found,
+    NotFound,
+    Ambiguous,
+    Unsubscribed,
+    Suppressed,
+    Duplicate,
+    Invalid,
+    LookupFailed,
+}
+
+impl LookupStatus {
+    /// In the order the summary names them.
+    const ALL: [LookupStatus; 8] = [
+        LookupStatus::Found,
+        LookupStatus::NotFound,
+        LookupStatus::Ambiguous,
+        LookupStatus::Unsubscribed,
+        LookupStatus::Suppressed,
+        LookupStatus::Duplicate,
+        LookupStatus::Invalid,
+        LookupStatus::LookupFailed,
+    ];
+
+    /// As the `lookup_status` column and the summary write it.
+    fn as_str(self) -> &'static str {
+        match self {
+            LookupStatus::Found => "found",
+            LookupStatus::NotFound => "not_found",
+            LookupStatus::Ambiguous => "ambiguous",
+            LookupStatus::Unsubscribed => "unsubscribed",
+            LookupStatus::Suppressed => "suppressed",
+            LookupStatus::Duplicate => "duplicate",
+            LookupStatus::Invalid => "invalid",
+            LookupStatus::LookupFailed => "lookup_failed",
+        }
+    }
+}
+
+/// The rows read and not yet written (with their distinct keys), and what the written ones came
+/// to.
+#[derive(Default)]
+struct Lookups {
+    pending: Vec<Pending>,
+    keys: Vec<String>,
+    /// Each contact found, with the first row that has it.
+    taken: HashMap<String, u64>,
+    tally: HashMap<LookupStatus, u64>,
+    searches: u64,
+}
+
+impl Lookups {
+    fn add(&mut self, p: Pending) {
+        if let Ok(k) = &p.key {
+            if !self.keys.contains(k) {
+                self.keys.push(k.clone());
+            }
+        }
+        self.pending.push(p);
+    }
+
+    /// Looks the pending rows' keys up and writes each row with its added cells.
+    async fn write_batch<W: std::io::Write>(
+        &mut self,
+        pacing: &Pacing<'_>,
+        rules: &Rules,
+        w: &mut csv::Writer<W>,
+    ) -> anyhow::Result<()> {
+        let found = if self.keys.is_empty() {
+            Ok(Found::default())
+        } else {
+            find(pacing, rules, &self.keys).await
+        };
+        if let Ok(f) = &found {
+            self.searches += f.requests;
+        }
+        for p in self.pending.drain(..) {
+            let (id, role, status, reason) = verdict(rules, &found, &p, &mut self.taken);
+            *self.tally.entry(status).or_default() += 1;
+            let added = [id.as_str(), role.as_str(), status.as_str(), reason.as_str()];
+            w.write_record(p.fields.iter().map(String::as_str).chain(added))?;
+        }
+        self.keys.clear();
+        Ok(())
+    }
+
+    /// `3 found, 1 not_found, 2 search requests`: the statuses that occurred, in order.
+    fn summary(&self) -> String {
+        let mut parts: Vec<String> = LookupStatus::ALL
+            .iter()
+            .filter_map(|s| self.tally.get(s).map(|n| format!("{n} {}", s.as_str())))
+            .collect();
+        parts.push(format!("{} search requests", self.searches));
+        parts.join(", ")
+    }
 }
 
 /// One row's added cells: contact id, role, status, reason.
@@ -213,11 +284,11 @@ fn verdict(
     found: &Result<Found, Failure>,
     p: &Pending,
     taken: &mut HashMap<String, u64>,
-) -> (String, String, &'static str, String) {
+) -> (String, String, LookupStatus, String) {
     let none = |status, reason: String| (String::new(), String::new(), status, reason);
     let key = match &p.key {
         Ok(k) => k,
-        Err(why) => return none("invalid", why.clone()),
+        Err(why) => return none(LookupStatus::Invalid, why.clone()),
     };
     let found = match found {
         Ok(f) => f,
@@ -227,18 +298,21 @@ fn verdict(
             error,
         }) => {
             return none(
-                "lookup_failed",
+                LookupStatus::LookupFailed,
                 format!("HTTP {status}: {} {}", error.code, error.message),
             )
         }
         Err(Failure::Failed { error, .. }) => {
-            return none("lookup_failed", format!("{} {}", error.code, error.message))
+            return none(
+                LookupStatus::LookupFailed,
+                format!("{} {}", error.code, error.message),
+            )
         }
-        Err(Failure::Stopped) => return none("lookup_failed", "stopped".into()),
+        Err(Failure::Stopped) => return none(LookupStatus::LookupFailed, "stopped".into()),
     };
     if let Some((status, error)) = found.refused.get(key) {
         return none(
-            "lookup_failed",
+            LookupStatus::LookupFailed,
             format!("HTTP {status}: {} {}", error.code, error.message),
         );
     }
@@ -252,17 +326,20 @@ fn verdict(
             if let Some(first) = taken.get(&c.id) {
                 // No id in its cells: sent from as an `id` campaign, the contact gets one message.
                 let why = format!("row {first} has this contact ({})", c.id);
-                return none("duplicate", why);
+                return none(LookupStatus::Duplicate, why);
             }
             taken.insert(c.id.clone(), p.row);
-            (c.id, c.role, "found", String::new())
+            (c.id, c.role, LookupStatus::Found, String::new())
         }
         Verdict::NotFound => none(
-            "not_found",
+            LookupStatus::NotFound,
             format!("no contact has this {}", rules.address.key()),
         ),
-        Verdict::Ambiguous(many) => none("ambiguous", many),
-        Verdict::Unsubscribed(reason) => none("unsubscribed", reason.to_string()),
-        Verdict::Suppressed => none("suppressed", "on the [send] suppress list".into()),
+        Verdict::Ambiguous(many) => none(LookupStatus::Ambiguous, many),
+        Verdict::Unsubscribed(reason) => none(LookupStatus::Unsubscribed, reason.to_string()),
+        Verdict::Suppressed => none(
+            LookupStatus::Suppressed,
+            "on the [send] suppress list".into(),
+        ),
     }
 }

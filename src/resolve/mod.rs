@@ -5,7 +5,7 @@
 //! retried on any transient failure, and a batch the API refuses (for its size) is split in
 //! halves down to one key before its rows fail. [`rules`] says what the contacts found mean.
 pub mod command;
-pub mod rules;
+mod rules;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,27 +19,27 @@ use tokio_util::sync::CancellationToken;
 use crate::input::config::Address;
 use crate::intercom::client::{ApiError, Client, Search};
 use crate::send::pace::{self, Gate, InFlight, Limiter};
-pub use rules::{normalize, Contact, Rules, Verdict};
+pub(crate) use rules::{normalize, Contact, Rules, Verdict};
 
 /// Keys a search carries, and contacts a page holds: the most the API's documentation gives.
-pub const PAGE: usize = 150;
+pub(crate) const PAGE: usize = 150;
 
 /// Attempts of one search page before its rows fail (`lookup_failed`, looked up again on resume).
 const ATTEMPTS: u32 = 8;
 
 /// What resolution shares with the senders: one client, one limit, one pause.
-pub struct Pacing<'a> {
-    pub client: &'a Client,
-    pub gate: &'a Gate,
-    pub limiter: &'a Limiter,
-    pub in_flight: &'a InFlight,
-    pub stop: &'a CancellationToken,
-    pub rate_limited: &'a AtomicU64,
+pub(crate) struct Pacing<'a> {
+    pub(crate) client: &'a Client,
+    pub(crate) gate: &'a Gate,
+    pub(crate) limiter: &'a Limiter,
+    pub(crate) in_flight: &'a InFlight,
+    pub(crate) stop: &'a CancellationToken,
+    pub(crate) rate_limited: &'a AtomicU64,
 }
 
 /// Why a lookup found nothing to go on.
 #[derive(Debug, Clone)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// 401/403: every later request would fail too; the run stops.
     Fatal { status: u16, error: ApiError },
     /// The searches failed past their attempts, or the API refused even one key.
@@ -53,7 +53,12 @@ pub enum Failure {
 
 /// The search request for `keys` (normalized) on the campaign's field, filtered by `role`
 /// unless it is `contact`.
-pub fn search_body(address: Address, role: &str, keys: &[String], after: Option<&str>) -> Value {
+pub(crate) fn search_body(
+    address: Address,
+    role: &str,
+    keys: &[String],
+    after: Option<&str>,
+) -> Value {
     let by_key = json!({"field": address.key(), "operator": "IN", "value": keys});
     let query = if role == "contact" {
         by_key
@@ -87,17 +92,17 @@ struct Next {
 
 /// What a batch of keys found.
 #[derive(Debug, Default)]
-pub struct Found {
+pub(crate) struct Found {
     /// Every contact found, by normalized key.
-    pub contacts: HashMap<String, Vec<Contact>>,
+    pub(crate) contacts: HashMap<String, Vec<Contact>>,
     /// Keys the API refused even alone (a 4xx), with why: their rows fail.
-    pub refused: HashMap<String, (u16, ApiError)>,
+    pub(crate) refused: HashMap<String, (u16, ApiError)>,
     /// Search requests made.
-    pub requests: u64,
+    pub(crate) requests: u64,
 }
 
 /// Every contact `keys` find.
-pub async fn find(p: &Pacing<'_>, rules: &Rules, keys: &[String]) -> Result<Found, Failure> {
+pub(crate) async fn find(p: &Pacing<'_>, rules: &Rules, keys: &[String]) -> Result<Found, Failure> {
     let mut found = Found::default();
     let requests = &mut found.requests;
     // Batches still to search; one the API refuses comes back as its two halves.
@@ -174,60 +179,15 @@ async fn one_page(
         }
         attempts += 1;
         *requests += 1;
-        let started = Instant::now();
-        let (status, error) = match p.client.search(body.clone()).await {
-            Search::Found { body, rate } => {
-                p.in_flight.record_latency(started.elapsed());
-                pace::heed_server(p.gate, &rate, p.in_flight.busy());
-                match serde_json::from_slice::<Page>(&body) {
-                    Ok(page) => return Ok(page),
-                    Err(e) => (
-                        None,
-                        ApiError {
-                            code: "unreadable_answer".into(),
-                            message: format!("the search's answer is not a contact list: {e}"),
-                            ..ApiError::default()
-                        },
-                    ),
-                }
+        let (status, error) = match ask(p, body.clone()).await {
+            Asked::Page(page) => return Ok(page),
+            Asked::RateLimited => {
+                // Not this search's fault: it waits with everyone and does not count.
+                attempts -= 1;
+                continue;
             }
-            Search::Rejected {
-                status,
-                error,
-                rate,
-                retry_after,
-            } => {
-                pace::heed_server(p.gate, &rate, p.in_flight.busy());
-                match status {
-                    429 => {
-                        // Not this search's fault: it waits with everyone and does not count.
-                        attempts -= 1;
-                        p.rate_limited.fetch_add(1, Ordering::Relaxed);
-                        p.gate
-                            .pause_until(pace::rate_limited_until(retry_after, rate.reset));
-                        continue;
-                    }
-                    401 | 403 => return Err((Failure::Fatal { status, error }, false)),
-                    408 | 500.. => (Some(status), error),
-                    _ => {
-                        return Err((
-                            Failure::Failed {
-                                status: Some(status),
-                                error,
-                            },
-                            true,
-                        ))
-                    }
-                }
-            }
-            Search::NoAnswer(why) => (
-                None,
-                ApiError {
-                    code: "no_answer".into(),
-                    message: why,
-                    ..ApiError::default()
-                },
-            ),
+            Asked::Transient(status, error) => (status, error),
+            Asked::Refused(failure) => return Err(failure),
         };
         if attempts >= ATTEMPTS {
             return Err((Failure::Failed { status, error }, false));
@@ -237,6 +197,72 @@ async fn one_page(
             _ = p.stop.cancelled() => return Err((Failure::Stopped, false)),
             _ = tokio::time::sleep(crate::send::policy::backoff(attempts)) => {}
         }
+    }
+}
+
+/// What one search request came to.
+enum Asked {
+    Page(Page),
+    /// 429: the gate holds every request until the server's window turns.
+    RateLimited,
+    /// Worth asking again (no answer, 408, 5xx, an unreadable page): the status, if any, and why.
+    Transient(Option<u16>, ApiError),
+    /// Asking again will not help: see `one_page`'s flag.
+    Refused((Failure, bool)),
+}
+
+/// Sends the search once and reads what came back; heeds the server's rate headers.
+async fn ask(p: &Pacing<'_>, body: Bytes) -> Asked {
+    let started = Instant::now();
+    match p.client.search(body).await {
+        Search::Found { body, rate } => {
+            p.in_flight.record_latency(started.elapsed());
+            pace::heed_server(p.gate, &rate, p.in_flight.busy());
+            match serde_json::from_slice::<Page>(&body) {
+                Ok(page) => Asked::Page(page),
+                Err(e) => Asked::Transient(
+                    None,
+                    ApiError {
+                        code: "unreadable_answer".into(),
+                        message: format!("the search's answer is not a contact list: {e}"),
+                        ..ApiError::default()
+                    },
+                ),
+            }
+        }
+        Search::Rejected {
+            status,
+            error,
+            rate,
+            retry_after,
+        } => {
+            pace::heed_server(p.gate, &rate, p.in_flight.busy());
+            match status {
+                429 => {
+                    p.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    p.gate
+                        .pause_until(pace::rate_limited_until(retry_after, rate.reset));
+                    Asked::RateLimited
+                }
+                401 | 403 => Asked::Refused((Failure::Fatal { status, error }, false)),
+                408 | 500.. => Asked::Transient(Some(status), error),
+                _ => Asked::Refused((
+                    Failure::Failed {
+                        status: Some(status),
+                        error,
+                    },
+                    true,
+                )),
+            }
+        }
+        Search::NoAnswer(why) => Asked::Transient(
+            None,
+            ApiError {
+                code: "no_answer".into(),
+                message: why,
+                ..ApiError::default()
+            },
+        ),
     }
 }
 

@@ -10,25 +10,25 @@ use crate::input::config::{Address, Campaign, MessageType, OnMany};
 
 /// A contact as `POST /contacts/search` returns it: the fields resolution reads.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct Contact {
-    pub id: String,
+pub(crate) struct Contact {
+    pub(crate) id: String,
     #[serde(default)]
-    pub role: String,
+    pub(crate) role: String,
     #[serde(default)]
-    pub email: Option<String>,
+    pub(crate) email: Option<String>,
     #[serde(default)]
-    pub external_id: Option<String>,
+    pub(crate) external_id: Option<String>,
     #[serde(default)]
-    pub unsubscribed_from_emails: bool,
+    pub(crate) unsubscribed_from_emails: bool,
     #[serde(default)]
-    pub has_hard_bounced: bool,
+    pub(crate) has_hard_bounced: bool,
     #[serde(default)]
-    pub marked_email_as_spam: bool,
+    pub(crate) marked_email_as_spam: bool,
 }
 
 impl Contact {
     /// The contact's value of the field a campaign addresses by, as keys are compared.
-    pub fn key(&self, address: Address) -> Option<String> {
+    pub(crate) fn key(&self, address: Address) -> Option<String> {
         match address {
             Address::Id => Some(self.id.clone()),
             Address::Email => self.email.as_deref().map(|e| normalize(address, e)),
@@ -39,7 +39,7 @@ impl Contact {
 
 /// A key as it is searched and compared: trimmed, and an e-mail in lower case (Intercom's
 /// e-mails are not case-sensitive; a spreadsheet's often are in mixed case).
-pub fn normalize(address: Address, key: &str) -> String {
+pub(crate) fn normalize(address: Address, key: &str) -> String {
     let key = key.trim();
     match address {
         Address::Email => key.to_lowercase(),
@@ -49,7 +49,7 @@ pub fn normalize(address: Address, key: &str) -> String {
 
 /// What one row's lookup came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Found(Contact),
     NotFound,
     /// Several contacts, and the rule does not choose: how many, of which roles.
@@ -63,19 +63,19 @@ pub enum Verdict {
 
 /// The campaign's settings that decide a row's verdict.
 #[derive(Debug, Clone)]
-pub struct Rules {
-    pub address: Address,
+pub(crate) struct Rules {
+    pub(crate) address: Address,
     /// `user`, `lead`, or `contact` (either).
-    pub role: String,
-    pub on_many: OnMany,
+    pub(crate) role: String,
+    pub(crate) on_many: OnMany,
     /// Whether unsubscribed, bounced and spam-marking contacts are skipped.
-    pub respect_unsubscribed: bool,
+    pub(crate) respect_unsubscribed: bool,
     /// Normalized e-mails, external ids and contact ids not to message.
-    pub suppress: HashSet<String>,
+    pub(crate) suppress: HashSet<String>,
 }
 
 impl Rules {
-    pub fn of(c: &Campaign) -> anyhow::Result<Rules> {
+    pub(crate) fn of(c: &Campaign) -> anyhow::Result<Rules> {
         let suppress = match &c.send.suppress {
             Some(path) => load_suppress(path)?,
             None => HashSet::new(),
@@ -91,12 +91,12 @@ impl Rules {
         })
     }
 
-    pub fn suppressed(&self, key: &str) -> bool {
+    pub(crate) fn suppressed(&self, key: &str) -> bool {
         self.suppress.contains(key) || self.suppress.contains(&key.to_lowercase())
     }
 
     /// The verdict for a row whose (normalized) key found `matches`.
-    pub fn judge(&self, key: &str, matches: &[&Contact]) -> Verdict {
+    pub(crate) fn judge(&self, key: &str, matches: &[&Contact]) -> Verdict {
         if self.suppressed(key) {
             return Verdict::Suppressed;
         }

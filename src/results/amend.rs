@@ -11,18 +11,18 @@ use super::{replace_file, Ledger, LineCap, MAX_LINE};
 
 /// What a row becomes.
 #[derive(Debug, Clone)]
-pub struct Amendment {
-    pub status: RowStatus,
+pub(crate) struct Amendment {
+    pub(crate) status: RowStatus,
     /// The message id, when one is known (a sandbox log names it; an operator may not).
-    pub message_id: Option<String>,
+    pub(crate) message_id: Option<String>,
     /// The `error_code` that says how it was settled: `marked_sent`, `settled_from_sandbox_log`, …
-    pub code: String,
+    pub(crate) code: String,
     /// The `error_message`: the operator's note, or what was found.
-    pub note: String,
+    pub(crate) note: String,
 }
 
 /// Rewrites the lines of the rows named. The file must be settled (one line per row) and locked.
-pub fn amend(ledger: &Ledger, changes: &HashMap<u64, Amendment>) -> anyhow::Result<()> {
+pub(crate) fn amend(ledger: &Ledger, changes: &HashMap<u64, Amendment>) -> anyhow::Result<()> {
     if changes.is_empty() {
         return Ok(());
     }

@@ -15,7 +15,7 @@ fn needs_quote(value: &str) -> bool {
 }
 
 /// `value` as a cell: with a `'` before it when it would otherwise be a formula or begins with `'`.
-pub fn escape(value: &str) -> Cow<'_, str> {
+pub(crate) fn escape(value: &str) -> Cow<'_, str> {
     if needs_quote(value) {
         Cow::Owned(format!("'{value}"))
     } else {
@@ -24,7 +24,7 @@ pub fn escape(value: &str) -> Cow<'_, str> {
 }
 
 /// The value a cell written by [`escape`] holds.
-pub fn unescape(cell: &str) -> &str {
+pub(crate) fn unescape(cell: &str) -> &str {
     cell.strip_prefix('\'').unwrap_or(cell)
 }
 

@@ -12,16 +12,16 @@ use crate::results::MAX_ROWS;
 
 /// The journal's first line: where the run's results start, and what campaign they belong to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JournalHeader {
+pub(crate) struct JournalHeader {
     /// The results file's length when the run started: outcome lines from there on are the run's.
-    pub results_offset: u64,
+    pub(crate) results_offset: u64,
     /// `settings_fingerprint@target`: the templates, the message settings and where they went.
-    pub settings: String,
+    pub(crate) settings: String,
     /// The recipients CSV's content hash.
-    pub content: String,
+    pub(crate) content: String,
     /// Rows the results file held, synced, when the header was written: fewer later means the
     /// file was cut or replaced behind the ledger's back (0: not known, a version 1 journal).
-    pub rows: u64,
+    pub(crate) rows: u64,
 }
 
 /// Version 2 escapes the recipient (a rendered template may hold a tab or a line break).
@@ -63,7 +63,7 @@ impl JournalHeader {
 }
 
 /// This run's journal, open for appending.
-pub struct Journal {
+pub(crate) struct Journal {
     file: File,
     path: PathBuf,
 }
@@ -71,7 +71,7 @@ pub struct Journal {
 impl Journal {
     /// Starts this run's journal with its header, replacing the last run's, which
     /// [`super::settle`] has retired (it holds no row any more).
-    pub fn start(path: &Path, header: &JournalHeader) -> anyhow::Result<Journal> {
+    pub(crate) fn start(path: &Path, header: &JournalHeader) -> anyhow::Result<Journal> {
         replace_file(path, |f| Ok(f.write_all(header.line().as_bytes())?))?;
         let file = OpenOptions::new()
             .append(true)
@@ -85,7 +85,7 @@ impl Journal {
 
     /// Records rows about to be sent, in one write, and waits until it is on stable storage:
     /// only then may their requests leave.
-    pub fn in_flight(&mut self, rows: &[(u64, String)]) -> anyhow::Result<()> {
+    pub(crate) fn in_flight(&mut self, rows: &[(u64, String)]) -> anyhow::Result<()> {
         let mut text = String::new();
         for (row, recipient) in rows {
             text.push_str(&row.to_string());
@@ -103,9 +103,9 @@ impl Journal {
 /// What a journal holds.
 #[derive(Debug, Default)]
 pub(super) struct Entries {
-    pub header: Option<JournalHeader>,
+    pub(crate) header: Option<JournalHeader>,
     /// Journaled rows with their recipients, in order.
-    pub rows: Vec<(u64, String)>,
+    pub(crate) rows: Vec<(u64, String)>,
 }
 
 /// Reads a journal. Only whole lines count: a last line without its line break was being written
@@ -184,7 +184,7 @@ pub(super) fn retire(path: &Path, header: &JournalHeader, rows: u64) -> anyhow::
 }
 
 /// The journal's header, if it has one: the campaign and target its results belong to.
-pub fn header(path: &Path) -> anyhow::Result<Option<JournalHeader>> {
+pub(crate) fn header(path: &Path) -> anyhow::Result<Option<JournalHeader>> {
     Ok(read(path)?.header)
 }
 

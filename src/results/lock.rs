@@ -9,14 +9,14 @@ use anyhow::Context as _;
 /// Another process holds the lock: it is sending (or settling) this campaign right now.
 #[derive(Debug, thiserror::Error)]
 #[error("another run is using {results} ({holder}): two runs at once would message the same rows. Wait for it to end, or stop it (Ctrl-C in its terminal); nothing was sent by this one")]
-pub struct Busy {
-    pub results: String,
-    pub holder: String,
+pub(crate) struct Busy {
+    pub(crate) results: String,
+    pub(crate) holder: String,
 }
 
 /// Held while this process uses the ledger; the lock goes with the file when it is dropped.
 #[derive(Debug)]
-pub struct RunLock {
+pub(crate) struct RunLock {
     file: File,
     path: std::path::PathBuf,
 }
@@ -24,7 +24,7 @@ pub struct RunLock {
 impl RunLock {
     /// Takes the lock at once or fails with [`Busy`], naming the run that holds it (its pid and
     /// start time, which it wrote into the lock file).
-    pub fn acquire(lock: &Path, results: &Path) -> anyhow::Result<RunLock> {
+    pub(crate) fn acquire(lock: &Path, results: &Path) -> anyhow::Result<RunLock> {
         super::regular_or_absent(lock)?;
         let mut file = OpenOptions::new()
             .read(true)
@@ -78,7 +78,7 @@ impl RunLock {
 
     /// Whether the lock file at the path is still the one this process locked: one removed or
     /// replaced by hand would let another run take a lock of its own beside this one.
-    pub fn still_held(&self) -> bool {
+    pub(crate) fn still_held(&self) -> bool {
         #[cfg(unix)]
         {
             use std::os::unix::fs::MetadataExt;

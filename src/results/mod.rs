@@ -10,7 +10,7 @@
 //! - files are replaced whole (written beside, synced, renamed, the folder synced);
 //! - one process at a time holds the lock ([`RunLock`]).
 mod amend;
-pub mod cells;
+pub(crate) mod cells;
 mod journal;
 mod lock;
 pub mod mark;
@@ -25,25 +25,25 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 
-pub use amend::{amend, Amendment};
-pub use journal::{header as journal_header, Journal, JournalHeader};
-pub use lock::RunLock;
-pub use row::{now_rfc3339, ResultRow, RowStatus, COLUMNS, CONTACT_ID};
-pub use runs::{append_run, RunRecord};
-pub use settle::{settle, Prior, Tally, MAX_ROWS};
-pub use writer::{header_of, ResultsWriter};
+pub(crate) use amend::{amend, Amendment};
+pub(crate) use journal::{header as journal_header, Journal, JournalHeader};
+pub(crate) use lock::RunLock;
+pub(crate) use row::{now_rfc3339, ResultRow, RowStatus, COLUMNS, CONTACT_ID, INTERRUPTED};
+pub(crate) use runs::{append_run, RunRecord};
+pub(crate) use settle::{settle, Prior, Tally, MAX_ROWS};
+pub(crate) use writer::{header_of, ResultsWriter};
 
 /// The files of one campaign's ledger, all named after the results file.
 #[derive(Debug, Clone)]
-pub struct Ledger {
-    pub results: PathBuf,
-    pub journal: PathBuf,
-    pub lock: PathBuf,
-    pub runs: PathBuf,
+pub(crate) struct Ledger {
+    pub(crate) results: PathBuf,
+    pub(crate) journal: PathBuf,
+    pub(crate) lock: PathBuf,
+    pub(crate) runs: PathBuf,
 }
 
 impl Ledger {
-    pub fn new(results: PathBuf) -> Ledger {
+    pub(crate) fn new(results: PathBuf) -> Ledger {
         let beside = |suffix: &str| {
             let mut name = results.as_os_str().to_owned();
             name.push(suffix);
@@ -60,7 +60,7 @@ impl Ledger {
     /// Refuses a ledger path that exists and is not a regular file: a symlink would be replaced
     /// by a plain file at the first compaction, `/dev/null` would record nothing, `/dev/full` or
     /// a FIFO would never end a read.
-    pub fn check_files(&self) -> anyhow::Result<()> {
+    pub(crate) fn check_files(&self) -> anyhow::Result<()> {
         for path in [&self.results, &self.journal, &self.lock, &self.runs] {
             regular_or_absent(path)?;
         }
@@ -69,7 +69,7 @@ impl Ledger {
 
     /// Whether an earlier run left anything: a row in the results file, or a row in its journal
     /// (a run killed before its first outcome was written has only the journal).
-    pub fn has_history(&self) -> anyhow::Result<bool> {
+    pub(crate) fn has_history(&self) -> anyhow::Result<bool> {
         let recorded = journal::header(&self.journal)?.is_some_and(|h| h.rows > 0);
         Ok(recorded || settle::has_rows(&self.results)? || journal::has_rows(&self.journal)?)
     }

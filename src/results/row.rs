@@ -2,7 +2,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The results file's columns, in order: a contract with users' spreadsheets.
-pub const COLUMNS: [&str; 10] = [
+pub(crate) const COLUMNS: [&str; 10] = [
     "row",
     "recipient",
     "status",
@@ -17,7 +17,7 @@ pub const COLUMNS: [&str; 10] = [
 
 /// The column after the contract's ten: the contact id a row's message went to, when the row
 /// addressed its contact by e-mail or external id.
-pub const CONTACT_ID: &str = "contact_id";
+pub(crate) const CONTACT_ID: &str = "contact_id";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -49,7 +49,7 @@ impl RowStatus {
     }
 
     /// As the `status` column writes it.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RowStatus::Sent => "sent",
             RowStatus::Failed => "failed",
@@ -71,38 +71,41 @@ impl RowStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ResultRow {
-    pub row: u64,
-    pub recipient: String,
-    pub status: RowStatus,
-    pub message_id: String,
-    pub http_status: Option<u16>,
-    pub error_code: String,
-    pub error_message: String,
-    pub request_id: String,
-    pub attempts: u32,
-    pub finished_at: String,
+pub(crate) struct ResultRow {
+    pub(crate) row: u64,
+    pub(crate) recipient: String,
+    pub(crate) status: RowStatus,
+    pub(crate) message_id: String,
+    pub(crate) http_status: Option<u16>,
+    pub(crate) error_code: String,
+    pub(crate) error_message: String,
+    pub(crate) request_id: String,
+    pub(crate) attempts: u32,
+    pub(crate) finished_at: String,
     /// The Intercom contact messaged, when the row addressed it by e-mail or external id (an
     /// added last column, after the contract's ten; empty for rows not resolved).
     #[serde(default)]
-    pub contact_id: String,
+    pub(crate) contact_id: String,
     /// The row's values of the CSV columns the campaign copies into the results
     /// (`[results] columns`), written after the fixed columns.
     #[serde(skip)]
-    pub extra: Vec<String>,
+    pub(crate) extra: Vec<String>,
 }
+
+/// The `error_code` of a row that was in flight when its run stopped (`ResultRow::interrupted`).
+pub(crate) const INTERRUPTED: &str = "interrupted";
 
 impl ResultRow {
     /// The line of a row whose request was in flight when its run stopped: it may have been
     /// delivered, so it is never sent again unless asked.
-    pub fn interrupted(row: u64, recipient: String, why: &str) -> ResultRow {
+    pub(crate) fn interrupted(row: u64, recipient: String, why: &str) -> ResultRow {
         ResultRow {
             row,
             recipient,
             status: RowStatus::Unknown,
             message_id: String::new(),
             http_status: None,
-            error_code: "interrupted".into(),
+            error_code: INTERRUPTED.into(),
             error_message: why.into(),
             request_id: String::new(),
             attempts: 1,
@@ -114,7 +117,7 @@ impl ResultRow {
 }
 
 /// RFC 3339 UTC to the millisecond.
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     rfc3339_at(std::time::SystemTime::now())
 }
 

@@ -8,24 +8,24 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct RunRecord {
-    pub started_at: String,
-    pub ended_at: String,
+pub(crate) struct RunRecord {
+    pub(crate) started_at: String,
+    pub(crate) ended_at: String,
     /// `sandbox`, or the API base URL.
-    pub target: String,
-    pub rate: String,
-    pub sent: u64,
-    pub failed: u64,
-    pub unknown: u64,
-    pub skipped: u64,
+    pub(crate) target: String,
+    pub(crate) rate: String,
+    pub(crate) sent: u64,
+    pub(crate) failed: u64,
+    pub(crate) unknown: u64,
+    pub(crate) skipped: u64,
     /// 429 answers.
-    pub rate_limited: u64,
+    pub(crate) rate_limited: u64,
     /// How long every sender was paused by 429s and the server's rate headers, in total.
-    pub paused_ms: u64,
-    pub exit: u8,
+    pub(crate) paused_ms: u64,
+    pub(crate) exit: u8,
 }
 
-pub fn append_run(path: &Path, run: &RunRecord) -> anyhow::Result<()> {
+pub(crate) fn append_run(path: &Path, run: &RunRecord) -> anyhow::Result<()> {
     let mut line = serde_json::to_vec(run)?;
     line.push(b'\n');
     OpenOptions::new()

@@ -10,7 +10,7 @@ use super::row::{ResultRow, COLUMNS, CONTACT_ID};
 /// Appends result lines. Each call hands its lines to the OS in one write, so that a process
 /// killed between calls leaves whole lines; one killed inside a write leaves a torn last line,
 /// which [`super::settle`] repairs.
-pub struct ResultsWriter {
+pub(crate) struct ResultsWriter {
     file: File,
     path: std::path::PathBuf,
     /// The fields a line has: the header's.
@@ -22,13 +22,13 @@ pub struct ResultsWriter {
 
 impl ResultsWriter {
     /// Opens the results file for appending, writing the header into a new or empty one.
-    pub fn open(path: &Path) -> anyhow::Result<ResultsWriter> {
+    pub(crate) fn open(path: &Path) -> anyhow::Result<ResultsWriter> {
         Self::open_with(path, &[])
     }
 
     /// As [`ResultsWriter::open`]; a new file's header names `extra` columns after the fixed
     /// ones. An existing file keeps its header, and lines are padded to it.
-    pub fn open_with(path: &Path, extra: &[String]) -> anyhow::Result<ResultsWriter> {
+    pub(crate) fn open_with(path: &Path, extra: &[String]) -> anyhow::Result<ResultsWriter> {
         let file = OpenOptions::new()
             .create(true)
             .read(true)
@@ -59,12 +59,12 @@ impl ResultsWriter {
         Ok(w)
     }
 
-    pub fn write(&mut self, row: &ResultRow) -> anyhow::Result<()> {
+    pub(crate) fn write(&mut self, row: &ResultRow) -> anyhow::Result<()> {
         self.write_all(std::iter::once(row))
     }
 
     /// Lines for outcomes that arrived together, in one write.
-    pub fn write_all<'a>(
+    pub(crate) fn write_all<'a>(
         &mut self,
         rows: impl IntoIterator<Item = &'a ResultRow>,
     ) -> anyhow::Result<()> {
@@ -79,7 +79,7 @@ impl ResultsWriter {
     }
 
     /// Waits until what was written is on stable storage.
-    pub fn sync(&self) -> anyhow::Result<()> {
+    pub(crate) fn sync(&self) -> anyhow::Result<()> {
         self.file
             .sync_data()
             .with_context(|| format!("cannot sync the results file {}", self.path.display()))
@@ -120,7 +120,7 @@ fn fields(row: &ResultRow, width: usize, contact_column: bool) -> Vec<String> {
 }
 
 /// The results file's header.
-pub fn header_of(path: &Path) -> anyhow::Result<Vec<String>> {
+pub(crate) fn header_of(path: &Path) -> anyhow::Result<Vec<String>> {
     let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut first = String::new();
     std::io::BufReader::new(super::LineCap::new(file, super::MAX_LINE))

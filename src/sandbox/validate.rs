@@ -1,7 +1,8 @@
 //! Request validation as Intercom does it: the `Intercom-Version` header picks an OpenAPI
 //! description (the versions and their cuts: [`crate::input::config::VERSIONS`]), the body is
 //! checked against its `create_message_request` schema, after the per-type rules the schema
-//! leaves out ([`super::rules`]).
+//! leaves out ([`super::rules`]: its `anyOf` lets an e-mail without `subject` or `template`
+//! through as in-app, which Intercom refuses).
 use anyhow::Context;
 use hyper::header::HeaderValue;
 use jsonschema::error::{TypeKind, ValidationErrorKind};

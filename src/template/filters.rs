@@ -7,9 +7,9 @@ use tera::{Tera, Value};
 
 use crate::template::seal::MAX_ITERATIONS;
 
-/// `default`'s other half (see `seal::route_default`): an empty string or a null becomes
-/// `value`; anything else is kept.
-pub fn or_else(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
+/// `default`'s other half (see `seal::instrument::route_default`): an empty string or a null
+/// becomes `value`; anything else is kept.
+pub(super) fn or_else(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
     let empty = match value {
         Value::Null => true,
         Value::String(s) => s.is_empty(),
@@ -26,7 +26,7 @@ pub fn or_else(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Val
 
 /// Tera's `range`, bounded: `range(end=10000000000)` would build the whole list before a loop
 /// starts, and hang the check. No message needs more than `MAX_ITERATIONS` items.
-pub fn bounded_range(args: &HashMap<String, Value>) -> tera::Result<Value> {
+pub(super) fn bounded_range(args: &HashMap<String, Value>) -> tera::Result<Value> {
     let arg = |name: &str, default: Option<u64>| -> tera::Result<u64> {
         match args.get(name) {
             Some(v) => v.as_u64().ok_or_else(|| {
@@ -57,10 +57,10 @@ pub fn bounded_range(args: &HashMap<String, Value>) -> tera::Result<Value> {
 static TERA: LazyLock<Tera> = LazyLock::new(Tera::default);
 
 /// Tera's `title`, which runs the regex `\b(?P<first>[\w'])(?P<rest>[\w']*)\b` and writes
-/// `first` in upper case and `rest` in lower case: more than a fifth of a row's rendering for a
+/// `first` in upper case and `rest` in lower case: a large part of a row's rendering for a
 /// template that uses it. On ASCII text the same, without the regex (`title_ascii`; tests compare
 /// the two); anything else goes to Tera's.
-pub fn title(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
+pub(super) fn title(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
     match value {
         Value::String(s) if s.is_ascii() => Ok(Value::String(title_ascii(s))),
         _ => TERA

@@ -54,12 +54,12 @@ fn lowercase(name: &str) -> Option<[u8; 6]> {
 
 /// The first imbalance found, described for a person; `None` when the tags balance. It runs on
 /// every row's body, so it allocates only its stack of open tags, and a message if it has one.
-pub fn unbalanced(html: &str) -> Option<String> {
+pub(crate) fn unbalanced(html: &str) -> Option<String> {
     unbalanced_at(html).map(|(_, why)| why)
 }
 
 /// The same, with the byte offset of the `<` it is about: to point at a template's line.
-pub fn unbalanced_at(html: &str) -> Option<(usize, String)> {
+pub(crate) fn unbalanced_at(html: &str) -> Option<(usize, String)> {
     let mut stack: Vec<(&str, usize)> = Vec::new();
     let mut rest = html;
     // `memchr` (SIMD) rather than `str::find`: this scan is most of the check's time per row.

@@ -19,12 +19,12 @@ thread_local! {
 const FENCE: &str = "Qzcmpgnv";
 
 /// Starts a body: no value from an earlier one is left.
-pub fn begin() {
+pub(super) fn begin() {
     VALUES.with_borrow_mut(Vec::clear);
 }
 
 /// Tera's escape function for a Markdown body: the value, kept aside, and its marker.
-pub fn escape(value: &str) -> String {
+pub(super) fn escape(value: &str) -> String {
     VALUES.with_borrow_mut(|v| {
         v.push(value.to_string());
         format!("{FENCE}{}{FENCE}", v.len() - 1)
@@ -33,7 +33,7 @@ pub fn escape(value: &str) -> String {
 
 /// The HTML of a rendered Markdown body (CommonMark, with tables and strikethrough), each marker
 /// replaced by its value, HTML-escaped.
-pub fn to_html(markdown: &str) -> String {
+pub(super) fn to_html(markdown: &str) -> String {
     let mut options = Options::empty();
     options.insert(Options::ENABLE_TABLES);
     options.insert(Options::ENABLE_STRIKETHROUGH);

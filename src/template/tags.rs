@@ -1,20 +1,20 @@
 //! The tags of a template's source, found without parsing it: where each `{{ }}` and `{% %}` is
 //! (line and column), outside comments and `raw` blocks, and whether tags or brackets nest too
-//! deep for Tera's parser and renderer, which recurse once per level (5,000 nested `if`s
-//! overflowed the stack). Tera's syntax tree has no positions: `seal` takes them from here.
+//! deep for Tera's parser and renderer, which recurse once per level (thousands of nested `if`s
+//! overflow the stack). Tera's syntax tree has no positions: `seal` takes them from here.
 use crate::template::TemplateError;
 
 /// Tags nested in tags (`if` in `for` in `if` ...), and brackets nested in a tag.
-pub const MAX_DEPTH: usize = 32;
+const MAX_DEPTH: usize = 32;
 /// Operators in one tag: Tera nests `a + b + c ...` one level per operator.
-pub const MAX_OPERATORS: usize = 200;
+const MAX_OPERATORS: usize = 200;
 
 /// A tag in a template's source: `{{` for an expression, else the statement's keyword.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Tag<'s> {
-    pub keyword: &'s str,
-    pub line: usize,
-    pub column: usize,
+pub(super) struct Tag<'s> {
+    pub(super) keyword: &'s str,
+    pub(super) line: usize,
+    pub(super) column: usize,
 }
 
 /// Tags that open a body which a matching `end...` tag closes.
@@ -22,7 +22,7 @@ fn opens_block(keyword: &str) -> bool {
     matches!(keyword, "if" | "for" | "filter" | "block" | "macro")
 }
 
-pub fn closes_block(keyword: &str) -> bool {
+pub(super) fn closes_block(keyword: &str) -> bool {
     matches!(
         keyword,
         "endif" | "endfor" | "endfilter" | "endblock" | "endmacro"
@@ -62,7 +62,7 @@ impl<'s> Lines<'s> {
 /// The tags of `source` in order, outside comments and `raw` blocks; or the first place where
 /// tags nest deeper than `MAX_DEPTH` or a tag holds more than `MAX_OPERATORS` operators. What
 /// is not well formed is left for Tera's parser to report.
-pub fn scan<'s>(origin: &str, source: &'s str) -> Result<Vec<Tag<'s>>, TemplateError> {
+pub(super) fn scan<'s>(origin: &str, source: &'s str) -> Result<Vec<Tag<'s>>, TemplateError> {
     let bytes = source.as_bytes();
     let mut lines = Lines::new(source);
     let mut tags = Vec::new();
@@ -87,40 +87,11 @@ pub fn scan<'s>(origin: &str, source: &'s str) -> Result<Vec<Tag<'s>>, TemplateE
                 continue;
             }
         };
-        let inner = at + 2;
-        let start = inner
-            + bytes[inner..]
-                .iter()
-                .take_while(|b| **b == b'-' || b.is_ascii_whitespace())
-                .count();
-        let keyword = if closer == b"}}" {
-            "{{"
-        } else {
-            let len = bytes[start..]
-                .iter()
-                .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
-                .count();
-            &source[start..start + len]
-        };
-        let end = match tag_end(bytes, inner, closer) {
-            Ok(end) => end,
-            Err(TagProblem::Nesting(offset)) => {
-                return Err(too_much(
-                    &mut lines,
-                    offset,
-                    format!(
-                    "brackets nest deeper than {MAX_DEPTH} levels; split the expression with `set`"
-                ),
-                ))
-            }
-            Err(TagProblem::Operators) => {
-                return Err(too_much(
-                    &mut lines,
-                    at,
-                    format!("the tag has more than {MAX_OPERATORS} operators; split it with `set`"),
-                ))
-            }
-        };
+        let keyword = keyword_of(source, at + 2, closer);
+        let end = tag_end(bytes, at + 2, closer).map_err(|problem| {
+            let (offset, message) = problem.placed(at);
+            too_much(&mut lines, offset, message)
+        })?;
         let (line, column) = lines.at(at);
         tags.push(Tag {
             keyword,
@@ -148,9 +119,49 @@ pub fn scan<'s>(origin: &str, source: &'s str) -> Result<Vec<Tag<'s>>, TemplateE
     Ok(tags)
 }
 
+/// The tag's keyword: `{{` for an expression (`closer` `}}`), else the statement's first word,
+/// after any `-` and spaces from `inner`, the offset after the opener.
+fn keyword_of<'s>(source: &'s str, inner: usize, closer: &[u8]) -> &'s str {
+    if closer == b"}}" {
+        return "{{";
+    }
+    let bytes = source.as_bytes();
+    let start = inner
+        + bytes[inner..]
+            .iter()
+            .take_while(|b| **b == b'-' || b.is_ascii_whitespace())
+            .count();
+    let len = bytes[start..]
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+        .count();
+    &source[start..start + len]
+}
+
+/// Why a tag is refused by `tag_end`.
 enum TagProblem {
+    /// Brackets nest deeper than `MAX_DEPTH`, at this offset.
     Nesting(usize),
+    /// More than `MAX_OPERATORS` operators in the tag.
     Operators,
+}
+
+impl TagProblem {
+    /// The offset to report and the message, for the tag that starts at `tag`.
+    fn placed(self, tag: usize) -> (usize, String) {
+        match self {
+            TagProblem::Nesting(offset) => (
+                offset,
+                format!(
+                    "brackets nest deeper than {MAX_DEPTH} levels; split the expression with `set`"
+                ),
+            ),
+            TagProblem::Operators => (
+                tag,
+                format!("the tag has more than {MAX_OPERATORS} operators; split it with `set`"),
+            ),
+        }
+    }
 }
 
 /// The offset after the tag's closer, skipping strings (Tera's have no escapes); the end of the

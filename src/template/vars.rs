@@ -12,7 +12,7 @@ use tera::ast::{Expr, ExprVal, Node};
 /// `Intercom ID` is `intercom_id`, `First name` `first_name`, `user.name` `user_name`,
 /// `Prénom` `prenom`, `2024 spend` `_2024_spend`. `None` for a header with no letter or digit;
 /// every cell stays reachable by its exact header, as `columns["Intercom ID"]`.
-pub fn template_name(header: &str) -> Option<String> {
+pub(crate) fn template_name(header: &str) -> Option<String> {
     if is_name(header) {
         return Some(header.to_string());
     }
@@ -43,7 +43,7 @@ fn is_name(text: &str) -> bool {
 }
 
 /// Each header's template name with its column (from 0), for the headers that have one.
-pub fn names_of(headers: &[String]) -> Vec<(String, usize)> {
+pub(crate) fn names_of(headers: &[String]) -> Vec<(String, usize)> {
     headers
         .iter()
         .enumerate()
@@ -51,14 +51,10 @@ pub fn names_of(headers: &[String]) -> Vec<(String, usize)> {
         .collect()
 }
 
-/// Names a template reads from the context, less those it binds itself (loop variables, `set`).
-pub fn free_variables(ast: &[Node]) -> BTreeSet<String> {
-    free_variable_paths(ast).into_keys().collect()
-}
-
-/// `free_variables`, each with the first path the template reads it by (`user.name` for `user`):
-/// what a header with a dot in it was probably meant by.
-pub fn free_variable_paths(ast: &[Node]) -> BTreeMap<String, String> {
+/// Names a template reads from the context, less those it binds itself (loop variables, `set`),
+/// each with the first path the template reads it by (`user.name` for `user`): what a header
+/// with a dot in it was probably meant by.
+pub(crate) fn free_variable_paths(ast: &[Node]) -> BTreeMap<String, String> {
     let mut w = Walker::default();
     w.nodes(ast);
     w.used.retain(|v| !w.bound.contains(v));
@@ -73,7 +69,7 @@ pub fn free_variable_paths(ast: &[Node]) -> BTreeMap<String, String> {
 
 /// Every name a template reads or binds: what a rendering's context must hold for it (a name it
 /// binds may be read before it is bound).
-pub fn names_read(ast: &[Node]) -> BTreeSet<String> {
+pub(crate) fn names_read(ast: &[Node]) -> BTreeSet<String> {
     let mut w = Walker::default();
     w.nodes(ast);
     w.used.extend(w.bound);
@@ -204,8 +200,8 @@ mod tests {
     fn vars(src: &str) -> Vec<String> {
         let mut tera = tera::Tera::default();
         tera.add_raw_template("t", src).unwrap();
-        free_variables(&tera.templates["t"].ast)
-            .into_iter()
+        free_variable_paths(&tera.templates["t"].ast)
+            .into_keys()
             .collect()
     }
 

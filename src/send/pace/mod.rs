@@ -25,9 +25,8 @@ use crate::intercom::WINDOW;
 /// `plan` chooses the period so that this many groups fit each span's share.
 ///
 /// Times are read from tokio's clock, so that tests drive this very code on paused time.
-/// (governor, used before, counts its tolerance in whole requests: at 50/s, one request of
-/// tolerance costs 2 % of the rate under a 1-second guarantee, and none loses up to 5 % to late
-/// timers.)
+/// (A tolerance counted in whole requests cannot give both at low rates: at 50/s one request of
+/// tolerance is 2 % of a second's share, and none makes every late timer cost rate.)
 pub struct Limiter {
     start: tokio::time::Instant,
     plan: Plan,
@@ -90,10 +89,9 @@ impl Limiter {
         self.take(self.now()).is_ok()
     }
 
-    /// Waits until one more request may go. Sleeps on tokio's timer, not on a timer thread of its
-    /// own: a wake-up and a thread hand-off for every request cost a good part of the sender's CPU
-    /// (BENCHMARKS.md, "Pacing"). The rest of the slot's group is there for `try_ready` when this
-    /// returns.
+    /// Waits until one more request may go. Sleeps on tokio's timer, on the sending thread: a
+    /// timer thread of its own would cost a wake-up and a thread hand-off for every request. The
+    /// rest of the slot's group is there for `try_ready` when this returns.
     pub async fn ready(&self) {
         while let Err(at) = self.take(self.now()) {
             tokio::time::sleep_until(self.start + Duration::from_nanos(at)).await;
@@ -103,8 +101,7 @@ impl Limiter {
 
 /// Requests that leave together when the limiter is what holds them back: those of about 50 ms,
 /// at most 8. One timer wake-up, one journal write and (the answers coming back together) fewer
-/// wake-ups for a group instead of one each: at low rates a message's CPU is mostly wake-ups
-/// (BENCHMARKS.md, "Pacing").
+/// wake-ups for a group instead of one each: at low rates a message's CPU is mostly wake-ups.
 const GROUP_SPAN: f64 = 0.050;
 const MAX_GROUP: u32 = 8;
 /// How late a timer may fire without costing rate: a slot may open this much before its time.
@@ -360,8 +357,8 @@ impl InFlight {
     /// 10 seconds. Requests in flight beyond what the server (or this process) can work on only
     /// wait in a queue, which raises the mean, which by Little's law would ask for more in
     /// flight: without the cap, a rate above what the server can take drives `auto` to
-    /// `AUTO_MAX`, which gives less throughput at more CPU per message (BENCHMARKS.md, "Pacing").
-    /// A server whose latency is merely spread out stays under the cap.
+    /// `AUTO_MAX`, where requests only queue: less throughput, more CPU per message. A server
+    /// whose latency is merely spread out stays under the cap.
     fn planning_latency_us(&self) -> u64 {
         let mean = self.latency_us.load(Ordering::Relaxed);
         let period_min = self.period_min_us.swap(u64::MAX, Ordering::Relaxed);
