@@ -423,6 +423,85 @@ fn the_journal_is_synced_before_each_request_is_written() {
     assert_eq!(posts, 40, "every request seen in the trace");
 }
 
+/// The lock is held until the ledger is settled after the run: read off the system calls, the
+/// flocked descriptor of `results.csv.lock` is closed (or the process ends) only after the last
+/// write to the results file, its journal and its run log, and after the last rename. A second
+/// run that took the lock while the first still settled would read a ledger in the middle of
+/// being rewritten.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_lock_is_held_until_the_ledger_is_settled_after_the_run() {
+    let Some(strace) = require_tool("STRACE", "strace") else {
+        return;
+    };
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let f = Fixture::new(&people_csv(5), &email_campaign(""));
+    let trace = f.path("trace.txt");
+    let out = Command::new(strace)
+        .args(["-f", "-yy", "-o"])
+        .arg(&trace)
+        .args([
+            "-e",
+            "trace=flock,close,write,writev,pwrite64,rename,renameat,renameat2",
+        ])
+        .arg(assert_cmd::cargo::cargo_bin("campaign"))
+        .args([
+            "send",
+            "campaign.toml",
+            "--results",
+            "results.csv",
+            "--api-base",
+            &server.url(),
+        ])
+        .current_dir(f.dir.path())
+        .env("INTERCOM_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let fd_of = |line: &str| -> Option<String> {
+        let args = line.split_once('(')?.1;
+        Some(args.split('<').next()?.to_string())
+    };
+    let locked = lines
+        .iter()
+        .position(|l| l.contains("flock(") && l.contains(".lock>") && l.contains("LOCK_EX"))
+        .expect("the lock is taken");
+    let fd = fd_of(lines[locked]).unwrap();
+    let released = lines[locked..]
+        .iter()
+        .position(|l| {
+            l.contains(&format!("close({fd}<")) && l.contains(".lock>")
+                || l.contains(&format!("flock({fd}<")) && l.contains("LOCK_UN")
+        })
+        .map_or(lines.len(), |i| locked + i);
+    let ledger_work = |l: &&str| {
+        let writes = (l.contains("write(") || l.contains("writev(") || l.contains("pwrite64("))
+            && l.contains("results.csv")
+            && !l.contains(".lock>");
+        writes || l.contains("rename")
+    };
+    let last = lines
+        .iter()
+        .rposition(|l| ledger_work(l))
+        .expect("the run wrote its ledger");
+    assert!(
+        lines[..=last].iter().any(|l| l.contains("runs.jsonl>")),
+        "the run log was written"
+    );
+    assert!(
+        last < released,
+        "the lock was let go at line {released} of the trace, before the ledger's last change at line {last}: {}",
+        lines[last]
+    );
+}
+
 #[test]
 fn a_results_file_that_lost_rows_after_a_run_is_refused_not_sent_again() {
     // As after a power cut that lost the file's last writes, or a copy put back by hand.
