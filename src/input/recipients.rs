@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use csv::{ByteRecord, ReaderBuilder};
 
-use crate::input::problem::Problem;
+use crate::input::problem::{Problem, ProblemKind};
 
 /// The most bytes one record's cells may hold together. Legal CSV has no limit, and the csv
 /// crate grows a record until it ends: without one, a file that never closes a quote (or a
@@ -63,7 +63,7 @@ impl Recipients {
         let name = path.display().to_string();
         let file = File::open(path).map_err(|e| {
             Problem::error(
-                "csv",
+                ProblemKind::Csv,
                 &name,
                 format!("cannot open the recipients file: {e}"),
             )
@@ -76,13 +76,16 @@ impl Recipients {
             .from_reader(Bounded::new(file));
         let header = reader
             .byte_headers()
-            .map_err(|e| Problem::error("csv", &name, csv_error_text(&e)).line(1))?
+            .map_err(|e| Problem::error(ProblemKind::Csv, &name, csv_error_text(&e)).line(1))?
             .clone();
         let mut problems = Vec::new();
         if header.is_empty() {
-            return Err(
-                Problem::error("csv", &name, "the file is empty: a header row is needed").line(1),
-            );
+            return Err(Problem::error(
+                ProblemKind::Csv,
+                &name,
+                "the file is empty: a header row is needed",
+            )
+            .line(1));
         }
         let mut columns: Vec<String> = Vec::with_capacity(header.len());
         for (i, raw) in header.iter().enumerate() {
@@ -90,7 +93,7 @@ impl Recipients {
             let Ok(text) = std::str::from_utf8(raw) else {
                 problems.push(
                     Problem::error(
-                        "csv",
+                        ProblemKind::Csv,
                         &name,
                         "the header name has bytes that are not UTF-8; save the file as UTF-8",
                     )
@@ -103,14 +106,14 @@ impl Recipients {
             let trimmed = text.trim();
             if trimmed.is_empty() {
                 problems.push(
-                    Problem::error("csv", &name, "empty header name")
+                    Problem::error(ProblemKind::Csv, &name, "empty header name")
                         .line(1)
                         .column(format!("column {col}")),
                 );
             } else if trimmed != text {
                 problems.push(
                     Problem::warning(
-                        "csv",
+                        ProblemKind::Csv,
                         &name,
                         format!("header `{text}` has leading or trailing spaces; it is used as `{trimmed}`"),
                     )
@@ -120,9 +123,13 @@ impl Recipients {
             }
             if !trimmed.is_empty() && columns.iter().any(|c| c == trimmed) {
                 problems.push(
-                    Problem::error("csv", &name, format!("duplicate header name `{trimmed}`"))
-                        .line(1)
-                        .column(format!("column {col}")),
+                    Problem::error(
+                        ProblemKind::Csv,
+                        &name,
+                        format!("duplicate header name `{trimmed}`"),
+                    )
+                    .line(1)
+                    .column(format!("column {col}")),
                 );
             }
             columns.push(trimmed.to_string());
@@ -140,7 +147,7 @@ impl Recipients {
                 };
                 problems.push(
                     Problem::warning(
-                        "csv",
+                        ProblemKind::Csv,
                         &name,
                         format!("the header has one column but looks separated by `{shown}`; set delimiter = \"{shown}\" in the campaign file"),
                     )
@@ -191,7 +198,7 @@ impl Recipients {
                 Ok(false)
             }
             Err(e) => Err(Box::new(
-                Problem::error("csv", &self.name, csv_error_text(&e)).line(line),
+                Problem::error(ProblemKind::Csv, &self.name, csv_error_text(&e)).line(line),
             )),
         }
     }
@@ -216,7 +223,7 @@ impl Recipients {
             Some(n) => format!("the record holds {n} bytes, more than the {MAX_RECORD_BYTES} (64 KiB) a record may hold; shorten this cell"),
             None => format!("the record goes on past the {MAX_RECORD_BYTES} bytes (64 KiB) a record may hold, and reading stops here; a quote that is never closed makes the rest of the file one cell: close it, or shorten this cell"),
         };
-        let p = Problem::error("csv", &self.name, message);
+        let p = Problem::error(ProblemKind::Csv, &self.name, message);
         match column {
             Some(i) => p.column(self.column_name(i)),
             None => p,
@@ -333,7 +340,7 @@ impl Recipients {
         let last = !self.has_next && self.pending.is_none();
         if multiline && last && self.quote_left_open() {
             return Some(Err(Problem::error(
-                "csv",
+                ProblemKind::Csv,
                 &self.name,
                 format!("unterminated quote: a quoted field that starts on line {line} runs to the end of the file"),
             )
@@ -355,7 +362,9 @@ impl Recipients {
                     "; a quote that opens on line {line} may be unterminated"
                 ));
             }
-            return Some(Err(Problem::error("csv", &self.name, msg).at(number, line)));
+            return Some(Err(
+                Problem::error(ProblemKind::Csv, &self.name, msg).at(number, line)
+            ));
         }
         Some(Ok((number, line, multiline)))
     }
@@ -363,7 +372,7 @@ impl Recipients {
     /// The problem of a cell (`field`, from 0) whose bytes are UTF-8 only up to `valid_up_to`.
     fn not_utf8(&self, field: usize, valid_up_to: usize, number: u64, line: u64) -> Problem {
         Problem::error(
-            "csv",
+            ProblemKind::Csv,
             &self.name,
             format!(
                 "bytes that are not UTF-8 (at byte {} of the cell; is the file Windows-1252? save it as UTF-8)",
@@ -384,7 +393,7 @@ impl Recipients {
             .unwrap_or((0, &""));
         let end = line + line_breaks(cell.as_bytes(), false).0;
         Problem::warning(
-            "csv",
+            ProblemKind::Csv,
             &self.name,
             format!("the cell holds a line break: it runs from line {line} to line {end}; if that is not intended, a quote is unbalanced"),
         )
@@ -425,7 +434,7 @@ fn name_collisions(file: &str, columns: &[String]) -> Vec<Problem> {
         match first.get(&name) {
             Some(&j) if columns[j] != *header => problems.push(
                 Problem::error(
-                    "csv",
+                    ProblemKind::Csv,
                     file,
                     format!(
                         "headers `{}` (column {}) and `{header}` are both `{name}` in templates; rename one of them",

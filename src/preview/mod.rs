@@ -4,18 +4,19 @@ pub mod variants;
 
 use std::io::Write;
 
-use crate::check::{load, RowRenderer};
+use crate::check::{load, LoadError, RowRenderer};
 use crate::cli::PreviewArgs;
 use crate::input::recipients::Recipients;
 use crate::Status;
 
 pub fn run(args: &PreviewArgs) -> anyhow::Result<Status> {
-    let loaded = match load(&args.campaign)? {
+    let loaded = match load(&args.campaign) {
         Ok(l) => l,
-        Err(report) => {
+        Err(LoadError::Invalid(report)) => {
             crate::say_part!("{}", report.render());
             return Ok(Status::Invalid);
         }
+        Err(LoadError::Campaign(e)) => return Err(e),
     };
     if let Some(file) = &args.html {
         return crate::preview::html::run(args, &loaded, file);

@@ -23,7 +23,7 @@ use crate::check::{self, recipient_hash};
 use crate::cli::rows::RowSet;
 use crate::cli::SendArgs;
 use crate::input::config::{self, Campaign};
-use crate::input::problem::{Problem, Severity};
+use crate::input::problem::{Problem, ProblemKind, Severity};
 use crate::intercom::client::{Client, Token};
 use crate::results::{
     self, Journal, JournalHeader, Ledger, Prior, ResultsWriter, RowStatus, RunLock,
@@ -130,9 +130,9 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
         (false, true) => Some(Token::new(random_token())?),
         (false, false) => Some(read_token(&args)?),
     };
-    let mut loaded = match check::load(&args.campaign)? {
+    let mut loaded = match check::load(&args.campaign) {
         Ok(l) => l,
-        Err(report) => {
+        Err(check::LoadError::Invalid(report)) => {
             crate::say_part!("{}", report.render());
             crate::say!(
                 "{}: invalid templates; nothing was sent.",
@@ -140,6 +140,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
             );
             return Ok(Status::Invalid);
         }
+        Err(check::LoadError::Campaign(e)) => return Err(e),
     };
     apply_overrides(&mut loaded.campaign, &args)?;
     if !args.sandbox {
@@ -218,7 +219,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<Status> {
         Some(Problem {
             record: Some(row),
             ..Problem::error(
-                "changed",
+                ProblemKind::Changed,
                 &recipients_file,
                 format!(
                     "the recipient is now `{}`, but the results file {} recorded another one for this row: the CSV changed since the first run, so resuming it could skip or double customers",
@@ -589,7 +590,11 @@ fn refuses(pre: &check::Preflight, args: &SendArgs) -> bool {
 /// file, the templates as a whole, duplicates or a changed campaign.
 fn only_row_errors(pre: &check::Preflight) -> bool {
     let beyond_rows = pre.report.counts.iter().any(|((sev, kind), _)| {
-        *sev == Severity::Error && !matches!(*kind, "value" | "csv" | "template")
+        *sev == Severity::Error
+            && !matches!(
+                kind,
+                ProblemKind::Value | ProblemKind::Csv | ProblemKind::Template
+            )
     });
     let file_level = pre
         .report
