@@ -9,17 +9,17 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::variants::{self, Variants};
+use super::Selection;
 use crate::check::{counted, Loaded, RowRenderer};
-use crate::cli::PreviewArgs;
 use crate::input::config::BodyFormat;
 use crate::input::problem::{Problem, Severity};
-use crate::input::recipients::Recipients;
+use crate::input::recipients::{Recipients, Row};
 use crate::page::{escape, page, write_page};
-use crate::template::MessageRequest;
+use crate::template::{MessageRequest, Plan};
 use crate::Status;
 
 /// Rows on one page at most: past this a browser struggles, and `check` lists every problem.
-pub const MAX_ROWS: usize = 500;
+const MAX_ROWS: usize = 500;
 
 /// One row chosen for the page.
 struct Shown {
@@ -46,12 +46,17 @@ struct Chosen {
 }
 
 /// Writes the page; prints the shown rows' problems to stderr and a one-line summary to stdout.
-pub fn run(args: &PreviewArgs, loaded: &Loaded, file: &Path) -> anyhow::Result<Status> {
+pub(super) fn run(
+    loaded: &Loaded,
+    selection: Selection,
+    file: &Path,
+    open: bool,
+) -> anyhow::Result<Status> {
     let (mut recipients, header) =
         Recipients::open(&loaded.campaign.recipients, loaded.campaign.delimiter)
             .map_err(|p| anyhow::anyhow!("{p}"))?;
     let variants = Variants::new(&loaded.campaign);
-    let chosen = choose(args, loaded, &mut recipients, &variants, header)?;
+    let chosen = choose(selection, loaded, &mut recipients, &variants, header)?;
     let mut status = Status::Ok;
     for p in chosen
         .header
@@ -66,7 +71,7 @@ pub fn run(args: &PreviewArgs, loaded: &Loaded, file: &Path) -> anyhow::Result<S
     let html = render_page(loaded, &recipients, &variants, &chosen);
     write_page(file, &html)?;
     crate::out!("{}", summary(file, &chosen));
-    if args.open {
+    if open {
         open_in_browser(&std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf()));
     }
     Ok(status)
@@ -111,7 +116,7 @@ fn open_in_browser(file: &Path) {
 
 /// Reads the rows and keeps those the page shows.
 fn choose(
-    args: &PreviewArgs,
+    selection: Selection,
     loaded: &Loaded,
     recipients: &mut Recipients,
     variants: &Variants,
@@ -119,7 +124,7 @@ fn choose(
 ) -> anyhow::Result<Chosen> {
     let renderer = RowRenderer::new(loaded, recipients);
     let plan = variants.plan(recipients.columns());
-    let mut seen: HashMap<variants::Path, usize> = HashMap::new();
+    let mut paths = Paths::default();
     let mut chosen = Chosen {
         rows: Vec::new(),
         paths: Vec::new(),
@@ -133,9 +138,9 @@ fn choose(
             Err(p) => {
                 // A record that cannot be read: shown as its problem alone.
                 let stop = p.record.is_none();
-                if args.row.is_none() || p.record == args.row {
+                if selection.row.is_none() || p.record == selection.row {
                     chosen.total_rows += u64::from(p.record.is_some());
-                    push(&mut chosen, unreadable(p), args);
+                    push(&mut chosen, unreadable(p), selection);
                 }
                 if stop {
                     break;
@@ -144,68 +149,103 @@ fn choose(
             }
         };
         chosen.total_rows += 1;
-        if args.row.is_some_and(|r| r != row.number) {
+        if selection.row.is_some_and(|r| r != row.number) {
             continue;
         }
-        let (request, mut problems) = match renderer.render(&row) {
-            Ok((request, warnings)) => (Some(request), warnings),
-            Err(errors) => (None, errors),
+        let Some(shown) = consider(selection, &renderer, plan.as_ref(), &mut paths, &row) else {
+            continue;
         };
-        problems.extend(row.warning.clone());
-        let explicit = args.row.is_some() || args.limit.is_some();
-        let path = variants::path_of(plan.as_ref(), &row.fields, row.number);
-        let (path, new_path) = match path {
-            Some(_) if explicit => (None, false),
-            Some(p) => match seen.get(&p) {
-                Some(n) => (Some(*n), false),
-                None => {
-                    let n = seen.len() + 1;
-                    seen.insert(p.clone(), n);
-                    chosen.paths.push(p);
-                    (Some(n), true)
-                }
-            },
-            None => (None, false),
-        };
-        let mut reasons = Vec::new();
-        if args.row.is_some() {
-            reasons.push("--row".to_string());
-        } else if args.limit.is_some() {
-            reasons.push("--limit".to_string());
-        } else {
-            if new_path {
-                reasons.push(format!("path {}", path.unwrap_or(0)));
-            }
-            if problems.iter().any(|p| p.severity == Severity::Error) {
-                reasons.push("errors".to_string());
-            } else if !problems.is_empty() {
-                reasons.push("warnings".to_string());
-            }
-            if reasons.is_empty() {
-                continue;
-            }
-        }
-        let shown = Shown {
-            number: row.number,
-            line: row.line,
-            fields: row.fields.iter().map(|f| f.to_string()).collect(),
-            request,
-            problems,
-            reasons,
-            path,
-        };
-        push(&mut chosen, shown, args);
-        if args.row.is_some() || args.limit.is_some_and(|l| chosen.rows.len() >= l) {
+        push(&mut chosen, shown, selection);
+        if selection.row.is_some() || selection.limit.is_some_and(|l| chosen.rows.len() >= l) {
             break;
         }
     }
-    if let (Some(r), true) = (args.row, chosen.rows.is_empty()) {
+    chosen.paths = paths.in_order;
+    if let (Some(r), true) = (selection.row, chosen.rows.is_empty()) {
         anyhow::bail!(
             "{}: there is no record {r}",
             loaded.campaign.recipients.display()
         );
     }
     Ok(chosen)
+}
+
+/// The paths rows took so far, numbered from 1 in order of first appearance.
+#[derive(Default)]
+struct Paths {
+    numbers: HashMap<variants::Path, usize>,
+    in_order: Vec<variants::Path>,
+}
+
+impl Paths {
+    /// The path's number, and whether this row is its first.
+    fn number(&mut self, path: variants::Path) -> (usize, bool) {
+        if let Some(n) = self.numbers.get(&path) {
+            return (*n, false);
+        }
+        let n = self.numbers.len() + 1;
+        self.numbers.insert(path.clone(), n);
+        self.in_order.push(path);
+        (n, true)
+    }
+}
+
+/// The row as the page would show it, or `None` when nothing puts it there: rows asked for by
+/// `--row` or `--limit` always; otherwise a new path's first row, or a row with problems.
+fn consider(
+    selection: Selection,
+    renderer: &RowRenderer<'_>,
+    plan: Option<&Plan<'_>>,
+    paths: &mut Paths,
+    row: &Row<'_>,
+) -> Option<Shown> {
+    let (request, mut problems) = match renderer.render(row) {
+        Ok((request, warnings)) => (Some(request), warnings),
+        Err(errors) => (None, errors),
+    };
+    problems.extend(row.warning.clone());
+    let explicit = selection.row.is_some() || selection.limit.is_some();
+    let (path, new_path) = match variants::path_of(plan, &row.fields, row.number) {
+        Some(p) if !explicit => {
+            let (n, new) = paths.number(p);
+            (Some(n), new)
+        }
+        _ => (None, false),
+    };
+    let reasons = reasons(selection, new_path.then_some(path).flatten(), &problems);
+    if reasons.is_empty() {
+        return None;
+    }
+    Some(Shown {
+        number: row.number,
+        line: row.line,
+        fields: row.fields.iter().map(|f| f.to_string()).collect(),
+        request,
+        problems,
+        reasons,
+        path,
+    })
+}
+
+/// Why a row is on the page: asked for, the first of a path (`new_path`, its number), or its
+/// errors or warnings. Empty when none of these holds.
+fn reasons(selection: Selection, new_path: Option<usize>, problems: &[Problem]) -> Vec<String> {
+    if selection.row.is_some() {
+        return vec!["--row".to_string()];
+    }
+    if selection.limit.is_some() {
+        return vec!["--limit".to_string()];
+    }
+    let mut reasons = Vec::new();
+    if let Some(n) = new_path {
+        reasons.push(format!("path {n}"));
+    }
+    if problems.iter().any(|p| p.severity == Severity::Error) {
+        reasons.push("errors".to_string());
+    } else if !problems.is_empty() {
+        reasons.push("warnings".to_string());
+    }
+    reasons
 }
 
 fn unreadable(p: Problem) -> Shown {
@@ -221,8 +261,8 @@ fn unreadable(p: Problem) -> Shown {
 }
 
 /// Adds a row unless the page is full; a new path's first row always gets in.
-fn push(chosen: &mut Chosen, shown: Shown, args: &PreviewArgs) {
-    let limit = args.limit.unwrap_or(MAX_ROWS).min(MAX_ROWS);
+fn push(chosen: &mut Chosen, shown: Shown, selection: Selection) {
+    let limit = selection.limit.unwrap_or(MAX_ROWS).min(MAX_ROWS);
     let new_path = shown.reasons.iter().any(|r| r.starts_with("path "));
     if chosen.rows.len() < limit || new_path {
         chosen.rows.push(shown);
