@@ -1,7 +1,8 @@
 //! What a pass keeps of the rows it rendered, as hashes: each valid row's recipient (to find
 //! duplicates, and for send's manifest to compare a resume with), each valid row's request (for
 //! send to notice a row that changed since preflight), and the content fingerprint of them all.
-//! Their bytes are recorded in results files and journals: they must not change between versions.
+//! The fingerprint is recorded in journal headers, so its bytes must not change between versions
+//! (`tests::the_content_fingerprint_is_what_earlier_versions_recorded` pins them).
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 use crate::input::config::{Campaign, MessageType};
