@@ -47,9 +47,10 @@ fn write_campaign(dir: &Path, rows: u64) -> PathBuf {
 }
 
 fn load(path: &Path) -> Loaded {
-    match check::load(path).expect("campaign file") {
+    match check::load(path) {
         Ok(l) => l,
-        Err(report) => panic!("templates: {}", report.render()),
+        Err(check::LoadError::Invalid(report)) => panic!("templates: {}", report.render()),
+        Err(check::LoadError::Campaign(e)) => panic!("campaign file: {e:?}"),
     }
 }
 

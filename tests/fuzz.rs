@@ -116,13 +116,13 @@ fn run_campaign(
     let path = dir.join("campaign.toml");
     std::fs::write(&path, toml).unwrap();
     let loaded = match check::load(&path) {
-        Ok(Ok(loaded)) => loaded,
-        Ok(Err(report)) => {
+        Ok(loaded) => loaded,
+        Err(check::LoadError::Invalid(report)) => {
             assert!(report.has_errors());
             let _ = report.render();
             return;
         }
-        Err(e) => {
+        Err(e @ check::LoadError::Campaign(_)) => {
             let _ = e.to_string();
             return;
         }
@@ -223,7 +223,7 @@ proptest! {
             let path = dir.path().join("campaign.toml");
             std::fs::write(&path, content).unwrap();
             let _ = Campaign::load(&path);
-            if let Ok(Ok(loaded)) = check::load(&path) {
+            if let Ok(loaded) = check::load(&path) {
                 let _ = check::preflight(&loaded, true, &mut |_, _| None);
             }
         }

@@ -489,7 +489,7 @@ fn the_lock_is_held_until_the_ledger_is_settled_after_the_run() {
     };
     let last = lines
         .iter()
-        .rposition(|l| ledger_work(l))
+        .rposition(ledger_work)
         .expect("the run wrote its ledger");
     assert!(
         lines[..=last].iter().any(|l| l.contains("runs.jsonl>")),

@@ -519,9 +519,12 @@ fn reference(
 }
 
 fn load(path: &Path) -> Loaded {
-    match check::load(path).unwrap() {
+    match check::load(path) {
         Ok(loaded) => loaded,
-        Err(report) => panic!("the templates do not load:\n{}", report.render()),
+        Err(check::LoadError::Invalid(report)) => {
+            panic!("the templates do not load:\n{}", report.render())
+        }
+        Err(check::LoadError::Campaign(e)) => panic!("the campaign file: {e:#}"),
     }
 }
 

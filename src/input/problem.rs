@@ -9,11 +9,69 @@ pub enum Severity {
     Warning,
 }
 
+/// What a problem is about. Callers branch on it (duplicates, a changed file, which errors a row
+/// owns) and reports count by it; [`ProblemKind::as_str`] is how users see it: in the counts on
+/// stderr and in a skipped row's status `invalid_<kind>` in the results file, so those names are
+/// a contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProblemKind {
+    /// The sandbox's admins file.
+    Admins,
+    /// The campaign file.
+    Campaign,
+    /// The CSV or the results file changed under the run.
+    Changed,
+    /// The CSV as a file: its header, a record that does not read.
+    Csv,
+    /// Rows that address the same recipient.
+    Duplicate,
+    /// An HTML body that does not balance.
+    Html,
+    /// A template that does not compile, or does not render for a row.
+    Template,
+    /// A rendered value that cannot be sent (recipient, subject, body).
+    Value,
+}
+
+impl ProblemKind {
+    /// The kind's name, as users read it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::Admins => "admins",
+            ProblemKind::Campaign => "campaign",
+            ProblemKind::Changed => "changed",
+            ProblemKind::Csv => "csv",
+            ProblemKind::Duplicate => "duplicate",
+            ProblemKind::Html => "html",
+            ProblemKind::Template => "template",
+            ProblemKind::Value => "value",
+        }
+    }
+}
+
+impl fmt::Display for ProblemKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// By name: the report lists its counts in this order.
+impl Ord for ProblemKind {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for ProblemKind {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub severity: Severity,
-    /// A short name for the kind of problem, used to count them: "template", "csv", "value", ...
-    pub kind: &'static str,
+    pub kind: ProblemKind,
     pub file: String,
     pub record: Option<u64>,
     pub line: Option<u64>,
@@ -23,7 +81,7 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn error(kind: &'static str, file: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn error(kind: ProblemKind, file: impl Into<String>, message: impl Into<String>) -> Self {
         Problem {
             severity: Severity::Error,
             kind,
@@ -35,11 +93,7 @@ impl Problem {
         }
     }
 
-    pub fn warning(
-        kind: &'static str,
-        file: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn warning(kind: ProblemKind, file: impl Into<String>, message: impl Into<String>) -> Self {
         Problem {
             severity: Severity::Warning,
             ..Problem::error(kind, file, message)
@@ -108,11 +162,11 @@ pub struct Report {
     pub kept: Vec<Problem>,
     pub errors: u64,
     pub warnings: u64,
-    pub counts: BTreeMap<(Severity, &'static str), u64>,
+    pub counts: BTreeMap<(Severity, ProblemKind), u64>,
 }
 
 /// How many problems a report shows in full.
-pub const SHOWN: usize = 50;
+const SHOWN: usize = 50;
 
 impl Report {
     pub fn push(&mut self, p: Problem) {
@@ -162,14 +216,14 @@ mod tests {
 
     #[test]
     fn displays_location() {
-        let p = Problem::error("value", "a.csv", "empty")
+        let p = Problem::error(ProblemKind::Value, "a.csv", "empty")
             .at(3, 4)
             .column("column `email`");
         assert_eq!(
             p.to_string(),
             "error: a.csv: record 3, line 4, column `email`: empty"
         );
-        let p = Problem::warning("csv", "a.csv", "spaces").line(1);
+        let p = Problem::warning(ProblemKind::Csv, "a.csv", "spaces").line(1);
         assert_eq!(p.to_string(), "warning: a.csv: line 1: spaces");
     }
 
@@ -177,9 +231,25 @@ mod tests {
     fn keeps_fifty_and_counts_all() {
         let mut r = Report::default();
         for i in 0..60 {
-            r.push(Problem::error("value", "a.csv", "x").at(i, i + 1));
+            r.push(Problem::error(ProblemKind::Value, "a.csv", "x").at(i, i + 1));
         }
         assert_eq!(r.kept.len(), 50);
         assert!(r.render().contains("60 value errors"));
+    }
+
+    #[test]
+    fn counts_are_listed_by_kind_name() {
+        let mut r = Report::default();
+        for kind in [ProblemKind::Value, ProblemKind::Csv, ProblemKind::Admins] {
+            for i in 0..20 {
+                r.push(Problem::error(kind, "a.csv", "x").at(i, i + 1));
+            }
+        }
+        let text = r.render();
+        let at = |name: &str| text.find(&format!(" {name} errors")).unwrap();
+        assert!(
+            at("admins") < at("csv") && at("csv") < at("value"),
+            "{text}"
+        );
     }
 }

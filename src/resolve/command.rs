@@ -36,12 +36,13 @@ struct Pending {
 }
 
 pub async fn run(args: ResolveArgs) -> anyhow::Result<Status> {
-    let loaded = match check::load(&args.campaign)? {
+    let loaded = match check::load(&args.campaign) {
         Ok(l) => l,
-        Err(report) => {
+        Err(check::LoadError::Invalid(report)) => {
             crate::say_part!("{}", report.render());
             return Ok(Status::Invalid);
         }
+        Err(check::LoadError::Campaign(e)) => return Err(e),
     };
     let c = &loaded.campaign;
     if !c.address.looked_up() {

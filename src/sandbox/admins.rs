@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::errors::ApiError;
-use crate::input::problem::{Problem, Severity};
+use crate::input::problem::{Problem, ProblemKind, Severity};
 use crate::input::recipients::Recipients;
 
 /// The admin messages are sent from in the samples, the tests and Intercom's own examples.
@@ -106,7 +106,8 @@ impl Admins {
         while let Some(row) = rows.next_row() {
             let row = row.map_err(located)?;
             let problem = |column: &str, message: String| {
-                let p = Problem::error("admins", &name, message).at(row.number, row.line);
+                let p =
+                    Problem::error(ProblemKind::Admins, &name, message).at(row.number, row.line);
                 located(p.column(format!("column `{column}`")))
             };
             let raw = row.fields[id].trim();

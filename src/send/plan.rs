@@ -118,9 +118,10 @@ pub(super) fn resolve(args: SendArgs) -> anyhow::Result<Option<(Plan, Loaded)>> 
         (false, true) => Some(Token::new(random_token())?),
         (false, false) => Some(read_token(&args)?),
     };
-    let loaded = match check::load(&args.campaign)? {
+    let loaded = match check::load(&args.campaign) {
         Ok(l) => l,
-        Err(report) => {
+        Err(check::LoadError::Campaign(e)) => return Err(e),
+        Err(check::LoadError::Invalid(report)) => {
             crate::say_part!("{}", report.render());
             crate::say!(
                 "{}: invalid templates; nothing was sent.",

@@ -2,7 +2,7 @@
 //! row's request hash kept for the dispatch to compare with, and on resume every recorded row's
 //! recipient compared with the CSV's. Its problems are printed; a run they refuse sends nothing.
 use crate::check::{self, recipient_hash, Loaded, Preflight};
-use crate::input::problem::{Problem, Severity};
+use crate::input::problem::{Problem, ProblemKind, Severity};
 use crate::results::{Prior, RowStatus};
 
 use super::manifest::Opened;
@@ -104,7 +104,7 @@ impl Changed<'_> {
         Some(Problem {
             record: Some(row),
             ..Problem::error(
-                "changed",
+                ProblemKind::Changed,
                 &self.recipients_file,
                 format!(
                     "the recipient is now `{}`, but the results file {} recorded another one for this row: the CSV changed since the first run, so resuming it could skip or double customers",
@@ -126,7 +126,11 @@ fn refuses(pre: &Preflight, skip_invalid: bool) -> bool {
 /// file, the templates as a whole, duplicates or a changed campaign.
 fn only_row_errors(pre: &Preflight) -> bool {
     let beyond_rows = pre.report.counts.iter().any(|((sev, kind), _)| {
-        *sev == Severity::Error && !matches!(*kind, "value" | "csv" | "template")
+        *sev == Severity::Error
+            && !matches!(
+                kind,
+                ProblemKind::Value | ProblemKind::Csv | ProblemKind::Template
+            )
     });
     let file_level = pre
         .report

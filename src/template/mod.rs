@@ -19,7 +19,7 @@ const BODY_TEXT: &str = "body.txt";
 const BODY_MD: &str = "body.md";
 const TO_ID: &str = "to_id.txt";
 
-/// A template problem found before any row is read.
+/// A template problem found before any row is read: one of several that compiling reports at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateError {
     /// Where the template came from (a file, or the campaign file's key).
@@ -40,6 +40,27 @@ impl std::fmt::Display for TemplateError {
             None => write!(f, "{}: {}", self.origin, self.message),
         }
     }
+}
+
+impl std::error::Error for TemplateError {}
+
+/// Why a row does not render: the template that failed and Tera's (or the seal's) reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {message}")]
+pub struct RenderError {
+    /// The template's origin (a file, or the campaign file's key).
+    pub origin: String,
+    pub message: String,
+}
+
+/// A variable a template reads that is neither a CSV column nor one the templates always have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownVariable {
+    /// The template it is in.
+    pub origin: String,
+    pub name: String,
+    /// The closest name a template can use, if one is close enough to be a likely typo.
+    pub suggestion: Option<String>,
 }
 
 /// The campaign's templates, compiled once.
@@ -105,7 +126,7 @@ fn parse_error(origin: &str, err: &tera::Error) -> TemplateError {
 }
 
 /// Every message in an error's chain, one per line (Tera puts the useful part in the sources).
-pub fn error_chain(err: &dyn std::error::Error) -> String {
+fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
@@ -173,7 +194,7 @@ impl Templates {
     /// Variables the templates read that are neither CSV columns nor `row` or `columns`, each
     /// with the template it is in and the closest name a template can use. Every branch counts,
     /// taken or not. `columns` are the CSV's headers.
-    pub fn unknown_variables(&self, columns: &[String]) -> Vec<(String, String, Option<String>)> {
+    pub fn unknown_variables(&self, columns: &[String]) -> Vec<UnknownVariable> {
         let names = crate::template::vars::names_of(columns);
         let mut found = Vec::new();
         for source in &self.sources {
@@ -189,7 +210,11 @@ impl Templates {
                 let suggestion = crate::template::vars::template_name(&path)
                     .filter(|name| path.contains('.') && writable.contains(name))
                     .or_else(|| closest(&var, &writable));
-                found.push((source.origin.clone(), var, suggestion));
+                found.push(UnknownVariable {
+                    origin: source.origin.clone(),
+                    name: var,
+                    suggestion,
+                });
             }
         }
         found
@@ -254,7 +279,7 @@ pub struct Plan<'t> {
 
 impl Plan<'_> {
     /// Renders one row. `fields` are the row's cells in header order, `row` its record number.
-    pub fn render(&self, fields: &[&str], row: u64) -> Result<Rendered, (String, String)> {
+    pub fn render(&self, fields: &[&str], row: u64) -> Result<Rendered, RenderError> {
         let mut out = Rendered::default();
         self.render_into(fields, row, &mut out)?;
         Ok(out)
@@ -266,12 +291,16 @@ impl Plan<'_> {
         fields: &[&str],
         row: u64,
         out: &mut Rendered,
-    ) -> Result<(), (String, String)> {
+    ) -> Result<(), RenderError> {
         let ctx = self.context(fields, row);
-        let one = |name: &str, buf: &mut String| -> Result<(), (String, String)> {
+        let one = |name: &str, buf: &mut String| -> Result<(), RenderError> {
             let source = self.templates.source(name);
-            seal::render(&self.templates.tera, name, source.hooks, &ctx, buf)
-                .map_err(|cause| (source.origin.clone(), cause))
+            seal::render(&self.templates.tera, name, source.hooks, &ctx, buf).map_err(|message| {
+                RenderError {
+                    origin: source.origin.clone(),
+                    message,
+                }
+            })
         };
         if self.templates.has_subject {
             one(SUBJECT, out.subject.get_or_insert_with(String::new))?;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use csv::ByteRecord;
 
-use crate::input::problem::Problem;
+use crate::input::problem::{Problem, ProblemKind};
 
 /// The column names (trimmed; empty for one that is not UTF-8) and what is wrong with them.
 pub(super) fn columns(
@@ -35,7 +35,7 @@ fn column(
     let at = |p: Problem| p.line(1).column(format!("column {col}"));
     let Ok(text) = std::str::from_utf8(raw) else {
         problems.push(at(Problem::error(
-            "csv",
+            ProblemKind::Csv,
             name,
             "the header name has bytes that are not UTF-8; save the file as UTF-8",
         )));
@@ -43,17 +43,21 @@ fn column(
     };
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        problems.push(at(Problem::error("csv", name, "empty header name")));
+        problems.push(at(Problem::error(
+            ProblemKind::Csv,
+            name,
+            "empty header name",
+        )));
     } else if trimmed != text {
         problems.push(at(Problem::warning(
-            "csv",
+            ProblemKind::Csv,
             name,
             format!("header `{text}` has leading or trailing spaces; it is used as `{trimmed}`"),
         )));
     }
     if !trimmed.is_empty() && before.iter().any(|c| c == trimmed) {
         problems.push(at(Problem::error(
-            "csv",
+            ProblemKind::Csv,
             name,
             format!("duplicate header name `{trimmed}`"),
         )));
@@ -74,7 +78,7 @@ fn name_collisions(file: &str, columns: &[String]) -> Vec<Problem> {
         match first.get(&name) {
             Some(&j) if columns[j] != *header => problems.push(
                 Problem::error(
-                    "csv",
+                    ProblemKind::Csv,
                     file,
                     format!(
                         "headers `{}` (column {}) and `{header}` are both `{name}` in templates; rename one of them",
@@ -110,7 +114,7 @@ fn delimiter_hint(name: &str, columns: &[String], delimiter: u8) -> Option<Probl
     };
     Some(
         Problem::warning(
-            "csv",
+            ProblemKind::Csv,
             name,
             format!("the header has one column but looks separated by `{shown}`; set delimiter = \"{shown}\" in the campaign file"),
         )

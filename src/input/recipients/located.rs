@@ -7,7 +7,7 @@ use csv::{ByteRecord, ReaderBuilder};
 
 use super::lines::line_breaks;
 use super::{Recipients, MAX_RECORD_BYTES, READ_BUFFER};
-use crate::input::problem::Problem;
+use crate::input::problem::{Problem, ProblemKind};
 
 impl Recipients {
     /// The problem of a record over `MAX_RECORD_BYTES`: `size` when it was read whole, `column`
@@ -17,7 +17,7 @@ impl Recipients {
             Some(n) => format!("the record holds {n} bytes, more than the {MAX_RECORD_BYTES} (64 KiB) a record may hold; shorten this cell"),
             None => format!("the record goes on past the {MAX_RECORD_BYTES} bytes (64 KiB) a record may hold, and reading stops here; a quote that is never closed makes the rest of the file one cell: close it, or shorten this cell"),
         };
-        let p = Problem::error("csv", &self.name, message);
+        let p = Problem::error(ProblemKind::Csv, &self.name, message);
         match column {
             Some(i) => p.column(self.column_name(i)),
             None => p,
@@ -57,7 +57,7 @@ impl Recipients {
         line: u64,
     ) -> Problem {
         Problem::error(
-            "csv",
+            ProblemKind::Csv,
             &self.name,
             format!(
                 "bytes that are not UTF-8 (at byte {} of the cell; is the file Windows-1252? save it as UTF-8)",
@@ -78,7 +78,7 @@ impl Recipients {
             .unwrap_or((0, &""));
         let end = line + line_breaks(cell.as_bytes(), false).0;
         Problem::warning(
-            "csv",
+            ProblemKind::Csv,
             &self.name,
             format!("the cell holds a line break: it runs from line {line} to line {end}; if that is not intended, a quote is unbalanced"),
         )
@@ -116,7 +116,7 @@ impl Recipients {
         let last = !self.has_next && self.pending.is_none();
         if multiline && last && self.quote_left_open() {
             return Some(Problem::error(
-                "csv",
+                ProblemKind::Csv,
                 &self.name,
                 format!("unterminated quote: a quoted field that starts on line {line} runs to the end of the file"),
             )
@@ -138,7 +138,7 @@ impl Recipients {
                     "; a quote that opens on line {line} may be unterminated"
                 ));
             }
-            return Some(Problem::error("csv", &self.name, msg).at(number, line));
+            return Some(Problem::error(ProblemKind::Csv, &self.name, msg).at(number, line));
         }
         None
     }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use csv::{ByteRecord, ReaderBuilder};
 
-use crate::input::problem::Problem;
+use crate::input::problem::{Problem, ProblemKind};
 use bounded::Bounded;
 use lines::LineCounter;
 use located::csv_error_text;
@@ -74,7 +74,7 @@ impl Recipients {
         let name = path.display().to_string();
         let file = File::open(path).map_err(|e| {
             Problem::error(
-                "csv",
+                ProblemKind::Csv,
                 &name,
                 format!("cannot open the recipients file: {e}"),
             )
@@ -87,12 +87,15 @@ impl Recipients {
             .from_reader(Bounded::new(file));
         let header = reader
             .byte_headers()
-            .map_err(|e| Problem::error("csv", &name, csv_error_text(&e)).line(1))?
+            .map_err(|e| Problem::error(ProblemKind::Csv, &name, csv_error_text(&e)).line(1))?
             .clone();
         if header.is_empty() {
-            return Err(
-                Problem::error("csv", &name, "the file is empty: a header row is needed").line(1),
-            );
+            return Err(Problem::error(
+                ProblemKind::Csv,
+                &name,
+                "the file is empty: a header row is needed",
+            )
+            .line(1));
         }
         let (columns, problems) = header::columns(&name, &header, delimiter);
         let mut this = Recipients {
@@ -138,7 +141,7 @@ impl Recipients {
                 Ok(false)
             }
             Err(e) => Err(Box::new(
-                Problem::error("csv", &self.name, csv_error_text(&e)).line(line),
+                Problem::error(ProblemKind::Csv, &self.name, csv_error_text(&e)).line(line),
             )),
         }
     }

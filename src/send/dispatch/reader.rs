@@ -217,7 +217,7 @@ fn skipped(row: u64, recipient: &str, problems: &[Problem]) -> ResultRow {
         http_status: None,
         error_code: format!(
             "invalid_{}",
-            problems.first().map(|p| p.kind).unwrap_or("row")
+            problems.first().map_or("row", |p| p.kind.as_str())
         ),
         error_message: message,
         request_id: String::new(),

@@ -1,0 +1,113 @@
+//! Rows that address the same recipient. The first pass keeps 8 bytes per valid row (its
+//! recipient's hash); sorting them says whether any recipient occurs twice, which is normally
+//! not so. Only then is the file read a second time, for the numbers of the rows behind the
+//! repeated hashes, and it must read as it did the first time.
+use std::collections::hash_map::{Entry, HashMap};
+
+use rayon::prelude::*;
+
+use super::hash::{recipient_hash, Fingerprint};
+use super::pass::each_rendered;
+use super::row::RowRenderer;
+use super::Loaded;
+use crate::input::problem::{Problem, ProblemKind};
+use crate::input::recipients::Recipients;
+
+/// The hashes that occur more than once (sorted), and how many rows repeat an earlier row's.
+/// Sorts `hashes` on every core: nothing else is left to do when this runs.
+pub(super) fn repeated(hashes: &mut [u64]) -> (Vec<u64>, u64) {
+    hashes.par_sort_unstable();
+    let mut repeated: Vec<u64> = Vec::new();
+    let mut duplicate_rows = 0;
+    for pair in hashes.windows(2) {
+        if pair[0] == pair[1] {
+            duplicate_rows += 1;
+            if repeated.last() != Some(&pair[0]) {
+                repeated.push(pair[0]);
+            }
+        }
+    }
+    (repeated, duplicate_rows)
+}
+
+/// What the first pass saw, for the second to compare with.
+pub(super) struct Seen<'a> {
+    pub(super) columns: &'a [String],
+    pub(super) rows: u64,
+    pub(super) duplicate_rows: u64,
+    pub(super) content_hash: u64,
+}
+
+/// The second pass: reads the file again and returns, in record order, each row whose
+/// recipient an earlier row has (among the `repeated` hashes, sorted), with the number of the
+/// first row that has it. `None` when the file does not read as it did in the first pass (it
+/// changed, or cannot be opened again).
+pub(super) fn find(
+    loaded: &Loaded,
+    renderer: &RowRenderer<'_>,
+    repeated: &[u64],
+    seen: &Seen<'_>,
+) -> Option<Vec<(u64, u64)>> {
+    let (mut recipients, _) =
+        Recipients::open(&loaded.campaign.recipients, loaded.campaign.delimiter).ok()?;
+    if recipients.columns() != seen.columns {
+        return None;
+    }
+    let mut rows = 0u64;
+    let mut content = Fingerprint::default();
+    // The first row of each repeated recipient: as many entries as there are repeated hashes.
+    let mut first: HashMap<u64, u64> = HashMap::with_capacity(repeated.len());
+    let mut duplicates = Vec::new();
+    let campaign = &loaded.campaign;
+    each_rendered(&mut recipients, Some(renderer), &mut |slot| {
+        rows += 1;
+        // As in the first pass, only the rows that render without errors have a recipient.
+        if slot.bad.is_some() || !matches!(slot.checked, Some(Ok(_))) {
+            return;
+        }
+        let (number, id) = (slot.number, &slot.rendered.to_id);
+        content.add(number, campaign, &slot.rendered);
+        let hash = recipient_hash(&campaign.to_type, id);
+        if repeated.binary_search(&hash).is_ok() {
+            match first.entry(hash) {
+                Entry::Occupied(e) => duplicates.push((number, *e.get())),
+                Entry::Vacant(e) => {
+                    e.insert(number);
+                }
+            }
+        }
+    });
+    let same = rows == seen.rows
+        && content.digest() == seen.content_hash
+        && duplicates.len() as u64 == seen.duplicate_rows;
+    same.then_some(duplicates)
+}
+
+/// The error when the second pass did not read what the first did. Not a row's own problem:
+/// --skip-invalid cannot get past it, whether it is shown or not.
+pub(super) fn changed(file: &str) -> Problem {
+    Problem::error(
+        ProblemKind::Changed,
+        file,
+        "the file changed during the check: it read differently the second time, when the rows that address the same recipient were looked for; check it again once nothing is writing to it",
+    )
+}
+
+/// Row `number`'s problem: it addresses the recipient of row `first`. An error unless
+/// duplicates are allowed.
+pub(super) fn problem(file: &str, number: u64, first: u64, allowed: bool) -> Problem {
+    let msg = format!("addresses the same recipient as record {first}");
+    let p = if allowed {
+        Problem::warning(ProblemKind::Duplicate, file, msg)
+    } else {
+        Problem::error(
+            ProblemKind::Duplicate,
+            file,
+            format!("{msg} (send refuses duplicates unless --allow-duplicates)"),
+        )
+    };
+    Problem {
+        record: Some(number),
+        ..p
+    }
+}

@@ -1,0 +1,127 @@
+//! The preview on the terminal: each chosen row's message as a person reads it, or with `--json`
+//! its exact request body, one per line; each row's problems on stderr.
+use std::io::Write;
+
+use super::Selection;
+use crate::check::{Loaded, RowRenderer};
+use crate::input::config::Address;
+use crate::input::recipients::{Recipients, Row};
+use crate::template::MessageRequest;
+use crate::Status;
+
+/// Rows shown when neither `--row` nor `--limit` says.
+const DEFAULT_LIMIT: usize = 3;
+
+/// Prints the selected rows: messages on stdout, problems on stderr.
+pub(super) fn run(loaded: &Loaded, selection: Selection, json: bool) -> anyhow::Result<Status> {
+    let limit = selection.limit.unwrap_or(DEFAULT_LIMIT);
+    let (mut recipients, header) =
+        Recipients::open(&loaded.campaign.recipients, loaded.campaign.delimiter)
+            .map_err(|p| anyhow::anyhow!("{p}"))?;
+    for p in &header {
+        crate::say!("{p}");
+    }
+    let renderer = RowRenderer::new(loaded, &recipients);
+    let address = loaded.campaign.address;
+    if address.looked_up() && json {
+        crate::say!(
+            "note: every row is looked up by {} before it is sent (POST /contacts/search); `to` below holds the {} it will be looked up by, and the message goes to {{type: <the contact's role>, id: <its id>}}",
+            address.key(),
+            address.key()
+        );
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut shown = 0;
+    let mut status = Status::Ok;
+    while let Some(next) = recipients.next_row() {
+        if shown >= limit && selection.row.is_none() {
+            break;
+        }
+        let row = match next {
+            Ok(row) => row,
+            Err(p) => {
+                if selection.row.is_none() || p.record == selection.row {
+                    crate::say!("{p}");
+                    status = Status::Invalid;
+                    shown += 1;
+                }
+                if p.record.is_none() {
+                    break;
+                }
+                continue;
+            }
+        };
+        if selection.row.is_some_and(|r| r != row.number) {
+            continue;
+        }
+        shown += 1;
+        if !show_row(&renderer, &row, address, json, &mut out)? {
+            status = Status::Invalid;
+        }
+        if selection.row.is_some() {
+            break;
+        }
+    }
+    if let (Some(r), 0) = (selection.row, shown) {
+        anyhow::bail!(
+            "{}: there is no record {r}",
+            loaded.campaign.recipients.display()
+        );
+    }
+    Ok(status)
+}
+
+/// Prints one row's message and its warnings, or its errors; says whether it renders.
+fn show_row(
+    renderer: &RowRenderer<'_>,
+    row: &Row<'_>,
+    address: Address,
+    json: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    match renderer.render(row) {
+        Ok((request, warnings)) => {
+            for w in warnings {
+                crate::say!("{w}");
+            }
+            if json {
+                serde_json::to_writer(&mut *out, &request)?;
+                writeln!(out)?;
+            } else {
+                write_message(out, row, &request, address)?;
+            }
+            Ok(true)
+        }
+        Err(problems) => {
+            for p in problems {
+                crate::say!("{p}");
+            }
+            Ok(false)
+        }
+    }
+}
+
+/// A row's message as a person reads it: who it goes to, the subject, the body.
+fn write_message(
+    out: &mut impl Write,
+    row: &Row<'_>,
+    request: &MessageRequest,
+    address: Address,
+) -> std::io::Result<()> {
+    let to = if address.looked_up() {
+        format!(
+            "the {} with {} {} (looked up before sending)",
+            request.to.kind,
+            address.key(),
+            request.to.id
+        )
+    } else {
+        format!("{} {}", request.to.kind, request.to.id)
+    };
+    writeln!(out, "── row {} (line {}) ─ to {to}", row.number, row.line)?;
+    if let Some(s) = &request.subject {
+        writeln!(out, "Subject: {s}")?;
+    }
+    writeln!(out, "{}\n", request.body.trim_end())
+}
