@@ -1,9 +1,17 @@
 //! `campaign`: one Intercom message per CSV row, checked first, sent at the API's rate, resumable.
 //!
-//! The pipeline: [`config`] reads the campaign file, [`recipients`] streams the CSV, [`render`]
-//! turns a row into a request body, [`check`] runs all of that over every row before anything is
-//! sent, [`send`] posts through one limiter and a bounded pool, and [`results`] records every
-//! outcome so that a run can be resumed. [`sandbox`] is a local Intercom to rehearse against.
+//! The flow, one folder a stage: [`cli`] reads the command line; [`input`] reads the campaign
+//! file and streams the recipients CSV; [`template`] turns a row into a request body; [`check`]
+//! runs all of that over every row before anything is sent ([`preview`] shows it); [`send`]
+//! posts through one limiter and a bounded pool, talking to Intercom through [`intercom`] (and
+//! finding contacts by e-mail or external id through [`resolve`]); [`results`] records every
+//! outcome so that a run can be resumed, and [`report`] reads it back. [`sandbox`] is a local
+//! Intercom to rehearse against. Only what the binary, the integration tests and the benchmarks
+//! use is public; the rest is `pub(crate)`, so that rustc names any item nothing uses.
+// The crate is the binary's library: its documentation is for the people who work on it
+// (`cargo doc --document-private-items`), and its module headers link the private stages.
+#![allow(rustdoc::private_intra_doc_links)]
+
 /// A line on stderr. A stderr that is gone (a closed pipe, a full disk) must not stop a run that
 /// is sending: the results file, not the terminal, is the record.
 #[macro_export]
@@ -35,15 +43,15 @@ macro_rules! out {
 pub mod check;
 pub mod cli;
 pub mod input;
-pub mod intercom;
-pub mod page;
-pub mod preview;
-pub mod report;
-pub mod resolve;
-pub mod results;
+pub(crate) mod intercom;
+pub(crate) mod page;
+pub(crate) mod preview;
+pub(crate) mod report;
+pub(crate) mod resolve;
+pub(crate) mod results;
 pub mod sandbox;
-pub mod send;
-pub mod template;
+pub(crate) mod send;
+pub(crate) mod template;
 
 use cli::{Cli, Command};
 

@@ -9,11 +9,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
+use super::attempt::send_row;
 use super::reader::BATCH;
 use super::{Item, Job, Shared, StopReason};
 use crate::input::hours::SendHours;
 use crate::results::{Journal, ResultRow, RunLock};
-use crate::send::attempt::send_row;
 use crate::send::pace;
 
 /// What the dispatcher keeps the run's promise with.

@@ -1,11 +1,13 @@
 //! The dispatch stage: the rows that are left go out, each journaled before its request leaves.
 //! Its units run at once, joined by channels: the [`reader`] (a thread: reading the CSV and
 //! rendering are blocking work) hands rows over in batches, the lookup stage
-//! ([`super::lookup`]) resolves rows addressed by e-mail or external id, the [`dispatcher`]
+//! ([`lookup`]) resolves rows addressed by e-mail or external id, the [`dispatcher`]
 //! paces rows out (limiter, pause gate, in-flight limit) and journals them before a task per
-//! request sends each ([`super::attempt`]), and the [`writer`] records every outcome and judges
+//! request sends each ([`attempt`]), and the [`writer`] records every outcome and judges
 //! the run's health. [`stop`] is how any of them ends the run, and why.
+mod attempt;
 mod dispatcher;
+mod lookup;
 mod reader;
 mod stop;
 mod writer;
@@ -19,9 +21,9 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::manifest::Manifest;
+use super::pace;
 use super::plan::{self, Plan};
 use super::progress::Progress;
-use super::{lookup, pace};
 use crate::check::{recipient_hash, Loaded};
 use crate::intercom::client::Client;
 use crate::results::{self, Journal, JournalHeader, ResultRow, ResultsWriter, RowStatus, RunLock};

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::dispatch::{Item, Job, Shared};
+use super::{Item, Job, Shared};
 use crate::resolve::{self, Failure, Found, Pacing, Rules, Verdict};
 use crate::results::{self, ResultRow, RowStatus};
 

@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::dispatch::{Job, Shared};
+use super::{Job, Shared};
 use crate::intercom::client::{ApiError, Attempt};
 use crate::results::{self, ResultRow};
 use crate::send::pace;
