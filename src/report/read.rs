@@ -8,7 +8,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::page::unquote;
-use crate::results::RowStatus;
+use crate::results::{row_number, RowStatus};
 
 /// One row's outcome, as its last line in the results file says.
 #[derive(Debug, Clone)]
@@ -102,11 +102,8 @@ pub(crate) fn outcomes(path: &Path) -> anyhow::Result<BTreeMap<u64, Outcome>> {
                  fix or delete the line"
             )
         };
-        let row = cell(0)
-            .parse::<u64>()
-            .ok()
-            .filter(|r| *r > 0)
-            .ok_or_else(|| bad("row", cell(0), "a record number (1 or more)"))?;
+        let row = row_number(cell(0).as_bytes())
+            .map_err(|_| bad("row", cell(0), "a record number (1 or more)"))?;
         let status = RowStatus::from_field(cell(2).as_bytes())
             .ok_or_else(|| bad("status", cell(2), "sent, failed, unknown or skipped"))?;
         let http_status = match cell(3) {

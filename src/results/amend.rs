@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use super::row::{now_rfc3339, RowStatus, COLUMNS};
+use super::row::{now_rfc3339, row_number, RowStatus, COLUMNS};
 use super::{replace_file, Ledger, LineCap, MAX_LINE};
 
 /// What a row becomes.
@@ -38,10 +38,7 @@ pub(crate) fn amend(ledger: &Ledger, changes: &HashMap<u64, Amendment>) -> anyho
         w.write_byte_record(&header)?;
         let mut rec = csv::ByteRecord::new();
         while rdr.read_byte_record(&mut rec)? {
-            let row: u64 = std::str::from_utf8(&rec[0])
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
+            let row = row_number(&rec[0]).unwrap_or(0);
             let Some(a) = changes.get(&row) else {
                 w.write_byte_record(&rec)?;
                 continue;

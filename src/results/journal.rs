@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _};
 
 use super::{replace_file, LineCap, MAX_LINE};
-use crate::results::MAX_ROWS;
+use crate::results::row_number;
 
 /// The journal's first line: where the run's results start, and what campaign they belong to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,7 +159,7 @@ pub(super) fn read(path: &Path) -> anyhow::Result<Entries> {
 fn parse_row(line: &[u8], escaped: bool) -> Option<(u64, String)> {
     let line = std::str::from_utf8(line).ok()?;
     let (row, recipient) = line.split_once('\t')?;
-    let row: u64 = row.parse().ok().filter(|r| (1..=MAX_ROWS).contains(r))?;
+    let row = row_number(row.as_bytes()).ok()?;
     let recipient = if escaped {
         unescape(recipient)?
     } else {

@@ -28,7 +28,9 @@ use anyhow::{bail, Context as _};
 pub(crate) use amend::{amend, Amendment};
 pub(crate) use journal::{header as journal_header, Journal, JournalHeader};
 pub(crate) use lock::RunLock;
-pub(crate) use row::{now_rfc3339, ResultRow, RowStatus, COLUMNS, CONTACT_ID, INTERRUPTED};
+pub(crate) use row::{
+    now_rfc3339, row_number, ResultRow, RowStatus, COLUMNS, CONTACT_ID, INTERRUPTED,
+};
 pub(crate) use runs::{append_run, RunRecord};
 pub(crate) use settle::{settle, Prior, Tally, MAX_ROWS};
 pub(crate) use writer::{header_of, ResultsWriter};

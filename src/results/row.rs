@@ -1,6 +1,8 @@
 //! A results line: its columns (a contract with users' spreadsheets), its status and timestamp.
 use serde::{Deserialize, Serialize};
 
+use super::MAX_ROWS;
+
 /// The results file's columns, in order: a contract with users' spreadsheets.
 pub(crate) const COLUMNS: [&str; 10] = [
     "row",
@@ -92,6 +94,28 @@ pub(crate) struct ResultRow {
     pub(crate) extra: Vec<String>,
 }
 
+/// A results or journal line's `row` that is not one: the one reading of a row number, so that
+/// every reader of the ledger agrees on which lines name a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum BadRow {
+    #[error("`row` is not a number")]
+    NotANumber,
+    #[error("`row` {0} is out of range (1 to {MAX_ROWS})")]
+    OutOfRange(u64),
+}
+
+/// A row number as the ledger writes it: a CSV record number from 1 to [`MAX_ROWS`].
+pub(crate) fn row_number(field: &[u8]) -> Result<u64, BadRow> {
+    let row: u64 = std::str::from_utf8(field)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(BadRow::NotANumber)?;
+    match row {
+        1..=MAX_ROWS => Ok(row),
+        _ => Err(BadRow::OutOfRange(row)),
+    }
+}
+
 /// The `error_code` of a row that was in flight when its run stopped (`ResultRow::interrupted`).
 pub(crate) const INTERRUPTED: &str = "interrupted";
 
@@ -133,6 +157,25 @@ fn rfc3339_at(at: std::time::SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_row_number_is_a_record_number_the_ledger_can_hold() {
+        assert_eq!(row_number(b"1"), Ok(1));
+        assert_eq!(row_number(MAX_ROWS.to_string().as_bytes()), Ok(MAX_ROWS));
+        assert_eq!(row_number(b"0"), Err(BadRow::OutOfRange(0)));
+        let over = MAX_ROWS + 1;
+        assert_eq!(
+            row_number(over.to_string().as_bytes()),
+            Err(BadRow::OutOfRange(over))
+        );
+        for bad in [&b""[..], b"x", b" 5", b"-1", b"\xff"] {
+            assert_eq!(row_number(bad), Err(BadRow::NotANumber), "{bad:?}");
+        }
+        assert_eq!(
+            BadRow::OutOfRange(0).to_string(),
+            "`row` 0 is out of range (1 to 10000000)"
+        );
+    }
 
     #[test]
     fn timestamps_are_rfc3339_utc_to_the_millisecond() {

@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{bail, Context as _};
 
 use super::journal::{self, JournalHeader};
-use super::row::{ResultRow, RowStatus, COLUMNS};
+use super::row::{row_number, ResultRow, RowStatus, COLUMNS};
 use super::writer::ResultsWriter;
 use super::{replace_file, Ledger, LineCap, MAX_LINE};
 
@@ -367,12 +367,7 @@ fn row_recipient_status(rec: &csv::ByteRecord) -> anyhow::Result<(u64, String, R
             .and_then(|f| std::str::from_utf8(f).ok())
             .ok_or_else(|| anyhow::anyhow!("`{name}` is not UTF-8"))
     };
-    let row: u64 = field(0, "row")?
-        .parse()
-        .map_err(|_| anyhow::anyhow!("`row` is not a number"))?;
-    if row == 0 || row > MAX_ROWS {
-        bail!("`row` {row} is out of range (1 to {MAX_ROWS})");
-    }
+    let row = row_number(field(0, "row")?.as_bytes())?;
     let status = field(2, "status")?;
     let Some(status) = RowStatus::from_field(status.as_bytes()) else {
         bail!("unknown status `{status}`");
@@ -410,10 +405,7 @@ fn compact(results: &Path, last_line: &[u32]) -> anyhow::Result<()> {
         let mut rec = csv::ByteRecord::new();
         let mut i = 0u32;
         while rdr.read_byte_record(&mut rec)? {
-            let row: usize = std::str::from_utf8(&rec[0])
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
+            let row = row_number(&rec[0]).map_or(0, |r| r as usize);
             if last_line.get(row) == Some(&i) {
                 w.write_byte_record(&rec)?;
             }

@@ -44,7 +44,10 @@ impl Earlier {
         let contact_at = col(results::CONTACT_ID);
         for record in rdr.records() {
             let record = record?;
-            let Some(row) = record.get(row_at).and_then(|r| r.parse::<u64>().ok()) else {
+            let Some(row) = record
+                .get(row_at)
+                .and_then(|r| results::row_number(r.as_bytes()).ok())
+            else {
                 continue;
             };
             if !done(row) {
