@@ -110,11 +110,14 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Man(args) => cli::manual::man(&args),
         Command::Admins(args) => on_one_thread(intercom::admins::run(&args)),
         Command::Resolve(args) => on_one_thread(resolve::command::run(args)),
-        Command::Sandbox(args) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?
-            .block_on(sandbox::serve_forever(args))
-            .map(|()| Status::Ok),
+        Command::Sandbox(args) => {
+            let (config, listen) = args.settings();
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(sandbox::serve_forever(config, listen))
+                .map(|()| Status::Ok)
+        }
     }
 }
 

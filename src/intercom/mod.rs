@@ -1,5 +1,7 @@
-//! Talking to Intercom: one `POST /messages` attempt and what its answer says, the workspace's
-//! admins, and the token struck from everything the server or the transport says back.
+//! Talking to Intercom: one request and what its answer says, the pace every request keeps (one
+//! limiter, a pause gate, the in-flight limit) and what an outcome means for a retry, the
+//! workspace's admins, and the token struck from everything the server or the transport says
+//! back. `send` and `resolve` both make their requests through these.
 
 use std::time::Duration;
 
@@ -10,4 +12,6 @@ pub const WINDOW: Duration = Duration::from_secs(10);
 pub mod admins;
 pub mod answer;
 pub mod client;
+pub(crate) mod pace;
+pub(crate) mod policy;
 pub mod redact;

@@ -16,7 +16,7 @@ use crate::input::config::{self, Concurrency};
 use crate::input::problem::Problem;
 use crate::input::recipients::{Recipients, Row};
 use crate::intercom::client::{Client, Token};
-use crate::send::pace::{Gate, InFlight, Limiter};
+use crate::intercom::pace::{Gate, InFlight, Limiter};
 use crate::template::Rendered;
 use crate::Status;
 

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::input::config::Address;
 use crate::intercom::client::{ApiError, Client, Search};
-use crate::send::pace::{self, Gate, InFlight, Limiter};
+use crate::intercom::pace::{self, Gate, InFlight, Limiter};
 pub(crate) use rules::{normalize, Contact, Rules, Verdict};
 
 /// Keys a search carries, and contacts a page holds: the most the API's documentation gives.
@@ -195,7 +195,7 @@ async fn one_page(
         tokio::select! {
             biased;
             _ = p.stop.cancelled() => return Err((Failure::Stopped, false)),
-            _ = tokio::time::sleep(crate::send::policy::backoff(attempts)) => {}
+            _ = tokio::time::sleep(crate::intercom::policy::backoff(attempts)) => {}
         }
     }
 }

@@ -3,7 +3,7 @@
 //! misbehaves on demand.
 //!
 //! This file owns the server: what it is started with ([`SandboxConfig`], resolved from the
-//! flags at the edge: `cli::SandboxArgs::settings`, `cli::FaultArgs::settings`), start and
+//! flags at the edge, in `cli/sandbox.rs`), start and
 //! shutdown, the accept loop, routing and the order of the checks. What each check does lives
 //! beside it: [`validate`] (the version and the schemas), [`rules`] (the per-type rules the
 //! schemas leave out), [`limits`] (rate windows), [`faults`] (latency, 5xx, drops), [`admins`],
@@ -40,7 +40,6 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use crate::cli::SandboxArgs;
 use admins::{Admin, Admins};
 use contacts::Contacts;
 use errors::{json_response, ApiError};
@@ -392,8 +391,7 @@ fn message_object<'a>(id: &'a str, body: &'a Value, owner: Cow<'a, Admin>) -> Me
 }
 
 /// The `campaign sandbox` command: prints the address, serves until Ctrl-C.
-pub async fn serve_forever(args: SandboxArgs) -> anyhow::Result<()> {
-    let (config, listen) = args.settings();
+pub async fn serve_forever(config: SandboxConfig, listen: SocketAddr) -> anyhow::Result<()> {
     let sandbox = start(config, listen).await?;
     {
         // First line of stdout, flushed: scripts read the address from it (port 0 picks one).

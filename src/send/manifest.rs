@@ -297,7 +297,7 @@ fn copied_columns(c: &Campaign, wanted: &[String]) -> anyhow::Result<Vec<usize>>
                 .position(|h| h == wanted)
                 .or_else(|| {
                     headers.iter().position(|h| {
-                        crate::template::vars::template_name(h).as_deref() == Some(wanted)
+                        crate::input::recipients::template_name(h).as_deref() == Some(wanted)
                     })
                 })
                 .ok_or_else(|| {

@@ -7,9 +7,9 @@
 //! 3. [`preflight`]: every row rendered, recipients compared with the earlier runs';
 //! 4. [`manifest::Manifest`]: the same content, what is left to send; then a dry run ends, a
 //!    terminal confirms ([`confirm`]), and a rehearsal's sandbox starts;
-//! 5. [`dispatch`]: reader, lookup, dispatcher and writer joined by channels, one
-//!    row's attempts (paced by [`pace`], judged by [`policy`] and [`health`],
-//!    shown by [`progress`]); the first request may leave here;
+//! 5. [`dispatch`]: reader, lookup, dispatcher and writer joined by channels, one row's
+//!    attempts (paced by [`crate::intercom::pace`], judged by [`crate::intercom::policy`] and
+//!    [`health`], shown by [`progress`]); the first request may leave here;
 //! 6. [`outcome`]: the summary, the resume command, the exit status.
 //!
 //! [`test_send`] (`--test-to`) branches off after the plan.
@@ -18,9 +18,7 @@ mod dispatch;
 mod health;
 mod manifest;
 mod outcome;
-pub(crate) mod pace;
 mod plan;
-pub(crate) mod policy;
 mod preflight;
 mod progress;
 mod rehearsal;

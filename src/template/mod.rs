@@ -207,7 +207,7 @@ impl Templates {
                     continue;
                 }
                 // `user.name` for a header `user.name`: its name, `user_name`.
-                let suggestion = crate::template::vars::template_name(&path)
+                let suggestion = crate::input::recipients::template_name(&path)
                     .filter(|name| path.contains('.') && writable.contains(name))
                     .or_else(|| closest(&var, &writable));
                 found.push(UnknownVariable {

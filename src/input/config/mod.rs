@@ -21,8 +21,8 @@ pub use intercom::{
 };
 pub use kinds::{Address, BodyFormat, Concurrency, MessageType, OnMany, TemplateSource};
 pub use ranges::{
-    duration_in, in_range, MAX_ATTEMPTS, MAX_FAILURES, REQUEST_TIMEOUT, RETRY_NOT_FOUND_FOR,
-    STALL_TIMEOUT,
+    duration_in, in_range, AUTO_MAX, MAX_ATTEMPTS, MAX_FAILURES, REQUEST_TIMEOUT,
+    RETRY_NOT_FOUND_FOR, STALL_TIMEOUT,
 };
 pub use send::{SendSettings, DEFAULT_RATE};
 

@@ -7,7 +7,10 @@ use std::time::Duration;
 use crate::input::rate::parse_duration;
 
 /// Requests in flight: as many as `auto` ever uses.
-pub const CONCURRENCY: RangeInclusive<u64> = 1..=crate::send::pace::AUTO_MAX as u64;
+pub const CONCURRENCY: RangeInclusive<u64> = 1..=AUTO_MAX as u64;
+
+/// The most requests in flight: a fixed `concurrency`'s largest, and where `auto` stops.
+pub const AUTO_MAX: usize = 1024;
 /// Attempts per row: 20 with the capped backoff is minutes of a server's trouble.
 pub const MAX_ATTEMPTS: RangeInclusive<u64> = 1..=20;
 /// Permanent failures in a row before the run stops: a million is, in effect, never.

@@ -65,14 +65,14 @@ fn column(
     trimmed.to_string()
 }
 
-/// Headers that templates would know by the same name (`vars::template_name`): `First name` and
+/// Headers that templates would know by the same name (`names::template_name`): `First name` and
 /// `first_name` are both `first_name`, and a template could not tell which it reads. (Headers
 /// that are the same text are reported as duplicates.)
 fn name_collisions(file: &str, columns: &[String]) -> Vec<Problem> {
     let mut first: HashMap<String, usize> = HashMap::new();
     let mut problems = Vec::new();
     for (i, header) in columns.iter().enumerate() {
-        let Some(name) = crate::template::vars::template_name(header) else {
+        let Some(name) = super::names::template_name(header) else {
             continue;
         };
         match first.get(&name) {

@@ -10,6 +10,7 @@ mod bounded;
 mod header;
 mod lines;
 mod located;
+mod names;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use crate::input::problem::{Problem, ProblemKind};
 use bounded::Bounded;
 use lines::LineCounter;
 use located::csv_error_text;
+pub(crate) use names::template_name;
 
 /// The most bytes one record's cells may hold together. Legal CSV has no limit, and the csv
 /// crate grows a record until it ends: without one, a file that never closes a quote (or a

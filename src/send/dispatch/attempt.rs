@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use super::{Job, Shared};
 use crate::intercom::client::{ApiError, Attempt};
+use crate::intercom::pace;
+use crate::intercom::policy::{self, Decision, Final, Tries};
 use crate::results::{self, ResultRow};
-use crate::send::pace;
-use crate::send::policy::{self, Decision, Final, Tries};
 
 /// Sends one row until its outcome is final. Returns the results line, and whether the outcome
 /// means every later request would fail too (401, 403).

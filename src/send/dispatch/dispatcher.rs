@@ -13,8 +13,8 @@ use super::attempt::send_row;
 use super::reader::BATCH;
 use super::{Item, Job, Shared, StopReason};
 use crate::input::hours::SendHours;
+use crate::intercom::pace;
 use crate::results::{Journal, ResultRow, RunLock};
-use crate::send::pace;
 
 /// What the dispatcher keeps the run's promise with.
 pub(super) struct Ledger {

@@ -21,11 +21,11 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::manifest::Manifest;
-use super::pace;
 use super::plan::{self, Plan};
 use super::progress::Progress;
 use crate::check::{recipient_hash, Loaded};
 use crate::intercom::client::Client;
+use crate::intercom::pace;
 use crate::results::{self, Journal, JournalHeader, ResultRow, ResultsWriter, RowStatus, RunLock};
 use crate::sandbox::RunningSandbox;
 pub(super) use stop::{Stop, StopReason};

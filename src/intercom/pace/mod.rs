@@ -304,9 +304,8 @@ pub struct InFlight {
     period_mins: Mutex<std::collections::VecDeque<u64>>,
 }
 
-/// The most requests in flight `auto` will allow, and the most it starts with before any latency
-/// is measured.
-pub const AUTO_MAX: usize = 1024;
+pub use crate::input::config::AUTO_MAX;
+/// The most requests in flight `auto` starts with, before any latency is measured.
 const AUTO_START_MAX: usize = 64;
 /// Adjustments (4 a second) over which the lowest latency is kept: 10 seconds.
 const BASE_PERIODS: usize = 40;
