@@ -142,6 +142,10 @@ impl Manifest {
         if let Some(p) = prior {
             announce_resume(p, plan, results);
         }
+        super::retry_unknown::say_rows_not_unknown(
+            plan.resume.retry_unknown.as_ref(),
+            prior.as_ref(),
+        );
         let already = prior.as_ref().map_or(0, |p| {
             p.recorded()
                 .filter(|&(row, s)| plan.resume.is_done(s, row))
