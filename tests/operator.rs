@@ -66,6 +66,38 @@ fn retry_unknown_can_name_the_rows_it_sends_again() {
 }
 
 #[test]
+fn retry_unknown_names_the_rows_it_names_that_are_not_unknown() {
+    let server = unknown_server();
+    let f = Fixture::new(&people_csv(6), &email_campaign(""));
+    f.send(&server, &["--limit", "5"]).code(1);
+    // Rows 2 and 4 are unknown, 1, 3 and 5 sent, 6 not attempted (it goes, and is unknown), 99
+    // not in the file.
+    f.send(&server, &["--resume", "--retry-unknown", "99,3,1,4,6"])
+        .code(1)
+        .stderr(predicate::str::contains(
+            "--retry-unknown: rows 6, 99 are not in the results; rows 1, 3 are sent: they are not sent again\n",
+        ));
+    let count = |id: &str| server.requests().iter().filter(|r| r.to_id() == id).count();
+    assert_eq!(
+        (
+            count("id-1"),
+            count("id-2"),
+            count("id-3"),
+            count("id-4"),
+            count("id-6")
+        ),
+        (1, 1, 1, 2, 1)
+    );
+    // Every unknown row named, or `all`: nothing more is said.
+    f.send(&server, &["--resume", "--retry-unknown", "2,6"])
+        .success()
+        .stderr(predicate::str::contains("--retry-unknown:").not());
+    f.send(&server, &["--resume", "--retry-unknown"])
+        .success()
+        .stderr(predicate::str::contains("--retry-unknown:").not());
+}
+
+#[test]
 fn mark_records_what_the_operator_found_and_resume_follows_it() {
     let server = unknown_server();
     let f = Fixture::new(&people_csv(6), &email_campaign(""));

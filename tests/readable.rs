@@ -63,10 +63,40 @@ fn chosen_columns_follow_the_fixed_ones_in_every_line() {
 fn a_column_that_is_not_in_the_csv_is_refused_with_a_suggestion() {
     let server = server();
     let f = Fixture::new(&people_csv(2), &email_campaign(""));
+    // The error names where the names came from: the flag, or the campaign file's key.
     f.send(&server, &["--results-columns", "frist_name"])
         .code(2)
         .stderr(predicate::str::contains(
-            "[results] columns: `frist_name` is not a column of people.csv; did you mean `first_name`?",
+            "error: --results-columns: `frist_name` is not a column of people.csv; did you mean `first_name`?",
         ));
+    let with_key =
+        |columns: &str| format!("{}\n[results]\ncolumns = {columns}\n", email_campaign(""));
+    f.write("campaign.toml", with_key("[\"frist_name\"]"));
+    f.send(&server, &[]).code(2).stderr(predicate::str::contains(
+        "error: campaign.toml: [results] columns: `frist_name` is not a column of people.csv; did you mean `first_name`?",
+    ));
     assert!(server.requests().is_empty());
+}
+
+#[test]
+fn a_column_named_twice_is_refused_before_anything_is_sent() {
+    let server = server();
+    let f = Fixture::new(&people_csv(2), &email_campaign(""));
+    f.send(&server, &["--results-columns", "plan,first_name,plan"])
+        .code(2)
+        .stderr(predicate::str::contains(
+            "error: --results-columns: `plan` is named twice; name each column once",
+        ));
+    f.write(
+        "campaign.toml",
+        format!(
+            "{}\n[results]\ncolumns = [\"first_name\", \"first_name\"]\n",
+            email_campaign("")
+        ),
+    );
+    f.send(&server, &[]).code(2).stderr(predicate::str::contains(
+        "error: campaign.toml: [results] columns: `first_name` is named twice; name each column once",
+    ));
+    assert!(server.requests().is_empty());
+    assert!(!f.results().exists() || f.result_rows().is_empty());
 }

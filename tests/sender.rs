@@ -165,6 +165,24 @@ fn from_may_be_an_admins_email_resolved_to_its_id() {
 }
 
 #[test]
+fn an_email_that_several_admins_share_is_refused_naming_their_ids() {
+    // The same address, or one differing only in case: which admin is meant is for the id to say.
+    let toml = email_campaign("").replace("from = 394051", "from = \"ann@example.com\"");
+    let f = Fixture::new(&people_csv(2), &toml);
+    f.write(
+        "admins.csv",
+        "id,name,email\n111,Ann Example,ann@example.com\n222,Bo,bo@example.com\n333,Ann Again,ANN@Example.com\n444,Ann Too,ann@example.com\n",
+    );
+    sandbox_send(&f, &["--sandbox-admins", "admins.csv"])
+        .code(2)
+        .stderr(predicate::str::contains(
+            "campaign.toml: [message] from: `ann@example.com` is the e-mail of 3 admins, 111 (Ann Example <ann@example.com>), 333 (Ann Again <ANN@Example.com>), 444 (Ann Too <ann@example.com>): set `from` to the admin's id (`from = 111`); nothing was sent",
+        ));
+    assert!(!f.path("campaign.sandbox.results.csv").exists());
+    assert!(logged(&f.path("campaign.sandbox.jsonl")).is_empty());
+}
+
+#[test]
 fn send_refuses_an_admin_the_workspace_does_not_have_and_sends_nothing() {
     let f = Fixture::new(&people_csv(2), &email_campaign(""));
     f.write("admins.csv", ADMINS_CSV);

@@ -123,7 +123,7 @@ pub fn parse_list(body: &Value) -> Result<Vec<AdminInfo>, String> {
 
 /// `send`, once before its first request: the campaign's `from` found among the workspace's
 /// admins, its id and name set on the campaign. An admin the list does not have is refused
-/// (nothing is sent); a list that cannot be had is a warning when `from` is an id (a token may
+/// (nothing is sent), and so is an e-mail several admins have; a list that cannot be had is a warning when `from` is an id (a token may
 /// lack the right to read admins, and Intercom then says so at the first message) and an error
 /// when it is an e-mail, which only the list can turn into an id.
 async fn resolve_sender(
@@ -148,7 +148,7 @@ async fn resolve_sender(
         }
     };
     let found = match &c.from_email {
-        Some(email) => list.iter().find(|a| a.email.eq_ignore_ascii_case(email)),
+        Some(email) => one_by_email(&list, email, &c.path)?,
         None => list.iter().find(|a| a.id == c.from.to_string()),
     };
     let Some(admin) = found else {
@@ -167,6 +167,33 @@ async fn resolve_sender(
     })?;
     c.sender = Some(format!("{} <{}>", admin.name, admin.email));
     Ok(())
+}
+
+/// The admin whose e-mail is `email`, without regard to case; several are refused, since which
+/// one the messages would come from is a guess the operator settles with the id.
+fn one_by_email<'a>(
+    list: &'a [AdminInfo],
+    email: &str,
+    campaign: &Path,
+) -> anyhow::Result<Option<&'a AdminInfo>> {
+    let matching: Vec<&AdminInfo> = list
+        .iter()
+        .filter(|a| a.email.eq_ignore_ascii_case(email))
+        .collect();
+    if let [_, _, ..] = matching[..] {
+        let named: Vec<String> = matching
+            .iter()
+            .map(|a| format!("{} ({} <{}>)", a.id, a.name, a.email))
+            .collect();
+        bail!(
+            "{}: [message] from: `{email}` is the e-mail of {} admins, {}: set `from` to the admin's id (`from = {}`); nothing was sent",
+            campaign.display(),
+            matching.len(),
+            named.join(", "),
+            matching[0].id
+        );
+    }
+    Ok(matching.first().copied())
 }
 
 /// `send`'s lookup of its admin, before anything of the ledger is touched: against the

@@ -88,7 +88,8 @@ pub(super) fn open(plan: &Plan, c: &Campaign) -> anyhow::Result<Opened> {
         same_settings(&header, &settings, plan.resume.allow_changed, &results)?;
     }
     let columns = &plan.settings.results_columns;
-    let copied_columns = copied_columns(c, columns)?;
+    let label = plan.settings.results_columns_from.label(&c.path);
+    let copied_columns = copied_columns(c, columns, &label)?;
     let mut prior = earlier_runs(&ledger, plan.resume.asked, &c.to_type)?;
     if prior.is_some() {
         same_results_columns(&ledger, columns)?;
@@ -142,6 +143,10 @@ impl Manifest {
         if let Some(p) = prior {
             announce_resume(p, plan, results);
         }
+        super::retry_unknown::say_rows_not_unknown(
+            plan.resume.retry_unknown.as_ref(),
+            prior.as_ref(),
+        );
         let already = prior.as_ref().map_or(0, |p| {
             p.recorded()
                 .filter(|&(row, s)| plan.resume.is_done(s, row))
@@ -280,11 +285,19 @@ fn announce_resume(p: &Prior, plan: &Plan, results_path: &std::path::Path) {
     }
 }
 
-/// The CSV columns `[results] columns` names, by index: each by its exact header or by the name a
-/// template knows it by (`First name` or `first_name`).
-fn copied_columns(c: &Campaign, wanted: &[String]) -> anyhow::Result<Vec<usize>> {
+/// The CSV columns `[results] columns` (or `--results-columns`, as `label` says) names, by index:
+/// each by its exact header or by the name a template knows it by (`First name` or
+/// `first_name`). A name given twice is refused: the results file's header would have it twice.
+fn copied_columns(c: &Campaign, wanted: &[String], label: &str) -> anyhow::Result<Vec<usize>> {
     if wanted.is_empty() {
         return Ok(Vec::new());
+    }
+    if let Some(twice) = wanted
+        .iter()
+        .enumerate()
+        .find_map(|(i, w)| wanted[..i].contains(w).then_some(w))
+    {
+        bail!("{label}: `{twice}` is named twice; name each column once");
     }
     let (recipients, _) = crate::input::recipients::Recipients::open(&c.recipients, c.delimiter)
         .map_err(|p| anyhow::anyhow!("{p}"))?;
@@ -305,8 +318,7 @@ fn copied_columns(c: &Campaign, wanted: &[String]) -> anyhow::Result<Vec<usize>>
                         .map(|h| format!("; did you mean `{h}`?"))
                         .unwrap_or_default();
                     anyhow::anyhow!(
-                        "{}: [results] columns: `{wanted}` is not a column of {}{hint}",
-                        c.path.display(),
+                        "{label}: `{wanted}` is not a column of {}{hint}",
                         c.recipients.display()
                     )
                 })

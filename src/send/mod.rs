@@ -5,8 +5,9 @@
 //! 2. [`manifest::open`]: the ledger opened (lock, journal fingerprint, earlier runs settled,
 //!    a rehearsal's from its sandbox's log: [`rehearsal`]);
 //! 3. [`preflight`]: every row rendered, recipients compared with the earlier runs';
-//! 4. [`manifest::Manifest`]: the same content, what is left to send; then a dry run ends, a
-//!    terminal confirms ([`confirm`]), and a rehearsal's sandbox starts;
+//! 4. [`manifest::Manifest`]: the same content, what is left to send, the `--retry-unknown`
+//!    rows that are not `unknown` named ([`retry_unknown`]); then a dry run ends, a terminal
+//!    confirms ([`confirm`]), and a rehearsal's sandbox starts;
 //! 5. [`dispatch`]: reader, lookup, dispatcher and writer joined by channels, one row's
 //!    attempts (paced by [`crate::intercom::pace`], judged by [`crate::intercom::policy`] and
 //!    [`health`], shown by [`progress`]); the first request may leave here;
@@ -22,6 +23,7 @@ mod plan;
 mod preflight;
 mod progress;
 mod rehearsal;
+mod retry_unknown;
 mod test_send;
 
 use crate::check::Loaded;

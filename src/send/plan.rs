@@ -89,6 +89,27 @@ pub(super) struct Settings {
     pub base_url: String,
     pub version: String,
     pub results_columns: Vec<String>,
+    /// Where `results_columns` were named, for the errors about them.
+    pub results_columns_from: ColumnsFrom,
+}
+
+/// Where the results file's extra columns were named: an error about them names that place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ColumnsFrom {
+    /// `[results] columns` in the campaign file (or nowhere: none are copied).
+    File,
+    /// `--results-columns`.
+    Flag,
+}
+
+impl ColumnsFrom {
+    /// `--results-columns`, or `<campaign file>: [results] columns`.
+    pub fn label(self, campaign: &Path) -> String {
+        match self {
+            ColumnsFrom::Flag => "--results-columns".to_string(),
+            ColumnsFrom::File => format!("{}: [results] columns", campaign.display()),
+        }
+    }
 }
 
 pub(super) struct Plan {
@@ -219,6 +240,10 @@ fn effective(c: &Campaign, args: &SendArgs) -> anyhow::Result<Settings> {
             .results_columns
             .clone()
             .unwrap_or_else(|| c.results_columns.clone()),
+        results_columns_from: match args.results_columns {
+            Some(_) => ColumnsFrom::Flag,
+            None => ColumnsFrom::File,
+        },
     })
 }
 
