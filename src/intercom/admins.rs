@@ -123,9 +123,10 @@ pub fn parse_list(body: &Value) -> Result<Vec<AdminInfo>, String> {
 
 /// `send`, once before its first request: the campaign's `from` found among the workspace's
 /// admins, its id and name set on the campaign. An admin the list does not have is refused
-/// (nothing is sent), and so is an e-mail several admins have; a list that cannot be had is a warning when `from` is an id (a token may
-/// lack the right to read admins, and Intercom then says so at the first message) and an error
-/// when it is an e-mail, which only the list can turn into an id.
+/// (nothing is sent), and so is an e-mail several admins have. A list that cannot be had is a
+/// warning when `from` is an id (a token may lack the right to read admins, and Intercom then
+/// says so at the first message) and an error when it is an e-mail, which only the list can turn
+/// into an id.
 async fn resolve_sender(
     c: &mut Campaign,
     target: &Target<'_>,
