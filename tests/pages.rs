@@ -373,6 +373,74 @@ fn report_html_is_one_page_with_an_svg_chart_and_escaped_messages() {
     assert!(chart.contains("09:00:00"));
 }
 
+/// A hand-edited results file: one cell of a million characters (each needing escaping on the
+/// page, half of them two bytes long) as a failed row's message and as an unknown row's recipient,
+/// among thousands of rows. The table and the page show a cut of it; `--json` keeps it whole.
+#[test]
+fn report_cuts_a_huge_cell_and_stays_proportional_to_the_rows() {
+    const ROWS: u64 = 5_000;
+    /// Characters of a value that the table and the page show (`send` keeps as many of each
+    /// string Intercom sends).
+    const SHOWN: usize = 1_000;
+    let huge = "é<".repeat(500_000);
+    let d = Dir::new();
+    let mut csv = String::from(RESULTS_HEADER) + "\n";
+    for row in 1..=ROWS {
+        let at = format!("2026-01-31T09:{:02}:{:02}.000Z", row / 60 % 60, row % 60);
+        let line = match row {
+            7 => format!("7,u7,failed,,400,bad_request,\"{huge}\",r7,1,{at}"),
+            8 => format!("8,\"{huge}\",unknown,,500,server_error,boom,r8,1,{at}"),
+            _ if row % 100 == 0 => {
+                format!("{row},u{row},failed,,404,not_found,User Not Found,r,1,{at}")
+            }
+            _ => format!("{row},u{row},sent,m{row},200,,,,1,{at}"),
+        };
+        csv.push_str(&line);
+        csv.push('\n');
+    }
+    d.write("results.csv", csv);
+    let table = d
+        .cmd()
+        .args(["report", "results.csv", "--html", "report.html"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let html = d.read("report.html");
+    // Bounded by the rows (most of them sent, which the page only counts), not by the cell.
+    let limit = 100 * ROWS as usize + 64 * 1024;
+    assert!(html.len() < limit, "{} bytes", html.len());
+    assert!(table.len() < limit, "{} bytes", table.len());
+    assert!(html.contains(&format!(
+        "<td class=\"n\" data-status=\"total\">{ROWS}</td>"
+    )));
+    let cut = format!("{}…", "é&lt;".repeat(SHOWN / 2));
+    let message = html
+        .find("<tr data-code=\"bad_request\">")
+        .expect("the row's error");
+    assert!(html[message..].contains(&cut), "no cut message");
+    let unknown = html
+        .find("<section id=\"unknown\">")
+        .expect("the unknown rows");
+    assert!(html[unknown..].contains(&format!("<td class=\"mono\">{cut}</td>")));
+    assert!(!html.contains(&"é&lt;".repeat(SHOWN / 2 + 1)));
+    assert!(html.matches('é').count() <= 4 * SHOWN / 2);
+    let table = String::from_utf8(table).unwrap();
+    assert!(table.contains('…'), "no cut in the table");
+    // The cell is in four places (message, example, recipient, advice), each cut.
+    assert!(table.matches('é').count() <= 4 * SHOWN / 2);
+    let r = report_json(&d, &[]);
+    let bad_request = r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["error_code"] == "bad_request")
+        .unwrap();
+    assert_eq!(bad_request["message"].as_str(), Some(huge.as_str()));
+    assert_eq!(r["unknown"][0]["recipient"].as_str(), Some(huge.as_str()));
+}
+
 #[test]
 fn report_names_the_line_and_column_of_a_bad_results_file() {
     let d = report_fixture();

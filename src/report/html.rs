@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use plotters::prelude::*;
 
-use super::{human_duration, PerMinute, Report};
+use super::{human_duration, shown, PerMinute, Report};
 use crate::page::{escape, page};
 
 pub(crate) fn render(r: &Report) -> String {
@@ -154,7 +154,11 @@ fn errors(r: &Report) -> String {
             .iter()
             .map(|e| {
                 let who = e.contact.as_deref().unwrap_or(&e.recipient);
-                format!("row {} <span class=\"mono\">{}</span>", e.row, escape(who))
+                format!(
+                    "row {} <span class=\"mono\">{}</span>",
+                    e.row,
+                    escape(&shown(who))
+                )
             })
             .collect::<Vec<_>>()
             .join("<br>");
@@ -163,11 +167,11 @@ fn errors(r: &Report) -> String {
             out,
             "<tr data-code=\"{}\"><td><span class=\"badge {status}\">{status}</span></td><td><code>{}</code></td>\
              <td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{examples}</td></tr>",
-            escape(&g.error_code),
-            escape(&g.error_code),
+            escape(&shown(&g.error_code)),
+            escape(&shown(&g.error_code)),
             g.count,
             g.http_status.map(|s| s.to_string()).unwrap_or_default(),
-            escape(&g.message),
+            escape(&shown(&g.message)),
         );
     }
     out.push_str("</table></section>\n");
@@ -185,8 +189,8 @@ fn unknown(r: &Report) -> String {
     );
     for u in &r.unknown {
         let who = match &u.contact {
-            Some(c) => format!("{}<br>{}", escape(&u.recipient), escape(c)),
-            None => escape(&u.recipient),
+            Some(c) => format!("{}<br>{}", escape(&shown(&u.recipient)), escape(&shown(c))),
+            None => escape(&shown(&u.recipient)),
         };
         let _ = write!(
             out,

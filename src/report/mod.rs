@@ -7,6 +7,7 @@ mod html;
 pub(crate) mod read;
 mod text;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
@@ -24,6 +25,11 @@ pub(crate) const JSON_VERSION: u32 = 1;
 const EXAMPLES: usize = 5;
 /// Points on the messages-per-minute chart at most.
 const MAX_POINTS: i64 = 120;
+/// Characters of one value that the table and the page show: as many as `send` keeps of each
+/// string Intercom sends, so that no value `send` wrote is cut. A longer one was written by hand
+/// (or copied from a CSV cell) and would only make a table row or a page as long as itself; the
+/// terminal table's wrapping also takes time in the square of a cell's length.
+const SHOWN_CHARS: usize = crate::intercom::answer::FIELD_CHARS;
 
 #[derive(Debug, Serialize)]
 pub(crate) struct Report {
@@ -276,9 +282,11 @@ fn advice(o: &Outcome, contact: Option<&String>, campaign: &str, results: &str) 
         }
         _ => "the request was sent but no answer came".to_string(),
     };
+    // The advice is a sentence for people, in `--json` too: a recipient or contact is cut there
+    // as on the page (the row's `recipient` and `contact` keep them whole).
     let who = match contact {
-        Some(c) => format!("{} ({c})", o.recipient),
-        None => o.recipient.clone(),
+        Some(c) => format!("{} ({})", shown(&o.recipient), shown(c)),
+        None => shown(&o.recipient).into_owned(),
     };
     let when = o
         .finished_at
@@ -370,6 +378,15 @@ fn per_minute(outcomes: &BTreeMap<u64, Outcome>) -> Option<PerMinute> {
     })
 }
 
+/// `text` as the table and the page show it: at most [`SHOWN_CHARS`] characters, then `…` when
+/// there were more. `--json` keeps values whole.
+fn shown(text: &str) -> Cow<'_, str> {
+    match text.char_indices().nth(SHOWN_CHARS) {
+        None => Cow::Borrowed(text),
+        Some((end, _)) => Cow::Owned(format!("{}…", &text[..end])),
+    }
+}
+
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
@@ -395,5 +412,18 @@ pub(crate) fn human_duration(seconds: f64) -> String {
     } else {
         let m = (seconds / 60.0).round() as u64;
         format!("{} h {:02} min", m / 60, m % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_cuts_a_long_value_on_a_character_boundary() {
+        let short = "é".repeat(SHOWN_CHARS);
+        assert!(matches!(shown(&short), Cow::Borrowed(s) if s == short));
+        let long = "é".repeat(SHOWN_CHARS + 1);
+        assert_eq!(shown(&long), format!("{short}…"));
     }
 }

@@ -3,7 +3,7 @@ use std::fmt::Write as _;
 
 use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
 
-use super::{human_duration, Report};
+use super::{human_duration, shown, Report};
 
 pub(crate) fn render(r: &Report) -> String {
     let mut out = String::new();
@@ -96,17 +96,17 @@ fn errors(r: &Report) -> String {
             .examples
             .iter()
             .map(|e| match &e.contact {
-                Some(c) => format!("{} ({c})", e.row),
-                None => format!("{} ({})", e.row, e.recipient),
+                Some(c) => format!("{} ({})", e.row, shown(c)),
+                None => format!("{} ({})", e.row, shown(&e.recipient)),
             })
             .collect::<Vec<_>>()
             .join("\n");
         t.add_row(vec![
             format!("{:?}", g.status).to_lowercase(),
-            g.error_code.clone(),
+            shown(&g.error_code).into_owned(),
             g.count.to_string(),
             g.http_status.map(|s| s.to_string()).unwrap_or_default(),
-            g.message.clone(),
+            shown(&g.message).into_owned(),
             examples,
         ]);
     }
@@ -120,8 +120,8 @@ fn unknown(r: &Report) -> String {
     let mut t = table(&["row", "recipient", "what to do"]);
     for u in &r.unknown {
         let who = match &u.contact {
-            Some(c) => format!("{}\n{c}", u.recipient),
-            None => u.recipient.clone(),
+            Some(c) => format!("{}\n{}", shown(&u.recipient), shown(c)),
+            None => shown(&u.recipient).into_owned(),
         };
         t.add_row(vec![u.row.to_string(), who, u.advice.clone()]);
     }
