@@ -7,6 +7,7 @@ mod common;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::{email_campaign, inapp_campaign, ok_reply, people_csv, Fixture, TestServer};
 use predicates::prelude::*;
@@ -77,6 +78,31 @@ fn admins_lists_the_sandbox_admins_as_a_table_or_json() {
             {"id": "814860", "name": "Sandbox Teammate", "email": "admin814860@sandbox.invalid", "away": false}
         ])
     );
+}
+
+/// A workspace's strings are outside the binary: an admin's name of 60,000 characters is shown
+/// cut to 1,000 (the table's layout costs the square of a cell's length), and the list comes out.
+#[test]
+fn admins_shows_a_huge_admin_name_cut() {
+    let f = Fixture::new(&people_csv(1), &email_campaign(""));
+    let name = "N".repeat(60_000);
+    f.write(
+        "admins.csv",
+        format!("id,name,email\n111,{name},ann@example.com\n"),
+    );
+    let out = f
+        .cmd()
+        .args(["admins", "--sandbox", "--sandbox-admins", "admins.csv"])
+        .timeout(Duration::from_secs(120))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let table = String::from_utf8(out).unwrap();
+    let shown = table.matches('N').count();
+    assert_eq!(shown, 1_000, "{}", &table[..table.len().min(2000)]);
+    assert!(table.contains("ann@example.com"));
 }
 
 #[test]

@@ -102,7 +102,14 @@ pub fn parse_list(body: &Value) -> Result<Vec<AdminInfo>, String> {
     let Some(admins) = body.get("admins").and_then(Value::as_array) else {
         return Err("the answer is not an admin list (no `admins` array)".into());
     };
-    let text = |a: &Value, key: &str| a.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+    // Names and e-mails are shown in a table whose layout costs the square of a cell's length:
+    // a server's strings are kept to the bound every string it sends is kept to.
+    let text = |a: &Value, key: &str| {
+        let s = a.get(key).and_then(Value::as_str).unwrap_or("");
+        s.chars()
+            .take(crate::intercom::answer::FIELD_CHARS)
+            .collect()
+    };
     admins
         .iter()
         .map(|a| {
