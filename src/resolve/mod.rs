@@ -116,34 +116,36 @@ pub(crate) async fn find(p: &Pacing<'_>, rules: &Rules, keys: &[String]) -> Resu
                     }
                 }
             }
-            Err((Failure::Failed { .. }, true)) if batch.len() > 1 => {
+            Err(Ended::Refused { .. }) if batch.len() > 1 => {
                 let (a, b) = batch.split_at(batch.len() / 2);
                 todo.push(b);
                 todo.push(a);
             }
-            Err((
-                Failure::Failed {
-                    status: Some(s),
-                    error,
-                },
-                true,
-            )) => {
-                found.refused.insert(batch[0].clone(), (s, error));
+            Err(Ended::Refused { status, error }) => {
+                found.refused.insert(batch[0].clone(), (status, error));
             }
-            Err((f, _)) => return Err(f),
+            Err(Ended::Failed(f)) => return Err(f),
         }
     }
     Ok(found)
 }
 
-/// The contacts of one batch, every page. The flag says whether the API refused the request
-/// itself (a 4xx other than 401, 403 and 429), which splitting the batch may cure.
+/// Why a batch's search ended without its contacts.
+enum Ended {
+    /// The API refused the request itself (a 4xx other than 401, 403 and 429), which splitting
+    /// the batch may cure; one key refused so is that key's outcome.
+    Refused { status: u16, error: ApiError },
+    /// Anything else ends the lookup.
+    Failed(Failure),
+}
+
+/// The contacts of one batch, every page.
 async fn all_pages(
     p: &Pacing<'_>,
     rules: &Rules,
     keys: &[String],
     requests: &mut u64,
-) -> Result<Vec<Contact>, (Failure, bool)> {
+) -> Result<Vec<Contact>, Ended> {
     let mut contacts = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -165,16 +167,12 @@ async fn all_pages(
 }
 
 /// One page, asked until it is answered, the attempts run out, or the API refuses it.
-async fn one_page(
-    p: &Pacing<'_>,
-    body: Bytes,
-    requests: &mut u64,
-) -> Result<Page, (Failure, bool)> {
+async fn one_page(p: &Pacing<'_>, body: Bytes, requests: &mut u64) -> Result<Page, Ended> {
     let mut attempts = 0;
     loop {
         tokio::select! {
             biased;
-            _ = p.stop.cancelled() => return Err((Failure::Stopped, false)),
+            _ = p.stop.cancelled() => return Err(Ended::Failed(Failure::Stopped)),
             _ = pace::turn(p.gate, p.limiter) => {}
         }
         attempts += 1;
@@ -190,11 +188,11 @@ async fn one_page(
             Asked::Refused(failure) => return Err(failure),
         };
         if attempts >= ATTEMPTS {
-            return Err((Failure::Failed { status, error }, false));
+            return Err(Ended::Failed(Failure::Failed { status, error }));
         }
         tokio::select! {
             biased;
-            _ = p.stop.cancelled() => return Err((Failure::Stopped, false)),
+            _ = p.stop.cancelled() => return Err(Ended::Failed(Failure::Stopped)),
             _ = tokio::time::sleep(crate::intercom::policy::backoff(attempts)) => {}
         }
     }
@@ -207,8 +205,8 @@ enum Asked {
     RateLimited,
     /// Worth asking again (no answer, 408, 5xx, an unreadable page): the status, if any, and why.
     Transient(Option<u16>, ApiError),
-    /// Asking again will not help: see `one_page`'s flag.
-    Refused((Failure, bool)),
+    /// Asking again will not help.
+    Refused(Ended),
 }
 
 /// Sends the search once and reads what came back; heeds the server's rate headers.
@@ -244,15 +242,9 @@ async fn ask(p: &Pacing<'_>, body: Bytes) -> Asked {
                         .pause_until(pace::rate_limited_until(retry_after, rate.reset));
                     Asked::RateLimited
                 }
-                401 | 403 => Asked::Refused((Failure::Fatal { status, error }, false)),
+                401 | 403 => Asked::Refused(Ended::Failed(Failure::Fatal { status, error })),
                 408 | 500.. => Asked::Transient(Some(status), error),
-                _ => Asked::Refused((
-                    Failure::Failed {
-                        status: Some(status),
-                        error,
-                    },
-                    true,
-                )),
+                _ => Asked::Refused(Ended::Refused { status, error }),
             }
         }
         Search::NoAnswer(why) => Asked::Transient(
