@@ -70,7 +70,7 @@ pub(crate) struct Journal {
 
 impl Journal {
     /// Starts this run's journal with its header, replacing the last run's, which
-    /// [`super::settle`] has retired (it holds no row any more).
+    /// [`super::settle()`] has retired (it holds no row any more).
     pub(crate) fn start(path: &Path, header: &JournalHeader) -> anyhow::Result<Journal> {
         replace_file(path, |f| Ok(f.write_all(header.line().as_bytes())?))?;
         let file = OpenOptions::new()

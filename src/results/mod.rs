@@ -6,7 +6,7 @@
 //! that was attempted keeps its last outcome. The rules that make it so:
 //! - a row is journaled, and the journal synced, before its request leaves ([`Journal`]);
 //! - a journaled row without an outcome line is recorded `unknown` before the journal is retired,
-//!   and the journal is retired before the results file is compacted ([`settle`]);
+//!   and the journal is retired before the results file is compacted ([`settle()`]);
 //! - files are replaced whole (written beside, synced, renamed, the folder synced);
 //! - one process at a time holds the lock ([`RunLock`]).
 mod amend;

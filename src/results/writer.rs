@@ -9,7 +9,7 @@ use super::row::{ResultRow, COLUMNS, CONTACT_ID};
 
 /// Appends result lines. Each call hands its lines to the OS in one write, so that a process
 /// killed between calls leaves whole lines; one killed inside a write leaves a torn last line,
-/// which [`super::settle`] repairs.
+/// which [`super::settle()`] repairs.
 pub(crate) struct ResultsWriter {
     file: File,
     path: std::path::PathBuf,

@@ -1,5 +1,5 @@
 //! The ledger stage: the results file opened for this run and compared with what the run is
-//! about to do. [`open`], before preflight: the lock (one run at a time), the same target and
+//! about to do. [`open()`], before preflight: the lock (one run at a time), the same target and
 //! templates as the journal's, the earlier runs' rows settled. [`Manifest::new`], after it: the
 //! same CSV content, what is left to send. Any refusal here comes before the first request.
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! The campaign file (TOML): its keys, defaults and validation. Paths in it are relative to it.
 //!
 //! This file owns the validated [`Campaign`] and [`Campaign::load`], which resolves the file one
-//! section at a time: [`file`] (the TOML shape, TOML errors), [`message`], [`to`], [`send`],
+//! section at a time: [`mod@file`] (the TOML shape, TOML errors), [`message`], [`to`], [`send`],
 //! [`intercom`] (base URL, the versions this tool knows); [`kinds`] holds the types the
 //! settings take, [`ranges`] the ranges they are kept in.
 mod file;
