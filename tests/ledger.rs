@@ -355,24 +355,15 @@ fn the_printed_resume_command_runs_as_printed() {
     assert_eq!(server.requests().len(), 6);
 }
 
-/// Each request's journal line is on stable storage before the request leaves: read off the
-/// system calls, the number of `POST /messages` written to a socket never passes the number of
-/// journal lines an `fdatasync` has completed for.
+/// The system calls `filter` names of one `send` of the fixture's campaign to `server`, as
+/// strace writes them (every thread, descriptors with their paths); the send must succeed.
 #[cfg(target_os = "linux")]
-#[test]
-fn the_journal_is_synced_before_each_request_is_written() {
-    let Some(strace) = require_tool("STRACE", "strace") else {
-        return;
-    };
-    let server = TestServer::start(Arc::new(|r, _| {
-        Reply::Delay(Duration::from_millis(5), Box::new(ok_reply(r)))
-    }));
-    let f = Fixture::new(&people_csv(40), &email_campaign(""));
+fn traced_send(strace: &std::path::Path, f: &Fixture, server: &TestServer, filter: &str) -> String {
     let trace = f.path("trace.txt");
     let out = Command::new(strace)
         .args(["-f", "-yy", "-s", "200", "-o"])
         .arg(&trace)
-        .args(["-e", "trace=write,writev,sendto,sendmsg,fdatasync,fsync"])
+        .args(["-e", filter])
         .arg(assert_cmd::cargo::cargo_bin("campaign"))
         .args([
             "send",
@@ -392,7 +383,28 @@ fn the_journal_is_synced_before_each_request_is_written() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = std::fs::read_to_string(&trace).unwrap();
+    std::fs::read_to_string(&trace).unwrap()
+}
+
+/// Each request's journal line is on stable storage before the request leaves: read off the
+/// system calls, the number of `POST /messages` written to a socket never passes the number of
+/// journal lines an `fdatasync` has completed for.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_journal_is_synced_before_each_request_is_written() {
+    let Some(strace) = require_tool("STRACE", "strace") else {
+        return;
+    };
+    let server = TestServer::start(Arc::new(|r, _| {
+        Reply::Delay(Duration::from_millis(5), Box::new(ok_reply(r)))
+    }));
+    let f = Fixture::new(&people_csv(40), &email_campaign(""));
+    let text = traced_send(
+        &strace,
+        &f,
+        &server,
+        "trace=write,writev,sendto,sendmsg,fdatasync,fsync",
+    );
     let (mut written, mut synced, mut posts) = (0usize, 0usize, 0usize);
     let mut syncing: HashMap<String, usize> = HashMap::new();
     for line in text.lines() {
@@ -436,34 +448,12 @@ fn the_lock_is_held_until_the_ledger_is_settled_after_the_run() {
     };
     let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
     let f = Fixture::new(&people_csv(5), &email_campaign(""));
-    let trace = f.path("trace.txt");
-    let out = Command::new(strace)
-        .args(["-f", "-yy", "-o"])
-        .arg(&trace)
-        .args([
-            "-e",
-            "trace=flock,close,write,writev,pwrite64,rename,renameat,renameat2",
-        ])
-        .arg(assert_cmd::cargo::cargo_bin("campaign"))
-        .args([
-            "send",
-            "campaign.toml",
-            "--results",
-            "results.csv",
-            "--api-base",
-            &server.url(),
-        ])
-        .current_dir(f.dir.path())
-        .env("INTERCOM_TOKEN", TOKEN)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = traced_send(
+        &strace,
+        &f,
+        &server,
+        "trace=flock,close,write,writev,pwrite64,rename,renameat,renameat2",
     );
-    let text = std::fs::read_to_string(&trace).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let fd_of = |line: &str| -> Option<String> {
         let args = line.split_once('(')?.1;
