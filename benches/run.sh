@@ -3,8 +3,11 @@
 # line tables) against its own sandbox (on 127.0.0.1 only), beside the baselines
 # (benches/baseline/). Writes a markdown report.
 #
-#   benches/run.sh                      # the issue's sizes and durations (about 16 minutes)
-#   BENCH_SECONDS=5 BENCH_BIG_ROWS=100000 BENCH_THROUGHPUT_ROWS=20000 benches/run.sh   # smoke run
+#   benches/run.sh                      # the full sizes and durations (about 16 minutes)
+#   benches/run.sh --smoke              # every section at a small size on the debug build (.ci/run)
+#
+# The smoke run proves that every section still runs and yields its figures after a change of
+# behaviour; its numbers (a debug build, seconds-long runs) say nothing about speed.
 #
 # Knobs (env): BENCH_SECONDS (rate runs, default 30), BENCH_RUNS (repeats, default 3, medians are
 # reported), BENCH_BIG_ROWS (flat memory / check / resume, default 1000000), BENCH_THROUGHPUT_ROWS
@@ -12,10 +15,19 @@
 # total, is compared), BENCH_CONCURRENCY (in flight for the throughput runs, default 64),
 # BENCH_OUT (report, default benches/results.md), BENCH_SECTIONS (default "1 2 3 4 5"; 6 comes
 # from the runs of 2; "low" runs only 1's low-rate row), BENCH_LOW_SECONDS (that row: 12/min for
-# this long, once, default 180).
+# this long, once, default 180), BENCH_PROFILE (the cargo profile built and measured, default
+# bench-release). The run fails when a command exits otherwise than expected or a section asked for
+# yields no figure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+
+if [ "${1:-}" = "--smoke" ]; then
+    export BENCH_PROFILE=${BENCH_PROFILE:-dev} BENCH_SECONDS=${BENCH_SECONDS:-3} BENCH_RUNS=${BENCH_RUNS:-1} \
+        BENCH_BIG_ROWS=${BENCH_BIG_ROWS:-5000} BENCH_THROUGHPUT_ROWS=${BENCH_THROUGHPUT_ROWS:-5000} \
+        BENCH_AIOHTTP_ROWS=${BENCH_AIOHTTP_ROWS:-1000} BENCH_LOW_SECONDS=${BENCH_LOW_SECONDS:-15} \
+        BENCH_OUT=${BENCH_OUT:-target/bench-smoke.md}
+fi
 
 SECONDS_=${BENCH_SECONDS:-30}
 LOW_SECONDS=${BENCH_LOW_SECONDS:-180}
@@ -26,6 +38,9 @@ AIO=${BENCH_AIOHTTP_ROWS:-50000}
 CONC=${BENCH_CONCURRENCY:-64}
 OUT=${BENCH_OUT:-benches/results.md}
 SECTIONS=${BENCH_SECTIONS:-"1 2 3 4 5"}
+PROFILE=${BENCH_PROFILE:-bench-release}
+# cargo builds the dev profile into target/debug, every other into a directory of its name.
+PROFILE_DIR=$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
 PY=${PYTHON:-python3}
 AN="$PY $ROOT/benches/analyze.py"
 export INTERCOM_TOKEN=bench
@@ -75,15 +90,17 @@ start_sandbox() {
     API="http://127.0.0.1:$PORT"
 }
 
-# timed OUTPREFIX CMD...: runs CMD under /usr/bin/time -v; OUTPREFIX.{out,err,time}.
+# timed OUTPREFIX CMD...: runs CMD under /usr/bin/time -v; OUTPREFIX.{out,err,time}. Any exit
+# code but $EXPECT (default 0) fails the benchmark: a figure from a run that went wrong is no figure.
 timed() {
-    local p=$1
+    local p=$1 status=0
     shift
-    /usr/bin/time -v -o "$p.time" "$@" >"$p.out" 2>"$p.err" || {
-        echo "failed ($?): $*" >&2
+    /usr/bin/time -q -v -o "$p.time" "$@" >"$p.out" 2>"$p.err" || status=$?
+    if [ "$status" != "${EXPECT:-0}" ]; then
+        echo "failed ($status, expected ${EXPECT:-0}): $*" >&2
         tail -5 "$p.err" >&2
         return 1
-    }
+    fi
 }
 # rss_mb / cpu_share / wall of a .time file
 tfield() { sed -n "s/^[[:space:]]*$2: //p" "$1.time"; }
@@ -127,11 +144,11 @@ send_run() {
 }
 rate_limited() { sed -n 's/^rate limited: \([0-9]*\) answers.*/\1/p' "$1.err" | tail -1 | grep . || echo 0; }
 
-log "building (the bench-release binary: release with line tables, and baselines)"
-cargo build --profile bench-release --quiet
-cargo bench --no-run --quiet --bench bare_reqwest --bench bare_csv 2>/dev/null
+log "building (the $PROFILE binary and the baselines)"
+cargo build --profile "$PROFILE" --quiet
+cargo build --profile "$PROFILE" --quiet --bench bare_reqwest --bench bare_csv
 exe() {
-    cargo bench --no-run --bench "$1" --message-format=json 2>/dev/null |
+    cargo build --profile "$PROFILE" --bench "$1" --message-format=json 2>/dev/null |
         $PY -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)
@@ -139,7 +156,7 @@ for l in sys.stdin:
         print(m["executable"])' "$1" | tail -1
 }
 # A copy: a target directory shared with other worktrees can be rebuilt under a running benchmark.
-cp "${CARGO_TARGET_DIR:-$ROOT/target}/bench-release/campaign" "$TMP/campaign"
+cp "${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE_DIR/campaign" "$TMP/campaign"
 BIN=$TMP/campaign
 # What was built: HEAD, and whether the working tree differed from it.
 COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src Cargo.toml 2>/dev/null || echo ' + uncommitted changes in src/')"
@@ -362,7 +379,8 @@ if [[ " $SECTIONS " == *" 4 "* || " $SECTIONS " == *" 5 "* ]]; then
         for i in $(seq "$RUNS"); do
             log "4. send, $BIG rows (of $plus), no limit, run $i"
             start_sandbox --no-validate --rate-limit "$NO_LIMIT"
-            send_run "$TMP/s" "$ptoml" --rate "$NO_LIMIT" --concurrency "$CONC" --limit "$BIG"
+            # `--limit` leaves 10 rows to send: the run stops resumable, exit 3.
+            EXPECT=3 send_run "$TMP/s" "$ptoml" --rate "$NO_LIMIT" --concurrency "$CONC" --limit "$BIG"
             stop_sandbox
             srss+=("$(rss_mb "$TMP/s")")
             swall+=("$(wall_s "$TMP/s")")
@@ -413,7 +431,7 @@ fi
 {
     echo "# campaign benchmarks: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo
-    echo "Machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM; built from $COMMIT."
+    echo "Machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM; built from $COMMIT (profile $PROFILE)."
     echo "Settings: BENCH_SECONDS=$SECONDS_ BENCH_RUNS=$RUNS BENCH_BIG_ROWS=$BIG BENCH_THROUGHPUT_ROWS=$THRU BENCH_AIOHTTP_ROWS=$AIO BENCH_CONCURRENCY=$CONC; medians of $RUNS runs."
     echo
     echo "| target | measured (median) | target | met | ratio |"
@@ -426,3 +444,15 @@ fi
 } >"$OUT"
 log "report: $OUT"
 cat "$OUT"
+
+# Every section asked for has its rows, and no row lost its figure (a parse that found nothing).
+missing=""
+for s in $SECTIONS; do
+    [ "$s" = low ] && s=1
+    grep -q "^| $s\. " <<<"$ROWS_MD" || missing+=" $s"
+done
+[ -z "$missing" ] || { echo "sections without a figure:$missing" >&2; exit 1; }
+if grep -E '(^| )nan( |$)|\|  \|' <<<"$ROWS_MD" >&2; then
+    echo "rows above lost a figure" >&2
+    exit 1
+fi
