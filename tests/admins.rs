@@ -41,6 +41,8 @@ async fn sandbox(admins: Option<&Path>) -> RunningSandbox {
 }
 
 fn client() -> reqwest::Client {
+    // reqwest is built without a crypto provider (Cargo.toml): ring, as the binary installs it.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(TIMEOUT)
         .no_proxy()

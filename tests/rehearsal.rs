@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rand::Rng;
+use rand::RngExt;
 use serde_json::Value;
 
 fn bin() -> std::path::PathBuf {

@@ -43,6 +43,8 @@ async fn harness(configure: impl FnOnce(&mut SandboxConfig, &std::path::Path)) -
     configure(&mut config, dir.path());
     let sandbox = start(config, "127.0.0.1:0".parse().unwrap()).await.unwrap();
     // no_proxy: a proxy from the environment must never see these requests.
+    // reqwest is built without a crypto provider (Cargo.toml): ring, as the binary installs it.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .timeout(TIMEOUT)
         .no_proxy()
@@ -459,6 +461,8 @@ async fn the_binary_prints_its_address_and_serves() {
         .expect(&line)
         .to_string();
     assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+    // reqwest is built without a crypto provider (Cargo.toml): ring, as the binary installs it.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .timeout(TIMEOUT)
         .no_proxy()

@@ -167,7 +167,7 @@ fn duration_flags_have_the_campaign_files_ranges() {
     for (flag, value, range) in [
         ("--request-timeout", "0s", "from 1s to 10m"),
         ("--retry-not-found-for", "2h", "from 0s to 1h"),
-        ("--stall-timeout", "0s", "from 1s to 1day"),
+        ("--stall-timeout", "0s", "from 1s to 24h"),
     ] {
         assert_cmd::Command::cargo_bin("campaign")
             .unwrap()

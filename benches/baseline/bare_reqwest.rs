@@ -45,6 +45,8 @@ fn main() {
     }
     .expect("runtime");
     runtime.block_on(async move {
+        // The crypto provider `campaign` installs (reqwest is built without one).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(concurrency as usize)
             .build()

@@ -4,6 +4,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use jiff::fmt::friendly::{SpanParser, SpanPrinter};
+
 /// `count` events per `per`. Kept as written (not reduced to a per-second float) so that a limit
 /// stated per window is enforced per that window without rounding.
 ///
@@ -106,9 +108,17 @@ impl fmt::Display for Rate {
     }
 }
 
-/// A duration such as `60s`, `250ms` or `2m` (humantime syntax).
+/// A duration such as `60s`, `250ms`, `2m` or `1h 30m` (jiff's friendly format, which also
+/// takes `2 hours`, `1.5m` and ISO 8601's `PT1M`). Units up to hours: a day is not always 24 hours.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration `{s}`: {e}"))
+    SpanParser::new()
+        .parse_unsigned_duration(s.trim())
+        .map_err(|e| format!("invalid duration `{s}`: {e}"))
+}
+
+/// A duration as [`parse_duration`] reads it back: `90s` is `1m 30s`, `250ms` stays `250ms`.
+pub fn format_duration(d: Duration) -> String {
+    SpanPrinter::new().unsigned_duration_to_string(&d)
 }
 
 /// A fixed latency (`50ms`) or a uniform range (`20ms..200ms`).
@@ -227,5 +237,39 @@ mod tests {
         );
         assert!("200ms..20ms".parse::<LatencySpec>().is_err());
         assert!(parse_probability("1.5").is_err());
+    }
+
+    #[test]
+    fn durations_parse_as_the_readme_writes_them_and_print_back_the_same() {
+        let secs = Duration::from_secs;
+        for (text, d) in [
+            ("60s", secs(60)),
+            ("10m", secs(600)),
+            ("1h", secs(3600)),
+            ("24h", secs(86_400)),
+            ("250ms", Duration::from_millis(250)),
+            ("1h 30m", secs(5400)),
+            ("1h30m", secs(5400)),
+            (" 2 minutes ", secs(120)),
+            ("1s 500ms", Duration::from_millis(1500)),
+        ] {
+            assert_eq!(parse_duration(text), Ok(d), "{text:?}");
+        }
+        for (d, text) in [
+            (secs(30), "30s"),
+            (secs(90), "1m 30s"),
+            (secs(600), "10m"),
+            (secs(86_400), "24h"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_millis(1500), "1s 500ms"),
+            (Duration::ZERO, "0s"),
+        ] {
+            assert_eq!(format_duration(d), text);
+            assert_eq!(parse_duration(text), Ok(d), "{text:?} reads back");
+        }
+        for bad in ["", "60", "-5s", "1 fortnight", "s", "1d"] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.starts_with(&format!("invalid duration `{bad}`")), "{e}");
+        }
     }
 }

@@ -128,6 +128,9 @@ impl Client {
             HeaderValue::from_str(version)
                 .with_context(|| format!("invalid Intercom-Version `{version}`"))?,
         );
+        // reqwest is built without a crypto provider (its default, aws-lc-rs, needs cmake and a C
+        // build): ring is the process's. Installed once; a later call finds it there.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .default_headers(headers)
             .user_agent(concat!("campaign/", env!("CARGO_PKG_VERSION")))
@@ -450,6 +453,34 @@ mod tests {
         let c = Client::new("http://127.0.0.1:9", &t, "2.16", Duration::from_secs(1), 1).unwrap();
         assert!(!format!("{c:?}").contains("secret"));
         assert_eq!(c.url.as_str(), "http://127.0.0.1:9/messages");
+    }
+
+    /// The client speaks TLS to an `https` base URL with the ring provider it installs: what
+    /// reaches a loopback listener is a TLS handshake record (Intercom itself is never reached).
+    #[tokio::test]
+    async fn https_opens_with_a_tls_handshake() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = [0u8; 2];
+            socket.read_exact(&mut head).await.unwrap();
+            head
+        });
+        let token = Token::new("tok".into()).unwrap();
+        let c = Client::new(
+            &format!("https://{addr}"),
+            &token,
+            "2.16",
+            Duration::from_secs(5),
+            1,
+        )
+        .unwrap();
+        let attempt = tokio::spawn(async move { c.send(Bytes::from_static(b"{}")).await });
+        // 0x16: a handshake record; 0x03: TLS's major version.
+        assert_eq!(server.await.unwrap(), [0x16, 0x03]);
+        let _ = attempt.await;
     }
 
     #[test]

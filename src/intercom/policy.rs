@@ -4,7 +4,7 @@
 //! arrived could message a customer twice.
 use std::time::Duration;
 
-use rand::Rng;
+use rand::RngExt;
 
 use crate::intercom::client::{ApiError, Attempt};
 use crate::results::RowStatus;

@@ -132,11 +132,15 @@ fn chart(pm: &PerMinute) -> String {
 
 /// `start` (RFC 3339) plus `offset` seconds, as `HH:MM:SS`.
 fn clock(start: &str, offset: f64) -> String {
-    use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::parse(start, &Rfc3339)
-        .map(|t| t + time::Duration::seconds_f64(offset))
-        .map(|t| format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second()))
-        .unwrap_or_else(|_| format!("+{offset:.0}s"))
+    start
+        .parse::<jiff::Timestamp>()
+        .ok()
+        .and_then(|t| {
+            let offset = jiff::SignedDuration::try_from_secs_f64(offset).ok()?;
+            t.checked_add(offset).ok()
+        })
+        .map(|t| t.strftime("%H:%M:%S").to_string())
+        .unwrap_or_else(|| format!("+{offset:.0}s"))
 }
 
 fn errors(r: &Report) -> String {

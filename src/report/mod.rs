@@ -11,8 +11,8 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
+use jiff::Timestamp;
 use serde::Serialize;
-use time::OffsetDateTime;
 
 use crate::cli::ReportArgs;
 use crate::results::{RowStatus, Tally, INTERRUPTED};
@@ -304,7 +304,12 @@ fn run_times(outcomes: &BTreeMap<u64, Outcome>, runs: &[Run]) -> Option<RunTimes
     if let (Some(first), Some(last)) = (runs.first(), runs.last()) {
         let seconds: f64 = runs
             .iter()
-            .map(|r| (r.ended_at - r.started_at).as_seconds_f64().max(0.0))
+            .map(|r| {
+                r.ended_at
+                    .duration_since(r.started_at)
+                    .as_secs_f64()
+                    .max(0.0)
+            })
             .sum();
         let requests: u64 = runs.iter().map(|r| r.sent + r.failed + r.unknown).sum();
         return Some(RunTimes {
@@ -320,13 +325,13 @@ fn run_times(outcomes: &BTreeMap<u64, Outcome>, runs: &[Run]) -> Option<RunTimes
             )),
         });
     }
-    let times: Vec<OffsetDateTime> = outcomes
+    let times: Vec<Timestamp> = outcomes
         .values()
         .filter(|o| o.status != RowStatus::Skipped)
         .filter_map(|o| o.finished_at)
         .collect();
     let (start, end) = (*times.iter().min()?, *times.iter().max()?);
-    let seconds = (end - start).as_seconds_f64();
+    let seconds = end.duration_since(start).as_secs_f64();
     Some(RunTimes {
         source: "results file",
         runs: None,
@@ -346,7 +351,7 @@ fn per_minute(outcomes: &BTreeMap<u64, Outcome>) -> Option<PerMinute> {
         .values()
         .filter(|o| o.status == RowStatus::Sent)
         .filter_map(|o| o.finished_at)
-        .map(|t| t.unix_timestamp())
+        .map(|t| t.as_second())
         .collect();
     let (start, end) = (*times.iter().min()?, *times.iter().max()?);
     const WIDTHS: [i64; 12] = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600];
@@ -366,7 +371,7 @@ fn per_minute(outcomes: &BTreeMap<u64, Outcome>) -> Option<PerMinute> {
         .iter()
         .enumerate()
         .map(|(i, n)| Point {
-            at: OffsetDateTime::from_unix_timestamp(first + i as i64 * width)
+            at: Timestamp::from_second(first + i as i64 * width)
                 .map(rfc3339_ms)
                 .unwrap_or_default(),
             messages_per_minute: round3(*n as f64 * 60.0 / width as f64),
@@ -392,12 +397,8 @@ fn round3(x: f64) -> f64 {
 }
 
 /// RFC 3339 UTC to the millisecond, as the results file writes times.
-pub(crate) fn rfc3339_ms(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    t.format(&fmt).unwrap_or_default()
+pub(crate) fn rfc3339_ms(t: Timestamp) -> String {
+    format!("{t:.3}")
 }
 
 /// A duration for people: `850 ms`, `12.3 s`, `4 min 05 s`, `2 h 03 min`.

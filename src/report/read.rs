@@ -3,9 +3,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use jiff::Timestamp;
 use serde::Deserialize;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use crate::page::unquote;
 use crate::results::{row_number, RowStatus};
@@ -19,14 +18,14 @@ pub(crate) struct Outcome {
     pub(crate) http_status: Option<u16>,
     pub(crate) error_code: String,
     pub(crate) error_message: String,
-    pub(crate) finished_at: Option<OffsetDateTime>,
+    pub(crate) finished_at: Option<Timestamp>,
 }
 
 /// One run from `<results>.runs.jsonl` (appended when a run ends).
 #[derive(Debug, Clone)]
 pub(crate) struct Run {
-    pub(crate) started_at: OffsetDateTime,
-    pub(crate) ended_at: OffsetDateTime,
+    pub(crate) started_at: Timestamp,
+    pub(crate) ended_at: Timestamp,
     pub(crate) sent: u64,
     pub(crate) failed: u64,
     pub(crate) unknown: u64,
@@ -117,7 +116,7 @@ pub(crate) fn outcomes(path: &Path) -> anyhow::Result<BTreeMap<u64, Outcome>> {
         };
         let finished_at = match cell(6) {
             "" => None,
-            s => Some(OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
+            s => Some(s.parse::<Timestamp>().map_err(|_| {
                 bad(
                     "finished_at",
                     s,
@@ -164,7 +163,7 @@ pub(crate) fn runs(results: &Path) -> anyhow::Result<Vec<Run>> {
         let run: RunLine =
             serde_json::from_str(line).map_err(|e| at(format!("column {}: {e}", e.column())))?;
         let time = |key: &str, value: &str| {
-            OffsetDateTime::parse(value, &Rfc3339).map_err(|_| {
+            value.parse::<Timestamp>().map_err(|_| {
                 at(format!(
                     "key `{key}`: `{value}` is not an RFC 3339 time (2026-01-31T09:00:00.000Z)"
                 ))

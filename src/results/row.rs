@@ -146,17 +146,22 @@ pub(crate) fn now_rfc3339() -> String {
 }
 
 fn rfc3339_at(at: std::time::SystemTime) -> String {
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    time::OffsetDateTime::from(at)
-        .format(&fmt)
+    jiff::Timestamp::try_from(at)
+        .map(|t| format!("{t:.3}"))
         .unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_rfc3339_utc_to_the_millisecond() {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(1_700_000_000_123_456_789);
+        assert_eq!(rfc3339_at(at), "2023-11-14T22:13:20.123Z");
+        let whole = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        assert_eq!(rfc3339_at(whole), "2023-11-14T22:13:20.000Z");
+    }
 
     #[test]
     fn a_row_number_is_a_record_number_the_ledger_can_hold() {

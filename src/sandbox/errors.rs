@@ -4,7 +4,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
-use rand::RngCore;
+use rand::Rng;
 use serde_json::{json, Value};
 
 /// One error as the API reports it: an HTTP status plus one entry of `errors`.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use hyper::StatusCode;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 
 use crate::input::rate::{LatencySpec, Rate};
 
@@ -79,7 +79,7 @@ impl Faults {
     pub(super) fn new(args: &FaultSettings) -> Self {
         let rng = match args.seed {
             Some(seed) => StdRng::seed_from_u64(seed),
-            None => StdRng::from_os_rng(),
+            None => rand::make_rng(),
         };
         Faults {
             latency: args.latency,

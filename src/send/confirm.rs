@@ -47,7 +47,7 @@ fn confirmation(settings: &Settings, c: &Campaign, to_send: u64, results: &Path)
     lines.push(format!(
         "  rate     {}: about {}",
         send.rate,
-        humantime::format_duration(std::time::Duration::from_secs(secs))
+        crate::input::rate::format_duration(std::time::Duration::from_secs(secs))
     ));
     if let Some(hours) = &send.hours {
         lines.push(format!("  hours    {hours}"));

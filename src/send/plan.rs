@@ -10,6 +10,7 @@ use crate::check::{self, Loaded};
 use crate::cli::rows::RowSet;
 use crate::cli::SendArgs;
 use crate::input::config::{self, Campaign, Concurrency, SendSettings};
+use crate::input::rate::format_duration;
 use crate::intercom::client::Token;
 use crate::results::Ledger;
 use crate::sandbox::FaultSettings;
@@ -264,7 +265,7 @@ fn read_token(args: &SendArgs) -> anyhow::Result<Token> {
 
 /// A rehearsal's token: the sandbox accepts only this run's.
 fn random_token() -> String {
-    use rand::Rng;
+    use rand::RngExt;
     let mut rng = rand::rng();
     (0..32)
         .map(|_| format!("{:x}", rng.random_range(0..16u8)))
@@ -299,11 +300,7 @@ fn resume_flags(args: &SendArgs) -> Vec<String> {
     );
     flag("max-attempts", args.max_attempts.map(|n| n.to_string()));
     flag("max-failures", args.max_failures.map(|n| n.to_string()));
-    flag(
-        "stall-timeout",
-        args.stall_timeout
-            .map(|d| humantime::format_duration(d).to_string()),
-    );
+    flag("stall-timeout", args.stall_timeout.map(format_duration));
     if args.sandbox {
         sandbox_flags(args, &mut flag);
     }
@@ -338,13 +335,9 @@ fn sandbox_flags(args: &SendArgs, flag: &mut impl FnMut(&str, Option<String>)) {
         "latency",
         f.latency.map(|l| {
             if l.min == l.max {
-                humantime::format_duration(l.min).to_string()
+                format_duration(l.min)
             } else {
-                format!(
-                    "{}..{}",
-                    humantime::format_duration(l.min),
-                    humantime::format_duration(l.max)
-                )
+                format!("{}..{}", format_duration(l.min), format_duration(l.max))
             }
         }),
     );

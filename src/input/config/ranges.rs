@@ -4,7 +4,7 @@
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use crate::input::rate::parse_duration;
+use crate::input::rate::{format_duration, parse_duration};
 
 /// Requests in flight: as many as `auto` ever uses.
 pub const CONCURRENCY: RangeInclusive<u64> = 1..=AUTO_MAX as u64;
@@ -48,8 +48,8 @@ pub fn in_range(value: &str, range: &RangeInclusive<u64>) -> Result<u64, String>
 pub fn duration_in(value: &str, range: &RangeInclusive<Duration>) -> Result<Duration, String> {
     let expected = format!(
         "expected a duration from {} to {}",
-        humantime::format_duration(*range.start()),
-        humantime::format_duration(*range.end())
+        format_duration(*range.start()),
+        format_duration(*range.end())
     );
     let d = parse_duration(value).map_err(|e| format!("{e}; {expected}"))?;
     if range.contains(&d) {

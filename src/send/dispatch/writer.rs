@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 
 use super::{Shared, StopReason};
 use crate::input::config::SendSettings;
+use crate::input::rate::format_duration;
 use crate::results::{ResultRow, ResultsWriter, RowStatus};
 use crate::send::health::Health;
 use crate::send::progress::Progress;
@@ -168,8 +169,8 @@ impl Stall {
         (held > self.bound).then(|| {
             format!(
                 "no row has had an outcome while the server held every sender back for {} (429 answers, or rate-limit headers with a reset far ahead), past the stall bound of {} (--stall-timeout, [send] stall_timeout)",
-                humantime::format_duration(Duration::from_secs(held.as_secs())),
-                humantime::format_duration(self.bound)
+                format_duration(Duration::from_secs(held.as_secs())),
+                format_duration(self.bound)
             )
         })
     }

@@ -87,7 +87,7 @@ fn out_of_time(args: &HashMap<String, Value>) -> tera::Result<()> {
     match BUDGET.with(Cell::get) {
         Some(budget) if budget.started.elapsed() >= budget.time => Err(stop(format!(
             "rendering took more than {} (stopped at {}); no message needs that long",
-            humantime::format_duration(budget.time),
+            crate::input::rate::format_duration(budget.time),
             at_arg(args)
         ))),
         _ => Ok(()),
