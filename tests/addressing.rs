@@ -1,4 +1,4 @@
-//! Campaigns addressed by e-mail or external id (issue 17), against the sandbox: every row's
+//! Campaigns addressed by e-mail or external id, against the sandbox: every row's
 //! outcome and reason, the cost in search requests, kills and resumes, the campaign file's rules.
 mod common;
 

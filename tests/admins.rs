@@ -276,7 +276,7 @@ fn rehearse(admins: &str) -> (Fixture, assert_cmd::assert::Assert) {
 
 #[test]
 fn a_rehearsal_from_an_admin_the_workspace_lacks_is_refused_before_sending() {
-    // `send` looks its admin up (GET /admins) before the first message (issue 19 item 1).
+    // `send` looks its admin up (GET /admins) before the first message.
     let (f, a) = rehearse("id,name,email\n111,Ann,a@x.test\n");
     a.code(2).stderr(predicates::str::contains(
         "admin 394051 is not an admin of this workspace; its admins are 111 (Ann <a@x.test>)",

@@ -1,4 +1,4 @@
-//! The command line teaches itself (issue 19, item 7): `--help` with examples, exit codes and
+//! The command line teaches itself: `--help` with examples, exit codes and
 //! the environment, checked against tests/snapshots/; completions and a man page; flags that
 //! would be ignored are errors; messages that say the fix, in users' words, once.
 mod common;
@@ -165,8 +165,8 @@ fn a_fault_flag_without_sandbox_is_refused_and_nothing_is_sent() {
         .success();
 }
 
-/// `--retry-unknown` without `--resume` was refused before issue 19 (kept true);
-/// `--allow-changed` was ignored.
+/// `--retry-unknown` and `--allow-changed` mean nothing without `--resume`: a user who gives one
+/// alone is told, rather than sending a fresh run they did not ask for.
 #[test]
 fn resume_flags_without_resume_are_refused() {
     let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));

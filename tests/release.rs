@@ -1,4 +1,4 @@
-//! Builds for people without Rust (issue 19 item 8): the release profile carries no debug info
+//! Builds for people without Rust: the release profile carries no debug info
 //! (the benchmarks keep theirs in a profile of their own), `dist` is configured for Linux, macOS
 //! and Windows with its installers, and `dist plan` succeeds (`DIST`, or `dist` on PATH; without it
 //! that part says it was skipped locally, and fails under `CI=true`).

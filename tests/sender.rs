@@ -1,4 +1,4 @@
-//! Who a campaign comes from, and test sends (issue 19, items 1 and 2): `campaign admins` lists
+//! Who a campaign comes from, and test sends: `campaign admins` lists
 //! the workspace's admins; `send` names its admin before the first request, takes `from` as an
 //! e-mail, and refuses an admin the workspace does not have; `send --test-to` sends chosen rows
 //! to one test contact, marked, recorded apart from the campaign's results. Against the sandbox

@@ -108,7 +108,7 @@ fn send_flags_out_of_range_are_refused_naming_flag_and_range() {
 
 #[test]
 fn the_sandboxs_rate_limit_takes_the_same_range() {
-    // A standalone sandbox with an impossible limit used to start and serve forever.
+    // A standalone sandbox with an impossible limit would serve forever without limiting.
     let f = Fixture::new(&people_csv(1), &email_campaign(""));
     let a = f
         .cmd()

@@ -84,7 +84,8 @@ fn duplicates_across_chunks_name_the_first_record_in_record_order() {
 fn the_content_fingerprint_is_what_earlier_versions_recorded() {
     // Journal headers hold this hash: a resume compares it with the file's, and refuses
     // a different one unless --allow-changed. Its bytes must not change between versions,
-    // or every run started by an earlier one would look changed. (Recorded by a4f5c60.)
+    // or every run started by an earlier one would look changed: the value below is one that
+    // journals already hold.
     let (_dir, loaded) = campaign(&["a", "b", "c"]);
     let pre = preflight(&loaded, false, &mut |_, _| None);
     assert_eq!(format!("{:016x}", pre.content_hash), "558fc61ad01e2e8a");

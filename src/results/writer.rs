@@ -15,8 +15,8 @@ pub(crate) struct ResultsWriter {
     path: std::path::PathBuf,
     /// The fields a line has: the header's.
     width: usize,
-    /// Whether the header has `contact_id` after the fixed columns (files of earlier versions
-    /// do not).
+    /// Whether the header has `contact_id` after the fixed columns: a results file whose header
+    /// lacks it is continued in its own shape, every line as wide as its header.
     contact_column: bool,
 }
 

@@ -384,8 +384,8 @@ impl Plan {
             Target::Intercom => format!("{stem}.results.csv"),
         };
         let beside = beside_campaign(&c.path, &name);
-        // A results file in the current folder (where earlier versions wrote it) is not passed
-        // over.
+        // A results file of this campaign in the current folder may hold rows already sent:
+        // starting afresh beside the campaign would send them again, so it is not passed over.
         let legacy = PathBuf::from(&name);
         if !same_file(&legacy, &beside) && Ledger::new(legacy.clone()).has_history()? {
             bail!(

@@ -93,8 +93,9 @@ impl Changed<'_> {
         if self.reported || recorded == recipient_hash(self.to_type, id) {
             return None;
         }
-        // A row skipped without a recipient (its id did not render, or an earlier version left
-        // it out) has nothing to compare: it was never sent, and fixing it is why one resumes.
+        // A row skipped without a recipient (its id did not render, or the results file has no
+        // recipient for it) has nothing to compare: it was never sent, and fixing it is why one
+        // resumes.
         if prior.status(row) == Some(RowStatus::Skipped)
             && recorded == recipient_hash(self.to_type, "")
         {
