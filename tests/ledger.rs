@@ -558,27 +558,45 @@ fn a_journal_of_another_campaign_is_refused_before_it_touches_the_results() {
 }
 
 #[test]
-fn removing_the_lock_file_during_a_run_stops_it() {
+fn removing_the_lock_file_during_a_run_stops_it_and_a_second_resume_keeps_the_ledger() {
+    // The usual reflex for a "stale" lock: removed while the run is sending, then a second
+    // --resume started beside it. The first must stop without writing the ledger again (its
+    // rows in flight are the second's `unknown`), and nobody is messaged twice, then or later.
     let server = TestServer::start(Arc::new(|r, _| {
-        Reply::Delay(Duration::from_millis(50), Box::new(ok_reply(r)))
+        Reply::Delay(Duration::from_millis(150), Box::new(ok_reply(r)))
     }));
     let f = Fixture::new(
-        &people_csv(40),
-        &email_campaign("").replace("200/s", "10/s"),
+        &people_csv(60),
+        &email_campaign("").replace("200/s", "20/s"),
     );
-    let child = f.spawn_send(&server.url(), &[]);
-    while server.requests().is_empty() {
+    let first = f.spawn_send(&server.url(), &[]);
+    while server.requests().len() < 5 {
         std::thread::sleep(Duration::from_millis(5));
     }
     std::fs::remove_file(f.path("results.csv.lock")).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    let second = f.spawn_send(&server.url(), &["--resume"]);
+    let first = first.wait_with_output().unwrap();
+    let second = second.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&first.stderr);
+    assert_eq!(first.status.code(), Some(3), "{err}");
     assert!(
-        err.contains("the lock file was removed or replaced"),
+        err.contains("the lock file results.csv.lock was removed or replaced during the run")
+            && err.contains("this run wrote nothing to the ledger after that"),
         "{err}"
     );
-    assert!(server.requests().len() < 40);
+    let second_err = String::from_utf8_lossy(&second.stderr);
+    assert!(matches!(second.status.code(), Some(0 | 1)), "{second_err}");
+    // Then resumed until nothing is left: the rows in flight at the handover stay `unknown`.
+    f.send(&server, &["--resume"]).code(predicates::ord::lt(2));
+    f.send(&server, &["--resume"]).code(predicates::ord::lt(2));
+    let counts = per_recipient(&server);
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "messaged twice: {twice:?}");
+    let rows = statuses(&f);
+    assert_eq!(rows.len(), 60);
+    let sent = rows.iter().filter(|(_, s, _)| s == "sent").count();
+    let unknown = rows.iter().filter(|(_, s, _)| s == "unknown").count();
+    assert_eq!(sent + unknown, 60, "{rows:?}");
 }
 
 #[test]

@@ -59,8 +59,6 @@ pub(super) struct Manifest {
 /// What the outcome needs of the manifest, which the dispatch consumes.
 pub(super) struct Facts {
     pub results: PathBuf,
-    /// The run log.
-    pub runs: PathBuf,
     pub target: String,
     /// Rows of the campaign not done before this run.
     pub remaining: u64,
@@ -77,10 +75,10 @@ pub(super) fn open(plan: &Plan, c: &Campaign) -> anyhow::Result<Opened> {
         false => None,
     };
     let results = plan.results_path(c)?;
-    let ledger = Ledger::new(results.clone());
+    let mut ledger = Ledger::new(results.clone());
     ledger.check_files()?;
     // Before anything of the ledger is read: one run at a time.
-    let lock = Arc::new(RunLock::acquire(&ledger.lock, &ledger.results)?);
+    let lock = ledger.lock()?;
     // The same target and templates before the journal's rows are settled into the results file:
     // a journal of another campaign must not write its rows there.
     let settings = settings_fingerprint(c, &target);
@@ -118,7 +116,6 @@ impl Manifest {
     pub fn facts(&self) -> Facts {
         Facts {
             results: self.results.clone(),
-            runs: self.ledger.runs.clone(),
             target: self.target.clone(),
             remaining: self.remaining,
         }
