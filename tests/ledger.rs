@@ -632,3 +632,79 @@ fn a_results_file_saved_with_crlf_line_breaks_resumes() {
     f.send(&server, &["--resume"]).success();
     assert_eq!(server.requests().len(), 4);
 }
+
+/// The results file as LibreOffice or Excel saves it: every cell quoted, CRLF line breaks, the
+/// spreadsheet-safe `'` kept, and (Excel's "CSV UTF-8") a byte-order mark.
+fn spreadsheet_save(path: &std::path::Path) {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_path(path)
+        .unwrap();
+    let mut out = String::from("\u{feff}");
+    for rec in rdr.records() {
+        let cells: Vec<String> = rec
+            .unwrap()
+            .iter()
+            .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push_str("\r\n");
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn a_results_file_saved_by_a_spreadsheet_resumes_and_reports_the_same_rows() {
+    // A recipient that is a formula to a spreadsheet: written `'=…`, read back exactly.
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let csv = people_csv(6).replace("id-2,", "=id-2,");
+    let f = Fixture::new(&csv, &email_campaign(""));
+    f.send(&server, &["--limit", "3"]).code(3);
+    let before = statuses(&f);
+    assert!(std::fs::read_to_string(f.results())
+        .unwrap()
+        .contains("'=id-2"));
+    spreadsheet_save(&f.results());
+    f.send(&server, &["--resume"]).success();
+    let counts = per_recipient(&server);
+    assert_eq!(counts.len(), 6, "{counts:?}");
+    assert!(counts.values().all(|n| *n == 1), "{counts:?}");
+    assert!(counts.contains_key("=id-2"));
+    let after = statuses(&f);
+    assert_eq!(after.len(), 6);
+    assert_eq!(&after[..3], &before[..]);
+    // Saved again after the resume: `report` reads the same rows, the recipient as it was.
+    spreadsheet_save(&f.results());
+    let out = f
+        .cmd()
+        .args(["report", "results.csv", "--json"])
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(json["rows"], 6, "{json}");
+    f.send(&server, &["--resume"]).success();
+    assert_eq!(server.requests().len(), 6);
+}
+
+#[test]
+fn a_results_file_edited_into_something_unreadable_is_refused_in_plain_words() {
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let f = Fixture::new(&people_csv(4), &email_campaign(""));
+    f.send(&server, &["--limit", "2"]).code(3);
+    let text = std::fs::read_to_string(f.results()).unwrap();
+    std::fs::write(f.results(), text.replacen(",sent,", ",Sent ok,", 1)).unwrap();
+    f.send(&server, &["--resume"]).code(2).stderr(
+        predicates::str::contains(
+            "results.csv: line 2 (row 1), column `status`: `Sent ok` is not one of sent, failed, unknown or skipped. Fix that cell",
+        ),
+    );
+    f.cmd()
+        .args(["report", "results.csv"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "line 2 (row 1), column `status`: `Sent ok`",
+        ));
+    assert_eq!(server.requests().len(), 2);
+}
