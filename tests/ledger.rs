@@ -694,17 +694,109 @@ fn a_results_file_edited_into_something_unreadable_is_refused_in_plain_words() {
     f.send(&server, &["--limit", "2"]).code(3);
     let text = std::fs::read_to_string(f.results()).unwrap();
     std::fs::write(f.results(), text.replacen(",sent,", ",Sent ok,", 1)).unwrap();
+    let said =
+        "column `status`: `Sent ok` is not one of sent, failed, unknown or skipped. Fix that cell";
     f.send(&server, &["--resume"]).code(2).stderr(
-        predicates::str::contains(
-            "results.csv: line 2 (row 1), column `status`: `Sent ok` is not one of sent, failed, unknown or skipped. Fix that cell",
-        ),
+        predicates::str::contains("results.csv: line 2 (row ").and(predicates::str::contains(said)),
     );
     f.cmd()
         .args(["report", "results.csv"])
         .assert()
         .code(2)
-        .stderr(predicates::str::contains(
-            "line 2 (row 1), column `status`: `Sent ok`",
-        ));
+        .stderr(predicates::str::contains("line 2 (row ").and(predicates::str::contains(said)));
     assert_eq!(server.requests().len(), 2);
+}
+
+/// The command between the first pair of backticks after `after` in `text`, as words.
+fn printed_command(text: &str, after: &str) -> Vec<String> {
+    let rest = &text[text.find(after).expect(after) + after.len()..];
+    let start = rest.find('`').unwrap() + 1;
+    let end = start + rest[start..].find('`').unwrap();
+    shlex::split(&rest[start..end]).unwrap()
+}
+
+/// Runs a command the tool printed, exactly as printed, in the fixture's folder.
+fn run_printed(f: &Fixture, words: &[String]) -> assert_cmd::assert::Assert {
+    assert_eq!(words[0], "campaign");
+    f.cmd().args(&words[1..]).assert()
+}
+
+#[test]
+fn a_copied_campaign_file_or_results_elsewhere_is_refused_naming_the_ledger_that_sent() {
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let f = Fixture::new(&people_csv(6), &email_campaign(""));
+    f.send(&server, &["--limit", "4"]).code(3);
+    assert_eq!(server.requests().len(), 4);
+    // The campaign file copied (its results would go beside the copy), and --results elsewhere.
+    std::fs::copy(f.campaign(), f.path("copy.toml")).unwrap();
+    let url = server.url();
+    let copied = f
+        .cmd()
+        .args(["send", "copy.toml", "--api-base", &url, "--yes"])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&copied.get_output().stderr).to_string();
+    let results = std::fs::canonicalize(f.results()).unwrap();
+    assert!(
+        err.contains(&format!(
+            "another ledger of this campaign (the same templates, settings and target) already records 4 rows sent: {}",
+            results.display()
+        )) && err.contains("add --new-ledger"),
+        "{err}"
+    );
+    let elsewhere = |extra: &[&str]| {
+        f.cmd()
+            .args([
+                "send",
+                "campaign.toml",
+                "--results",
+                "elsewhere.csv",
+                "--api-base",
+                &url,
+            ])
+            .args(extra)
+            .assert()
+    };
+    elsewhere(&[])
+        .code(2)
+        .stderr(predicates::str::contains("already records 4 rows sent"));
+    assert_eq!(server.requests().len(), 4, "nothing sent by a refused run");
+    // The command it names continues that ledger, as printed: the two rows left, nobody twice.
+    run_printed(&f, &printed_command(&err, "Continue that one with ")).success();
+    let counts = per_recipient(&server);
+    assert_eq!(counts.len(), 6);
+    assert!(counts.values().all(|n| *n == 1), "{counts:?}");
+    // Asked for on purpose, a new ledger starts (and messages everyone again, as said).
+    elsewhere(&["--new-ledger"]).success();
+    assert_eq!(server.requests().len(), 12);
+}
+
+#[test]
+fn results_and_journal_deleted_with_the_run_log_left_are_refused_not_sent_again() {
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let f = Fixture::new(&people_csv(5), &email_campaign(""));
+    f.send(&server, &[]).success();
+    let kept = (
+        std::fs::read(f.results()).unwrap(),
+        std::fs::read(f.path("results.csv.journal")).unwrap(),
+    );
+    std::fs::remove_file(f.results()).unwrap();
+    std::fs::remove_file(f.path("results.csv.journal")).unwrap();
+    let refused = f.send(&server, &[]).code(2);
+    let err = String::from_utf8_lossy(&refused.get_output().stderr).to_string();
+    assert!(
+        err.contains("results.csv has no rows, but its run log results.csv.runs.jsonl says earlier runs sent 5 messages")
+            && err.contains("add --new-ledger"),
+        "{err}"
+    );
+    assert_eq!(server.requests().len(), 5);
+    // Put back, the printed command continues it: nothing left, nobody twice.
+    std::fs::write(f.results(), kept.0).unwrap();
+    std::fs::write(f.path("results.csv.journal"), kept.1).unwrap();
+    run_printed(&f, &printed_command(&err, "continue with ")).success();
+    assert_eq!(server.requests().len(), 5);
+    // The results file deleted alone is refused too (the journal says it had rows).
+    std::fs::remove_file(f.results()).unwrap();
+    f.send(&server, &["--resume"]).code(2);
+    assert_eq!(server.requests().len(), 5);
 }

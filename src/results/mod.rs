@@ -14,6 +14,7 @@ pub(crate) mod cells;
 mod journal;
 mod lock;
 pub mod mark;
+mod others;
 pub(crate) mod read;
 mod row;
 mod runs;
@@ -29,6 +30,7 @@ use anyhow::{bail, Context as _};
 pub(crate) use amend::Amendment;
 pub(crate) use journal::{header as journal_header, Journal, JournalHeader};
 pub(crate) use lock::{LockLost, RunLock};
+pub(crate) use others::Other;
 pub(crate) use row::{
     now_rfc3339, row_number, ResultRow, RowStatus, COLUMNS, CONTACT_ID, INTERRUPTED,
 };

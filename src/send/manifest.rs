@@ -91,6 +91,8 @@ pub(super) fn open(plan: &Plan, c: &Campaign) -> anyhow::Result<Opened> {
     let mut prior = earlier_runs(&ledger, plan.resume.asked, &c.to_type)?;
     if prior.is_some() {
         same_results_columns(&ledger, columns)?;
+    } else if !plan.resume.new_ledger {
+        no_other_ledger(plan, &ledger, c, &settings)?;
     }
     // A looked-up campaign's journal names the e-mail, the log the contact id: they cannot be
     // matched, so its `unknown` rows stay `unknown` (never sent twice) rather than be guessed.
@@ -204,6 +206,32 @@ fn settings_fingerprint(c: &Campaign, target: &str) -> String {
         h.digest(),
         target.replace(char::is_whitespace, "")
     )
+}
+
+/// Refuses a fresh ledger where another record of this campaign says messages went out: they
+/// would go again. Names that record and the command that continues it.
+fn no_other_ledger(
+    plan: &Plan,
+    ledger: &Ledger,
+    c: &Campaign,
+    settings: &str,
+) -> anyhow::Result<()> {
+    let resume = |results: &std::path::Path| super::outcome::resume_command(plan, results);
+    match ledger.other_ledger(&c.recipients, settings)? {
+        None => Ok(()),
+        Some(results::Other::RunLog { runs, sent }) => bail!(
+            "{} has no rows, but its run log {} says earlier runs sent {sent} messages: the results file and its journal were deleted or moved, and starting again would message those customers a second time. Put them back (from a copy) and continue with `{}`; or, to start a new ledger anyway, add --new-ledger",
+            ledger.results.display(),
+            runs.display(),
+            resume(&ledger.results)
+        ),
+        Some(results::Other::Ledger { results, sent }) => bail!(
+            "another ledger of this campaign (the same templates, settings and target) already records {sent} rows sent: {}. This would start a new one at {} and message those customers again (a copied campaign file, or --results pointing elsewhere). Continue that one with `{}`; or, to start a new ledger anyway, add --new-ledger",
+            results.display(),
+            ledger.results.display(),
+            resume(&results)
+        ),
+    }
 }
 
 /// What earlier runs left, settled; `None` for a first run. A ledger with history is resumed only

@@ -145,7 +145,7 @@ fn say_stopped(stop: &StopReason, left: u64, resume: &str) -> Status {
 
 /// The command that continues this run, for the user to copy: the plan's recorded flags after
 /// the campaign file, the results file and `--resume`, each word quoted for a shell.
-fn resume_command(plan: &Plan, results: &Path) -> String {
+pub(super) fn resume_command(plan: &Plan, results: &Path) -> String {
     let path = |p: &Path| p.display().to_string();
     let mut words: Vec<String> = vec!["campaign".into(), "send".into()];
     words.push(path(&plan.campaign));

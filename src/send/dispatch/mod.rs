@@ -156,7 +156,7 @@ pub(super) async fn run(
         .map(|(s, _)| s.base_url())
         .unwrap_or_else(|| s.base_url.clone());
     let shared = Arc::new(Shared::new(plan, &base_url)?);
-    let (mut writer, journal) = open_records(plan, &manifest)?;
+    let (mut writer, journal) = open_records(plan, &manifest, &loaded.campaign.recipients)?;
     announce(plan, &loaded, &manifest, &base_url);
     // The earlier run's rows and the expected hashes move to the reader, not copied: at a
     // million rows each is megabytes.
@@ -212,7 +212,11 @@ pub(super) async fn run(
 }
 
 /// The results file to append to, and the journal started for this run.
-fn open_records(plan: &Plan, m: &Manifest) -> anyhow::Result<(ResultsWriter, Journal)> {
+fn open_records(
+    plan: &Plan,
+    m: &Manifest,
+    recipients: &std::path::Path,
+) -> anyhow::Result<(ResultsWriter, Journal)> {
     let writer = m.ledger.writer(&plan.settings.results_columns)?;
     let journal = m.ledger.start_journal(&JournalHeader {
         results_offset: std::fs::metadata(&m.ledger.results)?.len(),
@@ -220,6 +224,11 @@ fn open_records(plan: &Plan, m: &Manifest) -> anyhow::Result<(ResultsWriter, Jou
         content: m.content.clone(),
         rows: m.prior.as_ref().map_or(0, results::Prior::rows),
     })?;
+    // So that a fresh ledger of the same campaign elsewhere finds this one (a warning only: the
+    // run log beside the results file still names it).
+    if let Err(e) = m.ledger.register(recipients, &m.settings) {
+        crate::say!("warning: {e:#}");
+    }
     Ok((writer, journal))
 }
 
