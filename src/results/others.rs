@@ -31,10 +31,10 @@ struct Entry {
 /// Another record of messages sent for this campaign, found where a fresh ledger starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Other {
-    /// The run log beside this very results file records messages sent: the results file and
-    /// journal were deleted or moved.
+    /// The run log beside this very results file records messages sent (or perhaps sent:
+    /// `unknown`): the results file and journal were deleted or moved.
     RunLog { runs: PathBuf, sent: u64 },
-    /// Another results file of the same campaign and target has rows `sent`.
+    /// Another results file of the same campaign and target has rows `sent` or `unknown`.
     Ledger { results: PathBuf, sent: u64 },
 }
 
@@ -123,12 +123,14 @@ fn entries(path: &Path) -> anyhow::Result<Vec<Entry>> {
     Ok(out)
 }
 
-/// Messages the run log's runs say they sent.
+/// Messages the run log's runs say they sent, or may have sent (`unknown`).
 fn sent_in_run_log(runs: &Path) -> anyhow::Result<u64> {
     #[derive(Deserialize)]
     struct Run {
         #[serde(default)]
         sent: u64,
+        #[serde(default)]
+        unknown: u64,
     }
     let file = match File::open(runs) {
         Ok(f) => f,
@@ -139,20 +141,20 @@ fn sent_in_run_log(runs: &Path) -> anyhow::Result<u64> {
     for line in BufReader::new(LineCap::new(file, 64 * 1024)).lines() {
         let line = line.with_context(|| format!("cannot read {}", runs.display()))?;
         if let Ok(run) = serde_json::from_str::<Run>(&line) {
-            sent = sent.saturating_add(run.sent);
+            sent = sent.saturating_add(run.sent).saturating_add(run.unknown);
         }
     }
     Ok(sent)
 }
 
-/// Rows `sent` in a results file (0 when there is none).
+/// Rows `sent` or `unknown` (perhaps sent) in a results file (0 when there is none).
 fn sent_rows(results: &Path) -> anyhow::Result<u64> {
     let Some(mut rdr) = Reader::open(results)? else {
         return Ok(0);
     };
     let mut sent = 0;
     while let Some(line) = rdr.next()? {
-        sent += u64::from(line.status == RowStatus::Sent);
+        sent += u64::from(matches!(line.status, RowStatus::Sent | RowStatus::Unknown));
     }
     Ok(sent)
 }

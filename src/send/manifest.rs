@@ -220,13 +220,13 @@ fn no_other_ledger(
     match ledger.other_ledger(&c.recipients, settings)? {
         None => Ok(()),
         Some(results::Other::RunLog { runs, sent }) => bail!(
-            "{} has no rows, but its run log {} says earlier runs sent {sent} messages: the results file and its journal were deleted or moved, and starting again would message those customers a second time. Put them back (from a copy) and continue with `{}`; or, to start a new ledger anyway, add --new-ledger",
+            "{} has no rows, but its run log {} says earlier runs sent {sent} messages (or may have: `unknown`): the results file and its journal were deleted or moved, and starting again would message those customers a second time. Put them back (from a copy) and continue with `{}`; or, to start a new ledger anyway, add --new-ledger",
             ledger.results.display(),
             runs.display(),
             resume(&ledger.results)
         ),
         Some(results::Other::Ledger { results, sent }) => bail!(
-            "another ledger of this campaign (the same templates, settings and target) already records {sent} rows sent: {}. This would start a new one at {} and message those customers again (a copied campaign file, or --results pointing elsewhere). Continue that one with `{}`; or, to start a new ledger anyway, add --new-ledger",
+            "another ledger of this campaign (the same templates, settings and target) already records {sent} rows sent (or perhaps sent: `unknown`): {}. This would start a new one at {} and message those customers again (a copied campaign file, or --results pointing elsewhere). Continue that one with `{}`; or, to start a new ledger anyway, add --new-ledger",
             results.display(),
             ledger.results.display(),
             resume(&results)
