@@ -28,15 +28,6 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// A results-file cell as written, less the `'` that the results writer puts before a value a
-/// spreadsheet would take for a formula (`= + - @`, tab, CR, or `'` itself).
-pub fn unquote(cell: &str) -> &str {
-    match cell.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r', '\'']) => rest,
-        _ => cell,
-    }
-}
-
 /// The shared look of both pages: readable on a laptop and in a screenshot, no web fonts.
 const STYLE: &str = "
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color:#1d2330;background:#f4f5f7}
@@ -101,14 +92,6 @@ mod tests {
             escape(r#"<img src=x onerror="a('b')">&"#),
             "&lt;img src=x onerror=&quot;a(&#39;b&#39;)&quot;&gt;&amp;"
         );
-    }
-
-    #[test]
-    fn unquotes_only_what_the_writer_quoted() {
-        assert_eq!(unquote("'=SUM(A1)"), "=SUM(A1)");
-        assert_eq!(unquote("''quoted"), "'quoted");
-        assert_eq!(unquote("'plain"), "'plain");
-        assert_eq!(unquote("plain"), "plain");
     }
 
     #[test]

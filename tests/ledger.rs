@@ -558,27 +558,45 @@ fn a_journal_of_another_campaign_is_refused_before_it_touches_the_results() {
 }
 
 #[test]
-fn removing_the_lock_file_during_a_run_stops_it() {
+fn removing_the_lock_file_during_a_run_stops_it_and_a_second_resume_keeps_the_ledger() {
+    // The usual reflex for a "stale" lock: removed while the run is sending, then a second
+    // --resume started beside it. The first must stop without writing the ledger again (its
+    // rows in flight are the second's `unknown`), and nobody is messaged twice, then or later.
     let server = TestServer::start(Arc::new(|r, _| {
-        Reply::Delay(Duration::from_millis(50), Box::new(ok_reply(r)))
+        Reply::Delay(Duration::from_millis(150), Box::new(ok_reply(r)))
     }));
     let f = Fixture::new(
-        &people_csv(40),
-        &email_campaign("").replace("200/s", "10/s"),
+        &people_csv(60),
+        &email_campaign("").replace("200/s", "20/s"),
     );
-    let child = f.spawn_send(&server.url(), &[]);
-    while server.requests().is_empty() {
+    let first = f.spawn_send(&server.url(), &[]);
+    while server.requests().len() < 5 {
         std::thread::sleep(Duration::from_millis(5));
     }
     std::fs::remove_file(f.path("results.csv.lock")).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    let second = f.spawn_send(&server.url(), &["--resume"]);
+    let first = first.wait_with_output().unwrap();
+    let second = second.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&first.stderr);
+    assert_eq!(first.status.code(), Some(3), "{err}");
     assert!(
-        err.contains("the lock file was removed or replaced"),
+        err.contains("the lock file results.csv.lock was removed or replaced during the run")
+            && err.contains("this run wrote nothing to the ledger after that"),
         "{err}"
     );
-    assert!(server.requests().len() < 40);
+    let second_err = String::from_utf8_lossy(&second.stderr);
+    assert!(matches!(second.status.code(), Some(0 | 1)), "{second_err}");
+    // Then resumed until nothing is left: the rows in flight at the handover stay `unknown`.
+    f.send(&server, &["--resume"]).code(predicates::ord::lt(2));
+    f.send(&server, &["--resume"]).code(predicates::ord::lt(2));
+    let counts = per_recipient(&server);
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "messaged twice: {twice:?}");
+    let rows = statuses(&f);
+    assert_eq!(rows.len(), 60);
+    let sent = rows.iter().filter(|(_, s, _)| s == "sent").count();
+    let unknown = rows.iter().filter(|(_, s, _)| s == "unknown").count();
+    assert_eq!(sent + unknown, 60, "{rows:?}");
 }
 
 #[test]
@@ -613,4 +631,172 @@ fn a_results_file_saved_with_crlf_line_breaks_resumes() {
     std::fs::write(f.results(), text.replace('\n', "\r\n")).unwrap();
     f.send(&server, &["--resume"]).success();
     assert_eq!(server.requests().len(), 4);
+}
+
+/// The results file as LibreOffice or Excel saves it: every cell quoted, CRLF line breaks, the
+/// spreadsheet-safe `'` kept, and (Excel's "CSV UTF-8") a byte-order mark.
+fn spreadsheet_save(path: &std::path::Path) {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_path(path)
+        .unwrap();
+    let mut out = String::from("\u{feff}");
+    for rec in rdr.records() {
+        let cells: Vec<String> = rec
+            .unwrap()
+            .iter()
+            .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push_str("\r\n");
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn a_results_file_saved_by_a_spreadsheet_resumes_and_reports_the_same_rows() {
+    // A recipient that is a formula to a spreadsheet: written `'=…`, read back exactly.
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let csv = people_csv(6).replace("id-2,", "=id-2,");
+    let f = Fixture::new(&csv, &email_campaign(""));
+    f.send(&server, &["--limit", "3"]).code(3);
+    let before = statuses(&f);
+    assert!(std::fs::read_to_string(f.results())
+        .unwrap()
+        .contains("'=id-2"));
+    spreadsheet_save(&f.results());
+    f.send(&server, &["--resume"]).success();
+    let counts = per_recipient(&server);
+    assert_eq!(counts.len(), 6, "{counts:?}");
+    assert!(counts.values().all(|n| *n == 1), "{counts:?}");
+    assert!(counts.contains_key("=id-2"));
+    let after = statuses(&f);
+    assert_eq!(after.len(), 6);
+    assert_eq!(&after[..3], &before[..]);
+    // Saved again after the resume: `report` reads the same rows, the recipient as it was.
+    spreadsheet_save(&f.results());
+    let out = f
+        .cmd()
+        .args(["report", "results.csv", "--json"])
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(json["rows"], 6, "{json}");
+    f.send(&server, &["--resume"]).success();
+    assert_eq!(server.requests().len(), 6);
+}
+
+#[test]
+fn a_results_file_edited_into_something_unreadable_is_refused_in_plain_words() {
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let f = Fixture::new(&people_csv(4), &email_campaign(""));
+    f.send(&server, &["--limit", "2"]).code(3);
+    let text = std::fs::read_to_string(f.results()).unwrap();
+    std::fs::write(f.results(), text.replacen(",sent,", ",Sent ok,", 1)).unwrap();
+    let said =
+        "column `status`: `Sent ok` is not one of sent, failed, unknown or skipped. Fix that cell";
+    f.send(&server, &["--resume"]).code(2).stderr(
+        predicates::str::contains("results.csv: line 2 (row ").and(predicates::str::contains(said)),
+    );
+    f.cmd()
+        .args(["report", "results.csv"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("line 2 (row ").and(predicates::str::contains(said)));
+    assert_eq!(server.requests().len(), 2);
+}
+
+/// The command between the first pair of backticks after `after` in `text`, as words.
+fn printed_command(text: &str, after: &str) -> Vec<String> {
+    let rest = &text[text.find(after).expect(after) + after.len()..];
+    let start = rest.find('`').unwrap() + 1;
+    let end = start + rest[start..].find('`').unwrap();
+    shlex::split(&rest[start..end]).unwrap()
+}
+
+/// Runs a command the tool printed, exactly as printed, in the fixture's folder.
+fn run_printed(f: &Fixture, words: &[String]) -> assert_cmd::assert::Assert {
+    assert_eq!(words[0], "campaign");
+    f.cmd().args(&words[1..]).assert()
+}
+
+#[test]
+fn a_copied_campaign_file_or_results_elsewhere_is_refused_naming_the_ledger_that_sent() {
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let f = Fixture::new(&people_csv(6), &email_campaign(""));
+    f.send(&server, &["--limit", "4"]).code(3);
+    assert_eq!(server.requests().len(), 4);
+    // The campaign file copied (its results would go beside the copy), and --results elsewhere.
+    std::fs::copy(f.campaign(), f.path("copy.toml")).unwrap();
+    let url = server.url();
+    let copied = f
+        .cmd()
+        .args(["send", "copy.toml", "--api-base", &url, "--yes"])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&copied.get_output().stderr).to_string();
+    let results = std::fs::canonicalize(f.results()).unwrap();
+    assert!(
+        err.contains(&format!(
+            "another ledger of this campaign (the same templates, settings and target) already records 4 rows sent (or perhaps sent: `unknown`): {}",
+            results.display()
+        )) && err.contains("add --new-ledger"),
+        "{err}"
+    );
+    let elsewhere = |extra: &[&str]| {
+        f.cmd()
+            .args([
+                "send",
+                "campaign.toml",
+                "--results",
+                "elsewhere.csv",
+                "--api-base",
+                &url,
+            ])
+            .args(extra)
+            .assert()
+    };
+    elsewhere(&[])
+        .code(2)
+        .stderr(predicates::str::contains("already records 4 rows sent"));
+    assert_eq!(server.requests().len(), 4, "nothing sent by a refused run");
+    // The command it names continues that ledger, as printed: the two rows left, nobody twice.
+    run_printed(&f, &printed_command(&err, "Continue that one with ")).success();
+    let counts = per_recipient(&server);
+    assert_eq!(counts.len(), 6);
+    assert!(counts.values().all(|n| *n == 1), "{counts:?}");
+    // Asked for on purpose, a new ledger starts (and messages everyone again, as said).
+    elsewhere(&["--new-ledger"]).success();
+    assert_eq!(server.requests().len(), 12);
+}
+
+#[test]
+fn results_and_journal_deleted_with_the_run_log_left_are_refused_not_sent_again() {
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let f = Fixture::new(&people_csv(5), &email_campaign(""));
+    f.send(&server, &[]).success();
+    let kept = (
+        std::fs::read(f.results()).unwrap(),
+        std::fs::read(f.path("results.csv.journal")).unwrap(),
+    );
+    std::fs::remove_file(f.results()).unwrap();
+    std::fs::remove_file(f.path("results.csv.journal")).unwrap();
+    let refused = f.send(&server, &[]).code(2);
+    let err = String::from_utf8_lossy(&refused.get_output().stderr).to_string();
+    assert!(
+        err.contains("results.csv has no rows, but its run log results.csv.runs.jsonl says earlier runs sent 5 messages (or may have: `unknown`)")
+            && err.contains("add --new-ledger"),
+        "{err}"
+    );
+    assert_eq!(server.requests().len(), 5);
+    // Put back, the printed command continues it: nothing left, nobody twice.
+    std::fs::write(f.results(), kept.0).unwrap();
+    std::fs::write(f.path("results.csv.journal"), kept.1).unwrap();
+    run_printed(&f, &printed_command(&err, "continue with ")).success();
+    assert_eq!(server.requests().len(), 5);
+    // The results file deleted alone is refused too (the journal says it had rows).
+    std::fs::remove_file(f.results()).unwrap();
+    f.send(&server, &["--resume"]).code(2);
+    assert_eq!(server.requests().len(), 5);
 }

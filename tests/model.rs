@@ -1,6 +1,10 @@
 //! The ledger's promise as properties over random sequences of runs: fresh sends, resumes,
 //! `--retry-unknown`, `--allow-changed`, `--limit`, kill -9, Ctrl-C, and several processes at
-//! once, against a sandbox whose log is the truth of what reached customers. After every step:
+//! once, and what operators do to the ledger's files: the lock removed or replaced during a run
+//! (then a second run started), the campaign file copied and sent, the results and journal
+//! deleted (the run log left), the run log deleted, a hand edit that breaks a status, and a
+//! spreadsheet's re-save; against a sandbox whose log is the truth of what reached customers.
+//! After every step:
 //! - nobody is messaged twice, unless `--retry-unknown` was given while their row was not `sent`;
 //! - every `sent` row names a message the sandbox created for its recipient, and stays `sent` with
 //!   that id whatever comes after;
@@ -52,10 +56,26 @@ enum Op {
     CtrlC(u64),
     /// This many `--resume`s started at once.
     Together(usize),
+    /// `--resume`; after this many milliseconds its lock file is removed (`true`: replaced by
+    /// another file) and a second `--resume` started beside it.
+    LockLost(u64, bool),
+    /// The campaign file copied and the copy sent (its results beside it): refused while the
+    /// campaign's ledger records rows sent.
+    CopiedCampaign,
+    /// The results file and journal deleted, the run log left, and a fresh `send`: refused while
+    /// the run log records messages sent; then put back.
+    ResultsDeleted,
+    /// The run log deleted, then `--resume`.
+    RunLogDeleted,
+    /// A row's status edited into something that is not one, then `--resume`: refused, sending
+    /// nothing; then put back.
+    HandEdit,
+    /// The results file saved by a spreadsheet (every cell quoted, CRLF), then `--resume`.
+    SpreadsheetSave,
 }
 
 fn pick(rng: &mut Rng) -> Op {
-    match rng.below(100) {
+    match rng.below(130) {
         0..=4 => Op::Send,
         5..=29 => Op::Resume,
         30..=39 => Op::RetryUnknown,
@@ -63,7 +83,13 @@ fn pick(rng: &mut Rng) -> Op {
         45..=54 => Op::Limit(1 + rng.below(8)),
         55..=79 => Op::Kill(rng.below(250)),
         80..=89 => Op::CtrlC(rng.below(250)),
-        _ => Op::Together(2 + rng.below(2) as usize),
+        90..=99 => Op::Together(2 + rng.below(2) as usize),
+        100..=109 => Op::LockLost(rng.below(150), rng.below(2) == 0),
+        110..=113 => Op::CopiedCampaign,
+        114..=117 => Op::ResultsDeleted,
+        118..=121 => Op::RunLogDeleted,
+        122..=125 => Op::HandEdit,
+        _ => Op::SpreadsheetSave,
     }
 }
 
@@ -127,6 +153,73 @@ impl World {
 
     fn run(&self, args: &[&str]) -> Output {
         self.spawn(args).wait_with_output().unwrap()
+    }
+
+    /// `campaign ARGS` in the fixture's folder, without the world's send arguments.
+    fn run_raw(&self, args: &[&str]) -> Output {
+        Command::new(bin())
+            .current_dir(self.fixture.dir.path())
+            .env("INTERCOM_TOKEN", TOKEN)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap()
+    }
+
+    /// Whether the ledger records a row that was (or may have been) messaged.
+    fn any_messaged(&self) -> bool {
+        self.ledger()
+            .values()
+            .any(|(_, s, _)| s == "sent" || s == "unknown")
+    }
+
+    /// Whether the run log records messages sent or perhaps sent.
+    fn run_log_messaged(&self) -> bool {
+        std::fs::read_to_string(self.fixture.path("results.csv.runs.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .any(|v| v["sent"].as_u64().unwrap_or(0) + v["unknown"].as_u64().unwrap_or(0) > 0)
+    }
+
+    /// `--resume`, its lock file removed (or replaced) after `ms`, a second `--resume` beside it.
+    fn lock_lost(&self, ms: u64, replace: bool) -> Vec<Output> {
+        let first = self.spawn(&["--resume"]);
+        std::thread::sleep(Duration::from_millis(ms));
+        let lock = self.fixture.path("results.csv.lock");
+        let _ = std::fs::remove_file(&lock);
+        if replace {
+            std::fs::write(&lock, "").unwrap();
+        }
+        let second = self.spawn(&["--resume"]);
+        vec![
+            first.wait_with_output().unwrap(),
+            second.wait_with_output().unwrap(),
+        ]
+    }
+
+    /// The results file as a spreadsheet saves it: every cell quoted, CRLF line breaks.
+    fn spreadsheet_save(&self) {
+        let path = self.fixture.results();
+        let Ok(mut rdr) = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_path(&path)
+        else {
+            return;
+        };
+        let mut out = String::new();
+        for rec in rdr.records() {
+            let cells: Vec<String> = rec
+                .unwrap()
+                .iter()
+                .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
+                .collect();
+            out.push_str(&cells.join(","));
+            out.push_str("\r\n");
+        }
+        std::fs::write(&path, out).unwrap();
     }
 
     fn signal_after(&self, args: &[&str], ms: u64, signal: &str) -> Output {
@@ -258,7 +351,75 @@ fn step(world: &World, model: &mut Model, op: Op, rng: &mut Rng) -> Vec<Output> 
                 .map(|c| c.wait_with_output().unwrap())
                 .collect()
         }
+        Op::LockLost(ms, replace) => world.lock_lost(ms, replace),
+        // Only where the ledger records a message: a ledger that messaged nobody may be started
+        // again elsewhere (the README says so).
+        Op::CopiedCampaign if !world.any_messaged() => vec![world.run(&["--resume"])],
+        Op::ResultsDeleted if !world.run_log_messaged() => vec![world.run(&["--resume"])],
+        Op::CopiedCampaign => {
+            let copy = world.fixture.path("copy.toml");
+            std::fs::copy(world.fixture.campaign(), &copy).unwrap();
+            let out = world.run_raw(&["send", "copy.toml", "--api-base", &world.url, "--yes"]);
+            vec![expect_refused(out, true, "a copied campaign file")]
+        }
+        Op::ResultsDeleted => {
+            let names = ["results.csv", "results.csv.journal"];
+            let kept: Vec<Option<Vec<u8>>> = names
+                .iter()
+                .map(|n| std::fs::read(world.fixture.path(n)).ok())
+                .collect();
+            for n in names {
+                let _ = std::fs::remove_file(world.fixture.path(n));
+            }
+            let out = world.run(&[]);
+            let out = expect_refused(out, true, "deleted results with the run log left");
+            // Put back from the copy the operator kept, when the fresh run was refused.
+            if out.status.code() == Some(2) {
+                for (n, k) in names.iter().zip(kept) {
+                    if let Some(k) = k {
+                        std::fs::write(world.fixture.path(n), k).unwrap();
+                    }
+                }
+            }
+            vec![out]
+        }
+        Op::RunLogDeleted => {
+            let _ = std::fs::remove_file(world.fixture.path("results.csv.runs.jsonl"));
+            vec![world.run(&["--resume"])]
+        }
+        Op::HandEdit => {
+            let path = world.fixture.results();
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                return vec![world.run(&["--resume"])];
+            };
+            let edited = text.replacen(",sent,", ",Sent ok,", 1);
+            std::fs::write(&path, &edited).unwrap();
+            let out = world.run(&["--resume"]);
+            let out = expect_refused(out, edited != text, "a status edited by hand");
+            std::fs::write(&path, text).unwrap();
+            vec![out]
+        }
+        Op::SpreadsheetSave => {
+            world.spreadsheet_save();
+            vec![world.run(&["--resume"])]
+        }
     }
+}
+
+/// A run that must be refused (exit 2) when `refused` holds: otherwise a failed "output" whose
+/// stderr says so, which [`check`] reports.
+fn expect_refused(out: Output, refused: bool, what: &str) -> Output {
+    if refused && out.status.code() != Some(2) {
+        let mut out = out;
+        out.stderr = format!(
+            "REFUSAL EXPECTED: {what} was not refused (exit {:?}): {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into_bytes();
+        return out;
+    }
+    out
 }
 
 /// Checks every invariant after a step; `before` is the log before it.
@@ -301,6 +462,10 @@ fn check(
         return Err("a resume with nothing to do sent messages".into());
     }
     for out in outs {
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.starts_with("REFUSAL EXPECTED") {
+            return Err(err.into_owned());
+        }
         if out.status.code() == Some(2) && outs.len() == 1 && count(&after) != count(before) {
             return Err(format!(
                 "exit 2 after sending: {}",

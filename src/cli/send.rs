@@ -71,6 +71,11 @@ pub struct SendArgs {
     /// With --resume: go on although the templates or message settings changed since the first run.
     #[arg(long, requires = "resume")]
     pub allow_changed: bool,
+    /// Start a fresh ledger although another ledger of this campaign records messages sent (the
+    /// run log beside the results file, or another results file of the same templates and
+    /// target): those customers may be messaged again.
+    #[arg(long, conflicts_with = "resume")]
+    pub new_ledger: bool,
     /// Send although several rows address the same recipient.
     #[arg(long)]
     pub allow_duplicates: bool,

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use crate::page::unquote;
-use crate::results::{row_number, RowStatus};
+use crate::results::read::{Col, Reader};
+use crate::results::RowStatus;
 
 /// One row's outcome, as its last line in the results file says.
 #[derive(Debug, Clone)]
@@ -58,66 +58,34 @@ pub(crate) fn runs_path(results: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The columns a report needs; the others of the contract (and any added later) are not read.
-const NEEDED: [&str; 7] = [
-    "row",
-    "recipient",
-    "status",
-    "http_status",
-    "error_code",
-    "error_message",
-    "finished_at",
-];
-
-/// Every row's last outcome, by row number.
+/// Every row's last outcome, by row number, read by the ledger's one reader of results files.
 pub(crate) fn outcomes(path: &Path) -> anyhow::Result<BTreeMap<u64, Outcome>> {
-    let name = path.display();
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(path)
-        .map_err(|e| anyhow::anyhow!("{name}: cannot read the results file: {e}"))?;
-    let header = reader
-        .headers()
-        .map_err(|e| anyhow::anyhow!("{name}: line 1: {e}"))?
-        .clone();
-    let mut at = [0usize; NEEDED.len()];
-    for (slot, column) in at.iter_mut().zip(NEEDED) {
-        *slot = header.iter().position(|h| h == column).ok_or_else(|| {
-            anyhow::anyhow!(
-                "{name}: line 1: no `{column}` column; is this a results file of `campaign send`? \
-                 Its header starts `{}`",
-                crate::results::COLUMNS.join(",")
-            )
-        })?;
-    }
+    let Some(mut reader) = Reader::open(path)? else {
+        anyhow::bail!("{}: no such results file", path.display());
+    };
     let mut rows = BTreeMap::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-        let line = record.position().map_or(0, |p| p.line());
-        let cell = |i: usize| unquote(record.get(at[i]).unwrap_or("").trim_end_matches('\r'));
-        let bad = |column: &str, value: &str, allowed: &str| {
-            anyhow::anyhow!(
-                "{name}: line {line}, column `{column}`: `{value}` is not {allowed}; \
-                 fix or delete the line"
-            )
-        };
-        let row = row_number(cell(0).as_bytes())
-            .map_err(|_| bad("row", cell(0), "a record number (1 or more)"))?;
-        let status = RowStatus::from_field(cell(2).as_bytes())
-            .ok_or_else(|| bad("status", cell(2), "sent, failed, unknown or skipped"))?;
-        let http_status = match cell(3) {
+    while let Some(line) = reader.next()? {
+        let http_status = match &*reader.text(Col::HttpStatus) {
             "" => None,
             s => Some(
                 s.parse::<u16>()
                     .ok()
                     .filter(|c| (100..=599).contains(c))
-                    .ok_or_else(|| bad("http_status", s, "empty or an HTTP status (100 to 599)"))?,
+                    .ok_or_else(|| {
+                        reader.bad(
+                            line.line,
+                            "http_status",
+                            s,
+                            "empty or an HTTP status (100 to 599)",
+                        )
+                    })?,
             ),
         };
-        let finished_at = match cell(6) {
+        let finished_at = match &*reader.text(Col::FinishedAt) {
             "" => None,
             s => Some(s.parse::<Timestamp>().map_err(|_| {
-                bad(
+                reader.bad(
+                    line.line,
                     "finished_at",
                     s,
                     "empty or an RFC 3339 time (2026-01-31T09:00:00.000Z)",
@@ -125,16 +93,16 @@ pub(crate) fn outcomes(path: &Path) -> anyhow::Result<BTreeMap<u64, Outcome>> {
             })?),
         };
         let outcome = Outcome {
-            row,
-            recipient: cell(1).to_string(),
-            status,
+            row: line.row,
+            recipient: reader.text(Col::Recipient).into_owned(),
+            status: line.status,
             http_status,
-            error_code: cell(4).to_string(),
-            error_message: cell(5).to_string(),
+            error_code: reader.text(Col::ErrorCode).into_owned(),
+            error_message: reader.text(Col::ErrorMessage).into_owned(),
             finished_at,
         };
         // A resumed row has a line per run until the file is compacted: the last one holds.
-        rows.insert(row, outcome);
+        rows.insert(line.row, outcome);
     }
     Ok(rows)
 }

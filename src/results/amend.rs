@@ -1,13 +1,11 @@
 //! Settling rows after the fact: an operator's finding in Intercom (`campaign mark`), or, for a
 //! rehearsal, the sandbox's log. The row's line is changed in place and the file replaced whole.
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::Path;
 
-use anyhow::Context as _;
-
-use super::row::{now_rfc3339, row_number, RowStatus, COLUMNS};
-use super::{replace_file, Ledger, LineCap, MAX_LINE};
+use super::read::Reader;
+use super::row::{now_rfc3339, RowStatus, COLUMNS};
+use super::{replace_file, Ledger};
 
 /// What a row becomes.
 #[derive(Debug, Clone)]
@@ -21,26 +19,28 @@ pub(crate) struct Amendment {
     pub(crate) note: String,
 }
 
-/// Rewrites the lines of the rows named. The file must be settled (one line per row) and locked.
-pub(crate) fn amend(ledger: &Ledger, changes: &HashMap<u64, Amendment>) -> anyhow::Result<()> {
+/// Rewrites the lines of the rows named. The file must be settled (one line per row) and locked
+/// (through [`Ledger::amend`]).
+pub(super) fn amend(ledger: &Ledger, changes: &HashMap<u64, Amendment>) -> anyhow::Result<()> {
     if changes.is_empty() {
         return Ok(());
     }
     let results: &Path = &ledger.results;
-    let file = File::open(results).with_context(|| format!("cannot read {}", results.display()))?;
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(LineCap::new(file, MAX_LINE));
-    let header = rdr.byte_headers()?.clone();
+    let Some(mut rdr) = Reader::open(results)? else {
+        anyhow::bail!("{}: no such results file", results.display());
+    };
+    let header = rdr.header().clone();
     let col = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap_or(0);
     replace_file(results, |out| {
-        let mut w = csv::WriterBuilder::new().flexible(true).from_writer(out);
+        let mut w = csv::WriterBuilder::new()
+            .flexible(true)
+            .from_writer(std::io::BufWriter::new(out));
         w.write_byte_record(&header)?;
-        let mut rec = csv::ByteRecord::new();
-        while rdr.read_byte_record(&mut rec)? {
-            let row = row_number(&rec[0]).unwrap_or(0);
+        while let Some(line) = rdr.next()? {
+            let row = line.row;
+            let rec = rdr.record();
             let Some(a) = changes.get(&row) else {
-                w.write_byte_record(&rec)?;
+                w.write_byte_record(rec)?;
                 continue;
             };
             let mut fields: Vec<Vec<u8>> = rec.iter().map(<[u8]>::to_vec).collect();

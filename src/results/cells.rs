@@ -23,9 +23,13 @@ pub(crate) fn escape(value: &str) -> Cow<'_, str> {
     }
 }
 
-/// The value a cell written by [`escape`] holds.
+/// The value a cell written by [`escape`] holds. A cell [`escape`] could not have written (a
+/// `'` before anything else, as a hand edit may leave) is taken as it is.
 pub(crate) fn unescape(cell: &str) -> &str {
-    cell.strip_prefix('\'').unwrap_or(cell)
+    match cell.strip_prefix('\'') {
+        Some(rest) if needs_quote(rest) => rest,
+        _ => cell,
+    }
 }
 
 #[cfg(test)]
@@ -49,5 +53,6 @@ mod tests {
             assert_eq!(escape(value), cell, "{value:?}");
             assert_eq!(unescape(&escape(value)), value);
         }
+        assert_eq!(unescape("'plain"), "'plain");
     }
 }

@@ -2,12 +2,13 @@
 //! about to leave, synced before it leaves. A row journaled without an outcome line was in flight
 //! when its run stopped: it may have been delivered.
 use std::fs::{File, OpenOptions};
-use std::io::{Read as _, Write as _};
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 
-use super::{replace_file, LineCap, MAX_LINE};
+use super::{replace_file, LineCap, RunLock, MAX_LINE};
 use crate::results::row_number;
 
 /// The journal's first line: where the run's results start, and what campaign they belong to.
@@ -20,29 +21,24 @@ pub(crate) struct JournalHeader {
     /// The recipients CSV's content hash.
     pub(crate) content: String,
     /// Rows the results file held, synced, when the header was written: fewer later means the
-    /// file was cut or replaced behind the ledger's back (0: not known, a version 1 journal).
+    /// file was cut or replaced behind the ledger's back.
     pub(crate) rows: u64,
 }
 
-/// Version 2 escapes the recipient (a rendered template may hold a tab or a line break).
-const MAGIC_V2: &str = "campaign-journal v2";
-const MAGIC_V1: &str = "campaign-journal v1";
+/// The journal's first word: recipients are escaped (a rendered template may hold a tab or a
+/// line break).
+const MAGIC: &str = "campaign-journal v2";
 
 impl JournalHeader {
     fn line(&self) -> String {
         format!(
-            "{MAGIC_V2} results_offset={} settings={} content={} rows={}\n",
+            "{MAGIC} results_offset={} settings={} content={} rows={}\n",
             self.results_offset, self.settings, self.content, self.rows
         )
     }
 
-    /// The header and whether its recipients are escaped (v2) or raw (v1).
-    fn parse(line: &str) -> Option<(JournalHeader, bool)> {
-        let (rest, escaped) = match line.trim() {
-            l if l.starts_with(MAGIC_V2) => (&l[MAGIC_V2.len()..], true),
-            l if l.starts_with(MAGIC_V1) => (&l[MAGIC_V1.len()..], false),
-            _ => return None,
-        };
+    fn parse(line: &str) -> Option<JournalHeader> {
+        let rest = line.trim().strip_prefix(MAGIC)?;
         let mut h = JournalHeader {
             results_offset: 0,
             settings: String::new(),
@@ -58,7 +54,7 @@ impl JournalHeader {
                 _ => {}
             }
         }
-        Some((h, escaped))
+        Some(h)
     }
 }
 
@@ -66,12 +62,18 @@ impl JournalHeader {
 pub(crate) struct Journal {
     file: File,
     path: PathBuf,
+    /// Checked before each write: a journal whose lock was lost may be another run's by now.
+    lock: Arc<RunLock>,
 }
 
 impl Journal {
     /// Starts this run's journal with its header, replacing the last run's, which
     /// [`super::settle()`] has retired (it holds no row any more).
-    pub(crate) fn start(path: &Path, header: &JournalHeader) -> anyhow::Result<Journal> {
+    pub(crate) fn start(
+        path: &Path,
+        header: &JournalHeader,
+        lock: Arc<RunLock>,
+    ) -> anyhow::Result<Journal> {
         replace_file(path, |f| Ok(f.write_all(header.line().as_bytes())?))?;
         let file = OpenOptions::new()
             .append(true)
@@ -80,6 +82,7 @@ impl Journal {
         Ok(Journal {
             file,
             path: path.to_path_buf(),
+            lock,
         })
     }
 
@@ -93,6 +96,7 @@ impl Journal {
             escape_into(recipient, &mut text);
             text.push('\n');
         }
+        self.lock.check()?;
         self.file
             .write_all(text.as_bytes())
             .and_then(|()| self.file.sync_data())
@@ -100,72 +104,65 @@ impl Journal {
     }
 }
 
-/// What a journal holds.
-#[derive(Debug, Default)]
-pub(super) struct Entries {
-    pub(crate) header: Option<JournalHeader>,
-    /// Journaled rows with their recipients, in order.
-    pub(crate) rows: Vec<(u64, String)>,
-}
-
-/// Reads a journal. Only whole lines count: a last line without its line break was being written
-/// when the process died, before its requests could leave, so it is passed over. A whole line
-/// that does not read is refused with what to do, since a row behind it may have been sent.
-pub(super) fn read(path: &Path) -> anyhow::Result<Entries> {
-    let mut text = Vec::new();
-    match File::open(path) {
-        Ok(f) => LineCap::new(f, MAX_LINE)
-            .read_to_end(&mut text)
-            .with_context(|| format!("cannot read the journal {}", path.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Entries::default()),
+/// Reads a journal: its header, then each journaled row to `each`, in order, one line at a time
+/// (a run of a million rows journals a million lines). Only whole lines count: a last line
+/// without its line break was being written when the process died, before its requests could
+/// leave, so it is passed over. A whole line that does not read is refused with what to do,
+/// since a row behind it may have been sent.
+pub(super) fn read(
+    path: &Path,
+    each: &mut dyn FnMut(u64, String),
+) -> anyhow::Result<Option<JournalHeader>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             return Err(e).with_context(|| format!("cannot read the journal {}", path.display()))
         }
     };
-    let whole = match text.iter().rposition(|&b| b == b'\n') {
-        Some(i) => &text[..=i],
-        None => return Ok(Entries::default()),
+    let mut lines = BufReader::new(LineCap::new(file, MAX_LINE));
+    let mut line = Vec::new();
+    let mut next = |line: &mut Vec<u8>| -> anyhow::Result<bool> {
+        line.clear();
+        lines
+            .read_until(b'\n', line)
+            .with_context(|| format!("cannot read the journal {}", path.display()))?;
+        Ok(line.pop() == Some(b'\n'))
     };
-    let mut lines = whole.split(|&b| b == b'\n');
-    let first = String::from_utf8_lossy(lines.next().unwrap_or_default());
-    let Some((header, escaped)) = JournalHeader::parse(&first) else {
+    if !next(&mut line)? {
+        return Ok(None);
+    }
+    let first = String::from_utf8_lossy(&line);
+    let Some(header) = JournalHeader::parse(&first) else {
         bail!(
             "{}: not a campaign journal (its first line is `{}`); if it is not this tool's, move it away, or pass another --results file",
             path.display(),
-            first.chars().take(80).collect::<String>()
+            first.chars().take(80).collect::<String>().escape_debug()
         );
     };
-    let mut entries = Entries {
-        header: Some(header),
-        rows: Vec::new(),
-    };
-    for (i, line) in lines.enumerate() {
+    let mut number = 1;
+    while next(&mut line)? {
+        number += 1;
         if line.is_empty() {
-            continue; // the split's piece after the last line break
+            continue;
         }
-        match parse_row(line, escaped) {
-            Some(row) => entries.rows.push(row),
+        match parse_row(&line) {
+            Some((row, recipient)) => each(row, recipient),
             None => bail!(
-                "{}: line {} is damaged (`{}`): a request recorded there may have left. Check the rows around it in Intercom (the results file has the others), then delete that line and resume",
+                "{}: line {number} is damaged (`{}`): a request recorded there may have left. Check the rows around it in Intercom (the results file has the others), then delete that line and resume",
                 path.display(),
-                i + 2,
-                String::from_utf8_lossy(line).chars().take(80).collect::<String>()
+                String::from_utf8_lossy(&line).chars().take(80).collect::<String>().escape_debug()
             ),
         }
     }
-    Ok(entries)
+    Ok(Some(header))
 }
 
-fn parse_row(line: &[u8], escaped: bool) -> Option<(u64, String)> {
+fn parse_row(line: &[u8]) -> Option<(u64, String)> {
     let line = std::str::from_utf8(line).ok()?;
     let (row, recipient) = line.split_once('\t')?;
     let row = row_number(row.as_bytes()).ok()?;
-    let recipient = if escaped {
-        unescape(recipient)?
-    } else {
-        recipient.to_string()
-    };
-    Some((row, recipient))
+    Some((row, unescape(recipient)?))
 }
 
 /// The offset of a retired journal: no run is writing the results file.
@@ -174,7 +171,13 @@ pub(super) const RETIRED: u64 = u64::MAX;
 /// Retires a journal whose rows all have an outcome line now: it keeps its header's campaign
 /// fingerprint, for the next resume to compare with, and no row; its offset says that no run is
 /// writing (offsets do not survive compaction, so none may be trusted after it).
-pub(super) fn retire(path: &Path, header: &JournalHeader, rows: u64) -> anyhow::Result<()> {
+pub(super) fn retire(
+    path: &Path,
+    lock: &RunLock,
+    header: &JournalHeader,
+    rows: u64,
+) -> anyhow::Result<()> {
+    lock.check()?;
     let retired = JournalHeader {
         results_offset: RETIRED,
         rows,
@@ -185,12 +188,14 @@ pub(super) fn retire(path: &Path, header: &JournalHeader, rows: u64) -> anyhow::
 
 /// The journal's header, if it has one: the campaign and target its results belong to.
 pub(crate) fn header(path: &Path) -> anyhow::Result<Option<JournalHeader>> {
-    Ok(read(path)?.header)
+    read(path, &mut |_, _| {})
 }
 
 /// Whether the journal lists a row.
 pub(super) fn has_rows(path: &Path) -> anyhow::Result<bool> {
-    Ok(!read(path)?.rows.is_empty())
+    let mut any = false;
+    read(path, &mut |_, _| any = true)?;
+    Ok(any)
 }
 
 fn escape_into(s: &str, out: &mut String) {
@@ -229,6 +234,22 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn lock(dir: &Path) -> Arc<RunLock> {
+        Arc::new(RunLock::acquire(&dir.join("j.lock"), &dir.join("r")).unwrap())
+    }
+
+    #[derive(Debug)]
+    struct Entries {
+        header: Option<JournalHeader>,
+        rows: Vec<(u64, String)>,
+    }
+
+    fn read(path: &Path) -> anyhow::Result<Entries> {
+        let mut rows = Vec::new();
+        let header = super::read(path, &mut |row, r| rows.push((row, r)))?;
+        Ok(Entries { header, rows })
+    }
+
     fn header() -> JournalHeader {
         JournalHeader {
             results_offset: 42,
@@ -243,7 +264,7 @@ mod tests {
         fn any_recipient_reads_back_as_written(recipient in "\\PC*|[\\t\\n\\r\\\\a]*") {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("j");
-            let mut j = Journal::start(&path, &header()).unwrap();
+            let mut j = Journal::start(&path, &header(), lock(dir.path())).unwrap();
             j.in_flight(&[(7, recipient.clone()), (8, "x".into())]).unwrap();
             let e = read(&path).unwrap();
             prop_assert_eq!(e.header, Some(header()));
@@ -255,7 +276,7 @@ mod tests {
     fn a_line_torn_anywhere_is_passed_over_and_whole_lines_are_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j");
-        let mut j = Journal::start(&path, &header()).unwrap();
+        let mut j = Journal::start(&path, &header(), lock(dir.path())).unwrap();
         j.in_flight(&[(1, "ann@example.com".into())]).unwrap();
         j.in_flight(&[(2, "bob@example.com".into())]).unwrap();
         let full = std::fs::read(&path).unwrap();
@@ -288,19 +309,5 @@ mod tests {
                 && err.contains("delete that line and resume"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn a_version_1_journal_still_reads() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j");
-        std::fs::write(
-            &path,
-            "campaign-journal v1 results_offset=5 settings=s content=c\n3\tid\\x\n",
-        )
-        .unwrap();
-        let e = read(&path).unwrap();
-        assert_eq!(e.header.unwrap().results_offset, 5);
-        assert_eq!(e.rows, vec![(3, "id\\x".to_string())]);
     }
 }

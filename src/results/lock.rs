@@ -14,11 +14,22 @@ pub(crate) struct Busy {
     pub(crate) holder: String,
 }
 
+/// The lock file was removed or replaced while this process held it: another run may have taken
+/// a lock of its own and be writing the ledger, so this one must not write any of its files again.
+#[derive(Debug, thiserror::Error)]
+#[error("the lock file {lock} was removed or replaced during the run, so another run could start beside this one; this run wrote nothing to the ledger after that")]
+pub(crate) struct LockLost {
+    pub(crate) lock: String,
+}
+
 /// Held while this process uses the ledger; the lock goes with the file when it is dropped.
 #[derive(Debug)]
 pub(crate) struct RunLock {
     file: File,
     path: std::path::PathBuf,
+    /// Set the first time the lock is found gone, and never cleared: a lock put back later (by
+    /// another run) is not this one's.
+    lost: std::sync::atomic::AtomicBool,
 }
 
 impl RunLock {
@@ -73,7 +84,26 @@ impl RunLock {
         Ok(RunLock {
             file,
             path: lock.to_path_buf(),
+            lost: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Checked before every write to a ledger file: `Err` once the lock was found removed or
+    /// replaced, and from then on for good.
+    pub(crate) fn check(&self) -> Result<(), LockLost> {
+        use std::sync::atomic::Ordering;
+        if !self.lost.load(Ordering::SeqCst) && self.still_held() {
+            return Ok(());
+        }
+        self.lost.store(true, Ordering::SeqCst);
+        Err(LockLost {
+            lock: self.path.display().to_string(),
+        })
+    }
+
+    /// Whether [`RunLock::check`] has found the lock gone.
+    pub(crate) fn is_lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Whether the lock file at the path is still the one this process locked: one removed or
@@ -114,7 +144,12 @@ mod tests {
         assert!(first.still_held());
         drop(first);
         let again = RunLock::acquire(&lock, &results).unwrap();
+        again.check().unwrap();
         std::fs::remove_file(&lock).unwrap();
         assert!(!again.still_held());
+        assert!(again.check().is_err());
+        // Another run's lock at the same path is not this one's: lost stays lost.
+        let _other = RunLock::acquire(&lock, &results).unwrap();
+        assert!(again.check().is_err() && again.is_lost());
     }
 }

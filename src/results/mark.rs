@@ -7,16 +7,16 @@ use anyhow::bail;
 
 use crate::cli::rows::RowSet;
 use crate::cli::{MarkArgs, MarkAs};
-use crate::results::{self, Amendment, Ledger, RowStatus, RunLock};
+use crate::results::{self, Amendment, Ledger, RowStatus};
 use crate::Status;
 
 pub fn run(args: &MarkArgs) -> anyhow::Result<Status> {
-    let ledger = Ledger::new(args.results.clone());
+    let mut ledger = Ledger::new(args.results.clone());
     ledger.check_files()?;
     if !ledger.results.is_file() {
         bail!("{}: no such results file", ledger.results.display());
     }
-    let _lock = RunLock::acquire(&ledger.lock, &ledger.results)?;
+    ledger.lock()?;
     // Recipients are not compared here: any hash will do.
     let prior = results::settle(&ledger, &|_| 0)?;
     let recorded: HashMap<u64, RowStatus> = prior.recorded().collect();
@@ -66,7 +66,7 @@ pub fn run(args: &MarkArgs) -> anyhow::Result<Status> {
             (row, a)
         })
         .collect();
-    results::amend(&ledger, &changes)?;
+    ledger.amend(&changes)?;
     let rows: Vec<String> = chosen.iter().map(|(r, _)| r.to_string()).collect();
     crate::say!(
         "{}: marked {} as `{}` ({code}): {}{}",

@@ -14,6 +14,8 @@ pub(crate) mod cells;
 mod journal;
 mod lock;
 pub mod mark;
+mod others;
+pub(crate) mod read;
 mod row;
 mod runs;
 mod settle;
@@ -25,23 +27,28 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 
-pub(crate) use amend::{amend, Amendment};
+pub(crate) use amend::Amendment;
 pub(crate) use journal::{header as journal_header, Journal, JournalHeader};
-pub(crate) use lock::RunLock;
+pub(crate) use lock::{LockLost, RunLock};
+pub(crate) use others::Other;
 pub(crate) use row::{
     now_rfc3339, row_number, ResultRow, RowStatus, COLUMNS, CONTACT_ID, INTERRUPTED,
 };
-pub(crate) use runs::{append_run, RunRecord};
+pub(crate) use runs::RunRecord;
 pub(crate) use settle::{settle, Prior, Tally, MAX_ROWS};
 pub(crate) use writer::{header_of, ResultsWriter};
 
-/// The files of one campaign's ledger, all named after the results file.
+/// The files of one campaign's ledger, all named after the results file, and the lock this
+/// process holds on them. Every write to them goes through a locked `Ledger`, which checks the
+/// lock before each one ([`RunLock::check`]): a run whose lock was removed or replaced writes
+/// nothing more.
 #[derive(Debug, Clone)]
 pub(crate) struct Ledger {
     pub(crate) results: PathBuf,
     pub(crate) journal: PathBuf,
     pub(crate) lock: PathBuf,
     pub(crate) runs: PathBuf,
+    held: Option<std::sync::Arc<RunLock>>,
 }
 
 impl Ledger {
@@ -56,7 +63,57 @@ impl Ledger {
             lock: beside(".lock"),
             runs: beside(".runs.jsonl"),
             results,
+            held: None,
         }
+    }
+
+    /// Takes the lock (one run at a time), or fails with [`lock::Busy`] naming the holder.
+    pub(crate) fn lock(&mut self) -> anyhow::Result<std::sync::Arc<RunLock>> {
+        let held = std::sync::Arc::new(RunLock::acquire(&self.lock, &self.results)?);
+        self.held = Some(std::sync::Arc::clone(&held));
+        Ok(held)
+    }
+
+    /// The lock, still this process's: the check before every write.
+    pub(crate) fn held(&self) -> anyhow::Result<&std::sync::Arc<RunLock>> {
+        let held = self.held.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("the ledger {} is not locked", self.results.display())
+        })?;
+        held.check()?;
+        Ok(held)
+    }
+
+    /// Whether the lock was found removed or replaced: nothing may be written any more.
+    pub(crate) fn lost(&self) -> bool {
+        self.held.as_ref().is_some_and(|h| h.is_lost())
+    }
+
+    /// Opens the results file for appending (see [`ResultsWriter::open_with`]); each write
+    /// checks the lock first.
+    pub(crate) fn writer(&self, extra: &[String]) -> anyhow::Result<ResultsWriter> {
+        let held = std::sync::Arc::clone(self.held()?);
+        ResultsWriter::open_with(&self.results, extra, Some(held))
+    }
+
+    /// Starts this run's journal (see [`Journal::start`]); each write checks the lock first.
+    pub(crate) fn start_journal(&self, header: &JournalHeader) -> anyhow::Result<Journal> {
+        let held = std::sync::Arc::clone(self.held()?);
+        Journal::start(&self.journal, header, held)
+    }
+
+    /// Appends a run's line to the run log.
+    pub(crate) fn append_run(&self, run: &RunRecord) -> anyhow::Result<()> {
+        self.held()?;
+        runs::append_run(&self.runs, run)
+    }
+
+    /// Rewrites the lines of the rows named (see [`amend()`]).
+    pub(crate) fn amend(
+        &self,
+        changes: &std::collections::HashMap<u64, Amendment>,
+    ) -> anyhow::Result<()> {
+        self.held()?;
+        amend::amend(self, changes)
     }
 
     /// Refuses a ledger path that exists and is not a regular file: a symlink would be replaced

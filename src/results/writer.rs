@@ -15,20 +15,26 @@ pub(crate) struct ResultsWriter {
     path: std::path::PathBuf,
     /// The fields a line has: the header's.
     width: usize,
-    /// Whether the header has `contact_id` after the fixed columns: a results file whose header
-    /// lacks it is continued in its own shape, every line as wide as its header.
+    /// Whether the header has `contact_id` after the fixed columns.
     contact_column: bool,
+    /// Checked before each write: a ledger whose lock was lost is not written.
+    lock: Option<std::sync::Arc<super::RunLock>>,
 }
 
 impl ResultsWriter {
     /// Opens the results file for appending, writing the header into a new or empty one.
+    #[cfg(test)]
     pub(crate) fn open(path: &Path) -> anyhow::Result<ResultsWriter> {
-        Self::open_with(path, &[])
+        Self::open_with(path, &[], None)
     }
 
     /// As [`ResultsWriter::open`]; a new file's header names `extra` columns after the fixed
     /// ones. An existing file keeps its header, and lines are padded to it.
-    pub(crate) fn open_with(path: &Path, extra: &[String]) -> anyhow::Result<ResultsWriter> {
+    pub(crate) fn open_with(
+        path: &Path,
+        extra: &[String],
+        lock: Option<std::sync::Arc<super::RunLock>>,
+    ) -> anyhow::Result<ResultsWriter> {
         let file = OpenOptions::new()
             .create(true)
             .read(true)
@@ -40,6 +46,7 @@ impl ResultsWriter {
             path: path.to_path_buf(),
             width: COLUMNS.len() + 1 + extra.len(),
             contact_column: true,
+            lock,
         };
         if w.file.metadata().map(|m| m.len() == 0).unwrap_or(true) {
             let header: Vec<&str> = COLUMNS
@@ -89,6 +96,9 @@ impl ResultsWriter {
         let bytes = lines
             .into_inner()
             .map_err(|e| anyhow::anyhow!("cannot format a results line: {}", e.error()))?;
+        if let Some(lock) = &self.lock {
+            lock.check()?;
+        }
         self.file
             .write_all(&bytes)
             .with_context(|| format!("cannot write the results file {}", self.path.display()))

@@ -59,8 +59,6 @@ pub(super) struct Manifest {
 /// What the outcome needs of the manifest, which the dispatch consumes.
 pub(super) struct Facts {
     pub results: PathBuf,
-    /// The run log.
-    pub runs: PathBuf,
     pub target: String,
     /// Rows of the campaign not done before this run.
     pub remaining: u64,
@@ -77,10 +75,10 @@ pub(super) fn open(plan: &Plan, c: &Campaign) -> anyhow::Result<Opened> {
         false => None,
     };
     let results = plan.results_path(c)?;
-    let ledger = Ledger::new(results.clone());
+    let mut ledger = Ledger::new(results.clone());
     ledger.check_files()?;
     // Before anything of the ledger is read: one run at a time.
-    let lock = Arc::new(RunLock::acquire(&ledger.lock, &ledger.results)?);
+    let lock = ledger.lock()?;
     // The same target and templates before the journal's rows are settled into the results file:
     // a journal of another campaign must not write its rows there.
     let settings = settings_fingerprint(c, &target);
@@ -93,6 +91,8 @@ pub(super) fn open(plan: &Plan, c: &Campaign) -> anyhow::Result<Opened> {
     let mut prior = earlier_runs(&ledger, plan.resume.asked, &c.to_type)?;
     if prior.is_some() {
         same_results_columns(&ledger, columns)?;
+    } else if !plan.resume.new_ledger {
+        no_other_ledger(plan, &ledger, c, &settings)?;
     }
     // A looked-up campaign's journal names the e-mail, the log the contact id: they cannot be
     // matched, so its `unknown` rows stay `unknown` (never sent twice) rather than be guessed.
@@ -118,7 +118,6 @@ impl Manifest {
     pub fn facts(&self) -> Facts {
         Facts {
             results: self.results.clone(),
-            runs: self.ledger.runs.clone(),
             target: self.target.clone(),
             remaining: self.remaining,
         }
@@ -207,6 +206,32 @@ fn settings_fingerprint(c: &Campaign, target: &str) -> String {
         h.digest(),
         target.replace(char::is_whitespace, "")
     )
+}
+
+/// Refuses a fresh ledger where another record of this campaign says messages went out: they
+/// would go again. Names that record and the command that continues it.
+fn no_other_ledger(
+    plan: &Plan,
+    ledger: &Ledger,
+    c: &Campaign,
+    settings: &str,
+) -> anyhow::Result<()> {
+    let resume = |results: &std::path::Path| super::outcome::resume_command(plan, results);
+    match ledger.other_ledger(&c.recipients, settings)? {
+        None => Ok(()),
+        Some(results::Other::RunLog { runs, sent }) => bail!(
+            "{} has no rows, but its run log {} says earlier runs sent {sent} messages (or may have: `unknown`): the results file and its journal were deleted or moved, and starting again would message those customers a second time. Put them back (from a copy) and continue with `{}`; or, to start a new ledger anyway, add --new-ledger",
+            ledger.results.display(),
+            runs.display(),
+            resume(&ledger.results)
+        ),
+        Some(results::Other::Ledger { results, sent }) => bail!(
+            "another ledger of this campaign (the same templates, settings and target) already records {sent} rows sent (or perhaps sent: `unknown`): {}. This would start a new one at {} and message those customers again (a copied campaign file, or --results pointing elsewhere). Continue that one with `{}`; or, to start a new ledger anyway, add --new-ledger",
+            results.display(),
+            ledger.results.display(),
+            resume(&results)
+        ),
+    }
 }
 
 /// What earlier runs left, settled; `None` for a first run. A ledger with history is resumed only

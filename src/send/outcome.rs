@@ -11,10 +11,12 @@ use crate::Status;
 
 /// The end of a run: its summary said, its line appended to the run log, its exit status.
 pub(super) fn finish(plan: &Plan, m: &Facts, started_at: String, ran: Ran) -> Status {
+    let ledger = ran.ledger.clone();
     let Ran {
         mut end,
         all,
         paused_ms,
+        ..
     } = ran;
     // What is left of the campaign, not of this run's --limit.
     end.left = m.remaining.saturating_sub(end.progress.done());
@@ -34,8 +36,11 @@ pub(super) fn finish(plan: &Plan, m: &Facts, started_at: String, ran: Ran) -> St
         paused_ms,
         exit: status as u8,
     };
-    if let Err(e) = results::append_run(&m.runs, &run) {
-        crate::say!("warning: {e:#}");
+    // A run that lost its lock writes no line: the run log may be another run's by now.
+    if !ledger.lost() {
+        if let Err(e) = ledger.append_run(&run) {
+            crate::say!("warning: {e:#}");
+        }
     }
     status
 }
@@ -140,7 +145,7 @@ fn say_stopped(stop: &StopReason, left: u64, resume: &str) -> Status {
 
 /// The command that continues this run, for the user to copy: the plan's recorded flags after
 /// the campaign file, the results file and `--resume`, each word quoted for a shell.
-fn resume_command(plan: &Plan, results: &Path) -> String {
+pub(super) fn resume_command(plan: &Plan, results: &Path) -> String {
     let path = |p: &Path| p.display().to_string();
     let mut words: Vec<String> = vec!["campaign".into(), "send".into()];
     words.push(path(&plan.campaign));

@@ -40,6 +40,8 @@ pub(super) struct Resume {
     pub retry_unknown: Option<RowSet>,
     /// `--allow-changed`: other templates, settings or CSV content than the first run's.
     pub allow_changed: bool,
+    /// `--new-ledger`: a fresh ledger starts although another one of the campaign sent rows.
+    pub new_ledger: bool,
 }
 
 impl Resume {
@@ -169,6 +171,7 @@ pub(super) fn resolve(args: SendArgs) -> anyhow::Result<Option<(Plan, Loaded)>> 
             asked: args.resume,
             retry_unknown: args.retry_unknown,
             allow_changed: args.allow_changed,
+            new_ledger: args.new_ledger,
         },
         selection: Selection {
             limit: args.limit.or(args.canary),

@@ -10,7 +10,7 @@ use super::plan::SandboxPlan;
 use crate::check::recipient_hash;
 use crate::input::config::Campaign;
 use crate::intercom::client::Token;
-use crate::results::{self, Amendment, Ledger, Prior, RowStatus};
+use crate::results::{Amendment, Ledger, Prior, RowStatus};
 use crate::sandbox;
 
 /// A sandbox in this process on a free loopback port, accepting only this run's token, logging
@@ -72,7 +72,7 @@ pub(super) fn settle_from_log(
     if changes.is_empty() {
         return Ok(false);
     }
-    results::amend(ledger, &changes)?;
+    ledger.amend(&changes)?;
     let sent = changes
         .values()
         .filter(|a| a.status == RowStatus::Sent)

@@ -17,6 +17,7 @@ use crate::results::{self, Ledger, ResultRow, ResultsWriter, RowStatus, RunLock}
 use crate::sandbox;
 use crate::template::MessageRequest;
 use crate::Status;
+use std::sync::Arc;
 
 /// What marks a test: the start of an email's subject, and of an in-app message's body (an
 /// in-app message has no subject, so its first line says it).
@@ -48,8 +49,8 @@ pub(super) async fn run(
         return Ok(Status::Ok);
     };
     // The campaign's lock: a test writes beside its ledger, and not while a run writes it.
-    let ledger = Ledger::new(results_file);
-    let _lock = RunLock::acquire(&ledger.lock, &ledger.results)?;
+    let mut ledger = Ledger::new(results_file);
+    let lock = ledger.lock()?;
     if std::fs::symlink_metadata(&tests).is_ok_and(|m| !m.is_file()) {
         bail!(
             "{} is not a regular file: the test record is written there",
@@ -74,7 +75,7 @@ pub(super) async fn run(
         TEST_MARK.trim_end(),
         tests.display()
     );
-    let all_sent = send_all(&client, requests, &tests).await?;
+    let all_sent = send_all(&client, requests, &tests, lock).await?;
     if let Some(running) = sandbox {
         running.shutdown().await?;
     }
@@ -184,8 +185,9 @@ async fn send_all(
     client: &Client,
     requests: Vec<(u64, MessageRequest)>,
     tests: &Path,
+    lock: Arc<RunLock>,
 ) -> anyhow::Result<bool> {
-    let mut writer = ResultsWriter::open(tests)?;
+    let mut writer = ResultsWriter::open_with(tests, &[], Some(lock))?;
     let mut all_sent = true;
     for (row, request) in requests {
         let body = Bytes::from(serde_json::to_vec(&request)?);

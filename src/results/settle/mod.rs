@@ -6,13 +6,15 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read as _, Seek as _, SeekFrom};
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 
 use super::journal::{self, JournalHeader};
-use super::row::{row_number, ResultRow, RowStatus, COLUMNS};
+use super::read::{Col, Reader};
+use super::row::{ResultRow, RowStatus};
 use super::writer::ResultsWriter;
-use super::{replace_file, Ledger, LineCap, MAX_LINE};
+use super::{replace_file, Ledger, LineCap, RunLock, MAX_LINE};
 
 /// The most rows a campaign can have and still be resumed: per-row state is kept in arrays
 /// indexed by row, so a corrupt row number must not size them (at this bound, 140 MB at most).
@@ -111,7 +113,11 @@ pub(super) fn has_rows(results: &Path) -> anyhow::Result<bool> {
     };
     for line in BufReader::new(LineCap::new(f, MAX_LINE)).lines().skip(1) {
         let line = line.with_context(|| format!("cannot read {}", results.display()))?;
-        if !line.trim().is_empty() {
+        if !line
+            .trim()
+            .trim_matches(|c| c == '"' || c == ',')
+            .is_empty()
+        {
             return Ok(true);
         }
     }
@@ -119,33 +125,41 @@ pub(super) fn has_rows(results: &Path) -> anyhow::Result<bool> {
 }
 
 /// Settles the ledger (see the module's header) and says what it holds. `hash` maps a
-/// recipient to the 8 bytes resume compares.
+/// recipient to the 8 bytes resume compares. The ledger must be locked; the lock is checked
+/// before each write. The journal and the results file are read a line at a time: what is kept
+/// is a status byte, a recipient hash and a line index per row.
 pub(crate) fn settle(ledger: &Ledger, hash: &dyn Fn(&str) -> u64) -> anyhow::Result<Prior> {
-    let entries = journal::read(&ledger.journal)?;
-    let offset = entries.header.as_ref().map(|h| h.results_offset);
-    let mut writer = ResultsWriter::open(&ledger.results)?;
+    let lock = ledger.held()?;
+    let header = journal::header(&ledger.journal)?;
+    let offset = header.as_ref().map(|h| h.results_offset);
     let mut prior = Prior {
-        header: entries.header.clone(),
+        header: header.clone(),
         ..Prior::default()
     };
-    let mut scan = scan(&ledger.results, offset, &mut prior, hash)?;
-    check_complete(ledger, entries.header.as_ref(), &prior)?;
+    if !ledger.results.exists() {
+        lock.check()?;
+    }
+    let mut writer = ResultsWriter::open_with(&ledger.results, &[], Some(Arc::clone(lock)))?;
+    let mut scan = scan(&ledger.results, lock, offset, &mut prior, hash)?;
+    check_complete(ledger, header.as_ref(), &prior)?;
 
     // Rows journaled by the last run without an outcome line from it: in flight when it stopped.
     let mut orphans: Vec<ResultRow> = Vec::new();
-    for (row, recipient) in &entries.rows {
-        let i = *row as usize;
+    let mut journaled = false;
+    journal::read(&ledger.journal, &mut |row, recipient| {
+        journaled = true;
+        let i = row as usize;
         if scan.answered.len() <= i {
             scan.answered.resize(i + 1, false);
         }
         if !std::mem::replace(&mut scan.answered[i], true) {
             orphans.push(ResultRow::interrupted(
-                *row,
-                recipient.clone(),
+                row,
+                recipient,
                 "the run stopped while this request was in flight: it may have been delivered",
             ));
         }
-    }
+    })?;
     if !orphans.is_empty() {
         writer.write_all(&orphans)?;
         writer.sync()?;
@@ -161,16 +175,13 @@ pub(crate) fn settle(ledger: &Ledger, hash: &dyn Fn(&str) -> u64) -> anyhow::Res
     drop(writer);
 
     let rows = prior.statuses.iter().filter(|s| **s != 0).count() as u64;
-    if let Some(header) = &entries.header {
-        if !entries.rows.is_empty()
-            || header.results_offset != journal::RETIRED
-            || header.rows != rows
-        {
-            journal::retire(&ledger.journal, header, rows)?;
+    if let Some(header) = &header {
+        if journaled || header.results_offset != journal::RETIRED || header.rows != rows {
+            journal::retire(&ledger.journal, lock, header, rows)?;
         }
     }
     if scan.superseded(scan.lines) {
-        compact(&ledger.results, &scan.last_line)?;
+        compact(&ledger.results, lock, &scan.last_line)?;
     }
     for code in &prior.statuses {
         if let Some(status) = RowStatus::from_code(*code) {
@@ -232,38 +243,24 @@ impl Scan {
 /// Reads every line of the results file into `prior`, repairing a torn last line first.
 fn scan(
     results: &Path,
+    lock: &RunLock,
     offset: Option<u64>,
     prior: &mut Prior,
     hash: &dyn Fn(&str) -> u64,
 ) -> anyhow::Result<Scan> {
-    repair_tail(results, offset)?;
-    let file = File::open(results).with_context(|| format!("cannot read {}", results.display()))?;
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(LineCap::new(file, MAX_LINE));
-    check_header(results, rdr.byte_headers()?)?;
+    repair_tail(results, lock, offset)?;
     let mut scan = Scan {
         last_line: Vec::new(),
         lines: 0,
         answered: Vec::new(),
     };
-    let mut rec = csv::ByteRecord::new();
-    while rdr
-        .read_byte_record(&mut rec)
-        .with_context(|| format!("cannot read {}", results.display()))?
-    {
-        let (start, line) = rec
-            .position()
-            .map(|p| (p.byte(), p.line()))
-            .unwrap_or((0, 0));
-        let (row, recipient, status) = row_recipient_status(&rec).with_context(|| {
-            format!(
-                "{}: line {line}: not a results row; the file was edited or damaged: restore it from a copy, since each row's status decides whether it is sent again",
-                results.display()
-            )
-        })?;
-        prior.set(row, status, hash(&recipient));
-        if offset.is_some_and(|o| after(start, o)) {
+    let Some(mut rdr) = Reader::open(results)? else {
+        return Ok(scan);
+    };
+    while let Some(line) = rdr.next()? {
+        let row = line.row;
+        prior.set(row, line.status, hash(&rdr.text(Col::Recipient)));
+        if offset.is_some_and(|o| after(line.start, o)) {
             if scan.answered.len() <= row as usize {
                 scan.answered.resize(row as usize + 1, false);
             }
@@ -279,38 +276,47 @@ fn scan(
 /// part of its outcome: it is cut, and its row is settled from the journal (`unknown`) or, if it
 /// was a skipped row, looked at again. A line with every field whose last one was cut (or that
 /// lost its line break) keeps its outcome and is written whole again. Either is done only to a
-/// line the last run wrote (at or after the journal's offset); anything else is refused.
-fn repair_tail(results: &Path, offset: Option<u64>) -> anyhow::Result<()> {
+/// line the last run wrote (at or after the journal's offset); anything else is refused. A whole
+/// line, however it is quoted and whatever its line break (a spreadsheet's save), is left as is.
+fn repair_tail(results: &Path, lock: &RunLock, offset: Option<u64>) -> anyhow::Result<()> {
     let Some((start, line, record, width)) = last_record(results)? else {
         return Ok(());
     };
-    let mut file = OpenOptions::new().read(true).write(true).open(results)?;
+    let mut file = OpenOptions::new().read(true).open(results)?;
     let len = file.seek(SeekFrom::End(0))?;
     file.seek(SeekFrom::Start(start))?;
     let mut tail = Vec::new();
     (&mut file).take(len - start).read_to_end(&mut tail)?;
+    drop(file);
+    // After a CRLF line break the reader puts the next line's start on the break's `\n`.
+    let start = match tail.first() {
+        Some(b'\n') => {
+            tail.remove(0);
+            start + 1
+        }
+        _ => start,
+    };
     let whole = {
         let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
         w.write_byte_record(&record)?;
         w.into_inner()
             .map_err(|e| anyhow::anyhow!("{}", e.error()))?
     };
-    // A file saved with CRLF line breaks (by a spreadsheet) is whole too.
-    let lf = |b: &[u8]| {
-        String::from_utf8_lossy(b)
-            .replace("\r\n", "\n")
-            .trim_start_matches('\n')
-            .to_string()
-    };
-    if tail == whole || lf(&tail) == lf(&whole) {
+    // Ended by a line break outside any quotes, with as many cells as the header: whole.
+    let ended = tail.ends_with(b"\n") && tail.iter().filter(|&&b| b == b'"').count() % 2 == 0;
+    if tail == whole || (ended && record.len() == width) {
         return Ok(());
     }
     if record.len() > width || offset.is_none_or(|o| !after(start, o)) {
         bail!(
-            "{}: line {line} is incomplete or damaged, and no run was writing it: restore the file from a copy, or fix that line by hand (each row's status decides whether it is sent again)",
-            results.display()
+            "{}: line {line}, the last one, is incomplete ({} of {width} cells{}), and no run was writing it: restore the file from a copy, or fix that line by hand (each row's status decides whether it is sent again)",
+            results.display(),
+            record.len(),
+            if ended { "" } else { ", no line break at its end" }
         );
     }
+    lock.check()?;
+    let mut file = OpenOptions::new().write(true).open(results)?;
     file.set_len(start)?;
     if record.len() == width {
         file.seek(SeekFrom::Start(start))?;
@@ -328,7 +334,6 @@ fn repair_tail(results: &Path, offset: Option<u64>) -> anyhow::Result<()> {
     );
     Ok(())
 }
-
 /// Whether a record starting at `start` was written at or after `offset`. After a CRLF line break
 /// (a file saved by a spreadsheet) the csv reader places the next record's start on the break's
 /// `\n`, one byte early; no record truly starts there, since `offset` is always at a line's start.
@@ -343,71 +348,36 @@ fn last_record(results: &Path) -> anyhow::Result<Option<(u64, u64, csv::ByteReco
         .flexible(true)
         .from_reader(LineCap::new(file, MAX_LINE));
     let width = rdr.byte_headers()?.len();
-    let (mut last, mut rec) = (None, csv::ByteRecord::new());
+    let (mut last, mut rec) = (csv::ByteRecord::new(), csv::ByteRecord::new());
+    let mut any = false;
     while rdr
         .read_byte_record(&mut rec)
         .with_context(|| format!("cannot read {}", results.display()))?
     {
-        let pos = rec
-            .position()
-            .map(|p| (p.byte(), p.line()))
-            .unwrap_or((0, 0));
-        last = Some((pos.0, pos.1, rec.clone()));
+        std::mem::swap(&mut last, &mut rec);
+        any = true;
     }
-    Ok(last.map(|(start, line, rec)| (start, line, rec, width)))
+    let (start, line) = last.position().map_or((0, 0), |p| (p.byte(), p.line()));
+    Ok(any.then_some((start, line, last, width)))
 }
 
-/// The three fields resume needs from a results line.
-fn row_recipient_status(rec: &csv::ByteRecord) -> anyhow::Result<(u64, String, RowStatus)> {
-    if rec.len() < COLUMNS.len() {
-        bail!("it has {} fields, not {}", rec.len(), COLUMNS.len());
-    }
-    let field = |i: usize, name: &str| {
-        rec.get(i)
-            .and_then(|f| std::str::from_utf8(f).ok())
-            .ok_or_else(|| anyhow::anyhow!("`{name}` is not UTF-8"))
+/// Rewrites the results file with each row's last line, in the order they were written, a line
+/// at a time.
+fn compact(results: &Path, lock: &RunLock, last_line: &[u32]) -> anyhow::Result<()> {
+    let Some(mut rdr) = Reader::open(results)? else {
+        return Ok(());
     };
-    let row = row_number(field(0, "row")?.as_bytes())?;
-    let status = field(2, "status")?;
-    let Some(status) = RowStatus::from_field(status.as_bytes()) else {
-        bail!("unknown status `{status}`");
-    };
-    // Written spreadsheet-safe (`crate::results::cells`): the value exactly as it was rendered.
-    let recipient = crate::results::cells::unescape(field(1, "recipient")?);
-    Ok((row, recipient.to_string(), status))
-}
-
-fn check_header(path: &Path, header: &csv::ByteRecord) -> anyhow::Result<()> {
-    if header
-        .iter()
-        .take(COLUMNS.len())
-        .ne(COLUMNS.iter().map(|c| c.as_bytes()))
-    {
-        bail!(
-            "{}: not a results file of this tool (its header should start with {})",
-            path.display(),
-            COLUMNS.join(",")
-        );
-    }
-    Ok(())
-}
-
-/// Rewrites the results file with each row's last line, in the order they were written.
-fn compact(results: &Path, last_line: &[u32]) -> anyhow::Result<()> {
-    let file = File::open(results)?;
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(LineCap::new(file, MAX_LINE));
-    let header = rdr.byte_headers()?.clone();
+    let header = rdr.header().clone();
+    lock.check()?;
     replace_file(results, |out| {
-        let mut w = csv::WriterBuilder::new().flexible(true).from_writer(out);
+        let mut w = csv::WriterBuilder::new()
+            .flexible(true)
+            .from_writer(std::io::BufWriter::new(out));
         w.write_byte_record(&header)?;
-        let mut rec = csv::ByteRecord::new();
         let mut i = 0u32;
-        while rdr.read_byte_record(&mut rec)? {
-            let row = row_number(&rec[0]).map_or(0, |r| r as usize);
-            if last_line.get(row) == Some(&i) {
-                w.write_byte_record(&rec)?;
+        while let Some(line) = rdr.next()? {
+            if last_line.get(line.row as usize) == Some(&i) {
+                w.write_byte_record(rdr.record())?;
             }
             i += 1;
         }

@@ -164,10 +164,8 @@ async fn record(
     mut journal: Journal,
     ready: &[(Job, OwnedSemaphorePermit)],
 ) -> Option<Journal> {
-    if !lock.still_held() {
-        shared.stop.set(StopReason::Io(
-            "the lock file was removed or replaced during the run, so another run could start beside this one".into(),
-        ));
+    if let Err(lost) = lock.check() {
+        shared.stop.set(StopReason::Io(lost.to_string()));
         return None;
     }
     let rows: Vec<(u64, String)> = ready

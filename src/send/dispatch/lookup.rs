@@ -33,35 +33,20 @@ impl Earlier {
         done: &dyn Fn(u64) -> bool,
     ) -> anyhow::Result<Earlier> {
         let mut earlier = Earlier::default();
-        let mut rdr = csv::ReaderBuilder::new()
-            .flexible(true)
-            .from_path(results)?;
-        let header = rdr.headers()?.clone();
-        let col = |name: &str| header.iter().position(|h| h == name);
-        let (Some(row_at), Some(rec_at)) = (col("row"), col("recipient")) else {
+        let Some(mut rdr) = results::read::Reader::open(results)? else {
             return Ok(earlier);
         };
-        let contact_at = col(results::CONTACT_ID);
-        for record in rdr.records() {
-            let record = record?;
-            let Some(row) = record
-                .get(row_at)
-                .and_then(|r| results::row_number(r.as_bytes()).ok())
-            else {
-                continue;
-            };
-            if !done(row) {
+        let contact_at = rdr.column(results::CONTACT_ID);
+        while let Some(line) = rdr.next()? {
+            if !done(line.row) {
                 continue;
             }
-            let recipient = crate::results::cells::unescape(record.get(rec_at).unwrap_or(""));
+            let recipient = rdr.text(results::read::Col::Recipient);
             earlier
                 .keys
-                .insert(resolve::normalize(rules.address, recipient), row);
-            if let Some(id) = contact_at
-                .and_then(|c| record.get(c))
-                .filter(|c| !c.is_empty())
-            {
-                earlier.contacts.insert(id.to_string(), row);
+                .insert(resolve::normalize(rules.address, &recipient), line.row);
+            if let Some(id) = contact_at.map(|c| rdr.cell(c)).filter(|c| !c.is_empty()) {
+                earlier.contacts.insert(id.into_owned(), line.row);
             }
         }
         Ok(earlier)

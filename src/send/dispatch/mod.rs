@@ -138,6 +138,8 @@ pub(super) struct Ran {
     pub all: results::Tally,
     /// How long the server held every sender back.
     pub paused_ms: u64,
+    /// The ledger, still locked: the run log's line is written through it.
+    pub ledger: results::Ledger,
 }
 
 /// Sends the rows that are left, against `sandbox` (its URL and log) if a rehearsal started
@@ -154,7 +156,7 @@ pub(super) async fn run(
         .map(|(s, _)| s.base_url())
         .unwrap_or_else(|| s.base_url.clone());
     let shared = Arc::new(Shared::new(plan, &base_url)?);
-    let (mut writer, journal) = open_records(plan, &manifest)?;
+    let (mut writer, journal) = open_records(plan, &manifest, &loaded.campaign.recipients)?;
     announce(plan, &loaded, &manifest, &base_url);
     // The earlier run's rows and the expected hashes move to the reader, not copied: at a
     // million rows each is megabytes.
@@ -183,7 +185,13 @@ pub(super) async fn run(
     };
     let end = dispatch(plan, loaded, &shared, units, &mut writer).await;
     drop(writer);
-    let settled = results::settle(&ledger, &|r| recipient_hash(&to_type, r))?;
+    // A run that lost its lock leaves the ledger to the next run: its journal (or the run that
+    // took the lock since, which settled it) records the rows it had in flight as `unknown`.
+    let all = if ledger.lost() {
+        results::Tally::default()
+    } else {
+        results::settle(&ledger, &|r| recipient_hash(&to_type, r))?.tally
+    };
     if let Some((running, log)) = sandbox {
         running.shutdown().await?;
         crate::say!("sandbox log: {}", log.display());
@@ -197,23 +205,30 @@ pub(super) async fn run(
     }
     Ok(Ran {
         end,
-        all: settled.tally,
+        all,
         paused_ms: shared.pace.gate.paused().as_millis() as u64,
+        ledger,
     })
 }
 
 /// The results file to append to, and the journal started for this run.
-fn open_records(plan: &Plan, m: &Manifest) -> anyhow::Result<(ResultsWriter, Journal)> {
-    let writer = ResultsWriter::open_with(&m.ledger.results, &plan.settings.results_columns)?;
-    let journal = Journal::start(
-        &m.ledger.journal,
-        &JournalHeader {
-            results_offset: std::fs::metadata(&m.ledger.results)?.len(),
-            settings: m.settings.clone(),
-            content: m.content.clone(),
-            rows: m.prior.as_ref().map_or(0, results::Prior::rows),
-        },
-    )?;
+fn open_records(
+    plan: &Plan,
+    m: &Manifest,
+    recipients: &std::path::Path,
+) -> anyhow::Result<(ResultsWriter, Journal)> {
+    let writer = m.ledger.writer(&plan.settings.results_columns)?;
+    let journal = m.ledger.start_journal(&JournalHeader {
+        results_offset: std::fs::metadata(&m.ledger.results)?.len(),
+        settings: m.settings.clone(),
+        content: m.content.clone(),
+        rows: m.prior.as_ref().map_or(0, results::Prior::rows),
+    })?;
+    // So that a fresh ledger of the same campaign elsewhere finds this one (a warning only: the
+    // run log beside the results file still names it).
+    if let Err(e) = m.ledger.register(recipients, &m.settings) {
+        crate::say!("warning: {e:#}");
+    }
     Ok((writer, journal))
 }
 

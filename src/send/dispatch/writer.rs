@@ -93,9 +93,15 @@ pub(super) async fn record(
             }
         }
         if let Err(e) = writer.write_all(batch.iter().map(|(row, _)| row)) {
-            shared.stop.set(StopReason::Io(format!(
-                "cannot write the results file: {e}"
-            )));
+            match e.downcast_ref::<crate::results::LockLost>() {
+                Some(lost) => {
+                    shared.stop.set(StopReason::Io(lost.to_string()));
+                    say_unrecorded(batch.iter().map(|(row, _)| row));
+                }
+                None => shared.stop.set(StopReason::Io(format!(
+                    "cannot write the results file: {e}"
+                ))),
+            }
         }
         for (row, fatal) in batch.drain(..) {
             rec.count(&row);
@@ -127,6 +133,22 @@ impl Recorded {
             let _ = writer.write(&r);
             self.count(&r);
         }
+    }
+}
+
+/// Outcomes that came after the lock was lost: not written (the ledger may be another run's
+/// now), said here so that the operator can `mark` them; the next run records them `unknown`.
+fn say_unrecorded<'a>(rows: impl Iterator<Item = &'a ResultRow>) {
+    for r in rows {
+        crate::say!(
+            "row {}: {}{} (not recorded: the lock was lost; the next run records it `unknown`)",
+            r.row,
+            r.status.as_str(),
+            match r.message_id.as_str() {
+                "" => String::new(),
+                id => format!(", message {}", id.escape_debug()),
+            }
+        );
     }
 }
 
