@@ -302,7 +302,13 @@ fn stop_cleanly_on(signal: &str) {
         &email_campaign("").replace("rate = \"200/s\"", "rate = \"20/s\""),
     );
     let mut child = f.spawn_send(&server.url(), &[]);
-    std::thread::sleep(Duration::from_millis(1500));
+    // Stopped once requests are out (the server holds each 400 ms; 200 rows at 20/s take 10 s).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.requests().is_empty() {
+        assert!(Instant::now() < deadline, "no request reached the server");
+        assert!(child.try_wait().unwrap().is_none(), "send exited before a request");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     std::process::Command::new("kill")
         .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
