@@ -19,7 +19,8 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
@@ -91,6 +92,51 @@ fn pick(rng: &mut Rng) -> Op {
         122..=125 => Op::HandEdit,
         _ => Op::SpreadsheetSave,
     }
+}
+
+/// The body of the messages [`World::messages`] sends to learn that the log is complete; left
+/// out of what it returns.
+const PROBE: &str = "model probe";
+static PROBES: AtomicU64 = AtomicU64::new(0);
+
+/// Connections to the sandbox on `port` that a request may still be using: established, or
+/// closed by the client and not yet by the sandbox (Linux's /proc/net/tcp, in hex).
+fn client_connections(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local = f.get(1).and_then(|a| a.rsplit(':').next());
+            local.and_then(|p| u16::from_str_radix(p, 16).ok()) == Some(port)
+                && matches!(f.get(3), Some(&"01") | Some(&"08"))
+        })
+        .count()
+}
+
+/// One message to a known contact, marked by its body; whether the sandbox may have created it
+/// (a 200, or a connection dropped after the message was made).
+fn probe(url: &str, marker: &str) -> bool {
+    use std::io::{Read, Write};
+    let body = serde_json::json!({
+        "message_type": "inapp", "body": marker,
+        "from": {"type": "admin", "id": 394051}, "to": {"type": "user", "id": "id-1"}
+    })
+    .to_string();
+    let mut s = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "POST /messages HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Intercom-Version: 2.16\r\nContent-Type: application/json\r\nAccept: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.is_empty() || answer.starts_with("HTTP/1.1 200")
 }
 
 fn bin() -> PathBuf {
@@ -231,21 +277,50 @@ impl World {
         child.wait_with_output().unwrap()
     }
 
-    /// The messages the sandbox created, by recipient: their ids. Read until the log's writer
-    /// has caught up (it writes on a thread of its own).
+    /// The messages the sandbox created, by recipient: their ids. Read once the sandbox has
+    /// finished every request it was handling and its log's writer has written their lines.
     fn messages(&self) -> HashMap<String, Vec<String>> {
-        let mut last = None;
-        loop {
-            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if last.as_ref() == Some(&text) {
-                break;
-            }
-            last = Some(text);
-            std::thread::sleep(Duration::from_millis(40));
+        let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();
+        // A request the sandbox is still handling (a latency to wait out) holds its connection
+        // open, whether the client is still there or not.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while client_connections(port) > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the sandbox kept connections open"
+            );
+            std::thread::sleep(Duration::from_millis(5));
         }
+        // Its log's writer takes lines in order: once a probe's line is in the file, every line
+        // of a request handled before it is too.
+        let marker = format!("{PROBE} {}", PROBES.fetch_add(1, AtomicOrdering::Relaxed));
+        let text = loop {
+            assert!(Instant::now() < deadline, "the probe never reached the log");
+            if !probe(&self.url, &marker) {
+                continue; // --fail-rate refused it: nothing was created
+            }
+            let written = loop {
+                let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+                if text.contains(&marker) {
+                    break text;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the probe's line never reached the log"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            };
+            break written;
+        };
         let mut m: HashMap<String, Vec<String>> = HashMap::new();
-        for line in last.unwrap().lines() {
+        for line in text.lines() {
             let v: Value = serde_json::from_str(line).unwrap();
+            if v["request"]["body"]
+                .as_str()
+                .is_some_and(|b| b.starts_with(PROBE))
+            {
+                continue;
+            }
             m.entry(v["request"]["to"]["id"].as_str().unwrap().to_string())
                 .or_default()
                 .push(v["id"].as_str().unwrap().to_string());

@@ -302,7 +302,16 @@ fn stop_cleanly_on(signal: &str) {
         &email_campaign("").replace("rate = \"200/s\"", "rate = \"20/s\""),
     );
     let mut child = f.spawn_send(&server.url(), &[]);
-    std::thread::sleep(Duration::from_millis(1500));
+    // Stopped once requests are out (the server holds each 400 ms; 200 rows at 20/s take 10 s).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.requests().is_empty() {
+        assert!(Instant::now() < deadline, "no request reached the server");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "send exited before a request"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     std::process::Command::new("kill")
         .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
@@ -335,41 +344,63 @@ fn stop_cleanly_on(signal: &str) {
 #[cfg(unix)]
 #[test]
 fn a_second_ctrl_c_quits_at_once_and_rows_in_flight_become_unknown() {
-    // The first run's answers take 10 s, so that "at once" (under 5 s, a margin that holds on a
-    // loaded machine) cannot be the answers arriving; the resume's come at once.
+    // The first run's answers are held for ten minutes, so that a run that ends at all (within
+    // the minute allowed below) is one that did not wait for them; the resume's come at once.
     let slow = Arc::new(AtomicBool::new(true));
     let server = TestServer::start(Arc::new({
         let slow = Arc::clone(&slow);
         move |r, _| match slow.load(Ordering::SeqCst) {
-            true => Reply::Delay(Duration::from_secs(10), Box::new(ok_reply(r))),
+            true => Reply::Delay(Duration::from_secs(600), Box::new(ok_reply(r))),
             false => ok_reply(r),
         }
     }));
     let f = Fixture::new(&people_csv(50), &email_campaign(""));
-    let child = f.spawn_send(&server.url(), &[]);
-    // Wait until requests are in flight (the server holds each for 10 s).
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut child = f.spawn_send(&server.url(), &[]);
+    // Wait until requests are in flight (the server holds each).
+    let deadline = Instant::now() + Duration::from_secs(60);
     while server.requests().len() < 4 {
         assert!(Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(20));
     }
+    // The second Ctrl-C goes once send has said it heard the first.
+    let stderr = child.stderr.take().unwrap();
+    let (heard, first_heard) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        let mut text = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap_or_default();
+            if line.contains("Ctrl-C again") {
+                let _ = heard.send(());
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
     let pid = child.id().to_string();
     std::process::Command::new("kill")
         .args(["-INT", &pid])
         .status()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(150));
+    first_heard
+        .recv_timeout(Duration::from_secs(60))
+        .expect("send did not acknowledge the first Ctrl-C");
     std::process::Command::new("kill")
         .args(["-INT", &pid])
         .status()
         .unwrap();
-    let sent_at = Instant::now();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130));
-    assert!(
-        sent_at.elapsed() < Duration::from_secs(5),
-        "quit at once, not after the answers"
-    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "did not quit at once: still waiting for the answers"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = child.wait().unwrap();
+    let err = reader.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
     slow.store(false, Ordering::SeqCst);
     let in_flight = server.requests().len();
     assert!(!f.results().exists() || f.result_rows().is_empty());

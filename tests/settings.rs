@@ -140,26 +140,19 @@ fn the_sandboxs_rate_limit_takes_the_same_range() {
 
 #[test]
 fn a_low_rate_spaces_the_requests_the_server_receives_a_period_apart() {
-    // 30/min: one request every 2 s. The limiter let two go at once (a burst of 2 paid for
-    // by a slower period: about 18/min).
+    // 30/min: one request every 2 s, so the fourth leaves no sooner than 6 s after the run
+    // starts. Only a lower bound on the whole run, which a loaded machine can only lengthen; the
+    // spacing itself is asserted on tokio's paused clock (intercom::pace's tests).
     let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
     let f = Fixture::new(&people_csv(4), &email_campaign(""));
+    let started = std::time::Instant::now();
     f.send(&server, &["--rate", "30/min"]).success();
-    let mut at: Vec<_> = server.requests().iter().map(|r| r.at).collect();
-    at.sort();
-    assert_eq!(at.len(), 4);
-    let period = Duration::from_secs(2);
-    for pair in at.windows(2) {
-        let gap = pair[1] - pair[0];
-        // A request can reach the server a little sooner after the one before than it left.
-        assert!(
-            gap + Duration::from_millis(50) >= period,
-            "{gap:?} between two requests at 30/min"
-        );
-    }
-    // Not far slower either (a generous bound: 6 s expected).
-    let whole = at[3] - at[0];
-    assert!(whole < Duration::from_secs(15), "{whole:?} for 4 requests");
+    let took = started.elapsed();
+    assert_eq!(server.requests().len(), 4);
+    assert!(
+        took >= Duration::from_secs(6),
+        "{took:?} for 4 requests at 30/min"
+    );
 }
 
 #[test]

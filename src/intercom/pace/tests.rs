@@ -283,3 +283,15 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_low_rate_lets_requests_go_a_period_apart() {
+    // 30/min: the first at once, then one every 2 s, never two together (on the paused clock,
+    // so what is asserted is the limiter's decision, not a loaded machine's timing).
+    let times = dispatch("30/min", Duration::from_millis(6_500), || Duration::ZERO);
+    assert_eq!(times.len(), 4, "{times:?}");
+    assert_eq!(times[0], 0);
+    for pair in times.windows(2) {
+        assert!(pair[1] - pair[0] >= 2 * SEC, "{times:?}");
+    }
+}
