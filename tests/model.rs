@@ -12,7 +12,8 @@
 //! - a run that exits 2 sent nothing.
 //!
 //! `MODEL_CASES` sets the number of sequences (300 under `CI=true`, 30 otherwise); a failure
-//! prints its seed, and `MODEL_SEED` replays that one sequence. `CAMPAIGN_BIN` runs another build
+//! prints its seed, and `MODEL_SEED` replays that one sequence; `MODEL_OPS` keeps to some
+//! operations. `CAMPAIGN_BIN` runs another build
 //! of the tool (an older one, to see what it breaks).
 mod common;
 
@@ -75,7 +76,21 @@ enum Op {
     SpreadsheetSave,
 }
 
+/// The next operation; `MODEL_OPS` (names, comma-separated: `Resume,LockLost`) keeps the
+/// alphabet to those, to show what one of them does.
 fn pick(rng: &mut Rng) -> Op {
+    let only = std::env::var("MODEL_OPS").unwrap_or_default();
+    loop {
+        let op = any_op(rng);
+        let name = format!("{op:?}");
+        let name = name.split('(').next().unwrap_or_default();
+        if only.is_empty() || only.split(',').any(|o| o.trim() == name) {
+            return op;
+        }
+    }
+}
+
+fn any_op(rng: &mut Rng) -> Op {
     match rng.below(130) {
         0..=4 => Op::Send,
         5..=29 => Op::Resume,
@@ -145,9 +160,9 @@ fn bin() -> PathBuf {
         .unwrap_or_else(|| assert_cmd::cargo::cargo_bin("campaign"))
 }
 
-fn sandbox(log: &Path, seed: u64, contacts: Option<&Path>) -> SandboxProcess {
+fn sandbox(log: &Path, seed: u64, contacts: Option<&Path>, latency: &str) -> SandboxProcess {
     let seed = seed.to_string();
-    let mut args: Vec<&std::ffi::OsStr> = ["--latency", "1ms..25ms", "--fail-rate", "0.08"]
+    let mut args: Vec<&std::ffi::OsStr> = ["--latency", latency, "--fail-rate", "0.08"]
         .into_iter()
         .chain(["--drop-rate", "0.08", "--seed", &seed, "--log"])
         .map(std::ffi::OsStr::new)
@@ -231,9 +246,19 @@ impl World {
 
     /// `--resume`, its lock file removed (or replaced) after `ms`, a second `--resume` beside it.
     fn lock_lost(&self, ms: u64, replace: bool) -> Vec<Output> {
-        let first = self.spawn(&["--resume"]);
-        std::thread::sleep(Duration::from_millis(ms));
+        // Slow enough that the lock goes while rows are still being sent.
+        let first = self.spawn(&["--resume", "--rate", "100/s"]);
         let lock = self.fixture.path("results.csv.lock");
+        // Once the run holds its lock (it writes its pid there), and has had `ms` to send.
+        let held = std::time::Instant::now();
+        while std::fs::read_to_string(&lock)
+            .unwrap_or_default()
+            .is_empty()
+            && held.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(ms));
         let _ = std::fs::remove_file(&lock);
         if replace {
             std::fs::write(&lock, "").unwrap();
@@ -580,8 +605,19 @@ fn sequence(seed: u64, email: bool) -> Result<(), String> {
         }
         fixture.write("contacts.csv", text)
     });
+    // A quarter of the sequences start with the lock lost during the first run, against a slow
+    // server: the run that lost its lock is still finishing its requests when the second one
+    // takes the ledger over.
+    let first = match rng.below(4) {
+        0 => Op::LockLost(rng.below(150), rng.below(2) == 0),
+        _ => Op::Send,
+    };
+    let latency = match first {
+        Op::LockLost(..) => "300ms..1500ms",
+        _ => "1ms..25ms",
+    };
     let log = fixture.path("sandbox.jsonl");
-    let sb = sandbox(&log, seed, contacts.as_deref());
+    let sb = sandbox(&log, seed, contacts.as_deref(), latency);
     let world = World {
         url: sb.url.clone(),
         fixture,
@@ -590,7 +626,7 @@ fn sequence(seed: u64, email: bool) -> Result<(), String> {
         email,
     };
     let mut model = Model::default();
-    let mut ops = vec![Op::Send];
+    let mut ops = vec![first];
     for _ in 0..3 + rng.below(6) {
         ops.push(pick(&mut rng));
     }

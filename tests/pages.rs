@@ -451,7 +451,7 @@ fn report_names_the_line_and_column_of_a_bad_results_file() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "results.csv: line 6, column `status`: `maybe` is not sent, failed, unknown or skipped",
+            "results.csv: line 6 (row 5), column `status`: `maybe` is not one of sent, failed, unknown or skipped. Fix that cell",
         ));
     d.write("other.csv", "row,recipient\n1,u1\n");
     d.cmd()
@@ -459,7 +459,7 @@ fn report_names_the_line_and_column_of_a_bad_results_file() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "other.csv: line 1: no `status` column",
+            "other.csv: this is not a results file of `campaign send`: its first line should name the columns row,recipient,status,",
         ));
     let d = report_fixture();
     d.write(

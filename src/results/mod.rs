@@ -8,7 +8,13 @@
 //! - a journaled row without an outcome line is recorded `unknown` before the journal is retired,
 //!   and the journal is retired before the results file is compacted ([`settle()`]);
 //! - files are replaced whole (written beside, synced, renamed, the folder synced);
-//! - one process at a time holds the lock ([`RunLock`]).
+//! - one process at a time holds the lock ([`RunLock`]), and every write goes through a locked
+//!   [`Ledger`], which checks before each one that the lock file is still the one it locked: a
+//!   run whose lock was removed or replaced writes none of the ledger's files again;
+//! - the results file is read by one reader ([`read::Reader`]), a line at a time, with one rule
+//!   for the spreadsheet-safe prefix;
+//! - a fresh ledger is refused where another record of the campaign says messages went out
+//!   ([`Ledger::other_ledger`]).
 mod amend;
 pub(crate) mod cells;
 mod journal;

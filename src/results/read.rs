@@ -12,7 +12,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _};
 
 use super::row::{row_number, RowStatus, COLUMNS};
-use super::{LineCap, MAX_LINE};
+use super::LineCap;
+
+/// The longest line read: `send` writes none near it (each text it keeps is at most 1,000
+/// characters), but a hand-made file with a huge cell is still reported; past it the read stops,
+/// so that a damaged file cannot make it take unbounded memory.
+const MAX_LINE: usize = 16 << 20;
 
 /// A column of the contract, by its place in [`COLUMNS`] (each is named, whether a reader
 /// reads it yet or not).
@@ -107,9 +112,12 @@ impl Reader {
     pub(crate) fn next(&mut self) -> anyhow::Result<Option<Line>> {
         loop {
             if !self.rdr.read_byte_record(&mut self.rec).map_err(|e| {
-                let line = e.position().map_or(0, |p| p.line());
+                let line = match e.position() {
+                    Some(p) => format!("line {}", p.line()),
+                    None => "a line".to_string(),
+                };
                 anyhow::anyhow!(
-                    "{}: line {line} cannot be read ({}): restore the file from a copy, or fix that line in a spreadsheet and save it as CSV",
+                    "{}: {line} cannot be read ({}): restore the file from a copy, or fix that line in a spreadsheet and save it as CSV",
                     self.path.display(),
                     match e.kind() {
                         csv::ErrorKind::Utf8 { .. } => "it is not UTF-8 text".to_string(),
