@@ -447,3 +447,70 @@ fn a_kill_during_track_leaves_the_results_and_the_tracking_whole() {
     let out = track(&f, &slow.url, &[]);
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// Export the rows not replied to, wait while some contacts reply, send the follow-up: those who
+/// replied meanwhile are `skipped` (`replied`), the others get the follow-up.
+#[test]
+fn a_follow_up_skips_contacts_who_replied_after_the_export() {
+    let f = Fixture::new(&people_csv(40), &email_campaign(""));
+    let sb = sandbox(
+        &f.path("log.jsonl"),
+        &[
+            "--reply-share",
+            "0.5",
+            "--reply-after",
+            "6s",
+            "--seed",
+            "21",
+        ],
+    );
+    f.send_to(&sb.url, &[]).success();
+    let out = track(
+        &f,
+        &sb.url,
+        &["--export", "not_replied", "--to", "follow-up.csv"],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        replied_ids(&sb.url).is_empty(),
+        "the replies came before the export: the test's timing is off"
+    );
+    let exported = std::fs::read_to_string(f.path("follow-up.csv")).unwrap();
+    assert_eq!(exported.lines().count(), 41);
+    f.write(
+        "follow-up.toml",
+        email_campaign("skip_replied_to = \"results.csv\"")
+            .replace("people.csv", "follow-up.csv")
+            .replace("Hello", "Still there"),
+    );
+    std::thread::sleep(Duration::from_secs(7));
+    let replied = replied_ids(&sb.url);
+    assert!((8..=32).contains(&replied.len()), "{}", replied.len());
+    let who_replied: HashSet<String> = f
+        .result_rows()
+        .into_iter()
+        .filter(|r| replied.contains(&r["message_id"]))
+        .map(|r| r["recipient"].clone())
+        .collect();
+    f.cmd()
+        .args([
+            "send",
+            "follow-up.toml",
+            "--results",
+            "follow-up.results.csv",
+            "--api-base",
+            &sb.url,
+        ])
+        .assert()
+        .success();
+    let rows = read_results(&f.path("follow-up.results.csv"));
+    assert_eq!(rows.len(), 40);
+    for r in &rows {
+        if who_replied.contains(&r["recipient"]) {
+            assert_eq!(r["status"], "skipped", "{r:?}");
+            assert_eq!(r["error_code"], "replied", "{r:?}");
+        } else {
+            assert_eq!(r["status"], "sent", "{r:?}");
+        }
+    }
+}

@@ -10,6 +10,7 @@
 //! changes it), and a send must not append to it meanwhile.
 mod export;
 pub(crate) mod files;
+mod followup;
 pub(crate) mod search;
 mod settle;
 
@@ -31,6 +32,8 @@ use crate::results::{self, Ledger, RowStatus, RunLock};
 use crate::Status;
 use files::{Recorded, Tracked};
 use search::Pacing;
+
+pub(crate) use followup::{replied_recipients, replied_row, replied_to};
 
 /// How long a search may take before it is asked again, without a campaign file to say.
 const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
