@@ -514,3 +514,53 @@ fn a_follow_up_skips_contacts_who_replied_after_the_export() {
         }
     }
 }
+
+/// The README's "After the send" section, run as printed, from a copy of the samples.
+#[test]
+fn the_readme_after_the_send_walk_through_runs_as_printed() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = &readme[readme
+        .find("## After the send: replies and follow-ups")
+        .expect("the README has the section")..];
+    let block = &section[section.find("```sh\n").unwrap() + 6..];
+    let block = &block[..block.find("```").unwrap()];
+    let commands: Vec<Vec<String>> = block.lines().map(|l| shlex::split(l).unwrap()).collect();
+    assert_eq!(commands.len(), 4);
+    let dir = sample_dir();
+    for words in &commands {
+        assert_eq!(words[0], "campaign");
+        let out = assert_cmd::Command::new(bin())
+            .current_dir(dir.path())
+            .env_remove("INTERCOM_TOKEN")
+            .args(&words[1..])
+            .timeout(Duration::from_secs(120))
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{words:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let samples = dir.path().join("samples");
+    let tracked = read_results(&samples.join("welcome.sandbox.results.tracking.csv"));
+    assert_eq!(tracked.len(), 20);
+    let not_replied: Vec<usize> = tracked
+        .iter()
+        .filter(|r| r["state"] == "not_replied")
+        .map(|r| r["row"].parse().unwrap())
+        .collect();
+    assert!(!not_replied.is_empty() && not_replied.len() < 20);
+    let customers = std::fs::read_to_string(samples.join("customers.csv")).unwrap();
+    let lines: Vec<&str> = customers.lines().collect();
+    let reminder = std::fs::read_to_string(samples.join("reminder.csv")).unwrap();
+    let want: Vec<&str> = std::iter::once(lines[0])
+        .chain(not_replied.iter().map(|&i| lines[i]))
+        .collect();
+    assert_eq!(reminder.lines().collect::<Vec<_>>(), want);
+    let follow = read_results(&samples.join("reminder.sandbox.results.csv"));
+    assert_eq!(follow.len(), not_replied.len());
+    assert!(follow.iter().all(|r| r["status"] == "sent"), "{follow:?}");
+}

@@ -99,6 +99,7 @@ impl FaultArgs {
                 reply_after: self.reply_after,
                 drop_share: self.drop_share,
                 max_values: self.max_search_values,
+                replay: Vec::new(),
             }),
         }
     }

@@ -34,7 +34,7 @@ const DATE_FIELDS: [&str; 4] = [
 const DROP_REASONS: [&str; 2] = ["hard_bounce", "unsubscribed"];
 
 /// How the sandbox's contacts answer: `--reply-share`, `--reply-after`, `--drop-share`.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConversationSettings {
     /// Share of messages (not dropped) whose contact replies.
     pub reply_share: f64,
@@ -45,6 +45,9 @@ pub struct ConversationSettings {
     /// Most values an `IN` or `NIN` filter may hold; `None` for no limit (the description gives
     /// none). For tests of the splitting of refused searches.
     pub max_values: Option<usize>,
+    /// Earlier rehearsals' logs: their messages' conversations are held too (a follow-up's
+    /// rehearsal asks who replied to the campaign before it).
+    pub replay: Vec<std::path::PathBuf>,
 }
 
 /// One message's conversation (or the conversation it will have once replied to).
@@ -382,7 +385,7 @@ mod tests {
             reply_after: Duration::from_secs(60),
             ..ConversationSettings::default()
         };
-        let c = Conversations::new(all, 7);
+        let c = Conversations::new(all.clone(), 7);
         c.record("1", &message("a", false, false), 1000);
         c.record("2", &message("b", false, true), 1000);
         let q = json!({"query": {"field": "source.id", "operator": "IN", "value": ["1", "2"]}});
@@ -406,7 +409,7 @@ mod tests {
             ..ConversationSettings::default()
         };
         let draw = || {
-            let c = Conversations::new(s, 3);
+            let c = Conversations::new(s.clone(), 3);
             for i in 0..1000 {
                 c.record(&i.to_string(), &message("x", true, true), 10);
             }
@@ -415,7 +418,7 @@ mod tests {
                 .clone()
         };
         assert_eq!(draw(), 1000);
-        let c = Conversations::new(s, 3);
+        let c = Conversations::new(s.clone(), 3);
         for i in 0..1000 {
             c.record(&i.to_string(), &message("x", true, false), 10);
         }

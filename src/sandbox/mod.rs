@@ -133,10 +133,10 @@ pub async fn start(config: SandboxConfig, listen: SocketAddr) -> anyhow::Result<
         None => Admins::default(),
     };
     let conversations = Conversations::new(
-        *config.faults.conversations,
+        (*config.faults.conversations).clone(),
         config.faults.seed.unwrap_or(0),
     );
-    if let Some(path) = &config.log {
+    for path in config.log.iter().chain(&config.faults.conversations.replay) {
         log::replay(path, |id, body, at| conversations.record(id, body, at))?;
     }
     let (log, writer) = match &config.log {

@@ -304,7 +304,11 @@ impl Target {
         if args.sandbox {
             let c = c.expect("clap requires --campaign with --sandbox");
             let token = Token::new(format!("track-{:x}", rand::random::<u64>()))?;
-            let log = args.sandbox_log.clone().unwrap_or_else(|| rehearsal_log(c));
+            let log = args
+                .sandbox_log
+                .clone()
+                .or_else(|| rehearsal_log_of(&args.results))
+                .unwrap_or_else(|| rehearsal_log(c));
             let config = crate::sandbox::SandboxConfig {
                 token: Some(token.expose().to_string()),
                 faults: args.faults.settings(),
@@ -342,6 +346,14 @@ impl Target {
             None => Ok(()),
         }
     }
+}
+
+/// The log of the rehearsal that wrote `results`, when it has the name `send --sandbox` gives
+/// it: `X.sandbox.results.csv` is beside `X.sandbox.jsonl`.
+pub(crate) fn rehearsal_log_of(results: &std::path::Path) -> Option<PathBuf> {
+    let name = results.file_name()?.to_str()?;
+    let stem = name.strip_suffix(".sandbox.results.csv")?;
+    Some(results.with_file_name(format!("{stem}.sandbox.jsonl")))
 }
 
 /// The log `send --sandbox` keeps by default: `<campaign stem>.sandbox.jsonl` beside the campaign.
