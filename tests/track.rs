@@ -564,3 +564,73 @@ fn the_readme_after_the_send_walk_through_runs_as_printed() {
     assert_eq!(follow.len(), not_replied.len());
     assert!(follow.iter().all(|r| r["status"] == "sent"), "{follow:?}");
 }
+
+/// `report` after `track`: replies (count, share, median time, the chart), drops by reason and
+/// the tracking's date, in the table, `--json` and `--html`.
+#[test]
+fn the_report_shows_replies_and_drops_from_the_tracking() {
+    let f = Fixture::new(&people_csv(100), &at_once_campaign());
+    let sb = sandbox(
+        &f.path("log.jsonl"),
+        &["--reply-share", "0.5", "--drop-share", "0.2", "--seed", "8"],
+    );
+    f.send_to(&sb.url, &[]).success();
+    assert_eq!(track(&f, &sb.url, &[]).status.code(), Some(0));
+    let t = tracking(&f);
+    let count = |s: &str| t.values().filter(|r| r["state"] == s).count() as u64;
+    let (replied, dropped) = (count("replied"), count("dropped"));
+    assert!(
+        replied > 20 && dropped > 5,
+        "{replied} replied, {dropped} dropped"
+    );
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+    for r in t.values().filter(|r| r["state"] == "dropped") {
+        *reasons.entry(r["drop_reason"].clone()).or_default() += 1;
+    }
+    let out = f
+        .cmd()
+        .args(["report", "results.csv", "--json", "--html", "report.html"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &json["replies"];
+    assert_eq!(r["tracked"], 100);
+    assert_eq!(r["replied"], replied);
+    assert_eq!(r["dropped"], dropped);
+    assert!((r["replied_share"].as_f64().unwrap() - replied as f64).abs() < 0.01);
+    // Replies come at once in this sandbox: all within the first hour.
+    assert_eq!(r["time_to_first_reply"][0]["replies"], replied);
+    assert!(r["median_seconds_to_first_reply"].as_f64().unwrap() < 60.0);
+    let by_reason: BTreeMap<String, u64> = r["drops_by_reason"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["reason"].as_str().unwrap().to_string(),
+                d["rows"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(by_reason, reasons);
+    let checked = &t.values().next().unwrap()["checked_at"];
+    assert_eq!(r["tracked_at"], checked.as_str());
+    let page = std::fs::read_to_string(f.path("report.html")).unwrap();
+    assert!(page.contains("<section id=\"replies\">"), "{page}");
+    assert!(page.contains(&format!("{replied} of 100 sent replied")));
+    let text = f.cmd().args(["report", "results.csv"]).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!("Replies (tracked {checked}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{replied} of 100 sent replied")),
+        "{text}"
+    );
+    assert!(
+        text.contains("hard_bounce") || text.contains("unsubscribed"),
+        "{text}"
+    );
+}

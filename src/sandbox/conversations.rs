@@ -21,6 +21,9 @@ const DEFAULT_PER_PAGE: u64 = 20;
 const MAX_FILTERS: usize = 15;
 const MAX_NESTING: usize = 2;
 
+/// The most conversations the sandbox holds (a few hundred bytes each); later ones are not kept.
+const MAX_CONVERSATIONS: usize = 2_000_000;
+
 /// The fields the description types as dates: compared only with `=`, `<` and `>`.
 const DATE_FIELDS: [&str; 4] = [
     "created_at",
@@ -104,6 +107,11 @@ impl Conversations {
             Value::Number(n) => n.to_string(),
             _ => String::new(),
         };
+        // A message that will never have a conversation takes no memory: a throughput run of
+        // millions of messages without replies holds none.
+        if !at_once && replied_at.is_none() {
+            return;
+        }
         let conversation = Conversation {
             id: format!("9{id}"),
             message_id: id.to_string(),
@@ -119,10 +127,10 @@ impl Conversations {
             replied_at,
             drop_reason,
         };
-        self.list
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(conversation);
+        let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        if list.len() < MAX_CONVERSATIONS {
+            list.push(conversation);
+        }
     }
 
     /// The `conversation.list` answer to a search `body`, at Unix second `now`.

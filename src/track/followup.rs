@@ -63,11 +63,7 @@ pub(crate) async fn replied_recipients(
         })?;
     let replied: HashSet<&str> = found
         .iter()
-        .filter(|f| {
-            f.statistics
-                .as_ref()
-                .is_some_and(|s| s.first_contact_reply_at.is_some())
-        })
+        .filter(|f| f.replied())
         .filter_map(|f| f.source.id.as_deref())
         .collect();
     let mut who = HashSet::new();

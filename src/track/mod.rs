@@ -11,6 +11,7 @@
 mod export;
 pub(crate) mod files;
 mod followup;
+mod report;
 pub(crate) mod search;
 mod settle;
 
@@ -34,6 +35,7 @@ use files::{Recorded, Tracked};
 use search::Pacing;
 
 pub(crate) use followup::{replied_recipients, replied_row, replied_to};
+pub(crate) use report::{html as replies_html, replies, text as replies_text, Replies};
 
 /// How long a search may take before it is asked again, without a campaign file to say.
 const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -226,11 +228,7 @@ async fn track(
     for f in &found {
         if let Some(id) = f.source.id.as_deref() {
             // A replied conversation says more than another of the same message.
-            let replied = |f: &search::Found| {
-                f.statistics
-                    .as_ref()
-                    .is_some_and(|s| s.first_contact_reply_at.is_some())
-            };
+            let replied = |f: &search::Found| f.replied();
             match by_message.get(id) {
                 Some(have) if replied(have) || !replied(f) => {}
                 _ => {
@@ -248,9 +246,8 @@ async fn track(
         }
         let f = by_message.get(r.message_id.as_str());
         let replied_at = f
-            .and_then(|f| f.statistics.as_ref())
-            .and_then(|s| s.first_contact_reply_at)
-            .and_then(|t| OffsetDateTime::from_unix_timestamp(t as i64).ok());
+            .and_then(|f| f.first_contact_reply_at)
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok());
         let drop_reason = f.and_then(|f| f.drop_reason()).unwrap_or("");
         let state = match (replied_at, drop_reason.is_empty()) {
             (Some(_), _) => "replied",

@@ -29,92 +29,88 @@ pub(crate) struct Pacing<'a> {
     pub(crate) requests: &'a AtomicU64,
 }
 
-/// A conversation, as far as tracking reads it.
-#[derive(Debug, Clone, Deserialize)]
+/// A conversation, as far as tracking reads it. Read field by field from the answer, so that a
+/// field of another type (a server's, or a mock's) is a field missing, not a page refused.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Found {
     pub(crate) id: String,
-    #[serde(default)]
-    pub(crate) created_at: Option<u64>,
-    #[serde(default)]
+    pub(crate) created_at: Option<i64>,
     pub(crate) source: Source,
-    #[serde(default)]
-    pub(crate) contacts: Option<Contacts>,
-    #[serde(default)]
-    pub(crate) statistics: Option<Statistics>,
+    pub(crate) contact_ids: Vec<String>,
+    pub(crate) first_contact_reply_at: Option<i64>,
+    pub(crate) drop_reasons: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Source {
-    #[serde(default)]
     pub(crate) id: Option<String>,
-    #[serde(default)]
-    pub(crate) author: Option<Author>,
-    #[serde(default)]
-    pub(crate) recipients: Option<Vec<Recipient>>,
+    pub(crate) author_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct Author {
-    #[serde(default, deserialize_with = "id_text")]
-    pub(crate) id: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct Recipient {
-    #[serde(default)]
-    pub(crate) drop_reason: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct Contacts {
-    #[serde(default)]
-    pub(crate) contacts: Vec<ContactRef>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct ContactRef {
-    #[serde(default, deserialize_with = "id_text")]
-    pub(crate) id: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct Statistics {
-    #[serde(default)]
-    pub(crate) first_contact_reply_at: Option<u64>,
-}
-
-/// An id the server may send as a string (the description) or a number.
-fn id_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::String(s) => s,
+/// A string, or a number as its text; anything else is none. Bounded: these are ids.
+fn text(v: &Value) -> Option<String> {
+    let t = match v {
+        Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
-        _ => String::new(),
-    })
+        _ => return None,
+    };
+    Some(
+        t.chars()
+            .take(crate::intercom::answer::FIELD_CHARS)
+            .collect(),
+    )
+}
+
+/// A Unix timestamp, as an integer (or a float, as some servers send).
+fn time(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
 }
 
 impl Found {
+    fn read(c: &Value) -> Found {
+        let source = &c["source"];
+        Found {
+            id: text(&c["id"]).unwrap_or_default(),
+            created_at: time(&c["created_at"]),
+            source: Source {
+                id: text(&source["id"]),
+                author_id: text(&source["author"]["id"]),
+            },
+            contact_ids: c["contacts"]["contacts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| text(&x["id"]))
+                .collect(),
+            first_contact_reply_at: time(&c["statistics"]["first_contact_reply_at"]),
+            drop_reasons: source["recipients"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| text(&r["drop_reason"]))
+                .filter(|r| !r.is_empty())
+                .collect(),
+        }
+    }
+
     /// The first recipient's `drop_reason`, if any (e-mail only).
     pub(crate) fn drop_reason(&self) -> Option<&str> {
-        self.source
-            .recipients
-            .iter()
-            .flatten()
-            .find_map(|r| r.drop_reason.as_deref())
-            .filter(|r| !r.is_empty())
+        self.drop_reasons.first().map(String::as_str)
     }
 
     pub(crate) fn has_contact(&self, id: &str) -> bool {
-        self.contacts
-            .iter()
-            .flat_map(|c| &c.contacts)
-            .any(|c| c.id == id)
+        self.contact_ids.iter().any(|c| c == id)
+    }
+
+    pub(crate) fn replied(&self) -> bool {
+        self.first_contact_reply_at.is_some()
     }
 }
 
 #[derive(Deserialize)]
 struct Page {
     #[serde(default)]
-    conversations: Vec<Found>,
+    conversations: Vec<Value>,
     #[serde(default)]
     pages: Option<Pages>,
 }
@@ -185,7 +181,7 @@ async fn all_pages(p: &Pacing<'_>, query: &Value) -> Result<Vec<Found>, Ended> {
         // A page short of full is the last, whatever its cursor says; a cursor that does not
         // move would loop forever.
         let full = page.conversations.len() >= PAGE;
-        all.extend(page.conversations);
+        all.extend(page.conversations.iter().map(Found::read));
         match page
             .pages
             .and_then(|p| p.next)

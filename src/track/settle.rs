@@ -116,9 +116,8 @@ pub(crate) async fn settle(p: &Pacing<'_>, ask: &Ask<'_>) -> Result<Settled, sea
             .iter()
             .filter(|f| {
                 f.has_contact(&contact)
-                    && f.source.author.as_ref().is_some_and(|a| a.id == ask.admin)
-                    && f.created_at
-                        .is_some_and(|t| (lower..=upper).contains(&(t as i64)))
+                    && f.source.author_id.as_deref() == Some(ask.admin.as_str())
+                    && f.created_at.is_some_and(|t| (lower..=upper).contains(&t))
                     && f.source
                         .id
                         .as_deref()
