@@ -257,7 +257,8 @@ fn logged(log: &Path) -> HashMap<String, String> {
 /// created for its contact, and no row gets another's.
 #[test]
 fn settle_turns_every_dropped_answer_into_sent_with_its_own_id() {
-    for seed in [1u64, 2, 3] {
+    // Three fixed seeds, and one drawn now (named in every failure).
+    for seed in [1u64, 2, 3, rand::random::<u64>() % 1_000_000] {
         let f = Fixture::new(&people_csv(80), &at_once_campaign());
         let log = f.path("log.jsonl");
         let seed_text = seed.to_string();
@@ -633,4 +634,81 @@ fn the_report_shows_replies_and_drops_from_the_tracking() {
         text.contains("hard_bounce") || text.contains("unsubscribed"),
         "{text}"
     );
+}
+
+/// kill -9 while `track --settle` searches and amends: the results file is whole after each kill,
+/// every row `unknown` as before or `sent` with its own id, and a last `--settle` settles them all.
+#[test]
+fn a_kill_during_settle_leaves_every_row_unknown_or_rightly_sent() {
+    let f = Fixture::new(&people_csv(150), &at_once_campaign());
+    let log = f.path("log.jsonl");
+    {
+        let sb = sandbox(&log, &["--drop-rate", "0.3", "--seed", "5"]);
+        f.send_to(&sb.url, &[]).code(1);
+    }
+    let ids = logged(&log);
+    let slow = sandbox(&log, &["--seed", "5", "--latency", "150ms..400ms"]);
+    let check = |f: &Fixture| {
+        let rows = f.result_rows();
+        assert_eq!(rows.len(), 150);
+        for r in &rows {
+            match r["status"].as_str() {
+                "unknown" => {}
+                "sent" => assert_eq!(r["message_id"], ids[&r["recipient"]], "{r:?}"),
+                other => panic!("row {} is {other}", r["row"]),
+            }
+        }
+    };
+    for wait in [50u64, 250, 450, 650, 900] {
+        let mut child = std::process::Command::new(bin())
+            .current_dir(f.dir.path())
+            .env("INTERCOM_TOKEN", TOKEN)
+            .args([
+                "track",
+                "results.csv",
+                "--campaign",
+                "campaign.toml",
+                "--api-base",
+                &slow.url,
+                "--settle",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(wait));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        check(&f);
+    }
+    let out = track(&f, &slow.url, &["--settle"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check(&f);
+    assert!(f.result_rows().iter().all(|r| r["status"] == "sent"));
+}
+
+#[test]
+fn track_sandbox_refuses_a_missing_rehearsal_log() {
+    let f = Fixture::new(&people_csv(3), &email_campaign(""));
+    f.write("results.csv", "row,recipient,status,message_id,http_status,error_code,error_message,request_id,attempts,finished_at\n");
+    let out = f
+        .cmd()
+        .args([
+            "track",
+            "results.csv",
+            "--campaign",
+            "campaign.toml",
+            "--sandbox",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no rehearsal log at"), "{stderr}");
+    assert!(!f.path("campaign.sandbox.jsonl").exists());
 }

@@ -306,6 +306,13 @@ impl Target {
                 .clone()
                 .or_else(|| rehearsal_log_of(&args.results))
                 .unwrap_or_else(|| rehearsal_log(c));
+            if !log.is_file() {
+                bail!(
+                    "--sandbox: no rehearsal log at {}: `campaign send {} --sandbox` writes it (or name it with --sandbox-log)",
+                    log.display(),
+                    c.path.display()
+                );
+            }
             let config = crate::sandbox::SandboxConfig {
                 token: Some(token.expose().to_string()),
                 faults: args.faults.settings(),
