@@ -100,7 +100,7 @@ pub async fn run(args: TrackArgs) -> anyhow::Result<Status> {
     )
     .await;
     target.shutdown().await?;
-    let (tracked, mut status) = outcome?;
+    let tracked = outcome?;
     files::write_tracking(&tracking, &tracked)?;
     let count = |s: &str| tracked.values().filter(|t| t.state == s).count();
     crate::say!(
@@ -122,13 +122,9 @@ pub async fn run(args: TrackArgs) -> anyhow::Result<Status> {
         let rows: Vec<&Tracked> = tracked.values().collect();
         crate::out!("{}", serde_json::to_string_pretty(&rows)?);
     }
-    if status == Status::Ok
-        && args.settle
-        && recorded.values().any(|r| r.status == RowStatus::Unknown)
-    {
-        status = Status::Failed;
-    }
-    Ok(status)
+    // --settle that leaves rows unknown says so in the exit code (each row was named).
+    let left = args.settle && recorded.values().any(|r| r.status == RowStatus::Unknown);
+    Ok(if left { Status::Failed } else { Status::Ok })
 }
 
 /// `--settle` (when asked), then the tracking of every sent row.
@@ -139,16 +135,15 @@ async fn track_and_settle(
     p: &Pacing<'_>,
     recorded: &mut BTreeMap<u64, Recorded>,
     now: OffsetDateTime,
-) -> anyhow::Result<(BTreeMap<u64, Tracked>, Status)> {
+) -> anyhow::Result<BTreeMap<u64, Tracked>> {
     if args.settle {
         let c = campaign.expect("clap requires --campaign");
         settle_unknown(args, c, ledger, p, recorded, now).await?;
     }
     let prior = files::read_tracking(&files::tracking_path(&ledger.results))?;
-    let tracked = track(p, recorded, &prior, now)
+    track(p, recorded, &prior, now)
         .await
-        .context("the conversation searches failed; the tracking file was left as it was")?;
-    Ok((tracked, Status::Ok))
+        .context("the conversation searches failed; the tracking file was left as it was")
 }
 
 async fn settle_unknown(
