@@ -52,6 +52,7 @@ pub(crate) mod results;
 pub mod sandbox;
 pub(crate) mod send;
 pub(crate) mod template;
+pub(crate) mod track;
 
 use cli::{Cli, Command};
 
@@ -110,6 +111,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Man(args) => cli::manual::man(&args),
         Command::Admins(args) => on_one_thread(intercom::admins::run(&args)),
         Command::Resolve(args) => on_one_thread(resolve::command::run(args)),
+        Command::Track(args) => on_one_thread(track::run(args)),
         Command::Sandbox(args) => {
             let (config, listen) = args.settings();
             tokio::runtime::Builder::new_multi_thread()

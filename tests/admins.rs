@@ -25,6 +25,7 @@ fn config(admins: Option<&Path>) -> SandboxConfig {
             drop_rate: 0.0,
             seed: Some(1),
             no_validate: false,
+            conversations: Default::default(),
         },
         contacts: None,
         invent_contacts: false,

@@ -163,3 +163,40 @@ fn prism_accepts_every_contact_search_the_tool_sends() {
         "{rows:?}"
     );
 }
+
+/// The conversation searches of `campaign track` (320 sent rows: three batches of ids), against
+/// Prism serving the 2.16 description of `POST /conversations/search`: Prism checks each
+/// search's method, path and headers (it passes any body to this operation, as to the contact
+/// search: the sandbox checks every body against the schema and the documented limits).
+#[test]
+fn prism_accepts_every_conversation_search_the_tool_sends() {
+    let Some(bin) = require_tool("PRISM", "prism") else {
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (_prism, url) = start_prism(&bin, &root.join("openapi/conversations-search-2.16.yaml"));
+    // The messages are sent to a sandbox (Prism makes up ids); their ids are searched at Prism.
+    let f = Fixture::new(&people_csv(320), &email_campaign(""));
+    let sandbox = start_sandbox(
+        &assert_cmd::cargo::cargo_bin("campaign"),
+        &[std::ffi::OsStr::new("--seed"), std::ffi::OsStr::new("1")],
+    );
+    f.send_to(&sandbox.url, &[]).success();
+    let out = f
+        .cmd()
+        .args([
+            "track",
+            "results.csv",
+            "--campaign",
+            "campaign.toml",
+            "--api-base",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("422"), "{stderr}");
+    let tracked = read_results(&f.path("results.tracking.csv"));
+    assert_eq!(tracked.len(), 320);
+}

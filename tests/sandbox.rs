@@ -18,6 +18,7 @@ fn faults() -> FaultSettings {
         drop_rate: 0.0,
         seed: Some(1),
         no_validate: false,
+        conversations: Default::default(),
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! This file owns the command list and `campaign --help`; each group of commands has its flags
 //! and the examples and exit codes of its `--help` in a file: [`send`], [`inspect`] (check,
-//! preview), [`ledger`] (report, mark), [`lookup`] (resolve, admins), [`sandbox`] and
+//! preview), [`ledger`] (report, mark), [`lookup`] (resolve, admins), [`track`], [`sandbox`] and
 //! [`manual`] (completions, man pages); [`rows`] reads row lists such as `5,9,12-20`.
 mod inspect;
 mod ledger;
@@ -11,6 +11,7 @@ pub mod manual;
 pub mod rows;
 mod sandbox;
 mod send;
+mod track;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +21,7 @@ pub use lookup::{AdminsArgs, ResolveArgs};
 pub use manual::{CompletionsArgs, ManArgs};
 pub use sandbox::{FaultArgs, SandboxArgs};
 pub use send::{Secret, SendArgs};
+pub use track::{ExportStatus, TrackArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -68,6 +70,10 @@ pub enum Command {
     /// List the workspace's admins (GET /admins): id, name, e-mail, away.
     #[command(after_help = lookup::ADMINS_HELP)]
     Admins(AdminsArgs),
+    /// After a send: who replied, which e-mails were dropped (the tracking file beside the
+    /// results); export the rows to follow up; settle `unknown` rows by asking Intercom.
+    #[command(after_help = track::HELP)]
+    Track(TrackArgs),
 }
 
 /// What `campaign --help` ends with: examples, exit codes. The snapshots

@@ -6,7 +6,7 @@ use clap::Args;
 
 use crate::input::config::DEFAULT_RATE;
 use crate::input::rate::{parse_probability, LatencySpec, Rate};
-use crate::sandbox::{FaultSettings, SandboxConfig};
+use crate::sandbox::{ConversationSettings, FaultSettings, SandboxConfig};
 
 /// What `sandbox --help` ends with: examples, exit codes, the environment. The snapshots
 /// in tests/snapshots/ hold it, so that a change here is a change someone saw.
@@ -45,6 +45,20 @@ pub struct FaultArgs {
     /// Accept any body without validating it (for throughput benchmarks).
     #[arg(long)]
     pub no_validate: bool,
+    /// Share of messages whose contact replies (a conversation `POST /conversations/search`
+    /// finds, `campaign track` counts).
+    #[arg(long, default_value = "0", value_parser = parse_probability, value_name = "P")]
+    pub reply_share: f64,
+    /// How long after its message a contact replies: `0s`, `2s`, `3d`.
+    #[arg(long, default_value = "0s", value_parser = crate::input::rate::parse_duration, value_name = "DURATION")]
+    pub reply_after: std::time::Duration,
+    /// Share of e-mails dropped (their recipient gets a `drop_reason`; they get no reply).
+    #[arg(long, default_value = "0", value_parser = parse_probability, value_name = "P")]
+    pub drop_share: f64,
+    /// Refuse (400) an `IN` or `NIN` filter with more values than this (Intercom documents no
+    /// such limit; for rehearsing the splitting of refused searches).
+    #[arg(long, hide = true, value_name = "N")]
+    pub max_search_values: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +94,13 @@ impl FaultArgs {
             drop_rate: self.drop_rate,
             seed: self.seed,
             no_validate: self.no_validate,
+            conversations: Box::new(ConversationSettings {
+                reply_share: self.reply_share,
+                reply_after: self.reply_after,
+                drop_share: self.drop_share,
+                max_values: self.max_search_values,
+                replay: Vec::new(),
+            }),
         }
     }
 }

@@ -35,7 +35,7 @@ Environment:
 
 /// `send`'s copy of the sandbox's fault flags: each needs --sandbox (without it the flag would be
 /// ignored, which is worse than an error) and its help says so. Applied after the flatten.
-fn needs_sandbox(arg: Arg) -> Arg {
+pub(super) fn needs_sandbox(arg: Arg) -> Arg {
     let faults = FaultArgs::augment_args(clap::Command::new("faults"));
     if faults.get_arguments().all(|a| a.get_id() != arg.get_id()) {
         return arg;

@@ -116,6 +116,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("invalid duration `{s}`: {e}"))
 }
 
+/// An age such as `3d`, `36h` or `1w` (`--older-than`): a duration whose days are 24 hours, as a
+/// person means "three days old"; negative spans and years or months are refused.
+pub fn parse_age(s: &str) -> Result<Duration, String> {
+    let bad = |e: &dyn std::fmt::Display| {
+        format!("invalid age `{s}`: {e} (write it as `3d`, `36h` or `90m`)")
+    };
+    let span = SpanParser::new()
+        .parse_span(s.trim())
+        .map_err(|e| bad(&e))?;
+    let d = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|e| bad(&e))?;
+    Duration::try_from(d).map_err(|e| bad(&e))
+}
+
 /// A duration as [`parse_duration`] reads it back: `90s` is `1m 30s`, `250ms` stays `250ms`.
 pub fn format_duration(d: Duration) -> String {
     SpanPrinter::new().unsigned_duration_to_string(&d)

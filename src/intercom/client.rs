@@ -70,7 +70,7 @@ pub enum Attempt {
     Unknown(String),
 }
 
-/// What one `POST /contacts/search` came to. A search creates nothing, so every failure to hear
+/// What one `POST /contacts/search` (or `/conversations/search`) came to. A search creates nothing, so every failure to hear
 /// its answer is only a reason to ask again.
 #[derive(Debug, Clone)]
 pub enum Search {
@@ -91,6 +91,7 @@ pub struct Client {
     http: reqwest::Client,
     url: reqwest::Url,
     search_url: reqwest::Url,
+    conversations_url: reqwest::Url,
     /// Strikes the token from whatever the server says back.
     redact: Redactor,
 }
@@ -115,6 +116,7 @@ impl Client {
         let url = reqwest::Url::parse(&format!("{}/messages", base_url.trim_end_matches('/')))
             .with_context(|| format!("invalid API base URL `{base_url}`"))?;
         let search_url = url.join("contacts/search")?;
+        let conversations_url = url.join("conversations/search")?;
         let mut headers = HeaderMap::new();
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.0)).map_err(|_| {
             anyhow::anyhow!("the access token contains characters a header cannot carry")
@@ -147,6 +149,7 @@ impl Client {
             http,
             url,
             search_url,
+            conversations_url,
             redact: Redactor::new(token.expose()),
         })
     }
@@ -193,13 +196,16 @@ impl Client {
     /// One `POST /contacts/search` (the body is the search request). Errors are struck of the
     /// token like [`Client::send`]'s.
     pub(crate) async fn search(&self, body: Bytes) -> Search {
-        let response = match self
-            .http
-            .post(self.search_url.clone())
-            .body(body)
-            .send()
-            .await
-        {
+        self.search_at(self.search_url.clone(), body).await
+    }
+
+    /// One `POST /conversations/search`, as [`Client::search`].
+    pub(crate) async fn search_conversations(&self, body: Bytes) -> Search {
+        self.search_at(self.conversations_url.clone(), body).await
+    }
+
+    async fn search_at(&self, url: reqwest::Url, body: Bytes) -> Search {
+        let response = match self.http.post(url).body(body).send().await {
             Ok(r) => r,
             Err(e) => return Search::NoAnswer(self.describe(&e)),
         };

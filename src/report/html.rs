@@ -11,6 +11,9 @@ pub(crate) fn render(r: &Report) -> String {
     let mut body = String::new();
     body.push_str(&counts(r));
     body.push_str(&run(r));
+    if let Some(replies) = &r.replies {
+        body.push_str(&crate::track::replies_html(replies));
+    }
     body.push_str(&errors(r));
     body.push_str(&unknown(r));
     let subtitle = match &r.campaign {

@@ -42,6 +42,8 @@ pub(crate) struct Report {
     pub(crate) unknown: Vec<UnknownRow>,
     pub(crate) run: Option<RunTimes>,
     pub(crate) per_minute: Option<PerMinute>,
+    /// From the tracking file beside the results (`campaign track`), when there is one.
+    pub(crate) replies: Option<crate::track::Replies>,
 }
 
 impl Tally {
@@ -134,13 +136,14 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<Status> {
         Some(campaign) => read::contacts(campaign, &rows_to_name(&outcomes))?,
         None => BTreeMap::new(),
     };
-    let report = build(
+    let mut report = build(
         &args.results,
         args.campaign.as_deref(),
         &outcomes,
         &runs,
         &contacts,
     );
+    report.replies = crate::track::replies(&args.results, &outcomes)?;
     let out = if args.json {
         serde_json::to_string_pretty(&report)? + "\n"
     } else {
@@ -215,6 +218,7 @@ fn build(
         unknown,
         run: run_times(outcomes, runs),
         per_minute: per_minute(outcomes),
+        replies: None,
     }
 }
 

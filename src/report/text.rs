@@ -46,6 +46,9 @@ pub(crate) fn render(r: &Report) -> String {
             sparkline(&values)
         );
     }
+    if let Some(replies) = &r.replies {
+        out.push_str(&crate::track::replies_text(replies));
+    }
     out.push_str(&errors(r));
     out.push_str(&unknown(r));
     out

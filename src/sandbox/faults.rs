@@ -25,6 +25,9 @@ pub struct FaultSettings {
     pub seed: Option<u64>,
     /// Accept any body without validating it.
     pub no_validate: bool,
+    /// How contacts answer: replies, drops (the conversations `POST /conversations/search` finds).
+    /// Boxed: a rehearsal's plan holds these settings beside nothing else of its size.
+    pub conversations: Box<super::ConversationSettings>,
 }
 
 impl FaultSettings {
@@ -40,6 +43,7 @@ impl FaultSettings {
             drop_rate: 0.0,
             seed: None,
             no_validate: false,
+            conversations: Box::default(),
         }
     }
 }
@@ -134,6 +138,7 @@ mod tests {
             drop_rate: drop,
             seed,
             no_validate: false,
+            conversations: Default::default(),
         }
     }
 

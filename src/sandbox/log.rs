@@ -84,6 +84,36 @@ fn write_lines(mut out: BufWriter<File>, rx: mpsc::Receiver<Entry>, path: &str) 
     let _ = out.flush();
 }
 
+/// Hands every message a log holds to `each` (its id, request and creation time in Unix seconds),
+/// so that a sandbox started again over its log knows the messages it created before. A missing
+/// log holds none; a line cut short by a kill is passed over.
+pub(super) fn replay(path: &Path, mut each: impl FnMut(&str, &Value, u64)) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot read the sandbox log {}", path.display()))
+        }
+    };
+    for line in std::io::BufReader::new(file).lines() {
+        let line =
+            line.with_context(|| format!("cannot read the sandbox log {}", path.display()))?;
+        let Ok(entry) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        let at = entry["received_at"]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map_or(0, |t| t.as_second().max(0) as u64);
+        if let Some(id) = entry["id"].as_str() {
+            each(id, &entry["request"], at);
+        }
+    }
+    Ok(())
+}
+
 /// `{"id": "...", "received_at": "<RFC 3339 UTC>", "request": <body>}`.
 pub(super) fn line(id: &str, received_at: Timestamp, request: &Value) -> String {
     let at = received_at.to_string();

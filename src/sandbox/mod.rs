@@ -1,5 +1,5 @@
 //! `campaign sandbox`: a local Intercom-compatible server for `POST /messages` (and `GET /admins`,
-//! `POST /contacts/search`) that validates requests against the OpenAPI description and
+//! `POST /contacts/search`, `POST /conversations/search`) that validates requests against the OpenAPI description and
 //! misbehaves on demand.
 //!
 //! This file owns the server: what it is started with ([`SandboxConfig`], resolved from the
@@ -7,9 +7,10 @@
 //! shutdown, the accept loop, routing and the order of the checks. What each check does lives
 //! beside it: [`validate`] (the version and the schemas), [`rules`] (the per-type rules the
 //! schemas leave out), [`limits`] (rate windows), [`faults`] (latency, 5xx, drops), [`admins`],
-//! [`contacts`], [`log`] (the message log) and [`errors`] (Intercom's `error.list`).
+//! [`contacts`], [`conversations`], [`log`] (the message log) and [`errors`] (Intercom's `error.list`).
 pub(crate) mod admins;
 mod contacts;
+mod conversations;
 mod errors;
 mod faults;
 mod limits;
@@ -42,6 +43,8 @@ use tokio::sync::{mpsc, watch};
 
 use admins::{Admin, Admins};
 use contacts::Contacts;
+pub use conversations::ConversationSettings;
+use conversations::Conversations;
 use errors::{json_response, ApiError};
 pub use faults::FaultSettings;
 use faults::{Faults, Outcome};
@@ -112,6 +115,7 @@ struct State {
     missing: Vec<String>,
     admins: Admins,
     log: Option<MessageLog>,
+    conversations: Conversations,
     next_id: AtomicU64,
 }
 
@@ -128,6 +132,13 @@ pub async fn start(config: SandboxConfig, listen: SocketAddr) -> anyhow::Result<
         Some(path) => Admins::load(path)?,
         None => Admins::default(),
     };
+    let conversations = Conversations::new(
+        (*config.faults.conversations).clone(),
+        config.faults.seed.unwrap_or(0),
+    );
+    for path in config.log.iter().chain(&config.faults.conversations.replay) {
+        log::replay(path, |id, body, at| conversations.record(id, body, at))?;
+    }
     let (log, writer) = match &config.log {
         Some(path) => {
             let (log, writer) = log::open(path)?;
@@ -146,6 +157,7 @@ pub async fn start(config: SandboxConfig, listen: SocketAddr) -> anyhow::Result<
         missing: config.missing,
         admins,
         log,
+        conversations,
         next_id: AtomicU64::new(first_id()),
     });
     let listener = TcpListener::bind(listen)
@@ -220,6 +232,7 @@ async fn handle(
         (&Method::POST, "/messages") => Route::Messages,
         (&Method::GET, "/admins") => Route::Admins,
         (&Method::POST, "/contacts/search") => Route::Search,
+        (&Method::POST, "/conversations/search") => Route::Conversations,
         (method, path) => {
             let e = ApiError::not_found(format!("Resource Not Found: {method} {path}"));
             return Ok(e.response());
@@ -250,6 +263,9 @@ async fn handle(
             Route::Search => search_contacts(&state, req)
                 .await
                 .unwrap_or_else(|e| Reply::Answer(e.response())),
+            Route::Conversations => search_conversations(&state, req)
+                .await
+                .unwrap_or_else(|e| Reply::Answer(e.response())),
         }
     };
     let mut response = match reply {
@@ -264,6 +280,7 @@ enum Route {
     Messages,
     Admins,
     Search,
+    Conversations,
 }
 
 enum Reply {
@@ -315,6 +332,7 @@ async fn create_message(state: &State, req: Request<Incoming>) -> Result<Reply, 
     if let Some(log) = &state.log {
         log.record(&id, &body);
     }
+    state.conversations.record(&id, &body, unix_now());
     if plan.outcome == Outcome::Drop {
         return Ok(Reply::Drop);
     }
@@ -350,6 +368,21 @@ async fn search_contacts(state: &State, req: Request<Incoming>) -> Result<Reply,
         (None, false) => Some(&empty),
     };
     let answer = contacts::search(known, &state.missing, &body)?;
+    faults_of(&state.faults).await?;
+    Ok(Reply::Answer(json_response(StatusCode::OK, &answer)))
+}
+
+/// `POST /conversations/search` past auth and the limit: version, body, the 2.16 schema and the
+/// query's limits, then the faults' latency and server errors.
+async fn search_conversations(state: &State, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    validate::api_version(req.headers().get("intercom-version"))?;
+    let bytes = read_body(req).await?;
+    let body: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::invalid(None, format!("Invalid JSON in the request body: {e}")))?;
+    if state.validate {
+        state.schemas.check_conversation_search(&body)?;
+    }
+    let answer = state.conversations.search(&body, unix_now())?;
     faults_of(&state.faults).await?;
     Ok(Reply::Answer(json_response(StatusCode::OK, &answer)))
 }

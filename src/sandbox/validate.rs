@@ -16,6 +16,8 @@ const SPEC_2_11: &str = include_str!("../../openapi/messages-only-2.11.yaml");
 const SPEC_2_16: &str = include_str!("../../openapi/messages-only-2.16.yaml");
 /// `POST /contacts/search` and its schemas, cut from the full 2.16 description.
 const SEARCH_2_16: &str = include_str!("../../openapi/contacts-search-2.16.yaml");
+/// `POST /conversations/search` and its schemas, cut likewise.
+const CONVERSATIONS_2_16: &str = include_str!("../../openapi/conversations-search-2.16.yaml");
 
 /// Maps the `Intercom-Version` header to the description its requests follow; a request without
 /// the header gets the newest (the app's default version); other values are refused as Intercom
@@ -48,6 +50,7 @@ pub(super) struct Schemas {
     v2_11: Validator,
     v2_16: Validator,
     search: Validator,
+    conversations: Validator,
 }
 
 impl std::fmt::Debug for Schemas {
@@ -65,27 +68,20 @@ impl Schemas {
                 .context("the 2.16 description")?,
             search: compile_schema(SEARCH_2_16, "contact_search_request")
                 .context("the 2.16 search description")?,
+            conversations: compile_schema(CONVERSATIONS_2_16, "conversation_search_request")
+                .context("the 2.16 conversation search description")?,
         })
     }
 
     /// Checks a `POST /contacts/search` body against `contact_search_request`; the first error
     /// names where in the body it is.
     pub(super) fn check_search(&self, body: &Value) -> Result<(), ApiError> {
-        match self.search.iter_errors(body).next() {
-            None => Ok(()),
-            Some(e) => {
-                let path = dotted(e.instance_path.as_str());
-                let field = if path.is_empty() {
-                    "query".to_string()
-                } else {
-                    path
-                };
-                Err(ApiError::invalid(
-                    Some(&field),
-                    format!("{field}: not a valid search request ({e})"),
-                ))
-            }
-        }
+        search_error(&self.search, body)
+    }
+
+    /// Checks a `POST /conversations/search` body against 2.16's `search_request`, likewise.
+    pub(super) fn check_conversation_search(&self, body: &Value) -> Result<(), ApiError> {
+        search_error(&self.conversations, body)
     }
 
     /// Checks one request body: the per-type rules first (they name the field precisely, as the
@@ -106,6 +102,25 @@ impl Schemas {
             return Err(err);
         }
         Ok(())
+    }
+}
+
+/// The first error of a search body against `validator`, naming where in the body it is.
+fn search_error(validator: &Validator, body: &Value) -> Result<(), ApiError> {
+    match validator.iter_errors(body).next() {
+        None => Ok(()),
+        Some(e) => {
+            let path = dotted(e.instance_path.as_str());
+            let field = if path.is_empty() {
+                "query".to_string()
+            } else {
+                path
+            };
+            Err(ApiError::invalid(
+                Some(&field),
+                format!("{field}: not a valid search request ({e})"),
+            ))
+        }
     }
 }
 

@@ -21,9 +21,17 @@ pub(super) async fn start(
     c: &Campaign,
 ) -> anyhow::Result<(sandbox::RunningSandbox, PathBuf)> {
     let log = plan.log_path(&c.path);
+    let mut faults = plan.faults.clone();
+    // A follow-up's rehearsal holds the conversations of the rehearsal it follows up.
+    if let Some(earlier) = &c.send.skip_replied_to {
+        faults
+            .conversations
+            .replay
+            .extend(crate::track::rehearsal_log_of(earlier));
+    }
     let config = sandbox::SandboxConfig {
         token: Some(token.expose().to_string()),
-        faults: plan.faults.clone(),
+        faults,
         contacts: plan.contacts.clone(),
         // Without a contacts file, a looked-up campaign's rehearsal finds a contact for every
         // key it searches (so that it runs), less those named to be left out.

@@ -84,6 +84,8 @@ pub(super) struct SendSection {
     pub timezone: Option<String>,
     pub respect_unsubscribed: Option<bool>,
     pub suppress: Option<PathBuf>,
+    /// The results file of an earlier campaign: its contacts who replied are skipped.
+    pub skip_replied_to: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -34,6 +34,9 @@ pub struct SendSettings {
     pub respect_unsubscribed: bool,
     /// `[send] suppress`: a do-not-contact list (e-mails or ids, one column), beside the campaign.
     pub suppress: Option<std::path::PathBuf>,
+    /// `[send] skip_replied_to`: an earlier campaign's results file, beside the campaign; its
+    /// recipients who replied to it (asked just before this run sends) are `skipped` (`replied`).
+    pub skip_replied_to: Option<std::path::PathBuf>,
 }
 
 /// A setting's error: `campaign.toml: [send] rate: why`.
@@ -83,6 +86,7 @@ pub(super) fn resolve(s: SendSection, name: &str, dir: &Path) -> anyhow::Result<
             .map_err(|(key, why)| bad.at(key, why))?,
         respect_unsubscribed: s.respect_unsubscribed.unwrap_or(true),
         suppress: s.suppress.map(|p| dir.join(p)),
+        skip_replied_to: s.skip_replied_to.map(|p| dir.join(p)),
     })
 }
 

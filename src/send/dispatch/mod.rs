@@ -156,6 +156,18 @@ pub(super) async fn run(
         .map(|(s, _)| s.base_url())
         .unwrap_or_else(|| s.base_url.clone());
     let shared = Arc::new(Shared::new(plan, &base_url)?);
+    let replied = match &s.send.skip_replied_to {
+        Some(earlier) => Some(Arc::new(
+            crate::track::replied_recipients(
+                &shared.pace.client,
+                &shared.pace.gate,
+                &shared.pace.limiter,
+                earlier,
+            )
+            .await?,
+        )),
+        None => None,
+    };
     let (mut writer, journal) = open_records(plan, &manifest, &loaded.campaign.recipients)?;
     announce(plan, &loaded, &manifest, &base_url);
     // The earlier run's rows and the expected hashes move to the reader, not copied: at a
@@ -176,6 +188,7 @@ pub(super) async fn run(
         reading: reader::Reading {
             copied_columns,
             expected,
+            replied,
             ..reading
         },
         resolution,
@@ -306,6 +319,7 @@ fn known_rows(
         expected: Vec::new(),
         limit: plan.selection.limit,
         skip_invalid: plan.selection.skip_invalid,
+        replied: None,
     };
     Ok((reading, resolution))
 }

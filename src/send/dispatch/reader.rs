@@ -34,6 +34,9 @@ pub(super) struct Reading {
     pub limit: Option<u64>,
     /// `--skip-invalid`: an invalid row becomes an outcome (`skipped`) rather than an error.
     pub skip_invalid: bool,
+    /// `[send] skip_replied_to`: the recipients who replied to the earlier campaign, asked just
+    /// before the run: their rows are recorded `skipped` (`replied`), not sent.
+    pub replied: Option<std::sync::Arc<std::collections::HashSet<String>>>,
 }
 
 /// Reads the rows into items until the file ends, the limit is reached, or a row does not read
@@ -166,6 +169,14 @@ impl Items<'_> {
         let request = rendered.into_request(self.campaign);
         if check::request_hash(&request) != self.was(row.number) {
             return Err(self.changed(row.number, row.line));
+        }
+        if let Some(replied) = self.reading.replied.as_deref() {
+            if let Some(why) = crate::track::replied_to(replied, &request.to.id) {
+                return Ok(Item::Skip(Box::new(ResultRow {
+                    extra: self.copied(&row.fields),
+                    ..crate::track::replied_row(row.number, &request.to.id, why)
+                })));
+            }
         }
         let mut body = Vec::with_capacity(self.body_size.get() + 64);
         serde_json::to_writer(&mut body, &request)?;

@@ -1,0 +1,363 @@
+//! `campaign track`: what became of the messages a send recorded. A message has no conversation
+//! until its contact replies (unless it was sent with `create_conversation_without_contact_reply`),
+//! and a conversation's `source.id` is the id of the message that started it: so every `sent`
+//! row's message id is searched for (`source.id IN [...]`, [`search`]), and the tracking file
+//! beside the results ([`files`]) says for each whether the contact replied, when, and whether
+//! the e-mail was dropped. [`export`] writes the campaign CSV's rows in a state, for a follow-up;
+//! [`settle`] finds the messages of `unknown` rows.
+//!
+//! The whole command runs under the ledger's lock: it reads the results file (and --settle
+//! changes it), and a send must not append to it meanwhile.
+mod export;
+pub(crate) mod files;
+mod followup;
+mod report;
+pub(crate) mod search;
+mod settle;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{bail, Context as _};
+use jiff::Timestamp;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::TrackArgs;
+use crate::input::config::{self, Campaign};
+use crate::intercom::client::{Client, Token};
+use crate::intercom::pace::{Gate, Limiter};
+use crate::results::{self, Ledger, RowStatus};
+use crate::Status;
+use files::{Recorded, Tracked};
+use search::Pacing;
+
+pub(crate) use followup::{replied_recipients, replied_row, replied_to};
+pub(crate) use report::{html as replies_html, replies, text as replies_text, Replies};
+
+/// How long a search may take before it is asked again, without a campaign file to say.
+const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+pub async fn run(args: TrackArgs) -> anyhow::Result<Status> {
+    let mut ledger = Ledger::new(args.results.clone());
+    ledger.check_files()?;
+    if !ledger.results.is_file() {
+        bail!(
+            "{}: no such results file (track reads the results file a send wrote)",
+            ledger.results.display()
+        );
+    }
+    let campaign = args.campaign.as_deref().map(Campaign::load).transpose()?;
+    if args.settle {
+        let c = campaign.as_ref().expect("clap requires --campaign");
+        if c.create_conversation_without_contact_reply != Some(true) {
+            crate::say!(
+                "{}: --settle cannot settle this campaign: it was not sent with create_conversation_without_contact_reply = true, so a message has no conversation until its contact replies, and a message without a reply cannot be found by search; mark the unknown rows with `campaign mark` after looking in Intercom",
+                c.path.display()
+            );
+            return Ok(Status::Invalid);
+        }
+    }
+    let _lock = ledger.lock()?;
+    // A run killed mid-way leaves rows in the journal: they are recorded `unknown` first.
+    results::settle(&ledger, &|_| 0)?;
+    let mut recorded = files::read_results(&ledger.results)?;
+    let tracking = files::tracking_path(&ledger.results);
+    let now = Timestamp::now();
+
+    if let Some(status) = args.export.filter(|s| export::from_ledger_alone(*s)) {
+        let c = campaign.as_ref().expect("clap requires --campaign");
+        let chosen = export::chosen(status, &recorded, &BTreeMap::new(), args.older_than, now);
+        let to = args.to.as_ref().expect("clap requires --to");
+        let n = export::write(c, &chosen, to)?;
+        crate::say!("{}: {n} rows exported", to.display());
+        return Ok(Status::Ok);
+    }
+
+    let target = Target::open(&args, campaign.as_ref()).await?;
+    let requests = AtomicU64::new(0);
+    let (gate, limiter, stop) = (
+        Gate::default(),
+        Limiter::new(target.rate),
+        CancellationToken::new(),
+    );
+    let pacing = Pacing {
+        client: &target.client,
+        gate: &gate,
+        limiter: &limiter,
+        stop: &stop,
+        requests: &requests,
+    };
+    let outcome = track_and_settle(
+        &args,
+        campaign.as_ref(),
+        &ledger,
+        &pacing,
+        &mut recorded,
+        now,
+    )
+    .await;
+    target.shutdown().await?;
+    let tracked = outcome?;
+    files::write_tracking(&tracking, &tracked)?;
+    let count = |s: &str| tracked.values().filter(|t| t.state == s).count();
+    crate::say!(
+        "{}: {} sent rows: {} replied, {} not replied, {} dropped ({} searches)",
+        tracking.display(),
+        tracked.len(),
+        count("replied"),
+        count("not_replied"),
+        count("dropped"),
+        requests.load(Ordering::Relaxed)
+    );
+    if let (Some(state), Some(to)) = (args.export, &args.to) {
+        let c = campaign.as_ref().expect("clap requires --campaign");
+        let chosen = export::chosen(state, &recorded, &tracked, args.older_than, now);
+        let n = export::write(c, &chosen, to)?;
+        crate::say!("{}: {n} rows exported", to.display());
+    }
+    if args.json {
+        let rows: Vec<&Tracked> = tracked.values().collect();
+        crate::out!("{}", serde_json::to_string_pretty(&rows)?);
+    }
+    // --settle that leaves rows unknown says so in the exit code (each row was named).
+    let left = args.settle && recorded.values().any(|r| r.status == RowStatus::Unknown);
+    Ok(if left { Status::Failed } else { Status::Ok })
+}
+
+/// `--settle` (when asked), then the tracking of every sent row.
+async fn track_and_settle(
+    args: &TrackArgs,
+    campaign: Option<&Campaign>,
+    ledger: &Ledger,
+    p: &Pacing<'_>,
+    recorded: &mut BTreeMap<u64, Recorded>,
+    now: Timestamp,
+) -> anyhow::Result<BTreeMap<u64, Tracked>> {
+    if args.settle {
+        let c = campaign.expect("clap requires --campaign");
+        settle_unknown(args, c, ledger, p, recorded, now).await?;
+    }
+    let prior = files::read_tracking(&files::tracking_path(&ledger.results))?;
+    track(p, recorded, &prior, now)
+        .await
+        .context("the conversation searches failed; the tracking file was left as it was")
+}
+
+async fn settle_unknown(
+    args: &TrackArgs,
+    c: &Campaign,
+    ledger: &Ledger,
+    p: &Pacing<'_>,
+    recorded: &mut BTreeMap<u64, Recorded>,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    if c.from == 0 {
+        bail!(
+            "{}: --settle needs the sending admin's id as `from` (it searches for the conversations that admin started); `campaign admins` lists the ids",
+            c.path.display()
+        );
+    }
+    let first_start = crate::report::read::runs(&ledger.results)?
+        .first()
+        .map(|r| r.started_at);
+    let ask = settle::Ask {
+        admin: c.from.to_string(),
+        recorded,
+        recipient_is_id: !c.address.looked_up(),
+        first_start,
+        missing_after: args.settle_missing_after,
+        now,
+    };
+    let settled = settle::settle(p, &ask)
+        .await
+        .context("the searches for unknown rows failed; no row was changed")?;
+    ledger.amend(&settled.changes)?;
+    let sent = settled
+        .changes
+        .values()
+        .filter(|a| a.status == RowStatus::Sent)
+        .count();
+    crate::say!(
+        "settled {} unknown rows: {sent} now sent, {} now failed, {} left unknown",
+        settled.changes.len(),
+        settled.changes.len() - sent,
+        settled.left.len()
+    );
+    for (row, why) in &settled.left {
+        crate::say!("  row {row}: left unknown: {why}");
+    }
+    *recorded = files::read_results(&ledger.results)?;
+    Ok(())
+}
+
+/// Every sent row's tracking: a reply or a drop found before stays (they do not change); the
+/// others are searched for again.
+async fn track(
+    p: &Pacing<'_>,
+    recorded: &BTreeMap<u64, Recorded>,
+    prior: &BTreeMap<u64, Tracked>,
+    now: Timestamp,
+) -> Result<BTreeMap<u64, Tracked>, search::Failure> {
+    let sent: Vec<&Recorded> = recorded
+        .values()
+        .filter(|r| r.status == RowStatus::Sent && !r.message_id.is_empty())
+        .collect();
+    let settled = |r: &Recorded| {
+        prior.get(&r.row).filter(|t| {
+            t.message_id == r.message_id && matches!(t.state.as_str(), "replied" | "dropped")
+        })
+    };
+    let mut ids: Vec<String> = sent
+        .iter()
+        .filter(|r| settled(r).is_none())
+        .map(|r| r.message_id.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let query = |batch: &[String]| json!({"field": "source.id", "operator": "IN", "value": batch});
+    let found = search::find_all(p, &ids, &query).await?;
+    let mut by_message: HashMap<&str, &search::Found> = HashMap::new();
+    for f in &found {
+        if let Some(id) = f.source.id.as_deref() {
+            // A replied conversation says more than another of the same message.
+            let replied = |f: &search::Found| f.replied();
+            match by_message.get(id) {
+                Some(have) if replied(have) || !replied(f) => {}
+                _ => {
+                    by_message.insert(id, f);
+                }
+            }
+        }
+    }
+    let checked_at = rfc3339(now);
+    let mut out = BTreeMap::new();
+    for r in sent {
+        if let Some(t) = settled(r) {
+            out.insert(r.row, t.clone());
+            continue;
+        }
+        let f = by_message.get(r.message_id.as_str());
+        let replied_at = f
+            .and_then(|f| f.first_contact_reply_at)
+            .and_then(|t| Timestamp::from_second(t).ok());
+        let drop_reason = f.and_then(|f| f.drop_reason()).unwrap_or("");
+        let state = match (replied_at, drop_reason.is_empty()) {
+            (Some(_), _) => "replied",
+            (None, false) => "dropped",
+            (None, true) => "not_replied",
+        };
+        out.insert(
+            r.row,
+            Tracked {
+                row: r.row,
+                message_id: r.message_id.clone(),
+                conversation_id: f.map(|f| f.id.clone()).unwrap_or_default(),
+                state: state.into(),
+                replied_at: replied_at.map(rfc3339).unwrap_or_default(),
+                drop_reason: drop_reason.chars().take(200).collect(),
+                checked_at: checked_at.clone(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+fn rfc3339(t: Timestamp) -> String {
+    Timestamp::from_second(t.as_second())
+        .unwrap_or(t)
+        .to_string()
+}
+
+/// Where the searches go: Intercom (or `--api-base`), or a sandbox in this process.
+struct Target {
+    client: Client,
+    rate: crate::input::rate::Rate,
+    sandbox: Option<crate::sandbox::RunningSandbox>,
+}
+
+impl Target {
+    async fn open(args: &TrackArgs, c: Option<&Campaign>) -> anyhow::Result<Target> {
+        let version = args
+            .intercom_version
+            .clone()
+            .or_else(|| c.map(|c| c.version.clone()))
+            .unwrap_or_else(|| config::DEFAULT_VERSION.to_string());
+        let rate = match c {
+            Some(c) => c.send.rate,
+            None => config::DEFAULT_RATE
+                .parse()
+                .expect("the default rate parses"),
+        };
+        let timeout = c.map_or(DEFAULT_TIMEOUT, |c| c.send.request_timeout);
+        if args.sandbox {
+            let c = c.expect("clap requires --campaign with --sandbox");
+            let token = Token::new(format!("track-{:x}", rand::random::<u64>()))?;
+            let log = args
+                .sandbox_log
+                .clone()
+                .or_else(|| rehearsal_log_of(&args.results))
+                .unwrap_or_else(|| rehearsal_log(c));
+            if !log.is_file() {
+                bail!(
+                    "--sandbox: no rehearsal log at {}: `campaign send {} --sandbox` writes it (or name it with --sandbox-log)",
+                    log.display(),
+                    c.path.display()
+                );
+            }
+            let config = crate::sandbox::SandboxConfig {
+                token: Some(token.expose().to_string()),
+                faults: args.faults.settings(),
+                contacts: None,
+                invent_contacts: false,
+                missing: Vec::new(),
+                admins: None,
+                log: Some(log),
+            };
+            let running = crate::sandbox::start(config, "127.0.0.1:0".parse()?).await?;
+            let client = Client::new(&running.base_url(), &token, &version, timeout, 1)?;
+            return Ok(Target {
+                client,
+                rate,
+                sandbox: Some(running),
+            });
+        }
+        let token = crate::intercom::admins::read_token(args.token_file.as_deref())?;
+        let base = args
+            .api_base
+            .clone()
+            .or_else(|| c.map(|c| c.base_url.clone()))
+            .unwrap_or_else(|| config::DEFAULT_BASE_URL.to_string());
+        config::check_base_url(&base)?;
+        Ok(Target {
+            client: Client::new(&base, &token, &version, timeout, 1)?,
+            rate,
+            sandbox: None,
+        })
+    }
+
+    async fn shutdown(self) -> anyhow::Result<()> {
+        match self.sandbox {
+            Some(s) => s.shutdown().await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// The log of the rehearsal that wrote `results`, when it has the name `send --sandbox` gives
+/// it: `X.sandbox.results.csv` is beside `X.sandbox.jsonl`.
+pub(crate) fn rehearsal_log_of(results: &std::path::Path) -> Option<PathBuf> {
+    let name = results.file_name()?.to_str()?;
+    let stem = name.strip_suffix(".sandbox.results.csv")?;
+    Some(results.with_file_name(format!("{stem}.sandbox.jsonl")))
+}
+
+/// The log `send --sandbox` keeps by default: `<campaign stem>.sandbox.jsonl` beside the campaign.
+fn rehearsal_log(c: &Campaign) -> PathBuf {
+    let name = format!("{}.sandbox.jsonl", c.stem());
+    match c.path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(name),
+        _ => PathBuf::from(name),
+    }
+}

@@ -1,0 +1,262 @@
+//! `POST /conversations/search`, batched and paced: many values a search (`IN`), pages of
+//! [`PAGE`] followed with `starting_after`, a batch the API refuses split in halves down to one
+//! value, every request through the run's limiter and pause gate ([`paced`]), 429s waited out
+//! with everyone, transient failures asked again a few times.
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::intercom::client::{ApiError, Client, Search};
+use crate::intercom::pace::{self, Gate, Limiter};
+
+/// Values a search carries, and conversations a page holds: the most the description gives a
+/// page (it gives no bound on an `IN`'s values; one that is refused is split).
+pub(crate) const PAGE: usize = 150;
+
+/// Attempts of one page before the tracking stops with the error.
+const ATTEMPTS: u32 = 6;
+
+/// What every search shares: one client, one limit, one pause.
+pub(crate) struct Pacing<'a> {
+    pub(crate) client: &'a Client,
+    pub(crate) gate: &'a Gate,
+    pub(crate) limiter: &'a Limiter,
+    pub(crate) stop: &'a CancellationToken,
+    /// Search requests sent (each page, each attempt).
+    pub(crate) requests: &'a AtomicU64,
+}
+
+/// A conversation, as far as tracking reads it. Read field by field from the answer, so that a
+/// field of another type (a server's, or a mock's) is a field missing, not a page refused.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Found {
+    pub(crate) id: String,
+    pub(crate) created_at: Option<i64>,
+    pub(crate) source: Source,
+    pub(crate) contact_ids: Vec<String>,
+    pub(crate) first_contact_reply_at: Option<i64>,
+    pub(crate) drop_reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Source {
+    pub(crate) id: Option<String>,
+    pub(crate) author_id: Option<String>,
+}
+
+/// A string, or a number as its text; anything else is none. Bounded: these are ids.
+fn text(v: &Value) -> Option<String> {
+    let t = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    Some(
+        t.chars()
+            .take(crate::intercom::answer::FIELD_CHARS)
+            .collect(),
+    )
+}
+
+/// A Unix timestamp, as an integer (or a float, as some servers send).
+fn time(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
+}
+
+impl Found {
+    fn read(c: &Value) -> Found {
+        let source = &c["source"];
+        Found {
+            id: text(&c["id"]).unwrap_or_default(),
+            created_at: time(&c["created_at"]),
+            source: Source {
+                id: text(&source["id"]),
+                author_id: text(&source["author"]["id"]),
+            },
+            contact_ids: c["contacts"]["contacts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| text(&x["id"]))
+                .collect(),
+            first_contact_reply_at: time(&c["statistics"]["first_contact_reply_at"]),
+            drop_reasons: source["recipients"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| text(&r["drop_reason"]))
+                .filter(|r| !r.is_empty())
+                .collect(),
+        }
+    }
+
+    /// The first recipient's `drop_reason`, if any (e-mail only).
+    pub(crate) fn drop_reason(&self) -> Option<&str> {
+        self.drop_reasons.first().map(String::as_str)
+    }
+
+    pub(crate) fn has_contact(&self, id: &str) -> bool {
+        self.contact_ids.iter().any(|c| c == id)
+    }
+
+    pub(crate) fn replied(&self) -> bool {
+        self.first_contact_reply_at.is_some()
+    }
+}
+
+#[derive(Deserialize)]
+struct Page {
+    #[serde(default)]
+    conversations: Vec<Value>,
+    #[serde(default)]
+    pages: Option<Pages>,
+}
+
+#[derive(Deserialize)]
+struct Pages {
+    next: Option<Next>,
+}
+
+#[derive(Deserialize)]
+struct Next {
+    starting_after: Option<String>,
+}
+
+/// Why the searches stopped.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Failure {
+    #[error("HTTP {status} {}: {}", .error.code, .error.message)]
+    Refused { status: u16, error: ApiError },
+    #[error("the searches failed {ATTEMPTS} times in a row: {0}")]
+    Failed(String),
+    #[error("stopped")]
+    Stopped,
+}
+
+/// Every conversation `query(values)` finds, for `values` in batches of at most [`PAGE`]; a
+/// batch the API refuses (a 4xx other than 401, 403 and 429) is searched again as two halves.
+/// A single value refused so ends the search with that refusal.
+pub(crate) async fn find_all(
+    p: &Pacing<'_>,
+    values: &[String],
+    query: &dyn Fn(&[String]) -> Value,
+) -> Result<Vec<Found>, Failure> {
+    let mut found = Vec::new();
+    let mut todo: Vec<&[String]> = values.chunks(PAGE).rev().collect();
+    while let Some(batch) = todo.pop() {
+        match all_pages(p, &query(batch)).await {
+            Ok(mut page) => found.append(&mut page),
+            Err(Ended::Refused { .. }) if batch.len() > 1 => {
+                let (a, b) = batch.split_at(batch.len() / 2);
+                todo.push(b);
+                todo.push(a);
+            }
+            Err(Ended::Refused { status, error }) => {
+                return Err(Failure::Refused { status, error })
+            }
+            Err(Ended::Failed(f)) => return Err(f),
+        }
+    }
+    Ok(found)
+}
+
+enum Ended {
+    Refused { status: u16, error: ApiError },
+    Failed(Failure),
+}
+
+async fn all_pages(p: &Pacing<'_>, query: &Value) -> Result<Vec<Found>, Ended> {
+    let mut all = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut pagination = json!({ "per_page": PAGE });
+        if let Some(a) = &after {
+            pagination["starting_after"] = json!(a);
+        }
+        let body = json!({ "query": query, "pagination": pagination });
+        let page = one_page(p, Bytes::from(body.to_string())).await?;
+        // A page short of full is the last, whatever its cursor says; a cursor that does not
+        // move would loop forever.
+        let full = page.conversations.len() >= PAGE;
+        all.extend(page.conversations.iter().map(Found::read));
+        match page
+            .pages
+            .and_then(|p| p.next)
+            .and_then(|n| n.starting_after)
+        {
+            Some(next) if full && Some(&next) != after.as_ref() => after = Some(next),
+            _ => return Ok(all),
+        }
+    }
+}
+
+async fn one_page(p: &Pacing<'_>, body: Bytes) -> Result<Page, Ended> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let why = match paced(p, body.clone()).await? {
+            Search::Found { body, .. } => match serde_json::from_slice::<Page>(&body) {
+                Ok(page) => return Ok(page),
+                Err(e) => format!("the answer is not a conversation list: {e}"),
+            },
+            Search::Rejected { status, error, .. } => match status {
+                429 => {
+                    attempts -= 1;
+                    continue;
+                }
+                408 | 500.. => format!("HTTP {status} {}: {}", error.code, error.message),
+                _ => return Err(Ended::Refused { status, error }),
+            },
+            Search::NoAnswer(why) => why,
+        };
+        if attempts >= ATTEMPTS {
+            return Err(Ended::Failed(Failure::Failed(why)));
+        }
+        tokio::select! {
+            biased;
+            _ = p.stop.cancelled() => return Err(Ended::Failed(Failure::Stopped)),
+            _ = tokio::time::sleep(crate::intercom::policy::backoff(attempts)) => {}
+        }
+    }
+}
+
+/// One search request in its turn: the only place tracking meets the pacing (the limiter, the
+/// pause gate, the server's rate headers and its 429s), so that a change of the pacing is one
+/// edit here. A 401 or 403 ends the tracking at once.
+async fn paced(p: &Pacing<'_>, body: Bytes) -> Result<Search, Ended> {
+    tokio::select! {
+        biased;
+        _ = p.stop.cancelled() => return Err(Ended::Failed(Failure::Stopped)),
+        _ = pace::turn(p.gate, p.limiter) => {}
+    }
+    p.requests.fetch_add(1, Ordering::Relaxed);
+    let answer = p.client.search_conversations(body).await;
+    match &answer {
+        Search::Found { rate, .. } => pace::heed_server(p.gate, rate, 1),
+        Search::Rejected {
+            status,
+            error,
+            rate,
+            retry_after,
+        } => {
+            pace::heed_server(p.gate, rate, 1);
+            match status {
+                429 => p
+                    .gate
+                    .pause_until(pace::rate_limited_until(*retry_after, rate.reset)),
+                401 | 403 => {
+                    return Err(Ended::Failed(Failure::Refused {
+                        status: *status,
+                        error: error.clone(),
+                    }))
+                }
+                _ => {}
+            }
+        }
+        Search::NoAnswer(_) => {}
+    }
+    Ok(answer)
+}
