@@ -353,6 +353,10 @@ fn sandbox_flags(args: &SendArgs, flag: &mut impl FnMut(&str, Option<String>)) {
         (f.fail_rate > 0.0).then(|| f.fail_rate.to_string()),
     );
     flag(
+        "fail-after-rate",
+        (f.fail_after_rate > 0.0).then(|| f.fail_after_rate.to_string()),
+    );
+    flag(
         "drop-rate",
         (f.drop_rate > 0.0).then(|| f.drop_rate.to_string()),
     );
