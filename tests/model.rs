@@ -1,15 +1,23 @@
 //! The ledger's promise as properties over random sequences of runs: fresh sends, resumes,
-//! `--retry-unknown`, `--allow-changed`, `--limit`, kill -9, Ctrl-C, and several processes at
-//! once, against a sandbox whose log is the truth of what reached customers. After every step:
-//! - nobody is messaged twice, unless `--retry-unknown` was given while their row was not `sent`;
-//! - every `sent` row names a message the sandbox created for its recipient, and stays `sent` with
-//!   that id whatever comes after;
+//! `--retry-unknown` (bare or with rows), `--allow-changed`, `--limit`, test sends, `campaign
+//! mark` (by an operator who looked the `unknown` rows up in the sandbox's log), kill -9, Ctrl-C,
+//! and several processes at once, against a sandbox whose log is the truth of what reached
+//! customers and that answers some requests 500, 502, 503 or 504 after making their message (a
+//! gateway in front of a slow backend). After every step:
+//! - nobody is messaged twice, unless `--retry-unknown` named their row (or was bare) while it was
+//!   `unknown` before that run, or the operator marked it `failed` having found nothing;
+//! - a test send changes no row and messages only the test contact;
+//! - a row marked `skipped` is never messaged again;
+//! - every `sent` row names a message the sandbox created for its recipient (a row the operator
+//!   marked `sent`, a message the sandbox created for it), and stays `sent` with that id whatever
+//!   comes after;
 //! - a resume with nothing to do sends nothing and changes no row;
 //! - a run that exits 2 sent nothing.
 //!
 //! `MODEL_CASES` sets the number of sequences (300 under `CI=true`, 30 otherwise); a failure
-//! prints its seed, and `MODEL_SEED` replays that one sequence. `CAMPAIGN_BIN` runs another build
-//! of the tool (an older one, to see what it breaks).
+//! prints its seed, and `MODEL_SEED` replays that one sequence (`MODEL_TRACE=1` prints each step
+//! and its exit codes). `CAMPAIGN_BIN` runs another build
+//! of the tool (an older one, to see what it breaks) against this build's sandbox.
 mod common;
 
 use std::collections::{HashMap, HashSet};
@@ -43,6 +51,15 @@ enum Op {
     Send,
     Resume,
     RetryUnknown,
+    /// `--resume --retry-unknown ROWS`, rows drawn from the whole campaign.
+    RetryUnknownRows(u64),
+    /// The operator looks the `unknown` rows up (in the sandbox's log) and marks them: all
+    /// `failed` with `--rows all` when none arrived, else row by row.
+    MarkAll,
+    /// The operator marks one `unknown` or `failed` row `skipped` (not to be sent).
+    MarkSkipped(u64),
+    /// `send --test-to` of a few rows to the test contact.
+    TestSend(u64),
     /// A cell that is not the recipient changes, then `--resume --allow-changed`.
     AllowChanged,
     Limit(u64),
@@ -56,16 +73,23 @@ enum Op {
 
 fn pick(rng: &mut Rng) -> Op {
     match rng.below(100) {
-        0..=4 => Op::Send,
-        5..=29 => Op::Resume,
-        30..=39 => Op::RetryUnknown,
-        40..=44 => Op::AllowChanged,
-        45..=54 => Op::Limit(1 + rng.below(8)),
-        55..=79 => Op::Kill(rng.below(250)),
-        80..=89 => Op::CtrlC(rng.below(250)),
-        _ => Op::Together(2 + rng.below(2) as usize),
+        0..=3 => Op::Send,
+        4..=20 => Op::Resume,
+        21..=30 => Op::RetryUnknown,
+        31..=35 => Op::RetryUnknownRows(rng.next()),
+        36..=39 => Op::AllowChanged,
+        40..=46 => Op::Limit(1 + rng.below(8)),
+        47..=66 => Op::Kill(rng.below(250)),
+        67..=73 => Op::CtrlC(rng.below(250)),
+        74..=78 => Op::Together(2 + rng.below(2) as usize),
+        79..=88 => Op::MarkAll,
+        89..=93 => Op::MarkSkipped(rng.next()),
+        _ => Op::TestSend(1 + rng.below(3)),
     }
 }
+
+/// The contact test sends go to; never a row's recipient.
+const TEST_CONTACT: &str = "test-contact";
 
 fn bin() -> PathBuf {
     std::env::var_os("CAMPAIGN_BIN")
@@ -73,10 +97,12 @@ fn bin() -> PathBuf {
         .unwrap_or_else(|| assert_cmd::cargo::cargo_bin("campaign"))
 }
 
+/// The sandbox is always this build's: it is the world, not the tool under test.
 fn sandbox(log: &Path, seed: u64, contacts: Option<&Path>) -> SandboxProcess {
     let seed = seed.to_string();
     let mut args: Vec<&std::ffi::OsStr> = ["--latency", "1ms..25ms", "--fail-rate", "0.08"]
         .into_iter()
+        .chain(["--fail-after-rate", "0.05"])
         .chain(["--drop-rate", "0.08", "--seed", &seed, "--log"])
         .map(std::ffi::OsStr::new)
         .collect();
@@ -84,7 +110,7 @@ fn sandbox(log: &Path, seed: u64, contacts: Option<&Path>) -> SandboxProcess {
     if let Some(c) = contacts {
         args.extend([std::ffi::OsStr::new("--contacts"), c.as_os_str()]);
     }
-    start_sandbox(&bin(), &args)
+    start_sandbox(&assert_cmd::cargo::cargo_bin("campaign"), &args)
 }
 
 struct World {
@@ -129,6 +155,31 @@ impl World {
         self.spawn(args).wait_with_output().unwrap()
     }
 
+    /// `campaign ARGS` (not `send`) in the campaign's folder.
+    fn command(&self, args: &[&str]) -> Output {
+        Command::new(bin())
+            .current_dir(self.fixture.dir.path())
+            .env("INTERCOM_TOKEN", TOKEN)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap()
+    }
+
+    fn mark(&self, rows: &str, status: &str) -> Output {
+        self.command(&[
+            "mark",
+            "results.csv",
+            "--rows",
+            rows,
+            "--as",
+            status,
+            "--note",
+            "looked up in the sandbox's log",
+        ])
+    }
+
     fn signal_after(&self, args: &[&str], ms: u64, signal: &str) -> Output {
         let child = self.spawn(args);
         std::thread::sleep(Duration::from_millis(ms));
@@ -160,8 +211,9 @@ impl World {
         m
     }
 
-    /// Each row's status and message id, by row number; empty before the first run.
-    fn ledger(&self) -> HashMap<u64, (String, String, String)> {
+    /// Each row's recipient, status, message id and error code, by row number; empty before the
+    /// first run.
+    fn ledger_codes(&self) -> HashMap<u64, (String, String, String, String)> {
         let path = self.fixture.results();
         if !path.is_file() {
             return HashMap::new();
@@ -175,11 +227,32 @@ impl World {
                     self.contact(&r["recipient"]),
                     r["status"].clone(),
                     r["message_id"].clone(),
+                    r["error_code"].clone(),
                 ),
             );
             assert!(previous.is_none(), "row {row} has two lines after a run");
         }
         out
+    }
+
+    /// Each row's recipient, status and message id, by row number.
+    fn ledger(&self) -> HashMap<u64, (String, String, String)> {
+        self.ledger_codes()
+            .into_iter()
+            .map(|(row, (r, s, id, _))| (row, (r, s, id)))
+            .collect()
+    }
+
+    /// The rows whose status is one of `statuses`, in order.
+    fn rows_with(&self, statuses: &[&str]) -> Vec<u64> {
+        let mut rows: Vec<u64> = self
+            .ledger()
+            .into_iter()
+            .filter(|(_, (_, s, _))| statuses.contains(&s.as_str()))
+            .map(|(row, _)| row)
+            .collect();
+        rows.sort_unstable();
+        rows
     }
 
     /// Whether a `--resume` would have nothing to do: every row `sent` or `unknown`, and no
@@ -189,9 +262,9 @@ impl World {
         let journal =
             std::fs::read_to_string(self.fixture.path("results.csv.journal")).unwrap_or_default();
         ledger.len() == self.rows
-            && ledger
-                .values()
-                .all(|(_, s, _)| s == "sent" || s == "unknown")
+            && self.ledger_codes().values().all(|(_, s, _, code)| {
+                s == "sent" || s == "unknown" || (s == "skipped" && code == "marked_skipped")
+            })
             && journal.lines().count() <= 1
     }
 
@@ -224,6 +297,8 @@ struct Model {
     allowed: HashMap<String, usize>,
     /// Rows recorded `sent`, with their message ids: they must stay so.
     sent: HashMap<u64, String>,
+    /// Recipients of rows marked `skipped`, with the messages they had then: no more may come.
+    closed: HashMap<String, usize>,
 }
 
 fn step(world: &World, model: &mut Model, op: Op, rng: &mut Rng) -> Vec<Output> {
@@ -231,18 +306,95 @@ fn step(world: &World, model: &mut Model, op: Op, rng: &mut Rng) -> Vec<Output> 
         Op::Send => vec![world.run(&[])],
         Op::Resume => vec![world.run(&["--resume"])],
         Op::RetryUnknown => {
-            for (recipient, _, _) in world.ledger().values().filter(|(_, s, _)| s != "sent") {
+            // Only the rows `unknown` before the run are sent again on purpose: rows a killed
+            // run left in flight become `unknown` as it starts, and no one has looked at them.
+            for (recipient, _, _) in world.ledger().values().filter(|(_, s, _)| s == "unknown") {
                 *model.allowed.entry(recipient.clone()).or_insert(1) += 1;
             }
-            // Rows a killed run left in flight become `unknown` as this run starts.
-            let journal = std::fs::read_to_string(world.fixture.path("results.csv.journal"))
-                .unwrap_or_default();
-            for line in journal.lines().skip(1) {
-                if let Some((_, recipient)) = line.split_once('\t') {
-                    *model.allowed.entry(world.contact(recipient)).or_insert(1) += 1;
+            vec![world.run(&["--resume", "--retry-unknown"])]
+        }
+        Op::RetryUnknownRows(bits) => {
+            let named: Vec<u64> = (1..=world.rows as u64)
+                .filter(|row| bits >> (row % 64) & 1 == 1)
+                .take(6)
+                .collect();
+            if named.is_empty() {
+                return vec![world.run(&["--resume"])];
+            }
+            let ledger = world.ledger();
+            for row in &named {
+                if let Some((recipient, "unknown", _)) =
+                    ledger.get(row).map(|(r, s, i)| (r, s.as_str(), i))
+                {
+                    *model.allowed.entry(recipient.clone()).or_insert(1) += 1;
                 }
             }
-            vec![world.run(&["--resume", "--retry-unknown"])]
+            let rows: Vec<String> = named.iter().map(u64::to_string).collect();
+            vec![world.run(&["--resume", "--retry-unknown", &rows.join(",")])]
+        }
+        Op::MarkAll => {
+            // The operator looks up the rows the results file shows `unknown`: those whose
+            // recipient has a message arrived, the others did not.
+            let ledger = world.ledger();
+            let messages = world.messages();
+            let unknown = world.rows_with(&["unknown"]);
+            let (arrived, missing): (Vec<u64>, Vec<u64>) = unknown
+                .iter()
+                .partition(|row| messages.contains_key(&ledger[row].0));
+            let list = |rows: &[u64]| {
+                rows.iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            if arrived.is_empty() && !missing.is_empty() {
+                vec![world.mark("all", "failed")]
+            } else {
+                let mut outs = Vec::new();
+                if !arrived.is_empty() {
+                    outs.push(world.mark(&list(&arrived), "sent"));
+                }
+                if !missing.is_empty() {
+                    outs.push(world.mark(&list(&missing), "failed"));
+                }
+                outs
+            }
+        }
+        Op::MarkSkipped(n) => {
+            let open = world.rows_with(&["unknown", "failed"]);
+            if open.is_empty() {
+                return Vec::new();
+            }
+            let row = open[(n % open.len() as u64) as usize];
+            let out = world.mark(&row.to_string(), "skipped");
+            if out.status.success() {
+                let recipient = world.ledger()[&row].0.clone();
+                let had = world.messages().get(&recipient).map_or(0, Vec::len);
+                model.closed.insert(recipient, had);
+            }
+            vec![out]
+        }
+        Op::TestSend(n) => {
+            let ledger_before = world.ledger();
+            let before = world.messages();
+            let rows = (1..=n.min(world.rows as u64))
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            let out = world.run(&["--test-to", TEST_CONTACT, "--row", &rows]);
+            let after = world.messages();
+            let others = |m: &HashMap<String, Vec<String>>| {
+                m.iter()
+                    .filter(|(r, _)| r.as_str() != TEST_CONTACT)
+                    .map(|(_, ids)| ids.len())
+                    .sum::<usize>()
+            };
+            assert_eq!(
+                (world.ledger(), others(&after)),
+                (ledger_before, others(&before)),
+                "a test send changed the ledger or messaged a customer"
+            );
+            vec![out]
         }
         Op::AllowChanged => {
             world.change_a_cell(rng);
@@ -272,7 +424,14 @@ fn check(
     let after = world.messages();
     let ledger = world.ledger();
     let count = |m: &HashMap<String, Vec<String>>| m.values().map(Vec::len).sum::<usize>();
-    for (recipient, ids) in &after {
+    for (recipient, ids) in after.iter().filter(|(r, _)| r.as_str() != TEST_CONTACT) {
+        if let Some(&had) = model.closed.get(recipient) {
+            if ids.len() > had {
+                return Err(format!(
+                    "{recipient} was marked skipped, then messaged ({ids:?})"
+                ));
+            }
+        }
         let allowed = model.allowed.get(recipient).copied().unwrap_or(1);
         if ids.len() > allowed {
             return Err(format!(
@@ -281,10 +440,11 @@ fn check(
             ));
         }
     }
-    for (row, (recipient, status, id)) in &ledger {
+    for (row, (recipient, status, id, code)) in &world.ledger_codes() {
         if status == "sent" {
             let created = after.get(recipient).cloned().unwrap_or_default();
-            if id.is_empty() || !created.contains(id) {
+            let marked = code == "marked_sent" && id.is_empty() && !created.is_empty();
+            if !marked && (id.is_empty() || !created.contains(id)) {
                 return Err(format!(
                     "row {row} is sent as {id:?}, the sandbox created {created:?}"
                 ));
@@ -334,7 +494,7 @@ fn sequence(seed: u64, email: bool) -> Result<(), String> {
     }
     let fixture = Fixture::new(&people_csv(rows), &campaign);
     let contacts = email.then(|| {
-        let mut text = String::from("id,email,role\n");
+        let mut text = format!("id,email,role\n{TEST_CONTACT},test@x.test,user\n");
         for i in 1..=rows {
             text.push_str(&format!("id-{i},id-{i}@x.test,user\n"));
         }
@@ -361,6 +521,10 @@ fn sequence(seed: u64, email: bool) -> Result<(), String> {
         let idle = matches!(op, Op::Resume | Op::Together(_)) && world.nothing_to_do();
         let ledger_before = world.ledger();
         let outs = step(&world, &mut model, op, &mut rng);
+        if std::env::var_os("MODEL_TRACE").is_some() {
+            let codes: Vec<Option<i32>> = outs.iter().map(|o| o.status.code()).collect();
+            eprintln!("seed {seed}: {op:?} exit {codes:?}");
+        }
         let done = &ops[..=i];
         check(&world, &mut model, &before, idle, &outs)
             .map_err(|e| format!("seed {seed}, after {done:?}: {e}"))?;

@@ -151,7 +151,11 @@ fn a_message_id_and_an_operators_skip_are_read_with_the_status() {
     closed.error_code = crate::results::MARKED_SKIPPED.into();
     let mut invalid = row(3, RowStatus::Skipped);
     invalid.error_code = "invalid_row".into();
-    run(&l, &[1, 2, 3, 4], &[edited, closed, invalid, row(4, RowStatus::Sent)]);
+    run(
+        &l,
+        &[1, 2, 3, 4],
+        &[edited, closed, invalid, row(4, RowStatus::Sent)],
+    );
     let p = settle(&l, &h).unwrap();
     assert_eq!(
         (1..=4).map(|r| p.has_message_id(r)).collect::<Vec<_>>(),
