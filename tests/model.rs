@@ -16,7 +16,8 @@
 //!
 //! `MODEL_CASES` sets the number of sequences (300 under `CI=true`, 30 otherwise); a failure
 //! prints its seed, and `MODEL_SEED` replays that one sequence (`MODEL_TRACE=1` prints each step
-//! and its exit codes). `CAMPAIGN_BIN` runs another build
+//! and its exit codes; `MODEL_FAIL_AFTER_RATE`, default 0.05, the share of requests answered 5xx
+//! after their message was made). `CAMPAIGN_BIN` runs another build
 //! of the tool (an older one, to see what it breaks) against this build's sandbox.
 mod common;
 
@@ -65,6 +66,8 @@ enum Op {
     Limit(u64),
     /// `--resume`, killed with SIGKILL after this many milliseconds.
     Kill(u64),
+    /// The first `send` (no `--resume`), killed with SIGKILL after this many milliseconds.
+    KillSend(u64),
     /// `--resume`, interrupted with SIGINT after this many milliseconds.
     CtrlC(u64),
     /// This many `--resume`s started at once.
@@ -100,9 +103,10 @@ fn bin() -> PathBuf {
 /// The sandbox is always this build's: it is the world, not the tool under test.
 fn sandbox(log: &Path, seed: u64, contacts: Option<&Path>) -> SandboxProcess {
     let seed = seed.to_string();
+    let after = std::env::var("MODEL_FAIL_AFTER_RATE").unwrap_or_else(|_| "0.05".into());
     let mut args: Vec<&std::ffi::OsStr> = ["--latency", "1ms..25ms", "--fail-rate", "0.08"]
         .into_iter()
-        .chain(["--fail-after-rate", "0.05"])
+        .chain(["--fail-after-rate", &after])
         .chain(["--drop-rate", "0.08", "--seed", &seed, "--log"])
         .map(std::ffi::OsStr::new)
         .collect();
@@ -402,6 +406,7 @@ fn step(world: &World, model: &mut Model, op: Op, rng: &mut Rng) -> Vec<Output> 
         }
         Op::Limit(n) => vec![world.run(&["--resume", "--limit", &n.to_string()])],
         Op::Kill(ms) => vec![world.signal_after(&["--resume"], ms, "-KILL")],
+        Op::KillSend(ms) => vec![world.signal_after(&[], ms, "-KILL")],
         Op::CtrlC(ms) => vec![world.signal_after(&["--resume"], ms, "-INT")],
         Op::Together(n) => {
             let children: Vec<Child> = (0..n).map(|_| world.spawn(&["--resume"])).collect();
@@ -510,9 +515,20 @@ fn sequence(seed: u64, email: bool) -> Result<(), String> {
         email,
     };
     let mut model = Model::default();
-    let mut ops = vec![Op::Send];
+    // The first send runs to its end, or is killed with rows in flight.
+    let mut ops = vec![match rng.below(2) {
+        0 => Op::Send,
+        _ => Op::KillSend(150 + rng.below(300)),
+    }];
     for _ in 0..3 + rng.below(6) {
-        ops.push(pick(&mut rng));
+        let after_a_kill = matches!(ops.last(), Some(Op::Kill(_) | Op::KillSend(_)));
+        // After a crash, an operator often acts at once: marks, or retries the unknown rows.
+        ops.push(match (after_a_kill, rng.below(6)) {
+            (true, 0) => Op::MarkAll,
+            (true, 1) => Op::RetryUnknown,
+            (true, 2) => Op::RetryUnknownRows(rng.next()),
+            _ => pick(&mut rng),
+        });
     }
     // Then resumed until it ends, and once more with nothing to do.
     ops.extend([Op::Resume, Op::Resume, Op::Resume]);

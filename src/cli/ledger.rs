@@ -28,7 +28,8 @@ Examples:
 
 Exit codes:
   0  the rows were marked
-  2  a row is not unknown or failed, or the results file cannot be read";
+  2  a row is not unknown or failed, or a killed run left it in flight and it became unknown
+     just now (look it up, then run the command again), or the results file cannot be read";
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {

@@ -244,9 +244,16 @@ async fn handle(
             Route::Admins => {
                 Reply::Answer(json_response(StatusCode::OK, &state.admins.list_body()))
             }
-            Route::Messages => create_message(&state, req)
-                .await
-                .unwrap_or_else(|e| Reply::Answer(e.response())),
+            // On a task of its own: a server acts on a request it received whatever becomes of
+            // the client, so a sender killed while waiting for the answer (or its latency) still
+            // has its message made, as Intercom would make it.
+            Route::Messages => {
+                let state = Arc::clone(&state);
+                tokio::spawn(async move { create_message(&state, req).await })
+                    .await
+                    .map_err(|_| Dropped)?
+                    .unwrap_or_else(|e| Reply::Answer(e.response()))
+            }
             Route::Search => search_contacts(&state, req)
                 .await
                 .unwrap_or_else(|e| Reply::Answer(e.response())),
