@@ -22,6 +22,7 @@ fn config(admins: Option<&Path>) -> SandboxConfig {
             rate_limit: "10000/min".parse().unwrap(),
             latency: None,
             fail_rate: 0.0,
+            fail_after_rate: 0.0,
             drop_rate: 0.0,
             seed: Some(1),
             no_validate: false,

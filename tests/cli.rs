@@ -87,6 +87,7 @@ fn every_help_has_examples_and_exit_codes_and_send_names_its_environment() {
         "--rate-limit",
         "--latency",
         "--fail-rate",
+        "--fail-after-rate",
         "--drop-rate",
         "--seed",
         "--no-validate",

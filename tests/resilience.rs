@@ -19,27 +19,92 @@ fn row(rows: &Rows, n: u64) -> &std::collections::HashMap<String, String> {
 }
 
 #[test]
-fn transient_errors_are_retried_and_counted_in_attempts() {
-    // id-2: 503 twice, then created. id-3: 502 every time (gives up after max_attempts).
-    let server = TestServer::start(Arc::new(|r, nth| match (r.to_id().as_str(), nth) {
-        ("id-2", 0 | 1) => error_reply(503, "service_unavailable", "try later", "r-503"),
-        ("id-3", _) => error_reply(502, "bad_gateway", "upstream", "r-502"),
+fn only_a_shed_503_is_retried_and_counted_in_attempts() {
+    // id-2: 503 shed (Retry-After, no body) twice, then created. id-3: shed every time (gives up
+    // after max_attempts: nothing was created, so `failed`). id-4: a 503 with an `error.list`
+    // body, id-5: a 503 with no body but no Retry-After: neither proves anything, so `unknown`.
+    let shed = || Reply::Empty(503, vec![("retry-after", "0".to_string())]);
+    let server = TestServer::start(Arc::new(move |r, nth| match (r.to_id().as_str(), nth) {
+        ("id-2", 0 | 1) | ("id-3", _) => shed(),
+        ("id-4", 0) => error_reply(503, "service_unavailable", "try later", "r-503"),
+        ("id-5", 0) => Reply::Empty(503, vec![]),
         _ => ok_reply(r),
     }));
-    let f = Fixture::new(&people_csv(4), &email_campaign("max_attempts = 3"));
+    let f = Fixture::new(&people_csv(5), &email_campaign("max_attempts = 3"));
     f.send(&server, &[]).code(1);
     let rows = f.result_rows();
     assert_eq!(row(&rows, 2)["status"], "sent");
     assert_eq!(row(&rows, 2)["attempts"], "3");
     assert_eq!(row(&rows, 3)["status"], "failed");
     assert_eq!(row(&rows, 3)["attempts"], "3");
-    assert_eq!(row(&rows, 3)["http_status"], "502");
-    let id3 = server
-        .requests()
-        .iter()
-        .filter(|r| r.to_id() == "id-3")
-        .count();
-    assert_eq!(id3, 3, "a 502 is retried up to max_attempts");
+    assert_eq!(row(&rows, 3)["http_status"], "503");
+    for n in [4, 5] {
+        assert_eq!(row(&rows, n)["status"], "unknown", "row {n}");
+        assert_eq!(row(&rows, n)["attempts"], "1", "row {n}");
+    }
+    let count = |id: &str| server.requests().iter().filter(|r| r.to_id() == id).count();
+    assert_eq!(count("id-3"), 3, "a shed 503 is retried up to max_attempts");
+    assert_eq!((count("id-4"), count("id-5")), (1, 1));
+}
+
+/// A gateway's 500, 502, 503 or 504 can come after the service behind it made the message: the
+/// row is `unknown` at once, never retried by the run nor by a `--resume`, and the run says to
+/// look it up.
+#[test]
+fn a_gateway_error_after_the_message_was_made_is_unknown_and_never_retried() {
+    let f = Fixture::new(&people_csv(16), &email_campaign("max_attempts = 3"));
+    let log = f.path("gateway.jsonl");
+    let sb = start_sandbox(
+        &assert_cmd::cargo::cargo_bin("campaign"),
+        &[
+            "--fail-after-rate".as_ref(),
+            "1".as_ref(),
+            "--seed".as_ref(),
+            "5".as_ref(),
+            "--log".as_ref(),
+            log.as_os_str(),
+        ],
+    );
+    let send = |extra: &[&str]| {
+        let mut cmd = assert_cmd::Command::cargo_bin("campaign").unwrap();
+        cmd.current_dir(f.dir.path())
+            .env("INTERCOM_TOKEN", TOKEN)
+            .args(["send", "campaign.toml", "--results", "results.csv"])
+            .args(["--api-base", &sb.url])
+            .args(extra);
+        cmd.assert()
+    };
+    send(&[])
+        .code(1)
+        .stderr(predicate::str::contains("16 rows are `unknown`"));
+    let rows = f.result_rows();
+    let statuses: std::collections::BTreeSet<&str> =
+        rows.iter().map(|r| r["http_status"].as_str()).collect();
+    assert_eq!(
+        statuses.into_iter().collect::<Vec<_>>(),
+        ["500", "502", "503", "504"],
+        "the seed draws every status"
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r["status"] == "unknown" && r["attempts"] == "1"),
+        "{rows:?}"
+    );
+    send(&["--resume"])
+        .code(1)
+        .stderr(predicate::str::contains("16 rows are `unknown`"));
+    // One message per customer, whatever the gateway said.
+    std::thread::sleep(Duration::from_millis(300));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let mut to: Vec<String> = logged
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["request"]["to"]["id"].to_string()
+        })
+        .collect();
+    to.sort();
+    to.dedup();
+    assert_eq!((logged.lines().count(), to.len()), (16, 16));
 }
 
 #[test]

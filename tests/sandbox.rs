@@ -15,6 +15,7 @@ fn faults() -> FaultSettings {
         rate_limit: "10000/min".parse().unwrap(),
         latency: None,
         fail_rate: 0.0,
+        fail_after_rate: 0.0,
         drop_rate: 0.0,
         seed: Some(1),
         no_validate: false,
@@ -356,16 +357,58 @@ async fn over_the_rate_gets_429() {
 #[tokio::test]
 async fn fail_rate_one_answers_5xx_and_creates_nothing() {
     let h = harness(|c, _| c.faults.fail_rate = 1.0).await;
-    for _ in 0..5 {
-        let (status, _, body) = h.send(h.post(&email())).await;
-        assert!([500, 502, 503].contains(&status), "{status}");
-        assert_eq!(body["type"], "error.list");
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let resp = h.post(&email()).send().await.unwrap();
+        let status = resp.status().as_u16();
+        let retry_after = resp.headers().get("retry-after").cloned();
+        let body = resp.bytes().await.unwrap();
+        seen.insert(status);
+        match status {
+            // Shed as Intercom sheds load: the proof a sender may retry on.
+            503 => {
+                assert_eq!(retry_after.unwrap(), "1");
+                assert!(body.is_empty(), "{body:?}");
+            }
+            500 | 502 => {
+                let body: Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(body["type"], "error.list");
+            }
+            s => panic!("{s}"),
+        }
     }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), [500, 502, 503]);
     // Faults apply only to otherwise valid requests.
     let mut invalid = email();
     invalid["template"] = json!("fancy");
     assert_eq!(h.send(h.post(&invalid)).await.0, 400);
     assert!(h.finish().await.is_empty());
+}
+
+#[tokio::test]
+async fn fail_after_rate_one_makes_the_message_then_answers_5xx_without_proof() {
+    let h = harness(|c, _| {
+        c.faults.fail_after_rate = 1.0;
+        c.faults.seed = Some(5);
+    })
+    .await;
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let resp = h.post(&email()).send().await.unwrap();
+        let status = resp.status().as_u16();
+        assert!(resp.headers().get("retry-after").is_none());
+        let body = resp.text().await.unwrap();
+        assert!(!body.is_empty());
+        if status == 500 {
+            assert!(body.contains("error.list"), "{body}");
+        } else {
+            assert!(body.contains(&format!("<h1>{status} ")), "{body}");
+        }
+        seen.insert(status);
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), [500, 502, 503, 504]);
+    // Every one of them was made.
+    assert_eq!(h.finish().await.len(), 40);
 }
 
 #[tokio::test]

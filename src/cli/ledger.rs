@@ -24,10 +24,12 @@ pub(super) const MARK_HELP: &str = "\
 Examples:
   campaign mark welcome.results.csv --rows 5,9 --as sent --note \"found in Intercom\"
   campaign mark welcome.results.csv --rows all --as failed --note \"not in Intercom\"
+  campaign mark welcome.results.csv --rows 7 --as skipped --note \"no such customer\"
 
 Exit codes:
   0  the rows were marked
-  2  a row is not unknown or failed, or the results file cannot be read";
+  2  a row is not unknown or failed, or a killed run left it in flight and it became unknown
+     just now (look it up, then run the command again), or the results file cannot be read";
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -51,8 +53,8 @@ pub struct MarkArgs {
     /// The rows: `5,9,12-20`, or `all`.
     #[arg(long, value_name = "ROWS")]
     pub rows: RowSet,
-    /// What you found: `sent` (it reached the contact: never sent again) or `failed` (it did not:
-    /// --resume sends it).
+    /// What you found: `sent` (it reached the contact: never sent again), `failed` (it did not:
+    /// --resume sends it), or `skipped` (it is not to be sent: --resume never sends it).
     #[arg(long = "as", value_name = "STATUS", value_enum)]
     pub as_status: MarkAs,
     /// What you found, kept in the row's `error_message`.
@@ -64,4 +66,5 @@ pub struct MarkArgs {
 pub enum MarkAs {
     Sent,
     Failed,
+    Skipped,
 }

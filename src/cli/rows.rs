@@ -11,6 +11,19 @@ pub enum RowSet {
 }
 
 impl RowSet {
+    /// The rows named one by one, in order, consecutive ones joined as a range: printed, it is
+    /// the flag's value that names exactly these rows (`4-6,9`).
+    pub fn of_rows(rows: &[u64]) -> RowSet {
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        for &row in rows {
+            match ranges.last_mut() {
+                Some(last) if last.1.checked_add(1) == Some(row) => last.1 = row,
+                _ => ranges.push((row, row)),
+            }
+        }
+        RowSet::Ranges(ranges)
+    }
+
     pub fn contains(&self, row: u64) -> bool {
         match self {
             RowSet::All => true,
@@ -76,6 +89,14 @@ impl fmt::Display for RowSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_one_by_one_print_as_the_flag_reads_them() {
+        let set = RowSet::of_rows(&[4, 5, 6, 9, 11, 12]);
+        assert_eq!(set.to_string(), "4-6,9,11-12");
+        assert_eq!(set.to_string().parse::<RowSet>().unwrap(), set);
+        assert_eq!(RowSet::of_rows(&[7]).to_string(), "7");
+    }
 
     #[test]
     fn reads_lists_and_ranges_and_says_what_is_wrong() {

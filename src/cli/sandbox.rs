@@ -14,6 +14,7 @@ pub(super) const HELP: &str = "\
 Examples:
   campaign sandbox
   campaign sandbox --listen 127.0.0.1:4010 --fail-rate 0.1 --latency 20ms..200ms --log sent.jsonl
+  campaign sandbox --fail-after-rate 0.05 --seed 7     5xx after the message was made
   campaign send welcome.toml --api-base http://127.0.0.1:4010     send to it
 
 Exit codes:
@@ -33,9 +34,14 @@ pub struct FaultArgs {
     /// Delay before each answer: `50ms`, or a range `20ms..200ms`.
     #[arg(long)]
     pub latency: Option<LatencySpec>,
-    /// Share of requests answered 500, 502 or 503 (no message created).
+    /// Share of requests answered 500, 502 or 503 (no message created; the 503 shed with
+    /// `Retry-After` and no body).
     #[arg(long, default_value = "0", value_parser = parse_probability)]
     pub fail_rate: f64,
+    /// Share of requests whose message is created, then answered 500, 502, 503 or 504 (as by a
+    /// gateway in front of a slow backend).
+    #[arg(long, value_name = "RATE", default_value = "0", value_parser = parse_probability)]
+    pub fail_after_rate: f64,
     /// Share of requests whose message is created but whose connection is closed unanswered.
     #[arg(long, default_value = "0", value_parser = parse_probability)]
     pub drop_rate: f64,
@@ -91,6 +97,7 @@ impl FaultArgs {
             rate_limit: self.rate_limit,
             latency: self.latency,
             fail_rate: self.fail_rate,
+            fail_after_rate: self.fail_after_rate,
             drop_rate: self.drop_rate,
             seed: self.seed,
             no_validate: self.no_validate,

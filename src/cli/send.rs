@@ -68,6 +68,10 @@ pub struct SendArgs {
     /// all of them, or only the rows named (`--retry-unknown 5,9,12-20`).
     #[arg(long, value_name = "ROWS", num_args = 0..=1, default_missing_value = "all", requires = "resume")]
     pub retry_unknown: Option<RowSet>,
+    /// With --resume: send these `failed` rows again although they carry Intercom's message id
+    /// (a hand edit, say: the message may exist), once checked in Intercom: `4,9` or `all`.
+    #[arg(long, value_name = "ROWS", requires = "resume")]
+    pub allow_resend: Option<RowSet>,
     /// With --resume: go on although the templates or message settings changed since the first run.
     #[arg(long, requires = "resume")]
     pub allow_changed: bool,

@@ -62,6 +62,8 @@ pub enum Attempt {
         error: ApiError,
         rate: RateInfo,
         retry_after: Option<Duration>,
+        /// The answer had no body (nothing but white space), read to its end.
+        body_empty: bool,
     },
     /// The request never reached the server (connection refused, DNS): safe to send again.
     NotReached(String),
@@ -177,6 +179,8 @@ impl Client {
             return self.success(status, rate, body);
         }
         // An error answer that stopped coming, or went on too long, still says what came of it.
+        let body_empty =
+            matches!(body.end, End::Whole) && body.bytes.iter().all(u8::is_ascii_whitespace);
         let mut error = answer::error_list(status, &body.bytes, &self.redact);
         if (300..400).contains(&status) {
             error.code = "redirected".into();
@@ -190,6 +194,7 @@ impl Client {
             error,
             rate,
             retry_after,
+            body_empty,
         }
     }
 

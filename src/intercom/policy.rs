@@ -1,7 +1,9 @@
 //! What an attempt's outcome means for its row: final (`sent`, `failed`, `unknown`), retry after a
-//! pause, or wait for the rate window. Only requests that surely created nothing are retried:
-//! Intercom has no idempotency key for `POST /messages`, so a retry of a request that may have
-//! arrived could message a customer twice.
+//! pause, or wait for the rate window. Intercom has no idempotency key for `POST /messages`, so a
+//! retry of a request that may have created a message could message a customer twice: only an
+//! outcome that proves nothing was created is retried (a connection that never opened, a 429, a
+//! 404, a 503 shed before any work), and a server error without that proof is `unknown`, since a
+//! gateway can answer 500, 502 or 504 after the service behind it made the message.
 use std::time::Duration;
 
 use rand::RngExt;
@@ -84,9 +86,11 @@ pub fn decide(attempt: &Attempt, tries: Tries) -> Decision {
             error,
             rate,
             retry_after,
+            body_empty,
         } => {
             let last = Final::from_error(RowStatus::Failed, Some(*status), error.clone());
-            rejected(*status, last, rate.reset, *retry_after, tries)
+            let shed = *status == 503 && retry_after.is_some() && *body_empty;
+            rejected(*status, last, rate.reset, *retry_after, shed, tries)
         }
         Attempt::NotReached(why) => {
             let last = Final::from_error(
@@ -119,12 +123,19 @@ pub fn decide(attempt: &Attempt, tries: Tries) -> Decision {
     }
 }
 
-/// What an HTTP error answer means for its row.
+/// The longest `Retry-After` honoured before a retry of a shed request: a server's header must not
+/// hold a row (and its sender) for hours.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// What an HTTP error answer means for its row. `shed`: a 503 that proves the request was turned
+/// away before any work (a `Retry-After` and an empty body, the way Intercom's API sheds load;
+/// a gateway's or an application's 503 comes with a page or an `error.list`).
 fn rejected(
     status: u16,
     last: Final,
     reset_unix: Option<u64>,
     retry_after: Option<Duration>,
+    shed: bool,
     tries: Tries,
 ) -> Decision {
     let can_retry = tries.attempts < tries.max_attempts;
@@ -149,13 +160,16 @@ fn rejected(
                 Decision::Final(last)
             }
         }
-        // The gateway or the service said it did not take the request: safe to repeat.
-        502..=504 if can_retry => Decision::Retry {
-            after: backoff(tries.attempts),
+        // Turned away before any work: nothing was created, so it is safe to repeat, and after
+        // the last attempt the row is `failed` (a resume sends it again).
+        503 if shed && can_retry => Decision::Retry {
+            after: backoff(tries.attempts)
+                .max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER)),
             last,
         },
-        502..=504 => Decision::Final(last),
-        // Any other server error may have happened after the message was created.
+        503 if shed => Decision::Final(last),
+        // Any other server error (500, a gateway's 502 or 504, a 503 without that proof) may
+        // have come after the message was created.
         500..=599 => Decision::Final(Final {
             status: RowStatus::Unknown,
             ..last
@@ -184,6 +198,18 @@ mod tests {
             error: ApiError::default(),
             rate: RateInfo::default(),
             retry_after: None,
+            body_empty: false,
+        }
+    }
+
+    /// A 503 with a `Retry-After` of `secs` and an empty body, or a body when `body` says so.
+    fn shed(secs: u64, body: bool) -> Attempt {
+        Attempt::Rejected {
+            status: 503,
+            error: ApiError::default(),
+            rate: RateInfo::default(),
+            retry_after: Some(Duration::from_secs(secs)),
+            body_empty: !body,
         }
     }
 
@@ -196,16 +222,44 @@ mod tests {
 
     #[test]
     fn only_requests_that_created_nothing_are_retried() {
-        assert!(matches!(
-            decide(&rejected(503), tries(1)),
-            Decision::Retry { .. }
-        ));
+        // A 503 shed with Retry-After and no body: retried, then `failed` (nothing was created).
+        match decide(&shed(2, false), tries(1)) {
+            Decision::Retry { after, .. } => assert!(after >= Duration::from_secs(2), "{after:?}"),
+            d => panic!("{d:?}"),
+        }
+        match decide(&shed(86_400, false), tries(1)) {
+            Decision::Retry { after, .. } => assert_eq!(after, MAX_RETRY_AFTER),
+            d => panic!("{d:?}"),
+        }
         assert_eq!(
-            status_of(&decide(&rejected(503), tries(3))),
+            status_of(&decide(&shed(2, false), tries(3))),
             Some(RowStatus::Failed)
         );
+        // Every other server error may have come after the message was made: `unknown` at once,
+        // whatever attempts are left.
+        for attempt in [
+            rejected(500),
+            rejected(502),
+            rejected(503),
+            rejected(504),
+            rejected(599),
+            shed(2, true),
+        ] {
+            assert_eq!(
+                status_of(&decide(&attempt, tries(1))),
+                Some(RowStatus::Unknown),
+                "{attempt:?}"
+            );
+        }
+        let no_retry_after = Attempt::Rejected {
+            status: 503,
+            error: ApiError::default(),
+            rate: RateInfo::default(),
+            retry_after: None,
+            body_empty: true,
+        };
         assert_eq!(
-            status_of(&decide(&rejected(500), tries(1))),
+            status_of(&decide(&no_retry_after, tries(1))),
             Some(RowStatus::Unknown)
         );
         assert_eq!(
@@ -259,6 +313,7 @@ mod tests {
             },
             rate: RateInfo::default(),
             retry_after: None,
+            body_empty: false,
         };
         assert_eq!(
             status_of(&decide(&attempt, tries(1))),

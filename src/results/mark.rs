@@ -1,13 +1,18 @@
 //! `campaign mark`: records what the operator found in Intercom for `unknown` (or `failed`) rows,
-//! so that a resume sends again only what did not arrive. The finding is kept in the row's line
-//! (`error_code` `marked_sent` or `marked_failed`, the note in `error_message`).
+//! so that a resume sends again only what did not arrive, or that a row is not to be sent at all.
+//! The finding is kept in the row's line (`error_code` `marked_sent`, `marked_failed` or
+//! `marked_skipped`, the note in `error_message`).
+//!
+//! Only what the operator saw changes meaning: a row this command's own settling found in flight
+//! (a killed run's) became `unknown` just now, and no one has looked it up, so it is left so:
+//! `--rows all` passes over it and says so, and a row named by number is refused.
 use std::collections::HashMap;
 
 use anyhow::bail;
 
 use crate::cli::rows::RowSet;
 use crate::cli::{MarkArgs, MarkAs};
-use crate::results::{self, Amendment, Ledger, RowStatus};
+use crate::results::{self, Amendment, Ledger, RowStatus, MARKED_SKIPPED};
 use crate::Status;
 
 pub fn run(args: &MarkArgs) -> anyhow::Result<Status> {
@@ -34,11 +39,23 @@ pub fn run(args: &MarkArgs) -> anyhow::Result<Status> {
             );
         }
     }
-    // `all` means every row there is to settle: the unknown and failed ones.
+    let mut fresh: Vec<u64> = prior.recovered.clone();
+    fresh.retain(|&row| args.rows.contains(row));
+    if !fresh.is_empty() && args.rows != RowSet::All {
+        bail!(
+            "{} in flight when the last run stopped, and became `unknown` just now, as this command settled {}: no one has looked {} up yet, so nothing was marked. Look {} up in Intercom (the contact's conversations), then run this command again",
+            rows_said(&fresh, "was", "were"),
+            ledger.results.display(),
+            them(&fresh),
+            them(&fresh)
+        );
+    }
+    // `all` means every row there was to settle before this command: the unknown and failed ones.
     let settleable = |s: &RowStatus| matches!(s, RowStatus::Unknown | RowStatus::Failed);
     let mut chosen: Vec<(u64, RowStatus)> = recorded
         .into_iter()
         .filter(|(row, s)| args.rows.contains(*row) && (args.rows != RowSet::All || settleable(s)))
+        .filter(|(row, _)| !prior.recovered_now(*row))
         .collect();
     chosen.sort_unstable_by_key(|(row, _)| *row);
     if let Some((row, status)) = chosen
@@ -53,6 +70,7 @@ pub fn run(args: &MarkArgs) -> anyhow::Result<Status> {
     let (status, code) = match args.as_status {
         MarkAs::Sent => (RowStatus::Sent, "marked_sent"),
         MarkAs::Failed => (RowStatus::Failed, "marked_failed"),
+        MarkAs::Skipped => (RowStatus::Skipped, MARKED_SKIPPED),
     };
     let changes: HashMap<u64, Amendment> = chosen
         .iter()
@@ -76,8 +94,39 @@ pub fn run(args: &MarkArgs) -> anyhow::Result<Status> {
         rows.iter().take(20).cloned().collect::<Vec<_>>().join(", "),
         match args.as_status {
             MarkAs::Failed if !rows.is_empty() => "; --resume sends them again",
+            MarkAs::Skipped if !rows.is_empty() => "; --resume never sends them",
             _ => "",
         }
     );
+    if !fresh.is_empty() {
+        crate::say!(
+            "{}: {} in flight when the last run stopped, and became `unknown` just now: left `unknown`, since no one has looked {} up yet. Look {} up in Intercom, then: campaign mark {} --rows {} --as sent|failed|skipped --note TEXT",
+            ledger.results.display(),
+            rows_said(&fresh, "was", "were"),
+            them(&fresh),
+            them(&fresh),
+            shlex::try_quote(&ledger.results.display().to_string())
+                .map_or_else(|_| ledger.results.display().to_string(), |q| q.into_owned()),
+            RowSet::of_rows(&fresh)
+        );
+    }
     Ok(Status::Ok)
+}
+
+/// `row 4 was` or `rows 4, 5 were` (the first 20, then how many in all).
+fn rows_said(rows: &[u64], one: &str, many: &str) -> String {
+    let listed: Vec<String> = rows.iter().take(20).map(u64::to_string).collect();
+    match rows.len() {
+        1 => format!("row {} {one}", listed[0]),
+        n if n > 20 => format!("rows {}, … ({n} in all) {many}", listed.join(", ")),
+        _ => format!("rows {} {many}", listed.join(", ")),
+    }
+}
+
+fn them(rows: &[u64]) -> &'static str {
+    if rows.len() == 1 {
+        "it"
+    } else {
+        "them"
+    }
 }

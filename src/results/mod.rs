@@ -38,7 +38,7 @@ pub(crate) use journal::{header as journal_header, Journal, JournalHeader};
 pub(crate) use lock::{LockLost, RunLock};
 pub(crate) use others::Other;
 pub(crate) use row::{
-    now_rfc3339, row_number, ResultRow, RowStatus, COLUMNS, CONTACT_ID, INTERRUPTED,
+    now_rfc3339, row_number, ResultRow, RowStatus, COLUMNS, CONTACT_ID, INTERRUPTED, MARKED_SKIPPED,
 };
 pub(crate) use runs::RunRecord;
 pub(crate) use settle::{settle, Prior, Tally, MAX_ROWS};

@@ -116,6 +116,10 @@ pub(crate) fn row_number(field: &[u8]) -> Result<u64, BadRow> {
     }
 }
 
+/// The `error_code` of a row the operator decided not to send (`campaign mark --as skipped`):
+/// such a row is never sent by a resume.
+pub(crate) const MARKED_SKIPPED: &str = "marked_skipped";
+
 /// The `error_code` of a row that was in flight when its run stopped (`ResultRow::interrupted`).
 pub(crate) const INTERRUPTED: &str = "interrupted";
 

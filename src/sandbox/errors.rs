@@ -2,7 +2,7 @@
 //! JSON responses every route sends.
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 use rand::Rng;
 use serde_json::{json, Value};
@@ -74,6 +74,41 @@ impl ApiError {
     pub(super) fn response(&self) -> Response<Full<Bytes>> {
         json_response(self.status, &self.body())
     }
+}
+
+/// A 503 as Intercom's API sheds load before doing any work: `Retry-After` and no body, which a
+/// sender may take as proof that nothing was created.
+pub(super) fn shed() -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    resp.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}
+
+/// The answer to a request whose message was made all the same: a 500 from the service (an
+/// `error.list`), or a gateway's error page for 502, 503 and 504 (the backend was slow, and the
+/// load balancer in front of it gave up waiting). No `Retry-After`: nothing proves that nothing
+/// was made.
+pub(super) fn after_the_fact(status: StatusCode) -> Response<Full<Bytes>> {
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        return ApiError::new(
+            status,
+            "server_error",
+            "Something went wrong (sandbox --fail-after-rate)",
+        )
+        .response();
+    }
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let page = format!(
+        "<html><head><title>{code} {reason}</title></head><body><h1>{code} {reason}</h1></body></html>",
+        code = status.as_u16()
+    );
+    let mut resp = Response::new(Full::new(Bytes::from(page)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    resp
 }
 
 /// A uuid-shaped random id (8-4-4-4-12 hex), as Intercom puts in every error body. Random rather

@@ -1,5 +1,6 @@
-//! Misbehaviour on demand: latency, 5xx answers and dropped connections, drawn from one seeded
-//! RNG so that a test can repeat a run.
+//! Misbehaviour on demand: latency, 5xx answers (before the message is made, or after it, as a
+//! gateway in front of a slow backend answers) and dropped connections, drawn from one seeded RNG
+//! so that a test can repeat a run.
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -17,8 +18,12 @@ pub struct FaultSettings {
     pub rate_limit: Rate,
     /// Delay before each answer, fixed or drawn from a range.
     pub latency: Option<LatencySpec>,
-    /// Share of requests answered 500, 502 or 503 (no message created).
+    /// Share of requests answered 500, 502 or 503 (no message created; the 503 sheds the request
+    /// as Intercom's API does, with `Retry-After` and no body).
     pub fail_rate: f64,
+    /// Share of requests whose message is created, then answered 500, 502, 503 or 504 as a
+    /// gateway does when the backend behind it was slow (an error page, no `Retry-After`).
+    pub fail_after_rate: f64,
     /// Share of requests whose message is created but whose connection is closed unanswered.
     pub drop_rate: f64,
     /// Seed for the faults, so that a run can be repeated; `None` draws one.
@@ -40,6 +45,7 @@ impl FaultSettings {
                 .expect("the default rate parses"),
             latency: None,
             fail_rate: 0.0,
+            fail_after_rate: 0.0,
             drop_rate: 0.0,
             seed: None,
             no_validate: false,
@@ -55,6 +61,8 @@ pub(super) enum Outcome {
     Answer,
     /// Create nothing; answer this 5xx.
     Fail(StatusCode),
+    /// Create the message, then answer this 5xx.
+    FailAfter(StatusCode),
     /// Create the message, then close the connection unanswered.
     Drop,
 }
@@ -69,6 +77,7 @@ pub(super) struct Plan {
 pub(super) struct Faults {
     latency: Option<LatencySpec>,
     fail_rate: f64,
+    fail_after_rate: f64,
     drop_rate: f64,
     rng: Mutex<StdRng>,
 }
@@ -77,6 +86,13 @@ const FAIL_STATUSES: [StatusCode; 3] = [
     StatusCode::INTERNAL_SERVER_ERROR,
     StatusCode::BAD_GATEWAY,
     StatusCode::SERVICE_UNAVAILABLE,
+];
+
+const FAIL_AFTER_STATUSES: [StatusCode; 4] = [
+    StatusCode::INTERNAL_SERVER_ERROR,
+    StatusCode::BAD_GATEWAY,
+    StatusCode::SERVICE_UNAVAILABLE,
+    StatusCode::GATEWAY_TIMEOUT,
 ];
 
 impl Faults {
@@ -88,6 +104,7 @@ impl Faults {
         Faults {
             latency: args.latency,
             fail_rate: args.fail_rate,
+            fail_after_rate: args.fail_after_rate,
             drop_rate: args.drop_rate,
             rng: Mutex::new(rng),
         }
@@ -95,6 +112,7 @@ impl Faults {
 
     fn is_quiet(&self) -> bool {
         self.fail_rate <= 0.0
+            && self.fail_after_rate <= 0.0
             && self.drop_rate <= 0.0
             && self.latency.is_none_or(|l| l.max.is_zero())
     }
@@ -115,8 +133,12 @@ impl Faults {
             Some(l) => rng.random_range(l.min..=l.max),
         };
         // random::<f64>() is in [0, 1): a rate of 0 never fires and a rate of 1 always does.
+        // A rate of 0 draws nothing, so that adding a fault flag at 0 repeats an older seed's run.
+        let fires = |rng: &mut StdRng, rate: f64| rate > 0.0 && rng.random::<f64>() < rate;
         let outcome = if rng.random::<f64>() < self.fail_rate {
             Outcome::Fail(FAIL_STATUSES[rng.random_range(0..FAIL_STATUSES.len())])
+        } else if fires(&mut rng, self.fail_after_rate) {
+            Outcome::FailAfter(FAIL_AFTER_STATUSES[rng.random_range(0..FAIL_AFTER_STATUSES.len())])
         } else if rng.random::<f64>() < self.drop_rate {
             Outcome::Drop
         } else {
@@ -135,6 +157,7 @@ mod tests {
             rate_limit: "10000/min".parse().unwrap(),
             latency: latency.map(|l| l.parse().unwrap()),
             fail_rate: fail,
+            fail_after_rate: 0.0,
             drop_rate: drop,
             seed,
             no_validate: false,
@@ -164,6 +187,20 @@ mod tests {
         );
         let f = Faults::new(&args(0.0, 1.0, None, None));
         assert!((0..100).all(|_| f.plan().outcome == Outcome::Drop));
+        let f = Faults::new(&FaultSettings {
+            fail_after_rate: 1.0,
+            ..args(0.0, 0.0, None, Some(3))
+        });
+        let statuses: std::collections::BTreeSet<u16> = (0..100)
+            .map(|_| match f.plan().outcome {
+                Outcome::FailAfter(s) => s.as_u16(),
+                o => panic!("{o:?}"),
+            })
+            .collect();
+        assert_eq!(
+            statuses.into_iter().collect::<Vec<_>>(),
+            [500, 502, 503, 504]
+        );
     }
 
     #[test]

@@ -257,9 +257,16 @@ async fn handle(
             Route::Admins => {
                 Reply::Answer(json_response(StatusCode::OK, &state.admins.list_body()))
             }
-            Route::Messages => create_message(&state, req)
-                .await
-                .unwrap_or_else(|e| Reply::Answer(e.response())),
+            // On a task of its own: a server acts on a request it received whatever becomes of
+            // the client, so a sender killed while waiting for the answer (or its latency) still
+            // has its message made, as Intercom would make it.
+            Route::Messages => {
+                let state = Arc::clone(&state);
+                tokio::spawn(async move { create_message(&state, req).await })
+                    .await
+                    .map_err(|_| Dropped)?
+                    .unwrap_or_else(|e| Reply::Answer(e.response()))
+            }
             Route::Search => search_contacts(&state, req)
                 .await
                 .unwrap_or_else(|e| Reply::Answer(e.response())),
@@ -327,14 +334,19 @@ async fn create_message(state: &State, req: Request<Incoming>) -> Result<Reply, 
     if let Some(contacts) = &state.contacts {
         contacts.check(&body)?;
     }
-    let plan = faults_of(&state.faults).await?;
+    let plan = match faults_of(&state.faults).await {
+        Ok(plan) => plan,
+        Err(refused) => return Ok(Reply::Answer(refused)),
+    };
     let id = state.next_id.fetch_add(1, Ordering::Relaxed).to_string();
     if let Some(log) = &state.log {
         log.record(&id, &body);
     }
     state.conversations.record(&id, &body, unix_now());
-    if plan.outcome == Outcome::Drop {
-        return Ok(Reply::Drop);
+    match plan.outcome {
+        Outcome::Drop => return Ok(Reply::Drop),
+        Outcome::FailAfter(status) => return Ok(Reply::Answer(errors::after_the_fact(status))),
+        Outcome::Answer | Outcome::Fail(_) => {}
     }
     Ok(Reply::Answer(json_response(
         StatusCode::OK,
@@ -368,7 +380,10 @@ async fn search_contacts(state: &State, req: Request<Incoming>) -> Result<Reply,
         (None, false) => Some(&empty),
     };
     let answer = contacts::search(known, &state.missing, &body)?;
-    faults_of(&state.faults).await?;
+    // A search makes nothing, so an answer after the fact is only an answer.
+    if let Err(refused) = faults_of(&state.faults).await {
+        return Ok(Reply::Answer(refused));
+    }
     Ok(Reply::Answer(json_response(StatusCode::OK, &answer)))
 }
 
@@ -383,7 +398,10 @@ async fn search_conversations(state: &State, req: Request<Incoming>) -> Result<R
         state.schemas.check_conversation_search(&body)?;
     }
     let answer = state.conversations.search(&body, unix_now())?;
-    faults_of(&state.faults).await?;
+    // A search makes nothing, so an answer after the fact is only an answer.
+    if let Err(refused) = faults_of(&state.faults).await {
+        return Ok(Reply::Answer(refused));
+    }
     Ok(Reply::Answer(json_response(StatusCode::OK, &answer)))
 }
 
@@ -449,18 +467,21 @@ fn first_id() -> u64 {
 }
 
 /// The faults this request gets: its latency waited out here; a failure answered now (no
-/// message created); otherwise the plan, with whether to drop the connection after.
-async fn faults_of(faults: &faults::Faults) -> Result<faults::Plan, ApiError> {
+/// message created: a 503 is shed as Intercom's API sheds load, without a body); otherwise the
+/// plan, with what to do after the message is made.
+async fn faults_of(faults: &faults::Faults) -> Result<faults::Plan, Response<Full<Bytes>>> {
     let plan = faults.plan();
     if !plan.latency.is_zero() {
         tokio::time::sleep(plan.latency).await;
     }
-    if let Outcome::Fail(status) = plan.outcome {
-        return Err(ApiError::new(
+    match plan.outcome {
+        Outcome::Fail(StatusCode::SERVICE_UNAVAILABLE) => Err(errors::shed()),
+        Outcome::Fail(status) => Err(ApiError::new(
             status,
             "server_error",
             "Something went wrong (sandbox --fail-rate)",
-        ));
+        )
+        .response()),
+        _ => Ok(plan),
     }
-    Ok(plan)
 }

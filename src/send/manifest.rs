@@ -99,7 +99,13 @@ pub(super) fn open(plan: &Plan, c: &Campaign) -> anyhow::Result<Opened> {
     if let (Some(sandbox), Some(p), false) = (plan.sandbox(), &prior, c.address.looked_up()) {
         let log = sandbox.log_path(&c.path);
         if super::rehearsal::settle_from_log(&ledger, p, &log, &c.to_type)? {
+            let first = prior.take();
             prior = earlier_runs(&ledger, plan.resume.asked, &c.to_type)?;
+            // What the first settling found in flight was found by this invocation all the same.
+            if let (Some(p), Some(first)) = (prior.as_mut(), first) {
+                p.recovered = first.recovered;
+                p.recovered_unknown = first.recovered_unknown;
+            }
         }
     }
     Ok(Opened {
@@ -143,17 +149,18 @@ impl Manifest {
             announce_resume(p, plan, results);
         }
         super::retry_unknown::say_rows_not_unknown(
-            plan.resume.retry_unknown.as_ref(),
+            plan.resume.again.retry_unknown.as_ref(),
             prior.as_ref(),
         );
         let already = prior.as_ref().map_or(0, |p| {
             p.recorded()
-                .filter(|&(row, s)| plan.resume.is_done(s, row))
+                .filter(|&(row, _)| plan.resume.is_done(p, row))
                 .count() as u64
         });
         // Rows skipped before and invalid still are passed over, not sent: not left to do either.
         let still_skipped = prior.as_ref().map_or(0, |p| {
             p.rows_with(RowStatus::Skipped)
+                .filter(|&row| !plan.resume.is_done(p, row))
                 .filter(|&row| expected.get(row as usize - 1) == Some(&0))
                 .count() as u64
         });
@@ -294,20 +301,67 @@ fn announce_resume(p: &Prior, plan: &Plan, results_path: &std::path::Path) {
         p.tally.unknown,
         p.tally.skipped,
     );
-    let kept: Vec<u64> = p
+    let retrying = plan.resume.again.retry_unknown.is_some();
+    // Rows found in flight just now: a --retry-unknown names them only in a later run, once they
+    // were looked up.
+    let (fresh, kept): (Vec<u64>, Vec<u64>) = p
         .rows_with(RowStatus::Unknown)
-        .filter(|&row| plan.resume.is_done(RowStatus::Unknown, row))
-        .collect();
+        .filter(|&row| plan.resume.is_done(p, row))
+        .partition(|&row| retrying && p.recovered_now(row));
     if !kept.is_empty() {
         let rows: Vec<String> = kept.iter().take(20).map(|r| r.to_string()).collect();
         crate::say!(
-            "{} rows are `unknown` (rows {}{}): they may have reached their recipients and are not sent again. Check them in Intercom (the contact's conversations; the results file has each row's recipient), then record what you found with `campaign mark {} --rows ROWS --as sent|failed --note TEXT`, or send them on purpose with --resume --retry-unknown ROWS.",
+            "{} rows are `unknown` (rows {}{}): they may have reached their recipients and are not sent again. Check them in Intercom (the contact's conversations; the results file has each row's recipient), then record what you found with `campaign mark {} --rows ROWS --as sent|failed|skipped --note TEXT`, or send them on purpose with --resume --retry-unknown ROWS.",
             kept.len(),
             rows.join(", "),
             if kept.len() > 20 { ", …" } else { "" },
             results_path.display()
         );
     }
+    if !fresh.is_empty() {
+        let rows = rows_arg(&fresh);
+        crate::say!(
+            "{} just now (in flight when the last run stopped: {}): they may have reached their recipients, and --retry-unknown does not send them in this run. Look them up in Intercom, then: {}",
+            match fresh.len() {
+                1 => "1 row became unknown".to_string(),
+                n => format!("{n} rows became unknown"),
+            },
+            shown(&fresh),
+            super::outcome::resume_command_with(plan, results_path, &["--retry-unknown", &rows])
+        );
+    }
+    let resend: Vec<u64> = p
+        .rows_with(RowStatus::Failed)
+        .filter(|&row| plan.resume.is_done(p, row))
+        .collect();
+    if !resend.is_empty() {
+        crate::say!(
+            "{} `failed` but {} Intercom's message id (the results file was edited, or a message was made after all): not sent again. Look {} up in Intercom; if no message went out, send {} with: {}",
+            match resend.len() {
+                1 => format!("row {} is", resend[0]),
+                _ => format!("{} are", shown(&resend)),
+            },
+            if resend.len() == 1 { "carries" } else { "carry" },
+            if resend.len() == 1 { "it" } else { "them" },
+            if resend.len() == 1 { "it" } else { "them" },
+            super::outcome::resume_command_with(plan, results_path, &["--allow-resend", &rows_arg(&resend)])
+        );
+    }
+}
+
+/// `rows 4, 5, 6` (up to 20, then how many in all), or `row 4`.
+fn shown(rows: &[u64]) -> String {
+    let listed: Vec<String> = rows.iter().take(20).map(u64::to_string).collect();
+    match rows.len() {
+        1 => format!("row {}", listed[0]),
+        n if n > 20 => format!("rows {}, … ({n} in all)", listed.join(", ")),
+        _ => format!("rows {}", listed.join(", ")),
+    }
+}
+
+/// Rows as a flag takes them (`4-6,9`): every row is named, since the command is run as printed.
+fn rows_arg(rows: &[u64]) -> String {
+    crate::cli::rows::RowSet::of_rows(rows).to_string()
 }
 
 /// The CSV columns `[results] columns` (or `--results-columns`, as `label` says) names, by index:

@@ -15,13 +15,14 @@ pub(super) fn finish(plan: &Plan, m: &Facts, started_at: String, ran: Ran) -> St
     let Ran {
         mut end,
         all,
+        resendable,
         paused_ms,
         ..
     } = ran;
     // What is left of the campaign, not of this run's --limit.
     end.left = m.remaining.saturating_sub(end.progress.done());
     say_summary(&m.results, &end);
-    let status = say_status(plan, &m.results, &end, all);
+    let status = say_status(plan, &m.results, &end, all, resendable);
     let tally = end.progress.tally;
     let run = results::RunRecord {
         started_at,
@@ -79,7 +80,13 @@ fn say_summary(results_path: &Path, end: &RunEnd) {
 }
 
 /// Why the run ended and what to do next, and the exit status that says it.
-fn say_status(plan: &Plan, results_path: &Path, end: &RunEnd, all: results::Tally) -> Status {
+fn say_status(
+    plan: &Plan,
+    results_path: &Path,
+    end: &RunEnd,
+    all: results::Tally,
+    resendable: u64,
+) -> Status {
     let resume = resume_command(plan, results_path);
     match &end.stop {
         Some(stop) => say_stopped(stop, end.left, &resume),
@@ -94,8 +101,10 @@ fn say_status(plan: &Plan, results_path: &Path, end: &RunEnd, all: results::Tall
         // run mean it is not done.
         // Skipped rows were set aside on purpose (--skip-invalid): not a failure of the run.
         None if all.failed + all.unknown > 0 => {
-            let next = if all.failed > 0 {
-                format!("`failed` rows are sent again by: {resume}")
+            let next = if resendable > 0 {
+                format!("`failed` rows are sent again by: {resume} (a row not to be sent, a contact that does not exist say, is closed with `campaign mark {} --rows ROWS --as skipped --note TEXT`)", results_path.display())
+            } else if all.unknown == 0 {
+                "its `failed` rows carry Intercom's message id and are not sent again by a resume: look them up in Intercom (the command that sends them on purpose is above)".to_string()
             } else {
                 "`unknown` rows are sent again only on purpose, once checked in Intercom: add --retry-unknown to that command".to_string()
             };
@@ -146,11 +155,17 @@ fn say_stopped(stop: &StopReason, left: u64, resume: &str) -> Status {
 /// The command that continues this run, for the user to copy: the plan's recorded flags after
 /// the campaign file, the results file and `--resume`, each word quoted for a shell.
 pub(super) fn resume_command(plan: &Plan, results: &Path) -> String {
+    resume_command_with(plan, results, &[])
+}
+
+/// [`resume_command`] with more words at its end (`--retry-unknown 4,5`).
+pub(super) fn resume_command_with(plan: &Plan, results: &Path, more: &[&str]) -> String {
     let path = |p: &Path| p.display().to_string();
     let mut words: Vec<String> = vec!["campaign".into(), "send".into()];
     words.push(path(&plan.campaign));
     words.extend(["--results".into(), path(results), "--resume".into()]);
     words.extend(plan.resume_flags.iter().cloned());
+    words.extend(more.iter().map(|w| w.to_string()));
     words
         .iter()
         .map(|w| shlex::try_quote(w).map_or_else(|_| w.clone(), |q| q.into_owned()))

@@ -12,7 +12,7 @@ use crate::cli::SendArgs;
 use crate::input::config::{self, Campaign, Concurrency, SendSettings};
 use crate::input::rate::format_duration;
 use crate::intercom::client::Token;
-use crate::results::Ledger;
+use crate::results::{Ledger, Prior, RowStatus};
 use crate::sandbox::FaultSettings;
 
 /// Where the messages go.
@@ -36,33 +36,44 @@ pub(super) struct SandboxPlan {
 pub(super) struct Resume {
     /// `--resume`: a results file with history is continued, not refused.
     pub asked: bool,
-    /// `--retry-unknown`: the `unknown` rows sent again.
-    pub retry_unknown: Option<RowSet>,
     /// `--allow-changed`: other templates, settings or CSV content than the first run's.
     pub allow_changed: bool,
     /// `--new-ledger`: a fresh ledger starts although another one of the campaign sent rows.
     pub new_ledger: bool,
+    /// The rows sent again on purpose.
+    pub again: Again,
+}
+
+/// The rows a resume sends again on purpose, as the flags name them.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Again {
+    /// `--retry-unknown`: the `unknown` rows sent again.
+    pub retry_unknown: Option<RowSet>,
+    /// `--allow-resend`: the `failed` rows that carry a message id sent again.
+    pub allow_resend: Option<RowSet>,
 }
 
 impl Resume {
-    /// Whether a row with this status is passed over: `sent`, and `unknown` unless
-    /// --retry-unknown names it.
-    pub fn is_done(&self, status: crate::results::RowStatus, row: u64) -> bool {
-        is_done(status, row, self.retry_unknown.as_ref())
+    /// Whether a row is passed over, as [`is_done`].
+    pub fn is_done(&self, prior: &Prior, row: u64) -> bool {
+        is_done(prior, row, &self.again)
     }
 }
 
-/// Whether a row with this status is passed over, as [`Resume::is_done`].
-pub(super) fn is_done(
-    status: crate::results::RowStatus,
-    row: u64,
-    retry_unknown: Option<&RowSet>,
-) -> bool {
-    use crate::results::RowStatus;
-    match status {
-        RowStatus::Sent => true,
-        RowStatus::Unknown => !retry_unknown.is_some_and(|r| r.contains(row)),
-        RowStatus::Failed | RowStatus::Skipped => false,
+/// Whether a row the ledger holds is passed over by this run: `sent`; `unknown` unless
+/// --retry-unknown names it and it was `unknown` before this run (a row found in flight as this
+/// run settled the ledger was looked at by no one); `failed` with a message id (a hand edit: the
+/// message may exist) unless --allow-resend names it; `skipped` by the operator (`mark --as
+/// skipped`). Other `failed` and `skipped` rows go again; a row the ledger does not hold is not
+/// done.
+pub(super) fn is_done(prior: &Prior, row: u64, again: &Again) -> bool {
+    let named = |set: &Option<RowSet>| set.as_ref().is_some_and(|r| r.contains(row));
+    match prior.status(row) {
+        None => false,
+        Some(RowStatus::Sent) => true,
+        Some(RowStatus::Unknown) => prior.recovered_now(row) || !named(&again.retry_unknown),
+        Some(RowStatus::Failed) => prior.has_message_id(row) && !named(&again.allow_resend),
+        Some(RowStatus::Skipped) => prior.closed(row),
     }
 }
 
@@ -169,9 +180,12 @@ pub(super) fn resolve(args: SendArgs) -> anyhow::Result<Option<(Plan, Loaded)>> 
         results: args.results,
         resume: Resume {
             asked: args.resume,
-            retry_unknown: args.retry_unknown,
             allow_changed: args.allow_changed,
             new_ledger: args.new_ledger,
+            again: Again {
+                retry_unknown: args.retry_unknown,
+                allow_resend: args.allow_resend,
+            },
         },
         selection: Selection {
             limit: args.limit.or(args.canary),
@@ -347,6 +361,10 @@ fn sandbox_flags(args: &SendArgs, flag: &mut impl FnMut(&str, Option<String>)) {
     flag(
         "fail-rate",
         (f.fail_rate > 0.0).then(|| f.fail_rate.to_string()),
+    );
+    flag(
+        "fail-after-rate",
+        (f.fail_after_rate > 0.0).then(|| f.fail_after_rate.to_string()),
     );
     flag(
         "drop-rate",

@@ -65,12 +65,17 @@ fn rows_not_unknown(ranges: &[(u64, u64)], prior: &Prior) -> Option<String> {
     let named = |row: u64| ranges.iter().any(|&(a, b)| (a..=b).contains(&row));
     let (mut sent, mut failed, mut skipped) =
         (Listed::default(), Listed::default(), Listed::default());
+    // `failed` rows that carry a message id, and rows the operator marked `skipped`: a resume
+    // passes over both.
+    let (mut held, mut closed) = (Listed::default(), Listed::default());
     let mut recorded_named = 0u64;
     for (row, status) in prior.recorded().filter(|&(row, _)| named(row)) {
         recorded_named += 1;
         match status {
             RowStatus::Sent => sent.add(row),
+            RowStatus::Failed if prior.has_message_id(row) => held.add(row),
             RowStatus::Failed => failed.add(row),
+            RowStatus::Skipped if prior.closed(row) => closed.add(row),
             RowStatus::Skipped => skipped.add(row),
             RowStatus::Unknown => {}
         }
@@ -89,12 +94,23 @@ fn rows_not_unknown(ranges: &[(u64, u64)], prior: &Prior) -> Option<String> {
                 "they go again as on any resume",
             )),
         ),
+        held.say(
+            "failed with a message id",
+            Some((
+                "it is not sent again without --allow-resend",
+                "they are not sent again without --allow-resend",
+            )),
+        ),
         skipped.say(
             "skipped",
             Some((
                 "it is checked again as on any resume",
                 "they are checked again as on any resume",
             )),
+        ),
+        closed.say(
+            "marked skipped",
+            Some(("it is never sent", "they are never sent")),
         ),
     ]
     .into_iter()

@@ -41,6 +41,8 @@ impl Received {
 pub enum Reply {
     Json(u16, Value),
     JsonWithHeaders(u16, Value, Vec<(&'static str, String)>),
+    /// A status and headers without a body (as Intercom sheds load: 503, `Retry-After`).
+    Empty(u16, Vec<(&'static str, String)>),
     /// Close the connection without answering.
     Drop,
     Delay(Duration, Box<Reply>),
@@ -155,8 +157,9 @@ impl TestServer {
                                 reply = *next;
                             }
                             let (status, body, headers) = match reply {
-                                Reply::Json(s, b) => (s, b, vec![]),
-                                Reply::JsonWithHeaders(s, b, h) => (s, b, h),
+                                Reply::Json(s, b) => (s, b.to_string(), vec![]),
+                                Reply::JsonWithHeaders(s, b, h) => (s, b.to_string(), h),
+                                Reply::Empty(s, h) => (s, String::new(), h),
                                 Reply::Drop => return Err("drop the connection".to_string()),
                                 Reply::Delay(..) => unreachable!(),
                             };
@@ -166,7 +169,7 @@ impl TestServer {
                             for (k, v) in headers {
                                 resp = resp.header(k, v);
                             }
-                            Ok(resp.body(Full::new(Bytes::from(body.to_string()))).unwrap())
+                            Ok(resp.body(Full::new(Bytes::from(body))).unwrap())
                         }
                     });
                     let _ = http1::Builder::new()

@@ -12,7 +12,7 @@ use anyhow::{bail, Context as _};
 
 use super::journal::{self, JournalHeader};
 use super::read::{Col, Reader};
-use super::row::{ResultRow, RowStatus};
+use super::row::{ResultRow, RowStatus, MARKED_SKIPPED};
 use super::writer::ResultsWriter;
 use super::{replace_file, Ledger, LineCap, RunLock, MAX_LINE};
 
@@ -56,9 +56,19 @@ pub(crate) struct Prior {
     pub(crate) tally: Tally,
     /// Rows found in flight when the last run stopped, recorded `unknown` now.
     pub(crate) recovered_unknown: u64,
+    /// Those rows, in order: no one has looked them up yet, so nothing in this invocation may
+    /// change what they mean.
+    pub(crate) recovered: Vec<u64>,
+    /// By row: what its last line says besides its status ([`Prior::FLAG_MESSAGE_ID`], …).
+    flags: Vec<u8>,
 }
 
 impl Prior {
+    /// The row's last line names a message id: Intercom made a message for it.
+    const FLAG_MESSAGE_ID: u8 = 1;
+    /// The row's last line is an operator's `skipped` (`campaign mark --as skipped`).
+    const FLAG_CLOSED: u8 = 2;
+
     pub(crate) fn status(&self, row: u64) -> Option<RowStatus> {
         self.statuses
             .get(row as usize)
@@ -93,14 +103,45 @@ impl Prior {
         self.tally.rows()
     }
 
+    /// Whether the row's last line names a message id (a `failed` one so is a hand edit: the
+    /// message may exist).
+    pub(crate) fn has_message_id(&self, row: u64) -> bool {
+        self.flags
+            .get(row as usize)
+            .is_some_and(|f| f & Self::FLAG_MESSAGE_ID != 0)
+    }
+
+    /// Whether the row is `skipped` by the operator's decision (`mark --as skipped`): it is
+    /// never sent, nor checked again.
+    pub(crate) fn closed(&self, row: u64) -> bool {
+        self.flags
+            .get(row as usize)
+            .is_some_and(|f| f & Self::FLAG_CLOSED != 0)
+    }
+
+    /// Whether the row was recorded `unknown` by this settling (in flight when the last run
+    /// stopped).
+    pub(crate) fn recovered_now(&self, row: u64) -> bool {
+        self.recovered.binary_search(&row).is_ok()
+    }
+
     fn set(&mut self, row: u64, status: RowStatus, recipient: u64) {
         let i = row as usize;
         if self.statuses.len() <= i {
             self.statuses.resize(i + 1, 0);
             self.recipients.resize(i + 1, 0);
+            self.flags.resize(i + 1, 0);
         }
         self.statuses[i] = status.code();
         self.recipients[i] = recipient;
+        self.flags[i] = 0;
+    }
+
+    fn set_flags(&mut self, row: u64, message_id: bool, closed: bool) {
+        if let Some(f) = self.flags.get_mut(row as usize) {
+            *f =
+                u8::from(message_id) * Self::FLAG_MESSAGE_ID + u8::from(closed) * Self::FLAG_CLOSED;
+        }
     }
 }
 
@@ -169,6 +210,8 @@ pub(crate) fn settle(ledger: &Ledger, hash: &dyn Fn(&str) -> u64) -> anyhow::Res
             scan.lines += 1;
         }
         prior.recovered_unknown = orphans.len() as u64;
+        prior.recovered = orphans.iter().map(|o| o.row).collect();
+        prior.recovered.sort_unstable();
     }
     // Every outcome on stable storage before the journal that would otherwise vouch for it goes.
     writer.sync()?;
@@ -260,6 +303,11 @@ fn scan(
     while let Some(line) = rdr.next()? {
         let row = line.row;
         prior.set(row, line.status, hash(&rdr.text(Col::Recipient)));
+        prior.set_flags(
+            row,
+            !rdr.text(Col::MessageId).is_empty(),
+            line.status == RowStatus::Skipped && rdr.text(Col::ErrorCode) == MARKED_SKIPPED,
+        );
         if offset.is_some_and(|o| after(line.start, o)) {
             if scan.answered.len() <= row as usize {
                 scan.answered.resize(row as usize + 1, false);

@@ -135,6 +135,45 @@ fn journaled_rows_without_an_outcome_become_unknown_once() {
 }
 
 #[test]
+fn the_rows_found_in_flight_are_named_for_this_settling_only() {
+    let (_d, l) = ledger();
+    run(&l, &[4, 2, 3], &[row(3, RowStatus::Sent)]);
+    let p = settle(&l, &h).unwrap();
+    assert_eq!(p.recovered, [2, 4]);
+    assert!(p.recovered_now(2) && p.recovered_now(4) && !p.recovered_now(3));
+    assert!(settle(&l, &h).unwrap().recovered.is_empty());
+}
+
+#[test]
+fn a_message_id_and_an_operators_skip_are_read_with_the_status() {
+    let (_d, l) = ledger();
+    let mut edited = row(1, RowStatus::Failed);
+    edited.message_id = "m1".into();
+    let mut closed = row(2, RowStatus::Skipped);
+    closed.error_code = crate::results::MARKED_SKIPPED.into();
+    let mut invalid = row(3, RowStatus::Skipped);
+    invalid.error_code = "invalid_row".into();
+    run(
+        &l,
+        &[1, 2, 3, 4],
+        &[edited, closed, invalid, row(4, RowStatus::Sent)],
+    );
+    let p = settle(&l, &h).unwrap();
+    assert_eq!(
+        (1..=4).map(|r| p.has_message_id(r)).collect::<Vec<_>>(),
+        [true, false, false, true]
+    );
+    assert_eq!(
+        (1..=4).map(|r| p.closed(r)).collect::<Vec<_>>(),
+        [false, true, false, false]
+    );
+    // A later line of the row decides: sent again, it is no longer closed.
+    run(&l, &[2], &[row(2, RowStatus::Sent)]);
+    let p = settle(&l, &h).unwrap();
+    assert!(!p.closed(2) && p.has_message_id(2));
+}
+
+#[test]
 fn a_stop_between_any_two_steps_of_settling_loses_nothing() {
     // The unknown lines written, the journal not yet retired (a crash right after): settling
     // again must not add them twice nor lose them.

@@ -136,6 +136,8 @@ pub(super) struct Ran {
     pub end: RunEnd,
     /// Every row of the campaign by status, this run's and the earlier runs'.
     pub all: results::Tally,
+    /// The `failed` rows a plain `--resume` sends again (not those that carry a message id).
+    pub resendable: u64,
     /// How long the server held every sender back.
     pub paused_ms: u64,
     /// The ledger, still locked: the run log's line is written through it.
@@ -200,10 +202,10 @@ pub(super) async fn run(
     drop(writer);
     // A run that lost its lock leaves the ledger to the next run: its journal (or the run that
     // took the lock since, which settled it) records the rows it had in flight as `unknown`.
-    let all = if ledger.lost() {
-        results::Tally::default()
+    let settled = if ledger.lost() {
+        None
     } else {
-        results::settle(&ledger, &|r| recipient_hash(&to_type, r))?.tally
+        Some(results::settle(&ledger, &|r| recipient_hash(&to_type, r))?)
     };
     if let Some((running, log)) = sandbox {
         running.shutdown().await?;
@@ -218,7 +220,13 @@ pub(super) async fn run(
     }
     Ok(Ran {
         end,
-        all,
+        resendable: settled.as_ref().map_or(0, |settled| {
+            settled
+                .rows_with(RowStatus::Failed)
+                .filter(|&row| !settled.has_message_id(row))
+                .count() as u64
+        }),
+        all: settled.map(|s| s.tally).unwrap_or_default(),
         paused_ms: shared.pace.gate.paused().as_millis() as u64,
         ledger,
     })
@@ -293,15 +301,11 @@ fn known_rows(
     rules: Option<&Arc<crate::resolve::Rules>>,
     results_file: &std::path::Path,
 ) -> anyhow::Result<(reader::Reading, Option<Resolution>)> {
-    let retry_unknown = plan.resume.retry_unknown.clone();
+    let again = plan.resume.again.clone();
     let earlier_rows = prior.as_ref().map_or(0, results::Prior::rows);
     let prior = Arc::new(prior.unwrap_or_default());
     let skipped = Arc::clone(&prior);
-    let done: RowTest = Arc::new(move |row| {
-        prior
-            .status(row)
-            .is_some_and(|s| plan::is_done(s, row, retry_unknown.as_ref()))
-    });
+    let done: RowTest = Arc::new(move |row| plan::is_done(&prior, row, &again));
     let resolution = match rules {
         Some(rules) if earlier_rows > 0 => Some((
             Arc::clone(rules),
