@@ -1,19 +1,20 @@
-//! The dispatcher: the one place requests are let out. Each row waits for the send hours, a free
-//! in-flight slot and its turn at the pause gate and the limiter; the rows that may leave with it
-//! go too, behind one journal write synced to stable storage before any of their requests
-//! leaves; then each request runs in its own task ([`send_row`]). Rows that need no request
-//! (skipped, settled by their lookup) go straight to the writer.
+//! The dispatcher: the one place messages are let out. Each row waits for a place in flight and
+//! its turn (the pace's pause gate and limiter); the rows that may leave with it go too; then,
+//! at that moment, the send hours are checked (closed: the group waits for them and takes its
+//! turns again), and the group is recorded behind one journal write synced to stable storage
+//! before any of its requests leaves; then each request runs in its own task ([`send_row`]).
+//! Rows that need no request (skipped, settled by their lookup) go straight to the writer.
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::attempt::send_row;
 use super::reader::BATCH;
 use super::{Item, Job, Shared, StopReason};
 use crate::input::hours::SendHours;
-use crate::intercom::pace;
+use crate::intercom::pace::Place;
 use crate::results::{Journal, ResultRow, RunLock};
 
 /// What the dispatcher keeps the run's promise with.
@@ -23,8 +24,6 @@ pub(super) struct Ledger {
     /// Checked before each journal write: a lock removed or replaced means another run could be
     /// writing beside this one.
     pub lock: Arc<RunLock>,
-    /// `[send] hours`: when messages may leave.
-    pub hours: Option<SendHours>,
 }
 
 /// Where the dispatcher is in the incoming batches.
@@ -69,18 +68,14 @@ pub(super) async fn dispatch(
     rx: mpsc::Receiver<Vec<Item>>,
     out_tx: mpsc::Sender<(ResultRow, bool)>,
 ) {
-    let Ledger {
-        mut journal,
-        lock,
-        hours,
-    } = ledger;
+    let Ledger { mut journal, lock } = ledger;
     let stop = shared.stop.token();
     let mut queue = Queue {
         rx,
         batch: Vec::new().into_iter(),
         pending: None,
     };
-    let mut ready: Vec<(Job, OwnedSemaphorePermit)> = Vec::with_capacity(BATCH);
+    let mut ready: Vec<(Job, Place)> = Vec::with_capacity(BATCH);
     while let Some(item) = queue.next(&stop).await {
         let job = match item {
             Item::Skip(r) => {
@@ -97,11 +92,13 @@ pub(super) async fn dispatch(
             }
             Item::Job(job) => job,
         };
-        let Some(permit) = turn(&shared, hours.as_ref(), &stop).await else {
+        let Some(place) = shared.pace.place().await else {
             break;
         };
-        ready.push((job, permit));
-        take_ready(&shared, &mut queue, &mut ready);
+        ready.push((job, place));
+        if !leave_together(&shared, &mut queue, &mut ready, &stop).await {
+            break;
+        }
         journal = match record(&shared, &lock, journal, &ready).await {
             Some(j) => j,
             None => break,
@@ -110,47 +107,51 @@ pub(super) async fn dispatch(
     }
 }
 
-/// Waits for the send hours, an in-flight slot and the row's turn; `None` if the run stops
-/// meanwhile.
-async fn turn(
+/// Takes the turns of the rows in `ready` (one at first), adds the rows that may leave right
+/// now (a place free, the gate open, the limiter willing without a wait), and checks the send
+/// hours at that moment: closed, the group waits for them and takes its turns again, so that no
+/// message leaves outside the hours however long the limiter or a 429 held it. `false`: the run
+/// stopped meanwhile.
+async fn leave_together(
     shared: &Shared,
-    hours: Option<&SendHours>,
+    queue: &mut Queue,
+    ready: &mut Vec<(Job, Place)>,
     stop: &CancellationToken,
-) -> Option<OwnedSemaphorePermit> {
-    if let Some(hours) = hours {
-        if !within_send_hours(hours, stop).await {
-            return None;
+) -> bool {
+    loop {
+        for _ in 0..ready.len() {
+            if !shared.pace.turn().await {
+                return false;
+            }
         }
-    }
-    let p = &shared.pace;
-    let permit = tokio::select! {
-        biased;
-        _ = stop.cancelled() => return None,
-        p = Arc::clone(&p.in_flight.semaphore).acquire_owned() => p.expect("semaphore open"),
-    };
-    tokio::select! {
-        biased;
-        _ = stop.cancelled() => None,
-        _ = pace::turn(&p.gate, &p.limiter) => Some(permit),
+        take_ready(shared, queue, ready);
+        let Some(hours) = &shared.hours else {
+            return true;
+        };
+        if hours.closed_until(jiff::Timestamp::now()).is_none() {
+            return true;
+        }
+        if !within_send_hours(hours, stop).await {
+            return false;
+        }
     }
 }
 
-/// Adds the rows that may leave right now (gate open, a slot free, the limiter willing without a
-/// wait), so that they go behind one journal write.
-fn take_ready(shared: &Shared, queue: &mut Queue, ready: &mut Vec<(Job, OwnedSemaphorePermit)>) {
-    let p = &shared.pace;
+/// Adds the rows that may leave right now (a place free, their turn without a wait), so that
+/// they go behind one journal write.
+fn take_ready(shared: &Shared, queue: &mut Queue, ready: &mut Vec<(Job, Place)>) {
     while ready.len() < BATCH {
         let Some(job) = queue.next_job_at_hand() else {
             break;
         };
-        let permit = match Arc::clone(&p.in_flight.semaphore).try_acquire_owned() {
-            Ok(permit) if p.gate.is_open() && p.limiter.try_ready() => permit,
+        let place = match shared.pace.try_place() {
+            Some(place) if shared.pace.try_turn() => place,
             _ => {
                 queue.pending = Some(Item::Job(job));
                 break;
             }
         };
-        ready.push((job, permit));
+        ready.push((job, place));
     }
 }
 
@@ -162,7 +163,7 @@ async fn record(
     shared: &Shared,
     lock: &RunLock,
     mut journal: Journal,
-    ready: &[(Job, OwnedSemaphorePermit)],
+    ready: &[(Job, Place)],
 ) -> Option<Journal> {
     if !lock.still_held() {
         shared.stop.set(StopReason::Io(
@@ -197,7 +198,7 @@ async fn record(
 /// The journaled rows' requests, each in its own task, its outcome sent to the writer.
 fn launch(
     shared: &Arc<Shared>,
-    ready: &mut Vec<(Job, OwnedSemaphorePermit)>,
+    ready: &mut Vec<(Job, Place)>,
     out_tx: &mpsc::Sender<(ResultRow, bool)>,
 ) {
     {
@@ -206,20 +207,20 @@ fn launch(
             in_flight.insert(job.row, job.recipient.clone());
         }
     }
-    for (job, permit) in ready.drain(..) {
+    for (job, place) in ready.drain(..) {
         let shared = Arc::clone(shared);
         let out_tx = out_tx.clone();
         tokio::spawn(async move {
             let (row, fatal) = send_row(&shared, job).await;
             shared.rows_in_flight.lock().unwrap().remove(&row.row);
-            drop(permit);
+            drop(place);
             let _ = out_tx.send((row, fatal)).await;
         });
     }
 }
 
 /// Waits until the send hours are open; `false` if the run is stopped meanwhile.
-async fn within_send_hours(hours: &SendHours, stop: &CancellationToken) -> bool {
+pub(super) async fn within_send_hours(hours: &SendHours, stop: &CancellationToken) -> bool {
     while let Some(until) = hours.closed_until(jiff::Timestamp::now()) {
         crate::say!(
             "outside the send hours ({hours}): waiting until {} (Ctrl-C stops cleanly; --resume continues later)",

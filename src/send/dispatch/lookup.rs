@@ -143,26 +143,15 @@ async fn resolved(
     keys: &[String],
     taken: &mut HashMap<String, u64>,
 ) -> Vec<Item> {
-    let stop = shared.stop.token();
     let pacing = Pacing {
-        client: &shared.pace.client,
-        gate: &shared.pace.gate,
-        limiter: &shared.pace.limiter,
-        in_flight: &shared.pace.in_flight,
-        stop: &stop,
-        rate_limited: &shared.counters.rate_limited,
+        pace: &shared.pace,
+        searches: &shared.counters.searches,
     };
     let found = if keys.is_empty() {
         Ok(Found::default())
     } else {
         resolve::find(&pacing, rules, keys).await
     };
-    if let Ok(f) = &found {
-        shared
-            .counters
-            .searches
-            .fetch_add(f.requests, std::sync::atomic::Ordering::Relaxed);
-    }
     held.into_iter()
         .map(|item| match item {
             Item::Job(job) => resolve_job(rules, &found, job, taken),

@@ -24,6 +24,7 @@ use super::manifest::Manifest;
 use super::plan::{self, Plan};
 use super::progress::Progress;
 use crate::check::{recipient_hash, Loaded};
+use crate::input::hours::SendHours;
 use crate::intercom::client::Client;
 use crate::intercom::pace;
 use crate::results::{self, Journal, JournalHeader, ResultRow, ResultsWriter, RowStatus, RunLock};
@@ -57,21 +58,10 @@ pub(super) enum Item {
     },
 }
 
-/// What every request of the run goes by: one client, one limiter, one pause, one in-flight
-/// limit (searches and messages count against the same Intercom limit).
-pub(super) struct Pace {
-    pub client: Client,
-    pub gate: pace::Gate,
-    pub limiter: pace::Limiter,
-    pub in_flight: pace::InFlight,
-}
-
-/// The run's counts the summary and the run log report.
+/// The run's counts the summary and the run log report (429 answers are the pace's).
 #[derive(Default)]
 pub(super) struct Counters {
-    /// 429 answers: each paused every sender until the window's reset.
-    pub rate_limited: AtomicU64,
-    /// `POST /contacts/search` requests made (resolution).
+    /// `POST /contacts/search` requests made (resolution), answered or not.
     pub searches: AtomicU64,
 }
 
@@ -85,8 +75,11 @@ pub(super) struct Retries {
 
 /// What the stages of a dispatch share.
 pub(super) struct Shared {
-    pub pace: Pace,
+    /// The run's one way for requests: searches and messages count against the same limit.
+    pub pace: pace::Pace,
     pub stop: Stop,
+    /// `[send] hours`: when messages may leave, checked at the moment each would.
+    pub hours: Option<SendHours>,
     pub counters: Counters,
     pub retries: Retries,
     /// The rows whose request is journaled and not answered yet, with their recipients.
@@ -98,20 +91,18 @@ impl Shared {
     fn new(plan: &Plan, base_url: &str) -> anyhow::Result<Shared> {
         let s = &plan.settings;
         let token = plan.token.as_ref().expect("a token unless --dry-run");
+        let client = Client::new(
+            base_url,
+            token,
+            &s.version,
+            s.send.request_timeout,
+            pace::AUTO_MAX,
+        )?;
+        let stop = Stop::default();
         Ok(Shared {
-            pace: Pace {
-                client: Client::new(
-                    base_url,
-                    token,
-                    &s.version,
-                    s.send.request_timeout,
-                    pace::AUTO_MAX,
-                )?,
-                gate: pace::Gate::default(),
-                limiter: pace::Limiter::new(s.send.rate),
-                in_flight: pace::InFlight::new(s.send.concurrency, s.send.rate),
-            },
-            stop: Stop::default(),
+            pace: pace::Pace::new(client, s.send.rate, s.send.concurrency, stop.token()),
+            stop,
+            hours: s.send.hours.clone(),
             counters: Counters::default(),
             retries: Retries {
                 max_attempts: s.send.max_attempts,
@@ -198,7 +189,7 @@ pub(super) async fn run(
     Ok(Ran {
         end,
         all: settled.tally,
-        paused_ms: shared.pace.gate.paused().as_millis() as u64,
+        paused_ms: shared.pace.paused().as_millis() as u64,
     })
 }
 
@@ -323,7 +314,6 @@ async fn dispatch(
         dispatcher::Ledger {
             journal: units.journal,
             lock: units.lock,
-            hours: plan.settings.send.hours.clone(),
         },
         job_rx,
         out_tx,
@@ -353,7 +343,7 @@ async fn dispatch(
         stop: shared.stop.reason(),
         unknown_rows: recorded.unknown_rows,
         left,
-        rate_limited: shared.counters.rate_limited.load(Ordering::Relaxed),
+        rate_limited: shared.pace.rate_limited(),
     }
 }
 
@@ -362,6 +352,6 @@ async fn adjust_concurrency(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tick.tick().await;
-        shared.pace.in_flight.adjust();
+        shared.pace.adjust();
     }
 }
