@@ -20,6 +20,9 @@ pub struct InFlight {
     pub(super) floor: usize,
     /// Exponentially weighted mean latency, in microseconds.
     pub(super) latency_us: AtomicU64,
+    /// Exponentially weighted mean time a request holds its place beside its answer (from its
+    /// turn to its leaving: the journal's sync, a busy machine's scheduling), in microseconds.
+    overhead_us: AtomicU64,
     /// The lowest latency since the last `adjust`, in microseconds (`u64::MAX`: none yet).
     period_min_us: AtomicU64,
     /// The lowest latency of each of the last `BASE_PERIODS` adjustments: their minimum is the
@@ -52,6 +55,7 @@ impl InFlight {
             rate_per_sec: rate.per_second(),
             floor,
             latency_us: AtomicU64::new(200_000),
+            overhead_us: AtomicU64::new(0),
             period_min_us: AtomicU64::new(u64::MAX),
             period_mins: Mutex::new(std::collections::VecDeque::with_capacity(BASE_PERIODS)),
         }
@@ -73,6 +77,14 @@ impl InFlight {
     pub fn busy(&self) -> usize {
         self.size()
             .saturating_sub(self.semaphore.available_permits())
+    }
+
+    /// The time from a request's turn to its leaving: places are held through it too.
+    pub fn record_overhead(&self, d: Duration) {
+        let us = d.as_micros().min(u64::MAX as u128 / 8) as u64;
+        let old = self.overhead_us.load(Ordering::Relaxed);
+        self.overhead_us
+            .store((old * 7 + us) / 8, Ordering::Relaxed);
     }
 
     pub fn record_latency(&self, d: Duration) {
@@ -109,7 +121,8 @@ impl InFlight {
         if self.mode != Concurrency::Auto {
             return;
         }
-        let latency = self.planning_latency_us() as f64 / 1e6;
+        let overhead = self.overhead_us.load(Ordering::Relaxed);
+        let latency = (self.planning_latency_us() + overhead) as f64 / 1e6;
         let target = Self::target(self.rate_per_sec, latency, self.floor);
         let size = self.size();
         if target > size {

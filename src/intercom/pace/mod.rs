@@ -220,6 +220,12 @@ impl Pace {
         &self.stop
     }
 
+    /// How long requests whose turn came waited to leave (their journal line's sync): their
+    /// places are held meanwhile, so `auto` counts it beside the answers' latency.
+    pub fn record_overhead(&self, d: Duration) {
+        self.in_flight.record_overhead(d);
+    }
+
     /// `auto`: moves the in-flight limit toward its target; called a few times a second.
     pub fn adjust(&self) {
         self.in_flight.adjust();

@@ -99,10 +99,12 @@ pub(super) async fn dispatch(
         if !leave_together(&shared, &mut queue, &mut ready, &stop).await {
             break;
         }
+        let turned = tokio::time::Instant::now();
         journal = match record(&shared, &lock, journal, &ready).await {
             Some(j) => j,
             None => break,
         };
+        shared.pace.record_overhead(turned.elapsed());
         launch(&shared, &mut ready, &out_tx);
     }
 }
