@@ -58,3 +58,52 @@ fn auto_holds_166_a_second_against_a_server_that_answers_at_once() {
     let rate = (n - 1) as f64 / took;
     assert!(rate <= 166.67 * 1.01, "{rate:.1}/s");
 }
+
+/// `[send]` keys whose send hours open an hour from now (UTC).
+fn hours_closed_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let minute = |s: u64| format!("{:02}:{:02}", s / 3600 % 24, s / 60 % 60);
+    format!(
+        "hours = \"{}-{}\"\ndays = \"mon-sun\"\ntimezone = \"UTC\"",
+        minute(now + 3600),
+        minute(now + 7200)
+    )
+}
+
+#[cfg(unix)]
+#[test]
+fn contacts_are_not_looked_up_while_the_send_hours_are_closed() {
+    let server = TestServer::start(Arc::new(|r: &Received, _| ok_reply(r)));
+    let mut csv = String::from("email,first_name,plan\n");
+    for i in 1..=3 {
+        csv.push_str(&format!("p{i}@x.test,P{i},pro\n"));
+    }
+    let toml = inapp_campaign(&hours_closed_now())
+        .replace("id = \"{{ intercom_id }}\"", "email = \"{{ email }}\"");
+    let f = Fixture::new(&csv, &toml);
+    let mut child = f.spawn_send(&server.url(), &[]);
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        use std::io::BufRead as _;
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "ended without waiting"
+        );
+        if line.contains("outside the send hours") {
+            break;
+        }
+    }
+    // Had the lookup run ahead of the hours, its search would be made by now.
+    std::thread::sleep(Duration::from_secs(2));
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
+}

@@ -149,6 +149,8 @@ async fn resolved(
     };
     let found = if keys.is_empty() {
         Ok(Found::default())
+    } else if !hours_open(shared).await {
+        Err(Failure::Stopped)
     } else {
         resolve::find(&pacing, rules, keys).await
     };
@@ -158,6 +160,18 @@ async fn resolved(
             other => other,
         })
         .collect()
+}
+
+/// Waits for the send hours before a search, so that contacts (and their unsubscribe status)
+/// are not looked up while the hours are closed and used when they open, maybe days later.
+/// `false`: the run stopped meanwhile.
+async fn hours_open(shared: &Shared) -> bool {
+    match &shared.hours {
+        Some(hours) if hours.closed_until(jiff::Timestamp::now()).is_some() => {
+            super::dispatcher::within_send_hours(hours, shared.pace.stop()).await
+        }
+        _ => true,
+    }
 }
 
 /// One job and what its key found.
