@@ -142,6 +142,11 @@ impl Limiter {
             .saturating_add(1)
     }
 
+    /// The time per request.
+    pub fn period(&self) -> Duration {
+        Duration::from_nanos(self.plan.period_ns)
+    }
+
     #[cfg(test)]
     pub(crate) fn plan(&self) -> Plan {
         self.plan

@@ -212,6 +212,11 @@ impl Pace {
         }
     }
 
+    /// The limiter's time per request.
+    pub fn period(&self) -> Duration {
+        self.limiter.period()
+    }
+
     pub fn client(&self) -> &Client {
         &self.client
     }

@@ -11,10 +11,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::attempt::send_row;
+use super::lookup;
 use super::reader::BATCH;
 use super::{Item, Job, Shared, StopReason};
 use crate::input::hours::SendHours;
 use crate::intercom::pace::Place;
+use crate::resolve::{Rules, PAGE};
 use crate::results::{Journal, ResultRow, RunLock};
 
 /// What the dispatcher keeps the run's promise with.
@@ -61,13 +63,36 @@ impl Queue {
     }
 }
 
-/// Paces the rows out until they end or the run stops.
+/// The most a looked-up contact's status may have aged when its message leaves: older, the
+/// contact is looked up again first. At rates below one request per five minutes, two periods
+/// and a minute instead: the search and the message each wait their turn.
+pub(crate) const LOOKUP_WINDOW: Duration = Duration::from_secs(600);
+
+/// What a job's lookup may have aged at the moment it leaves.
+struct Freshness {
+    rules: Option<Arc<Rules>>,
+    window: Duration,
+}
+
+impl Freshness {
+    fn stale(&self, job: &Job) -> bool {
+        self.rules.is_some() && job.looked_up.is_some_and(|t| t.elapsed() > self.window)
+    }
+}
+
+/// Paces the rows out until they end or the run stops. `refresh`: the rules rows are looked up
+/// by, for looking up again a row whose lookup has aged past the window.
 pub(super) async fn dispatch(
     shared: Arc<Shared>,
     ledger: Ledger,
+    refresh: Option<Arc<Rules>>,
     rx: mpsc::Receiver<Vec<Item>>,
     out_tx: mpsc::Sender<(ResultRow, bool)>,
 ) {
+    let fresh = Freshness {
+        rules: refresh,
+        window: LOOKUP_WINDOW.max(2 * shared.pace.period() + Duration::from_secs(60)),
+    };
     let Ledger { mut journal, lock } = ledger;
     let stop = shared.stop.token();
     let mut queue = Queue {
@@ -96,8 +121,17 @@ pub(super) async fn dispatch(
             break;
         };
         ready.push((job, place));
-        if !leave_together(&shared, &mut queue, &mut ready, &stop).await {
+        let go = Leaving {
+            shared: &shared,
+            fresh: &fresh,
+            out_tx: &out_tx,
+            stop: &stop,
+        };
+        if !go.together(&mut queue, &mut ready).await {
             break;
+        }
+        if ready.is_empty() {
+            continue;
         }
         let turned = tokio::time::Instant::now();
         journal = match record(&shared, &lock, journal, &ready).await {
@@ -109,45 +143,129 @@ pub(super) async fn dispatch(
     }
 }
 
-/// Takes the turns of the rows in `ready` (one at first), adds the rows that may leave right
-/// now (a place free, the gate open, the limiter willing without a wait), and checks the send
-/// hours at that moment: closed, the group waits for them and takes its turns again, so that no
-/// message leaves outside the hours however long the limiter or a 429 held it. `false`: the run
-/// stopped meanwhile.
-async fn leave_together(
-    shared: &Shared,
-    queue: &mut Queue,
-    ready: &mut Vec<(Job, Place)>,
-    stop: &CancellationToken,
-) -> bool {
-    loop {
-        for _ in 0..ready.len() {
-            if !shared.pace.turn().await {
+/// What a group's leaving checks.
+struct Leaving<'a> {
+    shared: &'a Shared,
+    fresh: &'a Freshness,
+    out_tx: &'a mpsc::Sender<(ResultRow, bool)>,
+    stop: &'a CancellationToken,
+}
+
+impl Leaving<'_> {
+    /// Looks the rows in `ready` whose lookup aged past the window up again (with the stale
+    /// rows at hand in the queue, one search), then takes their turns (one at first), adds the
+    /// rows that may leave right now (a place free, the gate open, the limiter willing without a
+    /// wait, a fresh lookup), and checks the send hours at that moment: closed, the group waits
+    /// for them and starts over, so that no message leaves outside the hours however long the
+    /// limiter or a 429 held it, nor on a status older than the window. `ready` may end empty
+    /// (its rows settled by the new lookup). `false`: the run stopped meanwhile.
+    async fn together(&self, queue: &mut Queue, ready: &mut Vec<(Job, Place)>) -> bool {
+        let pace = &self.shared.pace;
+        loop {
+            if !self.refresh(queue, ready).await {
+                return false;
+            }
+            for _ in 0..ready.len() {
+                if !pace.turn().await {
+                    return false;
+                }
+            }
+            take_ready(self.shared, self.fresh, queue, ready);
+            if ready.iter().any(|(job, _)| self.fresh.stale(job)) {
+                continue;
+            }
+            let Some(hours) = &self.shared.hours else {
+                return true;
+            };
+            if hours.closed_until(jiff::Timestamp::now()).is_none() {
+                return true;
+            }
+            if !within_send_hours(hours, self.stop).await {
                 return false;
             }
         }
-        take_ready(shared, queue, ready);
-        let Some(hours) = &shared.hours else {
+    }
+
+    /// The stale rows of `ready` and of the queue's batch at hand (up to a search's keys)
+    /// looked up again; those it settles go to the writer. `false`: the writer is gone.
+    async fn refresh(&self, queue: &mut Queue, ready: &mut Vec<(Job, Place)>) -> bool {
+        let (Some(rules), true) = (
+            &self.fresh.rules,
+            ready.iter().any(|(job, _)| self.fresh.stale(job)),
+        ) else {
             return true;
         };
-        if hours.closed_until(jiff::Timestamp::now()).is_none() {
-            return true;
+        let mut stale: Vec<Job> = Vec::new();
+        let mut places: Vec<Option<Place>> = Vec::new();
+        let mut kept = Vec::with_capacity(ready.len());
+        for (job, place) in ready.drain(..) {
+            if self.fresh.stale(&job) {
+                stale.push(job);
+                places.push(Some(place));
+            } else {
+                kept.push((job, place));
+            }
         }
-        if !within_send_hours(hours, stop).await {
-            return false;
+        let mut rest: Vec<Option<Item>> = queue.pending.take().into_iter().map(Some).collect();
+        rest.extend(queue.batch.by_ref().map(Some));
+        let mut at_hand: Vec<usize> = Vec::new();
+        for (i, item) in rest.iter_mut().enumerate() {
+            if stale.len() >= PAGE {
+                break;
+            }
+            if matches!(item, Some(Item::Job(job)) if self.fresh.stale(job)) {
+                if let Some(Item::Job(job)) = item.take() {
+                    stale.push(job);
+                    places.push(None);
+                    at_hand.push(i);
+                }
+            }
+        }
+        let refreshed = lookup::refresh(self.shared, rules, stale).await;
+        *ready = kept;
+        let mut later = at_hand.into_iter();
+        for (item, place) in refreshed.into_iter().zip(places) {
+            match (item, place) {
+                (Item::Job(job), Some(place)) => ready.push((job, place)),
+                (item, Some(_)) => {
+                    if !self.settle(item).await {
+                        return false;
+                    }
+                }
+                (item, None) => {
+                    if let Some(i) = later.next() {
+                        rest[i] = Some(item);
+                    }
+                }
+            }
+        }
+        queue.batch = rest.into_iter().flatten().collect::<Vec<_>>().into_iter();
+        true
+    }
+
+    /// A row the new lookup settled, to the writer.
+    async fn settle(&self, item: Item) -> bool {
+        match item {
+            Item::Settled { row, fatal } => self.out_tx.send((*row, fatal)).await.is_ok(),
+            _ => true,
         }
     }
 }
 
-/// Adds the rows that may leave right now (a place free, their turn without a wait), so that
-/// they go behind one journal write.
-fn take_ready(shared: &Shared, queue: &mut Queue, ready: &mut Vec<(Job, Place)>) {
+/// Adds the rows that may leave right now (a place free, their turn without a wait, a fresh
+/// lookup), so that they go behind one journal write.
+fn take_ready(
+    shared: &Shared,
+    fresh: &Freshness,
+    queue: &mut Queue,
+    ready: &mut Vec<(Job, Place)>,
+) {
     while ready.len() < BATCH {
         let Some(job) = queue.next_job_at_hand() else {
             break;
         };
         let place = match shared.pace.try_place() {
-            Some(place) if shared.pace.try_turn() => place,
+            Some(place) if !fresh.stale(&job) && shared.pace.try_turn() => place,
             _ => {
                 queue.pending = Some(Item::Job(job));
                 break;

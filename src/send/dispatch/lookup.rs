@@ -147,17 +147,49 @@ async fn resolved(
         pace: &shared.pace,
         searches: &shared.counters.searches,
     };
+    let open = keys.is_empty() || hours_open(shared).await;
+    let asked = tokio::time::Instant::now();
     let found = if keys.is_empty() {
         Ok(Found::default())
-    } else if !hours_open(shared).await {
+    } else if !open {
         Err(Failure::Stopped)
     } else {
         resolve::find(&pacing, rules, keys).await
     };
     held.into_iter()
         .map(|item| match item {
-            Item::Job(job) => resolve_job(rules, &found, job, taken),
+            Item::Job(job) => resolve_job(rules, &found, job, taken, asked),
             other => other,
+        })
+        .collect()
+}
+
+/// Looks `jobs` up again (their lookup is older than the window the dispatcher keeps), in one
+/// search: each comes back a job addressed to the same contact, or settled by what the search
+/// says now (unsubscribed, gone, ...). A key that now finds another contact fails
+/// (`lookup_failed`): which row that contact belongs to is the lookup stage's to judge, on resume.
+pub(super) async fn refresh(shared: &Shared, rules: &Rules, jobs: Vec<Job>) -> Vec<Item> {
+    let mut keys: Vec<String> = Vec::new();
+    let mut distinct: HashSet<String> = HashSet::new();
+    for job in &jobs {
+        let key = resolve::normalize(rules.address, &job.recipient);
+        if distinct.insert(key.clone()) {
+            keys.push(key);
+        }
+    }
+    let pacing = Pacing {
+        pace: &shared.pace,
+        searches: &shared.counters.searches,
+    };
+    let asked = tokio::time::Instant::now();
+    let found = resolve::find(&pacing, rules, &keys).await;
+    jobs.into_iter()
+        .map(|job| {
+            let before = job.contact_id.clone();
+            match resolve_job(rules, &found, job, &mut HashMap::new(), asked) {
+                Item::Job(j) if j.contact_id != before => settled(&j, RowStatus::Failed, None, "lookup_failed", "this row's key finds another contact than when it was first looked up; --resume looks it up again", false),
+                other => other,
+            }
         })
         .collect()
 }
@@ -178,9 +210,11 @@ async fn hours_open(shared: &Shared) -> bool {
 fn resolve_job(
     rules: &Rules,
     found: &Result<Found, Failure>,
-    job: Job,
+    mut job: Job,
     taken: &mut HashMap<String, u64>,
+    asked: tokio::time::Instant,
 ) -> Item {
+    job.looked_up = Some(asked);
     let key = resolve::normalize(rules.address, &job.recipient);
     let what = rules.address.key();
     let found = match found {

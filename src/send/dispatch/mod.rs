@@ -42,6 +42,8 @@ pub(super) struct Job {
     pub body: Bytes,
     /// The contact found for a looked-up row (`contact_id` in the results); empty otherwise.
     pub contact_id: String,
+    /// When the search that found that contact (and its unsubscribe status) was made.
+    pub looked_up: Option<tokio::time::Instant>,
     /// The values of the columns copied into the results file.
     pub extra: Vec<String>,
 }
@@ -300,6 +302,10 @@ async fn dispatch(
     let reading = units.reading;
     let reader = std::thread::spawn(move || reader::read_rows(&loaded, &reading, &job_tx));
     // Rows addressed by e-mail or external id pass through resolution on their way.
+    let refresh = units
+        .resolution
+        .as_ref()
+        .map(|(rules, _)| Arc::clone(rules));
     let (resolver, job_rx) = match units.resolution {
         Some((rules, earlier)) => {
             let (tx, rx) = mpsc::channel::<Vec<Item>>(QUEUED_BATCHES);
@@ -315,6 +321,7 @@ async fn dispatch(
             journal: units.journal,
             lock: units.lock,
         },
+        refresh,
         job_rx,
         out_tx,
     ));
