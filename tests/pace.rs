@@ -23,9 +23,9 @@ fn busiest(times: &[Duration], span: Duration) -> usize {
     most
 }
 
-#[test]
-fn auto_holds_166_a_second_against_a_server_that_answers_at_once() {
-    let n = 4000;
+/// One send of `n` rows at 10000/min with `auto` against a server answering at once: the most
+/// requests the server got in any 10 seconds.
+fn busiest_ten_seconds(n: usize) -> usize {
     let server = TestServer::start(Arc::new(|r: &Received, _| ok_reply(r)));
     let f = Fixture::new(
         &people_csv(n),
@@ -45,18 +45,29 @@ fn auto_holds_166_a_second_against_a_server_that_answers_at_once() {
     assert_eq!(at.len(), n);
     at.sort();
     let times: Vec<Duration> = at.iter().map(|t| *t - at[0]).collect();
-    // Never ahead: no 10 seconds hold more than the window's share; and at the rate: some 10
-    // seconds hold nearly all of it (94-96 % measured with the machine's load at 16 on 2 cores;
-    // a pace that its in-flight limit holds back gets 40 %).
-    let ten = busiest(&times, Duration::from_secs(10));
-    assert!(ten <= 1666, "{ten} requests in 10 s");
-    assert!(
-        ten >= 1666 * 90 / 100,
-        "at most {ten} requests in any 10 s, share 1666: the pace fell behind the limiter"
-    );
     let took = times.last().unwrap().as_secs_f64();
     let rate = (n - 1) as f64 / took;
+    // Never ahead, whatever the machine's load.
     assert!(rate <= 166.67 * 1.01, "{rate:.1}/s");
+    busiest(&times, Duration::from_secs(10))
+}
+
+#[test]
+fn auto_holds_166_a_second_against_a_server_that_answers_at_once() {
+    // Some 10 seconds hold nearly all of the window's share (94-96 % measured with the machine's
+    // load at 16 on 2 cores), none more. A pace that its in-flight limit holds back (as `auto`
+    // was, at 40 %) fails every attempt; a machine busy enough to starve the sender for seconds
+    // (74 % once at load 25) gets two more.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let ten = busiest_ten_seconds(3000);
+        assert!(ten <= 1666, "{ten} requests in 10 s");
+        if ten >= 1666 * 90 / 100 {
+            return;
+        }
+        seen.push(ten);
+    }
+    panic!("at most {seen:?} requests in any 10 s, share 1666: the pace fell behind the limiter");
 }
 
 /// `[send]` keys whose send hours open an hour from now (UTC).

@@ -109,7 +109,10 @@ pub struct Pace {
 }
 
 /// A request's place in the in-flight limit, held until its outcome is final.
-pub struct Place(#[allow(dead_code)] OwnedSemaphorePermit);
+pub struct Place {
+    /// Given back when the place is dropped.
+    _permit: OwnedSemaphorePermit,
+}
 
 impl Pace {
     pub fn new(
@@ -152,7 +155,7 @@ impl Pace {
         tokio::select! {
             biased;
             _ = self.stop.cancelled() => None,
-            p = semaphore.acquire_owned() => p.ok().map(Place),
+            p = semaphore.acquire_owned() => p.ok().map(|p| Place { _permit: p }),
         }
     }
 
@@ -161,7 +164,7 @@ impl Pace {
         Arc::clone(&self.in_flight.semaphore)
             .try_acquire_owned()
             .ok()
-            .map(Place)
+            .map(|p| Place { _permit: p })
     }
 
     /// Waits for the request's turn: the gate open, the limiter's turn taken, and the gate again

@@ -146,7 +146,7 @@ fn every_rate_keeps_its_unit_and_ten_seconds_within_share_and_its_long_run_rate(
         ("1666/10s", 10, 1666, 1666),
         ("10000/s", 1, 10_000, 100_000),
     ] {
-        let run = Duration::from_secs((4 * unit).max(40));
+        let run = Duration::from_secs(if unit >= 60 { 60 * unit } else { 40 });
         let times = dispatch(rate, run, || Duration::ZERO);
         // Time was advanced: the last request left near the run's end.
         assert!(
@@ -181,6 +181,11 @@ fn every_rate_keeps_its_unit_and_ten_seconds_within_share_and_its_long_run_rate(
         );
         let expected = rate.parse::<Rate>().unwrap().per_second() * run.as_secs_f64();
         let n = times.len() as f64;
+        // The figures BENCHMARKS.md quotes (`--nocapture`).
+        eprintln!(
+            "{rate}: {n} in {run:?} ({:.4} of the rate), busiest {unit} s {in_unit} (share {unit_share}), busiest 10 s {in_ten} (share {ten_share})",
+            n / expected
+        );
         assert!(
             n >= (expected * 0.99).min(expected - 1.0) && n <= expected + 8.0,
             "{rate}: {n} requests in {run:?}, expected {expected}"
