@@ -601,3 +601,114 @@ fn resume_looks_up_only_rows_not_sent_and_again_those_not_found() {
     assert_eq!(messages.len(), 100);
     assert!(messages.contains(&"id-p30@x.test".to_string()));
 }
+
+/// A search server that pages by `per_page` (fewer than asked for), its cursors from `cursor`
+/// (the page number after the one answered; `None`: the last page).
+fn paging_server(
+    contacts: usize,
+    per_page: usize,
+    cursor: impl Fn(usize) -> Option<String> + Send + Sync + 'static,
+) -> TestServer {
+    TestServer::start(std::sync::Arc::new(move |r: &Received, _| {
+        if r.path != "/contacts/search" {
+            return ok_reply(r);
+        }
+        let page: usize = r.body["pagination"]["starting_after"]
+            .as_str()
+            .map_or(0, |c| c.trim_start_matches("page-").parse().unwrap());
+        let data: Vec<Value> = (page * per_page..((page + 1) * per_page).min(contacts))
+            .map(|i| serde_json::json!({"type": "contact", "id": format!("c{}", i + 1), "role": "user", "email": format!("p{}@x.test", i + 1)}))
+            .collect();
+        let mut body = serde_json::json!({"type": "list", "data": data, "total_count": contacts});
+        if let Some(next) = cursor(page) {
+            body["pages"] =
+                serde_json::json!({"next": {"per_page": per_page, "starting_after": next}});
+        }
+        Reply::Json(200, body)
+    }))
+}
+
+#[test]
+fn pages_shorter_than_asked_for_are_followed_while_the_cursor_moves() {
+    // 150 contacts, 50 a page: three pages, whatever per_page asked.
+    let server = paging_server(150, 50, |page| {
+        (page < 2).then(|| format!("page-{}", page + 1))
+    });
+    let f = Fixture::new(
+        &people_csv_by_email(150),
+        &campaign("type = \"user\"\nemail = \"{{ email }}\"", ""),
+    );
+    let out = f.send(&server, &[]).success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    let rows = f.result_rows();
+    assert_eq!(rows.len(), 150);
+    assert!(rows.iter().all(|r| r["status"] == "sent"), "{rows:?}");
+    let requests = server.requests();
+    let messaged: HashSet<String> = requests
+        .iter()
+        .filter(|r| r.path == "/messages")
+        .map(|r| r.to_id())
+        .collect();
+    assert_eq!(messaged.len(), 150);
+    assert_eq!(searches(&stderr), 3, "{stderr}");
+}
+
+#[test]
+fn a_search_whose_cursors_go_in_a_circle_ends_its_rows_lookup_failed_and_counts_its_requests() {
+    // Cursors 1, 2, 1, 2, …: the third page names the first's cursor again.
+    let server = paging_server(300, 50, |page| Some(format!("page-{}", page % 2 + 1)));
+    let f = Fixture::new(
+        &people_csv_by_email(10),
+        &campaign("type = \"user\"\nemail = \"{{ email }}\"", ""),
+    );
+    let out = f
+        .send_cmd(&server.url(), &[])
+        .timeout(Duration::from_secs(120))
+        .assert();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    let rows = f.result_rows();
+    assert_eq!(rows.len(), 10, "{stderr}");
+    for r in &rows {
+        assert_eq!(r["status"], "failed", "{r:?}");
+        assert_eq!(r["error_code"], "lookup_failed", "{r:?}");
+        assert!(r["error_message"].contains("went in a circle"), "{r:?}");
+    }
+    let requests = server.requests();
+    assert!(requests.iter().all(|r| r.path != "/messages"));
+    let made = requests
+        .iter()
+        .filter(|r| r.path == "/contacts/search")
+        .count();
+    assert_eq!(made, 3);
+    assert_eq!(searches(&stderr), 3, "{stderr}");
+}
+
+#[test]
+fn a_search_that_pages_on_and_on_stops_at_the_bound() {
+    let server = paging_server(100_000, 1, |page| Some(format!("page-{}", page + 1)));
+    let f = Fixture::new(
+        &people_csv_by_email(3),
+        &campaign("type = \"user\"\nemail = \"{{ email }}\"", ""),
+    );
+    let out = f
+        .send_cmd(&server.url(), &[])
+        .timeout(Duration::from_secs(120))
+        .assert();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    let rows = f.result_rows();
+    assert!(
+        rows.iter()
+            .all(|r| r["error_code"] == "lookup_failed" && r["error_message"].contains("past 20")),
+        "{rows:?}"
+    );
+    assert_eq!(searches(&stderr), 20, "{stderr}");
+    assert!(server.requests().iter().all(|r| r.path != "/messages"));
+}
+
+fn people_csv_by_email(n: usize) -> String {
+    let mut csv = String::from("email,first_name\n");
+    for i in 1..=n {
+        csv.push_str(&format!("p{i}@x.test,P{i}\n"));
+    }
+    csv
+}

@@ -11,9 +11,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::AdminsArgs;
-use crate::input::config::{self, Campaign};
+use crate::input::config::{self, Campaign, Concurrency};
 use crate::intercom::client::{Client, Token};
+use crate::intercom::pace::Pace;
 use crate::Status;
+use tokio_util::sync::CancellationToken;
 
 /// One admin, as `campaign admins` shows it (`--json` uses these names).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -61,10 +63,19 @@ pub async fn fetch(target: &Target<'_>, timeout: Duration) -> anyhow::Result<Vec
             token,
         } => {
             let client = Client::new(base_url, token, version, timeout, 1)?;
-            let body = client
-                .get_json("admins")
+            // One request, paced like any: a 429 is its answer (the list is asked for once).
+            let rate = config::DEFAULT_RATE.parse().map_err(anyhow::Error::msg)?;
+            let pace = Pace::new(
+                client,
+                rate,
+                Concurrency::Fixed(1),
+                CancellationToken::new(),
+            );
+            let got = pace
+                .request(|client| client.get_json("admins"))
                 .await
-                .map_err(anyhow::Error::msg)?;
+                .expect("nothing stops this request");
+            let body = got.answer.map_err(anyhow::Error::msg)?;
             parse_list(&body).map_err(anyhow::Error::msg)
         }
         Target::Sandbox { admins } => {

@@ -89,11 +89,20 @@ pub enum Search {
     NoAnswer(String),
 }
 
+/// What one `GET` came to: the answer as JSON, or why there is none (one line fit to show), and
+/// what the pacing hears of it.
+#[derive(Debug, Clone)]
+pub struct Got {
+    pub answer: Result<serde_json::Value, String>,
+    /// The status and rate headers, if the server answered.
+    pub status: Option<u16>,
+    pub rate: Option<RateInfo>,
+    pub retry_after: Option<Duration>,
+}
+
 pub struct Client {
     http: reqwest::Client,
     url: reqwest::Url,
-    search_url: reqwest::Url,
-    conversations_url: reqwest::Url,
     /// Strikes the token from whatever the server says back.
     redact: Redactor,
 }
@@ -117,8 +126,6 @@ impl Client {
     ) -> anyhow::Result<Client> {
         let url = reqwest::Url::parse(&format!("{}/messages", base_url.trim_end_matches('/')))
             .with_context(|| format!("invalid API base URL `{base_url}`"))?;
-        let search_url = url.join("contacts/search")?;
-        let conversations_url = url.join("conversations/search")?;
         let mut headers = HeaderMap::new();
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.0)).map_err(|_| {
             anyhow::anyhow!("the access token contains characters a header cannot carry")
@@ -150,8 +157,6 @@ impl Client {
         Ok(Client {
             http,
             url,
-            search_url,
-            conversations_url,
             redact: Redactor::new(token.expose()),
         })
     }
@@ -198,18 +203,18 @@ impl Client {
         }
     }
 
-    /// One `POST /contacts/search` (the body is the search request). Errors are struck of the
-    /// token like [`Client::send`]'s.
+    /// One `POST /contacts/search` (the body is the search request).
     pub(crate) async fn search(&self, body: Bytes) -> Search {
-        self.search_at(self.search_url.clone(), body).await
+        self.search_at("contacts/search", body).await
     }
 
-    /// One `POST /conversations/search`, as [`Client::search`].
-    pub(crate) async fn search_conversations(&self, body: Bytes) -> Search {
-        self.search_at(self.conversations_url.clone(), body).await
-    }
-
-    async fn search_at(&self, url: reqwest::Url, body: Bytes) -> Search {
+    /// One search of any kind beside `/messages` (`contacts/search`, `conversations/search`):
+    /// the body is the search request. Errors are struck of the token like [`Client::send`]'s.
+    pub(crate) async fn search_at(&self, route: &str, body: Bytes) -> Search {
+        let url = match self.url.join(route) {
+            Ok(url) => url,
+            Err(e) => return Search::NoAnswer(format!("invalid route `{route}`: {e}")),
+        };
         let response = match self.http.post(url).body(body).send().await {
             Ok(r) => r,
             Err(e) => return Search::NoAnswer(self.describe(&e)),
@@ -270,18 +275,33 @@ impl Client {
     }
 
     /// `GET` of another route beside `/messages` (`admins`), with the same headers, the same
-    /// 1 MiB bound and the same striking of the token: the answer as JSON, or why there is none,
-    /// in one line fit to show.
-    pub(crate) async fn get_json(&self, route: &str) -> Result<serde_json::Value, String> {
-        let url = self
-            .url
-            .join(route)
-            .map_err(|e| format!("invalid route `{route}`: {e}"))?;
+    /// 1 MiB bound and the same striking of the token.
+    pub(crate) async fn get_json(&self, route: &str) -> Got {
+        let url = match self.url.join(route) {
+            Ok(url) => url,
+            Err(e) => return Got::none(format!("invalid route `{route}`: {e}")),
+        };
         let response = match self.http.get(url).send().await {
             Ok(r) => r,
-            Err(e) => return Err(self.describe(&e)),
+            Err(e) => return Got::none(self.describe(&e)),
         };
         let status = response.status().as_u16();
+        let rate = rate_info(response.headers());
+        let retry_after = retry_after(response.headers());
+        let answer = self.json_answer(status, response).await;
+        Got {
+            answer,
+            status: Some(status),
+            rate: Some(rate),
+            retry_after,
+        }
+    }
+
+    async fn json_answer(
+        &self,
+        status: u16,
+        response: reqwest::Response,
+    ) -> Result<serde_json::Value, String> {
         let body = read_capped(response, MAX_ANSWER_BYTES).await;
         if !(200..300).contains(&status) {
             let error = answer::error_list(status, &body.bytes, &self.redact);
@@ -323,6 +343,17 @@ impl Client {
     /// reqwest's error, struck of the token and bounded.
     fn describe(&self, e: &reqwest::Error) -> String {
         self.redact.text(&describe(e), answer::FIELD_CHARS)
+    }
+}
+
+impl Got {
+    fn none(why: String) -> Got {
+        Got {
+            answer: Err(why),
+            status: None,
+            rate: None,
+            retry_after: None,
+        }
     }
 }
 

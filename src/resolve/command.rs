@@ -16,7 +16,7 @@ use crate::input::config::{self, Concurrency};
 use crate::input::problem::Problem;
 use crate::input::recipients::{Recipients, Row};
 use crate::intercom::client::{Client, Token};
-use crate::intercom::pace::{Gate, InFlight, Limiter};
+use crate::intercom::pace::Pace;
 use crate::template::Rendered;
 use crate::Status;
 
@@ -85,16 +85,16 @@ pub async fn run(args: ResolveArgs) -> anyhow::Result<Status> {
         }
     });
     let client = Client::new(&base, &token, &c.version, c.send.request_timeout, 4)?;
-    let (gate, limiter) = (Gate::default(), Limiter::new(c.send.rate));
-    let in_flight = InFlight::new(Concurrency::Fixed(1), c.send.rate);
-    let (stop, rate_limited) = (CancellationToken::new(), AtomicU64::new(0));
+    let pace = Pace::new(
+        client,
+        c.send.rate,
+        Concurrency::Fixed(1),
+        CancellationToken::new(),
+    );
+    let searches = AtomicU64::new(0);
     let pacing = Pacing {
-        client: &client,
-        gate: &gate,
-        limiter: &limiter,
-        in_flight: &in_flight,
-        stop: &stop,
-        rate_limited: &rate_limited,
+        pace: &pace,
+        searches: &searches,
     };
     let summary = write_resolved(&loaded, &rules, &pacing, &out).await?;
     if let Some(s) = sandbox {
@@ -149,7 +149,7 @@ async fn write_resolved(
         }
     }
     w.flush()?;
-    Ok(lookups.summary())
+    Ok(lookups.summary(pacing.searches.load(std::sync::atomic::Ordering::Relaxed)))
 }
 
 /// A row as read: its cells and its normalized key, or why it has none.
@@ -230,7 +230,6 @@ struct Lookups {
     /// Each contact found, with the first row that has it.
     taken: HashMap<String, u64>,
     tally: HashMap<LookupStatus, u64>,
-    searches: u64,
 }
 
 impl Lookups {
@@ -255,9 +254,6 @@ impl Lookups {
         } else {
             find(pacing, rules, &self.keys).await
         };
-        if let Ok(f) = &found {
-            self.searches += f.requests;
-        }
         for p in self.pending.drain(..) {
             let (id, role, status, reason) = verdict(rules, &found, &p, &mut self.taken);
             *self.tally.entry(status).or_default() += 1;
@@ -269,12 +265,12 @@ impl Lookups {
     }
 
     /// `3 found, 1 not_found, 2 search requests`: the statuses that occurred, in order.
-    fn summary(&self) -> String {
+    fn summary(&self, searches: u64) -> String {
         let mut parts: Vec<String> = LookupStatus::ALL
             .iter()
             .filter_map(|s| self.tally.get(s).map(|n| format!("{n} {}", s.as_str())))
             .collect();
-        parts.push(format!("{} search requests", self.searches));
+        parts.push(format!("{searches} search requests"));
         parts.join(", ")
     }
 }

@@ -1,24 +1,24 @@
 //! Resolution: rows that address their contact by e-mail or external id are looked up with
 //! `POST /contacts/search`, many keys a request (`IN`, filtered by role), pages of up to
-//! [`PAGE`] followed with `starting_after`. Searches share the messages' limiter, pause gate and
-//! rate-header handling (they count against the same Intercom limit); being read-only they are
-//! retried on any transient failure, and a batch the API refuses (for its size) is split in
-//! halves down to one key before its rows fail. [`rules`] says what the contacts found mean.
+//! [`PAGE`] followed with `starting_after` while the cursor moves (a page may be shorter than
+//! asked for and still have one after it), at most [`MOST_PAGES`] a batch. Searches go the
+//! messages' one way ([`Pace::request`]: they count against the same Intercom limit); being
+//! read-only they are retried on any transient failure, and a batch the API refuses (for its
+//! size) is split in halves down to one key before its rows fail. [`rules`] says what the
+//! contacts found mean.
 pub mod command;
 mod rules;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 
 use crate::input::config::Address;
-use crate::intercom::client::{ApiError, Client, Search};
-use crate::intercom::pace::{self, Gate, InFlight, Limiter};
+use crate::intercom::client::{ApiError, Search};
+use crate::intercom::pace::Pace;
 pub(crate) use rules::{normalize, Contact, Rules, Verdict};
 
 /// Keys a search carries, and contacts a page holds: the most the API's documentation gives.
@@ -27,14 +27,16 @@ pub(crate) const PAGE: usize = 150;
 /// Attempts of one search page before its rows fail (`lookup_failed`, looked up again on resume).
 const ATTEMPTS: u32 = 8;
 
-/// What resolution shares with the senders: one client, one limit, one pause.
+/// Pages one batch's search follows at most: 150 keys rarely find more than a few contacts
+/// each, and a server that pages on and on would otherwise be followed forever. Past it, the
+/// batch's rows fail (`lookup_failed`).
+pub(crate) const MOST_PAGES: usize = 20;
+
+/// What resolution shares with the senders: the run's one way for requests, and where the
+/// search requests made are counted (every one, answered or not).
 pub(crate) struct Pacing<'a> {
-    pub(crate) client: &'a Client,
-    pub(crate) gate: &'a Gate,
-    pub(crate) limiter: &'a Limiter,
-    pub(crate) in_flight: &'a InFlight,
-    pub(crate) stop: &'a CancellationToken,
-    pub(crate) rate_limited: &'a AtomicU64,
+    pub(crate) pace: &'a Pace,
+    pub(crate) searches: &'a AtomicU64,
 }
 
 /// Why a lookup found nothing to go on.
@@ -97,18 +99,15 @@ pub(crate) struct Found {
     pub(crate) contacts: HashMap<String, Vec<Contact>>,
     /// Keys the API refused even alone (a 4xx), with why: their rows fail.
     pub(crate) refused: HashMap<String, (u16, ApiError)>,
-    /// Search requests made.
-    pub(crate) requests: u64,
 }
 
 /// Every contact `keys` find.
 pub(crate) async fn find(p: &Pacing<'_>, rules: &Rules, keys: &[String]) -> Result<Found, Failure> {
     let mut found = Found::default();
-    let requests = &mut found.requests;
     // Batches still to search; one the API refuses comes back as its two halves.
     let mut todo: Vec<&[String]> = vec![keys];
     while let Some(batch) = todo.pop() {
-        match all_pages(p, rules, batch, requests).await {
+        match all_pages(p, rules, batch).await {
             Ok(contacts) => {
                 for c in contacts {
                     if let Some(k) = c.key(rules.address) {
@@ -139,44 +138,55 @@ enum Ended {
     Failed(Failure),
 }
 
-/// The contacts of one batch, every page.
-async fn all_pages(
-    p: &Pacing<'_>,
-    rules: &Rules,
-    keys: &[String],
-    requests: &mut u64,
-) -> Result<Vec<Contact>, Ended> {
+/// The contacts of one batch, every page: `next` is followed while it names a cursor this batch
+/// has not had (a server may page by fewer than asked for), up to [`MOST_PAGES`] pages. A cursor
+/// that comes back, or pages past the bound, fail the batch's rows: what the pages after would
+/// have found is not known.
+async fn all_pages(p: &Pacing<'_>, rules: &Rules, keys: &[String]) -> Result<Vec<Contact>, Ended> {
     let mut contacts = Vec::new();
     let mut after: Option<String> = None;
-    loop {
+    let mut seen: HashSet<String> = HashSet::new();
+    for pages in 1..=MOST_PAGES {
         let body = search_body(rules.address, &rules.role, keys, after.as_deref());
-        let page = one_page(p, Bytes::from(body.to_string()), requests).await?;
-        // A page short of full is the last, whatever its cursor says; a cursor that does not
-        // move would loop forever.
-        let full = page.data.len() >= PAGE;
+        let page = one_page(p, Bytes::from(body.to_string())).await?;
         contacts.extend(page.data);
-        match page
+        let next = page
             .pages
             .and_then(|p| p.next)
             .and_then(|n| n.starting_after)
-        {
-            Some(next) if full && Some(&next) != after.as_ref() => after = Some(next),
-            _ => return Ok(contacts),
+            .filter(|n| !n.is_empty());
+        let Some(next) = next else {
+            return Ok(contacts);
+        };
+        if !seen.insert(next.clone()) {
+            return Err(paging_failed(format!(
+                "the server's search pages went in a circle (page {pages} named a cursor an earlier page had); the contacts on the pages not seen are not known"
+            )));
         }
+        after = Some(next);
     }
+    Err(paging_failed(format!(
+        "the search's pages went on past {MOST_PAGES} for one batch of {} keys; campaign follows no more",
+        keys.len()
+    )))
+}
+
+fn paging_failed(message: String) -> Ended {
+    Ended::Failed(Failure::Failed {
+        status: None,
+        error: ApiError {
+            code: "paging_unbounded".into(),
+            message,
+            ..ApiError::default()
+        },
+    })
 }
 
 /// One page, asked until it is answered, the attempts run out, or the API refuses it.
-async fn one_page(p: &Pacing<'_>, body: Bytes, requests: &mut u64) -> Result<Page, Ended> {
+async fn one_page(p: &Pacing<'_>, body: Bytes) -> Result<Page, Ended> {
     let mut attempts = 0;
     loop {
-        tokio::select! {
-            biased;
-            _ = p.stop.cancelled() => return Err(Ended::Failed(Failure::Stopped)),
-            _ = pace::turn(p.gate, p.limiter) => {}
-        }
         attempts += 1;
-        *requests += 1;
         let (status, error) = match ask(p, body.clone()).await {
             Asked::Page(page) => return Ok(page),
             Asked::RateLimited => {
@@ -186,14 +196,17 @@ async fn one_page(p: &Pacing<'_>, body: Bytes, requests: &mut u64) -> Result<Pag
             }
             Asked::Transient(status, error) => (status, error),
             Asked::Refused(failure) => return Err(failure),
+            Asked::Stopped => return Err(Ended::Failed(Failure::Stopped)),
         };
         if attempts >= ATTEMPTS {
             return Err(Ended::Failed(Failure::Failed { status, error }));
         }
-        tokio::select! {
-            biased;
-            _ = p.stop.cancelled() => return Err(Ended::Failed(Failure::Stopped)),
-            _ = tokio::time::sleep(crate::intercom::policy::backoff(attempts)) => {}
+        if !p
+            .pace
+            .sleep(crate::intercom::policy::backoff(attempts))
+            .await
+        {
+            return Err(Ended::Failed(Failure::Stopped));
         }
     }
 }
@@ -207,41 +220,32 @@ enum Asked {
     Transient(Option<u16>, ApiError),
     /// Asking again will not help.
     Refused(Ended),
+    /// The run stopped before it was sent.
+    Stopped,
 }
 
-/// Sends the search once and reads what came back; heeds the server's rate headers.
+/// Sends the search once, the run's one way, and reads what came back.
 async fn ask(p: &Pacing<'_>, body: Bytes) -> Asked {
-    let started = Instant::now();
-    match p.client.search(body).await {
-        Search::Found { body, rate } => {
-            p.in_flight.record_latency(started.elapsed());
-            pace::heed_server(p.gate, &rate, p.in_flight.busy());
-            match serde_json::from_slice::<Page>(&body) {
-                Ok(page) => Asked::Page(page),
-                Err(e) => Asked::Transient(
-                    None,
-                    ApiError {
-                        code: "unreadable_answer".into(),
-                        message: format!("the search's answer is not a contact list: {e}"),
-                        ..ApiError::default()
-                    },
-                ),
-            }
-        }
-        Search::Rejected {
-            status,
-            error,
-            rate,
-            retry_after,
-        } => {
-            pace::heed_server(p.gate, &rate, p.in_flight.busy());
+    let Some(answer) = p.pace.request(|client| client.search(body)).await else {
+        return Asked::Stopped;
+    };
+    p.searches.fetch_add(1, Ordering::Relaxed);
+    match answer {
+        Search::Found { body, .. } => match serde_json::from_slice::<Page>(&body) {
+            Ok(page) => Asked::Page(page),
+            Err(e) => Asked::Transient(
+                None,
+                ApiError {
+                    code: "unreadable_answer".into(),
+                    message: format!("the search's answer is not a contact list: {e}"),
+                    ..ApiError::default()
+                },
+            ),
+        },
+        Search::Rejected { status, error, .. } => {
             match status {
-                429 => {
-                    p.rate_limited.fetch_add(1, Ordering::Relaxed);
-                    p.gate
-                        .pause_until(pace::rate_limited_until(retry_after, rate.reset));
-                    Asked::RateLimited
-                }
+                // The pace has paused every sender until the server's window turns.
+                429 => Asked::RateLimited,
                 401 | 403 => Asked::Refused(Ended::Failed(Failure::Fatal { status, error })),
                 408 | 500.. => Asked::Transient(Some(status), error),
                 _ => Asked::Refused(Ended::Refused { status, error }),

@@ -19,7 +19,7 @@ use crate::sandbox::FaultSettings;
 pub(super) enum Target {
     Intercom,
     /// The in-process sandbox of a rehearsal.
-    Sandbox(SandboxPlan),
+    Sandbox(Box<SandboxPlan>),
 }
 
 /// What a rehearsal's sandbox is started with.
@@ -208,13 +208,13 @@ fn target(args: &SendArgs) -> Target {
     if !args.sandbox {
         return Target::Intercom;
     }
-    Target::Sandbox(SandboxPlan {
+    Target::Sandbox(Box::new(SandboxPlan {
         log: args.sandbox_log.clone(),
         contacts: args.sandbox_contacts.clone(),
         missing: args.sandbox_missing.clone(),
         admins: args.sandbox_admins.clone(),
         faults: args.faults.settings(),
-    })
+    }))
 }
 
 /// The campaign file's settings, each overridden by its flag.

@@ -7,12 +7,10 @@ use std::sync::atomic::AtomicU64;
 
 use anyhow::Context as _;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 use super::files;
 use super::search::{self, Pacing};
-use crate::intercom::client::Client;
-use crate::intercom::pace::{Gate, Limiter};
+use crate::intercom::pace::Pace;
 use crate::results::{self, Ledger, ResultRow, RowStatus};
 
 /// The `error_code` of a row skipped because its recipient replied.
@@ -21,9 +19,7 @@ pub(crate) const CODE: &str = "replied";
 /// The recipients (as the earlier results name them, and lower-cased) whose message in the
 /// earlier results file was replied to. Its ledger's lock is held while it is read.
 pub(crate) async fn replied_recipients(
-    client: &Client,
-    gate: &Gate,
-    limiter: &Limiter,
+    pace: &Pace,
     earlier: &Path,
 ) -> anyhow::Result<HashSet<String>> {
     let mut ledger = Ledger::new(earlier.to_path_buf());
@@ -44,12 +40,9 @@ pub(crate) async fn replied_recipients(
     let mut ids: Vec<String> = sent.iter().map(|r| r.message_id.clone()).collect();
     ids.sort();
     ids.dedup();
-    let (stop, requests) = (CancellationToken::new(), AtomicU64::new(0));
+    let requests = AtomicU64::new(0);
     let pacing = Pacing {
-        client,
-        gate,
-        limiter,
-        stop: &stop,
+        pace,
         requests: &requests,
     };
     let query = |batch: &[String]| json!({"field": "source.id", "operator": "IN", "value": batch});

@@ -25,9 +25,9 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::TrackArgs;
-use crate::input::config::{self, Campaign};
+use crate::input::config::{self, Campaign, Concurrency};
 use crate::intercom::client::{Client, Token};
-use crate::intercom::pace::{Gate, Limiter};
+use crate::intercom::pace::Pace;
 use crate::results::{self, Ledger, RowStatus};
 use crate::Status;
 use files::{Recorded, Tracked};
@@ -77,16 +77,19 @@ pub async fn run(args: TrackArgs) -> anyhow::Result<Status> {
 
     let target = Target::open(&args, campaign.as_ref()).await?;
     let requests = AtomicU64::new(0);
-    let (gate, limiter, stop) = (
-        Gate::default(),
-        Limiter::new(target.rate),
+    let Target {
+        client,
+        rate,
+        sandbox,
+    } = target;
+    let pace = Pace::new(
+        client,
+        rate,
+        Concurrency::Fixed(1),
         CancellationToken::new(),
     );
     let pacing = Pacing {
-        client: &target.client,
-        gate: &gate,
-        limiter: &limiter,
-        stop: &stop,
+        pace: &pace,
         requests: &requests,
     };
     let outcome = track_and_settle(
@@ -98,7 +101,9 @@ pub async fn run(args: TrackArgs) -> anyhow::Result<Status> {
         now,
     )
     .await;
-    target.shutdown().await?;
+    if let Some(s) = sandbox {
+        s.shutdown().await?;
+    }
     let tracked = outcome?;
     files::write_tracking(&tracking, &tracked)?;
     let count = |s: &str| tracked.values().filter(|t| t.state == s).count();
@@ -335,13 +340,6 @@ impl Target {
             rate,
             sandbox: None,
         })
-    }
-
-    async fn shutdown(self) -> anyhow::Result<()> {
-        match self.sandbox {
-            Some(s) => s.shutdown().await,
-            None => Ok(()),
-        }
     }
 }
 

@@ -7,10 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 
-use crate::intercom::client::{ApiError, Client, Search};
-use crate::intercom::pace::{self, Gate, Limiter};
+use crate::intercom::client::{ApiError, Search};
+use crate::intercom::pace::Pace;
 
 /// Values a search carries, and conversations a page holds: the most the description gives a
 /// page (it gives no bound on an `IN`'s values; one that is refused is split).
@@ -19,12 +18,9 @@ pub(crate) const PAGE: usize = 150;
 /// Attempts of one page before the tracking stops with the error.
 const ATTEMPTS: u32 = 6;
 
-/// What every search shares: one client, one limit, one pause.
+/// What every search shares: the run's one request path (client, limit, pause, stop).
 pub(crate) struct Pacing<'a> {
-    pub(crate) client: &'a Client,
-    pub(crate) gate: &'a Gate,
-    pub(crate) limiter: &'a Limiter,
-    pub(crate) stop: &'a CancellationToken,
+    pub(crate) pace: &'a Pace,
     /// Search requests sent (each page, each attempt).
     pub(crate) requests: &'a AtomicU64,
 }
@@ -215,10 +211,12 @@ async fn one_page(p: &Pacing<'_>, body: Bytes) -> Result<Page, Ended> {
         if attempts >= ATTEMPTS {
             return Err(Ended::Failed(Failure::Failed(why)));
         }
-        tokio::select! {
-            biased;
-            _ = p.stop.cancelled() => return Err(Ended::Failed(Failure::Stopped)),
-            _ = tokio::time::sleep(crate::intercom::policy::backoff(attempts)) => {}
+        if !p
+            .pace
+            .sleep(crate::intercom::policy::backoff(attempts))
+            .await
+        {
+            return Err(Ended::Failed(Failure::Stopped));
         }
     }
 }
@@ -227,36 +225,24 @@ async fn one_page(p: &Pacing<'_>, body: Bytes) -> Result<Page, Ended> {
 /// pause gate, the server's rate headers and its 429s), so that a change of the pacing is one
 /// edit here. A 401 or 403 ends the tracking at once.
 async fn paced(p: &Pacing<'_>, body: Bytes) -> Result<Search, Ended> {
-    tokio::select! {
-        biased;
-        _ = p.stop.cancelled() => return Err(Ended::Failed(Failure::Stopped)),
-        _ = pace::turn(p.gate, p.limiter) => {}
-    }
+    let Some(answer) = p
+        .pace
+        .request(|c| c.search_at("conversations/search", body))
+        .await
+    else {
+        return Err(Ended::Failed(Failure::Stopped));
+    };
     p.requests.fetch_add(1, Ordering::Relaxed);
-    let answer = p.client.search_conversations(body).await;
-    match &answer {
-        Search::Found { rate, .. } => pace::heed_server(p.gate, rate, 1),
-        Search::Rejected {
-            status,
-            error,
-            rate,
-            retry_after,
-        } => {
-            pace::heed_server(p.gate, rate, 1);
-            match status {
-                429 => p
-                    .gate
-                    .pause_until(pace::rate_limited_until(*retry_after, rate.reset)),
-                401 | 403 => {
-                    return Err(Ended::Failed(Failure::Refused {
-                        status: *status,
-                        error: error.clone(),
-                    }))
-                }
-                _ => {}
-            }
-        }
-        Search::NoAnswer(_) => {}
+    if let Search::Rejected {
+        status: status @ (401 | 403),
+        error,
+        ..
+    } = &answer
+    {
+        return Err(Ended::Failed(Failure::Refused {
+            status: *status,
+            error: error.clone(),
+        }));
     }
     Ok(answer)
 }

@@ -1,11 +1,11 @@
 //! One row's requests: attempts until its outcome is final, retrying only where the policy says
-//! it is safe, and pausing every sender on a 429.
-use std::sync::atomic::Ordering;
-use std::time::Instant;
+//! it is safe. Each attempt goes the run's one way ([`crate::intercom::pace::Pace`]: a 429
+//! pauses every sender there); a retry takes its turn like any request, and leaves only within
+//! the send hours.
+use tokio::time::Instant;
 
 use super::{Job, Shared};
 use crate::intercom::client::{ApiError, Attempt};
-use crate::intercom::pace;
 use crate::intercom::policy::{self, Decision, Final, Tries};
 use crate::results::{self, ResultRow};
 
@@ -29,31 +29,18 @@ pub(super) async fn send_row(shared: &Shared, job: Job) -> (ResultRow, bool) {
         let (last, pause) = match policy::decide(&attempt, tries) {
             Decision::Final(f) => break f,
             Decision::Retry { after, last } => (last, Some(after)),
-            Decision::RateLimited {
-                reset_unix,
-                retry_after,
-                last,
-            } => {
-                // Not the row's fault: it does not count as an attempt.
+            // The pace has paused every sender; not the row's fault: it does not count as an
+            // attempt.
+            Decision::RateLimited { last, .. } => {
                 attempts -= 1;
-                shared.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
-                let until = pace::rate_limited_until(retry_after, reset_unix);
-                shared.pace.gate.pause_until(until);
                 (last, None)
             }
         };
-        // The next attempt waits for its backoff, the gate and the limiter like any request. A
-        // stop meanwhile ends the row with the outcome it has: nothing was created by it.
-        let ready = async {
-            if let Some(d) = pause {
-                tokio::time::sleep(d).await;
-            }
-            pace::turn(&shared.pace.gate, &shared.pace.limiter).await;
-        };
-        tokio::select! {
-            biased;
-            _ = shared.stop.cancelled() => break stopped_before_retry(last),
-            _ = ready => {}
+        // The next attempt waits for its backoff and its turn like any request, and for the
+        // send hours. A stop meanwhile ends the row with the outcome it has: nothing was
+        // created by it.
+        if !again(shared, pause).await {
+            break stopped_before_retry(last);
         }
     };
     let fatal = outcome.fatal;
@@ -74,16 +61,35 @@ pub(super) async fn send_row(shared: &Shared, job: Job) -> (ResultRow, bool) {
     (row, fatal)
 }
 
-/// One request, its latency and the server's rate headers taken into the pacing.
+/// One request, the run's one way (its turn was taken).
 async fn one_attempt(shared: &Shared, job: &Job) -> Attempt {
     let p = &shared.pace;
-    let started = Instant::now();
-    let attempt = p.client.send(job.body.clone()).await;
-    if let Attempt::Sent { rate, .. } | Attempt::Rejected { rate, .. } = &attempt {
-        p.in_flight.record_latency(started.elapsed());
-        pace::heed_server(&p.gate, rate, p.in_flight.busy());
+    p.send(p.client().send(job.body.clone())).await
+}
+
+/// Waits for a retry's backoff, then its turn, with the send hours open at that moment (closed:
+/// it waits for them and takes its turn again). `false`: the run stopped meanwhile.
+async fn again(shared: &Shared, backoff: Option<std::time::Duration>) -> bool {
+    let p = &shared.pace;
+    if let Some(d) = backoff {
+        if !p.sleep(d).await {
+            return false;
+        }
     }
-    attempt
+    loop {
+        if !p.turn().await {
+            return false;
+        }
+        let Some(hours) = &shared.hours else {
+            return true;
+        };
+        if hours.closed_until(jiff::Timestamp::now()).is_none() {
+            return true;
+        }
+        if !super::dispatcher::within_send_hours(hours, p.stop()).await {
+            return false;
+        }
+    }
 }
 
 /// The last outcome of a row the run stopped before it was tried again.

@@ -1,19 +1,22 @@
-//! The dispatcher: the one place requests are let out. Each row waits for the send hours, a free
-//! in-flight slot and its turn at the pause gate and the limiter; the rows that may leave with it
-//! go too, behind one journal write synced to stable storage before any of their requests
-//! leaves; then each request runs in its own task ([`send_row`]). Rows that need no request
-//! (skipped, settled by their lookup) go straight to the writer.
+//! The dispatcher: the one place messages are let out. Each row waits for a place in flight and
+//! its turn (the pace's pause gate and limiter); the rows that may leave with it go too; then,
+//! at that moment, the send hours are checked (closed: the group waits for them and takes its
+//! turns again), and the group is recorded behind one journal write synced to stable storage
+//! before any of its requests leaves; then each request runs in its own task ([`send_row`]).
+//! Rows that need no request (skipped, settled by their lookup) go straight to the writer.
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::attempt::send_row;
+use super::lookup;
 use super::reader::BATCH;
 use super::{Item, Job, Shared, StopReason};
 use crate::input::hours::SendHours;
-use crate::intercom::pace;
+use crate::intercom::pace::Place;
+use crate::resolve::{Rules, PAGE};
 use crate::results::{Journal, ResultRow, RunLock};
 
 /// What the dispatcher keeps the run's promise with.
@@ -23,8 +26,6 @@ pub(super) struct Ledger {
     /// Checked before each journal write: a lock removed or replaced means another run could be
     /// writing beside this one.
     pub lock: Arc<RunLock>,
-    /// `[send] hours`: when messages may leave.
-    pub hours: Option<SendHours>,
 }
 
 /// Where the dispatcher is in the incoming batches.
@@ -62,25 +63,44 @@ impl Queue {
     }
 }
 
-/// Paces the rows out until they end or the run stops.
+/// The most a looked-up contact's status may have aged when its message leaves: older, the
+/// contact is looked up again first. At rates below one request per five minutes, two periods
+/// and a minute instead: the search and the message each wait their turn.
+pub(crate) const LOOKUP_WINDOW: Duration = Duration::from_secs(600);
+
+/// What a job's lookup may have aged at the moment it leaves.
+struct Freshness {
+    rules: Option<Arc<Rules>>,
+    window: Duration,
+}
+
+impl Freshness {
+    fn stale(&self, job: &Job) -> bool {
+        self.rules.is_some() && job.looked_up.is_some_and(|t| t.elapsed() > self.window)
+    }
+}
+
+/// Paces the rows out until they end or the run stops. `refresh`: the rules rows are looked up
+/// by, for looking up again a row whose lookup has aged past the window.
 pub(super) async fn dispatch(
     shared: Arc<Shared>,
     ledger: Ledger,
+    refresh: Option<Arc<Rules>>,
     rx: mpsc::Receiver<Vec<Item>>,
     out_tx: mpsc::Sender<(ResultRow, bool)>,
 ) {
-    let Ledger {
-        mut journal,
-        lock,
-        hours,
-    } = ledger;
+    let fresh = Freshness {
+        rules: refresh,
+        window: LOOKUP_WINDOW.max(2 * shared.pace.period() + Duration::from_secs(60)),
+    };
+    let Ledger { mut journal, lock } = ledger;
     let stop = shared.stop.token();
     let mut queue = Queue {
         rx,
         batch: Vec::new().into_iter(),
         pending: None,
     };
-    let mut ready: Vec<(Job, OwnedSemaphorePermit)> = Vec::with_capacity(BATCH);
+    let mut ready: Vec<(Job, Place)> = Vec::with_capacity(BATCH);
     while let Some(item) = queue.next(&stop).await {
         let job = match item {
             Item::Skip(r) => {
@@ -97,60 +117,161 @@ pub(super) async fn dispatch(
             }
             Item::Job(job) => job,
         };
-        let Some(permit) = turn(&shared, hours.as_ref(), &stop).await else {
+        let Some(place) = shared.pace.place().await else {
             break;
         };
-        ready.push((job, permit));
-        take_ready(&shared, &mut queue, &mut ready);
+        ready.push((job, place));
+        let go = Leaving {
+            shared: &shared,
+            fresh: &fresh,
+            out_tx: &out_tx,
+            stop: &stop,
+        };
+        if !go.together(&mut queue, &mut ready).await {
+            break;
+        }
+        if ready.is_empty() {
+            continue;
+        }
+        let turned = tokio::time::Instant::now();
         journal = match record(&shared, &lock, journal, &ready).await {
             Some(j) => j,
             None => break,
         };
+        shared.pace.record_overhead(turned.elapsed());
         launch(&shared, &mut ready, &out_tx);
     }
 }
 
-/// Waits for the send hours, an in-flight slot and the row's turn; `None` if the run stops
-/// meanwhile.
-async fn turn(
-    shared: &Shared,
-    hours: Option<&SendHours>,
-    stop: &CancellationToken,
-) -> Option<OwnedSemaphorePermit> {
-    if let Some(hours) = hours {
-        if !within_send_hours(hours, stop).await {
-            return None;
+/// What a group's leaving checks.
+struct Leaving<'a> {
+    shared: &'a Shared,
+    fresh: &'a Freshness,
+    out_tx: &'a mpsc::Sender<(ResultRow, bool)>,
+    stop: &'a CancellationToken,
+}
+
+impl Leaving<'_> {
+    /// Looks the rows in `ready` whose lookup aged past the window up again (with the stale
+    /// rows at hand in the queue, one search), then takes their turns (one at first), adds the
+    /// rows that may leave right now (a place free, the gate open, the limiter willing without a
+    /// wait, a fresh lookup), and checks the send hours at that moment: closed, the group waits
+    /// for them and starts over, so that no message leaves outside the hours however long the
+    /// limiter or a 429 held it, nor on a status older than the window. `ready` may end empty
+    /// (its rows settled by the new lookup). `false`: the run stopped meanwhile.
+    async fn together(&self, queue: &mut Queue, ready: &mut Vec<(Job, Place)>) -> bool {
+        let pace = &self.shared.pace;
+        loop {
+            if !self.refresh(queue, ready).await {
+                return false;
+            }
+            for _ in 0..ready.len() {
+                if !pace.turn().await {
+                    return false;
+                }
+            }
+            take_ready(self.shared, self.fresh, queue, ready);
+            if ready.iter().any(|(job, _)| self.fresh.stale(job)) {
+                continue;
+            }
+            let Some(hours) = &self.shared.hours else {
+                return true;
+            };
+            if hours.closed_until(jiff::Timestamp::now()).is_none() {
+                return true;
+            }
+            if !within_send_hours(hours, self.stop).await {
+                return false;
+            }
         }
     }
-    let p = &shared.pace;
-    let permit = tokio::select! {
-        biased;
-        _ = stop.cancelled() => return None,
-        p = Arc::clone(&p.in_flight.semaphore).acquire_owned() => p.expect("semaphore open"),
-    };
-    tokio::select! {
-        biased;
-        _ = stop.cancelled() => None,
-        _ = pace::turn(&p.gate, &p.limiter) => Some(permit),
+
+    /// The stale rows of `ready` and of the queue's batch at hand (up to a search's keys)
+    /// looked up again; those it settles go to the writer. `false`: the writer is gone.
+    async fn refresh(&self, queue: &mut Queue, ready: &mut Vec<(Job, Place)>) -> bool {
+        let (Some(rules), true) = (
+            &self.fresh.rules,
+            ready.iter().any(|(job, _)| self.fresh.stale(job)),
+        ) else {
+            return true;
+        };
+        let mut stale: Vec<Job> = Vec::new();
+        let mut places: Vec<Option<Place>> = Vec::new();
+        let mut kept = Vec::with_capacity(ready.len());
+        for (job, place) in ready.drain(..) {
+            if self.fresh.stale(&job) {
+                stale.push(job);
+                places.push(Some(place));
+            } else {
+                kept.push((job, place));
+            }
+        }
+        let mut rest: Vec<Option<Item>> = queue.pending.take().into_iter().map(Some).collect();
+        rest.extend(queue.batch.by_ref().map(Some));
+        let mut at_hand: Vec<usize> = Vec::new();
+        for (i, item) in rest.iter_mut().enumerate() {
+            if stale.len() >= PAGE {
+                break;
+            }
+            if matches!(item, Some(Item::Job(job)) if self.fresh.stale(job)) {
+                if let Some(Item::Job(job)) = item.take() {
+                    stale.push(job);
+                    places.push(None);
+                    at_hand.push(i);
+                }
+            }
+        }
+        let refreshed = lookup::refresh(self.shared, rules, stale).await;
+        *ready = kept;
+        let mut later = at_hand.into_iter();
+        for (item, place) in refreshed.into_iter().zip(places) {
+            match (item, place) {
+                (Item::Job(job), Some(place)) => ready.push((job, place)),
+                (item, Some(_)) => {
+                    if !self.settle(item).await {
+                        return false;
+                    }
+                }
+                (item, None) => {
+                    if let Some(i) = later.next() {
+                        rest[i] = Some(item);
+                    }
+                }
+            }
+        }
+        queue.batch = rest.into_iter().flatten().collect::<Vec<_>>().into_iter();
+        true
+    }
+
+    /// A row the new lookup settled, to the writer.
+    async fn settle(&self, item: Item) -> bool {
+        match item {
+            Item::Settled { row, fatal } => self.out_tx.send((*row, fatal)).await.is_ok(),
+            _ => true,
+        }
     }
 }
 
-/// Adds the rows that may leave right now (gate open, a slot free, the limiter willing without a
-/// wait), so that they go behind one journal write.
-fn take_ready(shared: &Shared, queue: &mut Queue, ready: &mut Vec<(Job, OwnedSemaphorePermit)>) {
-    let p = &shared.pace;
+/// Adds the rows that may leave right now (a place free, their turn without a wait, a fresh
+/// lookup), so that they go behind one journal write.
+fn take_ready(
+    shared: &Shared,
+    fresh: &Freshness,
+    queue: &mut Queue,
+    ready: &mut Vec<(Job, Place)>,
+) {
     while ready.len() < BATCH {
         let Some(job) = queue.next_job_at_hand() else {
             break;
         };
-        let permit = match Arc::clone(&p.in_flight.semaphore).try_acquire_owned() {
-            Ok(permit) if p.gate.is_open() && p.limiter.try_ready() => permit,
+        let place = match shared.pace.try_place() {
+            Some(place) if !fresh.stale(&job) && shared.pace.try_turn() => place,
             _ => {
                 queue.pending = Some(Item::Job(job));
                 break;
             }
         };
-        ready.push((job, permit));
+        ready.push((job, place));
     }
 }
 
@@ -162,7 +283,7 @@ async fn record(
     shared: &Shared,
     lock: &RunLock,
     mut journal: Journal,
-    ready: &[(Job, OwnedSemaphorePermit)],
+    ready: &[(Job, Place)],
 ) -> Option<Journal> {
     if let Err(lost) = lock.check() {
         shared.stop.set(StopReason::Io(lost.to_string()));
@@ -195,7 +316,7 @@ async fn record(
 /// The journaled rows' requests, each in its own task, its outcome sent to the writer.
 fn launch(
     shared: &Arc<Shared>,
-    ready: &mut Vec<(Job, OwnedSemaphorePermit)>,
+    ready: &mut Vec<(Job, Place)>,
     out_tx: &mpsc::Sender<(ResultRow, bool)>,
 ) {
     {
@@ -204,20 +325,20 @@ fn launch(
             in_flight.insert(job.row, job.recipient.clone());
         }
     }
-    for (job, permit) in ready.drain(..) {
+    for (job, place) in ready.drain(..) {
         let shared = Arc::clone(shared);
         let out_tx = out_tx.clone();
         tokio::spawn(async move {
             let (row, fatal) = send_row(&shared, job).await;
             shared.rows_in_flight.lock().unwrap().remove(&row.row);
-            drop(permit);
+            drop(place);
             let _ = out_tx.send((row, fatal)).await;
         });
     }
 }
 
 /// Waits until the send hours are open; `false` if the run is stopped meanwhile.
-async fn within_send_hours(hours: &SendHours, stop: &CancellationToken) -> bool {
+pub(super) async fn within_send_hours(hours: &SendHours, stop: &CancellationToken) -> bool {
     while let Some(until) = hours.closed_until(jiff::Timestamp::now()) {
         crate::say!(
             "outside the send hours ({hours}): waiting until {} (Ctrl-C stops cleanly; --resume continues later)",

@@ -128,41 +128,78 @@ async fn resolved(
     keys: &[String],
     taken: &mut HashMap<String, u64>,
 ) -> Vec<Item> {
-    let stop = shared.stop.token();
     let pacing = Pacing {
-        client: &shared.pace.client,
-        gate: &shared.pace.gate,
-        limiter: &shared.pace.limiter,
-        in_flight: &shared.pace.in_flight,
-        stop: &stop,
-        rate_limited: &shared.counters.rate_limited,
+        pace: &shared.pace,
+        searches: &shared.counters.searches,
     };
+    let open = keys.is_empty() || hours_open(shared).await;
+    let asked = tokio::time::Instant::now();
     let found = if keys.is_empty() {
         Ok(Found::default())
+    } else if !open {
+        Err(Failure::Stopped)
     } else {
         resolve::find(&pacing, rules, keys).await
     };
-    if let Ok(f) = &found {
-        shared
-            .counters
-            .searches
-            .fetch_add(f.requests, std::sync::atomic::Ordering::Relaxed);
-    }
     held.into_iter()
         .map(|item| match item {
-            Item::Job(job) => resolve_job(rules, &found, job, taken),
+            Item::Job(job) => resolve_job(rules, &found, job, taken, asked),
             other => other,
         })
         .collect()
+}
+
+/// Looks `jobs` up again (their lookup is older than the window the dispatcher keeps), in one
+/// search: each comes back a job addressed to the same contact, or settled by what the search
+/// says now (unsubscribed, gone, ...). A key that now finds another contact fails
+/// (`lookup_failed`): which row that contact belongs to is the lookup stage's to judge, on resume.
+pub(super) async fn refresh(shared: &Shared, rules: &Rules, jobs: Vec<Job>) -> Vec<Item> {
+    let mut keys: Vec<String> = Vec::new();
+    let mut distinct: HashSet<String> = HashSet::new();
+    for job in &jobs {
+        let key = resolve::normalize(rules.address, &job.recipient);
+        if distinct.insert(key.clone()) {
+            keys.push(key);
+        }
+    }
+    let pacing = Pacing {
+        pace: &shared.pace,
+        searches: &shared.counters.searches,
+    };
+    let asked = tokio::time::Instant::now();
+    let found = resolve::find(&pacing, rules, &keys).await;
+    jobs.into_iter()
+        .map(|job| {
+            let before = job.contact_id.clone();
+            match resolve_job(rules, &found, job, &mut HashMap::new(), asked) {
+                Item::Job(j) if j.contact_id != before => settled(&j, RowStatus::Failed, None, "lookup_failed", "this row's key finds another contact than when it was first looked up; --resume looks it up again", false),
+                other => other,
+            }
+        })
+        .collect()
+}
+
+/// Waits for the send hours before a search, so that contacts (and their unsubscribe status)
+/// are not looked up while the hours are closed and used when they open, maybe days later.
+/// `false`: the run stopped meanwhile.
+async fn hours_open(shared: &Shared) -> bool {
+    match &shared.hours {
+        Some(hours) if hours.closed_until(jiff::Timestamp::now()).is_some() => {
+            super::dispatcher::within_send_hours(hours, shared.pace.stop()).await
+        }
+        _ => true,
+    }
 }
 
 /// One job and what its key found.
 fn resolve_job(
     rules: &Rules,
     found: &Result<Found, Failure>,
-    job: Job,
+    mut job: Job,
     taken: &mut HashMap<String, u64>,
+    asked: tokio::time::Instant,
 ) -> Item {
+    job.looked_up = Some(asked);
     let key = resolve::normalize(rules.address, &job.recipient);
     let what = rules.address.key();
     let found = match found {

@@ -24,6 +24,7 @@ use super::manifest::Manifest;
 use super::plan::{self, Plan};
 use super::progress::Progress;
 use crate::check::{recipient_hash, Loaded};
+use crate::input::hours::SendHours;
 use crate::intercom::client::Client;
 use crate::intercom::pace;
 use crate::results::{self, Journal, JournalHeader, ResultRow, ResultsWriter, RowStatus, RunLock};
@@ -41,6 +42,8 @@ pub(super) struct Job {
     pub body: Bytes,
     /// The contact found for a looked-up row (`contact_id` in the results); empty otherwise.
     pub contact_id: String,
+    /// When the search that found that contact (and its unsubscribe status) was made.
+    pub looked_up: Option<tokio::time::Instant>,
     /// The values of the columns copied into the results file.
     pub extra: Vec<String>,
 }
@@ -57,21 +60,10 @@ pub(super) enum Item {
     },
 }
 
-/// What every request of the run goes by: one client, one limiter, one pause, one in-flight
-/// limit (searches and messages count against the same Intercom limit).
-pub(super) struct Pace {
-    pub client: Client,
-    pub gate: pace::Gate,
-    pub limiter: pace::Limiter,
-    pub in_flight: pace::InFlight,
-}
-
-/// The run's counts the summary and the run log report.
+/// The run's counts the summary and the run log report (429 answers are the pace's).
 #[derive(Default)]
 pub(super) struct Counters {
-    /// 429 answers: each paused every sender until the window's reset.
-    pub rate_limited: AtomicU64,
-    /// `POST /contacts/search` requests made (resolution).
+    /// `POST /contacts/search` requests made (resolution), answered or not.
     pub searches: AtomicU64,
 }
 
@@ -85,8 +77,11 @@ pub(super) struct Retries {
 
 /// What the stages of a dispatch share.
 pub(super) struct Shared {
-    pub pace: Pace,
+    /// The run's one way for requests: searches and messages count against the same limit.
+    pub pace: pace::Pace,
     pub stop: Stop,
+    /// `[send] hours`: when messages may leave, checked at the moment each would.
+    pub hours: Option<SendHours>,
     pub counters: Counters,
     pub retries: Retries,
     /// The rows whose request is journaled and not answered yet, with their recipients.
@@ -98,20 +93,18 @@ impl Shared {
     fn new(plan: &Plan, base_url: &str) -> anyhow::Result<Shared> {
         let s = &plan.settings;
         let token = plan.token.as_ref().expect("a token unless --dry-run");
+        let client = Client::new(
+            base_url,
+            token,
+            &s.version,
+            s.send.request_timeout,
+            pace::AUTO_MAX,
+        )?;
+        let stop = Stop::default();
         Ok(Shared {
-            pace: Pace {
-                client: Client::new(
-                    base_url,
-                    token,
-                    &s.version,
-                    s.send.request_timeout,
-                    pace::AUTO_MAX,
-                )?,
-                gate: pace::Gate::default(),
-                limiter: pace::Limiter::new(s.send.rate),
-                in_flight: pace::InFlight::new(s.send.concurrency, s.send.rate),
-            },
-            stop: Stop::default(),
+            pace: pace::Pace::new(client, s.send.rate, s.send.concurrency, stop.token()),
+            stop,
+            hours: s.send.hours.clone(),
             counters: Counters::default(),
             retries: Retries {
                 max_attempts: s.send.max_attempts,
@@ -160,13 +153,7 @@ pub(super) async fn run(
     let shared = Arc::new(Shared::new(plan, &base_url)?);
     let replied = match &s.send.skip_replied_to {
         Some(earlier) => Some(Arc::new(
-            crate::track::replied_recipients(
-                &shared.pace.client,
-                &shared.pace.gate,
-                &shared.pace.limiter,
-                earlier,
-            )
-            .await?,
+            crate::track::replied_recipients(&shared.pace, earlier).await?,
         )),
         None => None,
     };
@@ -227,7 +214,7 @@ pub(super) async fn run(
                 .count() as u64
         }),
         all: settled.map(|s| s.tally).unwrap_or_default(),
-        paused_ms: shared.pace.gate.paused().as_millis() as u64,
+        paused_ms: shared.pace.paused().as_millis() as u64,
         ledger,
     })
 }
@@ -342,6 +329,10 @@ async fn dispatch(
     let reading = units.reading;
     let reader = std::thread::spawn(move || reader::read_rows(&loaded, &reading, &job_tx));
     // Rows addressed by e-mail or external id pass through resolution on their way.
+    let refresh = units
+        .resolution
+        .as_ref()
+        .map(|(rules, _)| Arc::clone(rules));
     let (resolver, job_rx) = match units.resolution {
         Some((rules, earlier)) => {
             let (tx, rx) = mpsc::channel::<Vec<Item>>(QUEUED_BATCHES);
@@ -356,8 +347,8 @@ async fn dispatch(
         dispatcher::Ledger {
             journal: units.journal,
             lock: units.lock,
-            hours: plan.settings.send.hours.clone(),
         },
+        refresh,
         job_rx,
         out_tx,
     ));
@@ -386,7 +377,7 @@ async fn dispatch(
         stop: shared.stop.reason(),
         unknown_rows: recorded.unknown_rows,
         left,
-        rate_limited: shared.counters.rate_limited.load(Ordering::Relaxed),
+        rate_limited: shared.pace.rate_limited(),
     }
 }
 
@@ -395,6 +386,6 @@ async fn adjust_concurrency(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tick.tick().await;
-        shared.pace.in_flight.adjust();
+        shared.pace.adjust();
     }
 }

@@ -186,6 +186,7 @@ impl Items<'_> {
             body: Bytes::from(body),
             recipient: request.to.id,
             contact_id: String::new(),
+            looked_up: None,
             extra: self.copied(&row.fields),
         }))
     }

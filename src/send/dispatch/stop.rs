@@ -43,11 +43,6 @@ impl Stop {
         self.token.is_cancelled()
     }
 
-    /// Completes once the run is stopped.
-    pub async fn cancelled(&self) {
-        self.token.cancelled().await
-    }
-
     /// A handle to wait on beside a borrow of the rest.
     pub fn token(&self) -> CancellationToken {
         self.token.clone()

@@ -66,12 +66,12 @@ pub(super) async fn record(
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     let mut stall = Stall::new(bounds.stall_timeout);
     let mut stall_tick = tokio::time::interval(Duration::from_secs(1));
-    let gate = &shared.pace.gate;
+    let pace = &shared.pace;
     loop {
         let first = tokio::select! {
             o = out_rx.recv() => match o { Some(o) => o, None => break },
             _ = stall_tick.tick() => {
-                if let Some(why) = stall.check(gate.paused()) {
+                if let Some(why) = stall.check(pace.paused()) {
                     shared.stop.set(StopReason::Stalled(why));
                 }
                 continue;
@@ -81,7 +81,7 @@ pub(super) async fn record(
                 break;
             }
         };
-        stall.progressed(gate.paused());
+        stall.progressed(pace.paused());
         // Outcomes that arrived meanwhile go to the OS in the same write, and each line still
         // leaves as soon as the writer is free.
         batch.clear();

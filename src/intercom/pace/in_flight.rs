@@ -1,0 +1,140 @@
+//! The in-flight limit: a semaphore, fixed or (`auto`) sized by Little's law from the rate and
+//! the latency measured on tokio's clock, never below what the limiter lets go at once.
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use crate::input::config::Concurrency;
+use crate::input::rate::Rate;
+
+/// The in-flight limit: a semaphore whose size follows the target.
+pub struct InFlight {
+    pub semaphore: Arc<Semaphore>,
+    size: AtomicUsize,
+    mode: Concurrency,
+    rate_per_sec: f64,
+    /// Requests the limiter lets go at once, and one waiting its turn: `auto` never goes below
+    /// it, so that the limiter, not the in-flight limit, is what paces a fast server.
+    pub(super) floor: usize,
+    /// Exponentially weighted mean latency, in microseconds.
+    pub(super) latency_us: AtomicU64,
+    /// Exponentially weighted mean time a request holds its place beside its answer (from its
+    /// turn to its leaving: the journal's sync, a busy machine's scheduling), in microseconds.
+    overhead_us: AtomicU64,
+    /// The lowest latency since the last `adjust`, in microseconds (`u64::MAX`: none yet).
+    period_min_us: AtomicU64,
+    /// The lowest latency of each of the last `BASE_PERIODS` adjustments: their minimum is the
+    /// server's own latency, without the queueing that requests in flight add.
+    period_mins: Mutex<std::collections::VecDeque<u64>>,
+}
+
+pub use crate::input::config::AUTO_MAX;
+/// The most requests in flight `auto` starts with, before any latency is measured.
+const AUTO_START_MAX: usize = 64;
+/// Adjustments (4 a second) over which the lowest latency is kept: 10 seconds.
+const BASE_PERIODS: usize = 40;
+/// The latency the target uses is the mean, but at most this many times the lowest seen.
+const QUEUEING_CAP: f64 = 4.0;
+
+impl InFlight {
+    /// `at_once`: the most requests the limiter lets go together ([`super::Limiter::at_once`]).
+    pub fn new(mode: Concurrency, rate: Rate, at_once: usize) -> InFlight {
+        let floor = at_once.saturating_add(1);
+        let start = match mode {
+            Concurrency::Fixed(n) => n,
+            // Until latency is measured, assume 200 ms; but not so many at once.
+            Concurrency::Auto => Self::target(rate.per_second(), 0.2, floor)
+                .min(AUTO_START_MAX.max(floor.min(AUTO_MAX))),
+        };
+        InFlight {
+            semaphore: Arc::new(Semaphore::new(start)),
+            size: AtomicUsize::new(start),
+            mode,
+            rate_per_sec: rate.per_second(),
+            floor,
+            latency_us: AtomicU64::new(200_000),
+            overhead_us: AtomicU64::new(0),
+            period_min_us: AtomicU64::new(u64::MAX),
+            period_mins: Mutex::new(std::collections::VecDeque::with_capacity(BASE_PERIODS)),
+        }
+    }
+
+    /// Little's law: in flight = rate × latency; with headroom for latency's spread, and on top
+    /// of `floor` (a group leaving at once, one waiting for its turn, a journal sync): at any
+    /// latency the limiter, not this limit, holds requests back.
+    pub(crate) fn target(rate_per_sec: f64, latency_secs: f64, floor: usize) -> usize {
+        let littles = (rate_per_sec * latency_secs * 1.5).ceil() as usize;
+        (littles + floor + 1).clamp(2, AUTO_MAX)
+    }
+
+    pub fn size(&self) -> usize {
+        self.size.load(Ordering::Relaxed)
+    }
+
+    /// Requests in flight now.
+    pub fn busy(&self) -> usize {
+        self.size()
+            .saturating_sub(self.semaphore.available_permits())
+    }
+
+    /// The time from a request's turn to its leaving: places are held through it too.
+    pub fn record_overhead(&self, d: Duration) {
+        let us = d.as_micros().min(u64::MAX as u128 / 8) as u64;
+        let old = self.overhead_us.load(Ordering::Relaxed);
+        self.overhead_us
+            .store((old * 7 + us) / 8, Ordering::Relaxed);
+    }
+
+    pub fn record_latency(&self, d: Duration) {
+        let us = d.as_micros().min(u64::MAX as u128 - 1) as u64;
+        let old = self.latency_us.load(Ordering::Relaxed);
+        self.latency_us.store((old * 7 + us) / 8, Ordering::Relaxed);
+        self.period_min_us.fetch_min(us, Ordering::Relaxed);
+    }
+
+    /// The latency to plan with: the mean, capped at `QUEUEING_CAP` times the lowest of the last
+    /// 10 seconds. Requests in flight beyond what the server (or this process) can work on only
+    /// wait in a queue, which raises the mean, which by Little's law would ask for more in
+    /// flight: without the cap, a rate above what the server can take drives `auto` to
+    /// `AUTO_MAX`, where requests only queue: less throughput, more CPU per message. A server
+    /// whose latency is merely spread out stays under the cap.
+    fn planning_latency_us(&self) -> u64 {
+        let mean = self.latency_us.load(Ordering::Relaxed);
+        let period_min = self.period_min_us.swap(u64::MAX, Ordering::Relaxed);
+        let mut mins = self.period_mins.lock().unwrap_or_else(|e| e.into_inner());
+        if period_min != u64::MAX {
+            if mins.len() == BASE_PERIODS {
+                mins.pop_front();
+            }
+            mins.push_back(period_min);
+        }
+        match mins.iter().min() {
+            Some(&base) => mean.min((base as f64 * QUEUEING_CAP) as u64),
+            None => mean,
+        }
+    }
+
+    /// Moves the semaphore toward the target; called a few times a second in `auto` mode.
+    pub fn adjust(&self) {
+        if self.mode != Concurrency::Auto {
+            return;
+        }
+        let overhead = self.overhead_us.load(Ordering::Relaxed);
+        let latency = (self.planning_latency_us() + overhead) as f64 / 1e6;
+        let target = Self::target(self.rate_per_sec, latency, self.floor);
+        let size = self.size();
+        if target > size {
+            self.semaphore.add_permits(target - size);
+            self.size.store(target, Ordering::Relaxed);
+        } else if target < size {
+            // Shrinking takes permits as they come back; never below the target.
+            let shrink = (size - target) as u32;
+            if let Ok(p) = self.semaphore.clone().try_acquire_many_owned(shrink) {
+                p.forget();
+                self.size.store(target, Ordering::Relaxed);
+            }
+        }
+    }
+}
