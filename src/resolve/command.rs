@@ -107,8 +107,8 @@ pub async fn run(args: ResolveArgs) -> anyhow::Result<Status> {
 /// The access token: `--token-file`, else `INTERCOM_TOKEN`.
 fn read_token(file: Option<&std::path::Path>) -> anyhow::Result<Token> {
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the token file {}", path.display()))?;
+        let text = crate::input::files::read_text(path, crate::input::files::MAX_TOKEN_BYTES)
+            .context("cannot read the token file")?;
         return Token::new(text);
     }
     match std::env::var("INTERCOM_TOKEN") {

@@ -152,16 +152,12 @@ fn describe_many(many: &[&Contact]) -> String {
 /// The do-not-contact list: the first column of a CSV (a header line is allowed), each value
 /// normalized as an e-mail would be (ids are compared as given too).
 fn load_suppress(path: &Path) -> anyhow::Result<HashSet<String>> {
+    let file = crate::input::files::capped(path, crate::input::files::MAX_LIST_BYTES)
+        .context("[send] suppress: give a CSV with one column of e-mails or ids")?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_path(path)
-        .with_context(|| {
-            format!(
-                "[send] suppress: cannot read {}: give a CSV with one column of e-mails or ids",
-                path.display()
-            )
-        })?;
+        .from_reader(file);
     let mut set = HashSet::new();
     for (i, record) in reader.records().enumerate() {
         let record = record
