@@ -6,6 +6,7 @@
 //! halves down to one key before its rows fail. [`rules`] says what the contacts found mean.
 pub mod command;
 mod rules;
+mod suppress;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +21,7 @@ use crate::input::config::Address;
 use crate::intercom::client::{ApiError, Client, Search};
 use crate::intercom::pace::{self, Gate, InFlight, Limiter};
 pub(crate) use rules::{normalize, Contact, Rules, Verdict};
+pub(crate) use suppress::load_suppress;
 
 /// Keys a search carries, and contacts a page holds: the most the API's documentation gives.
 pub(crate) const PAGE: usize = 150;

@@ -66,9 +66,10 @@ pub struct Campaign {
 
 impl Campaign {
     /// Whether rows pass through resolution before they are sent: addressed by e-mail or
-    /// external id, or an `id` campaign with `[to] verify = true`.
+    /// external id, an `id` campaign with `[to] verify = true`, or one with a `[send] suppress`
+    /// list (matched by each contact's id, e-mail and external id, which only a lookup gives).
     pub fn resolves(&self) -> bool {
-        self.address.looked_up() || self.verify
+        self.address.looked_up() || self.verify || self.send.suppress.is_some()
     }
 
     /// Reads and validates a campaign file. Errors name the file and, for TOML errors, the line;

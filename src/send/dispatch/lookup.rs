@@ -163,12 +163,22 @@ async fn resolved(
             .searches
             .fetch_add(f.requests, std::sync::atomic::Ordering::Relaxed);
     }
-    held.into_iter()
+    let items: Vec<Item> = held
+        .into_iter()
         .map(|item| match item {
             Item::Job(job) => resolve_job(rules, &found, job, taken),
             other => other,
         })
-        .collect()
+        .collect();
+    let suppressed = items
+        .iter()
+        .filter(|i| matches!(i, Item::Settled { row, .. } if row.error_code == "suppressed"))
+        .count();
+    shared
+        .counters
+        .suppressed
+        .fetch_add(suppressed as u64, std::sync::atomic::Ordering::Relaxed);
+    items
 }
 
 /// One job and what its key found.
