@@ -98,11 +98,15 @@ impl Rules {
         if self.suppressed(key) {
             return Verdict::Suppressed;
         }
-        let wanted: Vec<&Contact> = matches
-            .iter()
-            .copied()
-            .filter(|c| self.role == "contact" || c.role == self.role)
-            .collect();
+        let mut wanted: Vec<&Contact> = Vec::with_capacity(matches.len());
+        // A server may return one contact twice (on two pages, say): it is still one contact.
+        for c in matches.iter().copied() {
+            if (self.role == "contact" || c.role == self.role)
+                && !wanted.iter().any(|w| w.id == c.id)
+            {
+                wanted.push(c);
+            }
+        }
         let chosen = match wanted.as_slice() {
             [] => return Verdict::NotFound,
             [one] => *one,
@@ -209,6 +213,13 @@ mod tests {
             rules("user", OnMany::Fail).judge("a@x.test", &[&l1]),
             Verdict::NotFound
         );
+    }
+
+    #[test]
+    fn one_contact_returned_twice_is_one_contact() {
+        let r = rules("contact", OnMany::Fail);
+        let c = contact("c1", "user");
+        assert_eq!(r.judge("a@x.test", &[&c, &c]), Verdict::Found(c.clone()));
     }
 
     #[test]
