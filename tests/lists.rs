@@ -116,20 +116,3 @@ fn check_refuses_a_missing_list_and_an_entry_of_no_form_naming_its_line() {
             "dnc.csv is a device, not a regular file",
         ));
 }
-
-#[test]
-fn check_finds_email_duplicates_that_differ_only_in_case() {
-    let campaign = inapp_campaign("")
-        .replace("type = \"user\"", "type = \"contact\"")
-        .replace("id = \"{{ intercom_id }}\"", "email = \"{{ email }}\"");
-    let f = Fixture::new(
-        "email,first_name,plan\nAnn@X.test,A,p\nann@x.test,B,p\n",
-        &campaign,
-    );
-    f.cmd()
-        .args(["check", "campaign.toml"])
-        .assert()
-        .stderr(predicate::str::contains(
-            "people.csv: record 2: addresses the same recipient as record 1",
-        ));
-}

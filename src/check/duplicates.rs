@@ -67,7 +67,7 @@ pub(super) fn find(
         }
         let (number, id) = (slot.number, &slot.rendered.to_id);
         content.add(number, campaign, &slot.rendered);
-        let hash = key_hash(campaign, id);
+        let hash = recipient_hash(&campaign.to_type, id);
         if repeated.binary_search(&hash).is_ok() {
             match first.entry(hash) {
                 Entry::Occupied(e) => duplicates.push((number, *e.get())),
@@ -109,25 +109,5 @@ pub(super) fn problem(file: &str, number: u64, first: u64, allowed: bool) -> Pro
     Problem {
         record: Some(number),
         ..p
-    }
-}
-
-/// The hash rows are compared by for duplicates: the recipient as `send` compares it, an e-mail
-/// in any case and with spaces around it the same (Intercom's e-mails are not case-sensitive).
-pub(super) fn key_hash(campaign: &crate::input::config::Campaign, id: &str) -> u64 {
-    use crate::input::config::Address;
-    let plain = match campaign.address {
-        Address::Email => {
-            !id.bytes().any(|b| b.is_ascii_uppercase()) && id.trim() == id && id.is_ascii()
-        }
-        Address::Id | Address::ExternalId => true,
-    };
-    if plain {
-        recipient_hash(&campaign.to_type, id)
-    } else {
-        recipient_hash(
-            &campaign.to_type,
-            &crate::resolve::normalize(campaign.address, id),
-        )
     }
 }
