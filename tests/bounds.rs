@@ -144,3 +144,26 @@ fn devices_and_pipes_are_refused_not_read() {
             "cannot read the recipients file: fifo.csv is a pipe (FIFO), not a regular file",
         ));
 }
+
+#[test]
+fn a_device_as_the_sandboxs_contacts_is_refused_not_read() {
+    let campaign = inapp_campaign("")
+        .replace("type = \"user\"", "type = \"contact\"")
+        .replace("id = \"{{ intercom_id }}\"", "email = \"{{ email }}\"");
+    let f = Fixture::new("email,first_name,plan\na@x.test,A,p\n", &campaign);
+    f.cmd()
+        .args([
+            "send",
+            "campaign.toml",
+            "--sandbox",
+            "--results",
+            "results.csv",
+        ])
+        .args(["--sandbox-contacts", "/dev/zero", "--yes"])
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "/dev/zero is a device, not a regular file",
+        ));
+}
