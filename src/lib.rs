@@ -18,7 +18,8 @@
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        let text = format!($($arg)*);
+        let _ = writeln!(std::io::stderr(), "{}", $crate::inert(&text));
     }};
 }
 
@@ -27,7 +28,8 @@ macro_rules! say {
 macro_rules! say_part {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = write!(std::io::stderr(), $($arg)*);
+        let text = format!($($arg)*);
+        let _ = write!(std::io::stderr(), "{}", $crate::inert(&text));
     }};
 }
 
@@ -36,8 +38,18 @@ macro_rules! say_part {
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
+        let text = format!($($arg)*);
+        let _ = writeln!(std::io::stdout(), "{}", $crate::inert(&text));
     }};
+}
+
+/// Text as the terminal may show it: every control character but tab and line feed written as
+/// an escape (see `results::cells::inert`). [`say!`], [`say_part!`] and [`out!`] print through
+/// it, so that nothing from outside (a server's answer, an admin's name, a cell, a file name)
+/// can drive the terminal.
+#[doc(hidden)]
+pub fn inert(text: &str) -> std::borrow::Cow<'_, str> {
+    results::cells::inert(text)
 }
 
 pub mod check;

@@ -78,7 +78,8 @@ pub fn page(title: &str, subtitle: &str, body: &str) -> String {
 
 /// Writes a page next to where the user asked, creating nothing else.
 pub fn write_page(path: &std::path::Path, html: &str) -> anyhow::Result<()> {
-    std::fs::write(path, html)
+    // A control character from outside is shown, never passed on raw (see `inert`).
+    std::fs::write(path, crate::inert(html).as_bytes())
         .map_err(|e| anyhow::anyhow!("{}: cannot write the page: {e}", path.display()))
 }
 

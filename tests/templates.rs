@@ -272,7 +272,7 @@ fn a_value_that_doubles_stops_at_the_size_bound() {
     );
     assert_refused(
         &f,
-        &["error: people.csv: record 1, line 2, template body.html: the `set` at line 1, column 54 builds a value of more than 1048576 bytes"],
+        &["error: people.csv: record 1, line 2, template body.html: the concatenation (`~`) at line 1, column 54 builds a value of more than 1048576 bytes"],
     );
     // Without a loop, one `set` after another.
     let f = with_body(&format!(

@@ -49,6 +49,10 @@ pub enum LoadError {
 /// Reads the campaign file and compiles the templates.
 pub fn load(path: &Path) -> Result<Loaded, LoadError> {
     let campaign = Campaign::load(path).map_err(LoadError::Campaign)?;
+    // Read here, so that `check` refuses a list that is missing or matches nothing.
+    if let Some(list) = &campaign.send.suppress {
+        crate::resolve::load_suppress(list).map_err(LoadError::Campaign)?;
+    }
     match Templates::compile(&campaign) {
         Ok(templates) => Ok(Loaded {
             campaign,

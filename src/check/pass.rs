@@ -2,6 +2,14 @@
 //! in record order, so that whoever takes them sees exactly what a single-threaded pass would.
 //! Chunks keep their rows' buffers from one chunk to the next, so that a pass allocates (and
 //! frees on another thread, which glibc makes costly) next to nothing per row.
+//!
+//! What a chunk holds is bounded: a row may render up to the renderer's byte bound, and a chunk
+//! of such rows would hold gigabytes. A row's rendering is kept only while the chunk's renderings
+//! stay under `CHUNK_BYTES`; past that it is dropped and done again, on the passing thread, just
+//! before the row is passed on (and dropped after). A row with errors keeps no rendering (nobody
+//! reads it), and a buffer grown past `KEPT_BYTES` is not kept for a later row.
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use rayon::prelude::*;
 
 use super::row::{Checked, RowRenderer};
@@ -14,6 +22,11 @@ use crate::template::Rendered;
 /// the waits are rare, and small enough that three of them stay a few megabytes (BENCHMARKS.md
 /// has the sizes tried).
 pub(super) const CHUNK: usize = 1024;
+/// The renderings one chunk keeps (two chunks hold renderings at once): far above what usual
+/// rows render (a 4 KiB message makes a chunk 4 MiB), far below the machine's memory.
+const CHUNK_BYTES: usize = 64 << 20;
+/// A rendering buffer larger than this is given back rather than kept for the slot's next row.
+const KEPT_BYTES: usize = 64 << 10;
 
 /// A row's place in a chunk. The reader fills it, a worker renders into it, the pass reads it;
 /// then it takes a later row, keeping its buffers.
@@ -30,6 +43,9 @@ pub(super) struct Slot {
     pub(super) rendered: Rendered,
     /// `None` when templates cannot render.
     pub(super) checked: Option<Checked>,
+    /// The rendering was dropped to keep the chunk under `CHUNK_BYTES`: it is done again when
+    /// the row is passed on.
+    deferred: bool,
 }
 
 /// Slots and how many of them hold rows of this chunk.
@@ -79,9 +95,44 @@ fn read_chunk(recipients: &mut Recipients, chunk: &mut Chunk) -> bool {
     true
 }
 
-/// Renders and checks each row of the chunk, on every core.
+fn rendered_bytes(r: &Rendered) -> usize {
+    r.body.len() + r.subject.as_ref().map_or(0, String::len) + r.to_id.len()
+}
+
+fn buffer_bytes(r: &Rendered) -> usize {
+    r.body.capacity() + r.subject.as_ref().map_or(0, String::capacity) + r.to_id.capacity()
+}
+
+/// Renders and checks each row of the chunk, on every core, keeping at most `CHUNK_BYTES` of
+/// renderings.
 fn render_chunk(renderer: &RowRenderer<'_>, chunk: &mut Chunk) {
+    let held = AtomicUsize::new(0);
     chunk.rows().par_iter_mut().for_each(|slot| {
+        slot.deferred = false;
+        if buffer_bytes(&slot.rendered) > KEPT_BYTES {
+            slot.rendered = Rendered::default();
+        }
+        render_slot(renderer, slot);
+        let size = match &slot.checked {
+            Some(Ok(_)) => rendered_bytes(&slot.rendered),
+            _ => {
+                if buffer_bytes(&slot.rendered) > KEPT_BYTES {
+                    slot.rendered = Rendered::default();
+                }
+                return;
+            }
+        };
+        if held.fetch_add(size, Ordering::Relaxed) + size > CHUNK_BYTES {
+            held.fetch_sub(size, Ordering::Relaxed);
+            slot.rendered = Rendered::default();
+            slot.deferred = true;
+        }
+    });
+}
+
+/// Renders and checks one row, when it was read.
+fn render_slot(renderer: &RowRenderer<'_>, slot: &mut Slot) {
+    {
         let (Some(record), None) = (&slot.record, &slot.bad) else {
             return;
         };
@@ -99,7 +150,24 @@ fn render_chunk(renderer: &RowRenderer<'_>, chunk: &mut Chunk) {
         };
         slot.checked =
             Some(renderer.check_into(slot.number, slot.line, fields, &mut slot.rendered));
-    });
+    }
+}
+
+/// Passes a row on, rendering it again first if its rendering was dropped.
+fn pass_slot(
+    renderer: Option<&RowRenderer<'_>>,
+    slot: &mut Slot,
+    each: &mut (dyn FnMut(&mut Slot) + Send),
+) {
+    match (slot.deferred, renderer) {
+        (true, Some(renderer)) => {
+            render_slot(renderer, slot);
+            each(slot);
+            slot.rendered = Rendered::default();
+            slot.deferred = false;
+        }
+        _ => each(slot),
+    }
 }
 
 /// Reads every row and renders it on every core (when there is a `renderer`), then hands the
@@ -141,7 +209,11 @@ fn turn_chunks(
                             reading.filled = 0;
                         }
                     },
-                    || passing.rows().iter_mut().for_each(&mut *each),
+                    || {
+                        for slot in passing.rows() {
+                            pass_slot(renderer, slot, each);
+                        }
+                    },
                 )
             },
         );

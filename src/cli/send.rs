@@ -118,14 +118,14 @@ pub struct SendArgs {
     pub request_timeout: Option<std::time::Duration>,
     /// Send the first N rows, then stop (exit 3) so that they can be checked in Intercom before
     /// the rest goes with --resume.
-    #[arg(long, value_name = "N", conflicts_with = "limit")]
+    #[arg(long, value_name = "N", conflicts_with = "limit", value_parser = clap::value_parser!(u64).range(1..))]
     pub canary: Option<u64>,
-    /// Send at most this many rows in this run (with --test-to: the first N rows).
-    #[arg(long)]
+    /// Send at most this many rows in this run, 1 or more (with --test-to: the first N rows).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub limit: Option<u64>,
     /// Send the chosen rows' messages to this one test contact (an Intercom contact id), the
     /// subject marked `[TEST] `; recorded in `<results>.tests.csv`, never as a row sent.
-    #[arg(long, value_name = "CONTACT", conflicts_with_all = ["resume", "canary", "allow_changed", "skip_invalid"])]
+    #[arg(long, value_name = "CONTACT", conflicts_with_all = ["resume", "canary", "allow_changed", "skip_invalid", "retry_unknown", "rate", "allow_duplicates"])]
     pub test_to: Option<String>,
     /// With --test-to: the rows to test (1-based records, as in the results file), e.g.
     /// `--row 3 --row 7` or `--row 3,7` [default: the first row].

@@ -2,6 +2,7 @@
 //! send hours they name, and the problems found in them.
 
 pub mod config;
+pub mod files;
 pub mod hours;
 pub mod problem;
 pub mod rate;

@@ -42,8 +42,8 @@ pub enum Target<'a> {
 /// The access token for a command that reads the API: `--token-file`, else `INTERCOM_TOKEN`.
 pub fn read_token(file: Option<&Path>) -> anyhow::Result<Token> {
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the token file {}", path.display()))?;
+        let text = crate::input::files::read_text(path, crate::input::files::MAX_TOKEN_BYTES)
+            .context("cannot read the token file")?;
         return Token::new(text).with_context(|| format!("{}", path.display()));
     }
     match std::env::var("INTERCOM_TOKEN") {

@@ -119,9 +119,16 @@ fn write_message(
     } else {
         format!("{} {}", request.to.kind, request.to.id)
     };
-    writeln!(out, "── row {} (line {}) ─ to {to}", row.number, row.line)?;
+    let inert = crate::inert;
+    writeln!(
+        out,
+        "── row {} (line {}) ─ to {}",
+        row.number,
+        row.line,
+        inert(&to)
+    )?;
     if let Some(s) = &request.subject {
-        writeln!(out, "Subject: {s}")?;
+        writeln!(out, "Subject: {}", inert(s))?;
     }
-    writeln!(out, "{}\n", request.body.trim_end())
+    writeln!(out, "{}\n", inert(request.body.trim_end()))
 }

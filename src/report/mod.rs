@@ -147,7 +147,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<Status> {
     let out = if args.json {
         serde_json::to_string_pretty(&report)? + "\n"
     } else {
-        text::render(&report)
+        crate::inert(&text::render(&report)).into_owned()
     };
     // A reader that stops early (`| head`) is not an error.
     match std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes()) {

@@ -107,8 +107,8 @@ pub async fn run(args: ResolveArgs) -> anyhow::Result<Status> {
 /// The access token: `--token-file`, else `INTERCOM_TOKEN`.
 fn read_token(file: Option<&std::path::Path>) -> anyhow::Result<Token> {
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the token file {}", path.display()))?;
+        let text = crate::input::files::read_text(path, crate::input::files::MAX_TOKEN_BYTES)
+            .context("cannot read the token file")?;
         return Token::new(text);
     }
     match std::env::var("INTERCOM_TOKEN") {
@@ -132,7 +132,16 @@ async fn write_resolved(
     let renderer = RowRenderer::new(loaded, &recipients);
     let mut w =
         csv::Writer::from_path(out).with_context(|| format!("cannot write {}", out.display()))?;
-    w.write_record(recipients.columns().iter().map(String::as_str).chain(ADDED))?;
+    // A spreadsheet opens this file: every cell as the results file writes its cells.
+    let cell = crate::results::cells::escape;
+    w.write_record(
+        recipients
+            .columns()
+            .iter()
+            .map(String::as_str)
+            .chain(ADDED)
+            .map(|c| cell(c).into_owned()),
+    )?;
     let mut lookups = Lookups::default();
     let mut rendered = Rendered::default();
     loop {
@@ -258,7 +267,13 @@ impl Lookups {
             let (id, role, status, reason) = verdict(rules, &found, &p, &mut self.taken);
             *self.tally.entry(status).or_default() += 1;
             let added = [id.as_str(), role.as_str(), status.as_str(), reason.as_str()];
-            w.write_record(p.fields.iter().map(String::as_str).chain(added))?;
+            w.write_record(
+                p.fields
+                    .iter()
+                    .map(String::as_str)
+                    .chain(added)
+                    .map(|c| crate::results::cells::escape(c).into_owned()),
+            )?;
         }
         self.keys.clear();
         Ok(())

@@ -8,6 +8,7 @@
 //! contacts found mean.
 pub mod command;
 mod rules;
+mod suppress;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +21,7 @@ use crate::input::config::Address;
 use crate::intercom::client::{ApiError, Search};
 use crate::intercom::pace::Pace;
 pub(crate) use rules::{normalize, Contact, Rules, Verdict};
+pub(crate) use suppress::load_suppress;
 
 /// Keys a search carries, and contacts a page holds: the most the API's documentation gives.
 pub(crate) const PAGE: usize = 150;

@@ -1,9 +1,7 @@
 //! The match rules: what a row's key and the contacts found for it come to (found, not found,
 //! ambiguous, unsubscribed, suppressed), independent of how the contacts were fetched.
 use std::collections::HashSet;
-use std::path::Path;
 
-use anyhow::Context as _;
 use serde::Deserialize;
 
 use crate::input::config::{Address, Campaign, MessageType, OnMany};
@@ -77,7 +75,7 @@ pub(crate) struct Rules {
 impl Rules {
     pub(crate) fn of(c: &Campaign) -> anyhow::Result<Rules> {
         let suppress = match &c.send.suppress {
-            Some(path) => load_suppress(path)?,
+            Some(path) => super::suppress::load_suppress(path)?,
             None => HashSet::new(),
         };
         Ok(Rules {
@@ -100,11 +98,15 @@ impl Rules {
         if self.suppressed(key) {
             return Verdict::Suppressed;
         }
-        let wanted: Vec<&Contact> = matches
-            .iter()
-            .copied()
-            .filter(|c| self.role == "contact" || c.role == self.role)
-            .collect();
+        let mut wanted: Vec<&Contact> = Vec::with_capacity(matches.len());
+        // A server may return one contact twice (on two pages, say): it is still one contact.
+        for c in matches.iter().copied() {
+            if (self.role == "contact" || c.role == self.role)
+                && !wanted.iter().any(|w| w.id == c.id)
+            {
+                wanted.push(c);
+            }
+        }
         let chosen = match wanted.as_slice() {
             [] => return Verdict::NotFound,
             [one] => *one,
@@ -117,7 +119,16 @@ impl Rules {
                 }
             }
         };
-        if self.suppress.contains(&chosen.id) {
+        let by_contact = [
+            Some(chosen.id.clone()),
+            chosen.email.as_deref().map(|e| e.trim().to_lowercase()),
+            chosen.external_id.as_deref().map(|e| e.trim().to_string()),
+        ];
+        if by_contact
+            .iter()
+            .flatten()
+            .any(|k| !k.is_empty() && self.suppress.contains(k))
+        {
             return Verdict::Suppressed;
         }
         if self.respect_unsubscribed {
@@ -147,31 +158,6 @@ fn describe_many(many: &[&Contact]) -> String {
         }
     }
     format!("{} contacts ({})", many.len(), parts.join(", "))
-}
-
-/// The do-not-contact list: the first column of a CSV (a header line is allowed), each value
-/// normalized as an e-mail would be (ids are compared as given too).
-fn load_suppress(path: &Path) -> anyhow::Result<HashSet<String>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_path(path)
-        .with_context(|| {
-            format!(
-                "[send] suppress: cannot read {}: give a CSV with one column of e-mails or ids",
-                path.display()
-            )
-        })?;
-    let mut set = HashSet::new();
-    for (i, record) in reader.records().enumerate() {
-        let record = record
-            .with_context(|| format!("[send] suppress: {} line {}", path.display(), i + 1))?;
-        if let Some(v) = record.get(0).map(str::trim).filter(|v| !v.is_empty()) {
-            set.insert(v.to_string());
-            set.insert(v.to_lowercase());
-        }
-    }
-    Ok(set)
 }
 
 #[cfg(test)]
@@ -227,6 +213,13 @@ mod tests {
             rules("user", OnMany::Fail).judge("a@x.test", &[&l1]),
             Verdict::NotFound
         );
+    }
+
+    #[test]
+    fn one_contact_returned_twice_is_one_contact() {
+        let r = rules("contact", OnMany::Fail);
+        let c = contact("c1", "user");
+        assert_eq!(r.judge("a@x.test", &[&c, &c]), Verdict::Found(c.clone()));
     }
 
     #[test]

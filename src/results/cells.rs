@@ -5,7 +5,33 @@
 //! cell that already begins with `'`, which keeps the rule reversible: reading a cell back drops
 //! one leading `'`, and gives exactly the value that was written (resume compares recipients
 //! read back with freshly rendered ones).
+//!
+//! Text shown on a terminal or a page is made inert here too ([`inert`]): a control character
+//! from outside (an escape sequence in an admin's display name, a server's error, a cell) would
+//! otherwise clear the screen, retitle the window or write to the clipboard (OSC 52).
 use std::borrow::Cow;
+
+/// Whether `c` is a control character a terminal acts on: C0 but tab and line feed, DEL, C1.
+fn is_control(c: char) -> bool {
+    c.is_control() && c != '\t' && c != '\n'
+}
+
+/// `text` with every control character but tab and line feed (C0, ESC, DEL, C1) written as
+/// `\u{..}`, which a terminal shows and does not act on. Borrowed when there is none.
+pub(crate) fn inert(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if is_control(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
 
 /// The characters that make a spreadsheet read a cell as a formula, and the quote that escapes.
 const ESCAPED_FIRST: [char; 7] = ['=', '+', '-', '@', '\t', '\r', '\''];
@@ -35,6 +61,16 @@ pub(crate) fn unescape(cell: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(inert("plain\ttext\nnext"), "plain\ttext\nnext");
+        assert_eq!(
+            inert("Ann\u{1b}]52;c;aGk=\u{7}\u{1b}[2J\r\u{7f}\u{9b}31m"),
+            "Ann\\u{1b}]52;c;aGk=\\u{7}\\u{1b}[2J\\u{d}\\u{7f}\\u{9b}31m"
+        );
+        assert!(matches!(inert("é ok"), Cow::Borrowed(_)));
+    }
 
     #[test]
     fn formulas_become_text_and_other_cells_stay() {

@@ -90,8 +90,7 @@ impl Admins {
     /// `false`, empty for false). Any problem is an error naming the file, record, line and
     /// column: a sandbox with the wrong admins would refuse the wrong messages.
     pub(crate) fn load(path: &Path) -> anyhow::Result<Admins> {
-        std::fs::File::open(path)
-            .with_context(|| format!("cannot open the admins file {}", path.display()))?;
+        crate::input::files::regular(path).context("cannot read the admins file")?;
         let (mut rows, header) = Recipients::open(path, b',').map_err(located)?;
         if let Some(p) = header.into_iter().find(|p| p.severity == Severity::Error) {
             return Err(located(p));

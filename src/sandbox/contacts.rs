@@ -67,8 +67,9 @@ impl Contacts {
     /// Reads a CSV with an `id` column, and optionally `email`, `external_id`, `role` (`user`
     /// unless it says `lead`) and the three subscription columns (`true`/`1`/`yes`).
     pub(super) fn load(path: &Path) -> anyhow::Result<Self> {
-        let mut reader = csv::Reader::from_path(path)
-            .with_context(|| format!("cannot read the contacts file {}", path.display()))?;
+        let file = crate::input::files::capped(path, crate::input::files::MAX_LIST_BYTES)
+            .context("cannot read the contacts file")?;
+        let mut reader = csv::Reader::from_reader(file);
         let headers = reader.headers()?.clone();
         let col = |name: &str| headers.iter().position(|h| h.trim() == name);
         let id = col("id").with_context(|| format!("{} has no `id` column", path.display()))?;

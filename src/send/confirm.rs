@@ -14,7 +14,7 @@ pub(super) fn confirmed(
     if !on_a_terminal() {
         return Ok(true);
     }
-    let screen = confirmation(settings, c, to_send, results);
+    let screen = crate::inert(&confirmation(settings, c, to_send, results)).into_owned();
     let stdin = std::io::stdin();
     confirm(&screen, &mut stdin.lock(), &mut std::io::stderr())
 }

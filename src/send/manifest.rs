@@ -378,6 +378,13 @@ fn copied_columns(c: &Campaign, wanted: &[String], label: &str) -> anyhow::Resul
     {
         bail!("{label}: `{twice}` is named twice; name each column once");
     }
+    // The name heads a column of the results file, which a spreadsheet opens.
+    if let Some(formula) = wanted
+        .iter()
+        .find(|w| w.as_str() != crate::results::cells::escape(w))
+    {
+        bail!("{label}: `{formula}` begins with a character that makes a spreadsheet read it as a formula (= + - @ ' tab or CR); rename that column of the CSV");
+    }
     let (recipients, _) = crate::input::recipients::Recipients::open(&c.recipients, c.delimiter)
         .map_err(|p| anyhow::anyhow!("{p}"))?;
     let headers = recipients.columns();

@@ -267,8 +267,8 @@ fn effective(c: &Campaign, args: &SendArgs) -> anyhow::Result<Settings> {
 
 fn read_token(args: &SendArgs) -> anyhow::Result<Token> {
     if let Some(path) = &args.token_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the token file {}", path.display()))?;
+        let text = crate::input::files::read_text(path, crate::input::files::MAX_TOKEN_BYTES)
+            .context("cannot read the token file")?;
         return Token::new(text).with_context(|| format!("{}", path.display()));
     }
     // `--token`, or INTERCOM_TOKEN, which clap reads into it.

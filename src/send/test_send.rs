@@ -30,6 +30,11 @@ pub(super) async fn run(
 ) -> anyhow::Result<Status> {
     let contact = test_contact(&test.contact)?;
     let c = &loaded.campaign;
+    if c.to_type == "contact" {
+        // Each contact's type comes from its lookup, and the test contact is not looked up:
+        // `to.type = "contact"` is no type Intercom's messages take.
+        bail!("--test-to: this campaign's `[to] type = \"contact\"` takes each contact's type (user or lead) from its lookup, and a test contact is not looked up; test with a copy of the campaign file that says `type = \"user\"` or `type = \"lead\"`, as the test contact is");
+    }
     let results_file = plan.results_path(c)?;
     let tests = tests_path(&results_file);
     let Some(requests) = render_chosen(test, &loaded, &contact)? else {

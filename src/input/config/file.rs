@@ -118,8 +118,8 @@ impl<'a> Site<'a> {
     /// A template from a file beside the campaign file; `key` names the setting that gave it.
     pub fn read_template(&self, key: &str, rel: &Path) -> anyhow::Result<TemplateSource> {
         let full = self.dir.join(rel);
-        let source = std::fs::read_to_string(&full)
-            .map_err(|e| self.bad(key, format!("cannot read {}: {e}", full.display())))?;
+        let source = crate::input::files::read_text(&full, crate::input::files::MAX_TEMPLATE_BYTES)
+            .map_err(|e| self.bad(key, e.to_string()))?;
         Ok(TemplateSource {
             source,
             origin: full.display().to_string(),

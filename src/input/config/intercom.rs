@@ -46,6 +46,14 @@ pub fn check_version(v: &str) -> Result<(), String> {
 
 /// The token crosses the network only encrypted: plain http is for loopback (the sandbox, tests).
 pub fn check_base_url(url: &str) -> anyhow::Result<()> {
+    // A user name and password in the URL would be sent as Basic auth in place of the token, and
+    // printed and stored wherever the URL is: refused without repeating the URL.
+    let authority = url.split_once("://").map_or(url, |(_, rest)| {
+        rest.split(['/', '?', '#']).next().unwrap_or("")
+    });
+    if authority.contains('@') {
+        bail!("the API base URL carries a user name or password (`user:password@` before the host): the access token is the only credential sent; remove them (and change that password if it was a real one)");
+    }
     let parsed =
         reqwest::Url::parse(url).with_context(|| format!("invalid API base URL `{url}`"))?;
     // The client appends `/messages` to the URL: a path would send every request somewhere

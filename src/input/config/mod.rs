@@ -66,16 +66,17 @@ pub struct Campaign {
 
 impl Campaign {
     /// Whether rows pass through resolution before they are sent: addressed by e-mail or
-    /// external id, or an `id` campaign with `[to] verify = true`.
+    /// external id, an `id` campaign with `[to] verify = true`, or one with a `[send] suppress`
+    /// list (matched by each contact's id, e-mail and external id, which only a lookup gives).
     pub fn resolves(&self) -> bool {
-        self.address.looked_up() || self.verify
+        self.address.looked_up() || self.verify || self.send.suppress.is_some()
     }
 
     /// Reads and validates a campaign file. Errors name the file and, for TOML errors, the line;
     /// the sections are checked in the order the file usually gives them.
     pub fn load(path: &Path) -> anyhow::Result<Campaign> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read campaign file {}", path.display()))?;
+        let text = crate::input::files::read_text(path, crate::input::files::MAX_TEMPLATE_BYTES)
+            .context("cannot read the campaign file")?;
         let file: file::File =
             toml::from_str(&text).map_err(|e| file::toml_error(path, &text, &e))?;
         let site = Site::of(path);

@@ -74,6 +74,13 @@ impl Recipients {
     /// no row can be trusted, warnings don't stop anything.
     pub fn open(path: &Path, delimiter: u8) -> Result<(Recipients, Vec<Problem>), Problem> {
         let name = path.display().to_string();
+        crate::input::files::regular(path).map_err(|e| {
+            Problem::error(
+                ProblemKind::Csv,
+                &name,
+                format!("cannot read the recipients file: {e}"),
+            )
+        })?;
         let file = File::open(path).map_err(|e| {
             Problem::error(
                 ProblemKind::Csv,

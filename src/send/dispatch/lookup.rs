@@ -141,12 +141,22 @@ async fn resolved(
     } else {
         resolve::find(&pacing, rules, keys).await
     };
-    held.into_iter()
+    let items: Vec<Item> = held
+        .into_iter()
         .map(|item| match item {
             Item::Job(job) => resolve_job(rules, &found, job, taken, asked),
             other => other,
         })
-        .collect()
+        .collect();
+    let suppressed = items
+        .iter()
+        .filter(|i| matches!(i, Item::Settled { row, .. } if row.error_code == "suppressed"))
+        .count();
+    shared
+        .counters
+        .suppressed
+        .fetch_add(suppressed as u64, std::sync::atomic::Ordering::Relaxed);
+    items
 }
 
 /// Looks `jobs` up again (their lookup is older than the window the dispatcher keeps), in one

@@ -65,6 +65,8 @@ pub(super) enum Item {
 pub(super) struct Counters {
     /// `POST /contacts/search` requests made (resolution), answered or not.
     pub searches: AtomicU64,
+    /// Rows skipped for the `[send] suppress` list.
+    pub suppressed: AtomicU64,
 }
 
 /// When a row's transient failures stop being retried.
@@ -204,6 +206,13 @@ pub(super) async fn run(
             rules.address.key(),
             shared.counters.searches.load(Ordering::Relaxed)
         );
+        let suppressed = shared.counters.suppressed.load(Ordering::Relaxed);
+        if suppressed > 0 {
+            crate::say!(
+                "suppressed: {} on the [send] suppress list were not messaged (recorded `skipped`, `suppressed`)",
+                crate::check::counted(suppressed, "row")
+            );
+        }
     }
     Ok(Ran {
         end,

@@ -1,19 +1,21 @@
 //! The bounds on one rendering: loop iterations (all loops together), the size of the output and
 //! of any value a `set` builds, and time. The hooks the instrumented tree calls spend a per-thread
-//! budget; the output goes through a writer that refuses more than `MAX_BYTES`; and a hook's
-//! refusal is reported in its own words, not Tera's.
+//! budget; the output goes through a writer that refuses more than `MAX_BYTES`; what a
+//! `{% filter %}` section's body writes (which Tera keeps in a buffer of its own) is counted
+//! against the same bound; a concatenation (`~`) holds at most `MAX_BYTES`, and every filter's
+//! output too ([`super::outputs`]); and a hook's refusal is reported in its own words, not Tera's.
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use tera::{Tera, Value};
 
-use super::{OR_ELSE, TICK, VALUE};
+use super::{AT, CONCAT, EMIT, EMIT_TEXT, OR_ELSE, TICK, VALUE};
 
 /// Loop iterations in one rendering of one template, all loops together.
 pub(crate) const MAX_ITERATIONS: u32 = 10_000;
 /// The most a rendering, or a value a template builds with `set`, may hold.
-const MAX_BYTES: usize = 1 << 20;
+pub(super) const MAX_BYTES: usize = 1 << 20;
 /// A rendering that takes longer than this is stopped. Message templates render far faster; the
 /// bound is there for what the other bounds let through, not for a busy machine.
 const MAX_RENDER_TIME: Duration = Duration::from_secs(2);
@@ -24,6 +26,8 @@ struct Budget {
     iterations: u32,
     started: Instant,
     time: Duration,
+    /// Bytes the bodies of `{% filter %}` sections have written so far.
+    emitted: usize,
 }
 
 thread_local! {
@@ -37,6 +41,10 @@ pub(crate) fn register(tera: &mut Tera) {
     tera.register_filter(OR_ELSE, crate::template::filters::or_else);
     tera.register_filter("title", crate::template::filters::title);
     tera.register_filter(VALUE, value_hook);
+    tera.register_filter(CONCAT, concat_hook);
+    tera.register_filter(EMIT, emit_hook);
+    tera.register_function(EMIT_TEXT, emit_text_hook);
+    super::outputs::register(tera);
     tera.register_function(TICK, tick_hook);
     tera.register_function("range", crate::template::filters::bounded_range);
     // `rules::check` refuses a template that calls it; this is in case something ever gets past.
@@ -46,11 +54,11 @@ pub(crate) fn register(tera: &mut Tera) {
 }
 
 fn at_arg(args: &HashMap<String, Value>) -> &str {
-    args.get("at").and_then(Value::as_str).unwrap_or("")
+    args.get(AT).and_then(Value::as_str).unwrap_or("")
 }
 
 /// A hook's refusal: remembered for `render`, which reports it in its own words.
-fn stop(message: String) -> tera::Error {
+pub(super) fn stop(message: String) -> tera::Error {
     let error = tera::Error::msg(&message);
     STOPPED.with(|s| s.set(Some(message)));
     error
@@ -83,6 +91,46 @@ fn value_hook(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Valu
     Ok(value.clone())
 }
 
+/// After a concatenation (`~`): its pieces are each bounded, their sum is checked here.
+fn concat_hook(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
+    if size_over(value, MAX_BYTES) {
+        return Err(stop(format!(
+            "the concatenation (`~`) at {} builds a value of more than {MAX_BYTES} bytes; no message needs that much",
+            at_arg(args)
+        )));
+    }
+    Ok(value.clone())
+}
+
+/// Counts `bytes` written by a `{% filter %}` section's body at `args`' place.
+fn emitted(bytes: usize, args: &HashMap<String, Value>) -> tera::Result<()> {
+    let Some(mut budget) = BUDGET.with(Cell::get) else {
+        return Ok(());
+    };
+    budget.emitted = budget.emitted.saturating_add(bytes);
+    BUDGET.with(|b| b.set(Some(budget)));
+    if budget.emitted > MAX_BYTES {
+        return Err(stop(format!(
+            "the `filter` section at {} writes more than {MAX_BYTES} bytes, more than any message needs",
+            at_arg(args)
+        )));
+    }
+    out_of_time(args)
+}
+
+/// After every `{{ }}` in a `{% filter %}` section's body.
+fn emit_hook(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
+    emitted(super::outputs::approx_len(value), args)?;
+    Ok(value.clone())
+}
+
+/// After every text in a `{% filter %}` section's body: `n` is the text's length.
+fn emit_text_hook(args: &HashMap<String, Value>) -> tera::Result<Value> {
+    let n = args.get("n").and_then(Value::as_u64).unwrap_or(0);
+    emitted(usize::try_from(n).unwrap_or(usize::MAX), args)?;
+    Ok(Value::String(String::new()))
+}
+
 fn out_of_time(args: &HashMap<String, Value>) -> tera::Result<()> {
     match BUDGET.with(Cell::get) {
         Some(budget) if budget.started.elapsed() >= budget.time => Err(stop(format!(
@@ -96,7 +144,7 @@ fn out_of_time(args: &HashMap<String, Value>) -> tera::Result<()> {
 
 /// Whether a value holds more than `limit` bytes of text (its strings and keys; a number or a
 /// flag counts as 8), without counting all of a big one.
-fn size_over(value: &Value, limit: usize) -> bool {
+pub(super) fn size_over(value: &Value, limit: usize) -> bool {
     /// Takes `n` from what is `left`; true when there is not that much.
     fn take(left: &mut usize, n: usize) -> bool {
         match left.checked_sub(n) {
@@ -176,6 +224,7 @@ fn render_within(
                 iterations: MAX_ITERATIONS,
                 started: Instant::now(),
                 time,
+                emitted: 0,
             }))
         });
     }

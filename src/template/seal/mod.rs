@@ -9,13 +9,15 @@
 //! - the template's syntax tree is then instrumented ([`instrument`]): every loop iteration and
 //!   every `set` calls a hook that keeps the rendering within the bounds of [`bounds`] (loop
 //!   iterations, bytes, time), and the rendering itself is written through a writer that stops at
-//!   the byte bound.
+//!   the byte bound; every filter's output, every concatenation and what a `{% filter %}`
+//!   section's body writes are held to the same bound ([`outputs`]).
 //!
 //! Tera's syntax tree has no positions: the scanner finds the tags in the source, in order, and
 //! the walk over the tree meets the same tags in the same order, so the k-th tag the walk meets is
 //! the k-th the scanner found. Where the two disagree, the places are left out rather than guessed.
 mod bounds;
 mod instrument;
+mod outputs;
 mod rules;
 
 use tera::Template;
@@ -24,6 +26,14 @@ use crate::template::tags::{closes_block, Tag};
 use crate::template::TemplateError;
 pub(super) use bounds::{register, render, MAX_ITERATIONS};
 
+/// The argument that gives a hook or a bounded filter its tag's place, for its messages.
+const AT: &str = "at";
+/// Applied to every concatenation (`~`).
+const CONCAT: &str = "__campaign_concat";
+/// Applied to every `{{ }}` in a `{% filter %}` section's body.
+const EMIT: &str = "__campaign_emit";
+/// Called after every text in a `{% filter %}` section's body.
+const EMIT_TEXT: &str = "__campaign_emit_text";
 /// The filter `default` is routed to (see `instrument::route_default`).
 const OR_ELSE: &str = "__campaign_or_else";
 /// Called at the start of every loop iteration.

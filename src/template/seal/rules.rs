@@ -1,7 +1,9 @@
 //! What a message template may use, checked on its parsed syntax tree: no `include`, `extends`,
 //! `import`, `macro`, `block` or `super()`, no macro calls, only the functions `range` and
 //! `throw` (`get_env` refused with its reason), only Tera's known filters (with the closest name
-//! for a typo). Every problem is kept, each with its tag's place where the walk and the scanned
+//! for a typo), no `{% filter %}` section inside another, and no concatenation (`~`) of more than
+//! `MAX_CONCAT` values that are not literals (each may hold up to the value bound, and Tera joins
+//! them before anything can look). Every problem is kept, each with its tag's place where the walk and the scanned
 //! tags agree.
 use tera::ast::{Expr, ExprVal, FunctionCall, Node};
 use tera::Template;
@@ -9,6 +11,9 @@ use tera::Template;
 use super::Places;
 use crate::template::tags::Tag;
 use crate::template::TemplateError;
+
+/// Values in one concatenation (`a ~ b ~ ...`) besides string and number literals.
+const MAX_CONCAT: usize = 16;
 
 /// The functions a template may call.
 const FUNCTIONS: &[&str] = &["range", "throw"];
@@ -76,6 +81,7 @@ pub(super) fn check(
             aligned: true,
         },
         errors: Vec::new(),
+        in_section: false,
     };
     checker.nodes(&template.ast);
     if template.parent.is_some() && checker.errors.is_empty() {
@@ -95,6 +101,8 @@ struct Checker<'t, 's> {
     origin: &'t str,
     places: Places<'t, 's>,
     errors: Vec<TemplateError>,
+    /// Whether the nodes walked are in a `{% filter %}` section's body.
+    in_section: bool,
 }
 
 impl Checker<'_, '_> {
@@ -150,8 +158,16 @@ impl Checker<'_, '_> {
             }
             Node::FilterSection(_, section, _) => {
                 let at = self.places.next("filter");
+                if self.in_section {
+                    self.refuse(
+                        at,
+                        "a `filter` section inside another is not supported; apply the filters to the values: {{ x | upper | trim }}".into(),
+                    );
+                }
                 self.call(&section.filter, at, true);
+                let outer = std::mem::replace(&mut self.in_section, true);
                 self.nodes(&section.body);
+                self.in_section = outer;
             }
             Node::Break(_) => {
                 self.places.next("break");
@@ -219,7 +235,22 @@ impl Checker<'_, '_> {
             }
             ExprVal::FunctionCall(f) => self.call(f, at, false),
             ExprVal::Array(items) => items.iter().for_each(|a| self.expr(a, at)),
-            ExprVal::StringConcat(c) => c.values.iter().for_each(|v| self.val(v, at)),
+            ExprVal::StringConcat(c) => {
+                let values = c
+                    .values
+                    .iter()
+                    .filter(|v| {
+                        !matches!(v, ExprVal::String(_) | ExprVal::Int(_) | ExprVal::Float(_))
+                    })
+                    .count();
+                if values > MAX_CONCAT {
+                    self.refuse(
+                        at,
+                        format!("the concatenation (`~`) joins {values} values; at most {MAX_CONCAT} can be joined in one expression: build the text in several `set`s"),
+                    );
+                }
+                c.values.iter().for_each(|v| self.val(v, at));
+            }
         }
     }
 
