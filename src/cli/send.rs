@@ -162,6 +162,10 @@ pub struct SendArgs {
     /// `away`) instead of the default set; a message from any other admin gets 404.
     #[arg(long, requires = "sandbox", value_name = "FILE")]
     pub sandbox_admins: Option<PathBuf>,
+    /// With --sandbox: rehearse at any hour, although the campaign file's `[send] hours` and
+    /// `days` say to wait (a real send always keeps them).
+    #[arg(long, requires = "sandbox")]
+    pub ignore_hours: bool,
     #[command(flatten, next_help_heading = "Sandbox faults (each needs --sandbox)")]
     pub faults: FaultArgs,
 }

@@ -226,6 +226,11 @@ fn effective(c: &Campaign, args: &SendArgs) -> anyhow::Result<Settings> {
     if let Some(d) = args.request_timeout {
         send.request_timeout = d;
     }
+    // A rehearsal's choice (clap refuses it without --sandbox): the dispatcher then has no hours
+    // to wait for.
+    if args.ignore_hours {
+        send.hours = None;
+    }
     if let Some(v) = &args.intercom_version {
         config::check_version(v).map_err(anyhow::Error::msg)?;
     }
@@ -299,17 +304,24 @@ fn resume_flags(args: &SendArgs) -> Vec<String> {
     );
     flag("max-attempts", args.max_attempts.map(|n| n.to_string()));
     flag("max-failures", args.max_failures.map(|n| n.to_string()));
+    let duration = |d: std::time::Duration| humantime::format_duration(d).to_string();
+    flag("stall-timeout", args.stall_timeout.map(duration));
     flag(
-        "stall-timeout",
-        args.stall_timeout
-            .map(|d| humantime::format_duration(d).to_string()),
+        "max-failure-share",
+        args.max_failure_share.map(|s| s.to_string()),
     );
+    flag(
+        "retry-not-found-for",
+        args.retry_not_found_for.map(duration),
+    );
+    flag("request-timeout", args.request_timeout.map(duration));
     if args.sandbox {
         sandbox_flags(args, &mut flag);
     }
     for (given, name) in [
         (args.sandbox, "--sandbox"),
         (args.sandbox && args.faults.no_validate, "--no-validate"),
+        (args.ignore_hours, "--ignore-hours"),
         (args.skip_invalid, "--skip-invalid"),
         (args.allow_duplicates, "--allow-duplicates"),
     ] {
@@ -327,6 +339,11 @@ fn sandbox_flags(args: &SendArgs, flag: &mut impl FnMut(&str, Option<String>)) {
     flag(
         "sandbox-contacts",
         args.sandbox_contacts.as_deref().map(path),
+    );
+    flag("sandbox-admins", args.sandbox_admins.as_deref().map(path));
+    flag(
+        "sandbox-missing",
+        (!args.sandbox_missing.is_empty()).then(|| args.sandbox_missing.join(",")),
     );
     let f = &args.faults;
     let rate_limit = f.rate_limit.to_string();

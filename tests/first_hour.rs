@@ -1,0 +1,204 @@
+//! A new user's first hour, as the README and the tool's own words lead it: every command the
+//! tool prints is run as printed (resume, canary, the end-of-run hint), with the flags that shape
+//! a rehearsal; rehearsals outside the send hours; the errors that name their fix.
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+fn bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("campaign")
+}
+
+/// The command printed on the line after `marker` in `stderr`, split as a shell would.
+fn printed_after(stderr: &str, marker: &str) -> Vec<String> {
+    let line = stderr
+        .split(marker)
+        .nth(1)
+        .and_then(|s| s.lines().next())
+        .unwrap_or_else(|| panic!("no `{marker}` command: {stderr}"));
+    let words = shlex::split(line).unwrap_or_else(|| panic!("not a shell command: {line}"));
+    assert_eq!(words[0], "campaign", "{line}");
+    words
+}
+
+/// A printed command run exactly as printed in `dir`, its `campaign` this build's binary, with
+/// no token in the environment (a rehearsal needs none).
+fn run_printed(dir: &Path, words: &[String]) -> Output {
+    Command::new(bin())
+        .current_dir(dir)
+        .env_remove("INTERCOM_TOKEN")
+        .args(&words[1..])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The messages a sandbox log holds, by recipient id.
+fn logged(path: &Path) -> HashMap<String, usize> {
+    let mut by_id = HashMap::new();
+    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let id = v["request"]["to"]["id"].as_str().unwrap().to_string();
+        *by_id.entry(id).or_insert(0) += 1;
+    }
+    by_id
+}
+
+/// A rehearsal's campaign from an admin that only `admins.csv` has (`dana@ourco.example`, 777),
+/// of `n` rows at `rate`, with results in a folder of their own.
+fn rehearsal_fixture(n: usize, rate: &str, extra_send: &str) -> Fixture {
+    let f = Fixture::new(
+        &people_csv(n),
+        &email_campaign(extra_send)
+            .replace("from = 394051", "from = \"dana@ourco.example\"")
+            .replace("rate = \"200/s\"", &format!("rate = \"{rate}\"")),
+    );
+    f.write(
+        "admins.csv",
+        "id,name,email\n777,Dana Scully,dana@ourco.example\n",
+    );
+    let mut contacts = String::from("id,email\n");
+    for i in 1..=n {
+        contacts.push_str(&format!("id-{i},person{i}@example.com\n"));
+    }
+    f.write("contacts.csv", contacts);
+    std::fs::create_dir(f.path("out")).unwrap();
+    f
+}
+
+const REHEARSAL: [&str; 9] = [
+    "send",
+    "campaign.toml",
+    "--sandbox",
+    "--sandbox-admins",
+    "admins.csv",
+    "--sandbox-contacts",
+    "contacts.csv",
+    "--results",
+    "out/results.csv",
+];
+
+#[test]
+fn the_resume_command_printed_after_ctrl_c_in_a_rehearsal_continues_it() {
+    let f = rehearsal_fixture(30, "10/s", "");
+    let child = Command::new(bin())
+        .current_dir(f.dir.path())
+        .env_remove("INTERCOM_TOKEN")
+        .args(REHEARSAL)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let words = printed_after(&err, "To continue: ");
+    for flag in ["--sandbox-admins", "--sandbox-contacts", "--results"] {
+        assert!(words.iter().any(|w| w == flag), "{flag} missing: {words:?}");
+    }
+    let again = run_printed(f.dir.path(), &words);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    let rows = read_results(&f.path("out/results.csv"));
+    assert_eq!(rows.len(), 30);
+    assert!(rows.iter().all(|r| r["status"] == "sent"), "{rows:?}");
+    let log = logged(&f.path("campaign.sandbox.jsonl"));
+    assert_eq!(log.len(), 30, "every recipient messaged");
+    assert!(log.values().all(|&n| n == 1), "nobody twice: {log:?}");
+}
+
+/// Send hours that are closed now: one minute, twelve hours from now (UTC).
+fn closed_hours() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let hour = (now / 3600 + 12) % 24;
+    format!("hours = \"{hour:02}:00-{hour:02}:01\"\ntimezone = \"UTC\"\n")
+}
+
+#[test]
+fn a_canarys_continue_command_runs_as_printed_and_a_rehearsal_may_ignore_the_send_hours() {
+    let f = rehearsal_fixture(8, "50/s", &closed_hours());
+    let out = f
+        .cmd()
+        .env_remove("INTERCOM_TOKEN")
+        .args(REHEARSAL)
+        .args(["--ignore-hours", "--canary", "3"])
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .code(3);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(!err.contains("outside the send hours"), "{err}");
+    let words = printed_after(&err, "Then continue: ");
+    assert!(words.iter().any(|w| w == "--ignore-hours"), "{words:?}");
+    let again = run_printed(f.dir.path(), &words);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    let rows = read_results(&f.path("out/results.csv"));
+    assert_eq!(rows.iter().filter(|r| r["status"] == "sent").count(), 8);
+    assert_eq!(logged(&f.path("campaign.sandbox.jsonl")).len(), 8);
+
+    // A real send keeps the hours: the flag is refused without --sandbox.
+    f.cmd()
+        .args(["send", "campaign.toml", "--dry-run", "--ignore-hours"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--sandbox"));
+}
+
+#[test]
+fn the_end_of_run_hint_for_failed_rows_runs_as_printed_until_every_row_is_sent() {
+    let f = rehearsal_fixture(20, "100/s", "");
+    let mut words: Vec<String> = std::iter::once("campaign")
+        .chain(REHEARSAL)
+        .chain(["--fail-rate", "0.3", "--max-attempts", "1", "--seed", "5"])
+        .map(String::from)
+        .collect();
+    let mut hints = 0;
+    loop {
+        let out = run_printed(f.dir.path(), &words);
+        let err = stderr(&out);
+        match out.status.code() {
+            Some(0) => break,
+            Some(1) => {
+                words = printed_after(&err, "`failed` rows are sent again by: ");
+                hints += 1;
+                assert!(hints < 20, "the hint never got every row out: {err}");
+            }
+            other => panic!("exit {other:?}: {err}"),
+        }
+    }
+    assert!(hints > 0, "the faults failed no row: nothing was tried");
+    let rows = read_results(&f.path("out/results.csv"));
+    assert!(rows.iter().all(|r| r["status"] == "sent"), "{rows:?}");
+    let log = logged(&f.path("campaign.sandbox.jsonl"));
+    assert_eq!(log.len(), 20);
+    assert!(log.values().all(|&n| n == 1), "nobody twice: {log:?}");
+}
+
+#[test]
+fn an_unknown_admin_in_a_rehearsal_names_sandbox_admins() {
+    let f = rehearsal_fixture(2, "50/s", "");
+    f.cmd()
+        .env_remove("INTERCOM_TOKEN")
+        .args(["send", "campaign.toml", "--sandbox"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("dana@ourco.example"))
+        .stderr(predicates::str::contains("--sandbox-admins FILE"));
+    assert!(!f.path("campaign.sandbox.jsonl").exists());
+}
