@@ -202,3 +202,62 @@ fn an_unknown_admin_in_a_rehearsal_names_sandbox_admins() {
         .stderr(predicates::str::contains("--sandbox-admins FILE"));
     assert!(!f.path("campaign.sandbox.jsonl").exists());
 }
+
+/// A CRM-like export's headers: capitals, spaces.
+const CRM_HEADERS: &str = "Email,First name,Plan,Intercom ID\n";
+
+#[test]
+fn every_header_gets_its_snake_case_name_and_a_name_answers_as_written_too() {
+    let f = Fixture::new(
+        &format!("{CRM_HEADERS}ada@example.com,Ada,pro,id-1\n"),
+        &email_campaign("")
+            .replace("Hello {{ first_name }}", "{{ plan }} for {{ first_name }}")
+            .replace(
+                "<p>Hi {{ first_name }}, welcome to {{ plan }}.</p>",
+                "<p>{{ email }} / {{ Email }} / {{ Plan }}</p>",
+            ),
+    );
+    f.cmd().args(["check", "campaign.toml"]).assert().success();
+    let out = f
+        .cmd()
+        .args(["preview", "campaign.toml", "--json"])
+        .assert()
+        .success();
+    let body: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(body["subject"], "pro for Ada");
+    assert_eq!(
+        body["body"],
+        "<p>ada@example.com / ada@example.com / pro</p>"
+    );
+    assert_eq!(body["to"]["id"], "id-1");
+
+    let out = f
+        .cmd()
+        .args(["check", "campaign.toml", "--columns"])
+        .assert()
+        .success();
+    let listed = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    for line in [
+        "column 1: `Email`  →  {{ email }} or {{ Email }}",
+        "column 2: `First name`  →  {{ first_name }}",
+        "column 3: `Plan`  →  {{ plan }} or {{ Plan }}",
+        "column 4: `Intercom ID`  →  {{ intercom_id }}",
+    ] {
+        assert!(listed.contains(line), "{line} not in: {listed}");
+    }
+}
+
+#[test]
+fn two_headers_with_one_name_are_an_error_naming_both() {
+    let f = Fixture::new(
+        "Email,email,intercom_id,first_name,plan\na@x.test,b@x.test,id-1,Ada,pro\n",
+        &email_campaign(""),
+    );
+    f.cmd()
+        .args(["check", "campaign.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "headers `Email` (column 1) and `email` are both `email` in templates",
+        ));
+}

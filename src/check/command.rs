@@ -6,6 +6,9 @@ use crate::Status;
 
 /// `campaign check`.
 pub fn run(args: &CheckArgs) -> anyhow::Result<Status> {
+    if args.columns {
+        return columns(&args.campaign);
+    }
     let loaded = match load(&args.campaign) {
         Ok(l) => l,
         Err(LoadError::Invalid(report)) => {
@@ -33,4 +36,35 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Status> {
         crate::out!("{summary}: ok{}.", warnings_suffix(&pre.report));
         Ok(Status::Ok)
     }
+}
+
+/// `check --columns`: each column of the recipients file with the names templates know it by.
+fn columns(path: &std::path::Path) -> anyhow::Result<Status> {
+    let campaign = crate::input::config::Campaign::load(path)?;
+    let (recipients, _) =
+        crate::input::recipients::Recipients::open(&campaign.recipients, campaign.delimiter)
+            .map_err(|p| anyhow::anyhow!("{p}"))?;
+    crate::out!(
+        "{}: the names templates know each column by (every cell is also `columns[\"HEADER\"]`):",
+        campaign.recipients.display()
+    );
+    for (i, header) in recipients.columns().iter().enumerate() {
+        let names = crate::input::recipients::template_names(header);
+        let names = if names.is_empty() {
+            "(no name: only `columns[…]`)".to_string()
+        } else {
+            names
+                .iter()
+                .map(|n| format!("{{{{ {n} }}}}"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        };
+        // A header is the file's text: control characters are shown escaped, never raw.
+        crate::out!(
+            "  column {}: `{}`  →  {names}",
+            i + 1,
+            header.escape_debug()
+        );
+    }
+    Ok(Status::Ok)
 }

@@ -9,6 +9,7 @@ pub(super) const CHECK_HELP: &str = "\
 Examples:
   campaign check welcome.toml
   campaign check welcome.toml --allow-duplicates
+  campaign check welcome.toml --columns        the names templates know each column by
 
 Exit codes:
   0  no error (warnings are printed)
@@ -33,6 +34,10 @@ pub struct CheckArgs {
     /// Report rows that address the same recipient as warnings, not errors.
     #[arg(long)]
     pub allow_duplicates: bool,
+    /// List the recipients file's columns and the names templates know each by
+    /// (`First name` is `{{ first_name }}`), and check nothing.
+    #[arg(long)]
+    pub columns: bool,
 }
 
 #[derive(Debug, Args)]

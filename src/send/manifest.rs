@@ -309,9 +309,9 @@ fn copied_columns(c: &Campaign, wanted: &[String], label: &str) -> anyhow::Resul
                 .iter()
                 .position(|h| h == wanted)
                 .or_else(|| {
-                    headers.iter().position(|h| {
-                        crate::input::recipients::template_name(h).as_deref() == Some(wanted)
-                    })
+                    headers
+                        .iter()
+                        .position(|h| crate::input::recipients::template_names(h).contains(wanted))
                 })
                 .ok_or_else(|| {
                     let hint = crate::template::closest(wanted, headers)
