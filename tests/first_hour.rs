@@ -261,3 +261,41 @@ fn two_headers_with_one_name_are_an_error_naming_both() {
             "headers `Email` (column 1) and `email` are both `email` in templates",
         ));
 }
+
+#[test]
+fn dates_from_the_csv_are_written_as_the_template_says_and_a_cell_that_is_none_is_named() {
+    let csv = "intercom_id,first_name,plan,renewal\nid-1,Ada,pro,2026-07-01\nid-2,Bo,pro,2026-12-24T09:30:00Z\n";
+    let toml = email_campaign("").replace(
+        "<p>Hi {{ first_name }}, welcome to {{ plan }}.</p>",
+        "<p>Renews on {{ renewal | date(format=\\\"%B %-d, %Y\\\") }}.</p>",
+    );
+    let f = Fixture::new(csv, &toml);
+    let out = f
+        .cmd()
+        .args(["preview", "campaign.toml", "--json"])
+        .assert()
+        .success();
+    let bodies: Vec<String> = String::from_utf8_lossy(&out.get_output().stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["body"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            "<p>Renews on July 1, 2026.</p>",
+            "<p>Renews on December 24, 2026.</p>"
+        ]
+    );
+    f.write("people.csv", format!("{csv}id-3,Cy,pro,next spring\n"));
+    f.cmd()
+        .args(["check", "campaign.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("people.csv: record 3, line 4"))
+        .stderr(predicates::str::contains("`next spring` is not a date"));
+}

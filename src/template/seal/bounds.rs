@@ -36,6 +36,7 @@ thread_local! {
 pub(crate) fn register(tera: &mut Tera) {
     tera.register_filter(OR_ELSE, crate::template::filters::or_else);
     tera.register_filter("title", crate::template::filters::title);
+    tera.register_filter("date", crate::template::filters::date);
     tera.register_filter(VALUE, value_hook);
     tera.register_function(TICK, tick_hook);
     tera.register_function("range", crate::template::filters::bounded_range);
