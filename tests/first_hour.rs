@@ -299,3 +299,82 @@ fn dates_from_the_csv_are_written_as_the_template_says_and_a_cell_that_is_none_i
         .stderr(predicates::str::contains("people.csv: record 3, line 4"))
         .stderr(predicates::str::contains("`next spring` is not a date"));
 }
+
+/// Five rows, the fourth addressing the second's recipient again.
+fn with_a_duplicate() -> String {
+    "intercom_id,first_name,plan\nid-1,Ada,pro\nid-2,Bo,pro\nid-3,Cy,pro\nid-2,Bo,pro\nid-5,Di,pro\n"
+        .to_string()
+}
+
+#[test]
+fn skip_duplicates_sends_the_first_row_of_a_recipient_records_the_rest_and_ends_with_exit_0() {
+    let f = Fixture::new(&with_a_duplicate(), &email_campaign(""));
+    f.cmd()
+        .args(["check", "campaign.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "addresses the same recipient as record 2",
+        ))
+        .stderr(predicates::str::contains("--skip-duplicates"));
+    f.cmd()
+        .args(["check", "campaign.toml", "--skip-duplicates"])
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("recorded `skipped` (duplicate)"));
+    f.cmd()
+        .env_remove("INTERCOM_TOKEN")
+        .args(["send", "campaign.toml", "--dry-run", "--skip-duplicates"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(
+            "dry run: 4 messages would be sent to",
+        ))
+        .stdout(predicates::str::contains(
+            "1 duplicate row would be recorded `skipped`",
+        ));
+    let out = f
+        .cmd()
+        .env_remove("INTERCOM_TOKEN")
+        .args(["send", "campaign.toml", "--sandbox", "--skip-duplicates"])
+        .assert()
+        .success();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(!err.contains("--resume"), "no resume advised: {err}");
+    let rows = read_results(&f.path("campaign.sandbox.results.csv"));
+    let status: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["status"].as_str(), r["error_code"].as_str()))
+        .collect();
+    assert_eq!(rows.len(), 5);
+    assert_eq!(
+        rows.iter()
+            .find(|r| r["row"] == "4")
+            .map(|r| (r["status"].as_str(), r["error_code"].as_str())),
+        Some(("skipped", "duplicate")),
+        "{status:?}"
+    );
+    assert_eq!(rows.iter().filter(|r| r["status"] == "sent").count(), 4);
+    let log = logged(&f.path("campaign.sandbox.jsonl"));
+    assert_eq!(
+        log.get("id-2"),
+        Some(&1),
+        "the duplicate's recipient once: {log:?}"
+    );
+    assert_eq!(log.values().sum::<usize>(), 4);
+
+    // The campaign file says the same, and a resume has nothing to do.
+    f.write("campaign.toml", email_campaign("duplicates = \"skip\""));
+    f.cmd().args(["check", "campaign.toml"]).assert().success();
+    f.cmd()
+        .env_remove("INTERCOM_TOKEN")
+        .args(["send", "campaign.toml", "--sandbox", "--resume"])
+        .assert()
+        .success();
+    assert_eq!(
+        logged(&f.path("campaign.sandbox.jsonl"))
+            .values()
+            .sum::<usize>(),
+        4
+    );
+}

@@ -22,7 +22,12 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Status> {
         }
         Err(LoadError::Campaign(e)) => return Err(e),
     };
-    let pre = preflight(&loaded, args.allow_duplicates, &mut |_, _| None);
+    let duplicates = crate::input::config::Duplicates::chosen(
+        loaded.campaign.send.duplicates,
+        args.allow_duplicates,
+        args.skip_duplicates,
+    );
+    let pre = preflight(&loaded, duplicates, &mut |_, _| None);
     crate::say_part!("{}", pre.report.render());
     let summary = summary_line(&loaded.campaign, &pre);
     if pre.report.has_errors() {

@@ -71,9 +71,14 @@ pub struct SendArgs {
     /// With --resume: go on although the templates or message settings changed since the first run.
     #[arg(long, requires = "resume")]
     pub allow_changed: bool,
-    /// Send although several rows address the same recipient.
-    #[arg(long)]
+    /// Send although several rows address the same recipient [campaign file: send.duplicates =
+    /// "allow"].
+    #[arg(long, conflicts_with = "skip_duplicates")]
     pub allow_duplicates: bool,
+    /// Send the first row of each recipient and record the later ones `skipped` (`duplicate`)
+    /// [campaign file: send.duplicates = "skip"].
+    #[arg(long)]
+    pub skip_duplicates: bool,
     /// Send the valid rows; record each invalid one as `skipped`.
     #[arg(long)]
     pub skip_invalid: bool,

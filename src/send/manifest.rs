@@ -50,6 +50,9 @@ pub(super) struct Manifest {
     pub to_type: String,
     /// Rows invalid at preflight.
     pub invalid_rows: u64,
+    /// With `duplicates = "skip"`: each row whose recipient an earlier row has, with that row,
+    /// in record order; recorded `skipped`, not sent.
+    pub duplicates: Vec<(u64, u64)>,
     /// Rows of the campaign not done yet, whatever this run's --limit.
     pub remaining: u64,
     /// Rows this run sends at most.
@@ -176,6 +179,10 @@ impl Manifest {
             expected,
             to_type: c.to_type.clone(),
             invalid_rows: pre.invalid_rows,
+            duplicates: match plan.selection.duplicates {
+                crate::input::config::Duplicates::Skip => pre.duplicates,
+                _ => Vec::new(),
+            },
             remaining,
             to_send,
         })

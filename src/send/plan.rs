@@ -9,7 +9,7 @@ use anyhow::{bail, Context as _};
 use crate::check::{self, Loaded};
 use crate::cli::rows::RowSet;
 use crate::cli::SendArgs;
-use crate::input::config::{self, Campaign, Concurrency, SendSettings};
+use crate::input::config::{self, Campaign, Concurrency, Duplicates, SendSettings};
 use crate::intercom::client::Token;
 use crate::results::Ledger;
 use crate::sandbox::FaultSettings;
@@ -71,7 +71,8 @@ pub(super) struct Selection {
     pub canary: bool,
     /// `--skip-invalid`: invalid rows are recorded `skipped`, the others sent.
     pub skip_invalid: bool,
-    pub allow_duplicates: bool,
+    /// The campaign file's `[send] duplicates`, or `--allow-duplicates` / `--skip-duplicates`.
+    pub duplicates: Duplicates,
 }
 
 /// `--test-to`: the chosen rows to one test contact.
@@ -173,7 +174,11 @@ pub(super) fn resolve(args: SendArgs) -> anyhow::Result<Option<(Plan, Loaded)>> 
             limit: args.limit.or(args.canary),
             canary: args.canary.is_some(),
             skip_invalid: args.skip_invalid,
-            allow_duplicates: args.allow_duplicates,
+            duplicates: Duplicates::chosen(
+                loaded.campaign.send.duplicates,
+                args.allow_duplicates,
+                args.skip_duplicates,
+            ),
         },
         test: args.test_to.map(|contact| TestSend {
             contact,
@@ -324,6 +329,7 @@ fn resume_flags(args: &SendArgs) -> Vec<String> {
         (args.ignore_hours, "--ignore-hours"),
         (args.skip_invalid, "--skip-invalid"),
         (args.allow_duplicates, "--allow-duplicates"),
+        (args.skip_duplicates, "--skip-duplicates"),
     ] {
         if given {
             words.push(name.into());

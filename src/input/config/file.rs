@@ -84,6 +84,7 @@ pub(super) struct SendSection {
     pub timezone: Option<String>,
     pub respect_unsubscribed: Option<bool>,
     pub suppress: Option<PathBuf>,
+    pub duplicates: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -74,6 +74,7 @@ pub(super) async fn stage(
     shared: Arc<Shared>,
     rules: Arc<Rules>,
     earlier: Earlier,
+    skip_duplicates: bool,
     mut rx: mpsc::Receiver<Vec<Item>>,
     tx: mpsc::Sender<Vec<Item>>,
 ) {
@@ -120,7 +121,7 @@ pub(super) async fn stage(
                 .await;
                 keys.clear();
                 distinct.clear();
-                if tx.send(out).await.is_err() {
+                if tx.send(set_aside(out, skip_duplicates)).await.is_err() {
                     return;
                 }
             }
@@ -128,11 +129,31 @@ pub(super) async fn stage(
         if ended {
             if !held.is_empty() {
                 let out = resolved(&shared, &rules, held, &keys, &mut taken).await;
-                let _ = tx.send(out).await;
+                let _ = tx.send(set_aside(out, skip_duplicates)).await;
             }
             return;
         }
     }
+}
+
+/// With `--skip-duplicates`, a row whose contact an earlier row has (an e-mail in other case, say)
+/// is `skipped` (`duplicate`), not `failed`: its contact gets the message once, and no resume
+/// could do more.
+fn set_aside(items: Vec<Item>, skip_duplicates: bool) -> Vec<Item> {
+    if !skip_duplicates {
+        return items;
+    }
+    items
+        .into_iter()
+        .map(|item| match item {
+            Item::Settled { mut row, fatal } if row.error_code == "duplicate_contact" => {
+                row.status = RowStatus::Skipped;
+                row.error_code = "duplicate".into();
+                Item::Settled { row, fatal }
+            }
+            other => other,
+        })
+        .collect()
 }
 
 /// `held`'s items, their jobs resolved by one lookup of `keys`.

@@ -167,6 +167,7 @@ pub(super) async fn run(
         rules,
         to_type,
         to_send,
+        duplicates,
         ..
     } = manifest;
     let (reading, resolution) = known_rows(plan, prior, rules.as_ref(), &ledger.results)?;
@@ -174,6 +175,7 @@ pub(super) async fn run(
         reading: reader::Reading {
             copied_columns,
             expected,
+            duplicates,
             ..reading
         },
         resolution,
@@ -291,6 +293,7 @@ fn known_rows(
         expected: Vec::new(),
         limit: plan.selection.limit,
         skip_invalid: plan.selection.skip_invalid,
+        duplicates: Vec::new(),
     };
     Ok((reading, resolution))
 }
@@ -312,7 +315,8 @@ async fn dispatch(
     let (resolver, job_rx) = match units.resolution {
         Some((rules, earlier)) => {
             let (tx, rx) = mpsc::channel::<Vec<Item>>(QUEUED_BATCHES);
-            let stage = lookup::stage(Arc::clone(shared), rules, earlier, job_rx, tx);
+            let skip = plan.selection.duplicates == crate::input::config::Duplicates::Skip;
+            let stage = lookup::stage(Arc::clone(shared), rules, earlier, skip, job_rx, tx);
             (Some(tokio::spawn(stage)), rx)
         }
         None => (None, job_rx),
