@@ -378,3 +378,51 @@ fn skip_duplicates_sends_the_first_row_of_a_recipient_records_the_rest_and_ends_
         4
     );
 }
+
+#[test]
+fn test_to_takes_an_email_looked_up_as_the_campaign_would() {
+    let f = Fixture::new(&people_csv(3), &email_campaign(""));
+    f.write(
+        "contacts.csv",
+        "id,email\nid-1,a@x.test\nid-2,b@x.test\nid-3,c@x.test\ntester-1,Tester@OurCo.example\n",
+    );
+    let test = |to: &str| {
+        let mut cmd = f.cmd();
+        cmd.env_remove("INTERCOM_TOKEN").args([
+            "send",
+            "campaign.toml",
+            "--sandbox",
+            "--sandbox-contacts",
+            "contacts.csv",
+            "--test-to",
+            to,
+            "--row",
+            "2",
+        ]);
+        cmd
+    };
+    test("tester@ourco.example").assert().success();
+    let log = std::fs::read_to_string(f.path("campaign.sandbox.tests.jsonl")).unwrap();
+    let sent: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(sent.len(), 1, "{log}");
+    assert_eq!(sent[0]["request"]["to"]["id"], "tester-1");
+    assert_eq!(sent[0]["request"]["subject"], "[TEST] Hello Person2");
+    let tests = read_results(&f.path("campaign.sandbox.results.csv.tests.csv"));
+    assert_eq!(tests.len(), 1);
+    assert_eq!(tests[0]["status"], "sent");
+    assert!(!f.path("campaign.sandbox.results.csv").exists());
+
+    test("nobody@ourco.example")
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "--test-to nobody@ourco.example: no user has this e-mail",
+        ));
+    // An id is taken as before.
+    test("tester-1").assert().success();
+    let log = std::fs::read_to_string(f.path("campaign.sandbox.tests.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 2);
+}

@@ -119,8 +119,9 @@ pub struct SendArgs {
     /// Send at most this many rows in this run (with --test-to: the first N rows).
     #[arg(long)]
     pub limit: Option<u64>,
-    /// Send the chosen rows' messages to this one test contact (an Intercom contact id), the
-    /// subject marked `[TEST] `; recorded in `<results>.tests.csv`, never as a row sent.
+    /// Send the chosen rows' messages to this one test contact (an e-mail, looked up as `[to]
+    /// email` is, or an Intercom contact id), the subject marked `[TEST] `; recorded in
+    /// `<results>.tests.csv`, never as a row sent.
     #[arg(long, value_name = "CONTACT", conflicts_with_all = ["resume", "canary", "allow_changed", "skip_invalid"])]
     pub test_to: Option<String>,
     /// With --test-to: the rows to test (1-based records, as in the results file), e.g.
