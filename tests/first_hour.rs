@@ -426,3 +426,57 @@ fn test_to_takes_an_email_looked_up_as_the_campaign_would() {
     let log = std::fs::read_to_string(f.path("campaign.sandbox.tests.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 2);
 }
+
+#[test]
+fn check_refuses_what_send_would_refuse_offline_and_never_says_nothing_was_sent() {
+    let f = Fixture::new(
+        &people_csv(2),
+        &(email_campaign("") + "\n[results]\ncolumns = [\"first_name\", \"emial\"]\n"),
+    );
+    let dry = f
+        .cmd()
+        .env_remove("INTERCOM_TOKEN")
+        .args(["send", "campaign.toml", "--dry-run"])
+        .assert()
+        .code(2);
+    let dry_err = String::from_utf8_lossy(&dry.get_output().stderr).into_owned();
+    assert!(dry_err.contains("`emial` is not a column"), "{dry_err}");
+    let out = f.cmd().args(["check", "campaign.toml"]).assert().code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("[results] columns"), "{err}");
+    assert!(
+        err.contains("`emial` is not a column of people.csv"),
+        "{err}"
+    );
+    assert!(!err.contains("nothing was sent"), "{err}");
+
+    f.write(
+        "campaign.toml",
+        email_campaign("").replace("Hello {{ first_name }}", "Hello {{ first_name"),
+    );
+    let out = f.cmd().args(["check", "campaign.toml"]).assert().code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("1 template error"), "{err}");
+    assert!(!err.contains("nothing was sent"), "{err}");
+}
+
+#[test]
+fn a_dry_run_leaves_no_file_behind() {
+    let f = Fixture::new(&people_csv(3), &email_campaign(""));
+    f.cmd()
+        .env_remove("INTERCOM_TOKEN")
+        .args(["send", "campaign.toml", "--dry-run"])
+        .assert()
+        .success();
+    f.cmd()
+        .env_remove("INTERCOM_TOKEN")
+        .args(["send", "campaign.toml", "--dry-run", "--sandbox"])
+        .assert()
+        .success();
+    let mut names: Vec<String> = std::fs::read_dir(f.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["campaign.toml", "people.csv"]);
+}

@@ -14,7 +14,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Status> {
         Err(LoadError::Invalid(report)) => {
             crate::say_part!("{}", report.render());
             crate::say!(
-                "{}: {}; nothing was sent.",
+                "{}: {}.",
                 args.campaign.display(),
                 counted(report.errors, "template error")
             );
@@ -27,7 +27,10 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Status> {
         args.allow_duplicates,
         args.skip_duplicates,
     );
-    let pre = preflight(&loaded, duplicates, &mut |_, _| None);
+    let mut pre = preflight(&loaded, duplicates, &mut |_, _| None);
+    for p in refused_by_send(&loaded.campaign) {
+        pre.report.push(p);
+    }
     crate::say_part!("{}", pre.report.render());
     let summary = summary_line(&loaded.campaign, &pre);
     if pre.report.has_errors() {
@@ -72,4 +75,28 @@ fn columns(path: &std::path::Path) -> anyhow::Result<Status> {
         );
     }
     Ok(Status::Ok)
+}
+
+/// What `send` refuses offline besides the rows and templates: the results file's extra columns
+/// (`[results] columns`), and an API base URL it would not send to.
+fn refused_by_send(c: &crate::input::config::Campaign) -> Vec<crate::input::problem::Problem> {
+    use crate::input::problem::{Problem, ProblemKind};
+    let file = c.path.display().to_string();
+    let mut problems = Vec::new();
+    let label = format!("{file}: [results] columns");
+    if let Err(e) = crate::send::copied_columns(c, &c.results_columns, &label) {
+        let why = format!("{e:#}");
+        let why = why.strip_prefix(&format!("{label}: ")).unwrap_or(&why);
+        problems.push(
+            Problem::error(ProblemKind::Campaign, &file, why.to_string())
+                .column("[results] columns"),
+        );
+    }
+    if let Err(e) = crate::input::config::check_base_url(&c.base_url) {
+        problems.push(
+            Problem::error(ProblemKind::Campaign, &file, format!("{e:#}"))
+                .column("[intercom] base_url"),
+        );
+    }
+    problems
 }

@@ -295,7 +295,11 @@ fn announce_resume(p: &Prior, plan: &Plan, results_path: &std::path::Path) {
 /// The CSV columns `[results] columns` (or `--results-columns`, as `label` says) names, by index:
 /// each by its exact header or by the name a template knows it by (`First name` or
 /// `first_name`). A name given twice is refused: the results file's header would have it twice.
-fn copied_columns(c: &Campaign, wanted: &[String], label: &str) -> anyhow::Result<Vec<usize>> {
+pub(crate) fn copied_columns(
+    c: &Campaign,
+    wanted: &[String],
+    label: &str,
+) -> anyhow::Result<Vec<usize>> {
     if wanted.is_empty() {
         return Ok(Vec::new());
     }
