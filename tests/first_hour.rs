@@ -480,3 +480,149 @@ fn a_dry_run_leaves_no_file_behind() {
     names.sort();
     assert_eq!(names, ["campaign.toml", "people.csv"]);
 }
+
+/// A CRM's export: an upper-case e-mail, a duplicate row, the same e-mail again in lower case, a
+/// name with an apostrophe, a company with a comma and quotes, renewal dates.
+const CRM_EXPORT: &str = "\
+Email,First name,Last name,Company,Plan,Renewal date
+ada@example.com,Ada,Lovelace,\"Analytical Engines, Ltd\",pro,2026-07-01
+GRACE.HOPPER@EXAMPLE.COM,Grace,Hopper,\"Cobol \"\"Works\"\", Inc\",enterprise,2026-08-15
+sean@example.com,Seán,O'Brien,O'Brien & Sons,starter,2026-09-30
+alan@example.com,,Turing,Bletchley Systems,pro,2026-10-02T09:00:00Z
+ada@example.com,Ada,Lovelace,\"Analytical Engines, Ltd\",pro,2026-07-01
+grace.hopper@example.com,Grace,Hopper,\"Cobol \"\"Works\"\", Inc\",enterprise,2026-08-15
+";
+
+/// The README's section "From a CRM export to a first rehearsal in five minutes", run as written:
+/// each `campaign` line of its shell blocks in order, its HTML block as the message.
+#[test]
+fn the_readmes_crm_export_walkthrough_runs_as_written() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("## From a CRM export to a first rehearsal in five minutes")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("the README has the section");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("crm-export.csv"), CRM_EXPORT).unwrap();
+    let mut outputs: HashMap<String, Output> = HashMap::new();
+    let mut blocks = section.split("```").skip(1).step_by(2);
+    let mut ran = 0;
+    for block in blocks.by_ref() {
+        let (lang, body) = block.split_once('\n').unwrap();
+        match lang {
+            "sh" => {
+                for line in body.lines().filter(|l| l.starts_with("campaign ")) {
+                    let command = line.split("  #").next().unwrap().trim();
+                    let words = shlex::split(command).unwrap();
+                    let out = run_printed(dir.path(), &words);
+                    assert_eq!(
+                        out.status.code(),
+                        Some(0),
+                        "{command}: {}{}",
+                        String::from_utf8_lossy(&out.stdout),
+                        stderr(&out)
+                    );
+                    outputs.insert(command.to_string(), out);
+                    ran += 1;
+                }
+            }
+            "html" => std::fs::write(dir.path().join("renewal/message.html"), body).unwrap(),
+            other => panic!("a block of {other}"),
+        }
+    }
+    assert_eq!(ran, 6, "the section's commands");
+    let stdout = |key: &str| String::from_utf8_lossy(&outputs[key].stdout).into_owned();
+    assert!(
+        stdout("campaign init renewal --from-csv crm-export.csv")
+            .contains("[to] email = \"{{ email }}\""),
+        "{}",
+        stdout("campaign init renewal --from-csv crm-export.csv")
+    );
+    let columns = stdout("campaign check renewal/campaign.toml --columns");
+    assert!(
+        columns.contains("`Renewal date`  →  {{ renewal_date }}"),
+        "{columns}"
+    );
+    assert!(stdout("campaign preview renewal/campaign.toml").contains("renews on July 1, 2026"));
+
+    // The rehearsal: each customer once, the duplicates skipped, the cells as written.
+    let log = std::fs::read_to_string(dir.path().join("renewal/campaign.sandbox.jsonl")).unwrap();
+    let bodies: Vec<String> = log
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v["request"]["body"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(bodies.len(), 4, "{bodies:#?}");
+    for expected in [
+        "<p>Hi Ada,</p>\n<p>Your Pro plan for Analytical Engines, Ltd renews on July 1, 2026.</p>",
+        "Cobol &quot;Works&quot;, Inc renews on August 15, 2026.",
+        "<p>Hi Seán,</p>\n<p>Your Starter plan for O&#x27;Brien &amp; Sons renews on September 30, 2026.</p>",
+        "<p>Hi there,</p>\n<p>Your Pro plan for Bletchley Systems renews on October 2, 2026.</p>",
+    ] {
+        assert!(bodies.iter().any(|b| b.contains(expected)), "{expected} not in {bodies:#?}");
+    }
+    let rows = read_results(&dir.path().join("renewal/campaign.sandbox.results.csv"));
+    let by_row: HashMap<&str, (&str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["row"].as_str(),
+                (r["status"].as_str(), r["error_code"].as_str()),
+            )
+        })
+        .collect();
+    assert_eq!(by_row["5"], ("skipped", "duplicate"), "{by_row:?}");
+    assert_eq!(by_row["6"], ("skipped", "duplicate"), "{by_row:?}");
+    assert_eq!(rows.iter().filter(|r| r["status"] == "sent").count(), 4);
+    let report = stdout("campaign report renewal/campaign.sandbox.results.csv");
+    assert!(report.contains("rehearsal"), "{report}");
+}
+
+#[test]
+fn init_without_an_export_writes_a_campaign_that_checks_and_never_overwrites_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let words: Vec<String> = std::iter::once("campaign")
+            .chain(args.iter().copied())
+            .map(String::from)
+            .collect();
+        run_printed(dir.path(), &words)
+    };
+    let out = run(&["init", "first"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("campaign send first/campaign.toml --sandbox"));
+    let check = run(&["check", "first/campaign.toml"]);
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+    let rehearsal = run(&["send", "first/campaign.toml", "--sandbox"]);
+    assert_eq!(rehearsal.status.code(), Some(0), "{}", stderr(&rehearsal));
+    let again = run(&["init", "first"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        stderr(&again).contains("first/campaign.toml exists"),
+        "{}",
+        stderr(&again)
+    );
+}
+
+#[test]
+fn the_man_page_holds_the_campaign_file_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_printed(dir.path(), &["campaign".into(), "man".into()]);
+    let page = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(page.contains(".SH \"CAMPAIGN FILE\""), "{page}");
+    for key in [
+        "recipients = \"customers.csv\"",
+        "message_type = \"email\"",
+        "from = 394051",
+        "[to]",
+        "duplicates = \"skip\"",
+        "base_url = \"https://api.intercom.io\"",
+    ] {
+        assert!(page.contains(key), "{key} not in the page");
+    }
+}

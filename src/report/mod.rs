@@ -42,6 +42,8 @@ pub(crate) struct Report {
     pub(crate) unknown: Vec<UnknownRow>,
     pub(crate) run: Option<RunTimes>,
     pub(crate) per_minute: Option<PerMinute>,
+    /// Whether every run of the file went to the sandbox: a rehearsal, nothing reached Intercom.
+    pub(crate) rehearsal: bool,
 }
 
 impl Tally {
@@ -215,6 +217,7 @@ fn build(
         unknown,
         run: run_times(outcomes, runs),
         per_minute: per_minute(outcomes),
+        rehearsal: !runs.is_empty() && runs.iter().all(|r| r.target == "sandbox"),
     }
 }
 
