@@ -626,3 +626,30 @@ fn the_man_page_holds_the_campaign_file_reference() {
         assert!(page.contains(key), "{key} not in the page");
     }
 }
+
+#[test]
+fn a_lead_not_found_by_a_campaign_of_users_names_type_contact() {
+    let f = Fixture::new(
+        "email,first_name,plan\nlee@x.test,Lee,pro\n",
+        &email_campaign("").replace("id = \"{{ intercom_id }}\"", "email = \"{{ email }}\""),
+    );
+    f.write("contacts.csv", "id,email,role\nlead-1,lee@x.test,lead\n");
+    f.cmd()
+        .args([
+            "resolve",
+            "campaign.toml",
+            "--sandbox",
+            "--sandbox-contacts",
+            "contacts.csv",
+            "--out",
+            "resolved.csv",
+        ])
+        .assert()
+        .success();
+    let rows = read_results(&f.path("resolved.csv"));
+    assert_eq!(rows[0]["lookup_status"], "not_found");
+    assert!(
+        rows[0]["lookup_reason"].contains("set [to] type = \"contact\""),
+        "{rows:?}"
+    );
+}

@@ -225,7 +225,7 @@ fn resolve_job(
         .unwrap_or_default();
     match rules.judge(&key, &matches) {
         Verdict::Found(contact) => addressed(job, contact, taken),
-        Verdict::NotFound => settled(&job, RowStatus::Failed, None, "contact_not_found", &format!("no {} has this {what}; a contact created in the last minutes may not be searchable yet: --resume looks it up again", role_name(&rules.role)), false),
+        Verdict::NotFound => settled(&job, RowStatus::Failed, None, "contact_not_found", &format!("{}; a contact created in the last minutes may not be searchable yet: --resume looks it up again", resolve::not_found(rules)), false),
         Verdict::Ambiguous(many) => settled(&job, RowStatus::Failed, None, "ambiguous_contact", &format!("this {what} finds {many}; send to one with [to] id, or set [to] on_many = \"user\" to prefer the user"), false),
         Verdict::Unsubscribed(reason) => settled(&job, RowStatus::Skipped, None, reason, &format!("the contact ({reason}) asked not to get e-mail; [send] respect_unsubscribed = false sends anyway (service messages only)"), false),
         Verdict::Suppressed => settled(&job, RowStatus::Skipped, None, "suppressed", "on the [send] suppress list", false),
@@ -293,14 +293,6 @@ fn addressed(mut job: Job, contact: resolve::Contact, taken: &mut HashMap<String
     job.body = Bytes::from(body.to_string());
     job.contact_id = contact.id;
     Item::Job(job)
-}
-
-fn role_name(role: &str) -> &str {
-    match role {
-        "user" => "user",
-        "lead" => "lead",
-        _ => "contact",
-    }
 }
 
 fn settled(
