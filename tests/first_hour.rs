@@ -99,7 +99,22 @@ fn the_resume_command_printed_after_ctrl_c_in_a_rehearsal_continues_it() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Interrupted mid-run: once some messages are in the sandbox's log (the handler for Ctrl-C
+    // is in place by then), with most rows still to go at 10/s.
+    let started = std::time::Instant::now();
+    let lines = || {
+        std::fs::read_to_string(f.path("out/results.csv.sandbox.jsonl"))
+            .unwrap_or_default()
+            .matches('\n')
+            .count()
+    };
+    while lines() < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the rehearsal never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -116,7 +131,7 @@ fn the_resume_command_printed_after_ctrl_c_in_a_rehearsal_continues_it() {
     let rows = read_results(&f.path("out/results.csv"));
     assert_eq!(rows.len(), 30);
     assert!(rows.iter().all(|r| r["status"] == "sent"), "{rows:?}");
-    let log = logged(&f.path("campaign.sandbox.jsonl"));
+    let log = logged(&f.path("out/results.csv.sandbox.jsonl"));
     assert_eq!(log.len(), 30, "every recipient messaged");
     assert!(log.values().all(|&n| n == 1), "nobody twice: {log:?}");
 }
@@ -150,7 +165,7 @@ fn a_canarys_continue_command_runs_as_printed_and_a_rehearsal_may_ignore_the_sen
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     let rows = read_results(&f.path("out/results.csv"));
     assert_eq!(rows.iter().filter(|r| r["status"] == "sent").count(), 8);
-    assert_eq!(logged(&f.path("campaign.sandbox.jsonl")).len(), 8);
+    assert_eq!(logged(&f.path("out/results.csv.sandbox.jsonl")).len(), 8);
 
     // A real send keeps the hours: the flag is refused without --sandbox.
     f.cmd()
@@ -185,7 +200,7 @@ fn the_end_of_run_hint_for_failed_rows_runs_as_printed_until_every_row_is_sent()
     assert!(hints > 0, "the faults failed no row: nothing was tried");
     let rows = read_results(&f.path("out/results.csv"));
     assert!(rows.iter().all(|r| r["status"] == "sent"), "{rows:?}");
-    let log = logged(&f.path("campaign.sandbox.jsonl"));
+    let log = logged(&f.path("out/results.csv.sandbox.jsonl"));
     assert_eq!(log.len(), 20);
     assert!(log.values().all(|&n| n == 1), "nobody twice: {log:?}");
 }
@@ -652,4 +667,23 @@ fn a_lead_not_found_by_a_campaign_of_users_names_type_contact() {
         rows[0]["lookup_reason"].contains("set [to] type = \"contact\""),
         "{rows:?}"
     );
+}
+
+#[test]
+fn two_rehearsals_into_different_results_files_keep_one_log_each() {
+    let f = Fixture::new(&people_csv(3), &email_campaign(""));
+    for results in ["a.csv", "b.csv"] {
+        f.cmd()
+            .env_remove("INTERCOM_TOKEN")
+            .args(["send", "campaign.toml", "--sandbox", "--results", results])
+            .assert()
+            .success()
+            .stderr(predicates::str::contains(format!(
+                "{results}.sandbox.jsonl"
+            )));
+    }
+    for log in ["a.csv.sandbox.jsonl", "b.csv.sandbox.jsonl"] {
+        assert_eq!(logged(&f.path(log)).values().sum::<usize>(), 3, "{log}");
+    }
+    assert!(!f.path("campaign.sandbox.jsonl").exists());
 }

@@ -150,8 +150,9 @@ pub struct SendArgs {
     /// Send to an in-process sandbox on a free loopback port instead of Intercom.
     #[arg(long)]
     pub sandbox: bool,
-    /// With --sandbox: where the sandbox logs the messages it accepted
-    /// [default: <campaign file stem>.sandbox.jsonl beside the campaign file].
+    /// With --sandbox: where the sandbox logs the messages it accepted [default:
+    /// <results>.sandbox.jsonl with --results, else <campaign file stem>.sandbox.jsonl beside the
+    /// campaign file].
     #[arg(long, requires = "sandbox")]
     pub sandbox_log: Option<PathBuf>,
     /// With --sandbox: a CSV of known contacts (column `id`; optional `email`, `external_id`,

@@ -14,7 +14,8 @@ use crate::intercom::client::Token;
 use crate::results::Ledger;
 use crate::sandbox::FaultSettings;
 
-/// Where the messages go.
+/// Where the messages go. Made once a run: the sandbox's settings are not worth a box.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Target {
     Intercom,
     /// The in-process sandbox of a rehearsal.
@@ -25,6 +26,8 @@ pub(super) enum Target {
 pub(super) struct SandboxPlan {
     /// `--sandbox-log`, if given.
     pub log: Option<PathBuf>,
+    /// `--results`, if given: the log goes beside it, one log per results file.
+    pub results: Option<PathBuf>,
     pub contacts: Option<PathBuf>,
     pub missing: Vec<String>,
     pub admins: Option<PathBuf>,
@@ -197,6 +200,7 @@ fn target(args: &SendArgs) -> Target {
     }
     Target::Sandbox(SandboxPlan {
         log: args.sandbox_log.clone(),
+        results: args.results.clone(),
         contacts: args.sandbox_contacts.clone(),
         missing: args.sandbox_missing.clone(),
         admins: args.sandbox_admins.clone(),
@@ -430,15 +434,24 @@ impl Plan {
 }
 
 impl SandboxPlan {
-    /// The sandbox's log: `--sandbox-log`, or `<stem>.sandbox.jsonl` beside the campaign file.
+    /// The sandbox's log: `--sandbox-log`; else, with `--results FILE`, `FILE.sandbox.jsonl`
+    /// (two rehearsals into different results files never share a log, from which each settles
+    /// its rows); else `<stem>.sandbox.jsonl` beside the campaign file, beside its default
+    /// results file.
     pub fn log_path(&self, campaign: &Path) -> PathBuf {
+        if let Some(log) = &self.log {
+            return log.clone();
+        }
+        if let Some(results) = &self.results {
+            let mut name = results.as_os_str().to_owned();
+            name.push(".sandbox.jsonl");
+            return PathBuf::from(name);
+        }
         let stem = campaign
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "campaign".into());
-        self.log
-            .clone()
-            .unwrap_or_else(|| beside_campaign(campaign, &format!("{stem}.sandbox.jsonl")))
+        beside_campaign(campaign, &format!("{stem}.sandbox.jsonl"))
     }
 }
 
