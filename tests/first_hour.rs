@@ -687,3 +687,39 @@ fn two_rehearsals_into_different_results_files_keep_one_log_each() {
     }
     assert!(!f.path("campaign.sandbox.jsonl").exists());
 }
+
+#[test]
+fn report_csv_prints_the_results_in_row_order() {
+    // Replies of random latency: the results file is in the order the outcomes came.
+    let server = TestServer::start(std::sync::Arc::new(|r, _| {
+        let ms = r
+            .to_id()
+            .trim_start_matches("id-")
+            .parse::<u64>()
+            .unwrap_or(0)
+            % 7
+            * 15;
+        Reply::Delay(Duration::from_millis(ms), Box::new(ok_reply(r)))
+    }));
+    let f = Fixture::new(
+        &people_csv(30),
+        &email_campaign("").replace("concurrency = 4", "concurrency = 16"),
+    );
+    f.send(&server, &[]).success();
+    let out = f
+        .cmd()
+        .args(["report", "results.csv", "--csv"])
+        .assert()
+        .success();
+    let mut rdr = csv::Reader::from_reader(&out.get_output().stdout[..]);
+    let rows: Vec<u64> = rdr
+        .deserialize::<HashMap<String, String>>()
+        .map(|r| r.unwrap()["row"].parse().unwrap())
+        .collect();
+    assert_eq!(rows, (1..=30).collect::<Vec<u64>>());
+    let file_order: Vec<String> = read_results(&f.results())
+        .iter()
+        .map(|r| r["row"].clone())
+        .collect();
+    assert_eq!(file_order.len(), 30);
+}
