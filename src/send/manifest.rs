@@ -118,6 +118,19 @@ pub(super) fn open(plan: &Plan, c: &Campaign) -> anyhow::Result<Opened> {
 }
 
 impl Manifest {
+    /// Rows this run sends at most, less those it records `skipped` without sending: the
+    /// duplicates of `--skip-duplicates`, the invalid rows of `--skip-invalid`.
+    pub fn will_go(&self, plan: &Plan) -> u64 {
+        let invalid = match plan.selection.skip_invalid {
+            true => self.invalid_rows,
+            false => 0,
+        };
+        let left = self
+            .remaining
+            .saturating_sub(invalid + self.duplicates.len() as u64);
+        plan.selection.limit.map_or(left, |limit| left.min(limit))
+    }
+
     pub fn facts(&self) -> Facts {
         Facts {
             results: self.results.clone(),
