@@ -723,3 +723,54 @@ fn report_csv_prints_the_results_in_row_order() {
         .collect();
     assert_eq!(file_order.len(), 30);
 }
+
+#[test]
+fn preview_shows_where_a_default_applies_the_duplicates_and_the_files_true_row_count() {
+    let mut csv =
+        String::from("intercom_id,first_name,plan\nid-1,Ada,pro\nid-2,,pro\nid-1,Ada,pro\n");
+    for i in 4..=30 {
+        csv.push_str(&format!("id-{i},P{i},pro\n"));
+    }
+    let f = Fixture::new(
+        &csv,
+        &email_campaign("duplicates = \"skip\"").replace(
+            "Hello {{ first_name }}",
+            "Hello {{ first_name | default(value=\\\"there\\\") }}",
+        ),
+    );
+    let out = f
+        .cmd()
+        .args(["preview", "campaign.toml"])
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stdout.contains("── row 2 (line 3) ─ to user id-2 ─ a `default` applies (an empty cell)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Subject: Hello there"), "{stdout}");
+    assert!(
+        !stdout.contains("── row 1 (line 2) ─ to user id-1 ─ a `default`"),
+        "{stdout}"
+    );
+    assert!(err.contains("people.csv: 3 of 30 rows shown"), "{err}");
+    assert!(
+        err.contains("1 rows address a recipient an earlier row has: rows 3 (as 1); send records them `skipped`"),
+        "{err}"
+    );
+    let out = f
+        .cmd()
+        .args([
+            "preview",
+            "campaign.toml",
+            "--html",
+            "page.html",
+            "--limit",
+            "1",
+        ])
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(stdout.contains("page.html: 1 of 30 rows"), "{stdout}");
+}

@@ -8,6 +8,17 @@ use tera::{Tera, Value};
 
 use crate::template::seal::MAX_ITERATIONS;
 
+thread_local! {
+    /// How many times `default` gave its fallback on this thread since [`take_defaults_used`]:
+    /// what the preview says of a row whose message has a fallback in it.
+    static DEFAULTS_USED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// How many times `default` gave its fallback on this thread since the last call.
+pub(crate) fn take_defaults_used() -> u32 {
+    DEFAULTS_USED.with(|d| d.replace(0))
+}
+
 /// `default`'s other half (see `seal::instrument::route_default`): an empty string or a null
 /// becomes `value`; anything else is kept.
 pub(super) fn or_else(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
@@ -17,6 +28,7 @@ pub(super) fn or_else(value: &Value, args: &HashMap<String, Value>) -> tera::Res
         _ => false,
     };
     if empty {
+        DEFAULTS_USED.with(|d| d.set(d.get().saturating_add(1)));
         args.get("value")
             .cloned()
             .ok_or_else(|| tera::Error::msg("the `default` filter needs a `value` argument"))
