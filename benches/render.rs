@@ -104,7 +104,16 @@ fn per_row(c: &mut Criterion) {
         })
     });
     g.bench_function(format!("check::preflight, {ROWS} rows"), |b| {
-        b.iter(|| black_box(check::preflight(&loaded, false, &mut |_, _| None).rows))
+        b.iter(|| {
+            black_box(
+                check::preflight(
+                    &loaded,
+                    campaign::input::config::Duplicates::Refuse,
+                    &mut |_, _| None,
+                )
+                .rows,
+            )
+        })
     });
     g.finish();
 }

@@ -54,6 +54,7 @@ pub fn inert(text: &str) -> std::borrow::Cow<'_, str> {
 
 pub mod check;
 pub mod cli;
+pub(crate) mod init;
 pub mod input;
 pub(crate) mod intercom;
 pub(crate) mod page;
@@ -112,6 +113,7 @@ pub fn exit_code_for(err: &anyhow::Error) -> Status {
 
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
+        Command::Init(args) => init::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Preview(args) => preview::run(&args),
         Command::Report(args) => report::run(&args),

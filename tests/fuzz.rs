@@ -128,11 +128,15 @@ fn run_campaign(
         }
     };
     let mut seen = 0u64;
-    let pre = check::preflight(&loaded, false, &mut |_, rendered| {
-        seen += 1;
-        assert!(!rendered.to_id.is_empty(), "a valid row has a recipient");
-        None
-    });
+    let pre = check::preflight(
+        &loaded,
+        campaign::input::config::Duplicates::Refuse,
+        &mut |_, rendered| {
+            seen += 1;
+            assert!(!rendered.to_id.is_empty(), "a valid row has a recipient");
+            None
+        },
+    );
     let _ = pre.report.render();
     // Every row is counted once: valid (rendered) or invalid.
     assert!(pre.rows >= pre.invalid_rows);
@@ -224,7 +228,7 @@ proptest! {
             std::fs::write(&path, content).unwrap();
             let _ = Campaign::load(&path);
             if let Ok(loaded) = check::load(&path) {
-                let _ = check::preflight(&loaded, true, &mut |_, _| None);
+                let _ = check::preflight(&loaded, campaign::input::config::Duplicates::Allow, &mut |_, _| None);
             }
         }
     }

@@ -77,7 +77,7 @@ fn preview_html_takes_row_and_limit_as_the_text_preview_does() {
         ])
         .assert()
         .success()
-        .stdout(predicate::str::contains("2 of 2 rows"));
+        .stdout(predicate::str::contains("two.html: 2 of 6 rows"));
     assert_eq!(rows_on_page(&d.read("two.html")), [1, 2]);
     d.cmd()
         .args([

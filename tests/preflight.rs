@@ -381,7 +381,7 @@ fn csv_with_duplicates() -> String {
 fn duplicates_name_the_first_record_of_their_recipient_in_record_order() {
     let f = Fixture::new(&csv_with_duplicates(), &email_campaign(""));
     let a = f.cmd().args(["check", "campaign.toml"]).assert().code(2);
-    let refuses = " (send refuses duplicates unless --allow-duplicates)";
+    let refuses = " (send refuses duplicates: --skip-duplicates sends the first row of each recipient and records the others `skipped`, --allow-duplicates sends them all)";
     assert_eq!(
         stderr_of(&a),
         format!(

@@ -373,11 +373,6 @@ fn a_test_send_of_a_row_that_is_not_there_sends_nothing() {
         .stderr(predicate::str::contains(
             "people.csv: --row 7: there is no record 7",
         ));
-    f.send(&server, &["--test-to", "ann@example.com"])
-        .code(2)
-        .stderr(predicate::str::contains(
-            "give the test contact's Intercom id",
-        ));
     assert!(server.requests().is_empty());
     assert!(!f.path("results.csv.tests.csv").exists());
 }

@@ -30,6 +30,7 @@ fn conversations(url: &str, query: Value) -> Vec<Value> {
         .build()
         .unwrap();
     rt.block_on(async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         let mut all = Vec::new();
         let mut after: Option<String> = None;

@@ -10,6 +10,7 @@ use super::hash::{recipient_hash, Fingerprint};
 use super::pass::each_rendered;
 use super::row::RowRenderer;
 use super::Loaded;
+use crate::input::config::Duplicates;
 use crate::input::problem::{Problem, ProblemKind};
 use crate::input::recipients::Recipients;
 
@@ -94,17 +95,21 @@ pub(super) fn changed(file: &str) -> Problem {
 }
 
 /// Row `number`'s problem: it addresses the recipient of row `first`. An error unless
-/// duplicates are allowed.
-pub(super) fn problem(file: &str, number: u64, first: u64, allowed: bool) -> Problem {
+/// duplicates are allowed or skipped.
+pub(super) fn problem(file: &str, number: u64, first: u64, mode: Duplicates) -> Problem {
     let msg = format!("addresses the same recipient as record {first}");
-    let p = if allowed {
-        Problem::warning(ProblemKind::Duplicate, file, msg)
-    } else {
-        Problem::error(
+    let p = match mode {
+        Duplicates::Allow => Problem::warning(ProblemKind::Duplicate, file, msg),
+        Duplicates::Skip => Problem::warning(
             ProblemKind::Duplicate,
             file,
-            format!("{msg} (send refuses duplicates unless --allow-duplicates)"),
-        )
+            format!("{msg}; not sent, recorded `skipped` (duplicate)"),
+        ),
+        Duplicates::Refuse => Problem::error(
+            ProblemKind::Duplicate,
+            file,
+            format!("{msg} (send refuses duplicates: --skip-duplicates sends the first row of each recipient and records the others `skipped`, --allow-duplicates sends them all)"),
+        ),
     };
     Problem {
         record: Some(number),

@@ -7,7 +7,7 @@ use super::pass::each_rendered;
 use super::row::RowRenderer;
 use super::summary::counted;
 use super::Loaded;
-use crate::input::config::{BodyFormat, Campaign};
+use crate::input::config::{BodyFormat, Campaign, Duplicates};
 use crate::input::problem::{Problem, ProblemKind, Report};
 use crate::input::recipients::Recipients;
 use crate::template::Rendered;
@@ -23,6 +23,8 @@ pub struct Preflight {
     pub content_hash: u64,
     /// Whether rows were rendered (not when a template cannot be).
     pub rendered: bool,
+    /// Each row whose recipient an earlier row has, with that first row, in record order.
+    pub duplicates: Vec<(u64, u64)>,
 }
 
 /// What `preflight` calls with each valid row's number and rendering (send keeps each row's
@@ -31,7 +33,7 @@ pub struct Preflight {
 pub type OnRow<'a> = dyn FnMut(u64, &Rendered) -> Option<Problem> + Send + 'a;
 
 /// Reads and renders every row.
-pub fn preflight(loaded: &Loaded, allow_duplicates: bool, on_row: &mut OnRow<'_>) -> Preflight {
+pub fn preflight(loaded: &Loaded, duplicates: Duplicates, on_row: &mut OnRow<'_>) -> Preflight {
     let mut out = Preflight::default();
     for w in &loaded.campaign.warnings {
         out.report.push(Problem::warning(
@@ -69,7 +71,10 @@ pub fn preflight(loaded: &Loaded, allow_duplicates: bool, on_row: &mut OnRow<'_>
             content_hash: out.content_hash,
         };
         let found = duplicates::find(loaded, &renderer, &repeated, &seen);
-        report_duplicates(found, &file, allow_duplicates, &mut out.report);
+        if let Some(found) = &found {
+            out.duplicates = found.clone();
+        }
+        report_duplicates(found, &file, duplicates, &mut out.report);
     }
     out
 }
@@ -196,14 +201,14 @@ fn no_records(file: &str) -> Problem {
 fn report_duplicates(
     found: Option<Vec<(u64, u64)>>,
     file: &str,
-    allowed: bool,
+    mode: Duplicates,
     report: &mut Report,
 ) {
     match found {
         None => report.push(duplicates::changed(file)),
         Some(found) => {
             for (number, first) in found {
-                report.push(duplicates::problem(file, number, first, allowed));
+                report.push(duplicates::problem(file, number, first, mode));
             }
         }
     }

@@ -63,7 +63,11 @@ fn duplicates_across_chunks_name_the_first_record_in_record_order() {
         .collect();
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     let (_dir, loaded) = campaign(&ids);
-    let pre = preflight(&loaded, true, &mut |_, _| None);
+    let pre = preflight(
+        &loaded,
+        crate::input::config::Duplicates::Allow,
+        &mut |_, _| None,
+    );
     assert_eq!(pre.rows, rows);
     assert_eq!(pre.duplicate_rows, 3);
     assert_eq!(pre.report.errors, 0);
@@ -87,18 +91,30 @@ fn the_content_fingerprint_is_what_earlier_versions_recorded() {
     // or every run started by an earlier one would look changed: the value below is one that
     // journals already hold.
     let (_dir, loaded) = campaign(&["a", "b", "c"]);
-    let pre = preflight(&loaded, false, &mut |_, _| None);
+    let pre = preflight(
+        &loaded,
+        crate::input::config::Duplicates::Refuse,
+        &mut |_, _| None,
+    );
     assert_eq!(format!("{:016x}", pre.content_hash), "558fc61ad01e2e8a");
 }
 
 #[test]
 fn the_summary_counts_one_row_as_one() {
     let (_dir, loaded) = campaign(&["a"]);
-    let pre = preflight(&loaded, false, &mut |_, _| None);
+    let pre = preflight(
+        &loaded,
+        crate::input::config::Duplicates::Refuse,
+        &mut |_, _| None,
+    );
     let line = summary_line(&loaded.campaign, &pre);
     assert!(line.contains(": 1 row, 1 recipient, "), "{line}");
     let (_dir, loaded) = campaign(&["a", "b"]);
-    let pre = preflight(&loaded, false, &mut |_, _| None);
+    let pre = preflight(
+        &loaded,
+        crate::input::config::Duplicates::Refuse,
+        &mut |_, _| None,
+    );
     let line = summary_line(&loaded.campaign, &pre);
     assert!(line.contains(": 2 rows, 2 recipients, "), "{line}");
 }
@@ -108,12 +124,16 @@ fn without_duplicates_the_file_is_read_once() {
     let (dir, loaded) = campaign(&["a", "b", "c"]);
     let csv_path = dir.path().join("people.csv");
     // Gone once the first pass has read it: a second pass would fail to open it.
-    let pre = preflight(&loaded, false, &mut |row, _| {
-        if row == 1 {
-            std::fs::remove_file(&csv_path).unwrap();
-        }
-        None
-    });
+    let pre = preflight(
+        &loaded,
+        crate::input::config::Duplicates::Refuse,
+        &mut |row, _| {
+            if row == 1 {
+                std::fs::remove_file(&csv_path).unwrap();
+            }
+            None
+        },
+    );
     assert_eq!((pre.rows, pre.duplicate_rows), (3, 0));
     assert!(pre.report.kept.is_empty(), "{:?}", pre.report.kept);
 }
@@ -123,12 +143,16 @@ fn without_duplicates_the_file_is_read_once() {
 fn changed_between_passes(change: &(dyn Fn(&Path) + Sync)) -> Preflight {
     let (dir, loaded) = campaign(&["a", "b", "a", "c", "b"]);
     let csv_path = dir.path().join("people.csv");
-    let pre = preflight(&loaded, false, &mut |row, _| {
-        if row == 1 {
-            change(&csv_path);
-        }
-        None
-    });
+    let pre = preflight(
+        &loaded,
+        crate::input::config::Duplicates::Refuse,
+        &mut |row, _| {
+            if row == 1 {
+                change(&csv_path);
+            }
+            None
+        },
+    );
     assert_eq!((pre.rows, pre.duplicate_rows), (5, 2));
     pre
 }
@@ -184,11 +208,11 @@ fn an_unchanged_file_reports_its_duplicates() {
         [
             (
                 Some(3),
-                "addresses the same recipient as record 1 (send refuses duplicates unless --allow-duplicates)".to_string()
+                "addresses the same recipient as record 1 (send refuses duplicates: --skip-duplicates sends the first row of each recipient and records the others `skipped`, --allow-duplicates sends them all)".to_string()
             ),
             (
                 Some(5),
-                "addresses the same recipient as record 2 (send refuses duplicates unless --allow-duplicates)".to_string()
+                "addresses the same recipient as record 2 (send refuses duplicates: --skip-duplicates sends the first row of each recipient and records the others `skipped`, --allow-duplicates sends them all)".to_string()
             ),
         ]
     );

@@ -9,6 +9,7 @@ pub(super) const CHECK_HELP: &str = "\
 Examples:
   campaign check welcome.toml
   campaign check welcome.toml --allow-duplicates
+  campaign check welcome.toml --columns        the names templates know each column by
 
 Exit codes:
   0  no error (warnings are printed)
@@ -30,9 +31,17 @@ Exit codes:
 pub struct CheckArgs {
     /// The campaign file (TOML).
     pub campaign: PathBuf,
-    /// Report rows that address the same recipient as warnings, not errors.
-    #[arg(long)]
+    /// Report rows that address the same recipient as warnings, not errors: all sent.
+    #[arg(long, conflicts_with = "skip_duplicates")]
     pub allow_duplicates: bool,
+    /// Report rows that address a recipient an earlier row has as warnings: the first row is
+    /// sent, the others recorded `skipped` [campaign file: send.duplicates = "skip"].
+    #[arg(long)]
+    pub skip_duplicates: bool,
+    /// List the recipients file's columns and the names templates know each by
+    /// (`First name` is `{{ first_name }}`), and check nothing.
+    #[arg(long)]
+    pub columns: bool,
 }
 
 #[derive(Debug, Args)]

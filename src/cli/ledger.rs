@@ -13,6 +13,7 @@ Examples:
   campaign report welcome.results.csv
   campaign report welcome.results.csv --campaign welcome.toml --html report.html
   campaign report welcome.results.csv --json
+  campaign report welcome.results.csv --csv > by-row.csv
 
 Exit codes:
   0  the report was printed
@@ -42,8 +43,12 @@ pub struct ReportArgs {
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
     /// Print the report as JSON (its shape is in the README) instead of tables.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "csv")]
     pub json: bool,
+    /// Print the results file's rows in row order instead (one line per row, its last outcome;
+    /// the file itself is in the order the outcomes came).
+    #[arg(long, conflicts_with_all = ["html", "campaign"])]
+    pub csv: bool,
 }
 
 #[derive(Debug, Args)]

@@ -77,7 +77,28 @@ pub fn man(args: &ManArgs) -> anyhow::Result<Status> {
     clap_mangen::Man::new(page)
         .render(&mut out)
         .context("cannot render the man page")?;
+    if args.command.is_none() {
+        out.extend_from_slice(campaign_file_section().as_bytes());
+    }
     print(&out)
+}
+
+/// The campaign file reference, as a section of campaign's own page: the file `campaign init`
+/// writes, every key commented, as preformatted text.
+fn campaign_file_section() -> String {
+    let mut roff = String::from(
+        ".SH \"CAMPAIGN FILE\"\nA campaign file is TOML. \\fBcampaign init\\fR writes this one (with the columns of \\fB--from-csv\\fR\'s export); every key is explained beside it.\n.PP\n.nf\n",
+    );
+    for line in crate::init::reference().lines() {
+        let line = line.replace('\\', "\\e");
+        if line.starts_with(['.', '\'']) {
+            roff.push_str("\\&");
+        }
+        roff.push_str(&line);
+        roff.push('\n');
+    }
+    roff.push_str(".fi\n");
+    roff
 }
 
 /// Writes to stdout; a reader that stopped reading (`| head`) is not an error.

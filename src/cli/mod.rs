@@ -2,8 +2,9 @@
 //!
 //! This file owns the command list and `campaign --help`; each group of commands has its flags
 //! and the examples and exit codes of its `--help` in a file: [`send`], [`inspect`] (check,
-//! preview), [`ledger`] (report, mark), [`lookup`] (resolve, admins), [`track`], [`sandbox`] and
-//! [`manual`] (completions, man pages); [`rows`] reads row lists such as `5,9,12-20`.
+//! preview), [`ledger`] (report, mark), [`lookup`] (resolve, admins), [`track`], [`sandbox`],
+//! [`manual`] (completions, man pages) and [`init`]; [`rows`] reads row lists such as `5,9,12-20`.
+mod init;
 mod inspect;
 mod ledger;
 mod lookup;
@@ -15,6 +16,7 @@ mod track;
 
 use clap::{Parser, Subcommand};
 
+pub use init::InitArgs;
 pub use inspect::{CheckArgs, PreviewArgs};
 pub use ledger::{MarkArgs, MarkAs, ReportArgs};
 pub use lookup::{AdminsArgs, ResolveArgs};
@@ -48,6 +50,10 @@ pub enum Command {
     /// Check, then send one message per row and record each outcome in the results file.
     #[command(after_help = send::HELP)]
     Send(SendArgs),
+    /// Write a first campaign file (every key commented) and message template, from a CRM
+    /// export's headers (the e-mail column guessed) or an example CSV.
+    #[command(after_help = init::HELP)]
+    Init(InitArgs),
     /// Look up the contacts of a campaign addressed by e-mail or external id, sending nothing:
     /// the CSV with each row's contact id, role and lookup status.
     #[command(after_help = lookup::RESOLVE_HELP)]
@@ -80,6 +86,7 @@ pub enum Command {
 /// in tests/snapshots/ hold it, so that a change here is a change someone saw.
 const TOP_HELP: &str = "\
 Examples:
+  campaign init renewal --from-csv export.csv a campaign file from a CRM export
   campaign check welcome.toml                 every row and template, offline
   campaign send welcome.toml --sandbox        rehearse against a local sandbox: no token
   campaign send welcome.toml                  check, then send (token: INTERCOM_TOKEN)

@@ -80,9 +80,14 @@ pub struct SendArgs {
     /// target): those customers may be messaged again.
     #[arg(long, conflicts_with = "resume")]
     pub new_ledger: bool,
-    /// Send although several rows address the same recipient.
-    #[arg(long)]
+    /// Send although several rows address the same recipient [campaign file: send.duplicates =
+    /// "allow"].
+    #[arg(long, conflicts_with = "skip_duplicates")]
     pub allow_duplicates: bool,
+    /// Send the first row of each recipient and record the later ones `skipped` (`duplicate`)
+    /// [campaign file: send.duplicates = "skip"].
+    #[arg(long)]
+    pub skip_duplicates: bool,
     /// Send the valid rows; record each invalid one as `skipped`.
     #[arg(long)]
     pub skip_invalid: bool,
@@ -123,8 +128,9 @@ pub struct SendArgs {
     /// Send at most this many rows in this run, 1 or more (with --test-to: the first N rows).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub limit: Option<u64>,
-    /// Send the chosen rows' messages to this one test contact (an Intercom contact id), the
-    /// subject marked `[TEST] `; recorded in `<results>.tests.csv`, never as a row sent.
+    /// Send the chosen rows' messages to this one test contact (an e-mail, looked up as `[to]
+    /// email` is, or an Intercom contact id), the subject marked `[TEST] `; recorded in
+    /// `<results>.tests.csv`, never as a row sent.
     #[arg(long, value_name = "CONTACT", conflicts_with_all = ["resume", "canary", "allow_changed", "skip_invalid", "retry_unknown", "rate", "allow_duplicates"])]
     pub test_to: Option<String>,
     /// With --test-to: the rows to test (1-based records, as in the results file), e.g.
@@ -153,8 +159,9 @@ pub struct SendArgs {
     /// Send to an in-process sandbox on a free loopback port instead of Intercom.
     #[arg(long)]
     pub sandbox: bool,
-    /// With --sandbox: where the sandbox logs the messages it accepted
-    /// [default: <campaign file stem>.sandbox.jsonl beside the campaign file].
+    /// With --sandbox: where the sandbox logs the messages it accepted [default:
+    /// <results>.sandbox.jsonl with --results, else <campaign file stem>.sandbox.jsonl beside the
+    /// campaign file].
     #[arg(long, requires = "sandbox")]
     pub sandbox_log: Option<PathBuf>,
     /// With --sandbox: a CSV of known contacts (column `id`; optional `email`, `external_id`,
@@ -171,6 +178,10 @@ pub struct SendArgs {
     /// `away`) instead of the default set; a message from any other admin gets 404.
     #[arg(long, requires = "sandbox", value_name = "FILE")]
     pub sandbox_admins: Option<PathBuf>,
+    /// With --sandbox: rehearse at any hour, although the campaign file's `[send] hours` and
+    /// `days` say to wait (a real send always keeps them).
+    #[arg(long, requires = "sandbox")]
+    pub ignore_hours: bool,
     #[command(flatten, next_help_heading = "Sandbox faults (each needs --sandbox)")]
     pub faults: FaultArgs,
 }

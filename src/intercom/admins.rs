@@ -172,10 +172,11 @@ async fn resolve_sender(
     };
     let Some(admin) = found else {
         bail!(
-            "{}: [message] from: {} is not an admin of this workspace; its admins are {}. Fix `from` (an id or e-mail from `campaign admins`); nothing was sent",
+            "{}: [message] from: {} is not an admin of this workspace; its admins are {}. {}; nothing was sent",
             c.path.display(),
             c.from_label(),
-            known(&list)
+            known(&list),
+            unknown_admin_fix(target)
         );
     };
     c.from = admin.id.parse().with_context(|| {
@@ -186,6 +187,19 @@ async fn resolve_sender(
     })?;
     c.sender = Some(format!("{} <{}>", admin.name, admin.email));
     Ok(())
+}
+
+/// What to do about a `from` the workspace does not have: a rehearsal's workspace is the
+/// sandbox's, whose admins come from `--sandbox-admins`.
+fn unknown_admin_fix(target: &Target<'_>) -> String {
+    match target {
+        Target::Api { .. } => "Fix `from` (an id or e-mail from `campaign admins`)".into(),
+        Target::Sandbox { admins: None } => "The rehearsal's sandbox has only its default admins: give it your workspace's with --sandbox-admins FILE (a CSV with columns `id,name,email`, as `campaign admins` lists them), or fix `from`".into(),
+        Target::Sandbox { admins: Some(file) } => format!(
+            "The sandbox's admins come from --sandbox-admins {}: add this admin there (`id,name,email`), or fix `from`",
+            file.display()
+        ),
+    }
 }
 
 /// The admin whose e-mail is `email`, without regard to case; several are refused, since which

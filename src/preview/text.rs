@@ -22,6 +22,12 @@ pub(super) fn run(loaded: &Loaded, selection: Selection, json: bool) -> anyhow::
         crate::say!("{p}");
     }
     let renderer = RowRenderer::new(loaded, &recipients);
+    // Every row read (for the file's true count and the duplicates), not only the ones shown.
+    let pre = crate::check::preflight(
+        loaded,
+        crate::input::config::Duplicates::Allow,
+        &mut |_, _| None,
+    );
     let address = loaded.campaign.address;
     if address.looked_up() && json {
         crate::say!(
@@ -69,7 +75,40 @@ pub(super) fn run(loaded: &Loaded, selection: Selection, json: bool) -> anyhow::
             loaded.campaign.recipients.display()
         );
     }
+    say_file(loaded, shown, &pre);
     Ok(status)
+}
+
+/// Of the whole file, on stderr: how many rows it has, and the rows that address a recipient an
+/// earlier row has, with what `send` does with them.
+fn say_file(loaded: &Loaded, shown: usize, pre: &crate::check::Preflight) {
+    use crate::input::config::Duplicates;
+    let file = loaded.campaign.recipients.display();
+    crate::say!("{file}: {shown} of {} rows shown", pre.rows);
+    if pre.duplicates.is_empty() {
+        return;
+    }
+    let pairs: Vec<String> = pre
+        .duplicates
+        .iter()
+        .take(20)
+        .map(|(row, first)| format!("{row} (as {first})"))
+        .collect();
+    let more = match pre.duplicates.len() {
+        n if n > 20 => format!(" and {} more", n - 20),
+        _ => String::new(),
+    };
+    crate::say!(
+        "{file}: {} rows address a recipient an earlier row has: rows {}{more}; {}",
+        pre.duplicates.len(),
+        pairs.join(", "),
+        match loaded.campaign.send.duplicates {
+            Duplicates::Skip => "send records them `skipped` ([send] duplicates = \"skip\")",
+            Duplicates::Allow => "send sends them all ([send] duplicates = \"allow\")",
+            Duplicates::Refuse =>
+                "send refuses the file unless --skip-duplicates or --allow-duplicates",
+        }
+    );
 }
 
 /// Prints one row's message and its warnings, or its errors; says whether it renders.
@@ -80,7 +119,10 @@ fn show_row(
     json: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
-    match renderer.render(row) {
+    crate::template::filters::take_defaults_used();
+    let rendered = renderer.render(row);
+    let defaults = crate::template::filters::take_defaults_used();
+    match rendered {
         Ok((request, warnings)) => {
             for w in warnings {
                 crate::say!("{w}");
@@ -89,7 +131,7 @@ fn show_row(
                 serde_json::to_writer(&mut *out, &request)?;
                 writeln!(out)?;
             } else {
-                write_message(out, row, &request, address)?;
+                write_message(out, row, &request, address, defaults)?;
             }
             Ok(true)
         }
@@ -108,6 +150,7 @@ fn write_message(
     row: &Row<'_>,
     request: &MessageRequest,
     address: Address,
+    defaults: u32,
 ) -> std::io::Result<()> {
     let to = if address.looked_up() {
         format!(
@@ -119,16 +162,20 @@ fn write_message(
     } else {
         format!("{} {}", request.to.kind, request.to.id)
     };
-    let inert = crate::inert;
+    let fallback = match defaults {
+        0 => String::new(),
+        1 => " ─ a `default` applies (an empty cell)".to_string(),
+        n => format!(" ─ `default` applies {n} times (empty cells)"),
+    };
     writeln!(
         out,
-        "── row {} (line {}) ─ to {}",
+        "── row {} (line {}) ─ to {}{fallback}",
         row.number,
         row.line,
-        inert(&to)
+        crate::inert(&to)
     )?;
     if let Some(s) = &request.subject {
-        writeln!(out, "Subject: {}", inert(s))?;
+        writeln!(out, "Subject: {}", crate::inert(s))?;
     }
-    writeln!(out, "{}\n", inert(request.body.trim_end()))
+    writeln!(out, "{}\n", crate::inert(request.body.trim_end()))
 }

@@ -16,10 +16,13 @@ pub(crate) fn render(r: &Report) -> String {
     }
     body.push_str(&errors(r));
     body.push_str(&unknown(r));
-    let subtitle = match &r.campaign {
+    let mut subtitle = match &r.campaign {
         Some(c) => format!("{} rows · campaign {c}", r.rows),
         None => format!("{} rows", r.rows),
     };
+    if r.rehearsal {
+        subtitle.push_str(" · a rehearsal against the sandbox: nothing reached Intercom");
+    }
     page(&format!("Report: {}", r.results), &subtitle, &body)
 }
 

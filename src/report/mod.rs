@@ -44,6 +44,8 @@ pub(crate) struct Report {
     pub(crate) per_minute: Option<PerMinute>,
     /// From the tracking file beside the results (`campaign track`), when there is one.
     pub(crate) replies: Option<crate::track::Replies>,
+    /// Whether every run of the file went to the sandbox: a rehearsal, nothing reached Intercom.
+    pub(crate) rehearsal: bool,
 }
 
 impl Tally {
@@ -130,6 +132,9 @@ pub(crate) struct Point {
 }
 
 pub fn run(args: &ReportArgs) -> anyhow::Result<Status> {
+    if args.csv {
+        return by_row(&args.results);
+    }
     let outcomes = read::outcomes(&args.results)?;
     let runs = read::runs(&args.results)?;
     let contacts = match &args.campaign {
@@ -180,6 +185,37 @@ fn rows_to_name(outcomes: &BTreeMap<u64, Outcome>) -> HashSet<u64> {
     rows
 }
 
+/// `report --csv`: the results file's lines in row order, each row's last, the header first.
+/// The cells are the file's own, written as the results writer wrote them.
+fn by_row(results: &Path) -> anyhow::Result<Status> {
+    use anyhow::Context as _;
+    let name = results.display();
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(results)
+        .with_context(|| format!("cannot read {name}"))?;
+    let header = rdr.byte_headers()?.clone();
+    let Some(at) = header.iter().position(|h| h == b"row") else {
+        anyhow::bail!("{name}: no `row` column: not a results file");
+    };
+    let mut rows: BTreeMap<u64, csv::ByteRecord> = BTreeMap::new();
+    for (i, record) in rdr.byte_records().enumerate() {
+        let record = record.with_context(|| format!("{name}: line {}", i + 2))?;
+        let row = crate::results::row_number(record.get(at).unwrap_or_default())
+            .map_err(|e| anyhow::anyhow!("{name}: line {}: {e}", i + 2))?;
+        rows.insert(row, record);
+    }
+    let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+    out.write_byte_record(&header)?;
+    for record in rows.values() {
+        out.write_byte_record(record)?;
+    }
+    match out.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(Status::Ok),
+    }
+}
+
 /// The report of the results file `results` (and, if given, its `campaign` file).
 fn build(
     results_path: &Path,
@@ -219,6 +255,7 @@ fn build(
         run: run_times(outcomes, runs),
         per_minute: per_minute(outcomes),
         replies: None,
+        rehearsal: !runs.is_empty() && runs.iter().all(|r| r.target == "sandbox"),
     }
 }
 

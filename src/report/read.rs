@@ -31,10 +31,12 @@ pub(crate) struct Run {
     pub(crate) unknown: u64,
     pub(crate) rate_limited: u64,
     pub(crate) paused_ms: u64,
+    /// Where the messages went: `sandbox` for a rehearsal, else the API's URL.
+    pub(crate) target: String,
 }
 
-/// A run log line as written; the fields a report does not use (`target`, `rate`, `skipped`,
-/// `exit`) are not read, so that a log with more of them still reads.
+/// A run log line as written; the fields a report does not use (`rate`, `skipped`, `exit`) are
+/// not read, so that a log with more of them still reads.
 #[derive(Debug, Deserialize)]
 struct RunLine {
     started_at: String,
@@ -49,6 +51,8 @@ struct RunLine {
     pub(crate) rate_limited: u64,
     #[serde(default)]
     pub(crate) paused_ms: u64,
+    #[serde(default)]
+    target: String,
 }
 
 /// The run log's path: the results file's, plus `.runs.jsonl`.
@@ -145,6 +149,7 @@ pub(crate) fn runs(results: &Path) -> anyhow::Result<Vec<Run>> {
             unknown: run.unknown,
             rate_limited: run.rate_limited,
             paused_ms: run.paused_ms,
+            target: run.target,
         });
     }
     runs.sort_by_key(|r| r.started_at);

@@ -7,7 +7,14 @@ use super::{human_duration, shown, Report};
 
 pub(crate) fn render(r: &Report) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "Results: {} ({} rows)\n", r.results, r.rows);
+    let _ = writeln!(out, "Results: {} ({} rows)", r.results, r.rows);
+    if r.rehearsal {
+        let _ = writeln!(
+            out,
+            "a rehearsal: every run went to the sandbox, and no message reached Intercom"
+        );
+    }
+    let _ = writeln!(out);
     out.push_str(&counts(r));
     if let Some(run) = &r.run {
         let mut t = table(&[]);

@@ -343,10 +343,7 @@ fn verdict(
             taken.insert(c.id.clone(), p.row);
             (c.id, c.role, LookupStatus::Found, String::new())
         }
-        Verdict::NotFound => none(
-            LookupStatus::NotFound,
-            format!("no contact has this {}", rules.address.key()),
-        ),
+        Verdict::NotFound => none(LookupStatus::NotFound, super::not_found(rules)),
         Verdict::Ambiguous(many) => none(LookupStatus::Ambiguous, many),
         Verdict::Unsubscribed(reason) => none(LookupStatus::Unsubscribed, reason.to_string()),
         Verdict::Suppressed => none(

@@ -264,6 +264,17 @@ async fn ask(p: &Pacing<'_>, body: Bytes) -> Asked {
     }
 }
 
+/// Why a key found nobody, naming the contacts searched: a campaign of users does not search
+/// leads (nor the other way round), and `[to] type = "contact"` searches both.
+pub(crate) fn not_found(rules: &Rules) -> String {
+    let what = rules.address.key();
+    match rules.role.as_str() {
+        "user" => format!("no user has this {what} (leads are not searched: if this is a lead, set [to] type = \"contact\", which finds users and leads)"),
+        "lead" => format!("no lead has this {what} (users are not searched: if this is a user, set [to] type = \"contact\", which finds users and leads)"),
+        _ => format!("no contact has this {what}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

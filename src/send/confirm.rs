@@ -7,14 +7,22 @@ use crate::input::config::{Campaign, MessageType};
 /// Whether a person at a terminal confirms the send (`true` without a terminal to ask at).
 pub(super) fn confirmed(
     settings: &Settings,
-    c: &Campaign,
+    loaded: &crate::check::Loaded,
     to_send: u64,
     results: &Path,
 ) -> anyhow::Result<bool> {
     if !on_a_terminal() {
         return Ok(true);
     }
-    let screen = crate::inert(&confirmation(settings, c, to_send, results)).into_owned();
+    let sample = sample_subject(loaded);
+    let screen = crate::inert(&confirmation(
+        settings,
+        &loaded.campaign,
+        to_send,
+        sample,
+        results,
+    ))
+    .into_owned();
     let stdin = std::io::stdin();
     confirm(&screen, &mut stdin.lock(), &mut std::io::stderr())
 }
@@ -24,8 +32,32 @@ fn on_a_terminal() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
-/// What a real send is about to do, for a person to confirm before the first request.
-fn confirmation(settings: &Settings, c: &Campaign, to_send: u64, results: &Path) -> String {
+/// The subject of the first row that renders, with its record number: what a customer reads,
+/// rather than the template's source.
+fn sample_subject(loaded: &crate::check::Loaded) -> Option<(u64, String)> {
+    let c = &loaded.campaign;
+    c.subject.as_ref()?;
+    let (mut recipients, _) =
+        crate::input::recipients::Recipients::open(&c.recipients, c.delimiter).ok()?;
+    let renderer = crate::check::RowRenderer::new(loaded, &recipients);
+    while let Some(next) = recipients.next_row() {
+        let Ok(row) = next else { continue };
+        if let Ok((request, _)) = renderer.render(&row) {
+            return Some((row.number, request.subject?));
+        }
+    }
+    None
+}
+
+/// What a real send is about to do, for a person to confirm before the first request. `to_send`
+/// counts only the rows that will go (not those recorded `skipped`).
+fn confirmation(
+    settings: &Settings,
+    c: &Campaign,
+    to_send: u64,
+    sample: Option<(u64, String)>,
+    results: &Path,
+) -> String {
     let send = &settings.send;
     let secs = (to_send as f64 / send.rate.per_second()).ceil() as u64;
     let mut lines = vec![
@@ -41,8 +73,13 @@ fn confirmation(settings: &Settings, c: &Campaign, to_send: u64, results: &Path)
         format!("  from     {}", c.from_label()),
         format!("  to       {}s ({})", c.to_type, c.to_id.source.trim()),
     ];
-    if let Some(subject) = &c.subject {
-        lines.push(format!("  subject  {}", subject.source.trim()));
+    match (sample, &c.subject) {
+        // A cell's text: control characters shown escaped, never raw on the terminal.
+        (Some((row, subject)), _) => {
+            lines.push(format!("  subject  {} (row {row})", subject.escape_debug()))
+        }
+        (None, Some(subject)) => lines.push(format!("  subject  {}", subject.source.trim())),
+        (None, None) => {}
     }
     lines.push(format!(
         "  rate     {}: about {}",
@@ -75,6 +112,33 @@ fn confirm(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_screen_shows_a_rendered_subject_and_the_rows_that_go() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let loaded = crate::check::load(&root.join("samples/welcome.toml")).unwrap();
+        let sample = sample_subject(&loaded);
+        assert_eq!(sample, Some((1, "Welcome to Pro, Ada".to_string())));
+        let c = &loaded.campaign;
+        let settings = Settings {
+            send: c.send.clone(),
+            base_url: c.base_url.clone(),
+            version: c.version.clone(),
+            results_columns: Vec::new(),
+            results_columns_from: super::super::plan::ColumnsFrom::File,
+        };
+        let screen = confirmation(&settings, c, 19, sample, Path::new("r.csv"));
+        assert!(
+            screen.starts_with("About to send 19 e-mail messages"),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("  subject  Welcome to Pro, Ada (row 1)"),
+            "{screen}"
+        );
+        let subject = screen.lines().find(|l| l.contains("subject")).unwrap();
+        assert!(!subject.contains("{{"), "{screen}");
+    }
 
     #[test]
     fn only_yes_confirms_a_send() {

@@ -50,6 +50,9 @@ pub(super) struct Manifest {
     pub to_type: String,
     /// Rows invalid at preflight.
     pub invalid_rows: u64,
+    /// With `duplicates = "skip"`: each row whose recipient an earlier row has, with that row,
+    /// in record order; recorded `skipped`, not sent.
+    pub duplicates: Vec<(u64, u64)>,
     /// Rows of the campaign not done yet, whatever this run's --limit.
     pub remaining: u64,
     /// Rows this run sends at most.
@@ -121,6 +124,19 @@ pub(super) fn open(plan: &Plan, c: &Campaign) -> anyhow::Result<Opened> {
 }
 
 impl Manifest {
+    /// Rows this run sends at most, less those it records `skipped` without sending: the
+    /// duplicates of `--skip-duplicates`, the invalid rows of `--skip-invalid`.
+    pub fn will_go(&self, plan: &Plan) -> u64 {
+        let invalid = match plan.selection.skip_invalid {
+            true => self.invalid_rows,
+            false => 0,
+        };
+        let left = self
+            .remaining
+            .saturating_sub(invalid + self.duplicates.len() as u64);
+        plan.selection.limit.map_or(left, |limit| left.min(limit))
+    }
+
     pub fn facts(&self) -> Facts {
         Facts {
             results: self.results.clone(),
@@ -182,6 +198,10 @@ impl Manifest {
             expected,
             to_type: c.to_type.clone(),
             invalid_rows: pre.invalid_rows,
+            duplicates: match plan.selection.duplicates {
+                crate::input::config::Duplicates::Skip => pre.duplicates,
+                _ => Vec::new(),
+            },
             remaining,
             to_send,
         })
@@ -367,7 +387,11 @@ fn rows_arg(rows: &[u64]) -> String {
 /// The CSV columns `[results] columns` (or `--results-columns`, as `label` says) names, by index:
 /// each by its exact header or by the name a template knows it by (`First name` or
 /// `first_name`). A name given twice is refused: the results file's header would have it twice.
-fn copied_columns(c: &Campaign, wanted: &[String], label: &str) -> anyhow::Result<Vec<usize>> {
+pub(crate) fn copied_columns(
+    c: &Campaign,
+    wanted: &[String],
+    label: &str,
+) -> anyhow::Result<Vec<usize>> {
     if wanted.is_empty() {
         return Ok(Vec::new());
     }
@@ -395,9 +419,9 @@ fn copied_columns(c: &Campaign, wanted: &[String], label: &str) -> anyhow::Resul
                 .iter()
                 .position(|h| h == wanted)
                 .or_else(|| {
-                    headers.iter().position(|h| {
-                        crate::input::recipients::template_name(h).as_deref() == Some(wanted)
-                    })
+                    headers
+                        .iter()
+                        .position(|h| crate::input::recipients::template_names(h).contains(wanted))
                 })
                 .ok_or_else(|| {
                     let hint = crate::template::closest(wanted, headers)

@@ -26,6 +26,8 @@ mod rehearsal;
 mod retry_unknown;
 mod test_send;
 
+pub(crate) use manifest::copied_columns;
+
 use crate::check::Loaded;
 use crate::cli::SendArgs;
 use crate::intercom::admins;
@@ -44,7 +46,17 @@ pub async fn run(args: SendArgs) -> Result<Status, Failure> {
     if let Some(test) = &plan.test {
         return Ok(test_send::run(&plan, test, loaded).await?);
     }
+    // A dry run that finds no lock file leaves none: it writes nothing of the ledger.
+    let fresh_lock = match plan.dry_run() {
+        true => Some(crate::results::Ledger::new(plan.results_path(&loaded.campaign)?).lock)
+            .filter(|lock| std::fs::symlink_metadata(lock).is_err()),
+        false => None,
+    };
     let opened = manifest::open(&plan, &loaded.campaign)?;
+    let _fresh_lock = fresh_lock.map(|path| DryRunLock {
+        path,
+        _held: std::sync::Arc::clone(&opened.lock),
+    });
     let Some(checked) = preflight::run(&plan, &loaded, &opened)? else {
         return Ok(Status::Invalid);
     };
@@ -58,6 +70,19 @@ pub async fn run(args: SendArgs) -> Result<Status, Failure> {
         return Ok(Status::Invalid);
     }
     send(plan, loaded, manifest).await
+}
+
+/// The lock file a dry run created, removed while the lock is still held (this holds it too), so
+/// that no other run can have taken it meanwhile.
+struct DryRunLock {
+    path: std::path::PathBuf,
+    _held: std::sync::Arc<crate::results::RunLock>,
+}
+
+impl Drop for DryRunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// The sending admin looked up (and set on the campaign) before anything of the ledger is
@@ -84,7 +109,7 @@ fn confirmed(plan: &Plan, loaded: &Loaded, m: &Manifest) -> anyhow::Result<bool>
     if plan.sandbox().is_some() || plan.yes || m.to_send == 0 {
         return Ok(true);
     }
-    confirm::confirmed(&plan.settings, &loaded.campaign, m.to_send, &m.results)
+    confirm::confirmed(&plan.settings, loaded, m.will_go(plan), &m.results)
 }
 
 /// The sandbox of a rehearsal started, the dispatch, and the outcome.

@@ -181,17 +181,25 @@ pub(super) fn say_dry_run(plan: &Plan, c: &Campaign, m: &Manifest) {
     } else {
         0
     };
-    let valid = m.remaining.saturating_sub(skipped);
+    let duplicates = m.duplicates.len() as u64;
+    let valid = m.remaining.saturating_sub(skipped + duplicates);
     let to_send = plan.selection.limit.map_or(valid, |limit| valid.min(limit));
     let s = &plan.settings;
+    let mut set_aside = Vec::new();
+    if skipped > 0 {
+        set_aside.push(crate::check::counted(skipped, "invalid row"));
+    }
+    if duplicates > 0 {
+        set_aside.push(crate::check::counted(duplicates, "duplicate row"));
+    }
     crate::out!(
         "dry run: {to_send} messages would be sent to {} (rate {}, concurrency {}){}; nothing was sent.",
         if plan.sandbox().is_some() { "the sandbox".to_string() } else { s.base_url.clone() },
         s.send.rate,
         s.send.concurrency,
-        match skipped {
-            0 => String::new(),
-            n => format!(", {} would be recorded `skipped`", crate::check::counted(n, "invalid row")),
+        match set_aside.is_empty() {
+            true => String::new(),
+            false => format!(", {} would be recorded `skipped`", set_aside.join(" and ")),
         }
     );
     if c.resolves() {

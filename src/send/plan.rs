@@ -9,13 +9,14 @@ use anyhow::{bail, Context as _};
 use crate::check::{self, Loaded};
 use crate::cli::rows::RowSet;
 use crate::cli::SendArgs;
-use crate::input::config::{self, Campaign, Concurrency, SendSettings};
+use crate::input::config::{self, Campaign, Concurrency, Duplicates, SendSettings};
 use crate::input::rate::format_duration;
 use crate::intercom::client::Token;
 use crate::results::{Ledger, Prior, RowStatus};
 use crate::sandbox::FaultSettings;
 
-/// Where the messages go.
+/// Where the messages go. Made once a run: the sandbox's settings are not worth a box.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Target {
     Intercom,
     /// The in-process sandbox of a rehearsal.
@@ -26,6 +27,8 @@ pub(super) enum Target {
 pub(super) struct SandboxPlan {
     /// `--sandbox-log`, if given.
     pub log: Option<PathBuf>,
+    /// `--results`, if given: the log goes beside it, one log per results file.
+    pub results: Option<PathBuf>,
     pub contacts: Option<PathBuf>,
     pub missing: Vec<String>,
     pub admins: Option<PathBuf>,
@@ -85,7 +88,8 @@ pub(super) struct Selection {
     pub canary: bool,
     /// `--skip-invalid`: invalid rows are recorded `skipped`, the others sent.
     pub skip_invalid: bool,
-    pub allow_duplicates: bool,
+    /// The campaign file's `[send] duplicates`, or `--allow-duplicates` / `--skip-duplicates`.
+    pub duplicates: Duplicates,
 }
 
 /// `--test-to`: the chosen rows to one test contact.
@@ -191,7 +195,11 @@ pub(super) fn resolve(args: SendArgs) -> anyhow::Result<Option<(Plan, Loaded)>> 
             limit: args.limit.or(args.canary),
             canary: args.canary.is_some(),
             skip_invalid: args.skip_invalid,
-            allow_duplicates: args.allow_duplicates,
+            duplicates: Duplicates::chosen(
+                loaded.campaign.send.duplicates,
+                args.allow_duplicates,
+                args.skip_duplicates,
+            ),
         },
         test: args.test_to.map(|contact| TestSend {
             contact,
@@ -210,6 +218,7 @@ fn target(args: &SendArgs) -> Target {
     }
     Target::Sandbox(Box::new(SandboxPlan {
         log: args.sandbox_log.clone(),
+        results: args.results.clone(),
         contacts: args.sandbox_contacts.clone(),
         missing: args.sandbox_missing.clone(),
         admins: args.sandbox_admins.clone(),
@@ -243,6 +252,11 @@ fn effective(c: &Campaign, args: &SendArgs) -> anyhow::Result<Settings> {
     }
     if let Some(d) = args.request_timeout {
         send.request_timeout = d;
+    }
+    // A rehearsal's choice (clap refuses it without --sandbox): the dispatcher then has no hours
+    // to wait for.
+    if args.ignore_hours {
+        send.hours = None;
     }
     if let Some(v) = &args.intercom_version {
         config::check_version(v).map_err(anyhow::Error::msg)?;
@@ -318,14 +332,25 @@ fn resume_flags(args: &SendArgs) -> Vec<String> {
     flag("max-attempts", args.max_attempts.map(|n| n.to_string()));
     flag("max-failures", args.max_failures.map(|n| n.to_string()));
     flag("stall-timeout", args.stall_timeout.map(format_duration));
+    flag(
+        "max-failure-share",
+        args.max_failure_share.map(|s| s.to_string()),
+    );
+    flag(
+        "retry-not-found-for",
+        args.retry_not_found_for.map(format_duration),
+    );
+    flag("request-timeout", args.request_timeout.map(format_duration));
     if args.sandbox {
         sandbox_flags(args, &mut flag);
     }
     for (given, name) in [
         (args.sandbox, "--sandbox"),
         (args.sandbox && args.faults.no_validate, "--no-validate"),
+        (args.ignore_hours, "--ignore-hours"),
         (args.skip_invalid, "--skip-invalid"),
         (args.allow_duplicates, "--allow-duplicates"),
+        (args.skip_duplicates, "--skip-duplicates"),
     ] {
         if given {
             words.push(name.into());
@@ -341,6 +366,11 @@ fn sandbox_flags(args: &SendArgs, flag: &mut impl FnMut(&str, Option<String>)) {
     flag(
         "sandbox-contacts",
         args.sandbox_contacts.as_deref().map(path),
+    );
+    flag("sandbox-admins", args.sandbox_admins.as_deref().map(path));
+    flag(
+        "sandbox-missing",
+        (!args.sandbox_missing.is_empty()).then(|| args.sandbox_missing.join(",")),
     );
     let f = &args.faults;
     let rate_limit = f.rate_limit.to_string();
@@ -421,15 +451,24 @@ impl Plan {
 }
 
 impl SandboxPlan {
-    /// The sandbox's log: `--sandbox-log`, or `<stem>.sandbox.jsonl` beside the campaign file.
+    /// The sandbox's log: `--sandbox-log`; else, with `--results FILE`, `FILE.sandbox.jsonl`
+    /// (two rehearsals into different results files never share a log, from which each settles
+    /// its rows); else `<stem>.sandbox.jsonl` beside the campaign file, beside its default
+    /// results file.
     pub fn log_path(&self, campaign: &Path) -> PathBuf {
+        if let Some(log) = &self.log {
+            return log.clone();
+        }
+        if let Some(results) = &self.results {
+            let mut name = results.as_os_str().to_owned();
+            name.push(".sandbox.jsonl");
+            return PathBuf::from(name);
+        }
         let stem = campaign
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "campaign".into());
-        self.log
-            .clone()
-            .unwrap_or_else(|| beside_campaign(campaign, &format!("{stem}.sandbox.jsonl")))
+        beside_campaign(campaign, &format!("{stem}.sandbox.jsonl"))
     }
 }
 

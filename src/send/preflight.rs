@@ -66,15 +66,11 @@ fn check_rows(plan: &Plan, loaded: &Loaded, opened: &Opened) -> (Preflight, Vec<
     // and the new buffer at once, beside the earlier run's rows).
     let mut expected: Vec<u32> = Vec::with_capacity(prior.map_or(0, |p| p.rows() as usize));
     let campaign = &loaded.campaign;
-    let pre = check::preflight(
-        loaded,
-        plan.selection.allow_duplicates,
-        &mut |row, rendered| {
-            expected.resize(row as usize - 1, 0);
-            expected.push(check::row_hash(campaign, rendered));
-            changed.check(prior?, row, rendered.to_id.as_str())
-        },
-    );
+    let pre = check::preflight(loaded, plan.selection.duplicates, &mut |row, rendered| {
+        expected.resize(row as usize - 1, 0);
+        expected.push(check::row_hash(campaign, rendered));
+        changed.check(prior?, row, rendered.to_id.as_str())
+    });
     expected.resize(pre.rows as usize, 0);
     (pre, expected)
 }

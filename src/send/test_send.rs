@@ -1,5 +1,6 @@
 //! `send --test-to CONTACT`: the chosen rows' messages, rendered exactly as the campaign would
-//! send them, sent to one test contact instead, marked as a test. They are recorded in
+//! send them, sent to one test contact instead (an Intercom id, or an e-mail looked up as
+//! `[to] email` is), marked as a test. They are recorded in
 //! `<results>.tests.csv` (the results file's columns), apart from the campaign's results file and
 //! journal, so that a test never counts as a row sent and never stops a row from being sent.
 use std::collections::BTreeSet;
@@ -28,7 +29,7 @@ pub(super) async fn run(
     test: &TestSend,
     loaded: check::Loaded,
 ) -> anyhow::Result<Status> {
-    let contact = test_contact(&test.contact)?;
+    let given = test_contact(&test.contact)?;
     let c = &loaded.campaign;
     if c.to_type == "contact" {
         // Each contact's type comes from its lookup, and the test contact is not looked up:
@@ -37,17 +38,18 @@ pub(super) async fn run(
     }
     let results_file = plan.results_path(c)?;
     let tests = tests_path(&results_file);
-    let Some(requests) = render_chosen(test, &loaded, &contact)? else {
+    let Some(mut requests) = render_chosen(test, &loaded, given.id())? else {
         crate::say!("nothing was sent.");
         return Ok(Status::Invalid);
     };
     let rows: Vec<String> = requests.iter().map(|(row, _)| row.to_string()).collect();
     let Some(token) = &plan.token else {
         crate::out!(
-            "dry run: {} test messages (rows {}) would be sent to {} {contact} from {}, marked `{}`; nothing was sent.",
+            "dry run: {} test messages (rows {}) would be sent to {} {} from {}, marked `{}`; nothing was sent.",
             requests.len(),
             rows.join(", "),
             c.to_type,
+            given.shown(),
             c.from_label(),
             TEST_MARK.trim_end()
         );
@@ -71,6 +73,16 @@ pub(super) async fn run(
         .as_ref()
         .map_or_else(|| s.base_url.clone(), |s| s.base_url());
     let client = Client::new(&base_url, token, &s.version, s.send.request_timeout, 1)?;
+    let contact = match given {
+        TestContact::Id(id) => id,
+        TestContact::Email(email) => {
+            let lookups = Client::new(&base_url, token, &s.version, s.send.request_timeout, 1)?;
+            look_up(lookups, c, &s.send, &email).await?
+        }
+    };
+    for (_, request) in &mut requests {
+        request.to.id = contact.clone();
+    }
     crate::say!(
         "test send: {} messages (rows {}) to {} {contact} at {base_url} from {}, marked `{}`; recorded in {} (not in the results file)",
         requests.len(),
@@ -87,16 +99,102 @@ pub(super) async fn run(
     Ok(if all_sent { Status::Ok } else { Status::Failed })
 }
 
-/// The test contact: an Intercom contact id, as the campaign's `[to] id` renders one.
-fn test_contact(given: &str) -> anyhow::Result<String> {
+/// The test contact as given: an Intercom contact id, or an e-mail to look up.
+enum TestContact {
+    Id(String),
+    Email(String),
+}
+
+impl TestContact {
+    /// What the rendered requests are addressed to until the e-mail is looked up.
+    fn id(&self) -> &str {
+        match self {
+            TestContact::Id(id) | TestContact::Email(id) => id,
+        }
+    }
+
+    fn shown(&self) -> String {
+        match self {
+            TestContact::Id(id) => id.clone(),
+            TestContact::Email(e) => format!("with e-mail {e} (looked up when sent)"),
+        }
+    }
+}
+
+/// `--test-to`: an e-mail (it has an `@`) or an Intercom contact id.
+fn test_contact(given: &str) -> anyhow::Result<TestContact> {
     let contact = given.trim().to_string();
     if contact.is_empty() {
-        bail!("--test-to: empty: give the test contact's Intercom id");
+        bail!("--test-to: empty: give the test contact's e-mail or Intercom id");
     }
-    if contact.contains('@') {
-        bail!("--test-to `{contact}`: an e-mail address; give the test contact's Intercom id (the contact's page in Intercom, or POST /contacts/search, shows it)");
+    Ok(match contact.contains('@') {
+        true => TestContact::Email(contact),
+        false => TestContact::Id(contact),
+    })
+}
+
+/// The id of the one contact with this e-mail, searched as `[to] email` searches (of the
+/// campaign's `[to] type`); anything but one contact is an error, and nothing is sent.
+async fn look_up(
+    client: Client,
+    c: &Campaign,
+    send: &crate::input::config::SendSettings,
+    email: &str,
+) -> anyhow::Result<String> {
+    use crate::input::config::{Address, Concurrency};
+    use crate::intercom::pace::Pace;
+    use crate::resolve::{find, normalize, Failure, Rules, Verdict};
+    let mut rules = Rules::of(c)?;
+    rules.address = Address::Email;
+    // A test contact is chosen by the operator: no list of the campaign's applies to it.
+    rules.respect_unsubscribed = false;
+    rules.suppress.clear();
+    let pace = Pace::new(
+        client,
+        send.rate,
+        Concurrency::Fixed(1),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let searches = std::sync::atomic::AtomicU64::new(0);
+    let pacing = crate::resolve::Pacing {
+        pace: &pace,
+        searches: &searches,
+    };
+    let key = normalize(Address::Email, email);
+    let found = find(&pacing, &rules, std::slice::from_ref(&key))
+        .await
+        .map_err(|f| {
+            let why = match f {
+                Failure::Fatal { status, error } => format!("HTTP {status} {}", error.code),
+                Failure::Failed { status, error } => match status {
+                    Some(status) => format!("HTTP {status} {}", error.code),
+                    None => error.code,
+                },
+                Failure::Stopped => "interrupted".into(),
+            };
+            anyhow::anyhow!(
+                "--test-to {email}: the contact could not be looked up ({why}); nothing was sent"
+            )
+        })?;
+    let matches: Vec<&crate::resolve::Contact> = found
+        .contacts
+        .get(&key)
+        .map(|v| v.iter().collect())
+        .unwrap_or_default();
+    match rules.judge(&key, &matches) {
+        Verdict::Found(contact) => Ok(contact.id),
+        Verdict::NotFound => bail!(
+            "--test-to {email}: no {} has this e-mail; give another, or the contact's Intercom id; nothing was sent",
+            c.to_type
+        ),
+        Verdict::Ambiguous(many) => bail!(
+            "--test-to {email}: {many} have this e-mail; give the test contact's Intercom id instead; nothing was sent"
+        ),
+        // Unsubscribed and suppressed contacts are not set aside for a test (the rules above).
+        Verdict::Unsubscribed(_) | Verdict::Suppressed => {
+            bail!("--test-to {email}: the contact cannot be messaged; nothing was sent")
+        }
     }
-    Ok(contact)
 }
 
 /// `<results>.tests.csv`, beside the campaign's results file.

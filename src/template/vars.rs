@@ -6,14 +6,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tera::ast::{Expr, ExprVal, Node};
 
-pub(crate) use crate::input::recipients::template_name;
+pub(crate) use crate::input::recipients::template_names;
 
-/// Each header's template name with its column (from 0), for the headers that have one.
+/// Each header's template names with its column (from 0): its snake_case name, and the header as
+/// written where that is a name too.
 pub(crate) fn names_of(headers: &[String]) -> Vec<(String, usize)> {
     headers
         .iter()
         .enumerate()
-        .filter_map(|(i, h)| template_name(h).map(|n| (n, i)))
+        .flat_map(|(i, h)| template_names(h).into_iter().map(move |n| (n, i)))
         .collect()
 }
 
@@ -173,10 +174,14 @@ mod tests {
 
     #[test]
     fn headers_become_names_by_the_documented_rule() {
-        let name = |h: &str| template_name(h);
+        let name = |h: &str| crate::input::recipients::template_name(h);
         assert_eq!(name("first_name").as_deref(), Some("first_name"));
-        assert_eq!(name("Plan").as_deref(), Some("Plan"));
-        assert_eq!(name("_x9").as_deref(), Some("_x9"));
+        assert_eq!(name("Plan").as_deref(), Some("plan"));
+        assert_eq!(name("Email").as_deref(), Some("email"));
+        assert_eq!(name("firstName").as_deref(), Some("first_name"));
+        assert_eq!(name("HTTPCode").as_deref(), Some("http_code"));
+        assert_eq!(name("EMAIL").as_deref(), Some("email"));
+        assert_eq!(name("_x9").as_deref(), Some("x9"));
         assert_eq!(name("Intercom ID").as_deref(), Some("intercom_id"));
         assert_eq!(name("First name").as_deref(), Some("first_name"));
         assert_eq!(name("user.name").as_deref(), Some("user_name"));
@@ -187,6 +192,14 @@ mod tests {
         assert_eq!(name("9"), Some("_9".to_string()));
         assert_eq!(name("#"), None);
         assert_eq!(name(""), None);
+    }
+
+    #[test]
+    fn a_header_that_is_a_name_answers_as_written_too() {
+        assert_eq!(template_names("Email"), ["email", "Email"]);
+        assert_eq!(template_names("first_name"), ["first_name"]);
+        assert_eq!(template_names("First name"), ["first_name"]);
+        assert_eq!(template_names("#"), Vec::<String>::new());
     }
 
     #[test]

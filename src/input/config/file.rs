@@ -86,6 +86,7 @@ pub(super) struct SendSection {
     pub suppress: Option<PathBuf>,
     /// The results file of an earlier campaign: its contacts who replied are skipped.
     pub skip_replied_to: Option<PathBuf>,
+    pub duplicates: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

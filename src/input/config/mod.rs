@@ -24,7 +24,7 @@ pub use ranges::{
     duration_in, in_range, AUTO_MAX, MAX_ATTEMPTS, MAX_FAILURES, REQUEST_TIMEOUT,
     RETRY_NOT_FOUND_FOR, STALL_TIMEOUT,
 };
-pub use send::{SendSettings, DEFAULT_RATE};
+pub use send::{Duplicates, SendSettings, DEFAULT_RATE};
 
 use file::{IntercomSection, Site};
 

@@ -37,6 +37,45 @@ pub struct SendSettings {
     /// `[send] skip_replied_to`: an earlier campaign's results file, beside the campaign; its
     /// recipients who replied to it (asked just before this run sends) are `skipped` (`replied`).
     pub skip_replied_to: Option<std::path::PathBuf>,
+    /// `[send] duplicates`: what is done with a row whose recipient an earlier row has.
+    pub duplicates: Duplicates,
+}
+
+/// What is done with a row whose recipient an earlier row has (`[send] duplicates`, or
+/// `--allow-duplicates` / `--skip-duplicates`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Duplicates {
+    /// An error: nothing is sent until the CSV is fixed or another choice made.
+    #[default]
+    Refuse,
+    /// A warning: every row is sent, so the recipient gets the message more than once.
+    Allow,
+    /// A warning: the first row of each recipient is sent, the later ones recorded `skipped`
+    /// (`duplicate`).
+    Skip,
+}
+
+impl Duplicates {
+    /// The campaign file's choice, unless a flag makes another.
+    pub fn chosen(file: Duplicates, allow: bool, skip: bool) -> Duplicates {
+        match (allow, skip) {
+            (true, _) => Duplicates::Allow,
+            (_, true) => Duplicates::Skip,
+            _ => file,
+        }
+    }
+
+    fn parse(value: Option<&str>) -> Result<Duplicates, String> {
+        match value {
+            None | Some("refuse") => Ok(Duplicates::Refuse),
+            Some("allow") => Ok(Duplicates::Allow),
+            Some("skip") => Ok(Duplicates::Skip),
+            Some(other) => Err(format!(
+                "`{}`: expected \"refuse\" (the default), \"allow\" (send every row) or \"skip\" (send the first row of each recipient, record the others `skipped`)",
+                other.escape_debug()
+            )),
+        }
+    }
 }
 
 /// A setting's error: `campaign.toml: [send] rate: why`.
@@ -87,6 +126,8 @@ pub(super) fn resolve(s: SendSection, name: &str, dir: &Path) -> anyhow::Result<
         respect_unsubscribed: s.respect_unsubscribed.unwrap_or(true),
         suppress: s.suppress.map(|p| dir.join(p)),
         skip_replied_to: s.skip_replied_to.map(|p| dir.join(p)),
+        duplicates: Duplicates::parse(s.duplicates.as_deref())
+            .map_err(|e| bad.at("duplicates", e))?,
     })
 }
 

@@ -65,33 +65,35 @@ fn column(
     trimmed.to_string()
 }
 
-/// Headers that templates would know by the same name (`names::template_name`): `First name` and
-/// `first_name` are both `first_name`, and a template could not tell which it reads. (Headers
-/// that are the same text are reported as duplicates.)
+/// Headers that templates would know by the same name (`names::template_names`): `First name` and
+/// `first_name` are both `first_name`, `Email` and `email` both `email`, and a template could not
+/// tell which it reads. (Headers that are the same text are reported as duplicates.)
 fn name_collisions(file: &str, columns: &[String]) -> Vec<Problem> {
     let mut first: HashMap<String, usize> = HashMap::new();
     let mut problems = Vec::new();
     for (i, header) in columns.iter().enumerate() {
-        let Some(name) = super::names::template_name(header) else {
-            continue;
-        };
-        match first.get(&name) {
-            Some(&j) if columns[j] != *header => problems.push(
-                Problem::error(
-                    ProblemKind::Csv,
-                    file,
-                    format!(
-                        "headers `{}` (column {}) and `{header}` are both `{name}` in templates; rename one of them",
-                        columns[j],
-                        j + 1
-                    ),
-                )
-                .line(1)
-                .column(format!("column {}", i + 1)),
-            ),
-            Some(_) => {}
-            None => {
-                first.insert(name, i);
+        for name in super::names::template_names(header) {
+            match first.get(&name) {
+                Some(&j) if columns[j] != *header => {
+                    problems.push(
+                        Problem::error(
+                            ProblemKind::Csv,
+                            file,
+                            format!(
+                                "headers `{}` (column {}) and `{header}` are both `{name}` in templates; rename one of them",
+                                columns[j],
+                                j + 1
+                            ),
+                        )
+                        .line(1)
+                        .column(format!("column {}", i + 1)),
+                    );
+                    break;
+                }
+                Some(_) => {}
+                None => {
+                    first.insert(name, i);
+                }
             }
         }
     }

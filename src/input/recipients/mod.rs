@@ -21,7 +21,7 @@ use crate::input::problem::{Problem, ProblemKind};
 use bounded::Bounded;
 use lines::LineCounter;
 use located::csv_error_text;
-pub(crate) use names::template_name;
+pub(crate) use names::{template_name, template_names};
 
 /// The most bytes one record's cells may hold together. Legal CSV has no limit, and the csv
 /// crate grows a record until it ends: without one, a file that never closes a quote (or a

@@ -29,14 +29,17 @@ pub(super) fn choose(
         header,
         total_rows: 0,
     };
+    // Once the page has its rows, the rest are only counted: the page says "N of M rows" of
+    // the whole file.
+    let mut full = false;
     while let Some(next) = recipients.next_row() {
         let row = match next {
             Ok(row) => row,
             Err(p) => {
                 // A record that cannot be read: shown as its problem alone.
                 let stop = p.record.is_none();
-                if selection.row.is_none() || p.record == selection.row {
-                    chosen.total_rows += u64::from(p.record.is_some());
+                chosen.total_rows += u64::from(p.record.is_some());
+                if !full && (selection.row.is_none() || p.record == selection.row) {
                     push(&mut chosen, unreadable(p), selection);
                 }
                 if stop {
@@ -46,7 +49,7 @@ pub(super) fn choose(
             }
         };
         chosen.total_rows += 1;
-        if selection.row.is_some_and(|r| r != row.number) {
+        if full || selection.row.is_some_and(|r| r != row.number) {
             continue;
         }
         let Some(shown) = consider(selection, &renderer, plan.as_ref(), &mut paths, &row) else {
@@ -54,7 +57,7 @@ pub(super) fn choose(
         };
         push(&mut chosen, shown, selection);
         if selection.row.is_some() || selection.limit.is_some_and(|l| chosen.rows.len() >= l) {
-            break;
+            full = true;
         }
     }
     chosen.paths = paths.in_order;

@@ -59,6 +59,7 @@ pub(super) async fn stage(
     shared: Arc<Shared>,
     rules: Arc<Rules>,
     earlier: Earlier,
+    skip_duplicates: bool,
     mut rx: mpsc::Receiver<Vec<Item>>,
     tx: mpsc::Sender<Vec<Item>>,
 ) {
@@ -105,7 +106,7 @@ pub(super) async fn stage(
                 .await;
                 keys.clear();
                 distinct.clear();
-                if tx.send(out).await.is_err() {
+                if tx.send(set_aside(out, skip_duplicates)).await.is_err() {
                     return;
                 }
             }
@@ -113,11 +114,31 @@ pub(super) async fn stage(
         if ended {
             if !held.is_empty() {
                 let out = resolved(&shared, &rules, held, &keys, &mut taken).await;
-                let _ = tx.send(out).await;
+                let _ = tx.send(set_aside(out, skip_duplicates)).await;
             }
             return;
         }
     }
+}
+
+/// With `--skip-duplicates`, a row whose contact an earlier row has (an e-mail in other case, say)
+/// is `skipped` (`duplicate`), not `failed`: its contact gets the message once, and no resume
+/// could do more.
+fn set_aside(items: Vec<Item>, skip_duplicates: bool) -> Vec<Item> {
+    if !skip_duplicates {
+        return items;
+    }
+    items
+        .into_iter()
+        .map(|item| match item {
+            Item::Settled { mut row, fatal } if row.error_code == "duplicate_contact" => {
+                row.status = RowStatus::Skipped;
+                row.error_code = "duplicate".into();
+                Item::Settled { row, fatal }
+            }
+            other => other,
+        })
+        .collect()
 }
 
 /// `held`'s items, their jobs resolved by one lookup of `keys`.
@@ -236,7 +257,7 @@ fn resolve_job(
         .unwrap_or_default();
     match rules.judge(&key, &matches) {
         Verdict::Found(contact) => addressed(job, contact, taken),
-        Verdict::NotFound => settled(&job, RowStatus::Failed, None, "contact_not_found", &format!("no {} has this {what}; a contact created in the last minutes may not be searchable yet: --resume looks it up again", role_name(&rules.role)), false),
+        Verdict::NotFound => settled(&job, RowStatus::Failed, None, "contact_not_found", &format!("{}; a contact created in the last minutes may not be searchable yet: --resume looks it up again", resolve::not_found(rules)), false),
         Verdict::Ambiguous(many) => settled(&job, RowStatus::Failed, None, "ambiguous_contact", &format!("this {what} finds {many}; send to one with [to] id, or set [to] on_many = \"user\" to prefer the user"), false),
         Verdict::Unsubscribed(reason) => settled(&job, RowStatus::Skipped, None, reason, &format!("the contact ({reason}) asked not to get e-mail; [send] respect_unsubscribed = false sends anyway (service messages only)"), false),
         Verdict::Suppressed => settled(&job, RowStatus::Skipped, None, "suppressed", "on the [send] suppress list", false),
@@ -304,14 +325,6 @@ fn addressed(mut job: Job, contact: resolve::Contact, taken: &mut HashMap<String
     job.body = Bytes::from(body.to_string());
     job.contact_id = contact.id;
     Item::Job(job)
-}
-
-fn role_name(role: &str) -> &str {
-    match role {
-        "user" => "user",
-        "lead" => "lead",
-        _ => "contact",
-    }
 }
 
 fn settled(

@@ -172,6 +172,7 @@ pub(super) async fn run(
         rules,
         to_type,
         to_send,
+        duplicates,
         ..
     } = manifest;
     let (reading, resolution) = known_rows(plan, prior, rules.as_ref(), &ledger.results)?;
@@ -180,6 +181,7 @@ pub(super) async fn run(
             copied_columns,
             expected,
             replied,
+            duplicates,
             ..reading
         },
         resolution,
@@ -320,6 +322,7 @@ fn known_rows(
         limit: plan.selection.limit,
         skip_invalid: plan.selection.skip_invalid,
         replied: None,
+        duplicates: Vec::new(),
     };
     Ok((reading, resolution))
 }
@@ -345,7 +348,8 @@ async fn dispatch(
     let (resolver, job_rx) = match units.resolution {
         Some((rules, earlier)) => {
             let (tx, rx) = mpsc::channel::<Vec<Item>>(QUEUED_BATCHES);
-            let stage = lookup::stage(Arc::clone(shared), rules, earlier, job_rx, tx);
+            let skip = plan.selection.duplicates == crate::input::config::Duplicates::Skip;
+            let stage = lookup::stage(Arc::clone(shared), rules, earlier, skip, job_rx, tx);
             (Some(tokio::spawn(stage)), rx)
         }
         None => (None, job_rx),

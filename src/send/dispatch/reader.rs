@@ -37,6 +37,9 @@ pub(super) struct Reading {
     /// `[send] skip_replied_to`: the recipients who replied to the earlier campaign, asked just
     /// before the run: their rows are recorded `skipped` (`replied`), not sent.
     pub replied: Option<std::sync::Arc<std::collections::HashSet<String>>>,
+    /// `--skip-duplicates`: each row whose recipient an earlier row has, with that row, in
+    /// record order; recorded `skipped` (`duplicate`), not sent.
+    pub duplicates: Vec<(u64, u64)>,
 }
 
 /// Reads the rows into items until the file ends, the limit is reached, or a row does not read
@@ -151,7 +154,13 @@ impl Items<'_> {
             .renderer
             .check_into(row.number, row.line, &row.fields, &mut rendered)
         {
-            Ok(_) => self.job(row, rendered).map(Some),
+            Ok(_) => match self.first_of(row.number) {
+                Some(first) => Ok(Some(Item::Skip(Box::new(ResultRow {
+                    extra: self.copied(&row.fields),
+                    ..duplicate(row.number, &rendered.to_id, first)
+                })))),
+                None => self.job(row, rendered).map(Some),
+            },
             Err(_) if self.was(row.number) != 0 => Err(self.changed(row.number, row.line)),
             Err(_) if (self.reading.skipped_before)(row.number) => Ok(None),
             Err(problems) if self.reading.skip_invalid => {
@@ -162,6 +171,14 @@ impl Items<'_> {
             }
             Err(problems) => anyhow::bail!("{}", problems[0]),
         }
+    }
+
+    /// The first row of this row's recipient, when `--skip-duplicates` skips it.
+    fn first_of(&self, row: u64) -> Option<u64> {
+        let d = &self.reading.duplicates;
+        d.binary_search_by_key(&row, |&(r, _)| r)
+            .ok()
+            .map(|i| d[i].1)
     }
 
     /// A valid row's request, checked against preflight's hash.
@@ -204,6 +221,19 @@ impl Items<'_> {
             ))))),
             _ => anyhow::bail!("{p}"),
         }
+    }
+}
+
+/// The results line of a row `--skip-duplicates` passes over: its recipient has the message from
+/// row `first`.
+fn duplicate(row: u64, recipient: &str, first: u64) -> ResultRow {
+    ResultRow {
+        status: RowStatus::Skipped,
+        error_code: "duplicate".into(),
+        error_message: format!(
+            "addresses the same recipient as record {first}, which is sent instead"
+        ),
+        ..skipped(row, recipient, &[])
     }
 }
 

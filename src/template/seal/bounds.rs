@@ -40,6 +40,7 @@ thread_local! {
 pub(crate) fn register(tera: &mut Tera) {
     tera.register_filter(OR_ELSE, crate::template::filters::or_else);
     tera.register_filter("title", crate::template::filters::title);
+    tera.register_filter("date", crate::template::filters::date);
     tera.register_filter(VALUE, value_hook);
     tera.register_filter(CONCAT, concat_hook);
     tera.register_filter(EMIT, emit_hook);

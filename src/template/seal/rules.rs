@@ -64,6 +64,8 @@ const FILTERS: &[&str] = &[
     "get",
     "default",
     "safe",
+    // This crate's, over jiff (`filters::date`).
+    "date",
 ];
 
 /// Every use in `template` of what a message template may not use, each with its place; or,
