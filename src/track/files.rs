@@ -1,6 +1,5 @@
-//! The files tracking reads and writes: the results file (read in [`read_results`] alone, so
-//! that the ledger's own reader can take its place in one edit) and the tracking file beside
-//! it, `<results minus .csv>.tracking.csv`, replaced whole on every run.
+//! The files tracking reads and writes: the results file (through the ledger's one reader,
+//! [`crate::results::read::Reader`]) and the tracking file beside it, `<results minus .csv>.tracking.csv`, replaced whole on every run.
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -9,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use serde::Serialize;
 
+use crate::results::read::{Col, Reader};
 use crate::results::{cells, row_number, RowStatus, CONTACT_ID};
 
 /// The tracking file's columns, in order: a contract with users' spreadsheets.
@@ -38,59 +38,24 @@ pub(crate) struct Recorded {
     pub(crate) finished_at: String,
 }
 
-/// Every row's last line in the results file, by row number. The caller holds the ledger's lock.
+/// Every row's last line in the results file, by row number, read by the ledger's one reader.
+/// The caller holds the ledger's lock.
 pub(crate) fn read_results(path: &Path) -> anyhow::Result<BTreeMap<u64, Recorded>> {
-    let name = path.display();
-    let file = File::open(path).with_context(|| format!("cannot read {name}"))?;
-    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(file);
-    let header = rdr
-        .headers()
-        .with_context(|| format!("{name}: cannot read the header"))?
-        .clone();
-    let col = |c: &str| header.iter().position(|h| h == c);
-    let need = |c: &str| {
-        col(c).with_context(|| {
-            format!("{name}: no `{c}` column: is this a results file written by `campaign send`?")
-        })
+    let Some(mut rdr) = Reader::open(path)? else {
+        anyhow::bail!("cannot read {}: no such file", path.display());
     };
-    let (row_c, rec_c, status_c, id_c, fin_c) = (
-        need("row")?,
-        need("recipient")?,
-        need("status")?,
-        need("message_id")?,
-        need("finished_at")?,
-    );
-    let contact_c = col(CONTACT_ID);
+    let contact_c = rdr.column(CONTACT_ID);
     let mut rows = BTreeMap::new();
-    let mut rec = csv::StringRecord::new();
-    loop {
-        match rdr.read_record(&mut rec) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => return Err(e).with_context(|| format!("cannot read {name}")),
-        }
-        let line = rec.position().map_or(0, |p| p.line());
-        if rec.as_slice().len() > MAX_LINE {
-            anyhow::bail!("{name}: line {line} is longer than {MAX_LINE} bytes");
-        }
-        let cell = |i: usize| cells::unescape(rec.get(i).unwrap_or("")).to_string();
-        let Ok(row) = row_number(rec.get(row_c).unwrap_or("").as_bytes()) else {
-            anyhow::bail!("{name}: line {line}, column `row`: not a row number");
-        };
-        let Some(status) = RowStatus::from_field(rec.get(status_c).unwrap_or("").as_bytes()) else {
-            anyhow::bail!(
-                "{name}: line {line}, column `status`: not sent, failed, unknown or skipped"
-            );
-        };
+    while let Some(line) = rdr.next()? {
         rows.insert(
-            row,
+            line.row,
             Recorded {
-                row,
-                recipient: cell(rec_c),
-                status,
-                message_id: cell(id_c),
-                contact_id: contact_c.map(cell).unwrap_or_default(),
-                finished_at: cell(fin_c),
+                row: line.row,
+                recipient: rdr.text(Col::Recipient).into_owned(),
+                status: line.status,
+                message_id: rdr.text(Col::MessageId).into_owned(),
+                contact_id: contact_c.map(|c| rdr.cell(c).into_owned()).unwrap_or_default(),
+                finished_at: rdr.text(Col::FinishedAt).into_owned(),
             },
         );
     }
