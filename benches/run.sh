@@ -135,12 +135,15 @@ campaign() {
     echo "$TMP/$name.toml"
 }
 
-# send_run PREFIX TOML ARGS...: a send against $API, results in PREFIX.results.csv.
+# send_run PREFIX TOML ARGS...: a fresh send against $API, results in PREFIX.results.csv. Each run
+# starts a new ledger on purpose (the sandbox is new too): the earlier run's files go, and
+# `--new-ledger` lets it start although other ledgers of the same recipients and templates (the
+# register beside the CSV names them) record messages sent.
 send_run() {
     local p=$1 toml=$2
     shift 2
-    rm -f "$p.results.csv" "$p.results.csv.journal"
-    timed "$p" "$BIN" send "$toml" --api-base "$API" --results "$p.results.csv" "$@"
+    rm -f "$p.results.csv" "$p.results.csv.journal" "$p.results.csv.runs.jsonl"
+    timed "$p" "$BIN" send "$toml" --api-base "$API" --results "$p.results.csv" --new-ledger "$@"
 }
 rate_limited() { sed -n 's/^rate limited: \([0-9]*\) answers.*/\1/p' "$1.err" | tail -1 | grep . || echo 0; }
 

@@ -8,13 +8,14 @@ pub(crate) mod read;
 mod text;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::cli::ReportArgs;
+use crate::results::read::Col;
 use crate::results::{RowStatus, Tally, INTERRUPTED};
 use crate::Status;
 use read::{Outcome, Run};
@@ -135,20 +136,20 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<Status> {
     if args.csv {
         return by_row(&args.results);
     }
-    let outcomes = read::outcomes(&args.results)?;
+    let summary = Summary::read(&args.results)?;
     let runs = read::runs(&args.results)?;
     let contacts = match &args.campaign {
-        Some(campaign) => read::contacts(campaign, &rows_to_name(&outcomes))?,
+        Some(campaign) => read::contacts(campaign, &summary.rows_to_name())?,
         None => BTreeMap::new(),
     };
     let mut report = build(
         &args.results,
         args.campaign.as_deref(),
-        &outcomes,
+        summary,
         &runs,
         &contacts,
-    );
-    report.replies = crate::track::replies(&args.results, &outcomes)?;
+    )?;
+    report.replies = crate::track::replies(&args.results)?;
     let out = if args.json {
         serde_json::to_string_pretty(&report)? + "\n"
     } else {
@@ -166,53 +167,209 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<Status> {
     Ok(Status::Ok)
 }
 
-/// Rows whose contact the report shows: the error examples and every `unknown` row.
-fn rows_to_name(outcomes: &BTreeMap<u64, Outcome>) -> HashSet<u64> {
-    let mut per_code: BTreeMap<(u8, &str), usize> = BTreeMap::new();
-    let mut rows = HashSet::new();
-    for o in outcomes.values() {
-        if o.status == RowStatus::Unknown {
-            rows.insert(o.row);
+/// `unknown` rows listed at most (those with the lowest row numbers); the counts cover the rest.
+pub(crate) const UNKNOWN_LISTED: usize = 1000;
+/// Different messages counted per error group at most: past it a message not yet seen is not
+/// counted, so that a file whose every failure has its own message cannot fill memory.
+const MESSAGES_COUNTED: usize = 1000;
+/// Seconds with `sent` rows counted one by one at most; past it the chart's buckets are counted
+/// in another read of the file, once its span is known.
+const SECONDS_COUNTED: usize = 10_000;
+
+/// What the report needs of the results file, gathered a row at a time: counts, each error
+/// group's tallies and first rows, the first `unknown` rows, and the times.
+#[derive(Default)]
+struct Summary {
+    rows: u64,
+    counts: Tally,
+    groups: BTreeMap<(u8, String), Group>,
+    unknown: BTreeMap<u64, Outcome>,
+    /// First and last finish time of the rows that were not skipped, and how many have one.
+    times: Option<(Timestamp, Timestamp)>,
+    timed: u64,
+    /// First and last second a `sent` row finished, and `sent` rows per second while few.
+    sent_span: Option<(i64, i64)>,
+    per_second: Option<BTreeMap<i64, u64>>,
+}
+
+/// Non-`sent` rows of one status and error code.
+struct Group {
+    status: RowStatus,
+    error_code: String,
+    count: u64,
+    /// Each value with how many rows have it and the first of them.
+    http_status: HashMap<Option<u16>, (u64, u64)>,
+    messages: HashMap<String, (u64, u64)>,
+    examples: BTreeMap<u64, String>,
+}
+
+impl Summary {
+    fn read(path: &Path) -> anyhow::Result<Summary> {
+        let mut s = Summary {
+            per_second: Some(BTreeMap::new()),
+            ..Summary::default()
+        };
+        read::last_lines(path, |last| {
+            s.add(&last);
+            Ok(())
+        })?;
+        Ok(s)
+    }
+
+    fn add(&mut self, last: &read::Last<'_>) {
+        self.rows += 1;
+        self.counts.add(last.status);
+        if let (Some(t), true) = (last.finished_at, last.status != RowStatus::Skipped) {
+            self.timed += 1;
+            self.times = Some(match self.times {
+                None => (t, t),
+                Some((a, b)) => (a.min(t), b.max(t)),
+            });
         }
-        if o.status != RowStatus::Sent {
-            let n = per_code.entry((o.status as u8, &o.error_code)).or_default();
-            if *n < EXAMPLES {
-                rows.insert(o.row);
+        if last.status == RowStatus::Sent {
+            if let Some(t) = last.finished_at.map(|t| t.as_second()) {
+                self.sent_span = Some(match self.sent_span {
+                    None => (t, t),
+                    Some((a, b)) => (a.min(t), b.max(t)),
+                });
+                if let Some(map) = &mut self.per_second {
+                    *map.entry(t).or_default() += 1;
+                    if map.len() > SECONDS_COUNTED {
+                        self.per_second = None;
+                    }
+                }
             }
-            *n += 1;
+            return;
+        }
+        let row = last.row;
+        let key = (last.status as u8, last.text(Col::ErrorCode).into_owned());
+        let group = self.groups.entry(key).or_insert_with_key(|k| Group {
+            status: last.status,
+            error_code: k.1.clone(),
+            count: 0,
+            http_status: HashMap::new(),
+            messages: HashMap::new(),
+            examples: BTreeMap::new(),
+        });
+        group.count += 1;
+        tally(&mut group.http_status, last.http_status, row);
+        let message = last.text(Col::ErrorMessage);
+        let counted = group.messages.len();
+        match group.messages.get_mut(&*message) {
+            Some((n, first)) => {
+                *n += 1;
+                *first = (*first).min(row);
+            }
+            None if counted < MESSAGES_COUNTED => {
+                group.messages.insert(message.into_owned(), (1, row));
+            }
+            None => {}
+        }
+        keep_first(
+            &mut group.examples,
+            row,
+            || last.text(Col::Recipient).into_owned(),
+            EXAMPLES,
+        );
+        if last.status == RowStatus::Unknown {
+            keep_first(&mut self.unknown, row, || last.outcome(), UNKNOWN_LISTED);
         }
     }
-    rows
+
+    /// Rows whose contact the report shows: the error examples and the listed `unknown` rows.
+    fn rows_to_name(&self) -> HashSet<u64> {
+        let mut rows: HashSet<u64> = self.unknown.keys().copied().collect();
+        for g in self.groups.values() {
+            rows.extend(g.examples.keys().copied());
+        }
+        rows
+    }
+}
+
+/// Counts `value` for `row`, keeping the first row that had it.
+fn tally<T: Eq + std::hash::Hash>(seen: &mut HashMap<T, (u64, u64)>, value: T, row: u64) {
+    let (n, first) = seen.entry(value).or_insert((0, row));
+    *n += 1;
+    *first = (*first).min(row);
+}
+
+/// Keeps the `max` lowest rows in `kept` (a file is written in the order rows finish, not in
+/// row order).
+fn keep_first<T>(kept: &mut BTreeMap<u64, T>, row: u64, value: impl FnOnce() -> T, max: usize) {
+    if kept.len() >= max && kept.last_key_value().is_some_and(|(last, _)| *last < row) {
+        return;
+    }
+    kept.insert(row, value());
+    if kept.len() > max {
+        kept.pop_last();
+    }
+}
+
+/// The value most rows have; among equals, the one the lowest row has.
+fn most_common<T: Clone>(seen: &HashMap<T, (u64, u64)>) -> Option<T> {
+    seen.iter()
+        .max_by(|a, b| (a.1 .0).cmp(&b.1 .0).then((b.1 .1).cmp(&a.1 .1)))
+        .map(|(v, _)| v.clone())
 }
 
 /// `report --csv`: the results file's lines in row order, each row's last, the header first.
-/// The cells are the file's own, written as the results writer wrote them.
+/// The cells are the file's own, written as the results writer wrote them. Rows are taken a block
+/// at a time: a read of the file finds where each of the block's rows has its last line (8 bytes
+/// a row), then those lines are read again where they are, so memory stays flat at any size.
 fn by_row(results: &Path) -> anyhow::Result<Status> {
-    use anyhow::Context as _;
-    let name = results.display();
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(results)
-        .with_context(|| format!("cannot read {name}"))?;
-    let header = rdr.byte_headers()?.clone();
-    let Some(at) = header.iter().position(|h| h == b"row") else {
-        anyhow::bail!("{name}: no `row` column: not a results file");
+    use std::io::{Seek as _, SeekFrom};
+    const BLOCK: u64 = 1 << 20;
+    let open = || {
+        crate::results::read::Reader::open(results)?
+            .ok_or_else(|| anyhow::anyhow!("{}: no such results file", results.display()))
     };
-    let mut rows: BTreeMap<u64, csv::ByteRecord> = BTreeMap::new();
-    for (i, record) in rdr.byte_records().enumerate() {
-        let record = record.with_context(|| format!("{name}: line {}", i + 2))?;
-        let row = crate::results::row_number(record.get(at).unwrap_or_default())
-            .map_err(|e| anyhow::anyhow!("{name}: line {}: {e}", i + 2))?;
-        rows.insert(row, record);
+    let mut rdr = open()?;
+    let mut last_row = 0;
+    while let Some(line) = rdr.next()? {
+        last_row = last_row.max(line.row);
     }
     let mut out = csv::Writer::from_writer(std::io::stdout().lock());
-    out.write_byte_record(&header)?;
-    for record in rows.values() {
-        out.write_byte_record(record)?;
+    out.write_byte_record(rdr.header())?;
+    let mut file = std::fs::File::open(results)?;
+    let mut record = csv::ByteRecord::new();
+    let mut first = 1;
+    while first <= last_row {
+        let end = (first + BLOCK).min(last_row + 1);
+        let mut starts = vec![u64::MAX; (end - first) as usize];
+        let mut rdr = open()?;
+        while let Some(line) = rdr.next()? {
+            if (first..end).contains(&line.row) {
+                starts[(line.row - first) as usize] = line.start;
+            }
+        }
+        for &start in starts.iter().filter(|&&s| s != u64::MAX) {
+            file.seek(SeekFrom::Start(start))?;
+            let mut one = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(&mut file);
+            if one.read_byte_record(&mut record)? {
+                match out.write_byte_record(&record) {
+                    Err(e) if matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe) => {
+                        return Ok(Status::Ok)
+                    }
+                    other => other?,
+                }
+            }
+        }
+        first = end;
     }
     match out.flush() {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(Status::Ok),
+        Err(e) => broken_pipe_is_ok(e),
+        Ok(()) => Ok(Status::Ok),
+    }
+}
+
+/// A reader that went away (`| head`) is not an error of ours.
+fn broken_pipe_is_ok(e: std::io::Error) -> anyhow::Result<Status> {
+    match e.kind() {
+        std::io::ErrorKind::BrokenPipe => Ok(Status::Ok),
+        _ => Err(e.into()),
     }
 }
 
@@ -220,19 +377,15 @@ fn by_row(results: &Path) -> anyhow::Result<Status> {
 fn build(
     results_path: &Path,
     campaign_path: Option<&Path>,
-    outcomes: &BTreeMap<u64, Outcome>,
+    summary: Summary,
     runs: &[Run],
     contacts: &BTreeMap<u64, String>,
-) -> Report {
-    let mut counts = Tally::default();
-    for o in outcomes.values() {
-        counts.add(o.status);
-    }
+) -> anyhow::Result<Report> {
     let campaign = campaign_path.map_or("CAMPAIGN".to_string(), |c| c.display().to_string());
     let results = results_path.display().to_string();
-    let unknown = outcomes
+    let unknown = summary
+        .unknown
         .values()
-        .filter(|o| o.status == RowStatus::Unknown)
         .map(|o| UnknownRow {
             row: o.row,
             recipient: o.recipient.clone(),
@@ -244,73 +397,45 @@ fn build(
             advice: advice(o, contacts.get(&o.row), &campaign, &results),
         })
         .collect();
-    Report {
+    Ok(Report {
         report_version: JSON_VERSION,
         results: results.clone(),
         campaign: campaign_path.map(|c| c.display().to_string()),
-        rows: outcomes.len() as u64,
-        counts,
-        errors: error_groups(outcomes, contacts),
+        rows: summary.rows,
+        counts: summary.counts,
+        errors: error_groups(&summary, contacts),
         unknown,
-        run: run_times(outcomes, runs),
-        per_minute: per_minute(outcomes),
+        run: run_times(&summary, runs),
+        per_minute: per_minute(&summary, results_path)?,
         replies: None,
         rehearsal: !runs.is_empty() && runs.iter().all(|r| r.target == "sandbox"),
-    }
+    })
 }
 
 /// Non-`sent` rows grouped by status and error code, the largest group first.
-fn error_groups(
-    outcomes: &BTreeMap<u64, Outcome>,
-    contacts: &BTreeMap<u64, String>,
-) -> Vec<ErrorGroup> {
-    let mut groups: BTreeMap<(u8, String), Vec<&Outcome>> = BTreeMap::new();
-    for o in outcomes.values().filter(|o| o.status != RowStatus::Sent) {
-        groups
-            .entry((o.status as u8, o.error_code.clone()))
-            .or_default()
-            .push(o);
-    }
-    let mut out: Vec<ErrorGroup> = groups
-        .into_values()
-        .map(|rows| ErrorGroup {
-            status: rows[0].status,
-            error_code: rows[0].error_code.clone(),
-            count: rows.len() as u64,
-            http_status: most_common(rows.iter().map(|o| o.http_status)).flatten(),
-            message: most_common(rows.iter().map(|o| o.error_message.as_str()))
-                .unwrap_or_default()
-                .to_string(),
-            examples: rows
+fn error_groups(summary: &Summary, contacts: &BTreeMap<u64, String>) -> Vec<ErrorGroup> {
+    let mut out: Vec<ErrorGroup> = summary
+        .groups
+        .values()
+        .map(|g| ErrorGroup {
+            status: g.status,
+            error_code: g.error_code.clone(),
+            count: g.count,
+            http_status: most_common(&g.http_status).flatten(),
+            message: most_common(&g.messages).unwrap_or_default(),
+            examples: g
+                .examples
                 .iter()
-                .take(EXAMPLES)
-                .map(|o| Example {
-                    row: o.row,
-                    recipient: o.recipient.clone(),
-                    contact: contacts.get(&o.row).cloned(),
+                .map(|(row, recipient)| Example {
+                    row: *row,
+                    recipient: recipient.clone(),
+                    contact: contacts.get(row).cloned(),
                 })
                 .collect(),
         })
         .collect();
     out.sort_by(|a, b| b.count.cmp(&a.count).then(a.error_code.cmp(&b.error_code)));
     out
-}
-
-/// The value seen most often; the first seen among equals.
-fn most_common<T: Eq + std::hash::Hash + Clone>(values: impl Iterator<Item = T>) -> Option<T> {
-    let mut seen: Vec<(T, usize)> = Vec::new();
-    let mut index: std::collections::HashMap<T, usize> = std::collections::HashMap::new();
-    for v in values {
-        match index.get(&v) {
-            Some(&i) => seen[i].1 += 1,
-            None => {
-                index.insert(v.clone(), seen.len());
-                seen.push((v, 1));
-            }
-        }
-    }
-    let best = seen.iter().map(|(_, n)| *n).max()?;
-    seen.into_iter().find(|(_, n)| *n == best).map(|(v, _)| v)
 }
 
 /// What an `unknown` row's outcome means and what to check before sending it again.
@@ -341,7 +466,7 @@ fn advice(o: &Outcome, contact: Option<&String>, campaign: &str, results: &str) 
     )
 }
 
-fn run_times(outcomes: &BTreeMap<u64, Outcome>, runs: &[Run]) -> Option<RunTimes> {
+fn run_times(summary: &Summary, runs: &[Run]) -> Option<RunTimes> {
     if let (Some(first), Some(last)) = (runs.first(), runs.last()) {
         let seconds: f64 = runs
             .iter()
@@ -366,12 +491,7 @@ fn run_times(outcomes: &BTreeMap<u64, Outcome>, runs: &[Run]) -> Option<RunTimes
             )),
         });
     }
-    let times: Vec<Timestamp> = outcomes
-        .values()
-        .filter(|o| o.status != RowStatus::Skipped)
-        .filter_map(|o| o.finished_at)
-        .collect();
-    let (start, end) = (*times.iter().min()?, *times.iter().max()?);
+    let (start, end) = summary.times?;
     let seconds = end.duration_since(start).as_secs_f64();
     Some(RunTimes {
         source: "results file",
@@ -379,7 +499,7 @@ fn run_times(outcomes: &BTreeMap<u64, Outcome>, runs: &[Run]) -> Option<RunTimes
         started_at: rfc3339_ms(start),
         ended_at: rfc3339_ms(end),
         duration_seconds: round3(seconds),
-        rate_per_second: round3(times.len() as f64 / seconds.max(0.001)),
+        rate_per_second: round3(summary.timed as f64 / seconds.max(0.001)),
         rate_limited: None,
         paused_seconds: None,
     })
@@ -387,14 +507,10 @@ fn run_times(outcomes: &BTreeMap<u64, Outcome>, runs: &[Run]) -> Option<RunTimes
 
 /// `sent` rows per bucket, scaled to a minute; the bucket is the shortest of a few round widths
 /// that keeps the chart under [`MAX_POINTS`] points.
-fn per_minute(outcomes: &BTreeMap<u64, Outcome>) -> Option<PerMinute> {
-    let times: Vec<i64> = outcomes
-        .values()
-        .filter(|o| o.status == RowStatus::Sent)
-        .filter_map(|o| o.finished_at)
-        .map(|t| t.as_second())
-        .collect();
-    let (start, end) = (*times.iter().min()?, *times.iter().max()?);
+fn per_minute(summary: &Summary, results: &Path) -> anyhow::Result<Option<PerMinute>> {
+    let Some((start, end)) = summary.sent_span else {
+        return Ok(None);
+    };
     const WIDTHS: [i64; 12] = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600];
     let span = end - start + 1;
     let width = WIDTHS
@@ -405,8 +521,20 @@ fn per_minute(outcomes: &BTreeMap<u64, Outcome>) -> Option<PerMinute> {
     let first = start - start.rem_euclid(width);
     let buckets = ((end - first) / width + 1) as usize;
     let mut counts = vec![0u64; buckets];
-    for t in times {
-        counts[((t - first) / width) as usize] += 1;
+    match &summary.per_second {
+        Some(seconds) => {
+            for (t, n) in seconds {
+                counts[((t - first) / width) as usize] += n;
+            }
+        }
+        None => read::last_lines(results, |last| {
+            if let (RowStatus::Sent, Some(t)) = (last.status, last.finished_at) {
+                if let Some(c) = counts.get_mut(((t.as_second() - first) / width) as usize) {
+                    *c += 1;
+                }
+            }
+            Ok(())
+        })?,
     }
     let points = counts
         .iter()
@@ -418,10 +546,19 @@ fn per_minute(outcomes: &BTreeMap<u64, Outcome>) -> Option<PerMinute> {
             messages_per_minute: round3(*n as f64 * 60.0 / width as f64),
         })
         .collect();
-    Some(PerMinute {
+    Ok(Some(PerMinute {
         bucket_seconds: width,
         points,
-    })
+    }))
+}
+
+/// When there are more `unknown` rows than are listed, a sentence that says which are.
+fn listed_note(r: &Report) -> String {
+    if r.counts.unknown > r.unknown.len() as u64 {
+        format!(" The first {} by row number are listed.", r.unknown.len())
+    } else {
+        String::new()
+    }
 }
 
 /// `text` as the table and the page show it: at most [`SHOWN_CHARS`] characters, then `…` when

@@ -136,8 +136,9 @@ fn unknown(r: &Report) -> String {
         t.add_row(vec![u.row.to_string(), who, u.advice.clone()]);
     }
     format!(
-        "\n{}: the request may have reached Intercom.\n{t}\n",
-        crate::check::counted(r.unknown.len() as u64, "unknown row")
+        "\n{}: the request may have reached Intercom.{}\n{t}\n",
+        crate::check::counted(r.counts.unknown, "unknown row"),
+        super::listed_note(r)
     )
 }
 

@@ -94,7 +94,8 @@ pub(super) fn open(plan: &Plan, c: &Campaign) -> anyhow::Result<Opened> {
     let mut prior = earlier_runs(&ledger, plan.resume.asked, &c.to_type)?;
     if prior.is_some() {
         same_results_columns(&ledger, columns)?;
-    } else if !plan.resume.new_ledger {
+    } else if !plan.resume.new_ledger && plan.sandbox().is_none() {
+        // A rehearsal messages no one: two of them side by side are two rehearsals.
         no_other_ledger(plan, &ledger, c, &settings)?;
     }
     // A looked-up campaign's journal names the e-mail, the log the contact id: they cannot be

@@ -102,7 +102,7 @@ fn say_status(
         // Skipped rows were set aside on purpose (--skip-invalid): not a failure of the run.
         None if all.failed + all.unknown > 0 => {
             let next = if resendable > 0 {
-                format!("`failed` rows are sent again by: {resume} (a row not to be sent, a contact that does not exist say, is closed with `campaign mark {} --rows ROWS --as skipped --note TEXT`)", results_path.display())
+                format!("`failed` rows are sent again by: {resume}\nA row not to be sent (a contact that does not exist, say) is closed with `campaign mark {} --rows ROWS --as skipped --note TEXT`.", results_path.display())
             } else if all.unknown == 0 {
                 "its `failed` rows carry Intercom's message id and are not sent again by a resume: look them up in Intercom (the command that sends them on purpose is above)".to_string()
             } else {

@@ -54,7 +54,9 @@ pub(crate) fn read_results(path: &Path) -> anyhow::Result<BTreeMap<u64, Recorded
                 recipient: rdr.text(Col::Recipient).into_owned(),
                 status: line.status,
                 message_id: rdr.text(Col::MessageId).into_owned(),
-                contact_id: contact_c.map(|c| rdr.cell(c).into_owned()).unwrap_or_default(),
+                contact_id: contact_c
+                    .map(|c| rdr.cell(c).into_owned())
+                    .unwrap_or_default(),
                 finished_at: rdr.text(Col::FinishedAt).into_owned(),
             },
         );

@@ -1,7 +1,7 @@
 //! What `campaign report` shows of the tracking file beside the results: replies (count, share,
 //! time to first reply: its median and a chart of how long replies took), drops by reason, and
 //! when the tracking was made. Built here, shown by the report's three forms.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::files;
 use crate::page::escape;
-use crate::report::read::Outcome;
+use crate::results::read::{Col, Reader};
 
 /// The chart's buckets of time to first reply: (label, up to seconds).
 const BUCKETS: [(&str, i64); 6] = [
@@ -53,16 +53,37 @@ pub(crate) struct Reason {
     pub(crate) rows: u64,
 }
 
+/// When each of `rows` was sent, as its last line in the results file says: read line by line
+/// through the ledger's reader, keeping only those rows' times.
+fn sent_times(results: &Path, rows: &HashSet<u64>) -> anyhow::Result<HashMap<u64, Timestamp>> {
+    let mut at = HashMap::new();
+    let Some(mut rdr) = Reader::open(results)? else {
+        return Ok(at);
+    };
+    while let Some(line) = rdr.next()? {
+        if rows.contains(&line.row) {
+            match rdr.text(Col::FinishedAt).parse::<Timestamp>() {
+                Ok(t) => at.insert(line.row, t),
+                Err(_) => at.remove(&line.row),
+            };
+        }
+    }
+    Ok(at)
+}
+
 /// The replies of the tracking file beside `results`, if there is one.
-pub(crate) fn replies(
-    results: &Path,
-    outcomes: &BTreeMap<u64, Outcome>,
-) -> anyhow::Result<Option<Replies>> {
+pub(crate) fn replies(results: &Path) -> anyhow::Result<Option<Replies>> {
     let path = files::tracking_path(results);
     if !path.is_file() {
         return Ok(None);
     }
     let rows = files::read_tracking(&path)?;
+    let replied_rows: HashSet<u64> = rows
+        .values()
+        .filter(|t| t.state == "replied")
+        .map(|t| t.row)
+        .collect();
+    let sent_at = sent_times(results, &replied_rows)?;
     let parse = |t: &str| t.parse::<Timestamp>().ok();
     let mut waits: Vec<i64> = Vec::new();
     let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
@@ -71,7 +92,7 @@ pub(crate) fn replies(
         match t.state.as_str() {
             "replied" => {
                 replied += 1;
-                let sent = outcomes.get(&t.row).and_then(|o| o.finished_at);
+                let sent = sent_at.get(&t.row).copied();
                 if let (Some(sent), Some(at)) = (sent, parse(&t.replied_at)) {
                     waits.push(at.duration_since(sent).as_secs().max(0));
                 }
