@@ -18,8 +18,6 @@ use super::errors::ApiError;
 
 const MAX_PER_PAGE: u64 = 150;
 const DEFAULT_PER_PAGE: u64 = 20;
-const MAX_FILTERS: usize = 15;
-const MAX_NESTING: usize = 2;
 
 /// The most conversations the sandbox holds (a few hundred bytes each); later ones are not kept.
 const MAX_CONVERSATIONS: usize = 2_000_000;
@@ -138,7 +136,17 @@ impl Conversations {
         let query = body
             .get("query")
             .ok_or_else(|| ApiError::missing("query", "query is required"))?;
-        check_query(query, 1, self.settings.max_values)?;
+        super::query::check(
+            query,
+            1,
+            &super::query::Rules {
+                operators: &[
+                    "=", "!=", "IN", "NIN", "~", "!~", ">", "<", ">=", "<=", "^", "$",
+                ],
+                date_fields: &DATE_FIELDS,
+                max_values: self.settings.max_values,
+            },
+        )?;
         let pagination = body.get("pagination").filter(|p| !p.is_null());
         let per_page = match pagination.and_then(|p| p.get("per_page")) {
             None | Some(Value::Null) => DEFAULT_PER_PAGE,
@@ -229,68 +237,6 @@ impl Conversation {
                 "last_contact_reply_at": replied,
             },
         })
-    }
-}
-
-/// A filter `{field, operator, value}` or a group `{operator: AND|OR, value: [...]}`, within
-/// the documented limits.
-fn check_query(q: &Value, level: usize, max_values: Option<usize>) -> Result<(), ApiError> {
-    let bad = |m: String| ApiError::invalid(Some("query"), m);
-    let op = q
-        .get("operator")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad("every query needs an operator".into()))?;
-    match op {
-        "AND" | "OR" => {
-            if level > MAX_NESTING {
-                return Err(bad(format!(
-                    "queries may nest at most {MAX_NESTING} levels"
-                )));
-            }
-            let items = q
-                .get("value")
-                .and_then(Value::as_array)
-                .ok_or_else(|| bad("a group's value must be an array of queries".into()))?;
-            if items.len() > MAX_FILTERS {
-                return Err(bad(format!(
-                    "a group may hold at most {MAX_FILTERS} filters, not {}",
-                    items.len()
-                )));
-            }
-            items
-                .iter()
-                .try_for_each(|i| check_query(i, level + 1, max_values))
-        }
-        "=" | "!=" | "IN" | "NIN" | "~" | "!~" | ">" | "<" | ">=" | "<=" | "^" | "$" => {
-            let field = q
-                .get("field")
-                .and_then(Value::as_str)
-                .ok_or_else(|| bad("a filter needs a field".into()))?;
-            let value = q
-                .get("value")
-                .ok_or_else(|| bad("a filter needs a value".into()))?;
-            if matches!(op, "IN" | "NIN") != value.is_array() {
-                return Err(bad(format!(
-                    "`{op}`: the value must {}be an array",
-                    if value.is_array() { "not " } else { "" }
-                )));
-            }
-            if DATE_FIELDS.contains(&field) && !matches!(op, "=" | "<" | ">") {
-                return Err(bad(format!(
-                    "`{field}` is a date: it takes `=`, `<` or `>`, not `{op}`"
-                )));
-            }
-            if let (Some(max), Some(values)) = (max_values, value.as_array()) {
-                if values.len() > max {
-                    return Err(bad(format!(
-                        "`{op}` may hold at most {max} values, not {}",
-                        values.len()
-                    )));
-                }
-            }
-            Ok(())
-        }
-        other => Err(bad(format!("unknown operator `{other}`"))),
     }
 }
 

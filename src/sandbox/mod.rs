@@ -15,6 +15,7 @@ mod errors;
 mod faults;
 mod limits;
 mod log;
+mod query;
 mod rules;
 mod validate;
 

@@ -1,0 +1,78 @@
+//! The query both searches take (`POST /contacts/search`, `POST /conversations/search`): a filter
+//! `{field, operator, value}` or a group `{operator: AND|OR, value: [...]}`, checked against the
+//! limits Intercom documents, so that a rehearsal refuses what Intercom would.
+use serde_json::Value;
+
+use super::errors::ApiError;
+
+/// Filters a group may hold.
+const MAX_FILTERS: usize = 15;
+/// A query's levels of groups: a group of filters in a group.
+const MAX_NESTING: usize = 2;
+
+/// What one kind of search takes beside the common rules.
+pub(super) struct Rules<'a> {
+    /// The filters' operators.
+    pub(super) operators: &'a [&'a str],
+    /// Fields that are dates: `=`, `<` and `>` only.
+    pub(super) date_fields: &'a [&'a str],
+    /// The most values an `IN` may hold, when the sandbox is told one.
+    pub(super) max_values: Option<usize>,
+}
+
+/// Checks `q`, a query at `level` (the top is 1).
+pub(super) fn check(q: &Value, level: usize, rules: &Rules<'_>) -> Result<(), ApiError> {
+    let bad = |m: String| ApiError::invalid(Some("query"), m);
+    let op = q
+        .get("operator")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("every query needs an operator".into()))?;
+    if matches!(op, "AND" | "OR") {
+        if level > MAX_NESTING {
+            return Err(bad(format!(
+                "queries may nest at most {MAX_NESTING} levels"
+            )));
+        }
+        let items = q
+            .get("value")
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad("a group's value must be an array of queries".into()))?;
+        if items.len() > MAX_FILTERS {
+            return Err(bad(format!(
+                "a group may hold at most {MAX_FILTERS} filters, not {}",
+                items.len()
+            )));
+        }
+        return items.iter().try_for_each(|i| check(i, level + 1, rules));
+    }
+    if !rules.operators.contains(&op) {
+        return Err(bad(format!("unknown operator `{op}`")));
+    }
+    let field = q
+        .get("field")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("a filter needs a field".into()))?;
+    let value = q
+        .get("value")
+        .ok_or_else(|| bad("a filter needs a value".into()))?;
+    if matches!(op, "IN" | "NIN") != value.is_array() {
+        return Err(bad(format!(
+            "`{op}`: the value must {}be an array",
+            if value.is_array() { "not " } else { "" }
+        )));
+    }
+    if rules.date_fields.contains(&field) && !matches!(op, "=" | "<" | ">") {
+        return Err(bad(format!(
+            "`{field}` is a date: it takes `=`, `<` or `>`, not `{op}`"
+        )));
+    }
+    if let (Some(max), Some(values)) = (rules.max_values, value.as_array()) {
+        if values.len() > max {
+            return Err(bad(format!(
+                "`{op}` may hold at most {max} values, not {}",
+                values.len()
+            )));
+        }
+    }
+    Ok(())
+}
