@@ -817,7 +817,19 @@ fn check(
     Ok(())
 }
 
+/// One sequence; a check that panics (a row with two lines, say) is reported with its seed.
 fn sequence(seed: u64, email: bool) -> Result<(), String> {
+    std::panic::catch_unwind(|| run_sequence(seed, email)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        Err(format!("seed {seed}: {what}"))
+    })
+}
+
+fn run_sequence(seed: u64, email: bool) -> Result<(), String> {
     let mut rng = Rng(seed);
     let rows = 8 + rng.below(25) as usize;
     let mut campaign = email_campaign("")
