@@ -143,29 +143,7 @@ pub(super) fn search(
             max_values: None,
         },
     )?;
-    let pagination = body.get("pagination");
-    let per_page = match pagination.and_then(|p| p.get("per_page")) {
-        None => 50,
-        Some(v) => v
-            .as_u64()
-            .filter(|n| (1..=MAX_PER_PAGE).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    Some("pagination.per_page"),
-                    format!("per_page must be an integer from 1 to {MAX_PER_PAGE}"),
-                )
-            })?,
-    } as usize;
-    let start = match pagination.and_then(|p| p.get("starting_after")) {
-        None | Some(Value::Null) => 0,
-        Some(v) => v
-            .as_str()
-            .and_then(|c| c.strip_prefix("sbx-"))
-            .and_then(|n| n.parse::<usize>().ok())
-            .ok_or_else(|| {
-                ApiError::invalid(Some("pagination.starting_after"), "unknown cursor")
-            })?,
-    };
+    let (per_page, start) = super::query::page(body, 50, MAX_PER_PAGE, "sbx-")?;
     let invented;
     let pool: &[Contact] = match known {
         Some(k) => &k.list,

@@ -147,29 +147,7 @@ impl Conversations {
                 max_values: self.settings.max_values,
             },
         )?;
-        let pagination = body.get("pagination").filter(|p| !p.is_null());
-        let per_page = match pagination.and_then(|p| p.get("per_page")) {
-            None | Some(Value::Null) => DEFAULT_PER_PAGE,
-            Some(v) => v
-                .as_u64()
-                .filter(|n| (1..=MAX_PER_PAGE).contains(n))
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        Some("pagination.per_page"),
-                        format!("per_page must be an integer from 1 to {MAX_PER_PAGE}"),
-                    )
-                })?,
-        } as usize;
-        let start = match pagination.and_then(|p| p.get("starting_after")) {
-            None | Some(Value::Null) => 0,
-            Some(v) => v
-                .as_str()
-                .and_then(|c| c.strip_prefix("sbxc-"))
-                .and_then(|n| n.parse::<usize>().ok())
-                .ok_or_else(|| {
-                    ApiError::invalid(Some("pagination.starting_after"), "unknown cursor")
-                })?,
-        };
+        let (per_page, start) = super::query::page(body, DEFAULT_PER_PAGE, MAX_PER_PAGE, "sbxc-")?;
         let list = self.list.lock().unwrap_or_else(|e| e.into_inner());
         let matched: Vec<Value> = list
             .iter()

@@ -76,3 +76,37 @@ pub(super) fn check(q: &Value, level: usize, rules: &Rules<'_>) -> Result<(), Ap
     }
     Ok(())
 }
+
+/// A search's page: how many results (`per_page`, 1 to `max`, `default` when absent) and where
+/// it starts (`starting_after`, a cursor this sandbox gave: `prefix` and an index).
+pub(super) fn page(
+    body: &Value,
+    default: u64,
+    max: u64,
+    prefix: &str,
+) -> Result<(usize, usize), ApiError> {
+    let pagination = body.get("pagination").filter(|p| !p.is_null());
+    let per_page = match pagination.and_then(|p| p.get("per_page")) {
+        None | Some(Value::Null) => default,
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    Some("pagination.per_page"),
+                    format!("per_page must be an integer from 1 to {max}"),
+                )
+            })?,
+    };
+    let start = match pagination.and_then(|p| p.get("starting_after")) {
+        None | Some(Value::Null) => 0,
+        Some(v) => v
+            .as_str()
+            .and_then(|c| c.strip_prefix(prefix))
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| {
+                ApiError::invalid(Some("pagination.starting_after"), "unknown cursor")
+            })?,
+    };
+    Ok((per_page as usize, start))
+}
