@@ -457,8 +457,11 @@ impl World {
             };
             break written;
         };
+        // A message made after the probe (a killed run's request the sandbox still serves) may
+        // be half written: only whole lines are read; the next look counts it.
+        let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
         let mut m: HashMap<String, Vec<String>> = HashMap::new();
-        for line in text.lines() {
+        for line in whole.lines() {
             let v: Value = serde_json::from_str(line).unwrap();
             if v["request"]["body"]
                 .as_str()
