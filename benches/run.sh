@@ -301,6 +301,31 @@ if [[ " $SECTIONS " == *" 2 "* ]]; then
         row "6. CPU at 166/s, latency $lat (user+sys / wall)" "$mc % of one core ($(median "${uspm[@]}") µs per message); bare reqwest at 166/s: $mb %" "≤ 2 %" "$(ok "$mc" 2 "<=")" \
             "$(ratio "$mc" 2) of the budget; $(ratio "$mc" "$mb") of bare reqwest"
     done
+    # 1000/s with `auto` at the same latencies: the in-flight limit must follow the rate at a
+    # real server's latency (300 in flight at 300 ms), not only at 166/s.
+    krows=$(awk -v s="$SECONDS_" 'BEGIN{print int(1000*s)}')
+    ktoml=$(campaign "latk$krows" "$krows")
+    for lat in 100ms 300ms; do
+        rates=() worsts=() aligned=() r429=()
+        for i in $(seq "$RUNS"); do
+            log "2. latency $lat, rate 1000/s, concurrency auto, run $i: $krows rows"
+            start_sandbox --no-validate --rate-limit "$NO_LIMIT" --latency "$lat" --log "$TMP/r2k.jsonl"
+            send_run "$TMP/r2k" "$ktoml" --rate 1000/s --concurrency auto
+            stop_sandbox
+            read -r n achieved worst al <<<"$($AN log "$TMP/r2k.jsonl" 10000)"
+            rates+=("$achieved") worsts+=("$worst") aligned+=("$al") r429+=("$(rate_limited "$TMP/r2k")")
+            log "   auto: $achieved/s, busiest 10 s: $worst (aligned $al, share 10000), 429s: ${r429[-1]}"
+        done
+        m=$(median "${rates[@]}")
+        wmax=$(max "${worsts[@]}")
+        total=0
+        for x in "${r429[@]}"; do total=$((total + x)); done
+        note "latency $lat at 1000/s: auto achieved/s ${rates[*]}; busiest sliding 10 s ${worsts[*]}, aligned ${aligned[*]} (share 10000); 429 answers ${r429[*]}"
+        row "2. latency $lat, rate 1000/s, concurrency auto" "$m msg/s; busiest 10 s (worst run): $wmax; 429s: $total" \
+            "≥ 990/s (99%); no 10 s over 10000; no 429" \
+            "rate $(ok "$m" 990 ">="); 10 s $(ok "$wmax" 10000 "<="); $( [ "$total" = 0 ] && echo "429 met" || echo '429 **not met**')" \
+            "$(ratio "$m" 1000) of 1000/s"
+    done
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -360,7 +385,7 @@ if [[ " $SECTIONS " == *" 4 "* || " $SECTIONS " == *" 5 "* ]]; then
     plus=$((BIG + 10))
     $AN gen "$plus" "$TMP/plus$plus.csv"
     ptoml=$(campaign "plus$plus" "$plus")
-    crss=() crate=() cwall=() bcsv=() srss=() swall=() first=()
+    crss=() crate=() cwall=() bcsv=() srss=() swall=() first=() rrss=() prss=()
     # The sends and resumes below share one address: the results file records its target.
     start_sandbox --no-validate --rate-limit "$NO_LIMIT"
     stop_sandbox
@@ -422,11 +447,21 @@ if [[ " $SECTIONS " == *" 4 "* || " $SECTIONS " == *" 5 "* ]]; then
                 --rate "$NO_LIMIT" --concurrency "$CONC"
             stop_sandbox
             first+=("$($AN first "$TMP/r5.jsonl" "$t0")")
-            log "   first request after ${first[-1]} s (peak RSS $(rss_mb "$TMP/res") MB)"
+            rrss+=("$(rss_mb "$TMP/res")")
+            log "   first request after ${first[-1]} s (peak RSS ${rrss[-1]} MB)"
+            # report over the same file, now BIG + 10 rows long, read from start to end.
+            timed "$TMP/rep" "$BIN" report --json "$TMP/res.results.csv"
+            prss+=("$(rss_mb "$TMP/rep")")
+            log "   report: peak RSS ${prss[-1]} MB"
         done
         mf=$(median "${first[@]}")
-        note "send --resume with a $lines-line results file: seconds to the first request ${first[*]}"
+        note "send --resume with a $lines-line results file: seconds to the first request ${first[*]}; peak RSS MB ${rrss[*]}"
+        note "report --json of that file after the resume: peak RSS MB ${prss[*]}"
         row "5. send --resume, $lines-line results file: first request" "$mf s" "≤ 3 s" "$(ok "$mf" 3 "<=")" "$(ratio "$mf" 3) of the budget"
+        mrr=$(median "${rrss[@]}")
+        row "4. peak RSS, send --resume over a $lines-line results file" "$mrr MB" "≤ 50 MB" "$(ok "$mrr" 50 "<=")" "$(ratio "$mrr" 50) of the budget"
+        mpr=$(median "${prss[@]}")
+        row "4. peak RSS, report of a $lines-line results file" "$mpr MB" "≤ 50 MB" "$(ok "$mpr" 50 "<=")" "$(ratio "$mpr" 50) of the budget"
     fi
 fi
 

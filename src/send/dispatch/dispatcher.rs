@@ -1,9 +1,12 @@
 //! The dispatcher: the one place messages are let out. Each row waits for a place in flight and
 //! its turn (the pace's pause gate and limiter); the rows that may leave with it go too; then,
 //! at that moment, the send hours are checked (closed: the group waits for them and takes its
-//! turns again), and the group is recorded behind one journal write synced to stable storage
-//! before any of its requests leaves; then each request runs in its own task ([`send_row`]).
-//! Rows that need no request (skipped, settled by their lookup) go straight to the writer.
+//! turns again), and the group goes to the recorder ([`record_and_launch`]), which writes it to
+//! the journal and syncs it to stable storage before any of its requests leaves; then each
+//! request runs in its own task ([`send_row`]). The recorder is a stage of its own so that the
+//! limiter's turns keep coming while a sync is on the disk: the groups whose turns came meanwhile
+//! go behind the next write and sync together. A slow disk delays requests by a sync, never the
+//! pace. Rows that need no request (skipped, settled by their lookup) go straight to the writer.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,7 +96,32 @@ pub(super) async fn dispatch(
         rules: refresh,
         window: LOOKUP_WINDOW.max(2 * shared.pace.period() + Duration::from_secs(60)),
     };
-    let Ledger { mut journal, lock } = ledger;
+    let (group_tx, group_rx) = mpsc::channel::<Group>(GROUPS_AWAITING_SYNC);
+    let recorder = record_and_launch(&shared, ledger, group_rx, &out_tx);
+    let turns = take_turns(&shared, fresh, rx, group_tx, &out_tx);
+    tokio::join!(turns, recorder);
+}
+
+/// Groups whose turns came and that wait for the recorder: beyond this many (a disk whose syncs
+/// take longer than this many turns), the dispatcher waits too.
+const GROUPS_AWAITING_SYNC: usize = 256;
+
+/// Rows whose turns were taken together, on their way to the journal.
+struct Group {
+    rows: Vec<(Job, Place)>,
+    /// When the turns were taken: from here to the requests' leaving is the run's overhead,
+    /// which the in-flight limit makes room for.
+    turned: tokio::time::Instant,
+}
+
+/// Takes the rows' places and turns, and hands each group that may leave to the recorder.
+async fn take_turns(
+    shared: &Arc<Shared>,
+    fresh: Freshness,
+    rx: mpsc::Receiver<Vec<Item>>,
+    group_tx: mpsc::Sender<Group>,
+    out_tx: &mpsc::Sender<(ResultRow, bool)>,
+) {
     let stop = shared.stop.token();
     let mut queue = Queue {
         rx,
@@ -122,9 +150,9 @@ pub(super) async fn dispatch(
         };
         ready.push((job, place));
         let go = Leaving {
-            shared: &shared,
+            shared,
             fresh: &fresh,
-            out_tx: &out_tx,
+            out_tx,
             stop: &stop,
         };
         if !go.together(&mut queue, &mut ready).await {
@@ -133,13 +161,49 @@ pub(super) async fn dispatch(
         if ready.is_empty() {
             continue;
         }
-        let turned = tokio::time::Instant::now();
-        journal = match record(&shared, &lock, journal, &ready).await {
+        let group = Group {
+            rows: std::mem::replace(&mut ready, Vec::with_capacity(BATCH)),
+            turned: tokio::time::Instant::now(),
+        };
+        if group_tx.send(group).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// The recorder: each group, and every group that came while the last sync was on the disk,
+/// recorded behind one journal write and sync, then launched. Ends when the dispatcher's groups
+/// end, the run stops (groups not yet recorded never leave: their rows stay to send), or the
+/// journal cannot be written (the run stops).
+async fn record_and_launch(
+    shared: &Arc<Shared>,
+    ledger: Ledger,
+    mut groups: mpsc::Receiver<Group>,
+    out_tx: &mpsc::Sender<(ResultRow, bool)>,
+) {
+    let Ledger { mut journal, lock } = ledger;
+    let stop = shared.stop.token();
+    let mut ready: Vec<(Job, Place)> = Vec::with_capacity(BATCH);
+    let mut turned = Vec::new();
+    while let Some(first) = groups.recv().await {
+        turned.clear();
+        let mut next = Some(first);
+        while let Some(group) = next {
+            ready.extend(group.rows);
+            turned.push(group.turned);
+            next = groups.try_recv().ok();
+        }
+        if stop.is_cancelled() {
+            break;
+        }
+        journal = match record(shared, &lock, journal, &ready).await {
             Some(j) => j,
             None => break,
         };
-        shared.pace.record_overhead(turned.elapsed());
-        launch(&shared, &mut ready, &out_tx);
+        for t in &turned {
+            shared.pace.record_overhead(t.elapsed());
+        }
+        launch(shared, &mut ready, out_tx);
     }
 }
 
