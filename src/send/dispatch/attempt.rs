@@ -83,7 +83,7 @@ async fn again(shared: &Shared, backoff: Option<std::time::Duration>) -> bool {
         let Some(hours) = &shared.hours else {
             return true;
         };
-        if hours.closed_until(jiff::Timestamp::now()).is_none() {
+        if hours.closed_until(crate::input::hours::now()).is_none() {
             return true;
         }
         if !super::dispatcher::within_send_hours(hours, p.stop()).await {

@@ -177,7 +177,7 @@ impl Leaving<'_> {
             let Some(hours) = &self.shared.hours else {
                 return true;
             };
-            if hours.closed_until(jiff::Timestamp::now()).is_none() {
+            if hours.closed_until(crate::input::hours::now()).is_none() {
                 return true;
             }
             if !within_send_hours(hours, self.stop).await {
@@ -339,12 +339,12 @@ fn launch(
 
 /// Waits until the send hours are open; `false` if the run is stopped meanwhile.
 pub(super) async fn within_send_hours(hours: &SendHours, stop: &CancellationToken) -> bool {
-    while let Some(until) = hours.closed_until(jiff::Timestamp::now()) {
+    while let Some(until) = hours.closed_until(crate::input::hours::now()) {
         crate::say!(
             "outside the send hours ({hours}): waiting until {} (Ctrl-C stops cleanly; --resume continues later)",
             hours.local(until)
         );
-        let ms = until.as_millisecond() - jiff::Timestamp::now().as_millisecond();
+        let ms = until.as_millisecond() - crate::input::hours::now().as_millisecond();
         let wait = Duration::from_millis(ms.max(0) as u64);
         tokio::select! {
             _ = stop.cancelled() => return false,

@@ -152,6 +152,7 @@ async fn resolved(
     let pacing = Pacing {
         pace: &shared.pace,
         searches: &shared.counters.searches,
+        placed: false,
     };
     let open = keys.is_empty() || hours_open(shared).await;
     let asked = tokio::time::Instant::now();
@@ -193,9 +194,11 @@ pub(super) async fn refresh(shared: &Shared, rules: &Rules, jobs: Vec<Job>) -> V
             keys.push(key);
         }
     }
+    // The rows looked up again hold their places in flight: the search is theirs.
     let pacing = Pacing {
         pace: &shared.pace,
         searches: &shared.counters.searches,
+        placed: true,
     };
     let asked = tokio::time::Instant::now();
     let found = resolve::find(&pacing, rules, &keys).await;
@@ -215,7 +218,7 @@ pub(super) async fn refresh(shared: &Shared, rules: &Rules, jobs: Vec<Job>) -> V
 /// `false`: the run stopped meanwhile.
 async fn hours_open(shared: &Shared) -> bool {
     match &shared.hours {
-        Some(hours) if hours.closed_until(jiff::Timestamp::now()).is_some() => {
+        Some(hours) if hours.closed_until(crate::input::hours::now()).is_some() => {
             super::dispatcher::within_send_hours(hours, shared.pace.stop()).await
         }
         _ => true,
