@@ -68,14 +68,15 @@ impl Queue {
 /// and a minute instead: the search and the message each wait their turn.
 pub(crate) const LOOKUP_WINDOW: Duration = Duration::from_secs(600);
 
-/// What a job's lookup may have aged at the moment it leaves.
-struct Freshness {
-    rules: Option<Arc<Rules>>,
-    window: Duration,
+/// What a job's lookup may have aged at the moment it leaves (a retry's too).
+#[derive(Clone)]
+pub(super) struct Freshness {
+    pub(super) rules: Option<Arc<Rules>>,
+    pub(super) window: Duration,
 }
 
 impl Freshness {
-    fn stale(&self, job: &Job) -> bool {
+    pub(super) fn stale(&self, job: &Job) -> bool {
         self.rules.is_some() && job.looked_up.is_some_and(|t| t.elapsed() > self.window)
     }
 }
@@ -139,7 +140,7 @@ pub(super) async fn dispatch(
             None => break,
         };
         shared.pace.record_overhead(turned.elapsed());
-        launch(&shared, &mut ready, &out_tx);
+        launch(&shared, &fresh, &mut ready, &out_tx);
     }
 }
 
@@ -316,6 +317,7 @@ async fn record(
 /// The journaled rows' requests, each in its own task, its outcome sent to the writer.
 fn launch(
     shared: &Arc<Shared>,
+    fresh: &Freshness,
     ready: &mut Vec<(Job, Place)>,
     out_tx: &mpsc::Sender<(ResultRow, bool)>,
 ) {
@@ -327,9 +329,10 @@ fn launch(
     }
     for (job, place) in ready.drain(..) {
         let shared = Arc::clone(shared);
+        let fresh = fresh.clone();
         let out_tx = out_tx.clone();
         tokio::spawn(async move {
-            let (row, fatal) = send_row(&shared, job).await;
+            let (row, fatal) = send_row(&shared, &fresh, job).await;
             shared.rows_in_flight.lock().unwrap().remove(&row.row);
             drop(place);
             let _ = out_tx.send((row, fatal)).await;

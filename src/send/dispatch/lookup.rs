@@ -213,6 +213,22 @@ pub(super) async fn refresh(shared: &Shared, rules: &Rules, jobs: Vec<Job>) -> V
         .collect()
 }
 
+/// One job looked up again before its retry (its lookup aged past the window while it waited):
+/// the job addressed as before, or its row as the search settles it now (unsubscribed, gone,
+/// another contact), with whether that ends the run.
+pub(super) async fn renew(
+    shared: &Shared,
+    rules: &Rules,
+    job: Job,
+) -> Result<Job, (ResultRow, bool)> {
+    match refresh(shared, rules, vec![job]).await.pop() {
+        Some(Item::Job(job)) => Ok(job),
+        Some(Item::Settled { row, fatal }) => Err((*row, fatal)),
+        Some(Item::Skip(row)) => Err((*row, false)),
+        None => unreachable!("one job in, one item out"),
+    }
+}
+
 /// Waits for the send hours before a search, so that contacts (and their unsubscribe status)
 /// are not looked up while the hours are closed and used when they open, maybe days later.
 /// `false`: the run stopped meanwhile.

@@ -24,9 +24,18 @@ use crate::results::{Journal, JournalHeader, ResultRow, RowStatus, RunLock};
 type HeardRequest = (String, Value, Timestamp);
 type Heard = Arc<Mutex<Vec<HeardRequest>>>;
 
-/// A server on the test's runtime. Searches find a user for each e-mail asked, `b@x.test`
-/// unsubscribed from `unsubscribed_from` on; messages are made.
-async fn serve(heard: Heard, unsubscribed_from: Timestamp) -> String {
+/// How the test's server answers: searches find a user for each e-mail asked, `unsubscribed`
+/// unsubscribed from `from` on (by the hours' clock); messages are made, the first one answered
+/// 429 (`Retry-After: 60`, nothing made) if `first_message_429`.
+#[derive(Clone, Copy)]
+struct Script {
+    unsubscribed: &'static str,
+    from: &'static str,
+    first_message_429: bool,
+}
+
+/// A server on the test's runtime, answering as `script` says.
+async fn serve(heard: Heard, script: Script) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
@@ -42,11 +51,11 @@ async fn serve(heard: Heard, unsubscribed_from: Timestamp) -> String {
                             .to_bytes();
                         let body: Value = serde_json::from_slice(&body).unwrap_or_default();
                         let at = crate::input::hours::now();
-                        let answer = answer(&path, &body, at >= unsubscribed_from);
-                        heard.lock().unwrap().push((path, body, at));
-                        Ok::<_, hyper::Error>(hyper::Response::new(http_body_util::Full::new(
-                            Bytes::from(answer.to_string()),
-                        )))
+                        let mut heard = heard.lock().unwrap();
+                        let first = !heard.iter().any(|(p, ..)| p == "/messages");
+                        let answer = answer(&path, &body, at, first, script);
+                        heard.push((path, body, at));
+                        Ok::<_, hyper::Error>(answer)
                     }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -58,15 +67,41 @@ async fn serve(heard: Heard, unsubscribed_from: Timestamp) -> String {
     url
 }
 
-fn answer(path: &str, body: &Value, late: bool) -> Value {
+fn answer(
+    path: &str,
+    body: &Value,
+    at: Timestamp,
+    first_message: bool,
+    script: Script,
+) -> hyper::Response<http_body_util::Full<Bytes>> {
+    let json = |status: u16, v: Value| {
+        hyper::Response::builder()
+            .status(status)
+            .header("retry-after", "60")
+            .body(http_body_util::Full::new(Bytes::from(v.to_string())))
+            .unwrap()
+    };
     if path == "/messages" {
-        return json!({"type": "admin_message", "id": format!("m-{}", body["to"]["id"].as_str().unwrap_or_default())});
+        if first_message && script.first_message_429 {
+            return json(
+                429,
+                json!({"type": "error.list", "errors": [{"code": "rate_limit_exceeded", "message": "slow down"}]}),
+            );
+        }
+        return json(
+            200,
+            json!({"type": "admin_message", "id": format!("m-{}", body["to"]["id"].as_str().unwrap_or_default())}),
+        );
     }
+    let late = at >= script.from.parse::<Timestamp>().unwrap();
     let data: Vec<Value> = searched(body)
         .into_iter()
-        .map(|e| json!({"type": "contact", "id": format!("c-{e}"), "role": "user", "email": e, "unsubscribed_from_emails": late && e == "b@x.test"}))
+        .map(|e| json!({"type": "contact", "id": format!("c-{e}"), "role": "user", "email": e, "unsubscribed_from_emails": late && e == script.unsubscribed}))
         .collect();
-    json!({"type": "list", "data": data, "total_count": data.len()})
+    json(
+        200,
+        json!({"type": "list", "data": data, "total_count": data.len()}),
+    )
 }
 
 /// The e-mails a search asked for.
@@ -100,6 +135,7 @@ fn run(
     hours: &str,
     start: &str,
     emails: &[&str],
+    script: Script,
 ) -> (Vec<HeardRequest>, Vec<ResultRow>) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -110,7 +146,7 @@ fn run(
     let heard: Heard = Arc::default();
     let rows = rt.block_on(async {
         test_clock::start_at(start.parse().unwrap());
-        let url = serve(Arc::clone(&heard), "2026-12-07T12:00:00Z".parse().unwrap()).await;
+        let url = serve(Arc::clone(&heard), script).await;
         let token = Token::new("test-token".into()).unwrap();
         let client = Client::new(&url, &token, "2.11", Duration::from_secs(30), 4).unwrap();
         let stop = Stop::default();
@@ -186,30 +222,19 @@ fn run(
     (heard, rows)
 }
 
-#[test]
-fn a_message_the_limiter_holds_past_the_hours_close_waits_for_them_and_its_contact_is_looked_up_again(
-) {
-    // At 1/min, the search takes 02:36:06's turn, a's message 02:37:06's, and b's would leave at
-    // 02:38:06, after the hours close at 02:38. It waits for them (the next day, 00:00); by then
-    // its lookup is 21 hours old, and b has unsubscribed: looked up again, b is not messaged.
-    let (heard, rows) = run(
-        "1/min",
-        "00:00-02:38",
-        "2026-12-07T02:36:06Z",
-        &["a@x.test", "b@x.test", "c@x.test"],
-    );
-    let close: Timestamp = "2026-12-07T02:38:00Z".parse().unwrap();
-    let open: Timestamp = "2026-12-08T00:00:00Z".parse().unwrap();
-    let messages: Vec<(&str, Timestamp)> = heard
+/// The messages the server heard, to whom and when; asserting that none came while the hours
+/// were closed (from `close` to `open`) nor on a lookup older than the window.
+fn messages_within_the_hours_and_the_window(
+    heard: &[HeardRequest],
+    close: &str,
+    open: &str,
+) -> Vec<(String, Timestamp)> {
+    let (close, open): (Timestamp, Timestamp) = (close.parse().unwrap(), open.parse().unwrap());
+    let messages: Vec<(String, Timestamp)> = heard
         .iter()
         .filter(|(path, ..)| path == "/messages")
-        .map(|(_, body, at)| (body["to"]["id"].as_str().unwrap(), *at))
+        .map(|(_, body, at)| (body["to"]["id"].as_str().unwrap().to_string(), *at))
         .collect();
-    assert_eq!(
-        messages.iter().map(|(to, _)| *to).collect::<Vec<_>>(),
-        ["c-a@x.test", "c-c@x.test"],
-        "{heard:#?}"
-    );
     for (to, at) in &messages {
         assert!(
             *at < close || *at >= open,
@@ -231,6 +256,33 @@ fn a_message_the_limiter_holds_past_the_hours_close_waits_for_them_and_its_conta
             "{to} left on a lookup {age:?} old"
         );
     }
+    messages
+}
+
+#[test]
+fn a_message_the_limiter_holds_past_the_hours_close_waits_for_them_and_its_contact_is_looked_up_again(
+) {
+    // At 1/min, the search takes 02:36:06's turn, a's message 02:37:06's, and b's would leave at
+    // 02:38:06, after the hours close at 02:38. It waits for them (the next day, 00:00); by then
+    // its lookup is 21 hours old, and b has unsubscribed: looked up again, b is not messaged.
+    let (heard, rows) = run(
+        "1/min",
+        "00:00-02:38",
+        "2026-12-07T02:36:06Z",
+        &["a@x.test", "b@x.test", "c@x.test"],
+        Script {
+            unsubscribed: "b@x.test",
+            from: "2026-12-07T12:00:00Z",
+            first_message_429: false,
+        },
+    );
+    let messages = messages_within_the_hours_and_the_window(
+        &heard,
+        "2026-12-07T02:38:00Z",
+        "2026-12-08T00:00:00Z",
+    );
+    let to: Vec<&str> = messages.iter().map(|(to, _)| to.as_str()).collect();
+    assert_eq!(to, ["c-a@x.test", "c-c@x.test"], "{heard:#?}");
     let b = rows.iter().find(|r| r.row == 2).unwrap();
     assert_eq!(
         (b.status, b.error_code.as_str()),
@@ -238,4 +290,37 @@ fn a_message_the_limiter_holds_past_the_hours_close_waits_for_them_and_its_conta
         "{rows:#?}"
     );
     assert_eq!(rows.len(), 3);
+}
+
+#[test]
+fn a_retry_held_by_a_429_past_the_hours_close_waits_for_them_and_looks_its_contact_up_again() {
+    // a's message at 02:37:30 is answered 429 for a minute: its retry's turn comes at 02:38:30,
+    // after the close. It waits for the next opening; by then its lookup is 21 hours old, and a
+    // has unsubscribed: looked up again, a is not messaged. b goes on a fresh lookup.
+    let (heard, rows) = run(
+        "1/min",
+        "00:00-02:38",
+        "2026-12-07T02:36:30Z",
+        &["a@x.test", "b@x.test"],
+        Script {
+            unsubscribed: "a@x.test",
+            from: "2026-12-07T12:00:00Z",
+            first_message_429: true,
+        },
+    );
+    let messages = messages_within_the_hours_and_the_window(
+        &heard,
+        "2026-12-07T02:38:00Z",
+        "2026-12-08T00:00:00Z",
+    );
+    let to: Vec<&str> = messages.iter().map(|(to, _)| to.as_str()).collect();
+    // The first is the 429 (nothing made), before the close.
+    assert_eq!(to, ["c-a@x.test", "c-b@x.test"], "{heard:#?}");
+    let at = |row: u64| rows.iter().find(|r| r.row == row).unwrap();
+    assert_eq!(
+        (at(1).status, at(1).error_code.as_str()),
+        (RowStatus::Skipped, "unsubscribed_from_emails"),
+        "{rows:#?}"
+    );
+    assert_eq!(at(2).status, RowStatus::Sent, "{rows:#?}");
 }
