@@ -167,3 +167,38 @@ fn a_device_as_the_sandboxs_contacts_is_refused_not_read() {
             "/dev/zero is a device, not a regular file",
         ));
 }
+
+#[test]
+fn a_subject_device_a_body_pipe_and_a_body_past_its_bound_are_refused_naming_the_file() {
+    let f = Fixture::new(&people_csv(2), &email_campaign(""));
+    let text = std::fs::read_to_string(f.campaign()).unwrap();
+    let subject = "subject = \"Hello {{ first_name }}\"";
+    assert!(text.contains(subject) && text.contains(BODY), "{text}");
+    f.write(
+        "zero.toml",
+        text.replace(subject, "subject_file = \"/dev/zero\""),
+    );
+    f.write("pipe.toml", text.replace(BODY, "body_file = \"body.fifo\""));
+    f.write("big.toml", text.replace(BODY, "body_file = \"big.html\""));
+    assert!(std::process::Command::new("mkfifo")
+        .arg(f.path("body.fifo"))
+        .status()
+        .unwrap()
+        .success());
+    f.write("big.html", "x".repeat((1 << 20) + 1));
+    for (toml, says) in [
+        ("zero.toml", "/dev/zero is a device, not a regular file"),
+        (
+            "pipe.toml",
+            "body.fifo is a pipe (FIFO), not a regular file",
+        ),
+        ("big.toml", "big.html is over 1048576 bytes"),
+    ] {
+        f.cmd()
+            .args(["check", toml])
+            .timeout(std::time::Duration::from_secs(20))
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(says));
+    }
+}

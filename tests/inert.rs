@@ -98,3 +98,81 @@ fn a_results_column_named_like_a_formula_is_refused() {
         ));
     assert!(server.requests().is_empty());
 }
+
+/// Every string a JSON document holds, however deep.
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    match v {
+        serde_json::Value::String(s) => vec![s.clone()],
+        serde_json::Value::Array(a) => a.iter().flat_map(strings).collect(),
+        serde_json::Value::Object(o) => o.values().flat_map(strings).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn json_output_holds_no_raw_control_and_reads_back_exactly() {
+    let name = "Eve\u{1b}[2J\u{1b}]52;c;cm0gLXJm\u{7}\u{9b}31m";
+    let f = Fixture::new(&people_csv(2), &inapp_campaign(""));
+    f.write("admins.csv", ADMINS);
+    let out = f
+        .cmd()
+        .args(["admins", "--sandbox", "--sandbox-admins", "admins.csv"])
+        .arg("--json")
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    no_raw_controls("admins --json", &stdout);
+    let list: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(strings(&list).iter().any(|s| s == name), "{stdout}");
+
+    // A cell with ESC, a C1 CSI and DEL, in the request body preview --json prints.
+    let csv = "intercom_id,first_name,plan,company\nid-1,Ann,\"p\u{1b}[31m\u{9b}1m\u{7f}\",Co\n";
+    let f = Fixture::new(csv, &inapp_campaign(""));
+    let out = f
+        .cmd()
+        .args(["preview", "campaign.toml", "--json"])
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    no_raw_controls("preview --json", &stdout);
+    let request: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(
+        request["body"]
+            .as_str()
+            .unwrap()
+            .contains("p\u{1b}[31m\u{9b}1m\u{7f}"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_servers_error_message_with_escapes_is_shown_escaped_in_the_report() {
+    let said = "no\u{1b}[2J\u{1b}]52;c;cm0gLXJm\u{7}\u{9b}31m\u{7f} such user";
+    let server = TestServer::start(std::sync::Arc::new(move |r: &Received, _| {
+        if r.path == "/messages" {
+            error_reply(400, "parameter_invalid", said, "req-1")
+        } else {
+            ok_reply(r)
+        }
+    }));
+    let f = Fixture::new(&people_csv(2), &inapp_campaign(""));
+    let out = f.send(&server, &[]).code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    no_raw_controls("send's output", &stderr);
+    let out = f.cmd().args(["report", "results.csv"]).assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    no_raw_controls("report's table", &stdout);
+    assert!(stdout.contains("no\\u{1b}[2J\\u{1b}]52;c;"), "{stdout}");
+    let out = f
+        .cmd()
+        .args(["report", "results.csv", "--json"])
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    no_raw_controls("report --json", &stdout);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        strings(&report).iter().any(|s| s.contains(said)),
+        "{stdout}"
+    );
+}

@@ -116,3 +116,117 @@ fn check_refuses_a_missing_list_and_an_entry_of_no_form_naming_its_line() {
             "dnc.csv is a device, not a regular file",
         ));
 }
+
+#[test]
+fn check_finds_email_duplicates_that_differ_only_in_case_as_send_does() {
+    let campaign = inapp_campaign("")
+        .replace("type = \"user\"", "type = \"contact\"")
+        .replace("id = \"{{ intercom_id }}\"", "email = \"{{ email }}\"");
+    let f = Fixture::new(
+        "email,first_name,plan\nAnn@X.test,A,p\nann@x.test,B,p\nbo@x.test,C,p\n",
+        &campaign,
+    );
+    let says = "people.csv: record 2: addresses the same recipient as record 1";
+    f.cmd()
+        .args(["check", "campaign.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(says));
+    f.cmd()
+        .args(["send", "campaign.toml", "--dry-run"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(says));
+    // Skipped as any duplicate is: the contact gets one message.
+    f.write(
+        "contacts.csv",
+        "id,email,role\nc1,ann@x.test,user\nc2,bo@x.test,user\n",
+    );
+    f.cmd()
+        .args([
+            "send",
+            "campaign.toml",
+            "--sandbox",
+            "--results",
+            "results.csv",
+        ])
+        .args([
+            "--sandbox-contacts",
+            "contacts.csv",
+            "--sandbox-log",
+            "log.jsonl",
+        ])
+        .arg("--skip-duplicates")
+        .assert()
+        .success();
+    let mut rows = f.result_rows();
+    rows.sort_by_key(|r| r["row"].parse::<u64>().unwrap());
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["status"].as_str(), r["error_code"].as_str()))
+        .collect();
+    assert_eq!(got, [("sent", ""), ("skipped", "duplicate"), ("sent", "")]);
+    let log = std::fs::read_to_string(f.path("log.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 2, "{log}");
+}
+
+#[test]
+fn the_list_applies_in_every_campaign_kind_by_email_external_id_and_id() {
+    let csv = "uid,email,ext,first_name,plan\nc1,a@x.test,u-1,A,p\nc2,b@x.test,u-2,B,p\nc3,c@x.test,u-3,C,p\nc4,d@x.test,u-4,D,p\n";
+    for to in [
+        "id = \"{{ uid }}\"",
+        "id = \"{{ uid }}\"\nverify = true",
+        "email = \"{{ email }}\"",
+        "external_id = \"{{ ext }}\"",
+    ] {
+        let campaign =
+            inapp_campaign("suppress = \"dnc.csv\"").replace("id = \"{{ intercom_id }}\"", to);
+        let f = Fixture::new(csv, &campaign);
+        f.write("contacts.csv", CONTACTS);
+        // Row 2 by its contact's e-mail, row 3 by its contact's external id, whatever the rows
+        // are addressed by.
+        f.write("dnc.csv", "email;external_id\nB@x.test;\n;u-3\n");
+        f.cmd().args(["check", "campaign.toml"]).assert().success();
+        f.cmd()
+            .args([
+                "send",
+                "campaign.toml",
+                "--sandbox",
+                "--results",
+                "results.csv",
+            ])
+            .args([
+                "--sandbox-contacts",
+                "contacts.csv",
+                "--sandbox-log",
+                "sandbox.jsonl",
+            ])
+            .timeout(Duration::from_secs(120))
+            .assert()
+            .success();
+        let mut rows = f.result_rows();
+        rows.sort_by_key(|r| r["row"].parse::<u64>().unwrap());
+        let got: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r["status"].as_str(), r["error_code"].as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("sent", ""),
+                ("skipped", "suppressed"),
+                ("skipped", "suppressed"),
+                ("sent", "")
+            ],
+            "{to}"
+        );
+        let log = std::fs::read_to_string(f.path("sandbox.jsonl")).unwrap();
+        assert_eq!(log.lines().count(), 2, "{to}: {log}");
+        for id in ["c2", "c3"] {
+            assert!(
+                !log.contains(&format!("\"{id}\"")),
+                "{to}: {id} was messaged: {log}"
+            );
+        }
+    }
+}

@@ -713,3 +713,101 @@ fn track_sandbox_refuses_a_missing_rehearsal_log() {
     assert!(stderr.contains("no rehearsal log at"), "{stderr}");
     assert!(!f.path("campaign.sandbox.jsonl").exists());
 }
+
+/// The message ids a conversation search asks about: the strings of the first `value` list in
+/// its query.
+fn asked_ids(query: &Value) -> Vec<String> {
+    match query {
+        Value::Object(o) => {
+            if let Some(Value::Array(values)) = o.get("value") {
+                let ids: Vec<String> = values
+                    .iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect();
+                if !ids.is_empty() {
+                    return ids;
+                }
+            }
+            o.values()
+                .map(asked_ids)
+                .find(|ids| !ids.is_empty())
+                .unwrap_or_default()
+        }
+        Value::Array(a) => a
+            .iter()
+            .map(asked_ids)
+            .find(|ids| !ids.is_empty())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// A server whose conversation search pages by 50 (fewer than asked for), every message asked
+/// about replied to, its cursors from `cursor` (the page after the one answered; `None`: the
+/// last page). Messages are made as usual.
+fn paging_conversations(
+    cursor: impl Fn(usize) -> Option<String> + Send + Sync + 'static,
+) -> TestServer {
+    TestServer::start(std::sync::Arc::new(move |r: &Received, _| {
+        if r.path != "/conversations/search" {
+            return ok_reply(r);
+        }
+        let page: usize = r.body["pagination"]["starting_after"]
+            .as_str()
+            .map_or(0, |c| c.trim_start_matches("page-").parse().unwrap());
+        let ids = asked_ids(&r.body["query"]);
+        let conversations: Vec<Value> = ids
+            .iter()
+            .skip(page * 50)
+            .take(50)
+            .map(|id| {
+                let contact = id.trim_start_matches("msg-");
+                json!({"type": "conversation", "id": format!("conv-{id}"), "created_at": 1734537786,
+                       "source": {"id": id, "author": {"id": "394051"}},
+                       "contacts": {"contacts": [{"id": contact}]},
+                       "statistics": {"first_contact_reply_at": 1734540000}})
+            })
+            .collect();
+        let mut body = json!({"type": "conversation.list", "conversations": conversations, "total_count": ids.len()});
+        if let Some(next) = cursor(page) {
+            body["pages"] = json!({"next": {"per_page": 50, "starting_after": next}});
+        }
+        Reply::Json(200, body)
+    }))
+}
+
+fn conversation_searches(server: &TestServer) -> usize {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/conversations/search")
+        .count()
+}
+
+#[test]
+fn pages_shorter_than_asked_for_are_followed_while_the_cursor_moves() {
+    let server = paging_conversations(|page| (page < 2).then(|| format!("page-{}", page + 1)));
+    let f = Fixture::new(&people_csv(150), &email_campaign(""));
+    f.send(&server, &[]).success();
+    let out = track(&f, &server.url(), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let t = tracking(&f);
+    assert_eq!(t.len(), 150);
+    assert!(t.values().all(|r| r["state"] == "replied"), "{t:?}");
+    assert_eq!(conversation_searches(&server), 3);
+    assert_eq!(searches(&stderr), 3, "{stderr}");
+}
+
+#[test]
+fn a_conversation_search_whose_cursors_go_in_a_circle_stops_and_says_so() {
+    // Cursors 1, 2, 1, …: the third page names the first's cursor again.
+    let server = paging_conversations(|page| Some(format!("page-{}", page % 2 + 1)));
+    let f = Fixture::new(&people_csv(150), &email_campaign(""));
+    f.send(&server, &[]).success();
+    let out = track(&f, &server.url(), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("went in a circle"), "{stderr}");
+    assert_eq!(conversation_searches(&server), 3);
+}

@@ -68,7 +68,7 @@ pub(super) fn find(
         }
         let (number, id) = (slot.number, &slot.rendered.to_id);
         content.add(number, campaign, &slot.rendered);
-        let hash = recipient_hash(&campaign.to_type, id);
+        let hash = key_hash(campaign, id);
         if repeated.binary_search(&hash).is_ok() {
             match first.entry(hash) {
                 Entry::Occupied(e) => duplicates.push((number, *e.get())),
@@ -114,5 +114,28 @@ pub(super) fn problem(file: &str, number: u64, first: u64, mode: Duplicates) -> 
     Problem {
         record: Some(number),
         ..p
+    }
+}
+
+/// The hash rows are compared by for duplicates: the recipient as `send`'s lookup compares it,
+/// an e-mail in any case and with spaces around it the same (Intercom's e-mails are not
+/// case-sensitive, and the lookup finds one contact for both), an external id trimmed. Hashed
+/// as it is when it is already in that form, as nearly every key is: no copy per row.
+pub(super) fn key_hash(campaign: &crate::input::config::Campaign, id: &str) -> u64 {
+    use crate::input::config::Address;
+    let plain = match campaign.address {
+        Address::Email => {
+            id.trim() == id && id.is_ascii() && !id.bytes().any(|b| b.is_ascii_uppercase())
+        }
+        Address::ExternalId => id.trim() == id,
+        Address::Id => true,
+    };
+    if plain {
+        recipient_hash(&campaign.to_type, id)
+    } else {
+        recipient_hash(
+            &campaign.to_type,
+            &crate::resolve::normalize(campaign.address, id),
+        )
     }
 }

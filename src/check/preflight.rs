@@ -2,7 +2,7 @@
 //! one pass over every row (see `pass`) that reports each row's problems and keeps what send
 //! needs, then duplicates. Each problem is reported once, where it can be fixed.
 use super::duplicates::{self, Seen};
-use super::hash::{recipient_hash, Fingerprint};
+use super::hash::Fingerprint;
 use super::pass::each_rendered;
 use super::row::RowRenderer;
 use super::summary::counted;
@@ -150,7 +150,7 @@ fn first_pass(
             None => {}
             Some(Ok(warnings)) => {
                 push_warnings(warnings, &mut template_html, &mut out.report);
-                hashes.push(recipient_hash(&campaign.to_type, &slot.rendered.to_id));
+                hashes.push(duplicates::key_hash(campaign, &slot.rendered.to_id));
                 content.add(slot.number, campaign, &slot.rendered);
                 if let Some(p) = on_row(slot.number, &slot.rendered) {
                     out.report.push(p);

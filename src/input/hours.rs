@@ -126,6 +126,42 @@ impl fmt::Display for SendHours {
     }
 }
 
+/// The moment send hours are judged at: the wall clock. In a unit test, a test may set where the
+/// clock stands ([`test_clock::start_at`]), and tokio's paused clock moves it on from there, so
+/// that a test of the dispatch crosses the hours' close without waiting for it.
+pub fn now() -> Timestamp {
+    #[cfg(test)]
+    if let Some(at) = test_clock::now() {
+        return at;
+    }
+    Timestamp::now()
+}
+
+/// The clock [`now`] reads in a unit test that set one: per thread, as a paused current-thread
+/// runtime runs all its tasks on the test's thread.
+#[cfg(test)]
+pub(crate) mod test_clock {
+    use std::cell::Cell;
+
+    use jiff::{SignedDuration, Timestamp};
+    use tokio::time::Instant;
+
+    thread_local! {
+        static START: Cell<Option<(Timestamp, Instant)>> = const { Cell::new(None) };
+    }
+
+    /// From now on, on this thread, [`super::now`] reads `at` moved on by tokio's clock.
+    pub(crate) fn start_at(at: Timestamp) {
+        START.set(Some((at, Instant::now())));
+    }
+
+    pub(super) fn now() -> Option<Timestamp> {
+        let (at, since) = START.get()?;
+        let moved = SignedDuration::try_from(since.elapsed()).expect("a test's span");
+        Some(at.checked_add(moved).expect("a test's time"))
+    }
+}
+
 fn parse_hours(s: &str) -> Result<(Time, Time), String> {
     let bad = || format!("`{s}` is not a range of times such as \"09:00-17:00\"");
     let (a, b) = s.split_once('-').ok_or_else(bad)?;

@@ -296,7 +296,10 @@ pub async fn run(args: &AdminsArgs) -> anyhow::Result<Status> {
         .await
         .map_err(|e| anyhow::anyhow!("GET /admins: {e:#}"))?;
     if args.json {
-        crate::out!("{}", serde_json::to_string_pretty(&list)?);
+        crate::out!(
+            "{}",
+            crate::results::cells::inert_json(serde_json::to_string_pretty(&list)?)
+        );
     } else {
         crate::out!("{}", table(&list));
     }

@@ -128,8 +128,8 @@ fn show_row(
                 crate::say!("{w}");
             }
             if json {
-                serde_json::to_writer(&mut *out, &request)?;
-                writeln!(out)?;
+                let text = serde_json::to_string(&request)?;
+                writeln!(out, "{}", crate::results::cells::inert_json(text))?;
             } else {
                 write_message(out, row, &request, address, defaults)?;
             }

@@ -151,7 +151,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<Status> {
     )?;
     report.replies = crate::track::replies(&args.results)?;
     let out = if args.json {
-        serde_json::to_string_pretty(&report)? + "\n"
+        crate::results::cells::inert_json(serde_json::to_string_pretty(&report)?) + "\n"
     } else {
         crate::inert(&text::render(&report)).into_owned()
     };

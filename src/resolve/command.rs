@@ -95,6 +95,7 @@ pub async fn run(args: ResolveArgs) -> anyhow::Result<Status> {
     let pacing = Pacing {
         pace: &pace,
         searches: &searches,
+        placed: false,
     };
     let summary = write_resolved(&loaded, &rules, &pacing, &out).await?;
     if let Some(s) = sandbox {

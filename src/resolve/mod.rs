@@ -39,6 +39,10 @@ pub(crate) const MOST_PAGES: usize = 20;
 pub(crate) struct Pacing<'a> {
     pub(crate) pace: &'a Pace,
     pub(crate) searches: &'a AtomicU64,
+    /// The caller holds a place in flight for these searches (the dispatcher's rows looked up
+    /// again hold theirs): they take their turn only. Waiting for a place of their own could
+    /// wait forever, the rows that hold every place waiting for the search.
+    pub(crate) placed: bool,
 }
 
 /// Why a lookup found nothing to go on.
@@ -228,7 +232,14 @@ enum Asked {
 
 /// Sends the search once, the run's one way, and reads what came back.
 async fn ask(p: &Pacing<'_>, body: Bytes) -> Asked {
-    let Some(answer) = p.pace.request(|client| client.search(body)).await else {
+    let answer = if !p.placed {
+        p.pace.request(|client| client.search(body)).await
+    } else if p.pace.turn().await {
+        Some(p.pace.send(p.pace.client().search(body)).await)
+    } else {
+        None
+    };
+    let Some(answer) = answer else {
         return Asked::Stopped;
     };
     p.searches.fetch_add(1, Ordering::Relaxed);

@@ -33,6 +33,26 @@ pub(crate) fn inert(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// JSON text as the terminal may show it, still JSON that reads back the same: serde_json
+/// escapes C0 itself but writes DEL and C1 (U+009B is a terminal's CSI) as they are; here they
+/// become `\u00..` escapes. Outside its strings, JSON text holds no such character, and inside
+/// one a raw character is never part of an escape, so the result is valid JSON.
+pub(crate) fn inert_json(text: String) -> String {
+    let raw = |c: char| c == '\u{7f}' || ('\u{80}'..='\u{9f}').contains(&c);
+    if !text.chars().any(raw) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if raw(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The characters that make a spreadsheet read a cell as a formula, and the quote that escapes.
 const ESCAPED_FIRST: [char; 7] = ['=', '+', '-', '@', '\t', '\r', '\''];
 
@@ -70,6 +90,21 @@ mod tests {
             "Ann\\u{1b}]52;c;aGk=\\u{7}\\u{1b}[2J\\u{d}\\u{7f}\\u{9b}31m"
         );
         assert!(matches!(inert("é ok"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn json_keeps_its_meaning_and_drives_no_terminal() {
+        let name = "Eve\u{1b}]52;c;aGk=\u{7}\u{7f}\u{9b}31m\u{85}é";
+        let text =
+            inert_json(serde_json::to_string_pretty(&serde_json::json!({ "name": name })).unwrap());
+        assert!(!text.chars().any(is_control_but_line_break), "{text:?}");
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back["name"], name);
+        assert!(text.contains("\\u007f\\u009b31m\\u0085é"), "{text}");
+    }
+
+    fn is_control_but_line_break(c: char) -> bool {
+        c.is_control() && c != '\n'
     }
 
     #[test]

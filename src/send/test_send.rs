@@ -159,6 +159,7 @@ async fn look_up(
     let pacing = crate::resolve::Pacing {
         pace: &pace,
         searches: &searches,
+        placed: false,
     };
     let key = normalize(Address::Email, email);
     let found = find(&pacing, &rules, std::slice::from_ref(&key))

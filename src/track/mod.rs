@@ -124,7 +124,10 @@ pub async fn run(args: TrackArgs) -> anyhow::Result<Status> {
     }
     if args.json {
         let rows: Vec<&Tracked> = tracked.values().collect();
-        crate::out!("{}", serde_json::to_string_pretty(&rows)?);
+        crate::out!(
+            "{}",
+            crate::results::cells::inert_json(serde_json::to_string_pretty(&rows)?)
+        );
     }
     // --settle that leaves rows unknown says so in the exit code (each row was named).
     let left = args.settle && recorded.values().any(|r| r.status == RowStatus::Unknown);

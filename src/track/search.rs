@@ -1,5 +1,6 @@
 //! `POST /conversations/search`, batched and paced: many values a search (`IN`), pages of
-//! [`PAGE`] followed with `starting_after`, a batch the API refuses split in halves down to one
+//! [`PAGE`] followed with `starting_after` while the cursor is new (up to
+//! [`crate::resolve::MOST_PAGES`] a batch), a batch the API refuses split in halves down to one
 //! value, every request through the run's limiter and pause gate ([`paced`]), 429s waited out
 //! with everyone, transient failures asked again a few times.
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -128,6 +129,10 @@ pub(crate) enum Failure {
     Refused { status: u16, error: ApiError },
     #[error("the searches failed {ATTEMPTS} times in a row: {0}")]
     Failed(String),
+    /// The pages went in a circle or on past the bound: what the pages not read hold is not
+    /// known.
+    #[error("{0}")]
+    Paging(String),
     #[error("stopped")]
     Stopped,
 }
@@ -143,7 +148,7 @@ pub(crate) async fn find_all(
     let mut found = Vec::new();
     let mut todo: Vec<&[String]> = values.chunks(PAGE).rev().collect();
     while let Some(batch) = todo.pop() {
-        match all_pages(p, &query(batch)).await {
+        match all_pages(p, &query(batch), batch.len()).await {
             Ok(mut page) => found.append(&mut page),
             Err(Ended::Refused { .. }) if batch.len() > 1 => {
                 let (a, b) = batch.split_at(batch.len() / 2);
@@ -164,29 +169,41 @@ enum Ended {
     Failed(Failure),
 }
 
-async fn all_pages(p: &Pacing<'_>, query: &Value) -> Result<Vec<Found>, Ended> {
+/// One batch's conversations, every page: `next` is followed while it names a cursor this batch
+/// has not had (a server may page by fewer than asked for), up to
+/// [`crate::resolve::MOST_PAGES`] pages. A cursor that comes back, or pages past the bound, end
+/// the search with the error: a server paging on and on would otherwise be followed forever.
+async fn all_pages(p: &Pacing<'_>, query: &Value, values: usize) -> Result<Vec<Found>, Ended> {
+    use crate::resolve::MOST_PAGES;
     let mut all = Vec::new();
     let mut after: Option<String> = None;
-    loop {
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for pages in 1..=MOST_PAGES {
         let mut pagination = json!({ "per_page": PAGE });
         if let Some(a) = &after {
             pagination["starting_after"] = json!(a);
         }
         let body = json!({ "query": query, "pagination": pagination });
         let page = one_page(p, Bytes::from(body.to_string())).await?;
-        // A page short of full is the last, whatever its cursor says; a cursor that does not
-        // move would loop forever.
-        let full = page.conversations.len() >= PAGE;
         all.extend(page.conversations.iter().map(Found::read));
-        match page
+        let next = page
             .pages
             .and_then(|p| p.next)
             .and_then(|n| n.starting_after)
-        {
-            Some(next) if full && Some(&next) != after.as_ref() => after = Some(next),
-            _ => return Ok(all),
+            .filter(|n| !n.is_empty());
+        let Some(next) = next else {
+            return Ok(all);
+        };
+        if !seen.insert(next.clone()) {
+            return Err(Ended::Failed(Failure::Paging(format!(
+                "the server's conversation search pages went in a circle (page {pages} named a cursor an earlier page had); the conversations on the pages not seen are not known"
+            ))));
         }
+        after = Some(next);
     }
+    Err(Ended::Failed(Failure::Paging(format!(
+        "the conversation search's pages went on past {MOST_PAGES} for one batch of {values} values; campaign follows no more"
+    ))))
 }
 
 async fn one_page(p: &Pacing<'_>, body: Bytes) -> Result<Page, Ended> {

@@ -1,17 +1,23 @@
 //! One row's requests: attempts until its outcome is final, retrying only where the policy says
 //! it is safe. Each attempt goes the run's one way ([`crate::intercom::pace::Pace`]: a 429
 //! pauses every sender there); a retry takes its turn like any request, and leaves only within
-//! the send hours.
+//! the send hours and on a lookup younger than the window (older, the contact is looked up
+//! again first).
 use tokio::time::Instant;
 
-use super::{Job, Shared};
+use super::dispatcher::Freshness;
+use super::{lookup, Job, Shared};
 use crate::intercom::client::{ApiError, Attempt};
 use crate::intercom::policy::{self, Decision, Final, Tries};
 use crate::results::{self, ResultRow};
 
 /// Sends one row until its outcome is final. Returns the results line, and whether the outcome
 /// means every later request would fail too (401, 403).
-pub(super) async fn send_row(shared: &Shared, job: Job) -> (ResultRow, bool) {
+pub(super) async fn send_row(
+    shared: &Shared,
+    fresh: &Freshness,
+    mut job: Job,
+) -> (ResultRow, bool) {
     let mut attempts = 0u32;
     let mut first_not_found: Option<Instant> = None;
     let outcome: Final = loop {
@@ -37,9 +43,26 @@ pub(super) async fn send_row(shared: &Shared, job: Job) -> (ResultRow, bool) {
             }
         };
         // The next attempt waits for its backoff and its turn like any request, and for the
-        // send hours. A stop meanwhile ends the row with the outcome it has: nothing was
-        // created by it.
-        if !again(shared, pause).await {
+        // send hours; a lookup that aged past the window meanwhile (an hours wait, a long 429)
+        // is done again first, and the retry takes another turn. A stop meanwhile ends the row
+        // with the outcome it has: nothing was created by it.
+        let mut pause = pause;
+        let go = loop {
+            if !again(shared, pause.take()).await {
+                break false;
+            }
+            let Some(rules) = fresh.rules.as_ref().filter(|_| fresh.stale(&job)) else {
+                break true;
+            };
+            match lookup::renew(shared, rules, job).await {
+                Ok(renewed) => job = renewed,
+                Err((mut row, fatal)) => {
+                    row.attempts = attempts;
+                    return (row, fatal);
+                }
+            }
+        };
+        if !go {
             break stopped_before_retry(last);
         }
     };
@@ -83,7 +106,7 @@ async fn again(shared: &Shared, backoff: Option<std::time::Duration>) -> bool {
         let Some(hours) = &shared.hours else {
             return true;
         };
-        if hours.closed_until(jiff::Timestamp::now()).is_none() {
+        if hours.closed_until(crate::input::hours::now()).is_none() {
             return true;
         }
         if !super::dispatcher::within_send_hours(hours, p.stop()).await {

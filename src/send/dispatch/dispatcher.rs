@@ -71,14 +71,15 @@ impl Queue {
 /// and a minute instead: the search and the message each wait their turn.
 pub(crate) const LOOKUP_WINDOW: Duration = Duration::from_secs(600);
 
-/// What a job's lookup may have aged at the moment it leaves.
-struct Freshness {
-    rules: Option<Arc<Rules>>,
-    window: Duration,
+/// What a job's lookup may have aged at the moment it leaves (a retry's too).
+#[derive(Clone)]
+pub(super) struct Freshness {
+    pub(super) rules: Option<Arc<Rules>>,
+    pub(super) window: Duration,
 }
 
 impl Freshness {
-    fn stale(&self, job: &Job) -> bool {
+    pub(super) fn stale(&self, job: &Job) -> bool {
         self.rules.is_some() && job.looked_up.is_some_and(|t| t.elapsed() > self.window)
     }
 }
@@ -97,8 +98,8 @@ pub(super) async fn dispatch(
         window: LOOKUP_WINDOW.max(2 * shared.pace.period() + Duration::from_secs(60)),
     };
     let (group_tx, group_rx) = mpsc::channel::<Group>(GROUPS_AWAITING_SYNC);
-    let recorder = record_and_launch(&shared, ledger, group_rx, &out_tx);
-    let turns = take_turns(&shared, fresh, rx, group_tx, &out_tx);
+    let recorder = record_and_launch(&shared, &fresh, ledger, group_rx, &out_tx);
+    let turns = take_turns(&shared, fresh.clone(), rx, group_tx, &out_tx);
     tokio::join!(turns, recorder);
 }
 
@@ -177,6 +178,7 @@ async fn take_turns(
 /// journal cannot be written (the run stops).
 async fn record_and_launch(
     shared: &Arc<Shared>,
+    fresh: &Freshness,
     ledger: Ledger,
     mut groups: mpsc::Receiver<Group>,
     out_tx: &mpsc::Sender<(ResultRow, bool)>,
@@ -203,7 +205,7 @@ async fn record_and_launch(
         for t in &turned {
             shared.pace.record_overhead(t.elapsed());
         }
-        launch(shared, &mut ready, out_tx);
+        launch(shared, fresh, &mut ready, out_tx);
     }
 }
 
@@ -241,7 +243,7 @@ impl Leaving<'_> {
             let Some(hours) = &self.shared.hours else {
                 return true;
             };
-            if hours.closed_until(jiff::Timestamp::now()).is_none() {
+            if hours.closed_until(crate::input::hours::now()).is_none() {
                 return true;
             }
             if !within_send_hours(hours, self.stop).await {
@@ -380,6 +382,7 @@ async fn record(
 /// The journaled rows' requests, each in its own task, its outcome sent to the writer.
 fn launch(
     shared: &Arc<Shared>,
+    fresh: &Freshness,
     ready: &mut Vec<(Job, Place)>,
     out_tx: &mpsc::Sender<(ResultRow, bool)>,
 ) {
@@ -391,9 +394,10 @@ fn launch(
     }
     for (job, place) in ready.drain(..) {
         let shared = Arc::clone(shared);
+        let fresh = fresh.clone();
         let out_tx = out_tx.clone();
         tokio::spawn(async move {
-            let (row, fatal) = send_row(&shared, job).await;
+            let (row, fatal) = send_row(&shared, &fresh, job).await;
             shared.rows_in_flight.lock().unwrap().remove(&row.row);
             drop(place);
             let _ = out_tx.send((row, fatal)).await;
@@ -403,12 +407,12 @@ fn launch(
 
 /// Waits until the send hours are open; `false` if the run is stopped meanwhile.
 pub(super) async fn within_send_hours(hours: &SendHours, stop: &CancellationToken) -> bool {
-    while let Some(until) = hours.closed_until(jiff::Timestamp::now()) {
+    while let Some(until) = hours.closed_until(crate::input::hours::now()) {
         crate::say!(
             "outside the send hours ({hours}): waiting until {} (Ctrl-C stops cleanly; --resume continues later)",
             hours.local(until)
         );
-        let ms = until.as_millisecond() - jiff::Timestamp::now().as_millisecond();
+        let ms = until.as_millisecond() - crate::input::hours::now().as_millisecond();
         let wait = Duration::from_millis(ms.max(0) as u64);
         tokio::select! {
             _ = stop.cancelled() => return false,

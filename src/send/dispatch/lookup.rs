@@ -152,6 +152,7 @@ async fn resolved(
     let pacing = Pacing {
         pace: &shared.pace,
         searches: &shared.counters.searches,
+        placed: false,
     };
     let open = keys.is_empty() || hours_open(shared).await;
     let asked = tokio::time::Instant::now();
@@ -193,9 +194,11 @@ pub(super) async fn refresh(shared: &Shared, rules: &Rules, jobs: Vec<Job>) -> V
             keys.push(key);
         }
     }
+    // The rows looked up again hold their places in flight: the search is theirs.
     let pacing = Pacing {
         pace: &shared.pace,
         searches: &shared.counters.searches,
+        placed: true,
     };
     let asked = tokio::time::Instant::now();
     let found = resolve::find(&pacing, rules, &keys).await;
@@ -210,12 +213,28 @@ pub(super) async fn refresh(shared: &Shared, rules: &Rules, jobs: Vec<Job>) -> V
         .collect()
 }
 
+/// One job looked up again before its retry (its lookup aged past the window while it waited):
+/// the job addressed as before, or its row as the search settles it now (unsubscribed, gone,
+/// another contact), with whether that ends the run.
+pub(super) async fn renew(
+    shared: &Shared,
+    rules: &Rules,
+    job: Job,
+) -> Result<Job, (ResultRow, bool)> {
+    match refresh(shared, rules, vec![job]).await.pop() {
+        Some(Item::Job(job)) => Ok(job),
+        Some(Item::Settled { row, fatal }) => Err((*row, fatal)),
+        Some(Item::Skip(row)) => Err((*row, false)),
+        None => unreachable!("one job in, one item out"),
+    }
+}
+
 /// Waits for the send hours before a search, so that contacts (and their unsubscribe status)
 /// are not looked up while the hours are closed and used when they open, maybe days later.
 /// `false`: the run stopped meanwhile.
 async fn hours_open(shared: &Shared) -> bool {
     match &shared.hours {
-        Some(hours) if hours.closed_until(jiff::Timestamp::now()).is_some() => {
+        Some(hours) if hours.closed_until(crate::input::hours::now()).is_some() => {
             super::dispatcher::within_send_hours(hours, shared.pace.stop()).await
         }
         _ => true,

@@ -10,6 +10,8 @@ mod dispatcher;
 mod lookup;
 mod reader;
 mod stop;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 use std::collections::HashMap;

@@ -1,0 +1,326 @@
+//! The lookup stage and the dispatcher together, on tokio's paused clock with the send hours'
+//! clock moved by it ([`crate::input::hours::test_clock`]): a day of waits in no time. What is
+//! asserted is what the server heard, and when by the hours' clock.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use jiff::Timestamp;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::dispatcher::{self, LOOKUP_WINDOW};
+use super::lookup;
+use super::{Counters, Item, Job, Retries, Shared, Stop};
+use crate::input::config::{Address, Concurrency, OnMany};
+use crate::input::hours::{test_clock, SendHours};
+use crate::intercom::client::{Client, Token};
+use crate::intercom::pace::Pace;
+use crate::resolve::Rules;
+use crate::results::{Journal, JournalHeader, ResultRow, RowStatus, RunLock};
+
+/// A request the server heard: its path, its body, and the hours' clock when it came.
+type HeardRequest = (String, Value, Timestamp);
+type Heard = Arc<Mutex<Vec<HeardRequest>>>;
+
+/// How the test's server answers: searches find a user for each e-mail asked, `unsubscribed`
+/// unsubscribed from `from` on (by the hours' clock); messages are made, the first one answered
+/// 429 (`Retry-After: 60`, nothing made) if `first_message_429`.
+#[derive(Clone, Copy)]
+struct Script {
+    unsubscribed: &'static str,
+    from: &'static str,
+    first_message_429: bool,
+}
+
+/// A server on the test's runtime, answering as `script` says.
+async fn serve(heard: Heard, script: Script) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let heard = Arc::clone(&heard);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let heard = Arc::clone(&heard);
+                    async move {
+                        let path = req.uri().path().to_string();
+                        let body = http_body_util::BodyExt::collect(hyper::Request::into_body(req))
+                            .await?
+                            .to_bytes();
+                        let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+                        let at = crate::input::hours::now();
+                        let mut heard = heard.lock().unwrap();
+                        let first = !heard.iter().any(|(p, ..)| p == "/messages");
+                        let answer = answer(&path, &body, at, first, script);
+                        heard.push((path, body, at));
+                        Ok::<_, hyper::Error>(answer)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    url
+}
+
+fn answer(
+    path: &str,
+    body: &Value,
+    at: Timestamp,
+    first_message: bool,
+    script: Script,
+) -> hyper::Response<http_body_util::Full<Bytes>> {
+    let json = |status: u16, v: Value| {
+        hyper::Response::builder()
+            .status(status)
+            .header("retry-after", "60")
+            .body(http_body_util::Full::new(Bytes::from(v.to_string())))
+            .unwrap()
+    };
+    if path == "/messages" {
+        if first_message && script.first_message_429 {
+            return json(
+                429,
+                json!({"type": "error.list", "errors": [{"code": "rate_limit_exceeded", "message": "slow down"}]}),
+            );
+        }
+        return json(
+            200,
+            json!({"type": "admin_message", "id": format!("m-{}", body["to"]["id"].as_str().unwrap_or_default())}),
+        );
+    }
+    let late = at >= script.from.parse::<Timestamp>().unwrap();
+    let data: Vec<Value> = searched(body)
+        .into_iter()
+        .map(|e| json!({"type": "contact", "id": format!("c-{e}"), "role": "user", "email": e, "unsubscribed_from_emails": late && e == script.unsubscribed}))
+        .collect();
+    json(
+        200,
+        json!({"type": "list", "data": data, "total_count": data.len()}),
+    )
+}
+
+/// The e-mails a search asked for.
+fn searched(body: &Value) -> Vec<String> {
+    body["query"]["value"][0]["value"]
+        .as_array()
+        .map(|keys| {
+            keys.iter()
+                .filter_map(|k| k.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn job(row: u64, email: &str) -> Item {
+    let body = json!({"message_type": "inapp", "body": "Hi", "from": {"type": "admin", "id": "1"}, "to": {"type": "user", "email": email}});
+    Item::Job(Job {
+        row,
+        recipient: email.into(),
+        body: Bytes::from(body.to_string()),
+        contact_id: String::new(),
+        looked_up: None,
+        extra: Vec::new(),
+    })
+}
+
+/// Rows addressed by e-mail, looked up and sent at `rate` with one request in flight within
+/// `hours` (UTC), from `start` by the hours' clock: what the server heard, and each row's outcome.
+fn run(
+    rate: &str,
+    hours: &str,
+    start: &str,
+    emails: &[&str],
+    script: Script,
+) -> (Vec<HeardRequest>, Vec<ResultRow>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let heard: Heard = Arc::default();
+    let rows = rt.block_on(async {
+        test_clock::start_at(start.parse().unwrap());
+        let url = serve(Arc::clone(&heard), script).await;
+        let token = Token::new("test-token".into()).unwrap();
+        let client = Client::new(&url, &token, "2.11", Duration::from_secs(30), 4).unwrap();
+        let stop = Stop::default();
+        let shared = Arc::new(Shared {
+            pace: Pace::new(
+                client,
+                rate.parse().unwrap(),
+                Concurrency::Fixed(1),
+                stop.token(),
+            ),
+            stop,
+            hours: SendHours::parse(Some(hours), None, Some("UTC")).unwrap(),
+            counters: Counters::default(),
+            retries: Retries {
+                max_attempts: 1,
+                retry_not_found_for: Duration::ZERO,
+            },
+            rows_in_flight: Mutex::new(HashMap::new()),
+        });
+        let rules = Arc::new(Rules {
+            address: Address::Email,
+            role: "user".into(),
+            on_many: OnMany::Fail,
+            respect_unsubscribed: true,
+            suppress: Default::default(),
+        });
+        let lock = Arc::new(
+            RunLock::acquire(&dir.path().join("lock"), &dir.path().join("results")).unwrap(),
+        );
+        let header = JournalHeader {
+            results_offset: 0,
+            settings: "s".into(),
+            content: "c".into(),
+            rows: 0,
+        };
+        let journal =
+            Journal::start(&dir.path().join("journal"), &header, Arc::clone(&lock)).unwrap();
+        let (job_tx, job_rx) = mpsc::channel(4);
+        let (looked_up_tx, looked_up_rx) = mpsc::channel(4);
+        let (out_tx, mut out_rx) = mpsc::channel::<(ResultRow, bool)>(16);
+        let stage = lookup::stage(
+            Arc::clone(&shared),
+            Arc::clone(&rules),
+            lookup::Earlier::default(),
+            false,
+            job_rx,
+            looked_up_tx,
+        );
+        tokio::spawn(stage);
+        tokio::spawn(dispatcher::dispatch(
+            Arc::clone(&shared),
+            dispatcher::Ledger { journal, lock },
+            Some(rules),
+            looked_up_rx,
+            out_tx,
+        ));
+        let jobs = (1..).zip(emails).map(|(row, e)| job(row, e)).collect();
+        job_tx.send(jobs).await.unwrap();
+        drop(job_tx);
+        let mut rows = Vec::new();
+        // A week of paused time: a run that waits for nothing it could get ends the test.
+        let all = async {
+            while let Some((row, _)) = out_rx.recv().await {
+                rows.push(row);
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(7 * 86_400), all)
+            .await
+            .expect("the run ended");
+        rows
+    });
+    let heard = heard.lock().unwrap().clone();
+    (heard, rows)
+}
+
+/// The messages the server heard, to whom and when; asserting that none came while the hours
+/// were closed (from `close` to `open`) nor on a lookup older than the window.
+fn messages_within_the_hours_and_the_window(
+    heard: &[HeardRequest],
+    close: &str,
+    open: &str,
+) -> Vec<(String, Timestamp)> {
+    let (close, open): (Timestamp, Timestamp) = (close.parse().unwrap(), open.parse().unwrap());
+    let messages: Vec<(String, Timestamp)> = heard
+        .iter()
+        .filter(|(path, ..)| path == "/messages")
+        .map(|(_, body, at)| (body["to"]["id"].as_str().unwrap().to_string(), *at))
+        .collect();
+    for (to, at) in &messages {
+        assert!(
+            *at < close || *at >= open,
+            "{to} left at {at}, the hours closed"
+        );
+        // The last search that asked for this contact, before the message left.
+        let email = to.trim_start_matches("c-");
+        let looked_up = heard
+            .iter()
+            .filter(|(path, body, t)| {
+                path == "/contacts/search" && t <= at && searched(body).iter().any(|e| e == email)
+            })
+            .map(|(.., t)| *t)
+            .max()
+            .expect("looked up before it left");
+        let age = at.duration_since(looked_up);
+        assert!(
+            age <= jiff::SignedDuration::try_from(LOOKUP_WINDOW).unwrap(),
+            "{to} left on a lookup {age:?} old"
+        );
+    }
+    messages
+}
+
+#[test]
+fn a_message_the_limiter_holds_past_the_hours_close_waits_for_them_and_its_contact_is_looked_up_again(
+) {
+    // At 1/min, the search takes 02:36:06's turn, a's message 02:37:06's, and b's would leave at
+    // 02:38:06, after the hours close at 02:38. It waits for them (the next day, 00:00); by then
+    // its lookup is 21 hours old, and b has unsubscribed: looked up again, b is not messaged.
+    let (heard, rows) = run(
+        "1/min",
+        "00:00-02:38",
+        "2026-12-07T02:36:06Z",
+        &["a@x.test", "b@x.test", "c@x.test"],
+        Script {
+            unsubscribed: "b@x.test",
+            from: "2026-12-07T12:00:00Z",
+            first_message_429: false,
+        },
+    );
+    let messages = messages_within_the_hours_and_the_window(
+        &heard,
+        "2026-12-07T02:38:00Z",
+        "2026-12-08T00:00:00Z",
+    );
+    let to: Vec<&str> = messages.iter().map(|(to, _)| to.as_str()).collect();
+    assert_eq!(to, ["c-a@x.test", "c-c@x.test"], "{heard:#?}");
+    let b = rows.iter().find(|r| r.row == 2).unwrap();
+    assert_eq!(
+        (b.status, b.error_code.as_str()),
+        (RowStatus::Skipped, "unsubscribed_from_emails"),
+        "{rows:#?}"
+    );
+    assert_eq!(rows.len(), 3);
+}
+
+#[test]
+fn a_retry_held_by_a_429_past_the_hours_close_waits_for_them_and_looks_its_contact_up_again() {
+    // a's message at 02:37:30 is answered 429 for a minute: its retry's turn comes at 02:38:30,
+    // after the close. It waits for the next opening; by then its lookup is 21 hours old, and a
+    // has unsubscribed: looked up again, a is not messaged. b goes on a fresh lookup.
+    let (heard, rows) = run(
+        "1/min",
+        "00:00-02:38",
+        "2026-12-07T02:36:30Z",
+        &["a@x.test", "b@x.test"],
+        Script {
+            unsubscribed: "a@x.test",
+            from: "2026-12-07T12:00:00Z",
+            first_message_429: true,
+        },
+    );
+    let messages = messages_within_the_hours_and_the_window(
+        &heard,
+        "2026-12-07T02:38:00Z",
+        "2026-12-08T00:00:00Z",
+    );
+    let to: Vec<&str> = messages.iter().map(|(to, _)| to.as_str()).collect();
+    // The first is the 429 (nothing made), before the close.
+    assert_eq!(to, ["c-a@x.test", "c-b@x.test"], "{heard:#?}");
+    let at = |row: u64| rows.iter().find(|r| r.row == row).unwrap();
+    assert_eq!(
+        (at(1).status, at(1).error_code.as_str()),
+        (RowStatus::Skipped, "unsubscribed_from_emails"),
+        "{rows:#?}"
+    );
+    assert_eq!(at(2).status, RowStatus::Sent, "{rows:#?}");
+}
