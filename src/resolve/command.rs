@@ -12,13 +12,13 @@ use tokio_util::sync::CancellationToken;
 use super::{find, normalize, Failure, Found, Pacing, Rules, Verdict, PAGE};
 use crate::check::{self, RowRenderer};
 use crate::cli::ResolveArgs;
+use crate::exit::{self, Ended, Outcome};
 use crate::input::config::{self, Concurrency};
 use crate::input::problem::Problem;
 use crate::input::recipients::{Recipients, Row};
 use crate::intercom::client::{Client, Token};
 use crate::intercom::pace::Pace;
 use crate::template::Rendered;
-use crate::Status;
 
 /// The columns added to the recipients' own.
 const ADDED: [&str; 4] = [
@@ -35,14 +35,14 @@ struct Pending {
     key: Result<String, String>,
 }
 
-pub async fn run(args: ResolveArgs) -> anyhow::Result<Status> {
+pub async fn run(args: ResolveArgs) -> Ended {
     let loaded = match check::load(&args.campaign) {
         Ok(l) => l,
         Err(check::LoadError::Invalid(report)) => {
             crate::say_part!("{}", report.render());
-            return Ok(Status::Invalid);
+            return Err(exit::Failure::Reported);
         }
-        Err(check::LoadError::Campaign(e)) => return Err(e),
+        Err(check::LoadError::Campaign(e)) => return Err(e.into()),
     };
     let c = &loaded.campaign;
     if !c.address.looked_up() {
@@ -50,7 +50,7 @@ pub async fn run(args: ResolveArgs) -> anyhow::Result<Status> {
             "{}: [to] id already gives each contact's Intercom id: there is nothing to look up (resolve is for [to] email or external_id)",
             c.path.display()
         );
-        return Ok(Status::Invalid);
+        return Err(exit::Failure::Reported);
     }
     let rules = Rules::of(c)?;
     let (token, sandbox) = if args.sandbox {
@@ -64,7 +64,8 @@ pub async fn run(args: ResolveArgs) -> anyhow::Result<Status> {
             admins: None,
             log: None,
         };
-        let running = crate::sandbox::start(config, "127.0.0.1:0".parse()?).await?;
+        let local = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let running = crate::sandbox::start(config, local).await?;
         (token, Some(running))
     } else {
         (read_token(args.token_file.as_deref())?, None)
@@ -101,7 +102,7 @@ pub async fn run(args: ResolveArgs) -> anyhow::Result<Status> {
         s.shutdown().await?;
     }
     crate::say!("{}: {summary}; nothing was sent.", out.display());
-    Ok(Status::Ok)
+    Ok(Outcome::Done)
 }
 
 /// The access token: `--token-file`, else `INTERCOM_TOKEN`.

@@ -244,7 +244,7 @@ fn no_other_ledger(
     c: &Campaign,
     settings: &str,
 ) -> anyhow::Result<()> {
-    let resume = |results: &std::path::Path| super::outcome::resume_command(plan, results);
+    let resume = |results: &std::path::Path| super::plan::resume_command(plan, results);
     match ledger.other_ledger(&c.recipients, settings)? {
         None => Ok(()),
         Some(results::Other::RunLog { runs, sent }) => bail!(
@@ -348,7 +348,7 @@ fn announce_resume(p: &Prior, plan: &Plan, results_path: &std::path::Path) {
                 n => format!("{n} rows became unknown"),
             },
             shown(&fresh),
-            super::outcome::resume_command_with(plan, results_path, &["--retry-unknown", &rows])
+            super::plan::resume_command_with(plan, results_path, &["--retry-unknown", &rows])
         );
     }
     let resend: Vec<u64> = p
@@ -365,7 +365,7 @@ fn announce_resume(p: &Prior, plan: &Plan, results_path: &std::path::Path) {
             if resend.len() == 1 { "carries" } else { "carry" },
             if resend.len() == 1 { "it" } else { "them" },
             if resend.len() == 1 { "it" } else { "them" },
-            super::outcome::resume_command_with(plan, results_path, &["--allow-resend", &rows_arg(&resend)])
+            super::plan::resume_command_with(plan, results_path, &["--allow-resend", &rows_arg(&resend)])
         );
     }
 }

@@ -4,14 +4,14 @@
 //! the send hours.
 use tokio::time::Instant;
 
-use super::{Job, Shared};
+use super::{Job, RowEnd, Says, Shared};
 use crate::intercom::client::{ApiError, Attempt};
 use crate::intercom::policy::{self, Decision, Final, Tries};
 use crate::results::{self, ResultRow};
 
-/// Sends one row until its outcome is final. Returns the results line, and whether the outcome
-/// means every later request would fail too (401, 403).
-pub(super) async fn send_row(shared: &Shared, job: Job) -> (ResultRow, bool) {
+/// Sends one row until its outcome is final. Returns the results line, and what it says of the
+/// run: the API's health, or that every later request would fail too (401, 403).
+pub(super) async fn send_row(shared: &Shared, job: Job) -> RowEnd {
     let mut attempts = 0u32;
     let mut first_not_found: Option<Instant> = None;
     let outcome: Final = loop {
@@ -43,7 +43,10 @@ pub(super) async fn send_row(shared: &Shared, job: Job) -> (ResultRow, bool) {
             break stopped_before_retry(last);
         }
     };
-    let fatal = outcome.fatal;
+    let says = match outcome.fatal {
+        true => Says::Refused,
+        false => Says::Health,
+    };
     let row = ResultRow {
         row: job.row,
         recipient: job.recipient,
@@ -58,7 +61,7 @@ pub(super) async fn send_row(shared: &Shared, job: Job) -> (ResultRow, bool) {
         contact_id: job.contact_id,
         extra: job.extra,
     };
-    (row, fatal)
+    RowEnd { row, says }
 }
 
 /// One request, the run's one way (its turn was taken).
@@ -86,7 +89,7 @@ async fn again(shared: &Shared, backoff: Option<std::time::Duration>) -> bool {
         if hours.closed_until(jiff::Timestamp::now()).is_none() {
             return true;
         }
-        if !super::dispatcher::within_send_hours(hours, p.stop()).await {
+        if !super::within_send_hours(hours, p.stop()).await {
             return false;
         }
     }

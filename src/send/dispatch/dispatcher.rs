@@ -13,11 +13,10 @@ use tokio_util::sync::CancellationToken;
 use super::attempt::send_row;
 use super::lookup;
 use super::reader::BATCH;
-use super::{Item, Job, Shared, StopReason};
-use crate::input::hours::SendHours;
+use super::{within_send_hours, Item, Job, RowEnd, Says, Shared, StopReason};
 use crate::intercom::pace::Place;
 use crate::resolve::{Rules, PAGE};
-use crate::results::{Journal, ResultRow, RunLock};
+use crate::results::{Journal, RunLock};
 
 /// What the dispatcher keeps the run's promise with.
 pub(super) struct Ledger {
@@ -87,7 +86,7 @@ pub(super) async fn dispatch(
     ledger: Ledger,
     refresh: Option<Arc<Rules>>,
     rx: mpsc::Receiver<Vec<Item>>,
-    out_tx: mpsc::Sender<(ResultRow, bool)>,
+    out_tx: mpsc::Sender<RowEnd>,
 ) {
     let fresh = Freshness {
         rules: refresh,
@@ -103,14 +102,18 @@ pub(super) async fn dispatch(
     let mut ready: Vec<(Job, Place)> = Vec::with_capacity(BATCH);
     while let Some(item) = queue.next(&stop).await {
         let job = match item {
-            Item::Skip(r) => {
-                if out_tx.send((*r, false)).await.is_err() {
+            Item::Skip(row) => {
+                let end = RowEnd {
+                    row: *row,
+                    says: Says::Nothing,
+                };
+                if out_tx.send(end).await.is_err() {
                     break;
                 }
                 continue;
             }
-            Item::Settled { row, fatal } => {
-                if out_tx.send((*row, fatal)).await.is_err() {
+            Item::Settled { row, says } => {
+                if out_tx.send(RowEnd { row: *row, says }).await.is_err() {
                     break;
                 }
                 continue;
@@ -147,7 +150,7 @@ pub(super) async fn dispatch(
 struct Leaving<'a> {
     shared: &'a Shared,
     fresh: &'a Freshness,
-    out_tx: &'a mpsc::Sender<(ResultRow, bool)>,
+    out_tx: &'a mpsc::Sender<RowEnd>,
     stop: &'a CancellationToken,
 }
 
@@ -246,7 +249,9 @@ impl Leaving<'_> {
     /// A row the new lookup settled, to the writer.
     async fn settle(&self, item: Item) -> bool {
         match item {
-            Item::Settled { row, fatal } => self.out_tx.send((*row, fatal)).await.is_ok(),
+            Item::Settled { row, says } => {
+                self.out_tx.send(RowEnd { row: *row, says }).await.is_ok()
+            }
             _ => true,
         }
     }
@@ -314,11 +319,7 @@ async fn record(
 }
 
 /// The journaled rows' requests, each in its own task, its outcome sent to the writer.
-fn launch(
-    shared: &Arc<Shared>,
-    ready: &mut Vec<(Job, Place)>,
-    out_tx: &mpsc::Sender<(ResultRow, bool)>,
-) {
+fn launch(shared: &Arc<Shared>, ready: &mut Vec<(Job, Place)>, out_tx: &mpsc::Sender<RowEnd>) {
     {
         let mut in_flight = shared.rows_in_flight.lock().unwrap();
         for (job, _) in ready.iter() {
@@ -329,27 +330,10 @@ fn launch(
         let shared = Arc::clone(shared);
         let out_tx = out_tx.clone();
         tokio::spawn(async move {
-            let (row, fatal) = send_row(&shared, job).await;
-            shared.rows_in_flight.lock().unwrap().remove(&row.row);
+            let end = send_row(&shared, job).await;
+            shared.rows_in_flight.lock().unwrap().remove(&end.row.row);
             drop(place);
-            let _ = out_tx.send((row, fatal)).await;
+            let _ = out_tx.send(end).await;
         });
     }
-}
-
-/// Waits until the send hours are open; `false` if the run is stopped meanwhile.
-pub(super) async fn within_send_hours(hours: &SendHours, stop: &CancellationToken) -> bool {
-    while let Some(until) = hours.closed_until(jiff::Timestamp::now()) {
-        crate::say!(
-            "outside the send hours ({hours}): waiting until {} (Ctrl-C stops cleanly; --resume continues later)",
-            hours.local(until)
-        );
-        let ms = until.as_millisecond() - jiff::Timestamp::now().as_millisecond();
-        let wait = Duration::from_millis(ms.max(0) as u64);
-        tokio::select! {
-            _ = stop.cancelled() => return false,
-            _ = tokio::time::sleep(wait) => {}
-        }
-    }
-    true
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::manifest::Manifest;
 use super::plan::{self, Plan};
@@ -29,6 +30,7 @@ use crate::intercom::client::Client;
 use crate::intercom::pace;
 use crate::results::{self, Journal, JournalHeader, ResultRow, ResultsWriter, RowStatus, RunLock};
 use crate::sandbox::RunningSandbox;
+pub(super) use lookup::lookup_plan;
 pub(super) use stop::{Stop, StopReason};
 
 /// Batches queued between the reader, the lookup stage and the dispatcher.
@@ -52,12 +54,31 @@ pub(super) enum Item {
     Job(Job),
     /// An invalid row under --skip-invalid: recorded, not sent.
     Skip(Box<ResultRow>),
-    /// A row whose lookup decided its outcome (not found, ambiguous, unsubscribed, ...):
-    /// recorded, not sent; `fatal` when the search was refused for the token.
+    /// A row whose lookup decided its outcome (not found, ambiguous, unsubscribed, a search
+    /// that failed, ...): recorded, not sent.
     Settled {
         row: Box<ResultRow>,
-        fatal: bool,
+        says: Says,
     },
+}
+
+/// A row's outcome on its way to the writer, and what it says of the run.
+pub(super) struct RowEnd {
+    pub row: ResultRow,
+    pub says: Says,
+}
+
+/// What a row's outcome says of the run: the writer stops the run on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Says {
+    /// How the API answers: the outcome of the row's requests, or of a search for its contact
+    /// that kept failing. The run's health counts it.
+    Health,
+    /// Nothing of the API: a row decided without a request of its own (an invalid row skipped,
+    /// no contact found, several, a duplicate, an unsubscribed one, a search refused for its key).
+    Nothing,
+    /// That every later request would fail the same way (401 or 403): the run stops.
+    Refused,
 }
 
 /// The run's counts the summary and the run log report (429 answers are the pace's).
@@ -275,7 +296,7 @@ fn announce(plan: &Plan, loaded: &Loaded, m: &Manifest, base_url: &str) {
         );
     }
     if c.resolves() {
-        crate::say!("{}", super::outcome::lookup_plan(c, m.to_send));
+        crate::say!("{}", lookup_plan(c, m.to_send));
     }
 }
 
@@ -358,7 +379,7 @@ async fn dispatch(
         }
         None => (None, job_rx),
     };
-    let (out_tx, out_rx) = mpsc::channel::<(ResultRow, bool)>(1024);
+    let (out_tx, out_rx) = mpsc::channel::<RowEnd>(1024);
     let dispatcher = tokio::spawn(dispatcher::dispatch(
         Arc::clone(shared),
         dispatcher::Ledger {
@@ -405,4 +426,21 @@ async fn adjust_concurrency(shared: Arc<Shared>) {
         tick.tick().await;
         shared.pace.adjust();
     }
+}
+
+/// Waits until the send hours are open; `false` if the run is stopped meanwhile.
+async fn within_send_hours(hours: &SendHours, stop: &CancellationToken) -> bool {
+    while let Some(until) = hours.closed_until(jiff::Timestamp::now()) {
+        crate::say!(
+            "outside the send hours ({hours}): waiting until {} (Ctrl-C stops cleanly; --resume continues later)",
+            hours.local(until)
+        );
+        let ms = until.as_millisecond() - jiff::Timestamp::now().as_millisecond();
+        let wait = Duration::from_millis(ms.max(0) as u64);
+        tokio::select! {
+            _ = stop.cancelled() => return false,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+    true
 }
