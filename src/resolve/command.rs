@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicU64;
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use super::{find, normalize, Failure, Found, Pacing, Rules, Verdict, PAGE};
+use super::{find, normalize, Found, LookupFailure, Pacing, Rules, Verdict, PAGE};
 use crate::check::{self, RowRenderer};
 use crate::cli::ResolveArgs;
 use crate::exit::{self, Ended, Outcome};
@@ -294,7 +294,7 @@ impl Lookups {
 /// One row's added cells: contact id, role, status, reason.
 fn verdict(
     rules: &Rules,
-    found: &Result<Found, Failure>,
+    found: &Result<Found, LookupFailure>,
     p: &Pending,
     taken: &mut HashMap<String, u64>,
 ) -> (String, String, LookupStatus, String) {
@@ -305,8 +305,8 @@ fn verdict(
     };
     let found = match found {
         Ok(f) => f,
-        Err(Failure::Fatal { status, error })
-        | Err(Failure::Failed {
+        Err(LookupFailure::Fatal { status, error })
+        | Err(LookupFailure::Failed {
             status: Some(status),
             error,
         }) => {
@@ -315,13 +315,13 @@ fn verdict(
                 format!("HTTP {status}: {} {}", error.code, error.message),
             )
         }
-        Err(Failure::Failed { error, .. }) => {
+        Err(LookupFailure::Failed { error, .. }) => {
             return none(
                 LookupStatus::LookupFailed,
                 format!("{} {}", error.code, error.message),
             )
         }
-        Err(Failure::Stopped) => return none(LookupStatus::LookupFailed, "stopped".into()),
+        Err(LookupFailure::Stopped) => return none(LookupStatus::LookupFailed, "stopped".into()),
     };
     if let Some((status, error)) = found.refused.get(key) {
         return none(

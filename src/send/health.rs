@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use crate::results::{ResultRow, RowStatus};
 
 /// How many recent outcomes the failure share is taken over.
-const WINDOW: usize = 100;
+const RECENT_ROWS: usize = 100;
 
 pub(super) struct Health {
     max_failures: u32,
@@ -21,7 +21,7 @@ impl Health {
             max_failures,
             max_share,
             consecutive: 0,
-            recent: VecDeque::with_capacity(WINDOW),
+            recent: VecDeque::with_capacity(RECENT_ROWS),
         }
     }
 
@@ -37,7 +37,7 @@ impl Health {
             None if row.status == RowStatus::Sent => self.consecutive = 0,
             None => {}
         }
-        if self.recent.len() == WINDOW {
+        if self.recent.len() == RECENT_ROWS {
             self.recent.pop_front();
         }
         self.recent.push_back(failure);
@@ -48,11 +48,11 @@ impl Health {
                 self.dominant()
             ));
         }
-        if self.recent.len() == WINDOW {
+        if self.recent.len() == RECENT_ROWS {
             let failed = self.recent.iter().filter(|f| f.is_some()).count();
-            if failed as f64 / WINDOW as f64 > self.max_share {
+            if failed as f64 / RECENT_ROWS as f64 > self.max_share {
                 return Some(format!(
-                    "{failed} of the last {WINDOW} rows failed; most often: {}",
+                    "{failed} of the last {RECENT_ROWS} rows failed; most often: {}",
                     self.dominant()
                 ));
             }

@@ -33,7 +33,7 @@ use crate::cli::SendArgs;
 use crate::exit::{Ended, Failure, Outcome};
 use crate::intercom::admins;
 use manifest::Manifest;
-use plan::{Plan, Target};
+use plan::{SendPlan, Target};
 
 /// Runs `campaign send`. An error before the dispatch means nothing was sent (the input's:
 /// [`Failure::Invalid`], [`Failure::Reported`]; Intercom's: [`Failure::Api`]); one from
@@ -83,7 +83,7 @@ impl Drop for DryRunLock {
 
 /// The sending admin looked up (and set on the campaign) before anything of the ledger is
 /// touched.
-async fn look_up_sender(plan: &Plan, loaded: &mut Loaded) -> Result<(), Failure> {
+async fn look_up_sender(plan: &SendPlan, loaded: &mut Loaded) -> Result<(), Failure> {
     let s = &plan.settings;
     let target = match (&plan.target, &plan.token) {
         (_, None) => None,
@@ -101,7 +101,7 @@ async fn look_up_sender(plan: &Plan, loaded: &mut Loaded) -> Result<(), Failure>
 
 /// Whether the send goes on: always with --yes, a rehearsal or nothing to send; otherwise a
 /// terminal asks.
-fn confirmed(plan: &Plan, loaded: &Loaded, m: &Manifest) -> anyhow::Result<bool> {
+fn confirmed(plan: &SendPlan, loaded: &Loaded, m: &Manifest) -> anyhow::Result<bool> {
     if plan.sandbox().is_some() || plan.yes || m.to_send == 0 {
         return Ok(true);
     }
@@ -109,7 +109,7 @@ fn confirmed(plan: &Plan, loaded: &Loaded, m: &Manifest) -> anyhow::Result<bool>
 }
 
 /// The sandbox of a rehearsal started, the dispatch, and the outcome.
-async fn send(plan: Plan, loaded: Loaded, manifest: Manifest) -> Ended {
+async fn send(plan: SendPlan, loaded: Loaded, manifest: Manifest) -> Ended {
     let token = plan.token.as_ref().expect("a token unless --dry-run");
     let started_at = crate::results::now_rfc3339();
     // A rehearsal's sandbox starts here, so that a bad contacts or admins file is an input error.

@@ -5,13 +5,13 @@ use std::path::Path;
 
 use super::dispatch::{Ran, RunEnd, StopReason};
 use super::manifest::{Facts, Manifest};
-use super::plan::{resume_command, Plan};
+use super::plan::{resume_command, SendPlan};
 use crate::exit::{self, Outcome};
 use crate::input::config::Campaign;
 use crate::results;
 
 /// The end of a run: its summary said, its line appended to the run log, its outcome.
-pub(super) fn finish(plan: &Plan, m: &Facts, started_at: String, ran: Ran) -> Outcome {
+pub(super) fn finish(plan: &SendPlan, m: &Facts, started_at: String, ran: Ran) -> Outcome {
     let ledger = ran.ledger.clone();
     let Ran {
         mut end,
@@ -82,7 +82,7 @@ fn say_summary(results_path: &Path, end: &RunEnd) {
 
 /// Why the run ended and what to do next, and the outcome that says it.
 fn say_status(
-    plan: &Plan,
+    plan: &SendPlan,
     results_path: &Path,
     end: &RunEnd,
     all: results::Tally,
@@ -154,7 +154,7 @@ fn say_stopped(stop: &StopReason, left: u64, resume: &str) -> Outcome {
 }
 
 /// `--dry-run`: what would be sent, and where.
-pub(super) fn say_dry_run(plan: &Plan, c: &Campaign, m: &Manifest) {
+pub(super) fn say_dry_run(plan: &SendPlan, c: &Campaign, m: &Manifest) {
     // With --skip-invalid the invalid rows are recorded, not sent: counted apart.
     let skipped = if plan.selection.skip_invalid {
         m.invalid_rows

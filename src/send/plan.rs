@@ -131,7 +131,7 @@ impl ColumnsFrom {
     }
 }
 
-pub(super) struct Plan {
+pub(super) struct SendPlan {
     /// The campaign file, as given.
     pub campaign: PathBuf,
     pub target: Target,
@@ -151,7 +151,7 @@ pub(super) struct Plan {
 
 /// The plan and the loaded campaign; [`Failure::Reported`] (the problems said) when the
 /// templates are invalid.
-pub(super) fn resolve(args: SendArgs) -> Result<(Plan, Loaded), Failure> {
+pub(super) fn resolve(args: SendArgs) -> Result<(SendPlan, Loaded), Failure> {
     // The token first: a missing one is said before anything else happens.
     let token = match (args.dry_run, args.sandbox) {
         (true, _) => None,
@@ -177,7 +177,7 @@ pub(super) fn resolve(args: SendArgs) -> Result<(Plan, Loaded), Failure> {
             None => format!("{} [intercom] base_url", args.campaign.display()),
         })?;
     }
-    let plan = Plan {
+    let plan = SendPlan {
         resume_flags: resume_flags(&args),
         token,
         settings,
@@ -404,7 +404,7 @@ fn sandbox_flags(args: &SendArgs, flag: &mut impl FnMut(&str, Option<String>)) {
     flag("seed", f.seed.map(|n| n.to_string()));
 }
 
-impl Plan {
+impl SendPlan {
     pub fn dry_run(&self) -> bool {
         self.token.is_none()
     }
@@ -493,12 +493,12 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// The command that continues this run, for the user to copy: the plan's recorded flags after
 /// the campaign file, the results file and `--resume`, each word quoted for a shell.
-pub(super) fn resume_command(plan: &Plan, results: &Path) -> String {
+pub(super) fn resume_command(plan: &SendPlan, results: &Path) -> String {
     resume_command_with(plan, results, &[])
 }
 
 /// [`resume_command`] with more words at its end (`--retry-unknown 4,5`).
-pub(super) fn resume_command_with(plan: &Plan, results: &Path, more: &[&str]) -> String {
+pub(super) fn resume_command_with(plan: &SendPlan, results: &Path, more: &[&str]) -> String {
     let path = |p: &Path| p.display().to_string();
     let mut words: Vec<String> = vec!["campaign".into(), "send".into()];
     words.push(path(&plan.campaign));

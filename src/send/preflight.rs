@@ -8,7 +8,7 @@ use crate::exit::Failure;
 use crate::input::problem::{Problem, ProblemKind, Severity};
 use crate::results::{Prior, RowStatus};
 
-use super::plan::Plan;
+use super::plan::SendPlan;
 
 /// Preflight's findings, for the manifest.
 pub(super) struct Checked {
@@ -20,7 +20,7 @@ pub(super) struct Checked {
 /// Checks every row against the results file and what it recorded (`prior`, none for a fresh
 /// one); [`Failure::Reported`] (its problems said) when the run is refused.
 pub(super) fn run(
-    plan: &Plan,
+    plan: &SendPlan,
     loaded: &Loaded,
     results: &Path,
     prior: Option<&Prior>,
@@ -58,7 +58,7 @@ pub(super) fn run(
 
 /// `check`'s preflight, keeping each row's request hash and comparing recipients on resume.
 fn check_rows(
-    plan: &Plan,
+    plan: &SendPlan,
     loaded: &Loaded,
     results: &Path,
     prior: Option<&Prior>,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 use bytes::Bytes;
 
-use super::plan::{Plan, SandboxPlan, TestSend};
+use super::plan::{SandboxPlan, SendPlan, TestSend};
 use crate::check::{self, RowRenderer};
 use crate::exit::{Ended, Failure, Outcome};
 use crate::input::config::{BodyFormat, Campaign};
@@ -24,7 +24,7 @@ use std::sync::Arc;
 /// in-app message has no subject, so its first line says it).
 const TEST_MARK: &str = "[TEST] ";
 
-pub(super) async fn run(plan: &Plan, test: &TestSend, loaded: check::Loaded) -> Ended {
+pub(super) async fn run(plan: &SendPlan, test: &TestSend, loaded: check::Loaded) -> Ended {
     let given = test_contact(&test.contact)?;
     let c = &loaded.campaign;
     if c.to_type == "contact" {
@@ -159,7 +159,7 @@ async fn look_up(
     let found = find(&pacing, &rules, std::slice::from_ref(&key))
         .await
         .map_err(|f| {
-            use crate::resolve::Failure as Search;
+            use crate::resolve::LookupFailure as Search;
             let why = match f {
                 Search::Fatal { status, error } => format!("HTTP {status} {}", error.code),
                 Search::Failed { status, error } => match status {

@@ -215,7 +215,7 @@ async fn track(
     recorded: &BTreeMap<u64, Recorded>,
     prior: &BTreeMap<u64, Tracked>,
     now: Timestamp,
-) -> Result<BTreeMap<u64, Tracked>, search::Failure> {
+) -> Result<BTreeMap<u64, Tracked>, search::SearchFailure> {
     let sent: Vec<&Recorded> = recorded
         .values()
         .filter(|r| r.status == RowStatus::Sent && !r.message_id.is_empty())

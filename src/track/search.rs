@@ -123,7 +123,7 @@ struct Next {
 
 /// Why the searches stopped.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum Failure {
+pub(crate) enum SearchFailure {
     #[error("HTTP {status} {}: {}", .error.code, .error.message)]
     Refused { status: u16, error: ApiError },
     #[error("the searches failed {ATTEMPTS} times in a row: {0}")]
@@ -139,7 +139,7 @@ pub(crate) async fn find_all(
     p: &Pacing<'_>,
     values: &[String],
     query: &dyn Fn(&[String]) -> Value,
-) -> Result<Vec<Found>, Failure> {
+) -> Result<Vec<Found>, SearchFailure> {
     let mut found = Vec::new();
     let mut todo: Vec<&[String]> = values.chunks(PAGE).rev().collect();
     while let Some(batch) = todo.pop() {
@@ -151,7 +151,7 @@ pub(crate) async fn find_all(
                 todo.push(a);
             }
             Err(Ended::Refused { status, error }) => {
-                return Err(Failure::Refused { status, error })
+                return Err(SearchFailure::Refused { status, error })
             }
             Err(Ended::Failed(f)) => return Err(f),
         }
@@ -161,7 +161,7 @@ pub(crate) async fn find_all(
 
 enum Ended {
     Refused { status: u16, error: ApiError },
-    Failed(Failure),
+    Failed(SearchFailure),
 }
 
 async fn all_pages(p: &Pacing<'_>, query: &Value) -> Result<Vec<Found>, Ended> {
@@ -209,14 +209,14 @@ async fn one_page(p: &Pacing<'_>, body: Bytes) -> Result<Page, Ended> {
             Search::NoAnswer(why) => why,
         };
         if attempts >= ATTEMPTS {
-            return Err(Ended::Failed(Failure::Failed(why)));
+            return Err(Ended::Failed(SearchFailure::Failed(why)));
         }
         if !p
             .pace
             .sleep(crate::intercom::policy::backoff(attempts))
             .await
         {
-            return Err(Ended::Failed(Failure::Stopped));
+            return Err(Ended::Failed(SearchFailure::Stopped));
         }
     }
 }
@@ -230,7 +230,7 @@ async fn paced(p: &Pacing<'_>, body: Bytes) -> Result<Search, Ended> {
         .request(|c| c.search_at("conversations/search", body))
         .await
     else {
-        return Err(Ended::Failed(Failure::Stopped));
+        return Err(Ended::Failed(SearchFailure::Stopped));
     };
     p.requests.fetch_add(1, Ordering::Relaxed);
     if let Search::Rejected {
@@ -239,7 +239,7 @@ async fn paced(p: &Pacing<'_>, body: Bytes) -> Result<Search, Ended> {
         ..
     } = &answer
     {
-        return Err(Ended::Failed(Failure::Refused {
+        return Err(Ended::Failed(SearchFailure::Refused {
             status: *status,
             error: error.clone(),
         }));

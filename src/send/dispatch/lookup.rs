@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::{Item, Job, Says, Shared};
 use crate::input::config::{Campaign, MessageType};
-use crate::resolve::{self, Failure, Found, Pacing, Rules, Verdict};
+use crate::resolve::{self, Found, LookupFailure, Pacing, Rules, Verdict};
 use crate::results::{self, ResultRow, RowStatus};
 
 /// What earlier runs of the campaign messaged (rows `sent`, and `unknown` ones not retried):
@@ -159,7 +159,7 @@ async fn resolved(
     let found = if keys.is_empty() {
         Ok(Found::default())
     } else if !open {
-        Err(Failure::Stopped)
+        Err(LookupFailure::Stopped)
     } else {
         resolve::find(&pacing, rules, keys).await
     };
@@ -226,7 +226,7 @@ async fn hours_open(shared: &Shared) -> bool {
 /// One job and what its key found.
 fn resolve_job(
     rules: &Rules,
-    found: &Result<Found, Failure>,
+    found: &Result<Found, LookupFailure>,
     mut job: Job,
     taken: &mut HashMap<String, u64>,
     asked: tokio::time::Instant,
@@ -267,9 +267,9 @@ fn resolve_job(
 
 /// A job whose lookup failed: its row fails, looked up again on resume. A search that kept
 /// failing counts in the run's health; one refused for the token stops the run.
-fn not_looked_up(job: &Job, failure: &Failure) -> Item {
+fn not_looked_up(job: &Job, failure: &LookupFailure) -> Item {
     match failure {
-        Failure::Fatal { status, error } => settled(
+        LookupFailure::Fatal { status, error } => settled(
             job,
             RowStatus::Failed,
             Some(*status),
@@ -277,7 +277,7 @@ fn not_looked_up(job: &Job, failure: &Failure) -> Item {
             &error.message,
             Says::Refused,
         ),
-        Failure::Failed { status, error } => settled(
+        LookupFailure::Failed { status, error } => settled(
             job,
             RowStatus::Failed,
             *status,
@@ -288,7 +288,7 @@ fn not_looked_up(job: &Job, failure: &Failure) -> Item {
             ),
             Says::Health,
         ),
-        Failure::Stopped => settled(
+        LookupFailure::Stopped => settled(
             job,
             RowStatus::Failed,
             None,

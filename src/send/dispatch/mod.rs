@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::manifest::Manifest;
-use super::plan::{self, Plan};
+use super::plan::{self, SendPlan};
 use super::progress::Progress;
 use crate::check::{recipient_hash, Loaded};
 use crate::input::hours::SendHours;
@@ -113,7 +113,7 @@ pub(super) struct Shared {
 
 impl Shared {
     /// The run's client (to `base_url`), pacing and bounds, from the plan.
-    fn new(plan: &Plan, base_url: &str) -> anyhow::Result<Shared> {
+    fn new(plan: &SendPlan, base_url: &str) -> anyhow::Result<Shared> {
         let s = &plan.settings;
         let token = plan.token.as_ref().expect("a token unless --dry-run");
         let client = Client::new(
@@ -163,7 +163,7 @@ pub(super) struct Ran {
 /// Sends the rows that are left, against `sandbox` (its URL and log) if a rehearsal started
 /// one, and settles the ledger after.
 pub(super) async fn run(
-    plan: &Plan,
+    plan: &SendPlan,
     manifest: Manifest,
     loaded: Loaded,
     sandbox: Option<(RunningSandbox, std::path::PathBuf)>,
@@ -253,7 +253,7 @@ pub(super) async fn run(
 
 /// The results file to append to, and the journal started for this run.
 fn open_records(
-    plan: &Plan,
+    plan: &SendPlan,
     m: &Manifest,
     recipients: &std::path::Path,
 ) -> anyhow::Result<(ResultsWriter, Journal)> {
@@ -277,7 +277,7 @@ fn open_records(
 }
 
 /// What is about to happen, on stderr.
-fn announce(plan: &Plan, loaded: &Loaded, m: &Manifest, base_url: &str) {
+fn announce(plan: &SendPlan, loaded: &Loaded, m: &Manifest, base_url: &str) {
     let c = &loaded.campaign;
     let send = &plan.settings.send;
     if m.to_send == 0 {
@@ -319,7 +319,7 @@ struct Units {
 /// view of the earlier runs (its columns and hashes to be filled in), and the lookup stage's, for
 /// a campaign addressed by e-mail or external id.
 fn known_rows(
-    plan: &Plan,
+    plan: &SendPlan,
     prior: Option<results::Prior>,
     rules: Option<&Arc<crate::resolve::Rules>>,
     results_file: &std::path::Path,
@@ -355,7 +355,7 @@ fn known_rows(
 /// The units started, joined, and ended: returns once the writer has recorded the last outcome
 /// (or given up on the requests still in flight).
 async fn dispatch(
-    plan: &Plan,
+    plan: &SendPlan,
     loaded: Loaded,
     shared: &Arc<Shared>,
     units: Units,
