@@ -8,7 +8,6 @@ use anyhow::{bail, Context as _};
 
 use crate::cli::InitArgs;
 use crate::input::recipients::{template_names, Recipients};
-use crate::Status;
 
 /// The files `init` writes into DIR.
 const CAMPAIGN: &str = "campaign.toml";
@@ -30,7 +29,7 @@ struct Shape {
 }
 
 /// `campaign init`.
-pub fn run(args: &InitArgs) -> anyhow::Result<Status> {
+pub fn run(args: &InitArgs) -> anyhow::Result<()> {
     let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     let campaign = dir.join(CAMPAIGN);
     let message = dir.join(MESSAGE);
@@ -72,7 +71,7 @@ pub fn run(args: &InitArgs) -> anyhow::Result<Status> {
     crate::out!(
         "next:\n  campaign check {c} --columns     the names your columns have in templates\n  campaign check {c}               every row, offline\n  campaign preview {c}             the first messages\n  campaign send {c} --sandbox      a rehearsal against a local Intercom"
     );
-    Ok(Status::Ok)
+    Ok(())
 }
 
 /// The export's headers: each column's name, and guesses at the e-mail and first-name columns.

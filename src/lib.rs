@@ -54,6 +54,7 @@ pub fn inert(text: &str) -> std::borrow::Cow<'_, str> {
 
 pub mod check;
 pub mod cli;
+pub mod exit;
 pub(crate) mod init;
 pub mod input;
 pub(crate) mod intercom;
@@ -68,118 +69,53 @@ pub(crate) mod template;
 pub(crate) mod track;
 
 use cli::{Cli, Command};
+use exit::{Ended, Failure, Outcome};
 
-/// Exit codes, a contract with users' scripts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Status {
-    /// Every row sent (or, for check/preview, nothing wrong).
-    Ok = 0,
-    /// The run finished with failed (or unknown) rows.
-    Failed = 1,
-    /// Invalid input or usage: nothing was sent.
-    Invalid = 2,
-    /// The run stopped early and can be resumed.
-    Stopped = 3,
-    /// Interrupted by Ctrl-C.
-    Interrupted = 130,
-}
-
-/// Why a command ended in an error, by whether requests may have left: that decides its exit
-/// code ([`exit_code_for`]).
-#[derive(Debug, thiserror::Error)]
-pub enum Failure {
-    /// Requests may have left: the run stopped early and can be resumed (exit 3).
-    #[error("the run stopped; {} records what was sent, and --resume continues it", results.display())]
-    Stopped {
-        /// The results file that records what was sent.
-        results: std::path::PathBuf,
-        #[source]
-        cause: Box<dyn std::error::Error + Send + Sync + 'static>,
-    },
-    /// Nothing left: invalid input or usage, or a problem found before the first request
-    /// (exit 2).
-    #[error(transparent)]
-    Invalid(#[from] anyhow::Error),
-}
-
-/// The exit code of a command that ended in an error: the one place it is decided.
-pub fn exit_code_for(err: &anyhow::Error) -> Status {
-    match err.downcast_ref::<Failure>() {
-        Some(Failure::Stopped { .. }) => Status::Stopped,
-        Some(Failure::Invalid(_)) | None => Status::Invalid,
-    }
-}
-
-pub fn run(cli: Cli) -> anyhow::Result<Status> {
+/// Runs the command: how it ended is its [`Outcome`], or its [`Failure`]; `main.rs` maps either
+/// to the exit code ([`exit::code`]). A command whose only end is done or an error of its input
+/// returns `anyhow::Result<()>`.
+pub fn run(cli: Cli) -> Ended {
     match cli.command {
-        Command::Init(args) => init::run(&args),
+        Command::Init(args) => done(init::run(&args)),
         Command::Check(args) => check::run(&args),
         Command::Preview(args) => preview::run(&args),
-        Command::Report(args) => report::run(&args),
-        Command::Send(args) => {
-            on_one_thread(async { send::run(args).await.map_err(Failure::into_anyhow) })
+        Command::Report(args) => done(report::run(&args)),
+        Command::Send(args) => on_one_thread(send::run(args)),
+        Command::Mark(args) => done(results::mark::run(&args)),
+        Command::Completions(args) => done(cli::manual::completions(&args)),
+        Command::Man(args) => done(cli::manual::man(&args)),
+        Command::Admins(args) => {
+            on_one_thread(intercom::admins::run(&args)).map(|()| Outcome::Done)
         }
-        Command::Mark(args) => results::mark::run(&args),
-        Command::Completions(args) => cli::manual::completions(&args),
-        Command::Man(args) => cli::manual::man(&args),
-        Command::Admins(args) => on_one_thread(intercom::admins::run(&args)),
         Command::Resolve(args) => on_one_thread(resolve::command::run(args)),
         Command::Track(args) => on_one_thread(track::run(args)),
         Command::Sandbox(args) => {
             let (config, listen) = args.settings();
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(sandbox::serve_forever(config, listen))
-                .map(|()| Status::Ok)
+            done(
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(anyhow::Error::from)
+                    .and_then(|rt| rt.block_on(sandbox::serve_forever(config, listen))),
+            )
         }
     }
 }
 
-impl Failure {
-    /// As an `anyhow::Error` that [`exit_code_for`] reads: an invalid input's own error as it
-    /// is, so that its message and causes read the same as any other command's.
-    fn into_anyhow(self) -> anyhow::Error {
-        match self {
-            Failure::Invalid(e) => e,
-            stopped => anyhow::Error::new(stopped),
-        }
-    }
+/// A command that did what was asked, or failed on its input.
+fn done(result: anyhow::Result<()>) -> Ended {
+    result.map(|()| Outcome::Done).map_err(Failure::Invalid)
 }
 
 /// Runs a command's requests on one thread: the requests, the pacing and the results file. At a
 /// campaign's rates a second worker costs more in wake-ups and hand-offs than it gives (see
 /// BENCHMARKS.md); reading and rendering rows have a thread of their own.
-fn on_one_thread<F: std::future::Future<Output = anyhow::Result<Status>>>(
-    f: F,
-) -> anyhow::Result<Status> {
+fn on_one_thread<T>(
+    f: impl std::future::Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?
+        .build()
+        .map_err(|e| Failure::Invalid(e.into()))?
         .block_on(f)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_failure_says_its_causes_and_decides_the_exit_code() {
-        let cause = anyhow::anyhow!("disk full").context("cannot write the journal");
-        let stopped = Failure::Stopped {
-            results: "c.results.csv".into(),
-            cause: cause.into(),
-        }
-        .into_anyhow();
-        assert_eq!(
-            format!("{stopped:#}"),
-            "the run stopped; c.results.csv records what was sent, and --resume continues it: cannot write the journal: disk full"
-        );
-        assert_eq!(exit_code_for(&stopped), Status::Stopped);
-        let invalid =
-            Failure::from(anyhow::anyhow!("no such file").context("c.toml")).into_anyhow();
-        assert_eq!(format!("{invalid:#}"), "c.toml: no such file");
-        assert_eq!(exit_code_for(&invalid), Status::Invalid);
-    }
 }

@@ -1,15 +1,15 @@
-//! `campaign`: parse the command line, run the command, map the outcome to an exit code.
+//! `campaign`: parse the command line, run the command, say its error, exit with the code its
+//! end maps to (`campaign::exit::code`, the README's "Exit codes" table).
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = campaign::cli::Cli::parse();
-    match campaign::run(cli) {
-        Ok(status) => ExitCode::from(status as u8),
-        Err(err) => {
-            campaign::say!("error: {err:#}");
-            ExitCode::from(campaign::exit_code_for(&err) as u8)
-        }
+    let ended = campaign::run(cli);
+    let code = campaign::exit::code(&ended);
+    if let Err(failure) = ended {
+        failure.say();
     }
+    ExitCode::from(code)
 }

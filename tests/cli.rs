@@ -80,7 +80,7 @@ fn every_help_has_examples_and_exit_codes_and_send_names_its_environment() {
     }
     let send = stdout(&campaign(&["send", "--help"]).success());
     assert!(send.contains("[env: INTERCOM_TOKEN]"), "{send}");
-    for code in ["  1 ", "  2 ", "  3 ", "  130 "] {
+    for code in ["  1 ", "  2 ", "  3 ", "  4 ", "  130 "] {
         assert!(send.contains(code), "exit code {code} missing: {send}");
     }
     for flag in [

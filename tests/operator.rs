@@ -222,8 +222,10 @@ fn on_a_terminal_a_real_send_shows_what_it_will_do_and_asks_first() {
             && screen.contains("not confirmed: nothing was sent"),
         "{screen}"
     );
-    assert_eq!(out.status.code(), Some(2));
+    // Declined: its own exit code (not 2, "invalid input"), and nothing sent or written.
+    assert_eq!(out.status.code(), Some(4), "{screen}");
     assert!(server.requests().is_empty());
+    assert!(!f.path("results.csv").exists());
     let out = under_a_terminal(&f, &command, "y\n").unwrap();
     assert_eq!(
         out.status.code(),

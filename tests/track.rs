@@ -171,6 +171,27 @@ fn a_search_the_api_refuses_for_its_size_is_split_and_nothing_is_missed() {
 }
 
 #[test]
+fn searches_the_api_refuses_end_in_exit_2_and_leave_the_tracking_file_unwritten() {
+    let f = Fixture::new(&people_csv(3), &email_campaign(""));
+    let sb = sandbox(&f.path("log.jsonl"), &[]);
+    f.send_to(&sb.url, &[]).success();
+    let refusing = TestServer::start(std::sync::Arc::new(|_, _| {
+        error_reply(401, "unauthorized", "Access Token Invalid", "req-1")
+    }));
+    let out = track(&f, &refusing.url(), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "error: the conversation searches failed; the tracking file was left as it was: HTTP 401 unauthorized"
+        ),
+        "{stderr}"
+    );
+    assert!(!f.path("results.tracking.csv").exists());
+    assert!(!refusing.requests().is_empty());
+}
+
+#[test]
 fn the_export_of_not_replied_is_exactly_the_others_in_csv_order() {
     let csv = people_csv(60);
     let f = Fixture::new(&csv, &email_campaign(""));

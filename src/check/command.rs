@@ -2,12 +2,13 @@
 use super::summary::{counted, summary_line, warnings_suffix};
 use super::{load, preflight, LoadError};
 use crate::cli::CheckArgs;
-use crate::Status;
+use crate::exit::{Ended, Failure, Outcome};
 
 /// `campaign check`.
-pub fn run(args: &CheckArgs) -> anyhow::Result<Status> {
+pub fn run(args: &CheckArgs) -> Ended {
     if args.columns {
-        return columns(&args.campaign);
+        columns(&args.campaign)?;
+        return Ok(Outcome::Done);
     }
     let loaded = match load(&args.campaign) {
         Ok(l) => l,
@@ -18,9 +19,9 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Status> {
                 args.campaign.display(),
                 counted(report.errors, "template error")
             );
-            return Ok(Status::Invalid);
+            return Err(Failure::Reported);
         }
-        Err(LoadError::Campaign(e)) => return Err(e),
+        Err(LoadError::Campaign(e)) => return Err(e.into()),
     };
     let duplicates = crate::input::config::Duplicates::chosen(
         loaded.campaign.send.duplicates,
@@ -39,15 +40,15 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Status> {
             counted(pre.report.errors, "error"),
             counted(pre.report.warnings, "warning")
         );
-        Ok(Status::Invalid)
+        Err(Failure::Reported)
     } else {
         crate::out!("{summary}: ok{}.", warnings_suffix(&pre.report));
-        Ok(Status::Ok)
+        Ok(Outcome::Done)
     }
 }
 
 /// `check --columns`: each column of the recipients file with the names templates know it by.
-fn columns(path: &std::path::Path) -> anyhow::Result<Status> {
+fn columns(path: &std::path::Path) -> anyhow::Result<()> {
     let campaign = crate::input::config::Campaign::load(path)?;
     let (recipients, _) =
         crate::input::recipients::Recipients::open(&campaign.recipients, campaign.delimiter)
@@ -74,7 +75,7 @@ fn columns(path: &std::path::Path) -> anyhow::Result<Status> {
             header.escape_debug()
         );
     }
-    Ok(Status::Ok)
+    Ok(())
 }
 
 /// What `send` refuses offline besides the rows and templates: the results file's extra columns

@@ -5,7 +5,7 @@ use super::Loaded;
 use crate::input::config::{Campaign, MessageType};
 use crate::input::problem::{Problem, ProblemKind, Severity};
 use crate::input::recipients::{Recipients, Row};
-use crate::template::{MessageRequest, Plan, RenderError, Rendered};
+use crate::template::{BoundTemplates, MessageRequest, RenderError, Rendered};
 
 /// A row's request with its warnings, or its errors.
 pub type RowResult = Result<(MessageRequest, Vec<Problem>), Vec<Problem>>;
@@ -17,7 +17,7 @@ pub type Checked = Result<Vec<Problem>, Vec<Problem>>;
 pub struct RowRenderer<'a> {
     campaign: &'a Campaign,
     file: String,
-    plan: Plan<'a>,
+    plan: BoundTemplates<'a>,
 }
 
 impl<'a> RowRenderer<'a> {

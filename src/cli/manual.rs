@@ -6,7 +6,6 @@ use anyhow::{bail, Context as _};
 use clap::{Args, CommandFactory as _};
 
 use crate::cli::Cli;
-use crate::Status;
 
 /// What `completions --help` ends with: examples, exit codes. The snapshots
 /// in tests/snapshots/ hold it, so that a change here is a change someone saw.
@@ -44,14 +43,14 @@ pub struct ManArgs {
     pub command: Option<String>,
 }
 
-pub fn completions(args: &CompletionsArgs) -> anyhow::Result<Status> {
+pub fn completions(args: &CompletionsArgs) -> anyhow::Result<()> {
     let mut cmd = Cli::command();
     let mut out = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "campaign", &mut out);
     print(&out)
 }
 
-pub fn man(args: &ManArgs) -> anyhow::Result<Status> {
+pub fn man(args: &ManArgs) -> anyhow::Result<()> {
     let mut cmd = Cli::command();
     // Subcommands are built (their bin names set) before one is taken out on its own.
     cmd.build();
@@ -102,10 +101,10 @@ fn campaign_file_section() -> String {
 }
 
 /// Writes to stdout; a reader that stopped reading (`| head`) is not an error.
-fn print(bytes: &[u8]) -> anyhow::Result<Status> {
+fn print(bytes: &[u8]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(Status::Ok),
+        _ => Ok(()),
     }
 }

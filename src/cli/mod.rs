@@ -98,4 +98,5 @@ Exit codes:
   1    send finished with failed or unknown rows
   2    invalid input or usage: nothing was sent
   3    send stopped early; --resume continues it
+  4    send not confirmed at the prompt: nothing was sent
   130  interrupted (Ctrl-C)";

@@ -28,6 +28,7 @@ Exit codes:
   1    the run finished with failed or unknown rows (campaign report shows them)
   2    invalid input or usage, or another run holds the results file: nothing was sent
   3    the run stopped early; --resume continues it
+  4    not confirmed at the prompt: nothing was sent
   130  interrupted (Ctrl-C); --resume continues it
 
 Environment:

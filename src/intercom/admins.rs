@@ -11,10 +11,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::AdminsArgs;
+use crate::exit::Failure;
 use crate::input::config::{self, Campaign, Concurrency};
 use crate::intercom::client::{Client, Token};
 use crate::intercom::pace::Pace;
-use crate::Status;
 use tokio_util::sync::CancellationToken;
 
 /// One admin, as `campaign admins` shows it (`--json` uses these names).
@@ -149,15 +149,15 @@ async fn resolve_sender(
     c: &mut Campaign,
     target: &Target<'_>,
     timeout: Duration,
-) -> anyhow::Result<()> {
+) -> Result<(), Failure> {
     let list = match fetch(target, timeout).await {
         Ok(list) => list,
         Err(why) => {
             if let Some(email) = &c.from_email {
-                bail!(
+                return Err(Failure::api(anyhow::anyhow!(
                     "{}: [message] from: cannot look up the admin `{email}`: GET /admins: {why:#}. Give the admin's id instead (`from = 394051`)",
                     c.path.display()
-                );
+                )));
             }
             crate::say!(
                 "warning: cannot check the sending admin {}: GET /admins: {why:#}; sending from it unchecked",
@@ -171,13 +171,14 @@ async fn resolve_sender(
         None => list.iter().find(|a| a.id == c.from.to_string()),
     };
     let Some(admin) = found else {
-        bail!(
+        return Err(anyhow::anyhow!(
             "{}: [message] from: {} is not an admin of this workspace; its admins are {}. {}; nothing was sent",
             c.path.display(),
             c.from_label(),
             known(&list),
             unknown_admin_fix(target)
-        );
+        )
+        .into());
     };
     c.from = admin.id.parse().with_context(|| {
         format!(
@@ -236,7 +237,7 @@ pub async fn resolve_for_send(
     c: &mut Campaign,
     target: Option<Target<'_>>,
     timeout: Duration,
-) -> anyhow::Result<()> {
+) -> Result<(), Failure> {
     let Some(target) = target else {
         crate::say!(
             "dry run: the sending admin ({}) is not looked up (GET /admins needs a token)",
@@ -268,7 +269,7 @@ fn known(list: &[AdminInfo]) -> String {
 }
 
 /// `campaign admins`.
-pub async fn run(args: &AdminsArgs) -> anyhow::Result<Status> {
+pub async fn run(args: &AdminsArgs) -> Result<(), Failure> {
     let version = args
         .intercom_version
         .clone()
@@ -294,16 +295,18 @@ pub async fn run(args: &AdminsArgs) -> anyhow::Result<Status> {
     };
     let list = fetch(&target, Duration::from_secs(30))
         .await
-        .map_err(|e| anyhow::anyhow!("GET /admins: {e:#}"))?;
+        .map_err(|e| Failure::api(anyhow::anyhow!("GET /admins: {e:#}")))?;
     if args.json {
         crate::out!(
             "{}",
-            crate::results::cells::inert_json(serde_json::to_string_pretty(&list)?)
+            crate::results::cells::inert_json(
+                serde_json::to_string_pretty(&list).map_err(anyhow::Error::from)?
+            )
         );
     } else {
         crate::out!("{}", table(&list));
     }
-    Ok(Status::Ok)
+    Ok(())
 }
 
 fn table(list: &[AdminInfo]) -> Table {

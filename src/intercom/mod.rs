@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// Intercom counts requests per 10-second window, not per minute: the limiter keeps every such
 /// span within its share, and the sandbox enforces the limit the same way.
-pub const WINDOW: Duration = Duration::from_secs(10);
+pub const RATE_WINDOW: Duration = Duration::from_secs(10);
 
 pub mod admins;
 pub mod answer;

@@ -7,7 +7,7 @@ mod variants;
 
 use crate::check::{load, LoadError};
 use crate::cli::PreviewArgs;
-use crate::Status;
+use crate::exit::{Ended, Failure};
 
 /// Which rows a preview shows: `--row N` that row alone, `--limit N` the first N; with neither,
 /// the first few (text) or the rows that cover every variant and problem (page).
@@ -17,14 +17,14 @@ struct Selection {
     limit: Option<usize>,
 }
 
-pub fn run(args: &PreviewArgs) -> anyhow::Result<Status> {
+pub fn run(args: &PreviewArgs) -> Ended {
     let loaded = match load(&args.campaign) {
         Ok(l) => l,
         Err(LoadError::Invalid(report)) => {
             crate::say_part!("{}", report.render());
-            return Ok(Status::Invalid);
+            return Err(Failure::Reported);
         }
-        Err(LoadError::Campaign(e)) => return Err(e),
+        Err(LoadError::Campaign(e)) => return Err(e.into()),
     };
     let selection = Selection {
         row: args.row,

@@ -4,16 +4,16 @@ use std::io::Write;
 
 use super::Selection;
 use crate::check::{Loaded, RowRenderer};
+use crate::exit::{Ended, Failure, Outcome};
 use crate::input::config::Address;
 use crate::input::recipients::{Recipients, Row};
 use crate::template::MessageRequest;
-use crate::Status;
 
 /// Rows shown when neither `--row` nor `--limit` says.
 const DEFAULT_LIMIT: usize = 3;
 
 /// Prints the selected rows: messages on stdout, problems on stderr.
-pub(super) fn run(loaded: &Loaded, selection: Selection, json: bool) -> anyhow::Result<Status> {
+pub(super) fn run(loaded: &Loaded, selection: Selection, json: bool) -> Ended {
     let limit = selection.limit.unwrap_or(DEFAULT_LIMIT);
     let (mut recipients, header) =
         Recipients::open(&loaded.campaign.recipients, loaded.campaign.delimiter)
@@ -39,7 +39,7 @@ pub(super) fn run(loaded: &Loaded, selection: Selection, json: bool) -> anyhow::
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut shown = 0;
-    let mut status = Status::Ok;
+    let mut problems = false;
     while let Some(next) = recipients.next_row() {
         if shown >= limit && selection.row.is_none() {
             break;
@@ -49,7 +49,7 @@ pub(super) fn run(loaded: &Loaded, selection: Selection, json: bool) -> anyhow::
             Err(p) => {
                 if selection.row.is_none() || p.record == selection.row {
                     crate::say!("{p}");
-                    status = Status::Invalid;
+                    problems = true;
                     shown += 1;
                 }
                 if p.record.is_none() {
@@ -63,20 +63,24 @@ pub(super) fn run(loaded: &Loaded, selection: Selection, json: bool) -> anyhow::
         }
         shown += 1;
         if !show_row(&renderer, &row, address, json, &mut out)? {
-            status = Status::Invalid;
+            problems = true;
         }
         if selection.row.is_some() {
             break;
         }
     }
     if let (Some(r), 0) = (selection.row, shown) {
-        anyhow::bail!(
+        return Err(anyhow::anyhow!(
             "{}: there is no record {r}",
             loaded.campaign.recipients.display()
-        );
+        )
+        .into());
     }
     say_file(loaded, shown, &pre);
-    Ok(status)
+    match problems {
+        true => Err(Failure::Reported),
+        false => Ok(Outcome::Done),
+    }
 }
 
 /// Of the whole file, on stderr: how many rows it has, and the rows that address a recipient an

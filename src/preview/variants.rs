@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use crate::input::config::{Campaign, TemplateSource};
-use crate::template::{Plan, Templates};
+use crate::template::{BoundTemplates, Templates};
 
 /// First private-use code point of plane 15: no CSV or template has a reason to hold one, and
 /// HTML autoescaping leaves them alone.
@@ -58,13 +58,13 @@ impl Variants {
     }
 
     /// A plan for a CSV with these columns, or `None` when every row takes the same path.
-    pub fn plan(&self, columns: &[String]) -> Option<Plan<'_>> {
+    pub fn plan(&self, columns: &[String]) -> Option<BoundTemplates<'_>> {
         self.templates.as_ref().map(|t| t.plan(columns))
     }
 }
 
 /// The path a row takes; `None` when the row does not render (its errors say why).
-pub fn path_of(plan: Option<&Plan<'_>>, fields: &[&str], row: u64) -> Option<Path> {
+pub fn path_of(plan: Option<&BoundTemplates<'_>>, fields: &[&str], row: u64) -> Option<Path> {
     let Some(plan) = plan else {
         return Some(Path::new());
     };

@@ -17,7 +17,6 @@ use serde::Serialize;
 use crate::cli::ReportArgs;
 use crate::results::read::Col;
 use crate::results::{RowStatus, Tally, INTERRUPTED};
-use crate::Status;
 use read::{Outcome, Run};
 
 /// The `--json` shape's version; raised only when a field changes meaning or goes away.
@@ -132,7 +131,7 @@ pub(crate) struct Point {
     pub(crate) messages_per_minute: f64,
 }
 
-pub fn run(args: &ReportArgs) -> anyhow::Result<Status> {
+pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
     if args.csv {
         return by_row(&args.results);
     }
@@ -164,7 +163,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<Status> {
         crate::page::write_page(file, &html::render(&report))?;
         crate::say!("wrote {}", file.display());
     }
-    Ok(Status::Ok)
+    Ok(())
 }
 
 /// `unknown` rows listed at most (those with the lowest row numbers); the counts cover the rest.
@@ -316,7 +315,7 @@ fn most_common<T: Clone>(seen: &HashMap<T, (u64, u64)>) -> Option<T> {
 /// The cells are the file's own, written as the results writer wrote them. Rows are taken a block
 /// at a time: a read of the file finds where each of the block's rows has its last line (8 bytes
 /// a row), then those lines are read again where they are, so memory stays flat at any size.
-fn by_row(results: &Path) -> anyhow::Result<Status> {
+fn by_row(results: &Path) -> anyhow::Result<()> {
     use std::io::{Seek as _, SeekFrom};
     const BLOCK: u64 = 1 << 20;
     let open = || {
@@ -351,7 +350,7 @@ fn by_row(results: &Path) -> anyhow::Result<Status> {
             if one.read_byte_record(&mut record)? {
                 match out.write_byte_record(&record) {
                     Err(e) if matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe) => {
-                        return Ok(Status::Ok)
+                        return Ok(())
                     }
                     other => other?,
                 }
@@ -361,14 +360,14 @@ fn by_row(results: &Path) -> anyhow::Result<Status> {
     }
     match out.flush() {
         Err(e) => broken_pipe_is_ok(e),
-        Ok(()) => Ok(Status::Ok),
+        Ok(()) => Ok(()),
     }
 }
 
 /// A reader that went away (`| head`) is not an error of ours.
-fn broken_pipe_is_ok(e: std::io::Error) -> anyhow::Result<Status> {
+fn broken_pipe_is_ok(e: std::io::Error) -> anyhow::Result<()> {
     match e.kind() {
-        std::io::ErrorKind::BrokenPipe => Ok(Status::Ok),
+        std::io::ErrorKind::BrokenPipe => Ok(()),
         _ => Err(e.into()),
     }
 }

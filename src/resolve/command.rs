@@ -9,16 +9,16 @@ use std::sync::atomic::AtomicU64;
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use super::{find, normalize, Failure, Found, Pacing, Rules, Verdict, PAGE};
+use super::{find, normalize, Found, LookupFailure, Pacing, Rules, Verdict, PAGE};
 use crate::check::{self, RowRenderer};
 use crate::cli::ResolveArgs;
+use crate::exit::{self, Ended, Outcome};
 use crate::input::config::{self, Concurrency};
 use crate::input::problem::Problem;
 use crate::input::recipients::{Recipients, Row};
 use crate::intercom::client::{Client, Token};
 use crate::intercom::pace::Pace;
 use crate::template::Rendered;
-use crate::Status;
 
 /// The columns added to the recipients' own.
 const ADDED: [&str; 4] = [
@@ -35,14 +35,14 @@ struct Pending {
     key: Result<String, String>,
 }
 
-pub async fn run(args: ResolveArgs) -> anyhow::Result<Status> {
+pub async fn run(args: ResolveArgs) -> Ended {
     let loaded = match check::load(&args.campaign) {
         Ok(l) => l,
         Err(check::LoadError::Invalid(report)) => {
             crate::say_part!("{}", report.render());
-            return Ok(Status::Invalid);
+            return Err(exit::Failure::Reported);
         }
-        Err(check::LoadError::Campaign(e)) => return Err(e),
+        Err(check::LoadError::Campaign(e)) => return Err(e.into()),
     };
     let c = &loaded.campaign;
     if !c.address.looked_up() {
@@ -50,7 +50,7 @@ pub async fn run(args: ResolveArgs) -> anyhow::Result<Status> {
             "{}: [to] id already gives each contact's Intercom id: there is nothing to look up (resolve is for [to] email or external_id)",
             c.path.display()
         );
-        return Ok(Status::Invalid);
+        return Err(exit::Failure::Reported);
     }
     let rules = Rules::of(c)?;
     let (token, sandbox) = if args.sandbox {
@@ -64,7 +64,8 @@ pub async fn run(args: ResolveArgs) -> anyhow::Result<Status> {
             admins: None,
             log: None,
         };
-        let running = crate::sandbox::start(config, "127.0.0.1:0".parse()?).await?;
+        let local = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let running = crate::sandbox::start(config, local).await?;
         (token, Some(running))
     } else {
         (read_token(args.token_file.as_deref())?, None)
@@ -102,7 +103,7 @@ pub async fn run(args: ResolveArgs) -> anyhow::Result<Status> {
         s.shutdown().await?;
     }
     crate::say!("{}: {summary}; nothing was sent.", out.display());
-    Ok(Status::Ok)
+    Ok(Outcome::Done)
 }
 
 /// The access token: `--token-file`, else `INTERCOM_TOKEN`.
@@ -294,7 +295,7 @@ impl Lookups {
 /// One row's added cells: contact id, role, status, reason.
 fn verdict(
     rules: &Rules,
-    found: &Result<Found, Failure>,
+    found: &Result<Found, LookupFailure>,
     p: &Pending,
     taken: &mut HashMap<String, u64>,
 ) -> (String, String, LookupStatus, String) {
@@ -305,8 +306,8 @@ fn verdict(
     };
     let found = match found {
         Ok(f) => f,
-        Err(Failure::Fatal { status, error })
-        | Err(Failure::Failed {
+        Err(LookupFailure::Fatal { status, error })
+        | Err(LookupFailure::Failed {
             status: Some(status),
             error,
         }) => {
@@ -315,13 +316,13 @@ fn verdict(
                 format!("HTTP {status}: {} {}", error.code, error.message),
             )
         }
-        Err(Failure::Failed { error, .. }) => {
+        Err(LookupFailure::Failed { error, .. }) => {
             return none(
                 LookupStatus::LookupFailed,
                 format!("{} {}", error.code, error.message),
             )
         }
-        Err(Failure::Stopped) => return none(LookupStatus::LookupFailed, "stopped".into()),
+        Err(LookupFailure::Stopped) => return none(LookupStatus::LookupFailed, "stopped".into()),
     };
     if let Some((status, error)) = found.refused.get(key) {
         return none(

@@ -47,7 +47,7 @@ pub(crate) struct Pacing<'a> {
 
 /// Why a lookup found nothing to go on.
 #[derive(Debug, Clone)]
-pub(crate) enum Failure {
+pub(crate) enum LookupFailure {
     /// 401/403: every later request would fail too; the run stops.
     Fatal { status: u16, error: ApiError },
     /// The searches failed past their attempts, or the API refused even one key.
@@ -108,7 +108,11 @@ pub(crate) struct Found {
 }
 
 /// Every contact `keys` find.
-pub(crate) async fn find(p: &Pacing<'_>, rules: &Rules, keys: &[String]) -> Result<Found, Failure> {
+pub(crate) async fn find(
+    p: &Pacing<'_>,
+    rules: &Rules,
+    keys: &[String],
+) -> Result<Found, LookupFailure> {
     let mut found = Found::default();
     // Batches still to search; one the API refuses comes back as its two halves.
     let mut todo: Vec<&[String]> = vec![keys];
@@ -141,7 +145,7 @@ enum Ended {
     /// the batch may cure; one key refused so is that key's outcome.
     Refused { status: u16, error: ApiError },
     /// Anything else ends the lookup.
-    Failed(Failure),
+    Failed(LookupFailure),
 }
 
 /// The contacts of one batch, every page: `next` is followed while it names a cursor this batch
@@ -178,7 +182,7 @@ async fn all_pages(p: &Pacing<'_>, rules: &Rules, keys: &[String]) -> Result<Vec
 }
 
 fn paging_failed(message: String) -> Ended {
-    Ended::Failed(Failure::Failed {
+    Ended::Failed(LookupFailure::Failed {
         status: None,
         error: ApiError {
             code: "paging_unbounded".into(),
@@ -202,17 +206,17 @@ async fn one_page(p: &Pacing<'_>, body: Bytes) -> Result<Page, Ended> {
             }
             Asked::Transient(status, error) => (status, error),
             Asked::Refused(failure) => return Err(failure),
-            Asked::Stopped => return Err(Ended::Failed(Failure::Stopped)),
+            Asked::Stopped => return Err(Ended::Failed(LookupFailure::Stopped)),
         };
         if attempts >= ATTEMPTS {
-            return Err(Ended::Failed(Failure::Failed { status, error }));
+            return Err(Ended::Failed(LookupFailure::Failed { status, error }));
         }
         if !p
             .pace
             .sleep(crate::intercom::policy::backoff(attempts))
             .await
         {
-            return Err(Ended::Failed(Failure::Stopped));
+            return Err(Ended::Failed(LookupFailure::Stopped));
         }
     }
 }
@@ -259,7 +263,7 @@ async fn ask(p: &Pacing<'_>, body: Bytes) -> Asked {
             match status {
                 // The pace has paused every sender until the server's window turns.
                 429 => Asked::RateLimited,
-                401 | 403 => Asked::Refused(Ended::Failed(Failure::Fatal { status, error })),
+                401 | 403 => Asked::Refused(Ended::Failed(LookupFailure::Fatal { status, error })),
                 408 | 500.. => Asked::Transient(Some(status), error),
                 _ => Asked::Refused(Ended::Refused { status, error }),
             }

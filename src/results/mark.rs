@@ -13,9 +13,8 @@ use anyhow::bail;
 use crate::cli::rows::RowSet;
 use crate::cli::{MarkArgs, MarkAs};
 use crate::results::{self, Amendment, Ledger, RowStatus, MARKED_SKIPPED};
-use crate::Status;
 
-pub fn run(args: &MarkArgs) -> anyhow::Result<Status> {
+pub fn run(args: &MarkArgs) -> anyhow::Result<()> {
     let mut ledger = Ledger::new(args.results.clone());
     ledger.check_files()?;
     if !ledger.results.is_file() {
@@ -110,7 +109,7 @@ pub fn run(args: &MarkArgs) -> anyhow::Result<Status> {
             RowSet::of_rows(&fresh)
         );
     }
-    Ok(Status::Ok)
+    Ok(())
 }
 
 /// `row 4 was` or `rows 4, 5 were` (the first 20, then how many in all).

@@ -67,8 +67,9 @@ pub(super) enum Outcome {
     Drop,
 }
 
+/// What the sandbox does with one message request: how long it waits, then what it answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Plan {
+pub(super) struct RequestFate {
     pub(super) latency: Duration,
     pub(super) outcome: Outcome,
 }
@@ -119,9 +120,9 @@ impl Faults {
 
     /// Draws the fate of one request. Without faults configured the RNG is not touched, so the
     /// benchmark path takes no lock.
-    pub(super) fn plan(&self) -> Plan {
+    pub(super) fn plan(&self) -> RequestFate {
         if self.is_quiet() {
-            return Plan {
+            return RequestFate {
                 latency: Duration::ZERO,
                 outcome: Outcome::Answer,
             };
@@ -144,7 +145,7 @@ impl Faults {
         } else {
             Outcome::Answer
         };
-        Plan { latency, outcome }
+        RequestFate { latency, outcome }
     }
 }
 
@@ -171,7 +172,7 @@ mod tests {
         for _ in 0..100 {
             assert_eq!(
                 f.plan(),
-                Plan {
+                RequestFate {
                     latency: Duration::ZERO,
                     outcome: Outcome::Answer
                 }
@@ -207,8 +208,8 @@ mod tests {
     fn a_seed_repeats_the_run_and_latency_stays_in_range() {
         let a = Faults::new(&args(0.3, 0.3, Some("20ms..200ms"), Some(7)));
         let b = Faults::new(&args(0.3, 0.3, Some("20ms..200ms"), Some(7)));
-        let pa: Vec<Plan> = (0..200).map(|_| a.plan()).collect();
-        let pb: Vec<Plan> = (0..200).map(|_| b.plan()).collect();
+        let pa: Vec<RequestFate> = (0..200).map(|_| a.plan()).collect();
+        let pb: Vec<RequestFate> = (0..200).map(|_| b.plan()).collect();
         assert_eq!(pa, pb);
         assert!(pa
             .iter()

@@ -7,7 +7,7 @@ use hyper::header::{HeaderMap, HeaderValue};
 
 use crate::input::rate::Rate;
 
-use crate::intercom::WINDOW;
+use crate::intercom::RATE_WINDOW;
 
 /// Counts authenticated requests in the current window.
 #[derive(Debug)]
@@ -31,7 +31,7 @@ pub(super) struct Admission {
 impl WindowLimiter {
     pub(super) fn new(rate: Rate) -> Self {
         WindowLimiter {
-            limit: rate.per_window(WINDOW),
+            limit: rate.per_window(RATE_WINDOW),
             state: Mutex::new((0, 0)),
         }
     }
@@ -46,7 +46,7 @@ impl WindowLimiter {
     /// Counts one request arriving at `now` (unix seconds). Requests over the limit are counted
     /// too: they are refused, and a sender hammering past the limit stays refused until the reset.
     pub(super) fn admit_at(&self, now: u64) -> Admission {
-        let window = WINDOW.as_secs();
+        let window = RATE_WINDOW.as_secs();
         let start = now - now % window;
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.0 != start {

@@ -470,7 +470,7 @@ fn first_id() -> u64 {
 /// The faults this request gets: its latency waited out here; a failure answered now (no
 /// message created: a 503 is shed as Intercom's API sheds load, without a body); otherwise the
 /// plan, with what to do after the message is made.
-async fn faults_of(faults: &faults::Faults) -> Result<faults::Plan, Response<Full<Bytes>>> {
+async fn faults_of(faults: &faults::Faults) -> Result<faults::RequestFate, Response<Full<Bytes>>> {
     let plan = faults.plan();
     if !plan.latency.is_zero() {
         tokio::time::sleep(plan.latency).await;

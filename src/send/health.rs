@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use crate::results::{ResultRow, RowStatus};
 
 /// How many recent outcomes the failure share is taken over.
-const WINDOW: usize = 100;
+const RECENT_ROWS: usize = 100;
 
 pub(super) struct Health {
     max_failures: u32,
@@ -21,21 +21,15 @@ impl Health {
             max_failures,
             max_share,
             consecutive: 0,
-            recent: VecDeque::with_capacity(WINDOW),
+            recent: VecDeque::with_capacity(RECENT_ROWS),
         }
     }
 
-    /// Records an outcome; says why the run should stop, if it should.
+    /// Records the outcome of a row's requests (or of a search for its contact that kept
+    /// failing); says why the run should stop, if it should. A row decided without a request of
+    /// its own (skipped, no contact, several, a duplicate) is the spreadsheet's news, not the
+    /// API's: the writer does not ask about it.
     pub(super) fn record(&mut self, row: &ResultRow) -> Option<String> {
-        // A skipped row was never sent: it says nothing about the API.
-        if row.status == RowStatus::Skipped {
-            return None;
-        }
-        // Nor does a row its lookup decided (no contact, several, a duplicate): that is the
-        // spreadsheet's news. A search that kept failing is the API's, and counts.
-        if row.attempts == 0 && row.error_code != "lookup_failed" {
-            return None;
-        }
         let failure = (row.status == RowStatus::Failed).then(|| describe(row));
         match failure {
             Some(_) => self.consecutive += 1,
@@ -43,7 +37,7 @@ impl Health {
             None if row.status == RowStatus::Sent => self.consecutive = 0,
             None => {}
         }
-        if self.recent.len() == WINDOW {
+        if self.recent.len() == RECENT_ROWS {
             self.recent.pop_front();
         }
         self.recent.push_back(failure);
@@ -54,11 +48,11 @@ impl Health {
                 self.dominant()
             ));
         }
-        if self.recent.len() == WINDOW {
+        if self.recent.len() == RECENT_ROWS {
             let failed = self.recent.iter().filter(|f| f.is_some()).count();
-            if failed as f64 / WINDOW as f64 > self.max_share {
+            if failed as f64 / RECENT_ROWS as f64 > self.max_share {
                 return Some(format!(
-                    "{failed} of the last {WINDOW} rows failed; most often: {}",
+                    "{failed} of the last {RECENT_ROWS} rows failed; most often: {}",
                     self.dominant()
                 ));
             }
@@ -148,14 +142,5 @@ mod tests {
         assert_eq!(h.record(&fail), None);
         let why = h.record(&fail).unwrap();
         assert!(why.starts_with("51 of the last 100 rows failed"), "{why}");
-    }
-
-    #[test]
-    fn skipped_rows_do_not_count() {
-        let mut h = Health::new(1, 0.01);
-        let skipped = outcome(RowStatus::Skipped, None, "invalid_value");
-        for _ in 0..200 {
-            assert_eq!(h.record(&skipped), None);
-        }
     }
 }

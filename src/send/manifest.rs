@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::bail;
 use xxhash_rust::xxh3::Xxh3;
 
-use super::plan::Plan;
+use super::plan::SendPlan;
 use super::preflight::Checked;
 use crate::check::recipient_hash;
 use crate::input::config::Campaign;
@@ -69,7 +69,7 @@ pub(super) struct Facts {
 
 /// Opens the ledger: the do-not-contact list read, the lock taken, the journal's fingerprint
 /// compared, the earlier runs settled (a rehearsal's `unknown` rows from the sandbox's log).
-pub(super) fn open(plan: &Plan, c: &Campaign) -> anyhow::Result<Opened> {
+pub(super) fn open(plan: &SendPlan, c: &Campaign) -> anyhow::Result<Opened> {
     let target = plan.target_name();
     // The do-not-contact list is read before anything else of the run: a missing one is said
     // while nothing was sent.
@@ -127,7 +127,7 @@ pub(super) fn open(plan: &Plan, c: &Campaign) -> anyhow::Result<Opened> {
 impl Manifest {
     /// Rows this run sends at most, less those it records `skipped` without sending: the
     /// duplicates of `--skip-duplicates`, the invalid rows of `--skip-invalid`.
-    pub fn will_go(&self, plan: &Plan) -> u64 {
+    pub fn will_go(&self, plan: &SendPlan) -> u64 {
         let invalid = match plan.selection.skip_invalid {
             true => self.invalid_rows,
             false => 0,
@@ -149,7 +149,7 @@ impl Manifest {
     /// The ledger and preflight's findings together: the same rows' content as the first run's,
     /// the resume announced, and what is left to send.
     pub fn new(
-        plan: &Plan,
+        plan: &SendPlan,
         c: &Campaign,
         opened: Opened,
         checked: Checked,
@@ -239,12 +239,12 @@ fn settings_fingerprint(c: &Campaign, target: &str) -> String {
 /// Refuses a fresh ledger where another record of this campaign says messages went out: they
 /// would go again. Names that record and the command that continues it.
 fn no_other_ledger(
-    plan: &Plan,
+    plan: &SendPlan,
     ledger: &Ledger,
     c: &Campaign,
     settings: &str,
 ) -> anyhow::Result<()> {
-    let resume = |results: &std::path::Path| super::outcome::resume_command(plan, results);
+    let resume = |results: &std::path::Path| super::plan::resume_command(plan, results);
     match ledger.other_ledger(&c.recipients, settings)? {
         None => Ok(()),
         Some(results::Other::RunLog { runs, sent }) => bail!(
@@ -305,7 +305,7 @@ fn same_settings(
 }
 
 /// What an earlier run left, and the `unknown` rows that will not be sent again.
-fn announce_resume(p: &Prior, plan: &Plan, results_path: &std::path::Path) {
+fn announce_resume(p: &Prior, plan: &SendPlan, results_path: &std::path::Path) {
     let recovered = if p.recovered_unknown > 0 {
         format!(
             " ({} were in flight when the last run stopped)",
@@ -348,7 +348,7 @@ fn announce_resume(p: &Prior, plan: &Plan, results_path: &std::path::Path) {
                 n => format!("{n} rows became unknown"),
             },
             shown(&fresh),
-            super::outcome::resume_command_with(plan, results_path, &["--retry-unknown", &rows])
+            super::plan::resume_command_with(plan, results_path, &["--retry-unknown", &rows])
         );
     }
     let resend: Vec<u64> = p
@@ -365,7 +365,7 @@ fn announce_resume(p: &Prior, plan: &Plan, results_path: &std::path::Path) {
             if resend.len() == 1 { "carries" } else { "carry" },
             if resend.len() == 1 { "it" } else { "them" },
             if resend.len() == 1 { "it" } else { "them" },
-            super::outcome::resume_command_with(plan, results_path, &["--allow-resend", &rows_arg(&resend)])
+            super::plan::resume_command_with(plan, results_path, &["--allow-resend", &rows_arg(&resend)])
         );
     }
 }

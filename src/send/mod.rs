@@ -11,7 +11,7 @@
 //! 5. [`dispatch`]: reader, lookup, dispatcher and writer joined by channels, one row's
 //!    attempts (paced by [`crate::intercom::pace`], judged by [`crate::intercom::policy`] and
 //!    [`health`], shown by [`progress`]); the first request may leave here;
-//! 6. [`outcome`]: the summary, the resume command, the exit status.
+//! 6. [`outcome`]: the summary, the resume command, the run's [`Outcome`].
 //!
 //! [`test_send`] (`--test-to`) branches off after the plan.
 mod confirm;
@@ -30,21 +30,19 @@ pub(crate) use manifest::copied_columns;
 
 use crate::check::Loaded;
 use crate::cli::SendArgs;
+use crate::exit::{Ended, Failure, Outcome};
 use crate::intercom::admins;
-use crate::{Failure, Status};
 use manifest::Manifest;
-use plan::{Plan, Target};
+use plan::{SendPlan, Target};
 
-/// Runs `campaign send`. An error before the dispatch means nothing was sent
-/// ([`Failure::Invalid`]); one from the dispatch on may follow requests that left
-/// ([`Failure::Stopped`]).
-pub async fn run(args: SendArgs) -> Result<Status, Failure> {
-    let Some((plan, mut loaded)) = plan::resolve(args)? else {
-        return Ok(Status::Invalid);
-    };
+/// Runs `campaign send`. An error before the dispatch means nothing was sent (the input's:
+/// [`Failure::Invalid`], [`Failure::Reported`]; Intercom's: [`Failure::Api`]); one from
+/// the dispatch on may follow requests that left ([`Failure::Stopped`]).
+pub async fn run(args: SendArgs) -> Ended {
+    let (plan, mut loaded) = plan::resolve(args)?;
     look_up_sender(&plan, &mut loaded).await?;
     if let Some(test) = &plan.test {
-        return Ok(test_send::run(&plan, test, loaded).await?);
+        return test_send::run(&plan, test, loaded).await;
     }
     // A dry run that finds no lock file leaves none: it writes nothing of the ledger.
     let fresh_lock = match plan.dry_run() {
@@ -57,17 +55,15 @@ pub async fn run(args: SendArgs) -> Result<Status, Failure> {
         path,
         _held: std::sync::Arc::clone(&opened.lock),
     });
-    let Some(checked) = preflight::run(&plan, &loaded, &opened)? else {
-        return Ok(Status::Invalid);
-    };
+    let checked = preflight::run(&plan, &loaded, &opened.results, opened.prior.as_ref())?;
     let manifest = Manifest::new(&plan, &loaded.campaign, opened, checked)?;
     if plan.dry_run() {
         outcome::say_dry_run(&plan, &loaded.campaign, &manifest);
-        return Ok(Status::Ok);
+        return Ok(Outcome::Done);
     }
     if !confirmed(&plan, &loaded, &manifest)? {
         crate::say!("not confirmed: nothing was sent.");
-        return Ok(Status::Invalid);
+        return Ok(Outcome::Declined);
     }
     send(plan, loaded, manifest).await
 }
@@ -87,7 +83,7 @@ impl Drop for DryRunLock {
 
 /// The sending admin looked up (and set on the campaign) before anything of the ledger is
 /// touched.
-async fn look_up_sender(plan: &Plan, loaded: &mut Loaded) -> anyhow::Result<()> {
+async fn look_up_sender(plan: &SendPlan, loaded: &mut Loaded) -> Result<(), Failure> {
     let s = &plan.settings;
     let target = match (&plan.target, &plan.token) {
         (_, None) => None,
@@ -105,7 +101,7 @@ async fn look_up_sender(plan: &Plan, loaded: &mut Loaded) -> anyhow::Result<()> 
 
 /// Whether the send goes on: always with --yes, a rehearsal or nothing to send; otherwise a
 /// terminal asks.
-fn confirmed(plan: &Plan, loaded: &Loaded, m: &Manifest) -> anyhow::Result<bool> {
+fn confirmed(plan: &SendPlan, loaded: &Loaded, m: &Manifest) -> anyhow::Result<bool> {
     if plan.sandbox().is_some() || plan.yes || m.to_send == 0 {
         return Ok(true);
     }
@@ -113,7 +109,7 @@ fn confirmed(plan: &Plan, loaded: &Loaded, m: &Manifest) -> anyhow::Result<bool>
 }
 
 /// The sandbox of a rehearsal started, the dispatch, and the outcome.
-async fn send(plan: Plan, loaded: Loaded, manifest: Manifest) -> Result<Status, Failure> {
+async fn send(plan: SendPlan, loaded: Loaded, manifest: Manifest) -> Ended {
     let token = plan.token.as_ref().expect("a token unless --dry-run");
     let started_at = crate::results::now_rfc3339();
     // A rehearsal's sandbox starts here, so that a bad contacts or admins file is an input error.

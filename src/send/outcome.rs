@@ -1,16 +1,17 @@
-//! The outcome stage: the summary, the `unknown` rows, why the run stopped, the command that
-//! resumes it, the exit status, and the run's line in the run log. Also what a dry run would do.
+//! The outcome stage: the summary, the `unknown` rows, why the run stopped and the command that
+//! resumes it, the run's [`Outcome`] (`crate::exit` maps it to the exit code), and the run's
+//! line in the run log. Also what a dry run would do.
 use std::path::Path;
 
 use super::dispatch::{Ran, RunEnd, StopReason};
 use super::manifest::{Facts, Manifest};
-use super::plan::Plan;
-use crate::input::config::{Campaign, MessageType};
+use super::plan::{resume_command, SendPlan};
+use crate::exit::{self, Outcome};
+use crate::input::config::Campaign;
 use crate::results;
-use crate::Status;
 
-/// The end of a run: its summary said, its line appended to the run log, its exit status.
-pub(super) fn finish(plan: &Plan, m: &Facts, started_at: String, ran: Ran) -> Status {
+/// The end of a run: its summary said, its line appended to the run log, its outcome.
+pub(super) fn finish(plan: &SendPlan, m: &Facts, started_at: String, ran: Ran) -> Outcome {
     let ledger = ran.ledger.clone();
     let Ran {
         mut end,
@@ -35,7 +36,7 @@ pub(super) fn finish(plan: &Plan, m: &Facts, started_at: String, ran: Ran) -> St
         skipped: tally.skipped,
         rate_limited: end.rate_limited,
         paused_ms,
-        exit: status as u8,
+        exit: exit::code(&Ok(status)),
     };
     // A run that lost its lock writes no line: the run log may be another run's by now.
     if !ledger.lost() {
@@ -79,14 +80,14 @@ fn say_summary(results_path: &Path, end: &RunEnd) {
     }
 }
 
-/// Why the run ended and what to do next, and the exit status that says it.
+/// Why the run ended and what to do next, and the outcome that says it.
 fn say_status(
-    plan: &Plan,
+    plan: &SendPlan,
     results_path: &Path,
     end: &RunEnd,
     all: results::Tally,
     resendable: u64,
-) -> Status {
+) -> Outcome {
     let resume = resume_command(plan, results_path);
     match &end.stop {
         Some(stop) => say_stopped(stop, end.left, &resume),
@@ -95,7 +96,7 @@ fn say_status(
                 "canary: {} sent, {} rows wait. Before the rest goes, look at these in Intercom: the contacts' conversations (the results file has each row's recipient and message id), the message in an inbox (subject, body, links, sender), and any replies or bounces. Then continue: {resume}",
                 end.progress.tally.sent, end.left
             );
-            Status::Stopped
+            Outcome::Stopped
         }
         // The campaign's state, not just this run's: rows left `unknown` or `failed` by an earlier
         // run mean it is not done.
@@ -115,7 +116,7 @@ fn say_status(
                 all.unknown,
                 all.skipped
             );
-            Status::Failed
+            Outcome::RowsLeft
         }
         // Exit 0 means every row was sent: rows left by --limit are a stop that can be resumed.
         None if end.left > 0 => {
@@ -123,18 +124,18 @@ fn say_status(
                 "{} rows not sent yet (--limit). To continue: {resume}",
                 end.left
             );
-            Status::Stopped
+            Outcome::Stopped
         }
-        None => Status::Ok,
+        None => Outcome::Done,
     }
 }
 
 /// A run stopped before its end: why, and how to continue.
-fn say_stopped(stop: &StopReason, left: u64, resume: &str) -> Status {
+fn say_stopped(stop: &StopReason, left: u64, resume: &str) -> Outcome {
     match stop {
         StopReason::Interrupted => {
             crate::say!("interrupted; {left} rows not sent. To continue: {resume}");
-            return Status::Interrupted;
+            return Outcome::Interrupted;
         }
         StopReason::Auth {
             status,
@@ -149,32 +150,11 @@ fn say_stopped(stop: &StopReason, left: u64, resume: &str) -> Status {
         StopReason::Io(why) => crate::say!("stopped: {why}. Then continue: {resume}"),
         StopReason::Stalled(why) => crate::say!("stopped: {why}. Wait for the workspace's limit to free up (other integrations share it), then continue: {resume}"),
     }
-    Status::Stopped
-}
-
-/// The command that continues this run, for the user to copy: the plan's recorded flags after
-/// the campaign file, the results file and `--resume`, each word quoted for a shell.
-pub(super) fn resume_command(plan: &Plan, results: &Path) -> String {
-    resume_command_with(plan, results, &[])
-}
-
-/// [`resume_command`] with more words at its end (`--retry-unknown 4,5`).
-pub(super) fn resume_command_with(plan: &Plan, results: &Path, more: &[&str]) -> String {
-    let path = |p: &Path| p.display().to_string();
-    let mut words: Vec<String> = vec!["campaign".into(), "send".into()];
-    words.push(path(&plan.campaign));
-    words.extend(["--results".into(), path(results), "--resume".into()]);
-    words.extend(plan.resume_flags.iter().cloned());
-    words.extend(more.iter().map(|w| w.to_string()));
-    words
-        .iter()
-        .map(|w| shlex::try_quote(w).map_or_else(|_| w.clone(), |q| q.into_owned()))
-        .collect::<Vec<_>>()
-        .join(" ")
+    Outcome::Stopped
 }
 
 /// `--dry-run`: what would be sent, and where.
-pub(super) fn say_dry_run(plan: &Plan, c: &Campaign, m: &Manifest) {
+pub(super) fn say_dry_run(plan: &SendPlan, c: &Campaign, m: &Manifest) {
     // With --skip-invalid the invalid rows are recorded, not sent: counted apart.
     let skipped = if plan.selection.skip_invalid {
         m.invalid_rows
@@ -203,25 +183,6 @@ pub(super) fn say_dry_run(plan: &Plan, c: &Campaign, m: &Manifest) {
         }
     );
     if c.resolves() {
-        crate::out!("{}", lookup_plan(c, to_send));
+        crate::out!("{}", super::dispatch::lookup_plan(c, to_send));
     }
-}
-
-/// What resolution will do, for `--dry-run` and the start of a run.
-pub(super) fn lookup_plan(c: &Campaign, rows: u64) -> String {
-    let searches = rows.div_ceil(crate::resolve::PAGE as u64);
-    let mut line = format!(
-        "up to {rows} rows are {} by {} (POST /contacts/search, {} keys a search: about {searches} searches, besides the pages of keys that find several contacts) before they are sent",
-        if c.verify { "verified" } else { "looked up" },
-        c.address.key(),
-        crate::resolve::PAGE
-    );
-    if c.message_type == MessageType::Email {
-        line.push_str(if c.send.respect_unsubscribed {
-            "; contacts unsubscribed from e-mail, hard-bounced or marked as spam are skipped"
-        } else {
-            "; [send] respect_unsubscribed = false: contacts unsubscribed from e-mail, hard-bounced or marked as spam ARE sent this message"
-        });
-    }
-    line
 }

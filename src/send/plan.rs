@@ -9,6 +9,7 @@ use anyhow::{bail, Context as _};
 use crate::check::{self, Loaded};
 use crate::cli::rows::RowSet;
 use crate::cli::SendArgs;
+use crate::exit::Failure;
 use crate::input::config::{self, Campaign, Concurrency, Duplicates, SendSettings};
 use crate::input::rate::format_duration;
 use crate::intercom::client::Token;
@@ -130,7 +131,7 @@ impl ColumnsFrom {
     }
 }
 
-pub(super) struct Plan {
+pub(super) struct SendPlan {
     /// The campaign file, as given.
     pub campaign: PathBuf,
     pub target: Target,
@@ -148,9 +149,9 @@ pub(super) struct Plan {
     pub resume_flags: Vec<String>,
 }
 
-/// The plan and the loaded campaign; `None` (the problems printed) when the templates are
-/// invalid.
-pub(super) fn resolve(args: SendArgs) -> anyhow::Result<Option<(Plan, Loaded)>> {
+/// The plan and the loaded campaign; [`Failure::Reported`] (the problems said) when the
+/// templates are invalid.
+pub(super) fn resolve(args: SendArgs) -> Result<(SendPlan, Loaded), Failure> {
     // The token first: a missing one is said before anything else happens.
     let token = match (args.dry_run, args.sandbox) {
         (true, _) => None,
@@ -159,14 +160,14 @@ pub(super) fn resolve(args: SendArgs) -> anyhow::Result<Option<(Plan, Loaded)>> 
     };
     let loaded = match check::load(&args.campaign) {
         Ok(l) => l,
-        Err(check::LoadError::Campaign(e)) => return Err(e),
+        Err(check::LoadError::Campaign(e)) => return Err(e.into()),
         Err(check::LoadError::Invalid(report)) => {
             crate::say_part!("{}", report.render());
             crate::say!(
                 "{}: invalid templates; nothing was sent.",
                 args.campaign.display()
             );
-            return Ok(None);
+            return Err(Failure::Reported);
         }
     };
     let settings = effective(&loaded.campaign, &args)?;
@@ -176,7 +177,7 @@ pub(super) fn resolve(args: SendArgs) -> anyhow::Result<Option<(Plan, Loaded)>> 
             None => format!("{} [intercom] base_url", args.campaign.display()),
         })?;
     }
-    let plan = Plan {
+    let plan = SendPlan {
         resume_flags: resume_flags(&args),
         token,
         settings,
@@ -209,7 +210,7 @@ pub(super) fn resolve(args: SendArgs) -> anyhow::Result<Option<(Plan, Loaded)>> 
         yes: args.yes,
         campaign: args.campaign,
     };
-    Ok(Some((plan, loaded)))
+    Ok((plan, loaded))
 }
 
 fn target(args: &SendArgs) -> Target {
@@ -403,7 +404,7 @@ fn sandbox_flags(args: &SendArgs, flag: &mut impl FnMut(&str, Option<String>)) {
     flag("seed", f.seed.map(|n| n.to_string()));
 }
 
-impl Plan {
+impl SendPlan {
     pub fn dry_run(&self) -> bool {
         self.token.is_none()
     }
@@ -488,4 +489,25 @@ fn same_file(a: &Path, b: &Path) -> bool {
         (Ok(a), None) => std::fs::canonicalize(b).is_ok_and(|b| a == b),
         _ => a == b,
     }
+}
+
+/// The command that continues this run, for the user to copy: the plan's recorded flags after
+/// the campaign file, the results file and `--resume`, each word quoted for a shell.
+pub(super) fn resume_command(plan: &SendPlan, results: &Path) -> String {
+    resume_command_with(plan, results, &[])
+}
+
+/// [`resume_command`] with more words at its end (`--retry-unknown 4,5`).
+pub(super) fn resume_command_with(plan: &SendPlan, results: &Path, more: &[&str]) -> String {
+    let path = |p: &Path| p.display().to_string();
+    let mut words: Vec<String> = vec!["campaign".into(), "send".into()];
+    words.push(path(&plan.campaign));
+    words.extend(["--results".into(), path(results), "--resume".into()]);
+    words.extend(plan.resume_flags.iter().cloned());
+    words.extend(more.iter().map(|w| w.to_string()));
+    words
+        .iter()
+        .map(|w| shlex::try_quote(w).map_or_else(|_| w.clone(), |q| q.into_owned()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

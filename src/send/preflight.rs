@@ -1,12 +1,14 @@
 //! The preflight stage: every row rendered as it will be sent (`check`'s own preflight), each
 //! row's request hash kept for the dispatch to compare with, and on resume every recorded row's
 //! recipient compared with the CSV's. Its problems are printed; a run they refuse sends nothing.
+use std::path::Path;
+
 use crate::check::{self, recipient_hash, Loaded, Preflight};
+use crate::exit::Failure;
 use crate::input::problem::{Problem, ProblemKind, Severity};
 use crate::results::{Prior, RowStatus};
 
-use super::manifest::Opened;
-use super::plan::Plan;
+use super::plan::SendPlan;
 
 /// Preflight's findings, for the manifest.
 pub(super) struct Checked {
@@ -15,21 +17,23 @@ pub(super) struct Checked {
     pub expected: Vec<u32>,
 }
 
-/// Checks every row; `None` (its problems printed) when the run is refused.
+/// Checks every row against the results file and what it recorded (`prior`, none for a fresh
+/// one); [`Failure::Reported`] (its problems said) when the run is refused.
 pub(super) fn run(
-    plan: &Plan,
+    plan: &SendPlan,
     loaded: &Loaded,
-    opened: &Opened,
-) -> anyhow::Result<Option<Checked>> {
-    let (pre, expected) = check_rows(plan, loaded, opened);
-    if let Some(p) = &opened.prior {
+    results: &Path,
+    prior: Option<&Prior>,
+) -> Result<Checked, Failure> {
+    let (pre, expected) = check_rows(plan, loaded, results, prior);
+    if let Some(p) = prior {
         if p.rows() > pre.rows {
-            crate::say!(
-                "error: {}: the results file has rows beyond the CSV's {} rows: the CSV changed since the first run",
-                opened.results.display(),
+            return Err(anyhow::anyhow!(
+                "{}: the results file has rows beyond the CSV's {} rows: the CSV changed since the first run",
+                results.display(),
                 pre.rows
-            );
-            return Ok(None);
+            )
+            .into());
         }
     }
     crate::say_part!("{}", pre.report.render());
@@ -47,18 +51,22 @@ pub(super) fn run(
                 ""
             }
         );
-        return Ok(None);
+        return Err(Failure::Reported);
     }
-    Ok(Some(Checked { pre, expected }))
+    Ok(Checked { pre, expected })
 }
 
 /// `check`'s preflight, keeping each row's request hash and comparing recipients on resume.
-fn check_rows(plan: &Plan, loaded: &Loaded, opened: &Opened) -> (Preflight, Vec<u32>) {
-    let prior = opened.prior.as_ref();
+fn check_rows(
+    plan: &SendPlan,
+    loaded: &Loaded,
+    results: &Path,
+    prior: Option<&Prior>,
+) -> (Preflight, Vec<u32>) {
     let mut changed = Changed {
         reported: false,
         recipients_file: loaded.campaign.recipients.display().to_string(),
-        results: opened.results.display().to_string(),
+        results: results.display().to_string(),
         to_type: &loaded.campaign.to_type,
     };
     // Each row's request hash, by record number (0: not a valid row), for the send pass to

@@ -18,12 +18,12 @@ pub(super) struct Progress {
     /// The outcomes so far.
     pub(super) tally: Tally,
     /// What the bar's `{pace}` reads at every redraw, not only when an outcome arrives.
-    pace: Arc<Mutex<Pace>>,
+    pace: Arc<Mutex<Throughput>>,
 }
 
 /// The requests so far: enough to say the rate, the time to the next one and the ETA.
 #[derive(Debug, Clone, Copy)]
-struct Pace {
+struct Throughput {
     /// Rows that got a request's outcome (sent, failed, unknown); skipped rows take no time.
     requests: u64,
     first_at: Option<Instant>,
@@ -31,7 +31,7 @@ struct Pace {
     left: u64,
 }
 
-impl Pace {
+impl Throughput {
     fn text(&self, now: Instant) -> String {
         let span = match (self.first_at, self.last_at) {
             (Some(first), Some(last)) => last.saturating_duration_since(first),
@@ -51,7 +51,7 @@ const LINE_EVERY: Duration = Duration::from_secs(5);
 impl Progress {
     pub(super) fn new(total: u64) -> Progress {
         let started = Instant::now();
-        let pace = Arc::new(Mutex::new(Pace {
+        let pace = Arc::new(Mutex::new(Throughput {
             requests: 0,
             first_at: None,
             last_at: None,
@@ -97,7 +97,7 @@ impl Progress {
     }
 
     /// Takes the counts in; a new request outcome restarts the countdown to the next one.
-    fn record(&self) -> Pace {
+    fn record(&self) -> Throughput {
         let now = Instant::now();
         let mut pace = self.pace.lock().unwrap_or_else(|e| e.into_inner());
         let requests = self.tally.sent + self.tally.failed + self.tally.unknown;

@@ -9,39 +9,32 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 use bytes::Bytes;
 
-use super::plan::{Plan, SandboxPlan, TestSend};
+use super::plan::{SandboxPlan, SendPlan, TestSend};
 use crate::check::{self, RowRenderer};
+use crate::exit::{Ended, Failure, Outcome};
 use crate::input::config::{BodyFormat, Campaign};
 use crate::input::recipients::Recipients;
 use crate::intercom::client::{Attempt, Client, Token};
 use crate::results::{self, Ledger, ResultRow, ResultsWriter, RowStatus, RunLock};
 use crate::sandbox;
 use crate::template::MessageRequest;
-use crate::Status;
 use std::sync::Arc;
 
 /// What marks a test: the start of an email's subject, and of an in-app message's body (an
 /// in-app message has no subject, so its first line says it).
 const TEST_MARK: &str = "[TEST] ";
 
-pub(super) async fn run(
-    plan: &Plan,
-    test: &TestSend,
-    loaded: check::Loaded,
-) -> anyhow::Result<Status> {
+pub(super) async fn run(plan: &SendPlan, test: &TestSend, loaded: check::Loaded) -> Ended {
     let given = test_contact(&test.contact)?;
     let c = &loaded.campaign;
     if c.to_type == "contact" {
         // Each contact's type comes from its lookup, and the test contact is not looked up:
         // `to.type = "contact"` is no type Intercom's messages take.
-        bail!("--test-to: this campaign's `[to] type = \"contact\"` takes each contact's type (user or lead) from its lookup, and a test contact is not looked up; test with a copy of the campaign file that says `type = \"user\"` or `type = \"lead\"`, as the test contact is");
+        return Err(anyhow::anyhow!("--test-to: this campaign's `[to] type = \"contact\"` takes each contact's type (user or lead) from its lookup, and a test contact is not looked up; test with a copy of the campaign file that says `type = \"user\"` or `type = \"lead\"`, as the test contact is").into());
     }
     let results_file = plan.results_path(c)?;
     let tests = tests_path(&results_file);
-    let Some(mut requests) = render_chosen(test, &loaded, given.id())? else {
-        crate::say!("nothing was sent.");
-        return Ok(Status::Invalid);
-    };
+    let mut requests = render_chosen(test, &loaded, given.id())?;
     let rows: Vec<String> = requests.iter().map(|(row, _)| row.to_string()).collect();
     let Some(token) = &plan.token else {
         crate::out!(
@@ -53,16 +46,17 @@ pub(super) async fn run(
             c.from_label(),
             TEST_MARK.trim_end()
         );
-        return Ok(Status::Ok);
+        return Ok(Outcome::Done);
     };
     // The campaign's lock: a test writes beside its ledger, and not while a run writes it.
     let mut ledger = Ledger::new(results_file);
     let lock = ledger.lock()?;
     if std::fs::symlink_metadata(&tests).is_ok_and(|m| !m.is_file()) {
-        bail!(
+        return Err(anyhow::anyhow!(
             "{} is not a regular file: the test record is written there",
             tests.display()
-        );
+        )
+        .into());
     }
     let sandbox = match plan.sandbox() {
         Some(s) => Some(start_sandbox(s, token, &c.path).await?),
@@ -92,11 +86,11 @@ pub(super) async fn run(
         TEST_MARK.trim_end(),
         tests.display()
     );
-    let all_sent = send_all(&client, requests, &tests, lock).await?;
+    let ended = send_all(&client, requests, &tests, lock).await?;
     if let Some(running) = sandbox {
         running.shutdown().await?;
     }
-    Ok(if all_sent { Status::Ok } else { Status::Failed })
+    Ok(ended)
 }
 
 /// The test contact as given: an Intercom contact id, or an e-mail to look up.
@@ -134,16 +128,17 @@ fn test_contact(given: &str) -> anyhow::Result<TestContact> {
 }
 
 /// The id of the one contact with this e-mail, searched as `[to] email` searches (of the
-/// campaign's `[to] type`); anything but one contact is an error, and nothing is sent.
+/// campaign's `[to] type`); anything but one contact is an error, and nothing is sent: a search
+/// that failed is [`Failure::Api`].
 async fn look_up(
     client: Client,
     c: &Campaign,
     send: &crate::input::config::SendSettings,
     email: &str,
-) -> anyhow::Result<String> {
+) -> Result<String, Failure> {
     use crate::input::config::{Address, Concurrency};
     use crate::intercom::pace::Pace;
-    use crate::resolve::{find, normalize, Failure, Rules, Verdict};
+    use crate::resolve::{find, normalize, Rules, Verdict};
     let mut rules = Rules::of(c)?;
     rules.address = Address::Email;
     // A test contact is chosen by the operator: no list of the campaign's applies to it.
@@ -165,37 +160,39 @@ async fn look_up(
     let found = find(&pacing, &rules, std::slice::from_ref(&key))
         .await
         .map_err(|f| {
+            use crate::resolve::LookupFailure as Search;
             let why = match f {
-                Failure::Fatal { status, error } => format!("HTTP {status} {}", error.code),
-                Failure::Failed { status, error } => match status {
+                Search::Fatal { status, error } => format!("HTTP {status} {}", error.code),
+                Search::Failed { status, error } => match status {
                     Some(status) => format!("HTTP {status} {}", error.code),
                     None => error.code,
                 },
-                Failure::Stopped => "interrupted".into(),
+                Search::Stopped => "interrupted".into(),
             };
-            anyhow::anyhow!(
+            Failure::api(anyhow::anyhow!(
                 "--test-to {email}: the contact could not be looked up ({why}); nothing was sent"
-            )
+            ))
         })?;
     let matches: Vec<&crate::resolve::Contact> = found
         .contacts
         .get(&key)
         .map(|v| v.iter().collect())
         .unwrap_or_default();
-    match rules.judge(&key, &matches) {
-        Verdict::Found(contact) => Ok(contact.id),
-        Verdict::NotFound => bail!(
+    let refused = match rules.judge(&key, &matches) {
+        Verdict::Found(contact) => return Ok(contact.id),
+        Verdict::NotFound => anyhow::anyhow!(
             "--test-to {email}: no {} has this e-mail; give another, or the contact's Intercom id; nothing was sent",
             c.to_type
         ),
-        Verdict::Ambiguous(many) => bail!(
+        Verdict::Ambiguous(many) => anyhow::anyhow!(
             "--test-to {email}: {many} have this e-mail; give the test contact's Intercom id instead; nothing was sent"
         ),
         // Unsubscribed and suppressed contacts are not set aside for a test (the rules above).
         Verdict::Unsubscribed(_) | Verdict::Suppressed => {
-            bail!("--test-to {email}: the contact cannot be messaged; nothing was sent")
+            anyhow::anyhow!("--test-to {email}: the contact cannot be messaged; nothing was sent")
         }
-    }
+    };
+    Err(refused.into())
 }
 
 /// `<results>.tests.csv`, beside the campaign's results file.
@@ -206,13 +203,13 @@ fn tests_path(results: &Path) -> PathBuf {
 }
 
 /// The chosen rows (`--row`, or the first `--limit`, default 1), rendered and marked, addressed
-/// to the test contact. `None` (the problems printed) when a chosen row does not render or is
-/// not in the file: nothing is sent then.
+/// to the test contact. [`Failure::Reported`] (the problems said) when a chosen row does not
+/// render or is not in the file: nothing is sent then.
 fn render_chosen(
     test: &TestSend,
     loaded: &check::Loaded,
     contact: &str,
-) -> anyhow::Result<Option<Vec<(u64, MessageRequest)>>> {
+) -> Result<Vec<(u64, MessageRequest)>, Failure> {
     let c = &loaded.campaign;
     let (mut recipients, header) =
         Recipients::open(&c.recipients, c.delimiter).map_err(|p| anyhow::anyhow!("{p}"))?;
@@ -263,7 +260,11 @@ fn render_chosen(
         );
         ok = false;
     }
-    Ok((ok && !out.is_empty()).then_some(out))
+    if !ok || out.is_empty() {
+        crate::say!("nothing was sent.");
+        return Err(Failure::Reported);
+    }
+    Ok(out)
 }
 
 /// A row's request, to the test contact and marked as a test: an email's subject starts with
@@ -284,13 +285,14 @@ fn mark(c: &Campaign, mut request: MessageRequest, contact: &str) -> MessageRequ
 }
 
 /// One request per row, in order, each outcome appended to the tests file as it comes. No
-/// retries: a test that did not go is sent again by running the test again.
+/// retries: a test that did not go is sent again by running the test again. Done when every
+/// test was sent.
 async fn send_all(
     client: &Client,
     requests: Vec<(u64, MessageRequest)>,
     tests: &Path,
     lock: Arc<RunLock>,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Outcome> {
     let mut writer = ResultsWriter::open_with(tests, &[], Some(lock))?;
     let mut all_sent = true;
     for (row, request) in requests {
@@ -308,7 +310,10 @@ async fn send_all(
         writer.write(&outcome)?;
     }
     writer.sync()?;
-    Ok(all_sent)
+    Ok(match all_sent {
+        true => Outcome::Done,
+        false => Outcome::RowsLeft,
+    })
 }
 
 fn outcome(row: u64, recipient: String, attempt: Attempt) -> ResultRow {

@@ -221,7 +221,7 @@ impl Templates {
     }
 
     /// The templates ready to render rows of a CSV with these headers.
-    pub fn plan(&self, columns: &[String]) -> Plan<'_> {
+    pub fn plan(&self, columns: &[String]) -> BoundTemplates<'_> {
         let mut read = std::collections::BTreeSet::new();
         for source in &self.sources {
             if let Some(template) = self.tera.templates.get(source.name) {
@@ -232,7 +232,7 @@ impl Templates {
             .into_iter()
             .filter(|(name, _)| read.contains(name) && !RESERVED.contains(&name.as_str()))
             .collect();
-        Plan {
+        BoundTemplates {
             templates: self,
             headers: columns.to_vec(),
             names,
@@ -268,7 +268,7 @@ fn compile_one(
 }
 
 /// The campaign's templates bound to one CSV's columns.
-pub struct Plan<'t> {
+pub struct BoundTemplates<'t> {
     templates: &'t Templates,
     headers: Vec<String>,
     /// The names the templates read, each with its column.
@@ -277,7 +277,7 @@ pub struct Plan<'t> {
     by_header: bool,
 }
 
-impl Plan<'_> {
+impl BoundTemplates<'_> {
     /// Renders one row. `fields` are the row's cells in header order, `row` its record number.
     pub fn render(&self, fields: &[&str], row: u64) -> Result<Rendered, RenderError> {
         let mut out = Rendered::default();

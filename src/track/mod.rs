@@ -25,11 +25,11 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::TrackArgs;
+use crate::exit::{Ended, Failure, Outcome};
 use crate::input::config::{self, Campaign, Concurrency};
 use crate::intercom::client::{Client, Token};
 use crate::intercom::pace::Pace;
 use crate::results::{self, Ledger, RowStatus};
-use crate::Status;
 use files::{Recorded, Tracked};
 use search::Pacing;
 
@@ -39,14 +39,15 @@ pub(crate) use report::{html as replies_html, replies, text as replies_text, Rep
 /// How long a search may take before it is asked again, without a campaign file to say.
 const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-pub async fn run(args: TrackArgs) -> anyhow::Result<Status> {
+pub async fn run(args: TrackArgs) -> Ended {
     let mut ledger = Ledger::new(args.results.clone());
     ledger.check_files()?;
     if !ledger.results.is_file() {
-        bail!(
+        return Err(anyhow::anyhow!(
             "{}: no such results file (track reads the results file a send wrote)",
             ledger.results.display()
-        );
+        )
+        .into());
     }
     let campaign = args.campaign.as_deref().map(Campaign::load).transpose()?;
     if args.settle {
@@ -56,7 +57,7 @@ pub async fn run(args: TrackArgs) -> anyhow::Result<Status> {
                 "{}: --settle cannot settle this campaign: it was not sent with create_conversation_without_contact_reply = true, so a message has no conversation until its contact replies, and a message without a reply cannot be found by search; mark the unknown rows with `campaign mark` after looking in Intercom",
                 c.path.display()
             );
-            return Ok(Status::Invalid);
+            return Err(Failure::Reported);
         }
     }
     let _lock = ledger.lock()?;
@@ -72,7 +73,7 @@ pub async fn run(args: TrackArgs) -> anyhow::Result<Status> {
         let to = args.to.as_ref().expect("clap requires --to");
         let n = export::write(c, &chosen, to)?;
         crate::say!("{}: {n} rows exported", to.display());
-        return Ok(Status::Ok);
+        return Ok(Outcome::Done);
     }
 
     let target = Target::open(&args, campaign.as_ref()).await?;
@@ -126,15 +127,21 @@ pub async fn run(args: TrackArgs) -> anyhow::Result<Status> {
         let rows: Vec<&Tracked> = tracked.values().collect();
         crate::out!(
             "{}",
-            crate::results::cells::inert_json(serde_json::to_string_pretty(&rows)?)
+            crate::results::cells::inert_json(
+                serde_json::to_string_pretty(&rows).map_err(anyhow::Error::from)?
+            )
         );
     }
     // --settle that leaves rows unknown says so in the exit code (each row was named).
     let left = args.settle && recorded.values().any(|r| r.status == RowStatus::Unknown);
-    Ok(if left { Status::Failed } else { Status::Ok })
+    Ok(match left {
+        true => Outcome::RowsLeft,
+        false => Outcome::Done,
+    })
 }
 
-/// `--settle` (when asked), then the tracking of every sent row.
+/// `--settle` (when asked), then the tracking of every sent row. Searches that failed are
+/// [`Failure::Api`].
 async fn track_and_settle(
     args: &TrackArgs,
     campaign: Option<&Campaign>,
@@ -142,7 +149,7 @@ async fn track_and_settle(
     p: &Pacing<'_>,
     recorded: &mut BTreeMap<u64, Recorded>,
     now: Timestamp,
-) -> anyhow::Result<BTreeMap<u64, Tracked>> {
+) -> Result<BTreeMap<u64, Tracked>, Failure> {
     if args.settle {
         let c = campaign.expect("clap requires --campaign");
         settle_unknown(args, c, ledger, p, recorded, now).await?;
@@ -151,6 +158,7 @@ async fn track_and_settle(
     track(p, recorded, &prior, now)
         .await
         .context("the conversation searches failed; the tracking file was left as it was")
+        .map_err(Failure::api)
 }
 
 async fn settle_unknown(
@@ -160,12 +168,13 @@ async fn settle_unknown(
     p: &Pacing<'_>,
     recorded: &mut BTreeMap<u64, Recorded>,
     now: Timestamp,
-) -> anyhow::Result<()> {
+) -> Result<(), Failure> {
     if c.from == 0 {
-        bail!(
+        return Err(anyhow::anyhow!(
             "{}: --settle needs the sending admin's id as `from` (it searches for the conversations that admin started); `campaign admins` lists the ids",
             c.path.display()
-        );
+        )
+        .into());
     }
     let first_start = crate::report::read::runs(&ledger.results)?
         .first()
@@ -180,7 +189,8 @@ async fn settle_unknown(
     };
     let settled = settle::settle(p, &ask)
         .await
-        .context("the searches for unknown rows failed; no row was changed")?;
+        .context("the searches for unknown rows failed; no row was changed")
+        .map_err(Failure::api)?;
     ledger.amend(&settled.changes)?;
     let sent = settled
         .changes
@@ -207,7 +217,7 @@ async fn track(
     recorded: &BTreeMap<u64, Recorded>,
     prior: &BTreeMap<u64, Tracked>,
     now: Timestamp,
-) -> Result<BTreeMap<u64, Tracked>, search::Failure> {
+) -> Result<BTreeMap<u64, Tracked>, search::SearchFailure> {
     let sent: Vec<&Recorded> = recorded
         .values()
         .filter(|r| r.status == RowStatus::Sent && !r.message_id.is_empty())

@@ -124,7 +124,7 @@ struct Next {
 
 /// Why the searches stopped.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum Failure {
+pub(crate) enum SearchFailure {
     #[error("HTTP {status} {}: {}", .error.code, .error.message)]
     Refused { status: u16, error: ApiError },
     #[error("the searches failed {ATTEMPTS} times in a row: {0}")]
@@ -144,7 +144,7 @@ pub(crate) async fn find_all(
     p: &Pacing<'_>,
     values: &[String],
     query: &dyn Fn(&[String]) -> Value,
-) -> Result<Vec<Found>, Failure> {
+) -> Result<Vec<Found>, SearchFailure> {
     let mut found = Vec::new();
     let mut todo: Vec<&[String]> = values.chunks(PAGE).rev().collect();
     while let Some(batch) = todo.pop() {
@@ -156,7 +156,7 @@ pub(crate) async fn find_all(
                 todo.push(a);
             }
             Err(Ended::Refused { status, error }) => {
-                return Err(Failure::Refused { status, error })
+                return Err(SearchFailure::Refused { status, error })
             }
             Err(Ended::Failed(f)) => return Err(f),
         }
@@ -166,7 +166,7 @@ pub(crate) async fn find_all(
 
 enum Ended {
     Refused { status: u16, error: ApiError },
-    Failed(Failure),
+    Failed(SearchFailure),
 }
 
 /// One batch's conversations, every page: `next` is followed while it names a cursor this batch
@@ -195,13 +195,13 @@ async fn all_pages(p: &Pacing<'_>, query: &Value, values: usize) -> Result<Vec<F
             return Ok(all);
         };
         if !seen.insert(next.clone()) {
-            return Err(Ended::Failed(Failure::Paging(format!(
+            return Err(Ended::Failed(SearchFailure::Paging(format!(
                 "the server's conversation search pages went in a circle (page {pages} named a cursor an earlier page had); the conversations on the pages not seen are not known"
             ))));
         }
         after = Some(next);
     }
-    Err(Ended::Failed(Failure::Paging(format!(
+    Err(Ended::Failed(SearchFailure::Paging(format!(
         "the conversation search's pages went on past {MOST_PAGES} for one batch of {values} values; campaign follows no more"
     ))))
 }
@@ -226,14 +226,14 @@ async fn one_page(p: &Pacing<'_>, body: Bytes) -> Result<Page, Ended> {
             Search::NoAnswer(why) => why,
         };
         if attempts >= ATTEMPTS {
-            return Err(Ended::Failed(Failure::Failed(why)));
+            return Err(Ended::Failed(SearchFailure::Failed(why)));
         }
         if !p
             .pace
             .sleep(crate::intercom::policy::backoff(attempts))
             .await
         {
-            return Err(Ended::Failed(Failure::Stopped));
+            return Err(Ended::Failed(SearchFailure::Stopped));
         }
     }
 }
@@ -247,7 +247,7 @@ async fn paced(p: &Pacing<'_>, body: Bytes) -> Result<Search, Ended> {
         .request(|c| c.search_at("conversations/search", body))
         .await
     else {
-        return Err(Ended::Failed(Failure::Stopped));
+        return Err(Ended::Failed(SearchFailure::Stopped));
     };
     p.requests.fetch_add(1, Ordering::Relaxed);
     if let Search::Rejected {
@@ -256,7 +256,7 @@ async fn paced(p: &Pacing<'_>, body: Bytes) -> Result<Search, Ended> {
         ..
     } = &answer
     {
-        return Err(Ended::Failed(Failure::Refused {
+        return Err(Ended::Failed(SearchFailure::Refused {
             status: *status,
             error: error.clone(),
         }));

@@ -47,7 +47,10 @@ pub(crate) struct Ask<'a> {
     pub(crate) now: Timestamp,
 }
 
-pub(crate) async fn settle(p: &Pacing<'_>, ask: &Ask<'_>) -> Result<Settled, search::Failure> {
+pub(crate) async fn settle(
+    p: &Pacing<'_>,
+    ask: &Ask<'_>,
+) -> Result<Settled, search::SearchFailure> {
     let mut out = Settled::default();
     let unknown: Vec<&Recorded> = ask
         .recorded

@@ -25,7 +25,7 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
 use crate::input::rate::Rate;
-use crate::intercom::WINDOW;
+use crate::intercom::RATE_WINDOW;
 
 /// governor's clock, read from tokio's: the limiter's tests run this very code on paused time.
 /// Its instants are nanoseconds since the clock was made.
@@ -61,13 +61,13 @@ type Gcra = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Nano
 pub struct Limiter {
     gcra: Gcra,
     clock: TokioClock,
-    plan: Plan,
+    plan: Spacing,
     cells: NonZeroU32,
 }
 
-/// The quota a rate is paced with.
+/// How a rate's requests are spaced: the quota governor paces them with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Plan {
+pub(crate) struct Spacing {
     /// Time per request, a whole number of cells.
     pub(crate) period_ns: u64,
     /// governor's cell, and the cells a request takes.
@@ -82,7 +82,7 @@ pub(crate) struct Plan {
     pub(crate) jitter_ns: u64,
 }
 
-impl Plan {
+impl Spacing {
     /// The tolerance: how far before its theoretical time a request may go.
     pub(crate) fn tolerance_ns(&self) -> u64 {
         u64::from(self.burst_cells - self.cells) * self.cell_ns
@@ -148,7 +148,7 @@ impl Limiter {
     }
 
     #[cfg(test)]
-    pub(crate) fn plan(&self) -> Plan {
+    pub(crate) fn plan(&self) -> Spacing {
         self.plan
     }
 }
@@ -180,15 +180,15 @@ pub(crate) fn spans(rate: Rate) -> [(u64, u64); 2] {
     let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
     [
         (ns(rate.per), u64::from(rate.count)),
-        (ns(WINDOW), u64::from(rate.per_window(WINDOW))),
+        (ns(RATE_WINDOW), u64::from(rate.per_window(RATE_WINDOW))),
     ]
 }
 
 /// The largest group (about 50 ms of requests, at most 8) whose plan gives up at most
 /// `MOST_COST` of the rate, else groups of 1; then the largest allowance for jitter that fits.
-pub(crate) fn plan(rate: Rate) -> Plan {
+pub(crate) fn plan(rate: Rate) -> Spacing {
     let most = (rate.per_second() * GROUP_SPAN).clamp(1.0, f64::from(MAX_GROUP)) as u32;
-    let fits = |p: &Plan| p.cost(rate) <= MOST_COST;
+    let fits = |p: &Spacing| p.cost(rate) <= MOST_COST;
     let group = (2..=most)
         .rev()
         .find(|&g| plan_for(rate, g, 0).is_some_and(|p| fits(&p)))
@@ -206,7 +206,7 @@ pub(crate) fn plan(rate: Rate) -> Plan {
 /// tolerance `tau = (group - 1) × period + LATE`, a span of `L` (and a thousandth, and the jitter)
 /// holds `floor((L' + tau) / period) + 1` requests, which is below `share + 1` when
 /// `period > (L' + LATE) / (share - group + 1)`.
-fn plan_for(rate: Rate, group: u32, jitter_ns: u64) -> Option<Plan> {
+fn plan_for(rate: Rate, group: u32, jitter_ns: u64) -> Option<Spacing> {
     let mut period = 1u64;
     for (span, share) in spans(rate) {
         let room = share.checked_sub(u64::from(group) - 1).filter(|&r| r > 0)?;
@@ -217,7 +217,7 @@ fn plan_for(rate: Rate, group: u32, jitter_ns: u64) -> Option<Plan> {
     let cells = period.div_ceil(cell);
     let period = cells * cell;
     let tolerance = u64::from(group - 1) * period + LATE_NS;
-    Some(Plan {
+    Some(Spacing {
         period_ns: period,
         cell_ns: cell,
         cells: u32::try_from(cells).ok()?,

@@ -9,7 +9,7 @@ use crate::input::problem::{Problem, Severity};
 use crate::input::recipients::{Recipients, Row};
 use crate::preview::variants::{self, Variants};
 use crate::preview::Selection;
-use crate::template::Plan;
+use crate::template::BoundTemplates;
 
 /// Reads the rows and keeps those the page shows.
 pub(super) fn choose(
@@ -95,7 +95,7 @@ impl Paths {
 fn consider(
     selection: Selection,
     renderer: &RowRenderer<'_>,
-    plan: Option<&Plan<'_>>,
+    plan: Option<&BoundTemplates<'_>>,
     paths: &mut Paths,
     row: &Row<'_>,
 ) -> Option<Shown> {

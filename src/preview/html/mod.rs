@@ -14,11 +14,11 @@ use std::path::Path;
 use super::variants::{self, Variants};
 use super::Selection;
 use crate::check::{counted, Loaded};
+use crate::exit::{Ended, Failure, Outcome};
 use crate::input::problem::{Problem, Severity};
 use crate::input::recipients::Recipients;
 use crate::page::write_page;
 use crate::template::MessageRequest;
-use crate::Status;
 use choose::choose;
 use render::render_page;
 
@@ -94,18 +94,13 @@ struct Chosen {
 }
 
 /// Writes the page; prints the shown rows' problems to stderr and a one-line summary to stdout.
-pub(super) fn run(
-    loaded: &Loaded,
-    selection: Selection,
-    file: &Path,
-    open: bool,
-) -> anyhow::Result<Status> {
+pub(super) fn run(loaded: &Loaded, selection: Selection, file: &Path, open: bool) -> Ended {
     let (mut recipients, header) =
         Recipients::open(&loaded.campaign.recipients, loaded.campaign.delimiter)
             .map_err(|p| anyhow::anyhow!("{p}"))?;
     let variants = Variants::new(&loaded.campaign);
     let chosen = choose(selection, loaded, &mut recipients, &variants, header)?;
-    let mut status = Status::Ok;
+    let mut problems = false;
     for p in chosen
         .header
         .iter()
@@ -113,7 +108,7 @@ pub(super) fn run(
     {
         crate::say!("{p}");
         if p.severity == Severity::Error {
-            status = Status::Invalid;
+            problems = true;
         }
     }
     let html = render_page(loaded, &recipients, &variants, &chosen);
@@ -122,7 +117,10 @@ pub(super) fn run(
     if open {
         open_in_browser(&std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf()));
     }
-    Ok(status)
+    match problems {
+        true => Err(Failure::Reported),
+        false => Ok(Outcome::Done),
+    }
 }
 
 fn summary(file: &Path, c: &Chosen) -> String {

@@ -5,19 +5,14 @@
 //! again first).
 use tokio::time::Instant;
 
-use super::dispatcher::Freshness;
-use super::{lookup, Job, Shared};
+use super::{lookup, Freshness, Job, RowEnd, Says, Shared};
 use crate::intercom::client::{ApiError, Attempt};
 use crate::intercom::policy::{self, Decision, Final, Tries};
 use crate::results::{self, ResultRow};
 
-/// Sends one row until its outcome is final. Returns the results line, and whether the outcome
-/// means every later request would fail too (401, 403).
-pub(super) async fn send_row(
-    shared: &Shared,
-    fresh: &Freshness,
-    mut job: Job,
-) -> (ResultRow, bool) {
+/// Sends one row until its outcome is final. Returns the results line, and what it says of the
+/// run: the API's health, or that every later request would fail too (401, 403).
+pub(super) async fn send_row(shared: &Shared, fresh: &Freshness, mut job: Job) -> RowEnd {
     let mut attempts = 0u32;
     let mut first_not_found: Option<Instant> = None;
     let outcome: Final = loop {
@@ -56,9 +51,9 @@ pub(super) async fn send_row(
             };
             match lookup::renew(shared, rules, job).await {
                 Ok(renewed) => job = renewed,
-                Err((mut row, fatal)) => {
-                    row.attempts = attempts;
-                    return (row, fatal);
+                Err(mut end) => {
+                    end.row.attempts = attempts;
+                    return end;
                 }
             }
         };
@@ -66,7 +61,10 @@ pub(super) async fn send_row(
             break stopped_before_retry(last);
         }
     };
-    let fatal = outcome.fatal;
+    let says = match outcome.fatal {
+        true => Says::Refused,
+        false => Says::Health,
+    };
     let row = ResultRow {
         row: job.row,
         recipient: job.recipient,
@@ -81,7 +79,7 @@ pub(super) async fn send_row(
         contact_id: job.contact_id,
         extra: job.extra,
     };
-    (row, fatal)
+    RowEnd { row, says }
 }
 
 /// One request, the run's one way (its turn was taken).
@@ -109,7 +107,7 @@ async fn again(shared: &Shared, backoff: Option<std::time::Duration>) -> bool {
         if hours.closed_until(crate::input::hours::now()).is_none() {
             return true;
         }
-        if !super::dispatcher::within_send_hours(hours, p.stop()).await {
+        if !super::within_send_hours(hours, p.stop()).await {
             return false;
         }
     }

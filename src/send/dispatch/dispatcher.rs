@@ -16,11 +16,10 @@ use tokio_util::sync::CancellationToken;
 use super::attempt::send_row;
 use super::lookup;
 use super::reader::BATCH;
-use super::{Item, Job, Shared, StopReason};
-use crate::input::hours::SendHours;
+use super::{within_send_hours, Freshness, Item, Job, RowEnd, Says, Shared, StopReason};
 use crate::intercom::pace::Place;
 use crate::resolve::{Rules, PAGE};
-use crate::results::{Journal, ResultRow, RunLock};
+use crate::results::{Journal, RunLock};
 
 /// What the dispatcher keeps the run's promise with.
 pub(super) struct Ledger {
@@ -71,19 +70,6 @@ impl Queue {
 /// and a minute instead: the search and the message each wait their turn.
 pub(crate) const LOOKUP_WINDOW: Duration = Duration::from_secs(600);
 
-/// What a job's lookup may have aged at the moment it leaves (a retry's too).
-#[derive(Clone)]
-pub(super) struct Freshness {
-    pub(super) rules: Option<Arc<Rules>>,
-    pub(super) window: Duration,
-}
-
-impl Freshness {
-    pub(super) fn stale(&self, job: &Job) -> bool {
-        self.rules.is_some() && job.looked_up.is_some_and(|t| t.elapsed() > self.window)
-    }
-}
-
 /// Paces the rows out until they end or the run stops. `refresh`: the rules rows are looked up
 /// by, for looking up again a row whose lookup has aged past the window.
 pub(super) async fn dispatch(
@@ -91,7 +77,7 @@ pub(super) async fn dispatch(
     ledger: Ledger,
     refresh: Option<Arc<Rules>>,
     rx: mpsc::Receiver<Vec<Item>>,
-    out_tx: mpsc::Sender<(ResultRow, bool)>,
+    out_tx: mpsc::Sender<RowEnd>,
 ) {
     let fresh = Freshness {
         rules: refresh,
@@ -121,7 +107,7 @@ async fn take_turns(
     fresh: Freshness,
     rx: mpsc::Receiver<Vec<Item>>,
     group_tx: mpsc::Sender<Group>,
-    out_tx: &mpsc::Sender<(ResultRow, bool)>,
+    out_tx: &mpsc::Sender<RowEnd>,
 ) {
     let stop = shared.stop.token();
     let mut queue = Queue {
@@ -132,14 +118,18 @@ async fn take_turns(
     let mut ready: Vec<(Job, Place)> = Vec::with_capacity(BATCH);
     while let Some(item) = queue.next(&stop).await {
         let job = match item {
-            Item::Skip(r) => {
-                if out_tx.send((*r, false)).await.is_err() {
+            Item::Skip(row) => {
+                let end = RowEnd {
+                    row: *row,
+                    says: Says::Nothing,
+                };
+                if out_tx.send(end).await.is_err() {
                     break;
                 }
                 continue;
             }
-            Item::Settled { row, fatal } => {
-                if out_tx.send((*row, fatal)).await.is_err() {
+            Item::Settled { row, says } => {
+                if out_tx.send(RowEnd { row: *row, says }).await.is_err() {
                     break;
                 }
                 continue;
@@ -181,7 +171,7 @@ async fn record_and_launch(
     fresh: &Freshness,
     ledger: Ledger,
     mut groups: mpsc::Receiver<Group>,
-    out_tx: &mpsc::Sender<(ResultRow, bool)>,
+    out_tx: &mpsc::Sender<RowEnd>,
 ) {
     let Ledger { mut journal, lock } = ledger;
     let stop = shared.stop.token();
@@ -213,7 +203,7 @@ async fn record_and_launch(
 struct Leaving<'a> {
     shared: &'a Shared,
     fresh: &'a Freshness,
-    out_tx: &'a mpsc::Sender<(ResultRow, bool)>,
+    out_tx: &'a mpsc::Sender<RowEnd>,
     stop: &'a CancellationToken,
 }
 
@@ -312,7 +302,9 @@ impl Leaving<'_> {
     /// A row the new lookup settled, to the writer.
     async fn settle(&self, item: Item) -> bool {
         match item {
-            Item::Settled { row, fatal } => self.out_tx.send((*row, fatal)).await.is_ok(),
+            Item::Settled { row, says } => {
+                self.out_tx.send(RowEnd { row: *row, says }).await.is_ok()
+            }
             _ => true,
         }
     }
@@ -384,7 +376,7 @@ fn launch(
     shared: &Arc<Shared>,
     fresh: &Freshness,
     ready: &mut Vec<(Job, Place)>,
-    out_tx: &mpsc::Sender<(ResultRow, bool)>,
+    out_tx: &mpsc::Sender<RowEnd>,
 ) {
     {
         let mut in_flight = shared.rows_in_flight.lock().unwrap();
@@ -397,27 +389,10 @@ fn launch(
         let fresh = fresh.clone();
         let out_tx = out_tx.clone();
         tokio::spawn(async move {
-            let (row, fatal) = send_row(&shared, &fresh, job).await;
-            shared.rows_in_flight.lock().unwrap().remove(&row.row);
+            let end = send_row(&shared, &fresh, job).await;
+            shared.rows_in_flight.lock().unwrap().remove(&end.row.row);
             drop(place);
-            let _ = out_tx.send((row, fatal)).await;
+            let _ = out_tx.send(end).await;
         });
     }
-}
-
-/// Waits until the send hours are open; `false` if the run is stopped meanwhile.
-pub(super) async fn within_send_hours(hours: &SendHours, stop: &CancellationToken) -> bool {
-    while let Some(until) = hours.closed_until(crate::input::hours::now()) {
-        crate::say!(
-            "outside the send hours ({hours}): waiting until {} (Ctrl-C stops cleanly; --resume continues later)",
-            hours.local(until)
-        );
-        let ms = until.as_millisecond() - crate::input::hours::now().as_millisecond();
-        let wait = Duration::from_millis(ms.max(0) as u64);
-        tokio::select! {
-            _ = stop.cancelled() => return false,
-            _ = tokio::time::sleep(wait) => {}
-        }
-    }
-    true
 }

@@ -11,8 +11,9 @@ use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::{Item, Job, Shared};
-use crate::resolve::{self, Failure, Found, Pacing, Rules, Verdict};
+use super::{Item, Job, RowEnd, Says, Shared};
+use crate::input::config::{Campaign, MessageType};
+use crate::resolve::{self, Found, LookupFailure, Pacing, Rules, Verdict};
 use crate::results::{self, ResultRow, RowStatus};
 
 /// What earlier runs of the campaign messaged (rows `sent`, and `unknown` ones not retried):
@@ -88,7 +89,7 @@ pub(super) async fn stage(
                         None,
                         "duplicate_contact",
                         &why,
-                        false,
+                        Says::Nothing,
                     );
                 } else if !rules.suppressed(&key) && distinct.insert(key.clone()) {
                     keys.push(key);
@@ -131,10 +132,10 @@ fn set_aside(items: Vec<Item>, skip_duplicates: bool) -> Vec<Item> {
     items
         .into_iter()
         .map(|item| match item {
-            Item::Settled { mut row, fatal } if row.error_code == "duplicate_contact" => {
+            Item::Settled { mut row, says } if row.error_code == "duplicate_contact" => {
                 row.status = RowStatus::Skipped;
                 row.error_code = "duplicate".into();
-                Item::Settled { row, fatal }
+                Item::Settled { row, says }
             }
             other => other,
         })
@@ -159,7 +160,7 @@ async fn resolved(
     let found = if keys.is_empty() {
         Ok(Found::default())
     } else if !open {
-        Err(Failure::Stopped)
+        Err(LookupFailure::Stopped)
     } else {
         resolve::find(&pacing, rules, keys).await
     };
@@ -206,7 +207,7 @@ pub(super) async fn refresh(shared: &Shared, rules: &Rules, jobs: Vec<Job>) -> V
         .map(|job| {
             let before = job.contact_id.clone();
             match resolve_job(rules, &found, job, &mut HashMap::new(), asked) {
-                Item::Job(j) if j.contact_id != before => settled(&j, RowStatus::Failed, None, "lookup_failed", "this row's key finds another contact than when it was first looked up; --resume looks it up again", false),
+                Item::Job(j) if j.contact_id != before => settled(&j, RowStatus::Failed, None, "lookup_failed", "this row's key finds another contact than when it was first looked up; --resume looks it up again", Says::Health),
                 other => other,
             }
         })
@@ -216,15 +217,14 @@ pub(super) async fn refresh(shared: &Shared, rules: &Rules, jobs: Vec<Job>) -> V
 /// One job looked up again before its retry (its lookup aged past the window while it waited):
 /// the job addressed as before, or its row as the search settles it now (unsubscribed, gone,
 /// another contact), with whether that ends the run.
-pub(super) async fn renew(
-    shared: &Shared,
-    rules: &Rules,
-    job: Job,
-) -> Result<Job, (ResultRow, bool)> {
+pub(super) async fn renew(shared: &Shared, rules: &Rules, job: Job) -> Result<Job, RowEnd> {
     match refresh(shared, rules, vec![job]).await.pop() {
         Some(Item::Job(job)) => Ok(job),
-        Some(Item::Settled { row, fatal }) => Err((*row, fatal)),
-        Some(Item::Skip(row)) => Err((*row, false)),
+        Some(Item::Settled { row, says }) => Err(RowEnd { row: *row, says }),
+        Some(Item::Skip(row)) => Err(RowEnd {
+            row: *row,
+            says: Says::Nothing,
+        }),
         None => unreachable!("one job in, one item out"),
     }
 }
@@ -235,7 +235,7 @@ pub(super) async fn renew(
 async fn hours_open(shared: &Shared) -> bool {
     match &shared.hours {
         Some(hours) if hours.closed_until(crate::input::hours::now()).is_some() => {
-            super::dispatcher::within_send_hours(hours, shared.pace.stop()).await
+            super::within_send_hours(hours, shared.pace.stop()).await
         }
         _ => true,
     }
@@ -244,7 +244,7 @@ async fn hours_open(shared: &Shared) -> bool {
 /// One job and what its key found.
 fn resolve_job(
     rules: &Rules,
-    found: &Result<Found, Failure>,
+    found: &Result<Found, LookupFailure>,
     mut job: Job,
     taken: &mut HashMap<String, u64>,
     asked: tokio::time::Instant,
@@ -266,7 +266,7 @@ fn resolve_job(
                 "the search for this {what} was refused ({}: {})",
                 error.code, error.message
             ),
-            false,
+            Says::Nothing,
         );
     }
     let matches: Vec<&resolve::Contact> = found
@@ -276,25 +276,26 @@ fn resolve_job(
         .unwrap_or_default();
     match rules.judge(&key, &matches) {
         Verdict::Found(contact) => addressed(job, contact, taken),
-        Verdict::NotFound => settled(&job, RowStatus::Failed, None, "contact_not_found", &format!("{}; a contact created in the last minutes may not be searchable yet: --resume looks it up again", resolve::not_found(rules)), false),
-        Verdict::Ambiguous(many) => settled(&job, RowStatus::Failed, None, "ambiguous_contact", &format!("this {what} finds {many}; send to one with [to] id, or set [to] on_many = \"user\" to prefer the user"), false),
-        Verdict::Unsubscribed(reason) => settled(&job, RowStatus::Skipped, None, reason, &format!("the contact ({reason}) asked not to get e-mail; [send] respect_unsubscribed = false sends anyway (service messages only)"), false),
-        Verdict::Suppressed => settled(&job, RowStatus::Skipped, None, "suppressed", "on the [send] suppress list", false),
+        Verdict::NotFound => settled(&job, RowStatus::Failed, None, "contact_not_found", &format!("{}; a contact created in the last minutes may not be searchable yet: --resume looks it up again", resolve::not_found(rules)), Says::Nothing),
+        Verdict::Ambiguous(many) => settled(&job, RowStatus::Failed, None, "ambiguous_contact", &format!("this {what} finds {many}; send to one with [to] id, or set [to] on_many = \"user\" to prefer the user"), Says::Nothing),
+        Verdict::Unsubscribed(reason) => settled(&job, RowStatus::Skipped, None, reason, &format!("the contact ({reason}) asked not to get e-mail; [send] respect_unsubscribed = false sends anyway (service messages only)"), Says::Nothing),
+        Verdict::Suppressed => settled(&job, RowStatus::Skipped, None, "suppressed", "on the [send] suppress list", Says::Nothing),
     }
 }
 
-/// A job whose lookup failed: its row fails, looked up again on resume; `fatal` for the token.
-fn not_looked_up(job: &Job, failure: &Failure) -> Item {
+/// A job whose lookup failed: its row fails, looked up again on resume. A search that kept
+/// failing counts in the run's health; one refused for the token stops the run.
+fn not_looked_up(job: &Job, failure: &LookupFailure) -> Item {
     match failure {
-        Failure::Fatal { status, error } => settled(
+        LookupFailure::Fatal { status, error } => settled(
             job,
             RowStatus::Failed,
             Some(*status),
             &error.code,
             &error.message,
-            true,
+            Says::Refused,
         ),
-        Failure::Failed { status, error } => settled(
+        LookupFailure::Failed { status, error } => settled(
             job,
             RowStatus::Failed,
             *status,
@@ -303,15 +304,15 @@ fn not_looked_up(job: &Job, failure: &Failure) -> Item {
                 "the contact could not be looked up ({}: {}); --resume looks it up again",
                 error.code, error.message
             ),
-            false,
+            Says::Health,
         ),
-        Failure::Stopped => settled(
+        LookupFailure::Stopped => settled(
             job,
             RowStatus::Failed,
             None,
             "lookup_failed",
             "the run stopped before the contact was looked up; --resume looks it up again",
-            false,
+            Says::Health,
         ),
     }
 }
@@ -323,7 +324,7 @@ fn addressed(mut job: Job, contact: resolve::Contact, taken: &mut HashMap<String
         r.contact_id = contact.id;
         return Item::Settled {
             row: Box::new(r),
-            fatal: false,
+            says: Says::Nothing,
         };
     }
     taken.insert(contact.id.clone(), job.row);
@@ -336,7 +337,7 @@ fn addressed(mut job: Job, contact: resolve::Contact, taken: &mut HashMap<String
                 None,
                 "internal",
                 &format!("cannot address the message: {e}"),
-                false,
+                Says::Nothing,
             )
         }
     };
@@ -352,11 +353,11 @@ fn settled(
     http: Option<u16>,
     code: &str,
     message: &str,
-    fatal: bool,
+    says: Says,
 ) -> Item {
     Item::Settled {
         row: Box::new(settled_row(job, status, http, code, message)),
-        fatal,
+        says,
     }
 }
 
@@ -381,4 +382,23 @@ fn settled_row(
         contact_id: String::new(),
         extra: job.extra.clone(),
     }
+}
+
+/// What resolution will do, for `--dry-run` and the start of a run.
+pub(in crate::send) fn lookup_plan(c: &Campaign, rows: u64) -> String {
+    let searches = rows.div_ceil(crate::resolve::PAGE as u64);
+    let mut line = format!(
+        "up to {rows} rows are {} by {} (POST /contacts/search, {} keys a search: about {searches} searches, besides the pages of keys that find several contacts) before they are sent",
+        if c.verify { "verified" } else { "looked up" },
+        c.address.key(),
+        crate::resolve::PAGE
+    );
+    if c.message_type == MessageType::Email {
+        line.push_str(if c.send.respect_unsubscribed {
+            "; contacts unsubscribed from e-mail, hard-bounced or marked as spam are skipped"
+        } else {
+            "; [send] respect_unsubscribed = false: contacts unsubscribed from e-mail, hard-bounced or marked as spam ARE sent this message"
+        });
+    }
+    line
 }

@@ -21,9 +21,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::manifest::Manifest;
-use super::plan::{self, Plan};
+use super::plan::{self, SendPlan};
 use super::progress::Progress;
 use crate::check::{recipient_hash, Loaded};
 use crate::input::hours::SendHours;
@@ -31,6 +32,7 @@ use crate::intercom::client::Client;
 use crate::intercom::pace;
 use crate::results::{self, Journal, JournalHeader, ResultRow, ResultsWriter, RowStatus, RunLock};
 use crate::sandbox::RunningSandbox;
+pub(super) use lookup::lookup_plan;
 pub(super) use stop::{Stop, StopReason};
 
 /// Batches queued between the reader, the lookup stage and the dispatcher.
@@ -54,12 +56,31 @@ pub(super) enum Item {
     Job(Job),
     /// An invalid row under --skip-invalid: recorded, not sent.
     Skip(Box<ResultRow>),
-    /// A row whose lookup decided its outcome (not found, ambiguous, unsubscribed, ...):
-    /// recorded, not sent; `fatal` when the search was refused for the token.
+    /// A row whose lookup decided its outcome (not found, ambiguous, unsubscribed, a search
+    /// that failed, ...): recorded, not sent.
     Settled {
         row: Box<ResultRow>,
-        fatal: bool,
+        says: Says,
     },
+}
+
+/// A row's outcome on its way to the writer, and what it says of the run.
+pub(super) struct RowEnd {
+    pub row: ResultRow,
+    pub says: Says,
+}
+
+/// What a row's outcome says of the run: the writer stops the run on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Says {
+    /// How the API answers: the outcome of the row's requests, or of a search for its contact
+    /// that kept failing. The run's health counts it.
+    Health,
+    /// Nothing of the API: a row decided without a request of its own (an invalid row skipped,
+    /// no contact found, several, a duplicate, an unsubscribed one, a search refused for its key).
+    Nothing,
+    /// That every later request would fail the same way (401 or 403): the run stops.
+    Refused,
 }
 
 /// The run's counts the summary and the run log report (429 answers are the pace's).
@@ -94,7 +115,7 @@ pub(super) struct Shared {
 
 impl Shared {
     /// The run's client (to `base_url`), pacing and bounds, from the plan.
-    fn new(plan: &Plan, base_url: &str) -> anyhow::Result<Shared> {
+    fn new(plan: &SendPlan, base_url: &str) -> anyhow::Result<Shared> {
         let s = &plan.settings;
         let token = plan.token.as_ref().expect("a token unless --dry-run");
         let client = Client::new(
@@ -144,7 +165,7 @@ pub(super) struct Ran {
 /// Sends the rows that are left, against `sandbox` (its URL and log) if a rehearsal started
 /// one, and settles the ledger after.
 pub(super) async fn run(
-    plan: &Plan,
+    plan: &SendPlan,
     manifest: Manifest,
     loaded: Loaded,
     sandbox: Option<(RunningSandbox, std::path::PathBuf)>,
@@ -234,7 +255,7 @@ pub(super) async fn run(
 
 /// The results file to append to, and the journal started for this run.
 fn open_records(
-    plan: &Plan,
+    plan: &SendPlan,
     m: &Manifest,
     recipients: &std::path::Path,
 ) -> anyhow::Result<(ResultsWriter, Journal)> {
@@ -258,7 +279,7 @@ fn open_records(
 }
 
 /// What is about to happen, on stderr.
-fn announce(plan: &Plan, loaded: &Loaded, m: &Manifest, base_url: &str) {
+fn announce(plan: &SendPlan, loaded: &Loaded, m: &Manifest, base_url: &str) {
     let c = &loaded.campaign;
     let send = &plan.settings.send;
     if m.to_send == 0 {
@@ -277,7 +298,7 @@ fn announce(plan: &Plan, loaded: &Loaded, m: &Manifest, base_url: &str) {
         );
     }
     if c.resolves() {
-        crate::say!("{}", super::outcome::lookup_plan(c, m.to_send));
+        crate::say!("{}", lookup_plan(c, m.to_send));
     }
 }
 
@@ -300,7 +321,7 @@ struct Units {
 /// view of the earlier runs (its columns and hashes to be filled in), and the lookup stage's, for
 /// a campaign addressed by e-mail or external id.
 fn known_rows(
-    plan: &Plan,
+    plan: &SendPlan,
     prior: Option<results::Prior>,
     rules: Option<&Arc<crate::resolve::Rules>>,
     results_file: &std::path::Path,
@@ -336,7 +357,7 @@ fn known_rows(
 /// The units started, joined, and ended: returns once the writer has recorded the last outcome
 /// (or given up on the requests still in flight).
 async fn dispatch(
-    plan: &Plan,
+    plan: &SendPlan,
     loaded: Loaded,
     shared: &Arc<Shared>,
     units: Units,
@@ -360,7 +381,7 @@ async fn dispatch(
         }
         None => (None, job_rx),
     };
-    let (out_tx, out_rx) = mpsc::channel::<(ResultRow, bool)>(1024);
+    let (out_tx, out_rx) = mpsc::channel::<RowEnd>(1024);
     let dispatcher = tokio::spawn(dispatcher::dispatch(
         Arc::clone(shared),
         dispatcher::Ledger {
@@ -407,4 +428,34 @@ async fn adjust_concurrency(shared: Arc<Shared>) {
         tick.tick().await;
         shared.pace.adjust();
     }
+}
+
+/// What a job's lookup may have aged at the moment it leaves (a retry's too).
+#[derive(Clone)]
+pub(super) struct Freshness {
+    pub(super) rules: Option<Arc<crate::resolve::Rules>>,
+    pub(super) window: Duration,
+}
+
+impl Freshness {
+    pub(super) fn stale(&self, job: &Job) -> bool {
+        self.rules.is_some() && job.looked_up.is_some_and(|t| t.elapsed() > self.window)
+    }
+}
+
+/// Waits until the send hours are open; `false` if the run is stopped meanwhile.
+async fn within_send_hours(hours: &SendHours, stop: &CancellationToken) -> bool {
+    while let Some(until) = hours.closed_until(crate::input::hours::now()) {
+        crate::say!(
+            "outside the send hours ({hours}): waiting until {} (Ctrl-C stops cleanly; --resume continues later)",
+            hours.local(until)
+        );
+        let ms = until.as_millisecond() - crate::input::hours::now().as_millisecond();
+        let wait = Duration::from_millis(ms.max(0) as u64);
+        tokio::select! {
+            _ = stop.cancelled() => return false,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+    true
 }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use crate::Status;
+use crate::exit::{self, Outcome};
 
 /// Why a run stopped before its end.
 #[derive(Debug, Clone)]
@@ -60,7 +60,7 @@ pub(super) async fn on_interrupt(shared: Arc<Shared>) {
     shared.stop.set(StopReason::Interrupted);
     interrupt().await;
     crate::say!("quitting now: requests in flight are recorded `unknown` when the run is resumed");
-    std::process::exit(Status::Interrupted as i32);
+    exit::now(Outcome::Interrupted);
 }
 
 /// The next Ctrl-C, or SIGTERM (what `timeout`, systemd and CI runners send): either asks the run

@@ -186,7 +186,7 @@ fn run(
             Journal::start(&dir.path().join("journal"), &header, Arc::clone(&lock)).unwrap();
         let (job_tx, job_rx) = mpsc::channel(4);
         let (looked_up_tx, looked_up_rx) = mpsc::channel(4);
-        let (out_tx, mut out_rx) = mpsc::channel::<(ResultRow, bool)>(16);
+        let (out_tx, mut out_rx) = mpsc::channel::<super::RowEnd>(16);
         let stage = lookup::stage(
             Arc::clone(&shared),
             Arc::clone(&rules),
@@ -209,7 +209,7 @@ fn run(
         let mut rows = Vec::new();
         // A week of paused time: a run that waits for nothing it could get ends the test.
         let all = async {
-            while let Some((row, _)) = out_rx.recv().await {
+            while let Some(super::RowEnd { row, .. }) = out_rx.recv().await {
                 rows.push(row);
             }
         };

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::{Shared, StopReason};
+use super::{RowEnd, Says, Shared, StopReason};
 use crate::input::config::SendSettings;
 use crate::input::rate::format_duration;
 use crate::results::{ResultRow, ResultsWriter, RowStatus};
@@ -46,7 +46,7 @@ pub(super) struct Recorded {
 pub(super) async fn record(
     shared: &Arc<Shared>,
     writer: &mut ResultsWriter,
-    mut out_rx: mpsc::Receiver<(ResultRow, bool)>,
+    mut out_rx: mpsc::Receiver<RowEnd>,
     to_send: u64,
     bounds: Bounds,
 ) -> Recorded {
@@ -92,20 +92,22 @@ pub(super) async fn record(
                 Err(_) => break,
             }
         }
-        if let Err(e) = writer.write_all(batch.iter().map(|(row, _)| row)) {
+        if let Err(e) = writer.write_all(batch.iter().map(|end| &end.row)) {
             match e.downcast_ref::<crate::results::LockLost>() {
                 Some(lost) => {
                     shared.stop.set(StopReason::Io(lost.to_string()));
-                    say_unrecorded(batch.iter().map(|(row, _)| row));
+                    say_unrecorded(batch.iter().map(|end| &end.row));
                 }
                 None => shared.stop.set(StopReason::Io(format!(
                     "cannot write the results file: {e}"
                 ))),
             }
         }
-        for (row, fatal) in batch.drain(..) {
-            rec.count(&row);
-            judge(shared, &mut health, &row, fatal);
+        for end in batch.drain(..) {
+            rec.count(&end.row);
+            if let Some(why) = judge(&mut health, &end) {
+                shared.stop.set(why);
+            }
         }
         rec.progress.update();
     }
@@ -152,17 +154,19 @@ fn say_unrecorded<'a>(rows: impl Iterator<Item = &'a ResultRow>) {
     }
 }
 
-/// Stops the run for an outcome that says every later request would fail too, or for the run's
-/// failures so far.
-fn judge(shared: &Shared, health: &mut Health, row: &ResultRow, fatal: bool) {
-    if fatal {
-        shared.stop.set(StopReason::Auth {
+/// Why the run stops on this outcome, if it does: it says every later request would fail too,
+/// or the API's answers so far fail too often. A row decided without a request of its own says
+/// nothing of the API.
+fn judge(health: &mut Health, end: &RowEnd) -> Option<StopReason> {
+    let row = &end.row;
+    match end.says {
+        Says::Refused => Some(StopReason::Auth {
             status: row.http_status.unwrap_or(0),
             code: row.error_code.clone(),
             message: row.error_message.clone(),
-        });
-    } else if let Some(why) = health.record(row) {
-        shared.stop.set(StopReason::Failures(why));
+        }),
+        Says::Health => health.record(row).map(StopReason::Failures),
+        Says::Nothing => None,
     }
 }
 
@@ -195,5 +199,59 @@ impl Stall {
                 format_duration(self.bound)
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn end(says: Says, status: RowStatus, http: Option<u16>, code: &str) -> RowEnd {
+        RowEnd {
+            row: ResultRow {
+                row: 1,
+                recipient: "x".into(),
+                status,
+                message_id: String::new(),
+                http_status: http,
+                error_code: code.into(),
+                error_message: "why".into(),
+                request_id: String::new(),
+                attempts: u32::from(says != Says::Nothing),
+                finished_at: String::new(),
+                contact_id: String::new(),
+                extra: Vec::new(),
+            },
+            says,
+        }
+    }
+
+    #[test]
+    fn only_the_apis_answers_count_toward_a_stop_and_a_refused_token_stops_at_once() {
+        let mut health = Health::new(2, 1.0);
+        // The spreadsheet's news, however many: no contact, an invalid row skipped.
+        for _ in 0..50 {
+            let missing = end(Says::Nothing, RowStatus::Failed, None, "contact_not_found");
+            assert!(judge(&mut health, &missing).is_none());
+            let invalid = end(Says::Nothing, RowStatus::Skipped, None, "invalid_value");
+            assert!(judge(&mut health, &invalid).is_none());
+        }
+        // A search that kept failing is the API's: the third in a row stops the run.
+        let failed = end(Says::Health, RowStatus::Failed, None, "lookup_failed");
+        assert!(judge(&mut health, &failed).is_none());
+        assert!(judge(&mut health, &failed).is_none());
+        match judge(&mut health, &failed) {
+            Some(StopReason::Failures(why)) => {
+                assert!(why.starts_with("3 rows in a row failed"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let refused = end(Says::Refused, RowStatus::Failed, Some(401), "unauthorized");
+        match judge(&mut Health::new(100, 1.0), &refused) {
+            Some(StopReason::Auth { status, code, .. }) => {
+                assert_eq!((status, code.as_str()), (401, "unauthorized"))
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
