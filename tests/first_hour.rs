@@ -729,7 +729,13 @@ fn preview_shows_where_a_default_applies_the_duplicates_and_the_files_true_row_c
     let mut csv =
         String::from("intercom_id,first_name,plan\nid-1,Ada,pro\nid-2,,pro\nid-1,Ada,pro\n");
     for i in 4..=30 {
-        csv.push_str(&format!("id-{i},P{i},pro\n"));
+        // Row 17, far past the rows shown, has no name either.
+        let name = if i == 17 {
+            String::new()
+        } else {
+            format!("P{i}")
+        };
+        csv.push_str(&format!("id-{i},{name},pro\n"));
     }
     let f = Fixture::new(
         &csv,
@@ -746,17 +752,28 @@ fn preview_shows_where_a_default_applies_the_duplicates_and_the_files_true_row_c
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(
-        stdout.contains("── row 2 (line 3) ─ to user id-2 ─ a `default` applies (an empty cell)"),
+        stdout.contains(
+            "── row 2 (line 3) ─ to user id-2 ─ a `default` applies: first_name is empty\n"
+        ),
         "{stdout}"
     );
     assert!(stdout.contains("Subject: Hello there"), "{stdout}");
     assert!(
-        !stdout.contains("── row 1 (line 2) ─ to user id-1 ─ a `default`"),
+        stdout.contains("── row 3 (line 4) ─ to user id-1 ─ the recipient of row 1\n"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("── row 1 (line 2) ─ to user id-1 ─"),
         "{stdout}"
     );
     assert!(err.contains("people.csv: 3 of 30 rows shown"), "{err}");
+    // Of the whole file, beyond the rows shown.
     assert!(
-        err.contains("1 rows address a recipient an earlier row has: rows 3 (as 1); send records them `skipped`"),
+        err.contains("people.csv: a `default` gives its fallback in 2 rows: row 2 (first_name empty), row 17 (first_name empty)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("people.csv: 1 row has the recipient of an earlier row; send sends the first row of each recipient and records the later ones `skipped` ([send] duplicates = \"skip\"):\n  rows 1, 3 (user id-1): row 1 is sent, row 3 recorded `skipped` (duplicate)\n"),
         "{err}"
     );
     let out = f
@@ -772,5 +789,8 @@ fn preview_shows_where_a_default_applies_the_duplicates_and_the_files_true_row_c
         .assert()
         .success();
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-    assert!(stdout.contains("page.html: 1 of 30 rows"), "{stdout}");
+    assert!(
+        stdout.contains("page.html: 1 of 30 rows; a `default` gives its fallback in 2 rows; 1 row with the recipient of an earlier row"),
+        "{stdout}"
+    );
 }
