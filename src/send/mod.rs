@@ -109,7 +109,7 @@ fn confirmed(plan: &Plan, loaded: &Loaded, m: &Manifest) -> anyhow::Result<bool>
     if plan.sandbox().is_some() || plan.yes || m.to_send == 0 {
         return Ok(true);
     }
-    confirm::confirmed(&plan.settings, loaded, m.will_go(plan), &m.results)
+    confirm::confirmed(&plan.settings, loaded, m.going, &m.results)
 }
 
 /// The sandbox of a rehearsal started, the dispatch, and the outcome.

@@ -13,6 +13,9 @@ pub(super) struct Checked {
     pub pre: Preflight,
     /// Each row's request hash, by record number (0: not a valid row).
     pub expected: Vec<u32>,
+    /// The rows whose key the `[send] suppress` list names, in order: recorded `skipped`, never
+    /// sent (a contact the list names by another key is found at its lookup).
+    pub suppressed: Vec<u64>,
 }
 
 /// Checks every row; `None` (its problems printed) when the run is refused.
@@ -21,7 +24,7 @@ pub(super) fn run(
     loaded: &Loaded,
     opened: &Opened,
 ) -> anyhow::Result<Option<Checked>> {
-    let (pre, expected) = check_rows(plan, loaded, opened);
+    let (pre, expected, suppressed) = check_rows(plan, loaded, opened);
     if let Some(p) = &opened.prior {
         if p.rows() > pre.rows {
             crate::say!(
@@ -49,11 +52,16 @@ pub(super) fn run(
         );
         return Ok(None);
     }
-    Ok(Some(Checked { pre, expected }))
+    Ok(Some(Checked {
+        pre,
+        expected,
+        suppressed,
+    }))
 }
 
-/// `check`'s preflight, keeping each row's request hash and comparing recipients on resume.
-fn check_rows(plan: &Plan, loaded: &Loaded, opened: &Opened) -> (Preflight, Vec<u32>) {
+/// `check`'s preflight, keeping each row's request hash and the rows the suppress list names,
+/// and comparing recipients on resume.
+fn check_rows(plan: &Plan, loaded: &Loaded, opened: &Opened) -> (Preflight, Vec<u32>, Vec<u64>) {
     let prior = opened.prior.as_ref();
     let mut changed = Changed {
         reported: false,
@@ -66,13 +74,20 @@ fn check_rows(plan: &Plan, loaded: &Loaded, opened: &Opened) -> (Preflight, Vec<
     // and the new buffer at once, beside the earlier run's rows).
     let mut expected: Vec<u32> = Vec::with_capacity(prior.map_or(0, |p| p.rows() as usize));
     let campaign = &loaded.campaign;
+    let mut suppressed = Vec::new();
+    let rules = opened.rules.as_deref().filter(|r| !r.suppress.is_empty());
     let pre = check::preflight(loaded, plan.selection.duplicates, &mut |row, rendered| {
         expected.resize(row as usize - 1, 0);
         expected.push(check::row_hash(campaign, rendered));
+        if let Some(rules) = rules {
+            if rules.suppressed(&crate::resolve::normalize(rules.address, &rendered.to_id)) {
+                suppressed.push(row);
+            }
+        }
         changed.check(prior?, row, rendered.to_id.as_str())
     });
     expected.resize(pre.rows as usize, 0);
-    (pre, expected)
+    (pre, expected, suppressed)
 }
 
 /// On resume: the first row whose recipient is not the one the results file recorded.
