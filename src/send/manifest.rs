@@ -85,6 +85,9 @@ pub(super) struct Facts {
     pub target: String,
     /// Rows of the campaign not done before this run.
     pub remaining: u64,
+    /// The command that settles `unknown` rows by asking Intercom, where it can
+    /// ([`super::outcome::settle_command`]).
+    pub settle: Option<String>,
 }
 
 /// Opens the ledger: the do-not-contact list read, the lock taken, the journal's fingerprint
@@ -150,6 +153,7 @@ impl Manifest {
             results: self.results.clone(),
             target: self.target.clone(),
             remaining: self.remaining,
+            settle: None,
         }
     }
 
@@ -381,12 +385,27 @@ fn announce_resume(p: &Prior, plan: &Plan, results_path: &std::path::Path) {
         .partition(|&row| retrying && p.recovered_now(row));
     if !kept.is_empty() {
         let rows: Vec<String> = kept.iter().take(20).map(|r| r.to_string()).collect();
+        let named = rows_arg(&kept);
+        let results = results_path.display().to_string();
+        let mark = [
+            "campaign",
+            "mark",
+            &results,
+            "--rows",
+            &named,
+            "--as",
+            "sent",
+            "--note",
+            "found in Intercom",
+        ]
+        .map(|w| shlex::try_quote(w).map_or_else(|_| w.to_string(), |q| q.into_owned()))
+        .join(" ");
         crate::say!(
-            "{} rows are `unknown` (rows {}{}): they may have reached their recipients and are not sent again. Check them in Intercom (the contact's conversations; the results file has each row's recipient), then record what you found with `campaign mark {} --rows ROWS --as sent|failed|skipped --note TEXT`, or send them on purpose with --resume --retry-unknown ROWS.",
+            "{} rows are `unknown` (rows {}{}): they may have reached their recipients and are not sent again. Check them in Intercom (the contact's conversations; the results file has each row's recipient), then record the messages you find: {mark}\nOr send them again, on purpose: {}",
             kept.len(),
             rows.join(", "),
             if kept.len() > 20 { ", …" } else { "" },
-            results_path.display()
+            super::outcome::resume_command_with(plan, results_path, &["--retry-unknown", &named])
         );
     }
     if !fresh.is_empty() {

@@ -32,7 +32,7 @@ use crate::check::Loaded;
 use crate::cli::SendArgs;
 use crate::intercom::admins;
 use crate::{Failure, Status};
-use manifest::Manifest;
+use manifest::{Facts, Manifest};
 use plan::{Plan, Target};
 
 /// Runs `campaign send`. An error before the dispatch means nothing was sent
@@ -126,7 +126,10 @@ async fn send(plan: Plan, loaded: Loaded, manifest: Manifest) -> Result<Status, 
     let _lock = std::sync::Arc::clone(&manifest.lock);
     // From here on requests may leave: an error is a stop that can be resumed, never "nothing
     // was sent". The outcome needs the manifest's facts the dispatch consumes.
-    let facts = manifest.facts();
+    let facts = Facts {
+        settle: outcome::settle_command(&plan, &loaded.campaign, &manifest.results),
+        ..manifest.facts()
+    };
     let ran = dispatch::run(&plan, manifest, loaded, sandbox)
         .await
         .map_err(|e| Failure::Stopped {
