@@ -368,6 +368,21 @@ fn the_settle_command_printed_for_a_rehearsals_unknown_rows_runs_as_printed() {
             ("sent".to_string(), "settled_by_track".to_string())
         );
     }
+    // Without --sandbox-log, track finds the log the rehearsal kept beside its --results.
+    let out = f
+        .cmd()
+        .env_remove("INTERCOM_TOKEN")
+        .args([
+            "track",
+            "out/results.csv",
+            "--campaign",
+            "campaign.toml",
+            "--sandbox",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("20 sent rows"), "{}", stderr(&out));
 }
 
 #[test]

@@ -312,6 +312,18 @@ fn a_row_marked_skipped_is_never_sent_and_the_campaign_can_close() {
         .lines()
         .find(|l| l.contains("To close it unsent: "))
         .unwrap_or_else(|| panic!("no command that closes the row: {err}"));
+    // The report it names runs as printed, and groups the row by its error.
+    let report = err
+        .split("`campaign report ")
+        .nth(1)
+        .and_then(|s| s.split('`').next())
+        .unwrap_or_else(|| panic!("no report command: {err}"));
+    let mut cmd = f.cmd();
+    cmd.arg("report")
+        .args(shlex::split(report).unwrap())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("not_found"));
     let words = shlex::split(line.split("To close it unsent: ").nth(1).unwrap()).unwrap();
     assert_eq!(words[..3], ["campaign", "mark", "results.csv"]);
     let mut cmd = f.cmd();
