@@ -69,7 +69,7 @@ pub fn run(args: &InitArgs) -> anyhow::Result<()> {
     }
     let c = shell_word(&campaign);
     crate::out!(
-        "next:\n  campaign check {c} --columns     the names your columns have in templates\n  campaign check {c}               every row, offline\n  campaign preview {c}             the first messages\n  campaign send {c} --sandbox      a rehearsal against a local Intercom"
+        "next:\n  campaign check {c} --columns     # the names your columns have in templates\n  campaign check {c}               # every row, offline\n  campaign preview {c}             # the first messages\n  campaign send {c} --sandbox      # a rehearsal against a local Intercom"
     );
     Ok(())
 }

@@ -301,7 +301,11 @@ fn the_closing_hint_speaks_of_failed_rows_only_when_some_failed() {
         .code(1);
     let err = stderr(&a);
     assert!(err.contains("0 failed, 3 unknown"), "{err}");
-    assert!(err.contains("add --retry-unknown"), "{err}");
+    assert!(
+        err.contains("Or send those not found again, on purpose: campaign send campaign.toml --results campaign.sandbox.results.csv --resume"),
+        "{err}"
+    );
+    assert!(err.contains("--retry-unknown 1-3"), "{err}");
     assert!(!err.contains("`failed` rows are sent again by"), "{err}");
 }
 

@@ -205,6 +205,186 @@ fn the_end_of_run_hint_for_failed_rows_runs_as_printed_until_every_row_is_sent()
     assert!(log.values().all(|&n| n == 1), "nobody twice: {log:?}");
 }
 
+/// The command between backticks after `marker` in `text` (a report's advice), split as a shell
+/// would.
+fn quoted_after(text: &str, marker: &str) -> Vec<String> {
+    let command = text
+        .split(marker)
+        .nth(1)
+        .and_then(|s| s.split('`').next())
+        .unwrap_or_else(|| panic!("no `{marker}` command: {text}"));
+    let words = shlex::split(command).unwrap_or_else(|| panic!("not a shell command: {command}"));
+    assert_eq!(words[0], "campaign", "{command}");
+    words
+}
+
+/// A rehearsal of 20 rows whose sandbox drops half the connections after making the message:
+/// its stderr and the rows it left `unknown`.
+/// `edit` changes the campaign file first.
+fn rehearsal_with_dropped_answers(
+    edit: impl Fn(String) -> String,
+) -> (Fixture, String, Vec<String>) {
+    let f = rehearsal_fixture(20, "100/s", "");
+    let c = std::fs::read_to_string(f.path("campaign.toml")).unwrap();
+    f.write("campaign.toml", edit(c));
+    let words: Vec<String> = std::iter::once("campaign")
+        .chain(REHEARSAL)
+        .chain(["--drop-rate", "0.5", "--seed", "4"])
+        .map(String::from)
+        .collect();
+    let out = run_printed(f.dir.path(), &words);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let unknown: Vec<String> = read_results(&f.path("out/results.csv"))
+        .into_iter()
+        .filter(|r| r["status"] == "unknown")
+        .map(|r| r["row"].clone())
+        .collect();
+    assert!(unknown.len() >= 2, "too few answers dropped: {err}");
+    (f, err, unknown)
+}
+
+fn status_of(f: &Fixture, row: &str) -> (String, String) {
+    let r = read_results(&f.path("out/results.csv"))
+        .into_iter()
+        .find(|r| r["row"] == row)
+        .unwrap();
+    (r["status"].clone(), r["error_code"].clone())
+}
+
+#[test]
+fn the_end_of_run_hints_for_unknown_rows_run_as_printed() {
+    let (f, err, unknown) = rehearsal_with_dropped_answers(|c| c);
+    // No resume is offered as if it sent them: only on purpose, with --retry-unknown.
+    assert!(!err.contains("`failed` rows are sent again by"), "{err}");
+    // Intercom cannot be asked: these messages have no conversation until a reply.
+    assert!(!err.contains("campaign track"), "{err}");
+    let mark = printed_after(&err, "record the messages you found: ");
+    assert_eq!(mark[1], "mark");
+    let out = run_printed(f.dir.path(), &mark);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for row in &unknown {
+        assert_eq!(
+            status_of(&f, row),
+            ("sent".to_string(), "marked_sent".to_string())
+        );
+    }
+
+    let (f, err, unknown) = rehearsal_with_dropped_answers(|c| c);
+    let again = printed_after(&err, "Or send those not found again, on purpose: ");
+    for flag in [
+        "--sandbox-admins",
+        "--sandbox-contacts",
+        "--results",
+        "--retry-unknown",
+    ] {
+        assert!(again.iter().any(|w| w == flag), "{flag} missing: {again:?}");
+    }
+    // The faults are the rehearsal's: the same seed drops answers again.
+    let out = run_printed(f.dir.path(), &again);
+    let err = stderr(&out);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{err}");
+    let rows = read_results(&f.path("out/results.csv"));
+    assert_eq!(rows.len(), 20);
+    for row in &unknown {
+        // A rehearsal's log says which messages were made: those rows are `sent` now.
+        assert_eq!(status_of(&f, row).0, "sent", "{err}");
+    }
+    let log = logged(&f.path("out/results.csv.sandbox.jsonl"));
+    assert!(log.values().all(|&n| n == 1), "nobody twice: {log:?}");
+}
+
+#[test]
+fn the_reports_advice_for_an_unknown_row_runs_as_printed_with_the_rehearsals_flags() {
+    let (f, _, unknown) = rehearsal_with_dropped_answers(|c| c);
+    let out = run_printed(
+        f.dir.path(),
+        &["campaign", "report", "out/results.csv", "--json"].map(String::from),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let advice: Vec<String> = report["unknown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["advice"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(advice.len(), unknown.len());
+    let mark = quoted_after(&advice[0], "record it with `");
+    let out = run_printed(f.dir.path(), &mark);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        status_of(&f, &unknown[0]),
+        ("sent".to_string(), "marked_sent".to_string())
+    );
+    let again = quoted_after(&advice[1], "send it again with `");
+    for flag in [
+        "--sandbox",
+        "--sandbox-admins",
+        "--sandbox-contacts",
+        "--results",
+    ] {
+        assert!(again.iter().any(|w| w == flag), "{flag} missing: {again:?}");
+    }
+    assert!(
+        again.ends_with(&["--retry-unknown".to_string(), unknown[1].clone()]),
+        "{again:?}"
+    );
+    let out = run_printed(f.dir.path(), &again);
+    let err = stderr(&out);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{err}");
+    assert_eq!(status_of(&f, &unknown[1]).0, "sent", "{err}");
+    let log = logged(&f.path("out/results.csv.sandbox.jsonl"));
+    assert!(log.values().all(|&n| n == 1), "nobody twice: {log:?}");
+}
+
+#[test]
+fn the_settle_command_printed_for_a_rehearsals_unknown_rows_runs_as_printed() {
+    let at_once = |c: String| {
+        c.replace(
+            "[to]",
+            "create_conversation_without_contact_reply = true\n[to]",
+        )
+    };
+    // `track` searches by the sender's id: with an e-mail in `from` it is not offered.
+    let (_, err, _) = rehearsal_with_dropped_answers(at_once);
+    assert!(!err.contains("campaign track"), "{err}");
+    let (f, err, unknown) = rehearsal_with_dropped_answers(|c| {
+        at_once(c).replace("from = \"dana@ourco.example\"", "from = 777")
+    });
+    let track = printed_after(
+        &err,
+        "Or let Intercom say which were made (each message has its conversation): ",
+    );
+    assert_eq!(track[1], "track");
+    for flag in ["--settle", "--sandbox", "--sandbox-log", "--campaign"] {
+        assert!(track.iter().any(|w| w == flag), "{flag} missing: {track:?}");
+    }
+    let out = run_printed(f.dir.path(), &track);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for row in &unknown {
+        assert_eq!(
+            status_of(&f, row),
+            ("sent".to_string(), "settled_by_track".to_string())
+        );
+    }
+    // Without --sandbox-log, track finds the log the rehearsal kept beside its --results.
+    let out = f
+        .cmd()
+        .env_remove("INTERCOM_TOKEN")
+        .args([
+            "track",
+            "out/results.csv",
+            "--campaign",
+            "campaign.toml",
+            "--sandbox",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("20 sent rows"), "{}", stderr(&out));
+}
+
 #[test]
 fn an_unknown_admin_in_a_rehearsal_names_sandbox_admins() {
     let f = rehearsal_fixture(2, "50/s", "");
@@ -609,12 +789,24 @@ fn init_without_an_export_writes_a_campaign_that_checks_and_never_overwrites_one
     };
     let out = run(&["init", "first"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(String::from_utf8_lossy(&out.stdout)
-        .contains("campaign send first/campaign.toml --sandbox"));
-    let check = run(&["check", "first/campaign.toml"]);
-    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
-    let rehearsal = run(&["send", "first/campaign.toml", "--sandbox"]);
-    assert_eq!(rehearsal.status.code(), Some(0), "{}", stderr(&rehearsal));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    // Every command it names next runs as printed (a shell drops each `# comment`).
+    let next: Vec<Vec<String>> = stdout
+        .split("next:\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no next commands: {stdout}"))
+        .lines()
+        .map(|l| shlex::split(l).unwrap())
+        .collect();
+    assert_eq!(next.len(), 4, "{stdout}");
+    assert_eq!(
+        next[3],
+        ["campaign", "send", "first/campaign.toml", "--sandbox"]
+    );
+    for words in &next {
+        let out = run_printed(dir.path(), words);
+        assert_eq!(out.status.code(), Some(0), "{words:?}: {}", stderr(&out));
+    }
     let again = run(&["init", "first"]);
     assert_eq!(again.status.code(), Some(2));
     assert!(
@@ -729,7 +921,13 @@ fn preview_shows_where_a_default_applies_the_duplicates_and_the_files_true_row_c
     let mut csv =
         String::from("intercom_id,first_name,plan\nid-1,Ada,pro\nid-2,,pro\nid-1,Ada,pro\n");
     for i in 4..=30 {
-        csv.push_str(&format!("id-{i},P{i},pro\n"));
+        // Row 17, far past the rows shown, has no name either.
+        let name = if i == 17 {
+            String::new()
+        } else {
+            format!("P{i}")
+        };
+        csv.push_str(&format!("id-{i},{name},pro\n"));
     }
     let f = Fixture::new(
         &csv,
@@ -746,17 +944,28 @@ fn preview_shows_where_a_default_applies_the_duplicates_and_the_files_true_row_c
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(
-        stdout.contains("── row 2 (line 3) ─ to user id-2 ─ a `default` applies (an empty cell)"),
+        stdout.contains(
+            "── row 2 (line 3) ─ to user id-2 ─ a `default` applies: first_name is empty\n"
+        ),
         "{stdout}"
     );
     assert!(stdout.contains("Subject: Hello there"), "{stdout}");
     assert!(
-        !stdout.contains("── row 1 (line 2) ─ to user id-1 ─ a `default`"),
+        stdout.contains("── row 3 (line 4) ─ to user id-1 ─ the recipient of row 1\n"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("── row 1 (line 2) ─ to user id-1 ─"),
         "{stdout}"
     );
     assert!(err.contains("people.csv: 3 of 30 rows shown"), "{err}");
+    // Of the whole file, beyond the rows shown.
     assert!(
-        err.contains("1 rows address a recipient an earlier row has: rows 3 (as 1); send records them `skipped`"),
+        err.contains("people.csv: a `default` gives its fallback in 2 rows: row 2 (first_name empty), row 17 (first_name empty)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("people.csv: 1 row has the recipient of an earlier row; send sends the first row of each recipient and records the later ones `skipped` ([send] duplicates = \"skip\"):\n  rows 1, 3 (user id-1): row 1 is sent, row 3 recorded `skipped` (duplicate)\n"),
         "{err}"
     );
     let out = f
@@ -772,5 +981,8 @@ fn preview_shows_where_a_default_applies_the_duplicates_and_the_files_true_row_c
         .assert()
         .success();
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-    assert!(stdout.contains("page.html: 1 of 30 rows"), "{stdout}");
+    assert!(
+        stdout.contains("page.html: 1 of 30 rows; a `default` gives its fallback in 2 rows; 1 row with the recipient of an earlier row"),
+        "{stdout}"
+    );
 }

@@ -203,7 +203,9 @@ fn under_a_terminal(f: &Fixture, command: &str, typed: &str) -> Option<std::proc
 #[test]
 fn on_a_terminal_a_real_send_shows_what_it_will_do_and_asks_first() {
     let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
-    let f = Fixture::new(&people_csv(3), &email_campaign(""));
+    // Row 4 has row 1's recipient: recorded `skipped`, not counted among the messages.
+    let csv = people_csv(3) + "id-1,Again,pro,Company 1\n";
+    let f = Fixture::new(&csv, &email_campaign("duplicates = \"skip\""));
     let command = format!(
         "{} send campaign.toml --results results.csv --api-base {}",
         assert_cmd::cargo::cargo_bin("campaign").display(),
@@ -215,8 +217,13 @@ fn on_a_terminal_a_real_send_shows_what_it_will_do_and_asks_first() {
     let screen = String::from_utf8_lossy(&out.stdout);
     assert!(
         screen.contains("About to send 3 e-mail messages")
+            && screen.contains(
+                "not sent 1 duplicate row (an earlier row has the recipient), recorded `skipped`"
+            )
             && screen.contains("from     Ann Example <ann@example.com> (admin 394051)")
-            && screen.contains("to       users ({{ intercom_id }})")
+            && screen.contains("to       users, first user id-1 (row 1)")
+            && screen.contains("subject  Hello Person1 (row 1)")
+            && !screen.contains("{{")
             && screen.contains("results  results.csv")
             && screen.contains("Send them? [y/N]")
             && screen.contains("not confirmed: nothing was sent"),
@@ -239,6 +246,20 @@ fn on_a_terminal_a_real_send_shows_what_it_will_do_and_asks_first() {
     let out = under_a_terminal(&f, &format!("{command} --yes"), "").unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains("[y/N]"));
     assert_eq!(out.status.code(), Some(0));
+    // A resume counts only the rows left, and shows the first of them.
+    let f = Fixture::new(&people_csv(5), &email_campaign(""));
+    let out = under_a_terminal(&f, &format!("{command} --limit 2 --yes"), "").unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let out = under_a_terminal(&f, &format!("{command} --resume"), "n\n").unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        screen.contains("About to send 3 e-mail messages")
+            && screen.contains("not sent 2 rows done by earlier runs")
+            && screen.contains("to       users, first user id-3 (row 3)")
+            && screen.contains("subject  Hello Person3 (row 3)"),
+        "{screen}"
+    );
+    assert_eq!(out.status.code(), Some(2));
 }
 
 /// `[send]` keys whose send hours open an hour from now (UTC), or are open now.

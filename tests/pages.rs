@@ -25,6 +25,78 @@ fn preview_html_shows_one_row_per_path_and_every_row_with_a_warning() {
 }
 
 #[test]
+fn preview_html_shows_where_a_default_applies_and_the_duplicates_with_the_files_true_row_count() {
+    let d = variants_campaign();
+    let campaign = d
+        .read("campaign.toml")
+        .replace(
+            "Welcome, {{ first_name }}",
+            "Welcome, {{ first_name | default(value='friend') }}",
+        )
+        .replace("[to]", "[send]\nduplicates = \"skip\"\n\n[to]");
+    d.write("campaign.toml", campaign);
+    let mut csv = String::from("id,first_name,email,company,plan,note\n");
+    for i in 1..=30 {
+        // Row 7 has no name; rows 12 and 20 have row 3's recipient.
+        let id = match i {
+            12 | 20 => 3,
+            _ => i,
+        };
+        let name = if i == 7 {
+            String::new()
+        } else {
+            format!("P{i}")
+        };
+        csv.push_str(&format!("u{id},{name},p{i}@example.com,Co,pro,\n"));
+    }
+    d.write("people.csv", csv);
+    d.cmd()
+        .args(["preview", "campaign.toml", "--html", "preview.html"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "wrote preview.html: 4 of 30 rows (1 path through the templates' ifs, 0 rows with warnings or errors); a `default` gives its fallback in 1 row; 2 rows with the recipient of an earlier row",
+        ));
+    let html = d.read("preview.html");
+    // Row 1 is the path's first; 7 has the fallback, 12 and 20 are duplicates.
+    assert_eq!(rows_on_page(&html), [1, 7, 12, 20]);
+    assert!(html.contains("· 4 of 30 rows"), "{html}");
+    assert!(
+        html.contains(
+            "A <code>default</code> gives its fallback in 1 row: row 7 (first_name empty)."
+        ),
+        "{html}"
+    );
+    assert!(html.contains("Welcome, friend"), "{html}");
+    assert!(html.contains("A <code>default</code> gives its fallback: first_name is empty."));
+    assert!(html.contains(
+        "<li>rows 3, 12, 20 (user u3): row 3 is sent, rows 12, 20 recorded `skipped` (duplicate)</li>"
+    ), "{html}");
+    assert!(html.contains("Row 3 has this recipient."), "{html}");
+    assert!(
+        html.contains("<span class=\"badge unknown\">recipient of row 3</span>"),
+        "{html}"
+    );
+    // --limit shows the first rows, and the whole file's facts all the same.
+    d.cmd()
+        .args([
+            "preview",
+            "campaign.toml",
+            "--html",
+            "one.html",
+            "--limit",
+            "1",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("one.html: 1 of 30 rows"));
+    let html = d.read("one.html");
+    assert_eq!(rows_on_page(&html), [1]);
+    assert!(html.contains("row 7 (first_name empty)"), "{html}");
+    assert!(html.contains("rows 3, 12, 20 (user u3)"), "{html}");
+}
+
+#[test]
 fn preview_html_escapes_every_value_and_sandboxes_every_body() {
     let d = variants_campaign();
     d.cmd()

@@ -115,6 +115,75 @@ fn mark_all_after_a_kill_leaves_the_rows_found_in_flight_unknown() {
     ));
 }
 
+/// The command printed after `marker` on its line in `err`, split as a shell would.
+fn command_after(err: &str, marker: &str) -> Vec<String> {
+    let line = err
+        .split(marker)
+        .nth(1)
+        .and_then(|s| s.lines().next())
+        .unwrap_or_else(|| panic!("no command after {marker:?}: {err}"));
+    let words = shlex::split(line).expect("a shell command");
+    assert_eq!(words[0], "campaign", "{line}");
+    words
+}
+
+#[test]
+fn the_commands_a_resume_prints_for_unknown_rows_run_as_printed() {
+    // Recorded: each row found in Intercom.
+    let server = server();
+    let f = Fixture::new(&people_csv(5), &email_campaign(""));
+    killed_with_three_in_flight(&f, &server);
+    let err = stderr(&f.send(&server, &["--resume"]).code(1));
+    assert!(
+        err.contains("5 rows are `unknown` (rows 1, 2, 3, 4, 5)"),
+        "{err}"
+    );
+    let mark = command_after(&err, "then record the messages you find: ");
+    let mut cmd = f.cmd();
+    cmd.args(&mark[1..]).assert().success();
+    for row in 1..=5 {
+        assert_eq!(status(&f, row), ("sent".into(), "marked_sent".into()));
+    }
+    f.send(&server, &["--resume"]).success();
+    assert_eq!(counts(&server), [1, 1, 1, 1, 1]);
+
+    // Sent again on purpose: each row not found.
+    let server = self::server();
+    let f = Fixture::new(&people_csv(5), &email_campaign(""));
+    killed_with_three_in_flight(&f, &server);
+    let err = stderr(&f.send(&server, &["--resume"]).code(1));
+    let again = command_after(&err, "Or send them again, on purpose: ");
+    assert!(
+        again.ends_with(&["--retry-unknown".into(), "1-5".into()]),
+        "{again:?}"
+    );
+    let mut cmd = f.cmd();
+    cmd.args(&again[1..]).assert().success();
+    assert_eq!(counts(&server), [2, 2, 2, 2, 2]);
+    assert!(f.result_rows().iter().all(|r| r["status"] == "sent"));
+}
+
+#[test]
+fn mark_all_prints_the_command_that_records_the_rows_found_in_flight_and_it_runs_as_printed() {
+    let server = server();
+    let f = Fixture::new(&people_csv(5), &email_campaign(""));
+    killed_with_three_in_flight(&f, &server);
+    let mut cmd = f.cmd();
+    cmd.args(["mark", "results.csv", "--rows", "all", "--as", "failed"])
+        .args(["--note", "not in Intercom"]);
+    let err = stderr(&cmd.assert().success());
+    let words = command_after(&err, "(`--as failed` for those not there): ");
+    assert_eq!(
+        words[..5],
+        ["campaign", "mark", "results.csv", "--rows", "3-5"]
+    );
+    let mut cmd = f.cmd();
+    cmd.args(&words[1..]).assert().success();
+    for row in 3..=5 {
+        assert_eq!(status(&f, row), ("sent".into(), "marked_sent".into()));
+    }
+}
+
 #[test]
 fn mark_by_row_refuses_a_row_found_in_flight_just_now_then_takes_it_when_run_again() {
     let server = server();
@@ -231,14 +300,34 @@ fn a_row_marked_skipped_is_never_sent_and_the_campaign_can_close() {
     );
     let out = f.send(&server, &[]).code(1);
     let err = stderr(&out);
-    assert!(
-        err.contains("--rows ROWS --as skipped"),
-        "the hint names the way to close a row: {err}"
-    );
     assert_eq!(status(&f, 3).0, "failed");
+    // A 404 comes again on a resend: no resume is offered for it, the command that closes it is.
+    assert!(!err.contains("`failed` rows are sent again by"), "{err}");
+    assert!(!err.contains("--resume"), "{err}");
+    assert!(
+        err.contains("row 3 failed in a way that sending again repeats"),
+        "{err}"
+    );
+    let line = err
+        .lines()
+        .find(|l| l.contains("To close it unsent: "))
+        .unwrap_or_else(|| panic!("no command that closes the row: {err}"));
+    // The report it names runs as printed, and groups the row by its error.
+    let report = err
+        .split("`campaign report ")
+        .nth(1)
+        .and_then(|s| s.split('`').next())
+        .unwrap_or_else(|| panic!("no report command: {err}"));
     let mut cmd = f.cmd();
-    cmd.args(["mark", "results.csv", "--rows", "3", "--as", "skipped"])
-        .args(["--note", "no such customer"]);
+    cmd.arg("report")
+        .args(shlex::split(report).unwrap())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("not_found"));
+    let words = shlex::split(line.split("To close it unsent: ").nth(1).unwrap()).unwrap();
+    assert_eq!(words[..3], ["campaign", "mark", "results.csv"]);
+    let mut cmd = f.cmd();
+    cmd.args(&words[1..]);
     cmd.assert().success().stderr(predicate::str::contains(
         "marked 1 row as `skipped` (marked_skipped): 3; --resume never sends them",
     ));

@@ -317,6 +317,60 @@ fn settle_turns_every_dropped_answer_into_sent_with_its_own_id() {
     }
 }
 
+/// The end of a send that left `unknown` rows of a campaign whose messages have a conversation
+/// from the start prints the `track --settle` that finds them, with the send's API: run as
+/// printed (the token in the environment, as for the send), it settles every one.
+#[test]
+fn the_settle_command_a_send_prints_runs_as_printed() {
+    let f = Fixture::new(&people_csv(30), &at_once_campaign());
+    let log = f.path("log.jsonl");
+    let sb = sandbox(&log, &["--drop-rate", "0.4", "--seed", "6"]);
+    let out = f.send_to(&sb.url, &[]).code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let marker = "Or let Intercom say which were made (each message has its conversation): ";
+    let line = err
+        .split(marker)
+        .nth(1)
+        .and_then(|s| s.lines().next())
+        .unwrap_or_else(|| panic!("no settle command: {err}"));
+    let words = shlex::split(line).unwrap();
+    assert_eq!(
+        words,
+        [
+            "campaign",
+            "track",
+            "results.csv",
+            "--campaign",
+            "campaign.toml",
+            "--settle",
+            "--api-base",
+            &sb.url
+        ]
+    );
+    let unknown: Vec<String> = f
+        .result_rows()
+        .into_iter()
+        .filter(|r| r["status"] == "unknown")
+        .map(|r| r["row"].clone())
+        .collect();
+    assert!(!unknown.is_empty());
+    let out = f.cmd().args(&words[1..]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids = logged(&log);
+    for r in f.result_rows() {
+        assert_eq!(r["status"], "sent", "{r:?}");
+        assert_eq!(r["message_id"], ids[&r["recipient"]]);
+        if unknown.contains(&r["row"]) {
+            assert_eq!(r["error_code"], "settled_by_track", "{r:?}");
+        }
+    }
+}
+
 /// A contact with two messages from the sender in the window: the row is not guessed.
 #[test]
 fn settle_leaves_a_row_unknown_when_its_contact_has_several_messages() {

@@ -2,7 +2,7 @@
 //! its exact request body, one per line; each row's problems on stderr.
 use std::io::Write;
 
-use super::Selection;
+use super::{FileFacts, Selection};
 use crate::check::{Loaded, RowRenderer};
 use crate::exit::{Ended, Failure, Outcome};
 use crate::input::config::Address;
@@ -22,12 +22,9 @@ pub(super) fn run(loaded: &Loaded, selection: Selection, json: bool) -> Ended {
         crate::say!("{p}");
     }
     let renderer = RowRenderer::new(loaded, &recipients);
-    // Every row read (for the file's true count and the duplicates), not only the ones shown.
-    let pre = crate::check::preflight(
-        loaded,
-        crate::input::config::Duplicates::Allow,
-        &mut |_, _| None,
-    );
+    // Every row read (for the file's true count, the fallbacks and the duplicates), not only
+    // the ones shown.
+    let facts = FileFacts::of(loaded)?;
     let address = loaded.campaign.address;
     if address.looked_up() && json {
         crate::say!(
@@ -62,7 +59,8 @@ pub(super) fn run(loaded: &Loaded, selection: Selection, json: bool) -> Ended {
             continue;
         }
         shown += 1;
-        if !show_row(&renderer, &row, address, json, &mut out)? {
+        let duplicate_of = facts.first_of.get(&row.number).copied();
+        if !show_row(&renderer, &row, address, json, duplicate_of, &mut out)? {
             problems = true;
         }
         if selection.row.is_some() {
@@ -76,43 +74,39 @@ pub(super) fn run(loaded: &Loaded, selection: Selection, json: bool) -> Ended {
         )
         .into());
     }
-    say_file(loaded, shown, &pre);
+    say_file(loaded, shown, &facts);
     match problems {
         true => Err(Failure::Reported),
         false => Ok(Outcome::Done),
     }
 }
 
-/// Of the whole file, on stderr: how many rows it has, and the rows that address a recipient an
-/// earlier row has, with what `send` does with them.
-fn say_file(loaded: &Loaded, shown: usize, pre: &crate::check::Preflight) {
-    use crate::input::config::Duplicates;
+/// Of the whole file, on stderr: how many rows it has, the rows where a `default` gives its
+/// fallback, and the rows that share a recipient, with what `send` does with them.
+fn say_file(loaded: &Loaded, shown: usize, facts: &FileFacts) {
     let file = loaded.campaign.recipients.display();
-    crate::say!("{file}: {shown} of {} rows shown", pre.rows);
-    if pre.duplicates.is_empty() {
+    crate::say!("{file}: {shown} of {} rows shown", facts.rows);
+    if facts.default_rows > 0 {
+        crate::say!(
+            "{file}: a `default` gives its fallback in {}: {}",
+            crate::check::counted(facts.default_rows, "row"),
+            facts.defaults_said()
+        );
+    }
+    if facts.duplicates.is_empty() {
         return;
     }
-    let pairs: Vec<String> = pre
-        .duplicates
-        .iter()
-        .take(20)
-        .map(|(row, first)| format!("{row} (as {first})"))
-        .collect();
-    let more = match pre.duplicates.len() {
-        n if n > 20 => format!(" and {} more", n - 20),
-        _ => String::new(),
-    };
     crate::say!(
-        "{file}: {} rows address a recipient an earlier row has: rows {}{more}; {}",
-        pre.duplicates.len(),
-        pairs.join(", "),
-        match loaded.campaign.send.duplicates {
-            Duplicates::Skip => "send records them `skipped` ([send] duplicates = \"skip\")",
-            Duplicates::Allow => "send sends them all ([send] duplicates = \"allow\")",
-            Duplicates::Refuse =>
-                "send refuses the file unless --skip-duplicates or --allow-duplicates",
-        }
+        "{file}: {} the recipient of an earlier row; {}:",
+        match facts.duplicate_rows() {
+            1 => "1 row has".to_string(),
+            n => format!("{n} rows have"),
+        },
+        facts.duplicates_rule()
     );
+    for group in facts.duplicate_groups() {
+        crate::say!("  {group}");
+    }
 }
 
 /// Prints one row's message and its warnings, or its errors; says whether it renders.
@@ -121,6 +115,7 @@ fn show_row(
     row: &Row<'_>,
     address: Address,
     json: bool,
+    duplicate_of: Option<u64>,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
     crate::template::filters::take_defaults_used();
@@ -135,7 +130,7 @@ fn show_row(
                 let text = serde_json::to_string(&request)?;
                 writeln!(out, "{}", crate::results::cells::inert_json(text))?;
             } else {
-                write_message(out, row, &request, address, defaults)?;
+                write_message(out, row, &request, address, &defaults, duplicate_of)?;
             }
             Ok(true)
         }
@@ -154,7 +149,8 @@ fn write_message(
     row: &Row<'_>,
     request: &MessageRequest,
     address: Address,
-    defaults: u32,
+    defaults: &[String],
+    duplicate_of: Option<u64>,
 ) -> std::io::Result<()> {
     let to = if address.looked_up() {
         format!(
@@ -166,14 +162,17 @@ fn write_message(
     } else {
         format!("{} {}", request.to.kind, request.to.id)
     };
-    let fallback = match defaults {
+    let fallback = match defaults.len() {
         0 => String::new(),
-        1 => " ─ a `default` applies (an empty cell)".to_string(),
-        n => format!(" ─ `default` applies {n} times (empty cells)"),
+        1 => format!(" ─ a `default` applies: {} is empty", defaults[0]),
+        _ => format!(" ─ a `default` applies: {} are empty", defaults.join(", ")),
     };
+    let duplicate = duplicate_of
+        .map(|first| format!(" ─ the recipient of row {first}"))
+        .unwrap_or_default();
     writeln!(
         out,
-        "── row {} (line {}) ─ to {}{fallback}",
+        "── row {} (line {}) ─ to {}{fallback}{duplicate}",
         row.number,
         row.line,
         crate::inert(&to)

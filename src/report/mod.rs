@@ -382,6 +382,23 @@ fn build(
 ) -> anyhow::Result<Report> {
     let campaign = campaign_path.map_or("CAMPAIGN".to_string(), |c| c.display().to_string());
     let results = results_path.display().to_string();
+    // The last run's own resume command keeps the flags that shaped it (a rehearsal's sandbox
+    // files, --results, --api-base); a run log without one (an older send) leaves the plain one.
+    let resume = runs
+        .iter()
+        .rev()
+        .find_map(|r| r.resume.clone())
+        .unwrap_or_else(|| {
+            shlex::try_join([
+                "campaign",
+                "send",
+                &campaign,
+                "--results",
+                &results,
+                "--resume",
+            ])
+            .unwrap_or_else(|_| format!("campaign send {campaign} --results {results} --resume"))
+        });
     let unknown = summary
         .unknown
         .values()
@@ -393,7 +410,7 @@ fn build(
             error_code: o.error_code.clone(),
             error_message: o.error_message.clone(),
             finished_at: o.finished_at.map(rfc3339_ms),
-            advice: advice(o, contacts.get(&o.row), &campaign, &results),
+            advice: advice(o, contacts.get(&o.row), &resume, &results),
         })
         .collect();
     Ok(Report {
@@ -438,7 +455,7 @@ fn error_groups(summary: &Summary, contacts: &BTreeMap<u64, String>) -> Vec<Erro
 }
 
 /// What an `unknown` row's outcome means and what to check before sending it again.
-fn advice(o: &Outcome, contact: Option<&String>, campaign: &str, results: &str) -> String {
+fn advice(o: &Outcome, contact: Option<&String>, resume: &str, results: &str) -> String {
     let row = o.row;
     let what = match (o.error_code.as_str(), o.http_status) {
         (INTERRUPTED, _) => "the run stopped with this request in flight".to_string(),
@@ -457,11 +474,11 @@ fn advice(o: &Outcome, contact: Option<&String>, campaign: &str, results: &str) 
         .finished_at
         .map(|t| format!(" around {}", rfc3339_ms(t)))
         .unwrap_or_default();
+    let results = shlex::try_quote(results).map_or_else(|_| results.into(), |q| q.into_owned());
     format!(
         "{what}: look in Intercom for a message to {who}{when}. If it is there, record it with \
          `campaign mark {results} --rows {row} --as sent --note \"found in Intercom\"`; if there \
-         is none, send it again with `campaign send {campaign} --results {results} --resume \
-         --retry-unknown {row}`"
+         is none, send it again with `{resume} --retry-unknown {row}`"
     )
 }
 

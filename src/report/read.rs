@@ -158,6 +158,9 @@ pub(crate) struct Run {
     pub(crate) paused_ms: u64,
     /// Where the messages went: `sandbox` for a rehearsal, else the API's URL.
     pub(crate) target: String,
+    /// The command that continues the campaign as the run was started, when the line has one
+    /// that is a `campaign send … --resume` (see [`resume_of`]).
+    pub(crate) resume: Option<String>,
 }
 
 /// A run log line as written; the fields a report does not use (`rate`, `skipped`, `exit`) are
@@ -178,6 +181,27 @@ struct RunLine {
     pub(crate) paused_ms: u64,
     #[serde(default)]
     target: String,
+    #[serde(default)]
+    resume: String,
+}
+
+/// The longest resume command a report repeats from a run log.
+const MAX_RESUME: usize = 4096;
+
+/// A run log's resume command, if it is one `send` writes: a `campaign send` with `--resume`.
+/// The log is a file anyone can edit, and the report tells people to run what it prints: the
+/// words are quoted again, so that what a shell runs is that command and nothing else.
+fn resume_of(line: &str) -> Option<String> {
+    if line.len() > MAX_RESUME {
+        return None;
+    }
+    let words = shlex::split(line)?;
+    let ok = words.len() >= 5
+        && words[0] == "campaign"
+        && words[1] == "send"
+        && words.iter().any(|w| w == "--resume");
+    ok.then(|| shlex::try_join(words.iter().map(String::as_str)).ok())
+        .flatten()
 }
 
 /// The run log's path: the results file's, plus `.runs.jsonl`.
@@ -226,6 +250,7 @@ pub(crate) fn runs(results: &Path) -> anyhow::Result<Vec<Run>> {
             rate_limited: run.rate_limited,
             paused_ms: run.paused_ms,
             target: run.target,
+            resume: resume_of(&run.resume),
         });
     }
     runs.sort_by_key(|r| r.started_at);

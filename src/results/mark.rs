@@ -99,14 +99,23 @@ pub fn run(args: &MarkArgs) -> anyhow::Result<()> {
     );
     if !fresh.is_empty() {
         crate::say!(
-            "{}: {} in flight when the last run stopped, and became `unknown` just now: left `unknown`, since no one has looked {} up yet. Look {} up in Intercom, then: campaign mark {} --rows {} --as sent|failed|skipped --note TEXT",
+            "{}: {} in flight when the last run stopped, and became `unknown` just now: left `unknown`, since no one has looked {} up yet. Look {} up in Intercom, then record the messages you find (`--as failed` for those not there): {}",
             ledger.results.display(),
             rows_said(&fresh, "was", "were"),
             them(&fresh),
             them(&fresh),
-            shlex::try_quote(&ledger.results.display().to_string())
-                .map_or_else(|_| ledger.results.display().to_string(), |q| q.into_owned()),
-            RowSet::of_rows(&fresh)
+            shlex::try_join([
+                "campaign",
+                "mark",
+                &ledger.results.display().to_string(),
+                "--rows",
+                &RowSet::of_rows(&fresh).to_string(),
+                "--as",
+                "sent",
+                "--note",
+                "found in Intercom",
+            ])
+            .unwrap_or_default()
         );
     }
     Ok(())

@@ -120,6 +120,21 @@ pub(crate) fn row_number(field: &[u8]) -> Result<u64, BadRow> {
 /// such a row is never sent by a resume.
 pub(crate) const MARKED_SKIPPED: &str = "marked_skipped";
 
+/// Whether a `failed` row's outcome comes again when the same request is sent again: Intercom
+/// refused the request itself (a 4xx but 401 and 403, which the token's fix cures, and 408 and
+/// 429, which pass), or the lookup found no contact, several, or one an earlier row has. Such a
+/// row needs its CSV row or its contact fixed, or to be closed (`mark --as skipped`): a plain
+/// `--resume` only fails it again. A failure with no answer (a connection, a shed 503) passes.
+pub(crate) fn fails_again(http_status: Option<u16>, error_code: &str) -> bool {
+    let refused =
+        http_status.is_some_and(|s| (400..500).contains(&s) && !matches!(s, 401 | 403 | 408 | 429));
+    refused
+        || matches!(
+            error_code,
+            "contact_not_found" | "ambiguous_contact" | "duplicate_contact"
+        )
+}
+
 /// The `error_code` of a row that was in flight when its run stopped (`ResultRow::interrupted`).
 pub(crate) const INTERRUPTED: &str = "interrupted";
 

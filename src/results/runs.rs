@@ -23,6 +23,9 @@ pub(crate) struct RunRecord {
     /// How long every sender was paused by 429s and the server's rate headers, in total.
     pub(crate) paused_ms: u64,
     pub(crate) exit: u8,
+    /// The command that continues the campaign as this run was started (`campaign send … --resume`
+    /// with the flags that shaped it): what `report` prints for a row to send again.
+    pub(crate) resume: String,
 }
 
 pub(crate) fn append_run(path: &Path, run: &RunRecord) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! The confirmation of a real send on a terminal: what is about to go, and `[y/N]`.
 use std::path::Path;
 
+use super::manifest::Going;
 use super::plan::Settings;
 use crate::input::config::{Campaign, MessageType};
 
@@ -8,18 +9,18 @@ use crate::input::config::{Campaign, MessageType};
 pub(super) fn confirmed(
     settings: &Settings,
     loaded: &crate::check::Loaded,
-    to_send: u64,
+    going: Going,
     results: &Path,
 ) -> anyhow::Result<bool> {
     if !on_a_terminal() {
         return Ok(true);
     }
-    let sample = sample_subject(loaded);
+    let sample = going.first.and_then(|row| sample(loaded, row));
     let screen = crate::inert(&confirmation(
         settings,
         &loaded.campaign,
-        to_send,
-        sample,
+        going,
+        sample.as_ref(),
         results,
     ))
     .into_owned();
@@ -32,54 +33,89 @@ fn on_a_terminal() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
-/// The subject of the first row that renders, with its record number: what a customer reads,
-/// rather than the template's source.
-fn sample_subject(loaded: &crate::check::Loaded) -> Option<(u64, String)> {
+/// A row's message as it will go: what a customer reads, rather than the templates' source.
+#[derive(Debug, Clone, PartialEq)]
+struct Sample {
+    row: u64,
+    /// The recipient as the request names it: `user id-1`, or the e-mail a lookup starts from.
+    to: String,
+    subject: Option<String>,
+}
+
+/// Record `row` rendered, if it renders.
+fn sample(loaded: &crate::check::Loaded, row: u64) -> Option<Sample> {
     let c = &loaded.campaign;
-    c.subject.as_ref()?;
     let (mut recipients, _) =
         crate::input::recipients::Recipients::open(&c.recipients, c.delimiter).ok()?;
     let renderer = crate::check::RowRenderer::new(loaded, &recipients);
     while let Some(next) = recipients.next_row() {
-        let Ok(row) = next else { continue };
-        if let Ok((request, _)) = renderer.render(&row) {
-            return Some((row.number, request.subject?));
+        let Ok(r) = next else { continue };
+        if r.number < row {
+            continue;
         }
+        let (request, _) = renderer.render(&r).ok()?;
+        let to = match c.address.looked_up() {
+            true => format!(
+                "the {} with {} {} (looked up before sending)",
+                request.to.kind,
+                c.address.key(),
+                request.to.id
+            ),
+            false => format!("{} {}", request.to.kind, request.to.id),
+        };
+        return Some(Sample {
+            row: r.number,
+            to,
+            subject: request.subject,
+        });
     }
     None
 }
 
-/// What a real send is about to do, for a person to confirm before the first request. `to_send`
-/// counts only the rows that will go (not those recorded `skipped`).
+/// What a real send is about to do, for a person to confirm before the first request: the rows
+/// that will go (not those recorded `skipped` or done before), and the first of them as it goes.
 fn confirmation(
     settings: &Settings,
     c: &Campaign,
-    to_send: u64,
-    sample: Option<(u64, String)>,
+    going: Going,
+    sample: Option<&Sample>,
     results: &Path,
 ) -> String {
     let send = &settings.send;
+    let to_send = going.rows;
     let secs = (to_send as f64 / send.rate.per_second()).ceil() as u64;
-    let mut lines = vec![
-        format!(
-            "About to send {to_send} {} message{} through {}",
-            match c.message_type {
-                MessageType::Email => "e-mail",
-                MessageType::InApp => "in-app",
-            },
-            if to_send == 1 { "" } else { "s" },
-            settings.base_url
-        ),
-        format!("  from     {}", c.from_label()),
-        format!("  to       {}s ({})", c.to_type, c.to_id.source.trim()),
-    ];
-    match (sample, &c.subject) {
-        // A cell's text: control characters shown escaped, never raw on the terminal.
-        (Some((row, subject)), _) => {
-            lines.push(format!("  subject  {} (row {row})", subject.escape_debug()))
+    let mut lines = vec![format!(
+        "About to send {to_send} {} message{} through {}",
+        match c.message_type {
+            MessageType::Email => "e-mail",
+            MessageType::InApp => "in-app",
+        },
+        if to_send == 1 { "" } else { "s" },
+        settings.base_url
+    )];
+    let passed_over = passed_over(going);
+    if !passed_over.is_empty() {
+        lines.push(format!("  not sent {}", passed_over.join(", ")));
+    }
+    lines.push(format!("  from     {}", c.from_label()));
+    // A cell's text: control characters shown escaped, never raw on the terminal.
+    match sample {
+        Some(s) => {
+            lines.push(format!(
+                "  to       {}s, first {} (row {})",
+                c.to_type,
+                s.to.escape_debug(),
+                s.row
+            ));
+            if let Some(subject) = &s.subject {
+                lines.push(format!(
+                    "  subject  {} (row {})",
+                    subject.escape_debug(),
+                    s.row
+                ));
+            }
         }
-        (None, Some(subject)) => lines.push(format!("  subject  {}", subject.source.trim())),
-        (None, None) => {}
+        None => lines.push(format!("  to       {}s", c.to_type)),
     }
     lines.push(format!(
         "  rate     {}: about {}",
@@ -91,6 +127,34 @@ fn confirmation(
     }
     lines.push(format!("  results  {}", results.display()));
     lines.join("\n")
+}
+
+/// The rows the run passes over, each kind with its count.
+fn passed_over(g: Going) -> Vec<String> {
+    use crate::check::counted;
+    let mut out = Vec::new();
+    if g.done > 0 {
+        out.push(format!("{} done by earlier runs", counted(g.done, "row")));
+    }
+    if g.duplicates > 0 {
+        out.push(format!(
+            "{} (an earlier row has the recipient), recorded `skipped`",
+            counted(g.duplicates, "duplicate row")
+        ));
+    }
+    if g.suppressed > 0 {
+        out.push(format!(
+            "{} on the suppress list, recorded `skipped`",
+            counted(g.suppressed, "row")
+        ));
+    }
+    if g.invalid > 0 {
+        out.push(format!(
+            "{}, recorded `skipped`",
+            counted(g.invalid, "invalid row")
+        ));
+    }
+    out
 }
 
 /// Shows `screen` and asks `[y/N]`: only `y` or `yes` goes on.
@@ -114,11 +178,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_screen_shows_a_rendered_subject_and_the_rows_that_go() {
+    fn the_screen_shows_a_rendered_row_and_counts_the_rows_that_go() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let loaded = crate::check::load(&root.join("samples/welcome.toml")).unwrap();
-        let sample = sample_subject(&loaded);
-        assert_eq!(sample, Some((1, "Welcome to Pro, Ada".to_string())));
+        let sample = sample(&loaded, 2).unwrap();
+        assert_eq!(sample.row, 2);
         let c = &loaded.campaign;
         let settings = Settings {
             send: c.send.clone(),
@@ -127,17 +191,29 @@ mod tests {
             results_columns: Vec::new(),
             results_columns_from: super::super::plan::ColumnsFrom::File,
         };
-        let screen = confirmation(&settings, c, 19, sample, Path::new("r.csv"));
+        let going = Going {
+            rows: 16,
+            done: 1,
+            duplicates: 2,
+            suppressed: 1,
+            first: Some(2),
+            ..Going::default()
+        };
+        let screen = confirmation(&settings, c, going, Some(&sample), Path::new("r.csv"));
         assert!(
-            screen.starts_with("About to send 19 e-mail messages"),
+            screen.starts_with("About to send 16 e-mail messages"),
+            "{screen}"
+        );
+        assert!(screen.contains("  not sent 1 row done by earlier runs, 2 duplicate rows (an earlier row has the recipient), recorded `skipped`, 1 row on the suppress list, recorded `skipped`"), "{screen}");
+        assert!(
+            screen.contains("  to       users, first user 0c5c7fd0a6a3a4506513270e (row 2)"),
             "{screen}"
         );
         assert!(
-            screen.contains("  subject  Welcome to Pro, Ada (row 1)"),
+            screen.contains("  subject  Welcome to Enterprise, Grace (row 2)"),
             "{screen}"
         );
-        let subject = screen.lines().find(|l| l.contains("subject")).unwrap();
-        assert!(!subject.contains("{{"), "{screen}");
+        assert!(!screen.contains("{{"), "{screen}");
     }
 
     #[test]

@@ -57,6 +57,26 @@ pub(super) struct Manifest {
     pub remaining: u64,
     /// Rows this run sends at most.
     pub to_send: u64,
+    /// What this run will send and set aside, as far as it is known before the first request.
+    pub going: Going,
+}
+
+/// The rows a run will send, and those it passes over, as known offline: for the confirmation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Going {
+    /// Rows that will go (within --limit).
+    pub rows: u64,
+    /// Rows done by earlier runs: `sent`, `unknown` not named by --retry-unknown, marked
+    /// `skipped`.
+    pub done: u64,
+    /// Invalid rows, recorded `skipped` (--skip-invalid).
+    pub invalid: u64,
+    /// Rows whose recipient an earlier row has, recorded `skipped` (--skip-duplicates).
+    pub duplicates: u64,
+    /// Rows whose key the suppress list names, recorded `skipped`.
+    pub suppressed: u64,
+    /// The first row that will go.
+    pub first: Option<u64>,
 }
 
 /// What the outcome needs of the manifest, which the dispatch consumes.
@@ -65,6 +85,9 @@ pub(super) struct Facts {
     pub target: String,
     /// Rows of the campaign not done before this run.
     pub remaining: u64,
+    /// The command that settles `unknown` rows by asking Intercom, where it can
+    /// ([`super::outcome::settle_command`]).
+    pub settle: Option<String>,
 }
 
 /// Opens the ledger: the do-not-contact list read, the lock taken, the journal's fingerprint
@@ -125,24 +148,12 @@ pub(super) fn open(plan: &SendPlan, c: &Campaign) -> anyhow::Result<Opened> {
 }
 
 impl Manifest {
-    /// Rows this run sends at most, less those it records `skipped` without sending: the
-    /// duplicates of `--skip-duplicates`, the invalid rows of `--skip-invalid`.
-    pub fn will_go(&self, plan: &SendPlan) -> u64 {
-        let invalid = match plan.selection.skip_invalid {
-            true => self.invalid_rows,
-            false => 0,
-        };
-        let left = self
-            .remaining
-            .saturating_sub(invalid + self.duplicates.len() as u64);
-        plan.selection.limit.map_or(left, |limit| left.min(limit))
-    }
-
     pub fn facts(&self) -> Facts {
         Facts {
             results: self.results.clone(),
             target: self.target.clone(),
             remaining: self.remaining,
+            settle: None,
         }
     }
 
@@ -155,7 +166,11 @@ impl Manifest {
         checked: Checked,
     ) -> anyhow::Result<Self> {
         let Opened { results, prior, .. } = &opened;
-        let Checked { pre, expected } = checked;
+        let Checked {
+            pre,
+            expected,
+            suppressed,
+        } = checked;
         let content = format!("{:016x}", pre.content_hash);
         if let Some(header) = prior.as_ref().and_then(|p| p.header.as_ref()) {
             if header.content != content && !plan.resume.allow_changed {
@@ -186,7 +201,13 @@ impl Manifest {
             .selection
             .limit
             .map_or(remaining, |limit| remaining.min(limit));
+        let duplicates = match plan.selection.duplicates {
+            crate::input::config::Duplicates::Skip => pre.duplicates,
+            _ => Vec::new(),
+        };
+        let going = going(plan, prior.as_ref(), &expected, &duplicates, &suppressed);
         Ok(Manifest {
+            going,
             results: opened.results,
             ledger: opened.ledger,
             lock: opened.lock,
@@ -199,14 +220,47 @@ impl Manifest {
             expected,
             to_type: c.to_type.clone(),
             invalid_rows: pre.invalid_rows,
-            duplicates: match plan.selection.duplicates {
-                crate::input::config::Duplicates::Skip => pre.duplicates,
-                _ => Vec::new(),
-            },
+            duplicates,
             remaining,
             to_send,
         })
     }
+}
+
+/// Each row's fate as known before the first request: done by earlier runs, invalid, a
+/// duplicate, suppressed, or going (within --limit). `duplicates` and `suppressed` are in
+/// record order.
+fn going(
+    plan: &SendPlan,
+    prior: Option<&Prior>,
+    expected: &[u32],
+    duplicates: &[(u64, u64)],
+    suppressed: &[u64],
+) -> Going {
+    let mut g = Going::default();
+    let mut duplicates = duplicates.iter().map(|(row, _)| *row).peekable();
+    let mut suppressed = suppressed.iter().copied().peekable();
+    for row in 1..=expected.len() as u64 {
+        let duplicate = duplicates.next_if_eq(&row).is_some();
+        let on_list = suppressed.next_if_eq(&row).is_some();
+        if prior.is_some_and(|p| plan.resume.is_done(p, row)) {
+            g.done += 1;
+        } else if expected[row as usize - 1] == 0 {
+            g.invalid += 1;
+        } else if duplicate {
+            g.duplicates += 1;
+        } else if on_list {
+            g.suppressed += 1;
+        } else {
+            g.rows += 1;
+            g.first = g.first.or(Some(row));
+        }
+    }
+    g.rows = plan
+        .selection
+        .limit
+        .map_or(g.rows, |limit| g.rows.min(limit));
+    g
 }
 
 /// The fingerprint of what the messages are made of, less the rows: templates and settings, and
@@ -331,12 +385,27 @@ fn announce_resume(p: &Prior, plan: &SendPlan, results_path: &std::path::Path) {
         .partition(|&row| retrying && p.recovered_now(row));
     if !kept.is_empty() {
         let rows: Vec<String> = kept.iter().take(20).map(|r| r.to_string()).collect();
+        let named = rows_arg(&kept);
+        let results = results_path.display().to_string();
+        let mark = [
+            "campaign",
+            "mark",
+            &results,
+            "--rows",
+            &named,
+            "--as",
+            "sent",
+            "--note",
+            "found in Intercom",
+        ]
+        .map(|w| shlex::try_quote(w).map_or_else(|_| w.to_string(), |q| q.into_owned()))
+        .join(" ");
         crate::say!(
-            "{} rows are `unknown` (rows {}{}): they may have reached their recipients and are not sent again. Check them in Intercom (the contact's conversations; the results file has each row's recipient), then record what you found with `campaign mark {} --rows ROWS --as sent|failed|skipped --note TEXT`, or send them on purpose with --resume --retry-unknown ROWS.",
+            "{} rows are `unknown` (rows {}{}): they may have reached their recipients and are not sent again. Check them in Intercom (the contact's conversations; the results file has each row's recipient), then record the messages you find: {mark}\nOr send them again, on purpose: {}",
             kept.len(),
             rows.join(", "),
             if kept.len() > 20 { ", …" } else { "" },
-            results_path.display()
+            super::plan::resume_command_with(plan, results_path, &["--retry-unknown", &named])
         );
     }
     if !fresh.is_empty() {

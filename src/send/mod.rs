@@ -32,7 +32,7 @@ use crate::check::Loaded;
 use crate::cli::SendArgs;
 use crate::exit::{Ended, Failure, Outcome};
 use crate::intercom::admins;
-use manifest::Manifest;
+use manifest::{Facts, Manifest};
 use plan::{SendPlan, Target};
 
 /// Runs `campaign send`. An error before the dispatch means nothing was sent (the input's:
@@ -55,7 +55,13 @@ pub async fn run(args: SendArgs) -> Ended {
         path,
         _held: std::sync::Arc::clone(&opened.lock),
     });
-    let checked = preflight::run(&plan, &loaded, &opened.results, opened.prior.as_ref())?;
+    let checked = preflight::run(
+        &plan,
+        &loaded,
+        &opened.results,
+        opened.prior.as_ref(),
+        opened.rules.as_deref(),
+    )?;
     let manifest = Manifest::new(&plan, &loaded.campaign, opened, checked)?;
     if plan.dry_run() {
         outcome::say_dry_run(&plan, &loaded.campaign, &manifest);
@@ -105,7 +111,7 @@ fn confirmed(plan: &SendPlan, loaded: &Loaded, m: &Manifest) -> anyhow::Result<b
     if plan.sandbox().is_some() || plan.yes || m.to_send == 0 {
         return Ok(true);
     }
-    confirm::confirmed(&plan.settings, loaded, m.will_go(plan), &m.results)
+    confirm::confirmed(&plan.settings, loaded, m.going, &m.results)
 }
 
 /// The sandbox of a rehearsal started, the dispatch, and the outcome.
@@ -122,7 +128,10 @@ async fn send(plan: SendPlan, loaded: Loaded, manifest: Manifest) -> Ended {
     let _lock = std::sync::Arc::clone(&manifest.lock);
     // From here on requests may leave: an error is a stop that can be resumed, never "nothing
     // was sent". The outcome needs the manifest's facts the dispatch consumes.
-    let facts = manifest.facts();
+    let facts = Facts {
+        settle: outcome::settle_command(&plan, &loaded.campaign, &manifest.results),
+        ..manifest.facts()
+    };
     let ran = dispatch::run(&plan, manifest, loaded, sandbox)
         .await
         .map_err(|e| Failure::Stopped {

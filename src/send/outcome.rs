@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::dispatch::{Ran, RunEnd, StopReason};
 use super::manifest::{Facts, Manifest};
-use super::plan::{resume_command, SendPlan};
+use super::plan::{resume_command, resume_command_with, SendPlan};
 use crate::exit::{self, Outcome};
 use crate::input::config::Campaign;
 use crate::results;
@@ -15,15 +15,14 @@ pub(super) fn finish(plan: &SendPlan, m: &Facts, started_at: String, ran: Ran) -
     let ledger = ran.ledger.clone();
     let Ran {
         mut end,
-        all,
-        resendable,
+        left,
         paused_ms,
         ..
     } = ran;
     // What is left of the campaign, not of this run's --limit.
     end.left = m.remaining.saturating_sub(end.progress.done());
     say_summary(&m.results, &end);
-    let status = say_status(plan, &m.results, &end, all, resendable);
+    let status = say_status(plan, m, &end, &left);
     let tally = end.progress.tally;
     let run = results::RunRecord {
         started_at,
@@ -37,6 +36,7 @@ pub(super) fn finish(plan: &SendPlan, m: &Facts, started_at: String, ran: Ran) -
         rate_limited: end.rate_limited,
         paused_ms,
         exit: exit::code(&Ok(status)),
+        resume: resume_command(plan, &m.results),
     };
     // A run that lost its lock writes no line: the run log may be another run's by now.
     if !ledger.lost() {
@@ -72,7 +72,7 @@ fn say_summary(results_path: &Path, end: &RunEnd) {
         rows.sort_unstable();
         let shown: Vec<String> = rows.iter().take(20).map(|r| r.to_string()).collect();
         crate::say!(
-            "{} rows are `unknown` (rows {}{}): the request may have reached Intercom. Check those contacts' conversations before sending again with --resume --retry-unknown.",
+            "{} rows are `unknown` (rows {}{}): the request may have reached Intercom.",
             rows.len(),
             shown.join(", "),
             if rows.len() > 20 { ", …" } else { "" }
@@ -81,14 +81,8 @@ fn say_summary(results_path: &Path, end: &RunEnd) {
 }
 
 /// Why the run ended and what to do next, and the outcome that says it.
-fn say_status(
-    plan: &SendPlan,
-    results_path: &Path,
-    end: &RunEnd,
-    all: results::Tally,
-    resendable: u64,
-) -> Outcome {
-    let resume = resume_command(plan, results_path);
+fn say_status(plan: &SendPlan, m: &Facts, end: &RunEnd, left: &Left) -> Outcome {
+    let resume = resume_command(plan, &m.results);
     match &end.stop {
         Some(stop) => say_stopped(stop, end.left, &resume),
         None if plan.selection.canary && end.left > 0 => {
@@ -101,21 +95,16 @@ fn say_status(
         // The campaign's state, not just this run's: rows left `unknown` or `failed` by an earlier
         // run mean it is not done.
         // Skipped rows were set aside on purpose (--skip-invalid): not a failure of the run.
-        None if all.failed + all.unknown > 0 => {
-            let next = if resendable > 0 {
-                format!("`failed` rows are sent again by: {resume}\nA row not to be sent (a contact that does not exist, say) is closed with `campaign mark {} --rows ROWS --as skipped --note TEXT`.", results_path.display())
-            } else if all.unknown == 0 {
-                "its `failed` rows carry Intercom's message id and are not sent again by a resume: look them up in Intercom (the command that sends them on purpose is above)".to_string()
-            } else {
-                "`unknown` rows are sent again only on purpose, once checked in Intercom: add --retry-unknown to that command".to_string()
-            };
+        None if left.all.failed + left.all.unknown > 0 => {
+            let all = left.all;
             crate::say!(
-                "the results file holds {} sent, {} failed, {} unknown, {} skipped rows; {next}",
+                "the results file holds {} sent, {} failed, {} unknown, {} skipped rows",
                 all.sent,
                 all.failed,
                 all.unknown,
                 all.skipped
             );
+            say_next(plan, m, left, &resume);
             Outcome::RowsLeft
         }
         // Exit 0 means every row was sent: rows left by --limit are a stop that can be resumed.
@@ -128,6 +117,137 @@ fn say_status(
         }
         None => Outcome::Done,
     }
+}
+
+/// What the rows a run left `failed` or `unknown` need, each with the command that does it:
+/// only a resume that can help is offered.
+fn say_next(plan: &SendPlan, m: &Facts, left: &Left, resume: &str) {
+    let results = m.results.display().to_string();
+    if left.resendable > 0 {
+        crate::say!("`failed` rows are sent again by: {resume}");
+    }
+    if !left.fails_again.is_empty() {
+        let rows = &left.fails_again;
+        crate::say!(
+            "{} failed in a way that sending again repeats (Intercom refused the request, or no single contact was found: `campaign report {}` groups them by error), so a resume sends {them} in vain until the CSV row or the contact in Intercom is fixed. To close {them} unsent: {}",
+            rows_said(rows),
+            quoted(&[&results]),
+            quoted(&[
+                "campaign",
+                "mark",
+                &results,
+                "--rows",
+                &rows_arg(rows),
+                "--as",
+                "skipped",
+                "--note",
+                "not to be sent",
+            ]),
+            them = if rows.len() == 1 { "it" } else { "them" },
+        );
+    }
+    if left.all.failed > left.resendable + left.fails_again.len() as u64 {
+        crate::say!("`failed` rows that carry Intercom's message id are not sent again by a resume: look them up in Intercom (the command that sends them on purpose is above)");
+    }
+    if left.unknown.is_empty() {
+        return;
+    }
+    let rows = rows_arg(&left.unknown);
+    crate::say!(
+        "`unknown` rows may have reached their recipients and are never sent again unless asked. Look {} up in Intercom (the contact's conversations), then record the messages you found: {}",
+        rows_said(&left.unknown),
+        quoted(&[
+            "campaign",
+            "mark",
+            &results,
+            "--rows",
+            &rows,
+            "--as",
+            "sent",
+            "--note",
+            "found in Intercom",
+        ])
+    );
+    if let Some(track) = &m.settle {
+        crate::say!(
+            "Or let Intercom say which were made (each message has its conversation): {track}"
+        );
+    }
+    crate::say!(
+        "Or send those not found again, on purpose: {}",
+        resume_command_with(plan, &m.results, &["--retry-unknown", &rows])
+    );
+}
+
+/// What a run leaves to do, from its ledger settled.
+pub(super) struct Left {
+    /// Every row of the campaign by status.
+    pub all: results::Tally,
+    /// `failed` rows a resume sends again and that may pass then.
+    pub resendable: u64,
+    /// `failed` rows a resume would fail the same way.
+    pub fails_again: Vec<u64>,
+    /// `unknown` rows, in order.
+    pub unknown: Vec<u64>,
+}
+
+/// `row 4`, `rows 4, 5, 6` (up to 20, then how many in all).
+fn rows_said(rows: &[u64]) -> String {
+    let listed: Vec<String> = rows.iter().take(20).map(u64::to_string).collect();
+    match rows.len() {
+        1 => format!("row {}", listed[0]),
+        n if n > 20 => format!("rows {}, … ({n} in all)", listed.join(", ")),
+        _ => format!("rows {}", listed.join(", ")),
+    }
+}
+
+/// Rows as a flag takes them (`4-6,9`): every row is named, since the command is run as printed.
+fn rows_arg(rows: &[u64]) -> String {
+    crate::cli::rows::RowSet::of_rows(rows).to_string()
+}
+
+/// Words joined into one shell command, each quoted as a shell needs.
+fn quoted(words: &[&str]) -> String {
+    words
+        .iter()
+        .map(|w| shlex::try_quote(w).map_or_else(|_| w.to_string(), |q| q.into_owned()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The command that settles a campaign's `unknown` rows by asking Intercom, when its messages
+/// have a conversation from the start (`create_conversation_without_contact_reply = true`) and
+/// the campaign file names the sender by id: `campaign track --settle` against the run's API, or
+/// a rehearsal's log.
+pub(super) fn settle_command(plan: &SendPlan, c: &Campaign, results: &Path) -> Option<String> {
+    // `track` searches for the conversations of the sender's id, and has no admins to look an
+    // e-mail up in (a rehearsal's are its --sandbox-admins).
+    if c.create_conversation_without_contact_reply != Some(true) || c.from_email.is_some() {
+        return None;
+    }
+    let results = results.display().to_string();
+    let campaign = plan.campaign.display().to_string();
+    let mut words: Vec<String> = [
+        "campaign",
+        "track",
+        &results,
+        "--campaign",
+        &campaign,
+        "--settle",
+    ]
+    .map(String::from)
+    .to_vec();
+    match plan.sandbox() {
+        Some(sandbox) => words.extend([
+            "--sandbox".to_string(),
+            "--sandbox-log".to_string(),
+            sandbox.log_path(&plan.campaign).display().to_string(),
+        ]),
+        None => words.extend(plan.track_flags.iter().cloned()),
+    }
+    Some(quoted(
+        &words.iter().map(String::as_str).collect::<Vec<_>>(),
+    ))
 }
 
 /// A run stopped before its end: why, and how to continue.

@@ -147,6 +147,9 @@ pub(super) struct SendPlan {
     pub yes: bool,
     /// The flags that bring a later `--resume` to the same place the same way, after `--resume`.
     pub resume_flags: Vec<String>,
+    /// The flags that bring `campaign track` to the same API (`--api-base`, `--intercom-version`,
+    /// `--token-file`); a rehearsal's are its log's, added where the command is made.
+    pub track_flags: Vec<String>,
 }
 
 /// The plan and the loaded campaign; [`Failure::Reported`] (the problems said) when the
@@ -179,6 +182,7 @@ pub(super) fn resolve(args: SendArgs) -> Result<(SendPlan, Loaded), Failure> {
     }
     let plan = SendPlan {
         resume_flags: resume_flags(&args),
+        track_flags: track_flags(&args),
         token,
         settings,
         target: target(&args),
@@ -302,6 +306,24 @@ fn random_token() -> String {
     (0..32)
         .map(|_| format!("{:x}", rng.random_range(0..16u8)))
         .collect()
+}
+
+/// The flags of `send` that `campaign track` takes too, to ask the same API with the same token.
+fn track_flags(args: &SendArgs) -> Vec<String> {
+    let mut words = Vec::new();
+    for (name, value) in [
+        ("--api-base", args.api_base.clone()),
+        ("--intercom-version", args.intercom_version.clone()),
+        (
+            "--token-file",
+            args.token_file.as_deref().map(|p| p.display().to_string()),
+        ),
+    ] {
+        if let Some(v) = value {
+            words.extend([name.to_string(), v]);
+        }
+    }
+    words
 }
 
 /// Every flag the next run needs to reach the same place in the same way, none that would change

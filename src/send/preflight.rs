@@ -6,6 +6,7 @@ use std::path::Path;
 use crate::check::{self, recipient_hash, Loaded, Preflight};
 use crate::exit::Failure;
 use crate::input::problem::{Problem, ProblemKind, Severity};
+use crate::resolve::Rules;
 use crate::results::{Prior, RowStatus};
 
 use super::plan::SendPlan;
@@ -15,6 +16,9 @@ pub(super) struct Checked {
     pub pre: Preflight,
     /// Each row's request hash, by record number (0: not a valid row).
     pub expected: Vec<u32>,
+    /// The rows whose key the `[send] suppress` list names, in order: recorded `skipped`, never
+    /// sent (a contact the list names by another key is found at its lookup).
+    pub suppressed: Vec<u64>,
 }
 
 /// Checks every row against the results file and what it recorded (`prior`, none for a fresh
@@ -24,8 +28,9 @@ pub(super) fn run(
     loaded: &Loaded,
     results: &Path,
     prior: Option<&Prior>,
+    rules: Option<&Rules>,
 ) -> Result<Checked, Failure> {
-    let (pre, expected) = check_rows(plan, loaded, results, prior);
+    let (pre, expected, suppressed) = check_rows(plan, loaded, results, prior, rules);
     if let Some(p) = prior {
         if p.rows() > pre.rows {
             return Err(anyhow::anyhow!(
@@ -53,16 +58,22 @@ pub(super) fn run(
         );
         return Err(Failure::Reported);
     }
-    Ok(Checked { pre, expected })
+    Ok(Checked {
+        pre,
+        expected,
+        suppressed,
+    })
 }
 
-/// `check`'s preflight, keeping each row's request hash and comparing recipients on resume.
+/// `check`'s preflight, keeping each row's request hash and the rows the suppress list names,
+/// and comparing recipients on resume.
 fn check_rows(
     plan: &SendPlan,
     loaded: &Loaded,
     results: &Path,
     prior: Option<&Prior>,
-) -> (Preflight, Vec<u32>) {
+    rules: Option<&Rules>,
+) -> (Preflight, Vec<u32>, Vec<u64>) {
     let mut changed = Changed {
         reported: false,
         recipients_file: loaded.campaign.recipients.display().to_string(),
@@ -74,13 +85,20 @@ fn check_rows(
     // and the new buffer at once, beside the earlier run's rows).
     let mut expected: Vec<u32> = Vec::with_capacity(prior.map_or(0, |p| p.rows() as usize));
     let campaign = &loaded.campaign;
+    let mut suppressed = Vec::new();
+    let rules = rules.filter(|r| !r.suppress.is_empty());
     let pre = check::preflight(loaded, plan.selection.duplicates, &mut |row, rendered| {
         expected.resize(row as usize - 1, 0);
         expected.push(check::row_hash(campaign, rendered));
+        if let Some(rules) = rules {
+            if rules.suppressed(&crate::resolve::normalize(rules.address, &rendered.to_id)) {
+                suppressed.push(row);
+            }
+        }
         changed.check(prior?, row, rendered.to_id.as_str())
     });
     expected.resize(pre.rows as usize, 0);
-    (pre, expected)
+    (pre, expected, suppressed)
 }
 
 /// On resume: the first row whose recipient is not the one the results file recorded.

@@ -9,14 +9,31 @@ use tera::{Tera, Value};
 use crate::template::seal::MAX_ITERATIONS;
 
 thread_local! {
-    /// How many times `default` gave its fallback on this thread since [`take_defaults_used`]:
-    /// what the preview says of a row whose message has a fallback in it.
-    static DEFAULTS_USED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// The values `default` gave its fallback for on this thread since [`take_defaults_used`],
+    /// by name: what the preview says of a row whose message has a fallback in it.
+    static DEFAULTS_USED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// How many times `default` gave its fallback on this thread since the last call.
-pub(crate) fn take_defaults_used() -> u32 {
-    DEFAULTS_USED.with(|d| d.replace(0))
+/// The argument the instrumented `default` passes its value's name in (`first_name`), for the
+/// preview to say which cell was empty.
+pub(crate) const DEFAULT_OF: &str = "__campaign_of";
+
+/// Names kept per row at most: a row's note names a few, not a template's every value.
+const NAMES_KEPT: usize = 8;
+
+/// The names of the values `default` gave its fallback for on this thread since the last call,
+/// each once, in the order they came.
+pub(crate) fn take_defaults_used() -> Vec<String> {
+    DEFAULTS_USED.with(|d| std::mem::take(&mut *d.borrow_mut()))
+}
+
+fn default_used(name: &str) {
+    DEFAULTS_USED.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.len() < NAMES_KEPT && !d.iter().any(|n| n == name) {
+            d.push(name.to_string());
+        }
+    });
 }
 
 /// `default`'s other half (see `seal::instrument::route_default`): an empty string or a null
@@ -28,7 +45,11 @@ pub(super) fn or_else(value: &Value, args: &HashMap<String, Value>) -> tera::Res
         _ => false,
     };
     if empty {
-        DEFAULTS_USED.with(|d| d.set(d.get().saturating_add(1)));
+        default_used(
+            args.get(DEFAULT_OF)
+                .and_then(Value::as_str)
+                .unwrap_or("a value"),
+        );
         args.get("value")
             .cloned()
             .ok_or_else(|| tera::Error::msg("the `default` filter needs a `value` argument"))

@@ -356,9 +356,16 @@ impl Target {
     }
 }
 
-/// The log of the rehearsal that wrote `results`, when it has the name `send --sandbox` gives
-/// it: `X.sandbox.results.csv` is beside `X.sandbox.jsonl`.
+/// The log of the rehearsal that wrote `results`, where `send --sandbox` keeps it: a rehearsal
+/// with `--results FILE` logs to `FILE.sandbox.jsonl` (taken when it is there); one without,
+/// `X.sandbox.results.csv`, beside `X.sandbox.jsonl`.
 pub(crate) fn rehearsal_log_of(results: &std::path::Path) -> Option<PathBuf> {
+    let mut beside = results.as_os_str().to_owned();
+    beside.push(".sandbox.jsonl");
+    let beside = PathBuf::from(beside);
+    if beside.is_file() {
+        return Some(beside);
+    }
     let name = results.file_name()?.to_str()?;
     let stem = name.strip_suffix(".sandbox.results.csv")?;
     Some(results.with_file_name(format!("{stem}.sandbox.jsonl")))

@@ -8,7 +8,7 @@ use crate::check::{Loaded, RowRenderer};
 use crate::input::problem::{Problem, Severity};
 use crate::input::recipients::{Recipients, Row};
 use crate::preview::variants::{self, Variants};
-use crate::preview::Selection;
+use crate::preview::{FileFacts, Selection};
 use crate::template::BoundTemplates;
 
 /// Reads the rows and keeps those the page shows.
@@ -18,6 +18,7 @@ pub(super) fn choose(
     recipients: &mut Recipients,
     variants: &Variants,
     header: Vec<Problem>,
+    facts: FileFacts,
 ) -> anyhow::Result<Chosen> {
     let renderer = RowRenderer::new(loaded, recipients);
     let plan = variants.plan(recipients.columns());
@@ -28,7 +29,11 @@ pub(super) fn choose(
         left_out: 0,
         header,
         total_rows: 0,
+        facts,
     };
+    // Rows put on the page for a fallback or a duplicate, each kind at most [`NOTED`]: the
+    // summary lists the others.
+    let mut noted = Noted::default();
     // Once the page has its rows, the rest are only counted: the page says "N of M rows" of
     // the whole file.
     let mut full = false;
@@ -52,7 +57,15 @@ pub(super) fn choose(
         if full || selection.row.is_some_and(|r| r != row.number) {
             continue;
         }
-        let Some(shown) = consider(selection, &renderer, plan.as_ref(), &mut paths, &row) else {
+        let duplicate_of = chosen.facts.first_of.get(&row.number).copied();
+        let Some(shown) = consider(
+            selection,
+            &renderer,
+            plan.as_ref(),
+            (&mut paths, &mut noted),
+            &row,
+            duplicate_of,
+        ) else {
             continue;
         };
         push(&mut chosen, shown, selection);
@@ -68,6 +81,16 @@ pub(super) fn choose(
         );
     }
     Ok(chosen)
+}
+
+/// Rows a page shows for a fallback given, and for a duplicate, at most each.
+const NOTED: u32 = 5;
+
+/// How many rows are on the page for a fallback given and for a duplicate.
+#[derive(Default)]
+struct Noted {
+    defaults: u32,
+    duplicates: u32,
 }
 
 /// The paths rows took so far, numbered from 1 in order of first appearance.
@@ -96,10 +119,14 @@ fn consider(
     selection: Selection,
     renderer: &RowRenderer<'_>,
     plan: Option<&BoundTemplates<'_>>,
-    paths: &mut Paths,
+    (paths, noted): (&mut Paths, &mut Noted),
     row: &Row<'_>,
+    duplicate_of: Option<u64>,
 ) -> Option<Shown> {
-    let (request, mut problems) = match renderer.render(row) {
+    crate::template::filters::take_defaults_used();
+    let rendered = renderer.render(row);
+    let defaults = crate::template::filters::take_defaults_used();
+    let (request, mut problems) = match rendered {
         Ok((request, warnings)) => (Some(request), warnings),
         Err(errors) => (None, errors),
     };
@@ -112,7 +139,17 @@ fn consider(
         }
         _ => (None, false),
     };
-    let reasons = reasons(selection, new_path.then_some(path).flatten(), &problems);
+    let mut reasons = reasons(selection, new_path.then_some(path).flatten(), &problems);
+    if !explicit {
+        if !defaults.is_empty() && noted.defaults < NOTED {
+            noted.defaults += 1;
+            reasons.push(Reason::Default);
+        }
+        if let Some(first) = duplicate_of.filter(|_| noted.duplicates < NOTED) {
+            noted.duplicates += 1;
+            reasons.push(Reason::Duplicate(first));
+        }
+    }
     if reasons.is_empty() {
         return None;
     }
@@ -124,6 +161,8 @@ fn consider(
         problems,
         reasons,
         path,
+        defaults,
+        duplicate_of,
     })
 }
 
@@ -157,6 +196,8 @@ fn unreadable(p: Problem) -> Shown {
         reasons: vec![Reason::Errors],
         problems: vec![p],
         path: None,
+        defaults: Vec::new(),
+        duplicate_of: None,
     }
 }
 

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::variants::{self, Variants};
-use super::Selection;
+use super::{FileFacts, Selection};
 use crate::check::{counted, Loaded};
 use crate::exit::{Ended, Failure, Outcome};
 use crate::input::problem::{Problem, Severity};
@@ -36,6 +36,10 @@ struct Shown {
     reasons: Vec<Reason>,
     /// Its path's number (1-based, in order of first appearance).
     path: Option<usize>,
+    /// The values a `default` gave its fallback for, by name.
+    defaults: Vec<String>,
+    /// The earlier row with its recipient, if one has it.
+    duplicate_of: Option<u64>,
 }
 
 /// Why a row is on the page, as its badges say it.
@@ -49,6 +53,10 @@ enum Reason {
     FirstOfPath(usize),
     Errors,
     Warnings,
+    /// A `default` gives its fallback in it.
+    Default,
+    /// An earlier row has its recipient (that row's number).
+    Duplicate(u64),
 }
 
 impl Reason {
@@ -56,7 +64,7 @@ impl Reason {
     fn class(self) -> &'static str {
         match self {
             Reason::Errors => "failed",
-            Reason::Warnings => "unknown",
+            Reason::Warnings | Reason::Default | Reason::Duplicate(_) => "unknown",
             Reason::Row | Reason::Limit | Reason::FirstOfPath(_) => "sent",
         }
     }
@@ -78,6 +86,8 @@ impl std::fmt::Display for Reason {
             Reason::FirstOfPath(n) => write!(f, "path {n}"),
             Reason::Errors => f.write_str("errors"),
             Reason::Warnings => f.write_str("warnings"),
+            Reason::Default => f.write_str("default"),
+            Reason::Duplicate(first) => write!(f, "recipient of row {first}"),
         }
     }
 }
@@ -91,6 +101,8 @@ struct Chosen {
     left_out: u64,
     header: Vec<Problem>,
     total_rows: u64,
+    /// What holds of the whole file.
+    facts: FileFacts,
 }
 
 /// Writes the page; prints the shown rows' problems to stderr and a one-line summary to stdout.
@@ -99,7 +111,8 @@ pub(super) fn run(loaded: &Loaded, selection: Selection, file: &Path, open: bool
         Recipients::open(&loaded.campaign.recipients, loaded.campaign.delimiter)
             .map_err(|p| anyhow::anyhow!("{p}"))?;
     let variants = Variants::new(&loaded.campaign);
-    let chosen = choose(selection, loaded, &mut recipients, &variants, header)?;
+    let facts = FileFacts::of(loaded)?;
+    let chosen = choose(selection, loaded, &mut recipients, &variants, header, facts)?;
     let mut problems = false;
     for p in chosen
         .header
@@ -137,6 +150,20 @@ fn summary(file: &Path, c: &Chosen) -> String {
             " ({} through the templates' ifs, {} with warnings or errors)",
             counted(c.paths.len() as u64, "path"),
             counted(warned as u64, "row")
+        );
+    }
+    if c.facts.default_rows > 0 {
+        let _ = write!(
+            text,
+            "; a `default` gives its fallback in {}",
+            counted(c.facts.default_rows, "row")
+        );
+    }
+    if !c.facts.duplicates.is_empty() {
+        let _ = write!(
+            text,
+            "; {} with the recipient of an earlier row",
+            counted(c.facts.duplicate_rows(), "row")
         );
     }
     if c.left_out > 0 {

@@ -3,12 +3,13 @@
 use std::fmt::Write as _;
 
 use super::{Chosen, Shown, MAX_ROWS};
-use crate::check::Loaded;
+use crate::check::{counted, Loaded};
 use crate::input::config::BodyFormat;
 use crate::input::problem::{Problem, Severity};
 use crate::input::recipients::Recipients;
 use crate::page::{escape, page};
 use crate::preview::variants::{self, Variants};
+use crate::preview::FileFacts;
 use crate::template::MessageRequest;
 
 pub(super) fn render_page(
@@ -35,11 +36,13 @@ pub(super) fn render_page(
         let _ = write!(
             body,
             "the first row of each of the {} paths through the templates' <code>if</code>s, \
-             and every row with a warning or an error.</p>",
+             every row with a warning or an error, and the first rows where a <code>default</code> \
+             gives its fallback and that have the recipient of an earlier row.</p>",
             c.paths.len()
         );
     }
     body.push_str(&paths_list(variants, &c.paths));
+    body.push_str(&file_facts(&c.facts));
     if c.left_out > 0 {
         let _ = write!(
             body,
@@ -105,6 +108,35 @@ fn paths_list(variants: &Variants, paths: &[variants::Path]) -> String {
     out
 }
 
+/// The whole file's fallbacks and duplicates, whichever rows the page shows.
+fn file_facts(f: &FileFacts) -> String {
+    let mut out = String::new();
+    if f.default_rows > 0 {
+        let _ = write!(
+            out,
+            "<p id=\"defaults\" class=\"warn\">A <code>default</code> gives its fallback in {}: {}.</p>",
+            counted(f.default_rows, "row"),
+            escape(&f.defaults_said())
+        );
+    }
+    if !f.duplicates.is_empty() {
+        let _ = write!(
+            out,
+            "<div id=\"duplicates\"><p class=\"warn\">{} the recipient of an earlier row; {}:</p><ul>",
+            match f.duplicate_rows() {
+                1 => "1 row has".to_string(),
+                n => format!("{n} rows have"),
+            },
+            escape(f.duplicates_rule())
+        );
+        for group in f.duplicate_groups() {
+            let _ = write!(out, "<li>{}</li>", escape(&group));
+        }
+        out.push_str("</ul></div>");
+    }
+    out
+}
+
 fn problem_list(problems: &[Problem]) -> String {
     if problems.is_empty() {
         return String::new();
@@ -142,6 +174,20 @@ fn row_section(loaded: &Loaded, columns: &[String], row: &Shown) -> String {
         let _ = write!(out, "<span class=\"note\">path {n}</span>");
     }
     out.push_str("</h2><div class=\"msg\"><div>");
+    if !row.defaults.is_empty() {
+        let _ = write!(
+            out,
+            "<p class=\"warn default\">A <code>default</code> gives its fallback: {} {} empty.</p>",
+            escape(&row.defaults.join(", ")),
+            if row.defaults.len() == 1 { "is" } else { "are" }
+        );
+    }
+    if let Some(first) = row.duplicate_of {
+        let _ = write!(
+            out,
+            "<p class=\"warn duplicate\">Row {first} has this recipient.</p>"
+        );
+    }
     match &row.request {
         Some(request) => out.push_str(&message(loaded, request, row.number)),
         None => out.push_str(

@@ -68,6 +68,8 @@ impl Prior {
     const FLAG_MESSAGE_ID: u8 = 1;
     /// The row's last line is an operator's `skipped` (`campaign mark --as skipped`).
     const FLAG_CLOSED: u8 = 2;
+    /// The row's last line is a `failed` that a resend repeats ([`super::row::fails_again`]).
+    const FLAG_FAILS_AGAIN: u8 = 4;
 
     pub(crate) fn status(&self, row: u64) -> Option<RowStatus> {
         self.statuses
@@ -119,6 +121,13 @@ impl Prior {
             .is_some_and(|f| f & Self::FLAG_CLOSED != 0)
     }
 
+    /// Whether the row is `failed` in a way that sending it again as it is repeats.
+    pub(crate) fn fails_again(&self, row: u64) -> bool {
+        self.flags
+            .get(row as usize)
+            .is_some_and(|f| f & Self::FLAG_FAILS_AGAIN != 0)
+    }
+
     /// Whether the row was recorded `unknown` by this settling (in flight when the last run
     /// stopped).
     pub(crate) fn recovered_now(&self, row: u64) -> bool {
@@ -137,10 +146,11 @@ impl Prior {
         self.flags[i] = 0;
     }
 
-    fn set_flags(&mut self, row: u64, message_id: bool, closed: bool) {
+    fn set_flags(&mut self, row: u64, message_id: bool, closed: bool, fails_again: bool) {
         if let Some(f) = self.flags.get_mut(row as usize) {
-            *f =
-                u8::from(message_id) * Self::FLAG_MESSAGE_ID + u8::from(closed) * Self::FLAG_CLOSED;
+            *f = u8::from(message_id) * Self::FLAG_MESSAGE_ID
+                + u8::from(closed) * Self::FLAG_CLOSED
+                + u8::from(fails_again) * Self::FLAG_FAILS_AGAIN;
         }
     }
 }
@@ -307,6 +317,11 @@ fn scan(
             row,
             !rdr.text(Col::MessageId).is_empty(),
             line.status == RowStatus::Skipped && rdr.text(Col::ErrorCode) == MARKED_SKIPPED,
+            line.status == RowStatus::Failed
+                && super::row::fails_again(
+                    rdr.text(Col::HttpStatus).trim().parse().ok(),
+                    &rdr.text(Col::ErrorCode),
+                ),
         );
         if offset.is_some_and(|o| after(line.start, o)) {
             if scan.answered.len() <= row as usize {

@@ -152,10 +152,8 @@ pub(super) struct RunEnd {
 /// A dispatch's end, with the ledger settled after it.
 pub(super) struct Ran {
     pub end: RunEnd,
-    /// Every row of the campaign by status, this run's and the earlier runs'.
-    pub all: results::Tally,
-    /// The `failed` rows a plain `--resume` sends again (not those that carry a message id).
-    pub resendable: u64,
+    /// What the campaign has left to do, this run's rows and the earlier runs'.
+    pub left: super::outcome::Left,
     /// How long the server held every sender back.
     pub paused_ms: u64,
     /// The ledger, still locked: the run log's line is written through it.
@@ -241,13 +239,27 @@ pub(super) async fn run(
     }
     Ok(Ran {
         end,
-        resendable: settled.as_ref().map_or(0, |settled| {
-            settled
-                .rows_with(RowStatus::Failed)
-                .filter(|&row| !settled.has_message_id(row))
-                .count() as u64
-        }),
-        all: settled.map(|s| s.tally).unwrap_or_default(),
+        left: settled.as_ref().map_or_else(
+            || super::outcome::Left {
+                all: results::Tally::default(),
+                resendable: 0,
+                fails_again: Vec::new(),
+                unknown: Vec::new(),
+            },
+            |settled| super::outcome::Left {
+                all: settled.tally,
+                // A row with Intercom's message id is sent again only on purpose (--allow-resend).
+                resendable: settled
+                    .rows_with(RowStatus::Failed)
+                    .filter(|&row| !settled.has_message_id(row) && !settled.fails_again(row))
+                    .count() as u64,
+                fails_again: settled
+                    .rows_with(RowStatus::Failed)
+                    .filter(|&row| !settled.has_message_id(row) && settled.fails_again(row))
+                    .collect(),
+                unknown: settled.rows_with(RowStatus::Unknown).collect(),
+            },
+        ),
         paused_ms: shared.pace.paused().as_millis() as u64,
         ledger,
     })

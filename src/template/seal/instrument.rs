@@ -152,15 +152,27 @@ fn route_default(expr: &mut Expr, at: Option<(usize, usize)>) {
     if matches!(expr.val, ExprVal::StringConcat(_)) {
         expr.filters.insert(0, hook_call(CONCAT, at));
     }
+    let name = match &expr.val {
+        ExprVal::Ident(name) => Some(name.clone()),
+        _ => None,
+    };
     let mut i = 0;
     while i < expr.filters.len() {
         let call = &mut expr.filters[i];
         call.args.values_mut().for_each(|a| route_default(a, at));
         place_filter(call, at);
         if call.name == "default" {
+            let mut args = call.args.clone();
+            // The value's name, for the preview to say which cell was empty.
+            if let Some(name) = &name {
+                args.insert(
+                    crate::template::filters::DEFAULT_OF.to_string(),
+                    Expr::new(ExprVal::String(name.clone())),
+                );
+            }
             let or_else = FunctionCall {
                 name: OR_ELSE.to_string(),
-                args: call.args.clone(),
+                args,
             };
             expr.filters.insert(i + 1, or_else);
             i += 1;
