@@ -259,7 +259,7 @@ fn on_a_terminal_a_real_send_shows_what_it_will_do_and_asks_first() {
             && screen.contains("subject  Hello Person3 (row 3)"),
         "{screen}"
     );
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(4));
 }
 
 /// `[send]` keys whose send hours open an hour from now (UTC), or are open now.
