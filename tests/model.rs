@@ -357,7 +357,7 @@ impl World {
 
     /// Whether the run log records messages sent or perhaps sent.
     fn run_log_messaged(&self) -> bool {
-        std::fs::read_to_string(self.fixture.path("results.csv.runs.jsonl"))
+        std::fs::read_to_string(self.fixture.path(".campaign/results.csv.runs.jsonl"))
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -368,7 +368,7 @@ impl World {
     fn lock_lost(&self, ms: u64, replace: bool) -> Vec<Output> {
         // Slow enough that the lock goes while rows are still being sent.
         let first = self.spawn(&["--resume", "--rate", "100/s"]);
-        let lock = self.fixture.path("results.csv.lock");
+        let lock = self.fixture.path(".campaign/results.csv.lock");
         // Once the run holds its lock (it writes its pid there), and has had `ms` to send.
         let held = std::time::Instant::now();
         while std::fs::read_to_string(&lock)
@@ -524,8 +524,8 @@ impl World {
     /// `skipped`, and no request left in flight by a killed run.
     fn nothing_to_do(&self) -> bool {
         let ledger = self.ledger_codes();
-        let journal =
-            std::fs::read_to_string(self.fixture.path("results.csv.journal")).unwrap_or_default();
+        let journal = std::fs::read_to_string(self.fixture.path(".campaign/results.csv.journal"))
+            .unwrap_or_default();
         ledger.len() == self.rows
             && ledger.values().all(|(_, s, _, code)| {
                 s == "sent" || s == "unknown" || (s == "skipped" && code == "marked_skipped")
@@ -689,7 +689,7 @@ fn step(world: &World, model: &mut Model, op: Op, rng: &mut Rng) -> Vec<Output> 
             vec![expect_refused(out, true, "a copied campaign file")]
         }
         Op::ResultsDeleted => {
-            let names = ["results.csv", "results.csv.journal"];
+            let names = ["results.csv", ".campaign/results.csv.journal"];
             let kept: Vec<Option<Vec<u8>>> = names
                 .iter()
                 .map(|n| std::fs::read(world.fixture.path(n)).ok())
@@ -710,7 +710,7 @@ fn step(world: &World, model: &mut Model, op: Op, rng: &mut Rng) -> Vec<Output> 
             vec![out]
         }
         Op::RunLogDeleted => {
-            let _ = std::fs::remove_file(world.fixture.path("results.csv.runs.jsonl"));
+            let _ = std::fs::remove_file(world.fixture.path(".campaign/results.csv.runs.jsonl"));
             vec![world.run(&["--resume"])]
         }
         Op::HandEdit => {
