@@ -142,7 +142,9 @@ campaign() {
 send_run() {
     local p=$1 toml=$2
     shift 2
-    rm -f "$p.results.csv" "$p.results.csv.journal" "$p.results.csv.runs.jsonl"
+    local side
+    side="$(dirname "$p")/.campaign/$(basename "$p").results.csv"
+    rm -f "$p.results.csv" "$side.journal" "$side.runs.jsonl"
     timed "$p" "$BIN" send "$toml" --api-base "$API" --results "$p.results.csv" --new-ledger "$@"
 }
 rate_limited() { sed -n 's/^rate limited: \([0-9]*\) answers.*/\1/p' "$1.err" | tail -1 | grep . || echo 0; }
@@ -434,13 +436,13 @@ if [[ " $SECTIONS " == *" 4 "* || " $SECTIONS " == *" 5 "* ]]; then
         "$(ok "$mcw" 5 "<=")" "$(ratio "$mcw" 5) of the budget"
     if [ -f "$TMP/s.results.csv" ]; then
         cp "$TMP/s.results.csv" "$TMP/base.results.csv"
-        cp "$TMP/s.results.csv.journal" "$TMP/base.results.csv.journal" 2>/dev/null || true
+        cp "$TMP/.campaign/s.results.csv.journal" "$TMP/.campaign/base.results.csv.journal" 2>/dev/null || true
         lines=$(($(wc -l <"$TMP/base.results.csv") - 1))
         for i in $(seq "$RUNS"); do
             log "5. send --resume with a $lines-line results file, run $i"
             cp "$TMP/base.results.csv" "$TMP/res.results.csv"
-            rm -f "$TMP/res.results.csv.journal"
-            [ -f "$TMP/base.results.csv.journal" ] && cp "$TMP/base.results.csv.journal" "$TMP/res.results.csv.journal"
+            rm -f "$TMP/.campaign/res.results.csv.journal"
+            [ -f "$TMP/.campaign/base.results.csv.journal" ] && cp "$TMP/.campaign/base.results.csv.journal" "$TMP/.campaign/res.results.csv.journal"
             start_sandbox --no-validate --rate-limit "$NO_LIMIT" --log "$TMP/r5.jsonl"
             t0=$(date +%s.%N)
             timed "$TMP/res" "$BIN" send "$ptoml" --api-base "$API" --results "$TMP/res.results.csv" --resume \

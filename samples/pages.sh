@@ -14,7 +14,7 @@ run() {
 }
 cd "$here"
 run preview plans.toml --html "$out/preview.html"
-rm -f "$out"/welcome.sandbox.*
+rm -f "$out"/welcome.sandbox.* "$out"/.campaign/welcome.sandbox.*
 # Faults on purpose, so that the report has failed and unknown rows: the run exits 1.
 run send welcome.toml --sandbox --results "$out/welcome.sandbox.results.csv" \
   --sandbox-log "$out/welcome.sandbox.jsonl" --rate 2/s --fail-rate 0.15 --drop-rate 0.1 \

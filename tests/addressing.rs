@@ -373,7 +373,10 @@ fn the_email_addressed_sample_rehearses_with_the_sandbox_alone() {
         &dir.path()
             .join("samples/email-addressed.sandbox.results.csv"),
     );
-    let log = read_log(&dir.path().join("samples/email-addressed.sandbox.jsonl"));
+    let log = read_log(
+        &dir.path()
+            .join("samples/.campaign/email-addressed.sandbox.results.csv.sandbox.jsonl"),
+    );
     assert!(!results.is_empty());
     assert_eq!(log.len(), results.len(), "{stderr}");
     let messaged: HashSet<&str> = log

@@ -299,8 +299,8 @@ fn a_rehearsal_with_a_bad_admins_file_sends_nothing() {
     );
     assert!(!f.results().exists() || f.result_rows().is_empty());
     assert!(
-        !f.path("results.csv.sandbox.jsonl").exists()
-            || std::fs::read_to_string(f.path("results.csv.sandbox.jsonl"))
+        !f.path(".campaign/results.csv.sandbox.jsonl").exists()
+            || std::fs::read_to_string(f.path(".campaign/results.csv.sandbox.jsonl"))
                 .unwrap()
                 .is_empty()
     );

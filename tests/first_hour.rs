@@ -103,7 +103,7 @@ fn the_resume_command_printed_after_ctrl_c_in_a_rehearsal_continues_it() {
     // is in place by then), with most rows still to go at 10/s.
     let started = std::time::Instant::now();
     let lines = || {
-        std::fs::read_to_string(f.path("out/results.csv.sandbox.jsonl"))
+        std::fs::read_to_string(f.path("out/.campaign/results.csv.sandbox.jsonl"))
             .unwrap_or_default()
             .matches('\n')
             .count()
@@ -131,7 +131,7 @@ fn the_resume_command_printed_after_ctrl_c_in_a_rehearsal_continues_it() {
     let rows = read_results(&f.path("out/results.csv"));
     assert_eq!(rows.len(), 30);
     assert!(rows.iter().all(|r| r["status"] == "sent"), "{rows:?}");
-    let log = logged(&f.path("out/results.csv.sandbox.jsonl"));
+    let log = logged(&f.path("out/.campaign/results.csv.sandbox.jsonl"));
     assert_eq!(log.len(), 30, "every recipient messaged");
     assert!(log.values().all(|&n| n == 1), "nobody twice: {log:?}");
 }
@@ -165,7 +165,10 @@ fn a_canarys_continue_command_runs_as_printed_and_a_rehearsal_may_ignore_the_sen
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     let rows = read_results(&f.path("out/results.csv"));
     assert_eq!(rows.iter().filter(|r| r["status"] == "sent").count(), 8);
-    assert_eq!(logged(&f.path("out/results.csv.sandbox.jsonl")).len(), 8);
+    assert_eq!(
+        logged(&f.path("out/.campaign/results.csv.sandbox.jsonl")).len(),
+        8
+    );
 
     // A real send keeps the hours: the flag is refused without --sandbox.
     f.cmd()
@@ -200,7 +203,7 @@ fn the_end_of_run_hint_for_failed_rows_runs_as_printed_until_every_row_is_sent()
     assert!(hints > 0, "the faults failed no row: nothing was tried");
     let rows = read_results(&f.path("out/results.csv"));
     assert!(rows.iter().all(|r| r["status"] == "sent"), "{rows:?}");
-    let log = logged(&f.path("out/results.csv.sandbox.jsonl"));
+    let log = logged(&f.path("out/.campaign/results.csv.sandbox.jsonl"));
     assert_eq!(log.len(), 20);
     assert!(log.values().all(|&n| n == 1), "nobody twice: {log:?}");
 }
@@ -395,7 +398,9 @@ fn an_unknown_admin_in_a_rehearsal_names_sandbox_admins() {
         .code(2)
         .stderr(predicates::str::contains("dana@ourco.example"))
         .stderr(predicates::str::contains("--sandbox-admins FILE"));
-    assert!(!f.path("campaign.sandbox.jsonl").exists());
+    assert!(!f
+        .path(".campaign/campaign.sandbox.results.csv.sandbox.jsonl")
+        .exists());
 }
 
 /// A CRM-like export's headers: capitals, spaces.
@@ -550,7 +555,7 @@ fn skip_duplicates_sends_the_first_row_of_a_recipient_records_the_rest_and_ends_
         "{status:?}"
     );
     assert_eq!(rows.iter().filter(|r| r["status"] == "sent").count(), 4);
-    let log = logged(&f.path("campaign.sandbox.jsonl"));
+    let log = logged(&f.path(".campaign/campaign.sandbox.results.csv.sandbox.jsonl"));
     assert_eq!(
         log.get("id-2"),
         Some(&1),
@@ -567,7 +572,7 @@ fn skip_duplicates_sends_the_first_row_of_a_recipient_records_the_rest_and_ends_
         .assert()
         .success();
     assert_eq!(
-        logged(&f.path("campaign.sandbox.jsonl"))
+        logged(&f.path(".campaign/campaign.sandbox.results.csv.sandbox.jsonl"))
             .values()
             .sum::<usize>(),
         4
@@ -597,7 +602,10 @@ fn test_to_takes_an_email_looked_up_as_the_campaign_would() {
         cmd
     };
     test("tester@ourco.example").assert().success();
-    let log = std::fs::read_to_string(f.path("campaign.sandbox.tests.jsonl")).unwrap();
+    let log = std::fs::read_to_string(
+        f.path(".campaign/campaign.sandbox.results.csv.sandbox.tests.jsonl"),
+    )
+    .unwrap();
     let sent: Vec<Value> = log
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -605,7 +613,7 @@ fn test_to_takes_an_email_looked_up_as_the_campaign_would() {
     assert_eq!(sent.len(), 1, "{log}");
     assert_eq!(sent[0]["request"]["to"]["id"], "tester-1");
     assert_eq!(sent[0]["request"]["subject"], "[TEST] Hello Person2");
-    let tests = read_results(&f.path("campaign.sandbox.results.csv.tests.csv"));
+    let tests = read_results(&f.path(".campaign/campaign.sandbox.results.csv.tests.csv"));
     assert_eq!(tests.len(), 1);
     assert_eq!(tests[0]["status"], "sent");
     assert!(!f.path("campaign.sandbox.results.csv").exists());
@@ -618,7 +626,10 @@ fn test_to_takes_an_email_looked_up_as_the_campaign_would() {
         ));
     // An id is taken as before.
     test("tester-1").assert().success();
-    let log = std::fs::read_to_string(f.path("campaign.sandbox.tests.jsonl")).unwrap();
+    let log = std::fs::read_to_string(
+        f.path(".campaign/campaign.sandbox.results.csv.sandbox.tests.jsonl"),
+    )
+    .unwrap();
     assert_eq!(log.lines().count(), 2);
 }
 
@@ -743,7 +754,11 @@ fn the_readmes_crm_export_walkthrough_runs_as_written() {
     assert!(stdout("campaign preview renewal/campaign.toml").contains("renews on July 1, 2026"));
 
     // The rehearsal: each customer once, the duplicates skipped, the cells as written.
-    let log = std::fs::read_to_string(dir.path().join("renewal/campaign.sandbox.jsonl")).unwrap();
+    let log = std::fs::read_to_string(
+        dir.path()
+            .join("renewal/.campaign/campaign.sandbox.results.csv.sandbox.jsonl"),
+    )
+    .unwrap();
     let bodies: Vec<String> = log
         .lines()
         .map(|l| {
@@ -871,13 +886,18 @@ fn two_rehearsals_into_different_results_files_keep_one_log_each() {
             .assert()
             .success()
             .stderr(predicates::str::contains(format!(
-                "{results}.sandbox.jsonl"
+                ".campaign/{results}.sandbox.jsonl"
             )));
     }
-    for log in ["a.csv.sandbox.jsonl", "b.csv.sandbox.jsonl"] {
+    for log in [
+        ".campaign/a.csv.sandbox.jsonl",
+        ".campaign/b.csv.sandbox.jsonl",
+    ] {
         assert_eq!(logged(&f.path(log)).values().sum::<usize>(), 3, "{log}");
     }
-    assert!(!f.path("campaign.sandbox.jsonl").exists());
+    assert!(!f
+        .path(".campaign/campaign.sandbox.results.csv.sandbox.jsonl")
+        .exists());
 }
 
 #[test]

@@ -288,7 +288,7 @@ fn the_token_never_shows_whole_or_in_part() {
         ),
         (
             "the journal",
-            &std::fs::read_to_string(f.path("results.csv.journal")).unwrap(),
+            &std::fs::read_to_string(f.path(".campaign/results.csv.journal")).unwrap(),
         ),
     ] {
         assert_eq!(token_run_in(text), None, "{what}:\n{text}");

@@ -436,9 +436,9 @@ fn the_journal_is_synced_before_each_request_is_written() {
 }
 
 /// The lock is held until the ledger is settled after the run: read off the system calls, the
-/// flocked descriptor of `results.csv.lock` is closed (or the process ends) only after the last
-/// write to the results file, its journal and its run log, and after the last rename. A second
-/// run that took the lock while the first still settled would read a ledger in the middle of
+/// flocked descriptor of `.campaign/results.csv.lock` is closed (or the process ends) only after
+/// the last write to the results file, its journal and its run log, and after the last rename. A
+/// second run that took the lock while the first still settled would read a ledger in the middle of
 /// being rewritten.
 #[cfg(target_os = "linux")]
 #[test]
@@ -525,13 +525,13 @@ fn a_results_file_without_its_journal_is_refused() {
     f.send(&server, &["--resume"])
         .code(2)
         .stderr(predicates::str::contains(
-            "its journal results.csv.journal is missing",
+            "its journal .campaign/results.csv.journal is missing",
         ));
     assert!(server.requests().is_empty());
     // With the journal brought along, it is refused for what it is: a rehearsal.
     std::fs::rename(
-        f.path("campaign.sandbox.results.csv.journal"),
-        f.path("results.csv.journal"),
+        f.path(".campaign/campaign.sandbox.results.csv.journal"),
+        f.path(".campaign/results.csv.journal"),
     )
     .unwrap();
     f.send(&server, &["--resume"])
@@ -547,7 +547,7 @@ fn a_journal_of_another_campaign_is_refused_before_it_touches_the_results() {
     f.send(&server, &["--limit", "2"]).code(3);
     let before = std::fs::read(f.results()).unwrap();
     f.write(
-        "results.csv.journal",
+        ".campaign/results.csv.journal",
         "campaign-journal v2 results_offset=0 settings=deadbeef@sandbox content=0 rows=0\n3\tforeign-id\n",
     );
     f.send(&server, &["--resume"])
@@ -573,15 +573,16 @@ fn removing_the_lock_file_during_a_run_stops_it_and_a_second_resume_keeps_the_le
     while server.requests().len() < 5 {
         std::thread::sleep(Duration::from_millis(5));
     }
-    std::fs::remove_file(f.path("results.csv.lock")).unwrap();
+    std::fs::remove_file(f.path(".campaign/results.csv.lock")).unwrap();
     let second = f.spawn_send(&server.url(), &["--resume"]);
     let first = first.wait_with_output().unwrap();
     let second = second.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&first.stderr);
     assert_eq!(first.status.code(), Some(3), "{err}");
     assert!(
-        err.contains("the lock file results.csv.lock was removed or replaced during the run")
-            && err.contains("this run wrote nothing to the ledger after that"),
+        err.contains(
+            "the lock file .campaign/results.csv.lock was removed or replaced during the run"
+        ) && err.contains("this run wrote nothing to the ledger after that"),
         "{err}"
     );
     let second_err = String::from_utf8_lossy(&second.stderr);
@@ -778,25 +779,126 @@ fn results_and_journal_deleted_with_the_run_log_left_are_refused_not_sent_again(
     f.send(&server, &[]).success();
     let kept = (
         std::fs::read(f.results()).unwrap(),
-        std::fs::read(f.path("results.csv.journal")).unwrap(),
+        std::fs::read(f.path(".campaign/results.csv.journal")).unwrap(),
     );
     std::fs::remove_file(f.results()).unwrap();
-    std::fs::remove_file(f.path("results.csv.journal")).unwrap();
+    std::fs::remove_file(f.path(".campaign/results.csv.journal")).unwrap();
     let refused = f.send(&server, &[]).code(2);
     let err = String::from_utf8_lossy(&refused.get_output().stderr).to_string();
     assert!(
-        err.contains("results.csv has no rows, but its run log results.csv.runs.jsonl says earlier runs sent 5 messages (or may have: `unknown`)")
+        err.contains("results.csv has no rows, but its run log .campaign/results.csv.runs.jsonl says earlier runs sent 5 messages (or may have: `unknown`)")
             && err.contains("add --new-ledger"),
         "{err}"
     );
     assert_eq!(server.requests().len(), 5);
     // Put back, the printed command continues it: nothing left, nobody twice.
     std::fs::write(f.results(), kept.0).unwrap();
-    std::fs::write(f.path("results.csv.journal"), kept.1).unwrap();
+    std::fs::write(f.path(".campaign/results.csv.journal"), kept.1).unwrap();
     run_printed(&f, &printed_command(&err, "continue with ")).success();
     assert_eq!(server.requests().len(), 5);
     // The results file deleted alone is refused too (the journal says it had rows).
     std::fs::remove_file(f.results()).unwrap();
     f.send(&server, &["--resume"]).code(2);
     assert_eq!(server.requests().len(), 5);
+}
+
+/// A ledger an earlier version started keeps working after the upgrade. That version kept the
+/// journal, lock and run log beside the results file: its lock, held by a run of it, is honoured
+/// as a lock; then a resume moves the files into the hidden folder, records the rows that
+/// version's killed run left in flight `unknown`, and sends only the rows no run sent.
+#[test]
+fn a_ledger_an_earlier_version_left_beside_the_results_is_resumed_without_messaging_anyone_twice() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    // While `slow`, answers take a minute: the rows are in flight when the run is killed.
+    let slow = Arc::new(AtomicBool::new(false));
+    let held_back = Arc::clone(&slow);
+    let server = TestServer::start(Arc::new(move |r, _| match held_back.load(SeqCst) {
+        true => Reply::Delay(Duration::from_secs(60), Box::new(ok_reply(r))),
+        false => ok_reply(r),
+    }));
+    let f = Fixture::new(
+        &people_csv(8),
+        &email_campaign("").replace("concurrency = 4", "concurrency = 1"),
+    );
+    f.send(&server, &["--limit", "2"]).code(3);
+    slow.store(true, SeqCst);
+    let mut killed = f.spawn_send(&server.url(), &["--resume"]);
+    while server.requests().len() < 3 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    slow.store(false, SeqCst);
+    let in_flight = server.requests().len() - 2;
+    // What that version left: its files beside the results file (the register beside the CSV),
+    // no hidden folder.
+    for name in [
+        "results.csv.journal",
+        "results.csv.lock",
+        "results.csv.runs.jsonl",
+        "people.csv.ledgers.jsonl",
+    ] {
+        std::fs::rename(f.path(&format!(".campaign/{name}")), f.path(name)).unwrap();
+    }
+    std::fs::remove_dir(f.path(".campaign")).unwrap();
+
+    // A run of that version holds its lock: refused, nothing sent, nothing moved.
+    let older_run = std::fs::OpenOptions::new()
+        .write(true)
+        .open(f.path("results.csv.lock"))
+        .unwrap();
+    older_run.try_lock().unwrap();
+    f.send(&server, &["--resume"])
+        .code(2)
+        .stderr(predicates::str::contains("another run is using"));
+    assert_eq!(server.requests().len(), 2 + in_flight);
+    assert!(f.path("results.csv.journal").is_file());
+    drop(older_run);
+
+    // That run gone, the resume: the rows it journaled `unknown` (the one in flight among
+    // them), the others sent, nobody twice.
+    let out = f.send(&server, &["--resume"]).code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    let twice: Vec<_> = per_recipient(&server)
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .collect();
+    assert!(twice.is_empty(), "messaged twice: {twice:?}");
+    let rows = statuses(&f);
+    let count = |s: &str| rows.iter().filter(|(_, status, _)| status == s).count();
+    let unknown = count("unknown");
+    assert!(unknown >= in_flight && in_flight >= 1, "{rows:?}");
+    assert_eq!(count("sent") + unknown, 8, "{rows:?}");
+    assert_eq!(server.requests().len(), 8 - unknown + in_flight);
+    assert!(
+        err.contains(&format!(
+            "{unknown} unknown, 0 skipped ({unknown} were in flight when the last run stopped)"
+        )),
+        "{err}"
+    );
+    // Its files are in the hidden folder now, the run log holding that version's run and this one.
+    for suffix in [".journal", ".lock", ".runs.jsonl"] {
+        assert!(
+            !f.path(&format!("results.csv{suffix}")).exists(),
+            "{suffix}"
+        );
+        assert!(
+            f.path(&format!(".campaign/results.csv{suffix}")).is_file(),
+            "{suffix}"
+        );
+    }
+    let runs = std::fs::read_to_string(f.path(".campaign/results.csv.runs.jsonl")).unwrap();
+    assert_eq!(runs.lines().count(), 2, "{runs}");
+    // The register, found where that version kept it, moved in: a copy of the campaign is
+    // still refused for the ledger that sent.
+    assert!(!f.path("people.csv.ledgers.jsonl").exists());
+    std::fs::copy(f.campaign(), f.path("copy.toml")).unwrap();
+    f.cmd()
+        .args(["send", "copy.toml", "--api-base", &server.url(), "--yes"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("another ledger of this campaign"));
+    // And nothing is left to send.
+    f.send(&server, &["--resume"]).code(1);
+    assert_eq!(server.requests().len(), 8);
 }

@@ -5,9 +5,10 @@
 //! and several processes at once, and what operators do to the ledger's files: the lock removed
 //! or replaced during a run (then a second run started), the campaign file copied and sent, the
 //! results and journal deleted (the run log left), the run log deleted, a hand edit that breaks a
-//! status, and a spreadsheet's re-save; against a sandbox whose log is the truth of what reached
-//! customers and that answers some requests 500, 502, 503 or 504 after making their message (a
-//! gateway in front of a slow backend). After every step:
+//! status, a spreadsheet's re-save, and the upgrade from a version that kept the journal, lock
+//! and run log beside the results file (its lock perhaps held by a run of it); against a sandbox
+//! whose log is the truth of what reached customers and that answers some requests 500, 502, 503
+//! or 504 after making their message (a gateway in front of a slow backend). After every step:
 //! - nobody is messaged twice, unless `--retry-unknown` named their row (or was bare) while it was
 //!   `unknown` before that run, or the operator marked it `failed` having found nothing;
 //! - a test send changes no row and messages only the test contact;
@@ -95,6 +96,10 @@ enum Op {
     HandEdit,
     /// The results file saved by a spreadsheet (every cell quoted, CRLF), then `--resume`.
     SpreadsheetSave,
+    /// The journal, lock and run log put where an earlier version kept them, beside the results
+    /// file (a ledger that version started, resumed by this one); `true`: its lock held, as by a
+    /// run of that version, through a first `--resume`, which is refused. Then `--resume`.
+    OldLayout(bool),
 }
 
 /// Every operation's name, as `MODEL_OPS` takes them.
@@ -118,6 +123,7 @@ const OPS: &[&str] = &[
     "RunLogDeleted",
     "HandEdit",
     "SpreadsheetSave",
+    "OldLayout",
 ];
 
 /// The operations that may start a sequence; `KillSend` only does.
@@ -188,7 +194,7 @@ fn pick(rng: &mut Rng) -> Op {
 }
 
 fn any_op(rng: &mut Rng) -> Op {
-    match rng.below(130) {
+    match rng.below(134) {
         0..=3 => Op::Send,
         4..=20 => Op::Resume,
         21..=30 => Op::RetryUnknown,
@@ -206,7 +212,8 @@ fn any_op(rng: &mut Rng) -> Op {
         114..=117 => Op::ResultsDeleted,
         118..=121 => Op::RunLogDeleted,
         122..=125 => Op::HandEdit,
-        _ => Op::SpreadsheetSave,
+        126..=129 => Op::SpreadsheetSave,
+        _ => Op::OldLayout(rng.below(2) == 0),
     }
 }
 
@@ -357,7 +364,7 @@ impl World {
 
     /// Whether the run log records messages sent or perhaps sent.
     fn run_log_messaged(&self) -> bool {
-        std::fs::read_to_string(self.fixture.path("results.csv.runs.jsonl"))
+        std::fs::read_to_string(self.fixture.path(".campaign/results.csv.runs.jsonl"))
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -368,7 +375,7 @@ impl World {
     fn lock_lost(&self, ms: u64, replace: bool) -> Vec<Output> {
         // Slow enough that the lock goes while rows are still being sent.
         let first = self.spawn(&["--resume", "--rate", "100/s"]);
-        let lock = self.fixture.path("results.csv.lock");
+        let lock = self.fixture.path(".campaign/results.csv.lock");
         // Once the run holds its lock (it writes its pid there), and has had `ms` to send.
         let held = std::time::Instant::now();
         while std::fs::read_to_string(&lock)
@@ -388,6 +395,18 @@ impl World {
             first.wait_with_output().unwrap(),
             second.wait_with_output().unwrap(),
         ]
+    }
+
+    /// The ledger's side files moved from the hidden folder to where an earlier version kept
+    /// them, beside the results file; returns that version's lock file.
+    fn old_layout(&self) -> PathBuf {
+        for suffix in [".journal", ".lock", ".runs.jsonl"] {
+            let _ = std::fs::rename(
+                self.fixture.path(&format!(".campaign/results.csv{suffix}")),
+                self.fixture.path(&format!("results.csv{suffix}")),
+            );
+        }
+        self.fixture.path("results.csv.lock")
     }
 
     /// The results file as a spreadsheet saves it: every cell quoted, CRLF line breaks.
@@ -524,8 +543,8 @@ impl World {
     /// `skipped`, and no request left in flight by a killed run.
     fn nothing_to_do(&self) -> bool {
         let ledger = self.ledger_codes();
-        let journal =
-            std::fs::read_to_string(self.fixture.path("results.csv.journal")).unwrap_or_default();
+        let journal = std::fs::read_to_string(self.fixture.path(".campaign/results.csv.journal"))
+            .unwrap_or_default();
         ledger.len() == self.rows
             && ledger.values().all(|(_, s, _, code)| {
                 s == "sent" || s == "unknown" || (s == "skipped" && code == "marked_skipped")
@@ -689,7 +708,7 @@ fn step(world: &World, model: &mut Model, op: Op, rng: &mut Rng) -> Vec<Output> 
             vec![expect_refused(out, true, "a copied campaign file")]
         }
         Op::ResultsDeleted => {
-            let names = ["results.csv", "results.csv.journal"];
+            let names = ["results.csv", ".campaign/results.csv.journal"];
             let kept: Vec<Option<Vec<u8>>> = names
                 .iter()
                 .map(|n| std::fs::read(world.fixture.path(n)).ok())
@@ -710,7 +729,7 @@ fn step(world: &World, model: &mut Model, op: Op, rng: &mut Rng) -> Vec<Output> 
             vec![out]
         }
         Op::RunLogDeleted => {
-            let _ = std::fs::remove_file(world.fixture.path("results.csv.runs.jsonl"));
+            let _ = std::fs::remove_file(world.fixture.path(".campaign/results.csv.runs.jsonl"));
             vec![world.run(&["--resume"])]
         }
         Op::HandEdit => {
@@ -728,6 +747,29 @@ fn step(world: &World, model: &mut Model, op: Op, rng: &mut Rng) -> Vec<Output> 
         Op::SpreadsheetSave => {
             world.spreadsheet_save();
             vec![world.run(&["--resume"])]
+        }
+        Op::OldLayout(held) => {
+            let old_lock = world.old_layout();
+            let mut outs = Vec::new();
+            if held {
+                // The older run's lock: taken by this process, as that run would hold it.
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&old_lock)
+                    .unwrap();
+                file.try_lock().unwrap();
+                let out = world.run(&["--resume"]);
+                outs.push(expect_refused(
+                    out,
+                    true,
+                    "a resume while an older run holds its lock",
+                ));
+                drop(file);
+            }
+            outs.push(world.run(&["--resume"]));
+            outs
         }
     }
 }

@@ -167,7 +167,9 @@ fn a_rehearsal_resumed_settles_its_unknown_rows_from_the_sandbox_log() {
         .stderr(predicate::str::contains("from the sandbox's log"));
     let rows = read_results(&f.path("campaign.sandbox.results.csv"));
     assert!(rows.iter().all(|r| r["status"] == "sent"), "{rows:?}");
-    let log = std::fs::read_to_string(f.path("campaign.sandbox.jsonl")).unwrap();
+    let log =
+        std::fs::read_to_string(f.path(".campaign/campaign.sandbox.results.csv.sandbox.jsonl"))
+            .unwrap();
     assert_eq!(log.lines().count(), 40, "nobody twice in the rehearsal");
     for r in rows.iter().filter(|r| unknown.contains(&r["row"])) {
         assert_eq!(r["error_code"], "settled_from_sandbox_log");

@@ -257,7 +257,7 @@ fn report_fixture() -> Dir {
 
 fn write_run_log(d: &Dir) {
     d.write(
-        "results.csv.runs.jsonl",
+        ".campaign/results.csv.runs.jsonl",
         concat!(
             r#"{"started_at":"2026-01-31T09:00:00.000Z","ended_at":"2026-01-31T09:01:10.000Z","target":"sandbox","rate":"50/s","sent":2,"failed":2,"unknown":2,"skipped":0,"rate_limited":3,"paused_ms":1500,"exit":1}"#,
             "\n",
@@ -533,6 +533,7 @@ fn report_names_the_line_and_column_of_a_bad_results_file() {
         .stderr(predicate::str::contains(
             "other.csv: this is not a results file of `campaign send`: its first line should name the columns row,recipient,status,",
         ));
+    // A run log where an earlier version kept it (beside the results file) is read there.
     let d = report_fixture();
     d.write(
         "results.csv.runs.jsonl",

@@ -697,7 +697,7 @@ fn token_stays_secret(echo: bool) {
         assert_no_secret("stdout", &stdout_of(&a));
         assert_no_secret("stderr", &stderr_of(&a));
         assert!(f.results().exists());
-        assert!(f.path("results.csv.journal").exists());
+        assert!(f.path(".campaign/results.csv.journal").exists());
         let mut files = Vec::new();
         written_files(f.dir.path(), &token_file, &mut files);
         for (name, text) in &files {

@@ -35,12 +35,13 @@ fn the_sample_campaign_reaches_the_sandbox_once_per_row_as_rendered() {
             .assert()
             .success();
         let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
-        let log_path = dir
-            .path()
-            .join("samples")
-            .join(format!("{campaign}.sandbox.jsonl"));
+        let log_path = dir.path().join("samples").join(format!(
+            ".campaign/{campaign}.sandbox.results.csv.sandbox.jsonl"
+        ));
         assert!(
-            stderr.contains(&format!("{campaign}.sandbox.jsonl")),
+            stderr.contains(&format!(
+                ".campaign/{campaign}.sandbox.results.csv.sandbox.jsonl"
+            )),
             "says where the log is: {stderr}"
         );
         // What preview --json says would be sent is exactly what the sandbox received.
@@ -252,7 +253,10 @@ fn a_rehearsal_resumed_keeps_one_log_of_every_message_with_unique_ids() {
     // Rows left by --limit: a stop that can be resumed (exit 3), not "every row sent".
     run(&["--limit", "7"], 3);
     run(&["--resume"], 0);
-    let log = read_log(&dir.path().join("samples/welcome.sandbox.jsonl"));
+    let log = read_log(
+        &dir.path()
+            .join("samples/.campaign/welcome.sandbox.results.csv.sandbox.jsonl"),
+    );
     assert_eq!(
         log.len(),
         20,
@@ -275,4 +279,133 @@ fn a_rehearsal_resumed_keeps_one_log_of_every_message_with_unique_ids() {
     let results = read_results(&dir.path().join("samples/welcome.sandbox.results.csv"));
     assert_eq!(results.len(), 20);
     assert!(results.iter().all(|r| ids.contains(&r["message_id"])));
+}
+
+/// `campaign ARGS` in `dir`, without a token (a rehearsal or a dry run needs none).
+fn campaign_in(dir: &Path, args: &[&str]) -> assert_cmd::assert::Assert {
+    assert_cmd::Command::new(bin())
+        .current_dir(dir)
+        .env_remove("INTERCOM_TOKEN")
+        .args(args)
+        .timeout(Duration::from_secs(60))
+        .assert()
+}
+
+/// The names in a folder, hidden ones included.
+fn listing(dir: &Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn an_afternoon_of_rehearsals_leaves_the_results_and_one_hidden_folder_beside_the_campaign() {
+    let dir = sample_dir();
+    let samples = dir.path().join("samples");
+    let sources = listing(&samples);
+    let run = |args: &[&str]| campaign_in(dir.path(), args);
+    // A dry run leaves nothing: no lock, no hidden folder.
+    run(&["send", "samples/welcome.toml", "--dry-run"]).success();
+    assert_eq!(listing(&samples), sources, "after a dry run");
+    run(&["send", "samples/welcome.toml", "--sandbox", "--limit", "5"]).code(3);
+    run(&[
+        "send",
+        "samples/welcome.toml",
+        "--sandbox",
+        "--test-to",
+        "tester-1",
+        "--row",
+        "2",
+    ])
+    .success();
+    run(&["send", "samples/welcome.toml", "--sandbox", "--resume"]).success();
+    run(&["report", "samples/welcome.sandbox.results.csv"]).success();
+    // A dry run of the real campaign, its folder there now: still no lock of its own.
+    run(&["send", "samples/welcome.toml", "--dry-run"]).success();
+
+    let mut expected = sources.clone();
+    expected.extend([".campaign".into(), "welcome.sandbox.results.csv".into()]);
+    assert_eq!(listing(&samples), expected);
+    let r = "welcome.sandbox.results.csv";
+    let side: std::collections::BTreeSet<String> = [
+        ".journal",
+        ".lock",
+        ".runs.jsonl",
+        ".sandbox.jsonl",
+        ".sandbox.tests.jsonl",
+        ".tests.csv",
+    ]
+    .iter()
+    .map(|suffix| format!("{r}{suffix}"))
+    .collect();
+    assert_eq!(listing(&samples.join(".campaign")), side);
+    assert_eq!(
+        read_log(&samples.join(format!(".campaign/{r}.sandbox.jsonl"))).len(),
+        20
+    );
+}
+
+/// A rehearsal an earlier version started, its journal, lock, run log and sandbox log beside the
+/// campaign file where that version kept them, resumes: its `unknown` row is settled from that
+/// log (moved into the hidden folder), and no one is rehearsed twice.
+#[test]
+fn a_rehearsal_an_earlier_version_left_is_settled_from_its_log_and_resumed() {
+    let dir = sample_dir();
+    let samples = dir.path().join("samples");
+    let run = |args: &[&str]| campaign_in(dir.path(), args);
+    run(&["send", "samples/welcome.toml", "--sandbox", "--limit", "5"]).code(3);
+    let r = "welcome.sandbox.results.csv";
+    for suffix in [".journal", ".lock", ".runs.jsonl"] {
+        std::fs::rename(
+            samples.join(format!(".campaign/{r}{suffix}")),
+            samples.join(format!("{r}{suffix}")),
+        )
+        .unwrap();
+    }
+    std::fs::rename(
+        samples.join(format!(".campaign/{r}.sandbox.jsonl")),
+        samples.join("welcome.sandbox.jsonl"),
+    )
+    .unwrap();
+    std::fs::remove_dir(samples.join(".campaign")).unwrap();
+    // Row 5's outcome lost, as a killed run's settling records it: `unknown`, no message id.
+    let text = std::fs::read_to_string(samples.join(r)).unwrap();
+    let sent_as = read_results(&samples.join(r))
+        .into_iter()
+        .find(|row| row["row"] == "5")
+        .unwrap()["message_id"]
+        .clone();
+    let edited: Vec<String> = text
+        .lines()
+        .map(|line| match line.starts_with("5,") {
+            true => {
+                let mut cells: Vec<&str> = line.split(',').collect();
+                (cells[2], cells[3]) = ("unknown", "");
+                cells.join(",")
+            }
+            false => line.to_string(),
+        })
+        .collect();
+    std::fs::write(samples.join(r), edited.join("\n") + "\n").unwrap();
+
+    run(&["send", "samples/welcome.toml", "--sandbox", "--resume"])
+        .success()
+        .stderr(predicates::str::contains(
+            "settled 1 `unknown` rows from the sandbox's log: 1 were created (now `sent`)",
+        ));
+    assert!(!samples.join("welcome.sandbox.jsonl").exists());
+    for suffix in [".journal", ".lock", ".runs.jsonl"] {
+        assert!(!samples.join(format!("{r}{suffix}")).exists(), "{suffix}");
+    }
+    let log = read_log(&samples.join(format!(".campaign/{r}.sandbox.jsonl")));
+    let recipients: HashSet<&str> = log
+        .iter()
+        .map(|l| l["request"]["to"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!((log.len(), recipients.len()), (20, 20));
+    let rows = read_results(&samples.join(r));
+    assert!(rows.iter().all(|row| row["status"] == "sent"), "{rows:?}");
+    let row5 = rows.iter().find(|row| row["row"] == "5").unwrap();
+    assert_eq!(row5["message_id"], sent_as);
 }

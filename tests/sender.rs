@@ -185,7 +185,7 @@ fn from_may_be_an_admins_email_resolved_to_its_id() {
         .stderr(predicate::str::contains(
             "from Bo Away <bo@example.com> (admin 222)",
         ));
-    let sent = logged(&f.path("campaign.sandbox.jsonl"));
+    let sent = logged(&f.path(".campaign/campaign.sandbox.results.csv.sandbox.jsonl"));
     assert_eq!(sent.len(), 2);
     assert!(sent.iter().all(|r| r["from"]["id"] == 222), "{sent:?}");
 }
@@ -205,7 +205,7 @@ fn an_email_that_several_admins_share_is_refused_naming_their_ids() {
             "campaign.toml: [message] from: `ann@example.com` is the e-mail of 3 admins, 111 (Ann Example <ann@example.com>), 333 (Ann Again <ANN@Example.com>), 444 (Ann Too <ann@example.com>): set `from` to the admin's id (`from = 111`); nothing was sent",
         ));
     assert!(!f.path("campaign.sandbox.results.csv").exists());
-    assert!(logged(&f.path("campaign.sandbox.jsonl")).is_empty());
+    assert!(logged(&f.path(".campaign/campaign.sandbox.results.csv.sandbox.jsonl")).is_empty());
 }
 
 #[test]
@@ -225,7 +225,7 @@ fn send_refuses_an_admin_the_workspace_does_not_have_and_sends_nothing() {
             "admin nobody@example.com is not an admin of this workspace",
         ));
     assert!(!f.path("campaign.sandbox.results.csv").exists());
-    assert!(logged(&f.path("campaign.sandbox.jsonl")).is_empty());
+    assert!(logged(&f.path(".campaign/campaign.sandbox.results.csv.sandbox.jsonl")).is_empty());
 }
 
 #[test]
@@ -281,12 +281,12 @@ fn a_test_send_goes_to_the_test_contact_marked_and_recorded_apart() {
         .stderr(predicate::str::contains(
             "test send: 2 messages (rows 2, 4) to user tester-1",
         ));
-    let tests = logged(&f.path("campaign.sandbox.tests.jsonl"));
+    let tests = logged(&f.path(".campaign/campaign.sandbox.results.csv.sandbox.tests.jsonl"));
     assert_eq!(tests.len(), 2);
     assert_eq!(tests[0]["subject"], "[TEST] Hello Person2");
     assert_eq!(tests[1]["subject"], "[TEST] Hello Person4");
     assert!(tests.iter().all(|r| r["to"]["id"] == "tester-1"));
-    let rows = common::read_results(&f.path("campaign.sandbox.results.csv.tests.csv"));
+    let rows = common::read_results(&f.path(".campaign/campaign.sandbox.results.csv.tests.csv"));
     let got: Vec<(&str, &str, &str)> = rows
         .iter()
         .map(|r| {
@@ -300,9 +300,9 @@ fn a_test_send_goes_to_the_test_contact_marked_and_recorded_apart() {
     assert_eq!(got, [("2", "tester-1", "sent"), ("4", "tester-1", "sent")]);
     // Not a row sent: the campaign's results do not exist, and the real run sends every row.
     assert!(!f.path("campaign.sandbox.results.csv").exists());
-    assert!(logged(&f.path("campaign.sandbox.jsonl")).is_empty());
+    assert!(logged(&f.path(".campaign/campaign.sandbox.results.csv.sandbox.jsonl")).is_empty());
     sandbox_send(&f, &[]).success();
-    let sent = logged(&f.path("campaign.sandbox.jsonl"));
+    let sent = logged(&f.path(".campaign/campaign.sandbox.results.csv.sandbox.jsonl"));
     let to: Vec<&str> = sent
         .iter()
         .map(|r| r["to"]["id"].as_str().unwrap())
@@ -315,7 +315,7 @@ fn a_test_send_goes_to_the_test_contact_marked_and_recorded_apart() {
     let before = std::fs::read(f.path("campaign.sandbox.results.csv")).unwrap();
     sandbox_send(&f, &["--test-to", "tester-1", "--limit", "2"]).success();
     assert_eq!(
-        common::read_results(&f.path("campaign.sandbox.results.csv.tests.csv")).len(),
+        common::read_results(&f.path(".campaign/campaign.sandbox.results.csv.tests.csv")).len(),
         4
     );
     assert_eq!(
@@ -328,7 +328,7 @@ fn a_test_send_goes_to_the_test_contact_marked_and_recorded_apart() {
 fn an_in_app_test_says_so_at_the_top_of_its_body() {
     let f = Fixture::new(&people_csv(2), &inapp_campaign(""));
     sandbox_send(&f, &["--test-to", "tester-1"]).success();
-    let tests = logged(&f.path("campaign.sandbox.tests.jsonl"));
+    let tests = logged(&f.path(".campaign/campaign.sandbox.results.csv.sandbox.tests.jsonl"));
     assert_eq!(tests.len(), 1, "the first row by default");
     let body = tests[0]["body"].as_str().unwrap();
     assert!(
@@ -357,9 +357,9 @@ fn a_test_send_to_intercom_posts_only_the_marked_test_messages() {
         [1, 2, 3].map(|i| ("tester-9".to_string(), format!("[TEST] Hello Person{i}")))
     );
     assert!(!f.results().exists());
-    assert!(!f.path("results.csv.journal").exists());
+    assert!(!f.path(".campaign/results.csv.journal").exists());
     assert_eq!(
-        common::read_results(&f.path("results.csv.tests.csv")).len(),
+        common::read_results(&f.path(".campaign/results.csv.tests.csv")).len(),
         3
     );
 }
@@ -374,5 +374,5 @@ fn a_test_send_of_a_row_that_is_not_there_sends_nothing() {
             "people.csv: --row 7: there is no record 7",
         ));
     assert!(server.requests().is_empty());
-    assert!(!f.path("results.csv.tests.csv").exists());
+    assert!(!f.path(".campaign/results.csv.tests.csv").exists());
 }

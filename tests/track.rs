@@ -786,7 +786,9 @@ fn track_sandbox_refuses_a_missing_rehearsal_log() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("no rehearsal log at"), "{stderr}");
-    assert!(!f.path("campaign.sandbox.jsonl").exists());
+    assert!(!f
+        .path(".campaign/campaign.sandbox.results.csv.sandbox.jsonl")
+        .exists());
 }
 
 /// The message ids a conversation search asks about: the strings of the first `value` list in

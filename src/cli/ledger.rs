@@ -34,7 +34,7 @@ Exit codes:
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The results file that `send` wrote.
+    /// The results file that `send` wrote (its run log, in .campaign/ beside it, is read too).
     pub results: PathBuf,
     /// The campaign file, to name each example row by the e-mail (or name) in its CSV.
     #[arg(long, value_name = "FILE")]

@@ -55,7 +55,8 @@ pub(super) fn needs_sandbox(arg: Arg) -> Arg {
 pub struct SendArgs {
     /// The campaign file (TOML).
     pub campaign: PathBuf,
-    /// Results file [default: <campaign file stem>.results.csv beside the campaign file].
+    /// Results file; its journal, lock and logs go in the hidden folder .campaign/ beside it
+    /// [default: <campaign file stem>.results.csv beside the campaign file].
     #[arg(long, value_name = "FILE")]
     pub results: Option<PathBuf>,
     /// CSV columns to copy into each results line after the fixed columns, e.g.
@@ -77,8 +78,8 @@ pub struct SendArgs {
     #[arg(long, requires = "resume")]
     pub allow_changed: bool,
     /// Start a fresh ledger although another ledger of this campaign records messages sent (the
-    /// run log beside the results file, or another results file of the same templates and
-    /// target): those customers may be messaged again.
+    /// results file's run log, or another results file of the same templates and target): those
+    /// customers may be messaged again.
     #[arg(long, conflicts_with = "resume")]
     pub new_ledger: bool,
     /// Send although several rows address the same recipient [campaign file: send.duplicates =
@@ -131,7 +132,7 @@ pub struct SendArgs {
     pub limit: Option<u64>,
     /// Send the chosen rows' messages to this one test contact (an e-mail, looked up as `[to]
     /// email` is, or an Intercom contact id), the subject marked `[TEST] `; recorded in
-    /// `<results>.tests.csv`, never as a row sent.
+    /// `.campaign/<results>.tests.csv` beside the results file, never as a row sent.
     #[arg(long, value_name = "CONTACT", conflicts_with_all = ["resume", "canary", "allow_changed", "skip_invalid", "retry_unknown", "rate", "allow_duplicates"])]
     pub test_to: Option<String>,
     /// With --test-to: the rows to test (1-based records, as in the results file), e.g.
@@ -161,8 +162,7 @@ pub struct SendArgs {
     #[arg(long)]
     pub sandbox: bool,
     /// With --sandbox: where the sandbox logs the messages it accepted [default:
-    /// <results>.sandbox.jsonl with --results, else <campaign file stem>.sandbox.jsonl beside the
-    /// campaign file].
+    /// .campaign/<results>.sandbox.jsonl beside the results file].
     #[arg(long, requires = "sandbox")]
     pub sandbox_log: Option<PathBuf>,
     /// With --sandbox: a CSV of known contacts (column `id`; optional `email`, `external_id`,

@@ -81,7 +81,8 @@ pub struct TrackArgs {
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// Search an in-process sandbox holding the conversations of the rehearsal's log
-    /// (`send --sandbox` wrote it: <campaign stem>.sandbox.jsonl, or --sandbox-log).
+    /// (`send --sandbox` wrote it: .campaign/<results>.sandbox.jsonl beside the results file, or
+    /// --sandbox-log).
     #[arg(long, requires = "campaign", conflicts_with_all = ["api_base", "token_file"])]
     pub sandbox: bool,
     /// With --sandbox: the rehearsal's log, when `send --sandbox --sandbox-log` named another.

@@ -103,7 +103,7 @@ pub(crate) struct UnknownRow {
 
 #[derive(Debug, Serialize)]
 pub(crate) struct RunTimes {
-    /// `run log` when `<results>.runs.jsonl` was read; `results file` when the times come from
+    /// `run log` when the results file's run log was read; `results file` when the times come from
     /// the rows' `finished_at` (then the 429 fields are null).
     pub(crate) source: &'static str,
     pub(crate) runs: Option<u64>,

@@ -146,7 +146,7 @@ fn times_and_code(reader: &Reader, line: Line) -> anyhow::Result<(Option<u16>, O
     Ok((http_status, finished_at))
 }
 
-/// One run from `<results>.runs.jsonl` (appended when a run ends).
+/// One run from the run log `.campaign/<results>.runs.jsonl` (appended when a run ends).
 #[derive(Debug, Clone)]
 pub(crate) struct Run {
     pub(crate) started_at: Timestamp,
@@ -204,11 +204,10 @@ fn resume_of(line: &str) -> Option<String> {
         .flatten()
 }
 
-/// The run log's path: the results file's, plus `.runs.jsonl`.
+/// The run log's path: in the hidden folder beside the results file, or beside it where an
+/// earlier version kept it (a report takes no lock, so it reads an old log where it is).
 pub(crate) fn runs_path(results: &Path) -> PathBuf {
-    let mut name = results.as_os_str().to_owned();
-    name.push(".runs.jsonl");
-    PathBuf::from(name)
+    crate::results::side::found(results, crate::results::side::RUNS)
 }
 
 /// The run log's runs in order, or none when there is no log (an older `send` wrote none).

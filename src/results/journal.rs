@@ -1,6 +1,6 @@
-//! The journal (`<results>.journal`): a header naming the campaign, then one line per request
-//! about to leave, synced before it leaves. A row journaled without an outcome line was in flight
-//! when its run stopped: it may have been delivered.
+//! The journal (`.campaign/<results>.journal`): a header naming the campaign, then one line per
+//! request about to leave, synced before it leaves. A row journaled without an outcome line was in
+//! flight when its run stopped: it may have been delivered.
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};

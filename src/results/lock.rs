@@ -1,5 +1,6 @@
-//! One run at a time per results file: an OS lock on `<results>.lock`, held for the whole run and
-//! released by the OS when the process ends, however it ends, so it never needs clearing by hand.
+//! One run at a time per results file: an OS lock on `.campaign/<results>.lock`, held for the whole
+//! run and released by the OS when the process ends, however it ends, so it never needs clearing by
+//! hand.
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, Write as _};
 use std::path::Path;

@@ -1,5 +1,6 @@
 //! The ledger of a campaign: the results file (one CSV line per row outcome), the journal of
-//! requests about to leave, the lock that lets one run at a time use them, and the run log.
+//! requests about to leave, the lock that lets one run at a time use them, and the run log; all
+//! but the results file in the hidden folder beside it ([`side`]).
 //!
 //! What they promise together, over any sequence of runs, kills and resumes by any number of
 //! processes: a row is messaged at most once unless `--retry-unknown` names it, and every row
@@ -25,6 +26,7 @@ pub(crate) mod read;
 mod row;
 mod runs;
 mod settle;
+pub(crate) mod side;
 mod writer;
 
 use std::fs::{File, OpenOptions};
@@ -44,10 +46,10 @@ pub(crate) use runs::RunRecord;
 pub(crate) use settle::{settle, Prior, Tally, MAX_ROWS};
 pub(crate) use writer::{header_of, ResultsWriter};
 
-/// The files of one campaign's ledger, all named after the results file, and the lock this
-/// process holds on them. Every write to them goes through a locked `Ledger`, which checks the
-/// lock before each one ([`RunLock::check`]): a run whose lock was removed or replaced writes
-/// nothing more.
+/// The files of one campaign's ledger, all named after the results file (the others in the hidden
+/// folder beside it), and the lock this process holds on them. Every write to them goes through a
+/// locked `Ledger`, which checks the lock before each one ([`RunLock::check`]): a run whose lock
+/// was removed or replaced writes nothing more.
 #[derive(Debug, Clone)]
 pub(crate) struct Ledger {
     pub(crate) results: PathBuf,
@@ -59,25 +61,48 @@ pub(crate) struct Ledger {
 
 impl Ledger {
     pub(crate) fn new(results: PathBuf) -> Ledger {
-        let beside = |suffix: &str| {
-            let mut name = results.as_os_str().to_owned();
-            name.push(suffix);
-            PathBuf::from(name)
-        };
         Ledger {
-            journal: beside(".journal"),
-            lock: beside(".lock"),
-            runs: beside(".runs.jsonl"),
+            journal: side::path(&results, side::JOURNAL),
+            lock: side::path(&results, side::LOCK),
+            runs: side::path(&results, side::RUNS),
             results,
             held: None,
         }
     }
 
-    /// Takes the lock (one run at a time), or fails with [`lock::Busy`] naming the holder.
+    /// Takes the lock (one run at a time), or fails with [`lock::Busy`] naming the holder; then
+    /// moves in what an earlier version left beside the results file ([`Ledger::adopt`]).
     pub(crate) fn lock(&mut self) -> anyhow::Result<std::sync::Arc<RunLock>> {
+        side::make_folder(&self.results)?;
         let held = std::sync::Arc::new(RunLock::acquire(&self.lock, &self.results)?);
+        self.adopt()?;
         self.held = Some(std::sync::Arc::clone(&held));
         Ok(held)
+    }
+
+    /// Moves the journal and run log an earlier version kept beside the results file into the
+    /// folder, under its lock as well as this one's: an older binary still running on this ledger
+    /// holds that lock and knows no other, so it is honoured as a lock ([`lock::Busy`]), and
+    /// nothing is moved while that run writes. The old lock file goes last, once the files it
+    /// guarded are in the folder (a move cut short is finished by the next run).
+    fn adopt(&self) -> anyhow::Result<()> {
+        let old_lock = side::legacy(&self.results, side::LOCK);
+        let old_journal = side::legacy(&self.results, side::JOURNAL);
+        let old_runs = side::legacy(&self.results, side::RUNS);
+        if ![&old_lock, &old_journal, &old_runs]
+            .iter()
+            .any(|p| side::exists(p))
+        {
+            return Ok(());
+        }
+        let old = RunLock::acquire(&old_lock, &self.results)?;
+        side::adopt(&old_journal, &self.journal, side::Both::Refuse, "journal")?;
+        side::adopt(&old_runs, &self.runs, side::Both::Append, "run log")?;
+        std::fs::remove_file(&old_lock)
+            .with_context(|| format!("cannot remove {}", old_lock.display()))?;
+        sync_dir(&old_lock)?;
+        drop(old);
+        Ok(())
     }
 
     /// The lock, still this process's: the check before every write.
@@ -129,14 +154,19 @@ impl Ledger {
         for path in [&self.results, &self.journal, &self.lock, &self.runs] {
             regular_or_absent(path)?;
         }
+        for suffix in [side::JOURNAL, side::LOCK, side::RUNS] {
+            regular_or_absent(&side::legacy(&self.results, suffix))?;
+        }
         Ok(())
     }
 
     /// Whether an earlier run left anything: a row in the results file, or a row in its journal
-    /// (a run killed before its first outcome was written has only the journal).
+    /// (a run killed before its first outcome was written has only the journal), wherever the
+    /// version that wrote it kept it: this is asked before the lock is taken.
     pub(crate) fn has_history(&self) -> anyhow::Result<bool> {
-        let recorded = journal::header(&self.journal)?.is_some_and(|h| h.rows > 0);
-        Ok(recorded || settle::has_rows(&self.results)? || journal::has_rows(&self.journal)?)
+        let journal = side::found(&self.results, side::JOURNAL);
+        let recorded = journal::header(&journal)?.is_some_and(|h| h.rows > 0);
+        Ok(recorded || settle::has_rows(&self.results)? || journal::has_rows(&journal)?)
     }
 }
 

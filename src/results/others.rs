@@ -1,11 +1,14 @@
 //! Other ledgers of the same campaign. A fresh ledger (no rows, no journal) is where a copied
 //! campaign file, `--results` pointing elsewhere, or a results file deleted by hand would start
 //! again from row 1 and message everyone a second time. Two records find them:
-//! - the run log beside the results file, which outlives a deleted results file and journal;
-//! - the ledgers' register beside the recipients CSV (`<recipients>.ledgers.jsonl`): one JSON line
-//!   per ledger a run started from that CSV, with the campaign's fingerprint (templates, message
-//!   settings and target) and the results file's absolute path. Every campaign file that sends
-//!   to that CSV, copied or not, wherever its results go, reads and writes the same register.
+//! - the results file's run log, which outlives a deleted results file and journal;
+//! - the ledgers' register in the hidden folder beside the recipients CSV
+//!   (`.campaign/<recipients>.ledgers.jsonl`): one JSON line per ledger a run started from that
+//!   CSV, with the campaign's fingerprint (templates, message settings and target) and the results
+//!   file's absolute path. Every campaign file that sends to that CSV, copied or not, wherever its
+//!   results go, reads and writes the same register. An earlier version kept it beside the CSV
+//!   (`<recipients>.ledgers.jsonl`): that one is read too, and moved into the folder when the
+//!   folder has none yet.
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
@@ -14,7 +17,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::read::Reader;
-use super::{Ledger, LineCap, RowStatus};
+use super::{side, Ledger, LineCap, RowStatus};
 
 /// The most register lines read: a register is one line per ledger, a few at most.
 const MAX_ENTRIES: usize = 10_000;
@@ -38,11 +41,18 @@ pub(crate) enum Other {
     Ledger { results: PathBuf, sent: u64 },
 }
 
-/// The register beside the recipients CSV.
+/// The register in the hidden folder beside the recipients CSV.
 pub(crate) fn register_path(recipients: &Path) -> PathBuf {
-    let mut name = recipients.as_os_str().to_owned();
-    name.push(".ledgers.jsonl");
-    PathBuf::from(name)
+    side::path(recipients, side::REGISTER)
+}
+
+/// The register's entries, in the folder and where an earlier version kept it: its lines are
+/// not under one ledger's lock (every ledger of the CSV appends to it), so an older binary may
+/// still be appending there.
+fn all_entries(recipients: &Path) -> anyhow::Result<Vec<Entry>> {
+    let mut all = entries(&register_path(recipients))?;
+    all.extend(entries(&side::legacy(recipients, side::REGISTER))?);
+    Ok(all)
 }
 
 impl Ledger {
@@ -53,20 +63,20 @@ impl Ledger {
         recipients: &Path,
         settings: &str,
     ) -> anyhow::Result<Option<Other>> {
-        let sent = sent_in_run_log(&self.runs)?;
+        let sent = sent_in_run_log(&side::found(&self.results, side::RUNS))?;
         if sent > 0 {
             return Ok(Some(Other::RunLog {
-                runs: self.runs.clone(),
+                runs: side::found(&self.results, side::RUNS),
                 sent,
             }));
         }
         let me = absolute(&self.results);
-        for entry in entries(&register_path(recipients))? {
+        for entry in all_entries(recipients)? {
             if entry.settings != settings || same_file(&entry.results, &me) {
                 continue;
             }
-            let other = Ledger::new(entry.results.clone());
-            let sent = sent_rows(&other.results)?.max(sent_in_run_log(&other.runs)?);
+            let runs = side::found(&entry.results, side::RUNS);
+            let sent = sent_rows(&entry.results)?.max(sent_in_run_log(&runs)?);
             if sent > 0 {
                 return Ok(Some(Other::Ledger {
                     results: entry.results,
@@ -81,14 +91,25 @@ impl Ledger {
     pub(crate) fn register(&self, recipients: &Path, settings: &str) -> anyhow::Result<()> {
         self.held()?;
         let path = register_path(recipients);
+        super::regular_or_absent(&path)?;
+        side::make_folder(recipients)?;
+        // An earlier version's register moves in by a link, which never replaces a register
+        // another run made meanwhile; a line an older binary appends meanwhile goes with the
+        // file, or into a new one at the old place, which is read too. One that cannot be
+        // linked stays where it is, read all the same.
+        let old = side::legacy(recipients, side::REGISTER);
+        if std::fs::symlink_metadata(&old).is_ok_and(|m| m.is_file())
+            && std::fs::hard_link(&old, &path).is_ok()
+        {
+            let _ = std::fs::remove_file(&old);
+        }
         let me = absolute(&self.results);
-        if entries(&path)?
+        if all_entries(recipients)?
             .iter()
             .any(|e| e.settings == settings && same_file(&e.results, &me))
         {
             return Ok(());
         }
-        super::regular_or_absent(&path)?;
         let mut line = serde_json::to_vec(&Entry {
             settings: settings.to_string(),
             results: me,

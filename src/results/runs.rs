@@ -1,5 +1,5 @@
-//! The run log (`<results>.runs.jsonl`): one JSON line per run, appended when it ends, for the
-//! report's timeline (start, end, pauses), which the per-row lines cannot tell.
+//! The run log (`.campaign/<results>.runs.jsonl`): one JSON line per run, appended when it ends,
+//! for the report's timeline (start, end, pauses), which the per-row lines cannot tell.
 use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::path::Path;

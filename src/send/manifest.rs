@@ -13,7 +13,7 @@ use super::preflight::Checked;
 use crate::check::recipient_hash;
 use crate::input::config::Campaign;
 use crate::resolve::Rules;
-use crate::results::{self, JournalHeader, Ledger, Prior, RowStatus, RunLock};
+use crate::results::{self, side, JournalHeader, Ledger, Prior, RowStatus, RunLock};
 
 /// The ledger opened, before preflight.
 pub(super) struct Opened {
@@ -105,6 +105,14 @@ pub(super) fn open(plan: &SendPlan, c: &Campaign) -> anyhow::Result<Opened> {
     ledger.check_files()?;
     // Before anything of the ledger is read: one run at a time.
     let lock = ledger.lock()?;
+    // A rehearsal's log where an earlier version kept it moves in under the lock: this run
+    // settles its rows from it, and appends to it.
+    if let Some(sandbox) = plan.sandbox() {
+        if let Some(old) = sandbox.legacy_log_path(&c.path) {
+            let log = sandbox.log_path(&results);
+            side::adopt(&old, &log, side::Both::Append, "sandbox's log")?;
+        }
+    }
     // The same target and templates before the journal's rows are settled into the results file:
     // a journal of another campaign must not write its rows there.
     let settings = settings_fingerprint(c, &target);
@@ -124,7 +132,7 @@ pub(super) fn open(plan: &SendPlan, c: &Campaign) -> anyhow::Result<Opened> {
     // A looked-up campaign's journal names the e-mail, the log the contact id: they cannot be
     // matched, so its `unknown` rows stay `unknown` (never sent twice) rather than be guessed.
     if let (Some(sandbox), Some(p), false) = (plan.sandbox(), &prior, c.address.looked_up()) {
-        let log = sandbox.log_path(&c.path);
+        let log = sandbox.log_path(&results);
         if super::rehearsal::settle_from_log(&ledger, p, &log, &c.to_type)? {
             let first = prior.take();
             prior = earlier_runs(&ledger, plan.resume.asked, &c.to_type)?;

@@ -44,15 +44,22 @@ pub async fn run(args: SendArgs) -> Ended {
     if let Some(test) = &plan.test {
         return test_send::run(&plan, test, loaded).await;
     }
-    // A dry run that finds no lock file leaves none: it writes nothing of the ledger.
+    // A dry run that finds no lock file (or no hidden folder) leaves none: it writes nothing of
+    // the ledger.
     let fresh_lock = match plan.dry_run() {
-        true => Some(crate::results::Ledger::new(plan.results_path(&loaded.campaign)?).lock)
-            .filter(|lock| std::fs::symlink_metadata(lock).is_err()),
+        true => {
+            let results = plan.results_path(&loaded.campaign)?;
+            let folder = crate::results::side::folder(&results);
+            Some(crate::results::Ledger::new(results).lock)
+                .filter(|lock| std::fs::symlink_metadata(lock).is_err())
+                .map(|lock| (lock, (!folder.exists()).then_some(folder)))
+        }
         false => None,
     };
     let opened = manifest::open(&plan, &loaded.campaign)?;
-    let _fresh_lock = fresh_lock.map(|path| DryRunLock {
+    let _fresh_lock = fresh_lock.map(|(path, folder)| DryRunLock {
         path,
+        folder,
         _held: std::sync::Arc::clone(&opened.lock),
     });
     let checked = preflight::run(
@@ -75,15 +82,21 @@ pub async fn run(args: SendArgs) -> Ended {
 }
 
 /// The lock file a dry run created, removed while the lock is still held (this holds it too), so
-/// that no other run can have taken it meanwhile.
+/// that no other run can have taken it meanwhile; and the hidden folder it made for it, if that
+/// holds nothing else.
 struct DryRunLock {
     path: std::path::PathBuf,
+    folder: Option<std::path::PathBuf>,
     _held: std::sync::Arc<crate::results::RunLock>,
 }
 
 impl Drop for DryRunLock {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+        if let Some(folder) = &self.folder {
+            // Fails, as it should, when the folder holds anything.
+            let _ = std::fs::remove_dir(folder);
+        }
     }
 }
 
@@ -120,7 +133,7 @@ async fn send(plan: SendPlan, loaded: Loaded, manifest: Manifest) -> Ended {
     let started_at = crate::results::now_rfc3339();
     // A rehearsal's sandbox starts here, so that a bad contacts or admins file is an input error.
     let sandbox = match plan.sandbox() {
-        Some(s) => Some(rehearsal::start(s, token, &loaded.campaign).await?),
+        Some(s) => Some(rehearsal::start(s, token, &loaded.campaign, &manifest.results).await?),
         None => None,
     };
     // Held until the run log has this run's line: the ledger is settled after the dispatch, and

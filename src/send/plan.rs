@@ -13,7 +13,7 @@ use crate::exit::Failure;
 use crate::input::config::{self, Campaign, Concurrency, Duplicates, SendSettings};
 use crate::input::rate::format_duration;
 use crate::intercom::client::Token;
-use crate::results::{Ledger, Prior, RowStatus};
+use crate::results::{side, Ledger, Prior, RowStatus};
 use crate::sandbox::FaultSettings;
 
 /// Where the messages go. Made once a run: the sandbox's settings are not worth a box.
@@ -28,7 +28,7 @@ pub(super) enum Target {
 pub(super) struct SandboxPlan {
     /// `--sandbox-log`, if given.
     pub log: Option<PathBuf>,
-    /// `--results`, if given: the log goes beside it, one log per results file.
+    /// `--results`, if given: where an earlier version kept the log (beside it).
     pub results: Option<PathBuf>,
     pub contacts: Option<PathBuf>,
     pub missing: Vec<String>,
@@ -474,24 +474,31 @@ impl SendPlan {
 }
 
 impl SandboxPlan {
-    /// The sandbox's log: `--sandbox-log`; else, with `--results FILE`, `FILE.sandbox.jsonl`
-    /// (two rehearsals into different results files never share a log, from which each settles
-    /// its rows); else `<stem>.sandbox.jsonl` beside the campaign file, beside its default
-    /// results file.
-    pub fn log_path(&self, campaign: &Path) -> PathBuf {
-        if let Some(log) = &self.log {
-            return log.clone();
+    /// The sandbox's log: `--sandbox-log`; else the results file's, in the hidden folder beside
+    /// it (`.campaign/<results>.sandbox.jsonl`): two rehearsals into different results files
+    /// never share a log, from which each settles its rows.
+    pub fn log_path(&self, results: &Path) -> PathBuf {
+        match &self.log {
+            Some(log) => log.clone(),
+            None => side::path(results, side::SANDBOX_LOG),
+        }
+    }
+
+    /// Where an earlier version kept the log [`SandboxPlan::log_path`] names: with `--results
+    /// FILE`, `FILE.sandbox.jsonl`; else `<stem>.sandbox.jsonl` beside the campaign file. `None`
+    /// with `--sandbox-log`, which names the log wherever it is.
+    pub fn legacy_log_path(&self, campaign: &Path) -> Option<PathBuf> {
+        if self.log.is_some() {
+            return None;
         }
         if let Some(results) = &self.results {
-            let mut name = results.as_os_str().to_owned();
-            name.push(".sandbox.jsonl");
-            return PathBuf::from(name);
+            return Some(side::legacy(results, side::SANDBOX_LOG));
         }
         let stem = campaign
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "campaign".into());
-        beside_campaign(campaign, &format!("{stem}.sandbox.jsonl"))
+        Some(beside_campaign(campaign, &format!("{stem}.sandbox.jsonl")))
     }
 }
 

@@ -19,15 +19,16 @@ pub(super) async fn start(
     plan: &SandboxPlan,
     token: &Token,
     c: &Campaign,
+    results: &Path,
 ) -> anyhow::Result<(sandbox::RunningSandbox, PathBuf)> {
-    let log = plan.log_path(&c.path);
+    let log = plan.log_path(results);
     let mut faults = plan.faults.clone();
     // A follow-up's rehearsal holds the conversations of the rehearsal it follows up.
     if let Some(earlier) = &c.send.skip_replied_to {
         faults
             .conversations
             .replay
-            .extend(crate::track::rehearsal_log_of(earlier));
+            .push(crate::track::rehearsal_log_of(earlier, None));
     }
     let config = sandbox::SandboxConfig {
         token: Some(token.expose().to_string()),

@@ -1,8 +1,8 @@
 //! `send --test-to CONTACT`: the chosen rows' messages, rendered exactly as the campaign would
 //! send them, sent to one test contact instead (an Intercom id, or an e-mail looked up as
-//! `[to] email` is), marked as a test. They are recorded in
-//! `<results>.tests.csv` (the results file's columns), apart from the campaign's results file and
-//! journal, so that a test never counts as a row sent and never stops a row from being sent.
+//! `[to] email` is), marked as a test. They are recorded in `.campaign/<results>.tests.csv`
+//! beside the results file (the results file's columns), apart from the campaign's results file
+//! and journal, so that a test never counts as a row sent and never stops a row from being sent.
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -49,7 +49,7 @@ pub(super) async fn run(plan: &SendPlan, test: &TestSend, loaded: check::Loaded)
         return Ok(Outcome::Done);
     };
     // The campaign's lock: a test writes beside its ledger, and not while a run writes it.
-    let mut ledger = Ledger::new(results_file);
+    let mut ledger = Ledger::new(results_file.clone());
     let lock = ledger.lock()?;
     if std::fs::symlink_metadata(&tests).is_ok_and(|m| !m.is_file()) {
         return Err(anyhow::anyhow!(
@@ -59,7 +59,7 @@ pub(super) async fn run(plan: &SendPlan, test: &TestSend, loaded: check::Loaded)
         .into());
     }
     let sandbox = match plan.sandbox() {
-        Some(s) => Some(start_sandbox(s, token, &c.path).await?),
+        Some(s) => Some(start_sandbox(s, token, &results_file).await?),
         None => None,
     };
     let s = &plan.settings;
@@ -195,11 +195,9 @@ async fn look_up(
     Err(refused.into())
 }
 
-/// `<results>.tests.csv`, beside the campaign's results file.
+/// `.campaign/<results>.tests.csv`, in the hidden folder beside the campaign's results file.
 fn tests_path(results: &Path) -> PathBuf {
-    let mut name = results.as_os_str().to_owned();
-    name.push(".tests.csv");
-    PathBuf::from(name)
+    results::side::path(results, results::side::TESTS)
 }
 
 /// The chosen rows (`--row`, or the first `--limit`, default 1), rendered and marked, addressed
@@ -354,17 +352,18 @@ fn outcome(row: u64, recipient: String, attempt: Attempt) -> ResultRow {
     out
 }
 
-/// A sandbox for the test, logging to `<stem>.sandbox.tests.jsonl` (or `--sandbox-log`): never
-/// the rehearsal's own log, from which a resumed rehearsal settles its rows.
+/// A sandbox for the test, logging to `.campaign/<results>.sandbox.tests.jsonl` (or
+/// `--sandbox-log`): never the rehearsal's own log, from which a resumed rehearsal settles its
+/// rows.
 async fn start_sandbox(
     plan: &SandboxPlan,
     token: &Token,
-    campaign: &Path,
+    results_file: &Path,
 ) -> anyhow::Result<sandbox::RunningSandbox> {
     let log = plan
         .log
         .clone()
-        .unwrap_or_else(|| plan.log_path(campaign).with_extension("tests.jsonl"));
+        .unwrap_or_else(|| results::side::path(results_file, results::side::TESTS_LOG));
     let config = sandbox::SandboxConfig {
         token: Some(token.expose().to_string()),
         faults: plan.faults.clone(),

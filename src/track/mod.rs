@@ -315,8 +315,7 @@ impl Target {
             let log = args
                 .sandbox_log
                 .clone()
-                .or_else(|| rehearsal_log_of(&args.results))
-                .unwrap_or_else(|| rehearsal_log(c));
+                .unwrap_or_else(|| rehearsal_log_of(&args.results, Some(c)));
             if !log.is_file() {
                 bail!(
                     "--sandbox: no rehearsal log at {}: `campaign send {} --sandbox` writes it (or name it with --sandbox-log)",
@@ -356,26 +355,32 @@ impl Target {
     }
 }
 
-/// The log of the rehearsal that wrote `results`, where `send --sandbox` keeps it: a rehearsal
-/// with `--results FILE` logs to `FILE.sandbox.jsonl` (taken when it is there); one without,
-/// `X.sandbox.results.csv`, beside `X.sandbox.jsonl`.
-pub(crate) fn rehearsal_log_of(results: &std::path::Path) -> Option<PathBuf> {
-    let mut beside = results.as_os_str().to_owned();
-    beside.push(".sandbox.jsonl");
-    let beside = PathBuf::from(beside);
-    if beside.is_file() {
-        return Some(beside);
-    }
-    let name = results.file_name()?.to_str()?;
-    let stem = name.strip_suffix(".sandbox.results.csv")?;
-    Some(results.with_file_name(format!("{stem}.sandbox.jsonl")))
-}
-
-/// The log `send --sandbox` keeps by default: `<campaign stem>.sandbox.jsonl` beside the campaign.
-fn rehearsal_log(c: &Campaign) -> PathBuf {
-    let name = format!("{}.sandbox.jsonl", c.stem());
-    match c.path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.join(name),
-        _ => PathBuf::from(name),
-    }
+/// The log of the rehearsal that wrote `results`, where `send --sandbox` keeps it: in the hidden
+/// folder beside it (`.campaign/<results>.sandbox.jsonl`), or where an earlier version kept it
+/// (`X.sandbox.results.csv`'s `X.sandbox.jsonl` beside it, `<results>.sandbox.jsonl`, or, with
+/// the campaign, `<campaign stem>.sandbox.jsonl` beside the campaign file) when only that one
+/// exists.
+pub(crate) fn rehearsal_log_of(results: &std::path::Path, c: Option<&Campaign>) -> PathBuf {
+    let new = crate::results::side::path(results, crate::results::side::SANDBOX_LOG);
+    let by_name = results
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".sandbox.results.csv"))
+        .map(|stem| results.with_file_name(format!("{stem}.sandbox.jsonl")));
+    let by_campaign = c.map(|c| {
+        let name = format!("{}.sandbox.jsonl", c.stem());
+        match c.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.join(name),
+            _ => PathBuf::from(name),
+        }
+    });
+    std::iter::once(new.clone())
+        .chain(by_name)
+        .chain([crate::results::side::legacy(
+            results,
+            crate::results::side::SANDBOX_LOG,
+        )])
+        .chain(by_campaign)
+        .find(|p| p.is_file())
+        .unwrap_or(new)
 }

@@ -33,6 +33,7 @@ impl Dir {
 
     pub fn write(&self, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
         let p = self.path(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, content).unwrap();
         p
     }

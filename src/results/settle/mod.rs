@@ -255,7 +255,7 @@ fn check_complete(
     let rows = prior.statuses.iter().filter(|s| **s != 0).count() as u64;
     match header {
         None if rows > 0 => bail!(
-            "{} holds {rows} rows, but its journal {} is missing: the journal records which campaign and which API those rows were sent to. If the results file was moved or copied, bring its .journal along; otherwise choose another --results file",
+            "{} holds {rows} rows, but its journal {} is missing: the journal records which campaign and which API those rows were sent to. If the results file was moved or copied, bring its journal along (into the .campaign folder beside it); otherwise choose another --results file",
             ledger.results.display(),
             ledger.journal.display()
         ),

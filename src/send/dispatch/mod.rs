@@ -279,7 +279,7 @@ fn open_records(
         rows: m.prior.as_ref().map_or(0, results::Prior::rows),
     })?;
     // So that a fresh ledger of the same campaign elsewhere finds this one (a warning only: the
-    // run log beside the results file still names it). A rehearsal messages no one: its ledgers
+    // results file's run log still names it). A rehearsal messages no one: its ledgers
     // are not registered, and may be started side by side.
     if plan.sandbox().is_some() {
         return Ok((writer, journal));
