@@ -225,6 +225,7 @@ pub(super) fn settle_command(plan: &SendPlan, c: &Campaign, results: &Path) -> O
     if c.create_conversation_without_contact_reply != Some(true) || c.from_email.is_some() {
         return None;
     }
+    let log = plan.sandbox().map(|sandbox| sandbox.log_path(results));
     let results = results.display().to_string();
     let campaign = plan.campaign.display().to_string();
     let mut words: Vec<String> = [
@@ -237,11 +238,11 @@ pub(super) fn settle_command(plan: &SendPlan, c: &Campaign, results: &Path) -> O
     ]
     .map(String::from)
     .to_vec();
-    match plan.sandbox() {
-        Some(sandbox) => words.extend([
+    match log {
+        Some(log) => words.extend([
             "--sandbox".to_string(),
             "--sandbox-log".to_string(),
-            sandbox.log_path(&plan.campaign).display().to_string(),
+            log.display().to_string(),
         ]),
         None => words.extend(plan.track_flags.iter().cloned()),
     }
