@@ -175,4 +175,12 @@ fn a_servers_error_message_with_escapes_is_shown_escaped_in_the_report() {
         strings(&report).iter().any(|s| s.contains(said)),
         "{stdout}"
     );
+    let out = f
+        .cmd()
+        .args(["report", "results.csv", "--csv"])
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    no_raw_controls("report --csv", &stdout);
+    assert!(stdout.contains("no\\u{1b}[2J\\u{1b}]52;c;"), "{stdout}");
 }

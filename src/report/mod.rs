@@ -312,7 +312,8 @@ fn most_common<T: Clone>(seen: &HashMap<T, (u64, u64)>) -> Option<T> {
 }
 
 /// `report --csv`: the results file's lines in row order, each row's last, the header first.
-/// The cells are the file's own, written as the results writer wrote them. Rows are taken a block
+/// The cells are the file's own, written as the results writer wrote them (a control character
+/// shown escaped: [`inert_record`]). Rows are taken a block
 /// at a time: a read of the file finds where each of the block's rows has its last line (8 bytes
 /// a row), then those lines are read again where they are, so memory stays flat at any size.
 fn by_row(results: &Path) -> anyhow::Result<()> {
@@ -348,7 +349,7 @@ fn by_row(results: &Path) -> anyhow::Result<()> {
                 .flexible(true)
                 .from_reader(&mut file);
             if one.read_byte_record(&mut record)? {
-                match out.write_byte_record(&record) {
+                match out.write_byte_record(&inert_record(&record)) {
                     Err(e) if matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe) => {
                         return Ok(())
                     }
@@ -362,6 +363,27 @@ fn by_row(results: &Path) -> anyhow::Result<()> {
         Err(e) => broken_pipe_is_ok(e),
         Ok(()) => Ok(()),
     }
+}
+
+/// A results line as `report --csv` prints it: a cell holding a control character (an escape
+/// sequence a server put in its error message) gets it written as `\u{..}`, so that the export
+/// shown on a terminal drives nothing; every other cell is the file's own, byte for byte.
+fn inert_record(record: &csv::ByteRecord) -> std::borrow::Cow<'_, csv::ByteRecord> {
+    let controls = |cell: &[u8]| {
+        String::from_utf8_lossy(cell)
+            .chars()
+            .any(|c| c.is_control() && c != '\t' && c != '\n')
+    };
+    if !record.iter().any(controls) {
+        return std::borrow::Cow::Borrowed(record);
+    }
+    let cells = record.iter().map(|cell| match controls(cell) {
+        true => crate::results::cells::inert(&String::from_utf8_lossy(cell))
+            .into_owned()
+            .into_bytes(),
+        false => cell.to_vec(),
+    });
+    std::borrow::Cow::Owned(cells.collect())
 }
 
 /// A reader that went away (`| head`) is not an error of ours.
