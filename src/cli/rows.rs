@@ -32,6 +32,22 @@ impl RowSet {
     }
 }
 
+/// `row 4`, `rows 4, 5, 6` (up to 20, then how many in all): rows named in a sentence.
+pub fn said(rows: &[u64]) -> String {
+    let listed: Vec<String> = rows.iter().take(20).map(u64::to_string).collect();
+    match rows.len() {
+        1 => format!("row {}", listed[0]),
+        n if n > 20 => format!("rows {}, … ({n} in all)", listed.join(", ")),
+        _ => format!("rows {}", listed.join(", ")),
+    }
+}
+
+/// Rows as a flag takes them (`4-6,9`): every row is named, since a printed command is run as
+/// printed.
+pub fn arg(rows: &[u64]) -> String {
+    RowSet::of_rows(rows).to_string()
+}
+
 impl FromStr for RowSet {
     type Err = String;
 

@@ -393,7 +393,7 @@ fn announce_resume(p: &Prior, plan: &SendPlan, results_path: &std::path::Path) {
         .partition(|&row| retrying && p.recovered_now(row));
     if !kept.is_empty() {
         let rows: Vec<String> = kept.iter().take(20).map(|r| r.to_string()).collect();
-        let named = rows_arg(&kept);
+        let named = crate::cli::rows::arg(&kept);
         let results = results_path.display().to_string();
         let mark = [
             "campaign",
@@ -417,14 +417,14 @@ fn announce_resume(p: &Prior, plan: &SendPlan, results_path: &std::path::Path) {
         );
     }
     if !fresh.is_empty() {
-        let rows = rows_arg(&fresh);
+        let rows = crate::cli::rows::arg(&fresh);
         crate::say!(
             "{} just now (in flight when the last run stopped: {}): they may have reached their recipients, and --retry-unknown does not send them in this run. Look them up in Intercom, then: {}",
             match fresh.len() {
                 1 => "1 row became unknown".to_string(),
                 n => format!("{n} rows became unknown"),
             },
-            shown(&fresh),
+            crate::cli::rows::said(&fresh),
             super::plan::resume_command_with(plan, results_path, &["--retry-unknown", &rows])
         );
     }
@@ -437,29 +437,14 @@ fn announce_resume(p: &Prior, plan: &SendPlan, results_path: &std::path::Path) {
             "{} `failed` but {} Intercom's message id (the results file was edited, or a message was made after all): not sent again. Look {} up in Intercom; if no message went out, send {} with: {}",
             match resend.len() {
                 1 => format!("row {} is", resend[0]),
-                _ => format!("{} are", shown(&resend)),
+                _ => format!("{} are", crate::cli::rows::said(&resend)),
             },
             if resend.len() == 1 { "carries" } else { "carry" },
             if resend.len() == 1 { "it" } else { "them" },
             if resend.len() == 1 { "it" } else { "them" },
-            super::plan::resume_command_with(plan, results_path, &["--allow-resend", &rows_arg(&resend)])
+            super::plan::resume_command_with(plan, results_path, &["--allow-resend", &crate::cli::rows::arg(&resend)])
         );
     }
-}
-
-/// `rows 4, 5, 6` (up to 20, then how many in all), or `row 4`.
-fn shown(rows: &[u64]) -> String {
-    let listed: Vec<String> = rows.iter().take(20).map(u64::to_string).collect();
-    match rows.len() {
-        1 => format!("row {}", listed[0]),
-        n if n > 20 => format!("rows {}, … ({n} in all)", listed.join(", ")),
-        _ => format!("rows {}", listed.join(", ")),
-    }
-}
-
-/// Rows as a flag takes them (`4-6,9`): every row is named, since the command is run as printed.
-fn rows_arg(rows: &[u64]) -> String {
-    crate::cli::rows::RowSet::of_rows(rows).to_string()
 }
 
 /// The CSV columns `[results] columns` (or `--results-columns`, as `label` says) names, by index:

@@ -130,14 +130,14 @@ fn say_next(plan: &SendPlan, m: &Facts, left: &Left, resume: &str) {
         let rows = &left.fails_again;
         crate::say!(
             "{} failed in a way that sending again repeats (Intercom refused the request, or no single contact was found: `campaign report {}` groups them by error), so a resume sends {them} in vain until the CSV row or the contact in Intercom is fixed. To close {them} unsent: {}",
-            rows_said(rows),
+            crate::cli::rows::said(rows),
             quoted(&[&results]),
             quoted(&[
                 "campaign",
                 "mark",
                 &results,
                 "--rows",
-                &rows_arg(rows),
+                &crate::cli::rows::arg(rows),
                 "--as",
                 "skipped",
                 "--note",
@@ -152,10 +152,10 @@ fn say_next(plan: &SendPlan, m: &Facts, left: &Left, resume: &str) {
     if left.unknown.is_empty() {
         return;
     }
-    let rows = rows_arg(&left.unknown);
+    let rows = crate::cli::rows::arg(&left.unknown);
     crate::say!(
         "`unknown` rows may have reached their recipients and are never sent again unless asked. Look {} up in Intercom (the contact's conversations), then record the messages you found: {}",
-        rows_said(&left.unknown),
+        crate::cli::rows::said(&left.unknown),
         quoted(&[
             "campaign",
             "mark",
@@ -189,21 +189,6 @@ pub(super) struct Left {
     pub fails_again: Vec<u64>,
     /// `unknown` rows, in order.
     pub unknown: Vec<u64>,
-}
-
-/// `row 4`, `rows 4, 5, 6` (up to 20, then how many in all).
-fn rows_said(rows: &[u64]) -> String {
-    let listed: Vec<String> = rows.iter().take(20).map(u64::to_string).collect();
-    match rows.len() {
-        1 => format!("row {}", listed[0]),
-        n if n > 20 => format!("rows {}, … ({n} in all)", listed.join(", ")),
-        _ => format!("rows {}", listed.join(", ")),
-    }
-}
-
-/// Rows as a flag takes them (`4-6,9`): every row is named, since the command is run as printed.
-fn rows_arg(rows: &[u64]) -> String {
-    crate::cli::rows::RowSet::of_rows(rows).to_string()
 }
 
 /// Words joined into one shell command, each quoted as a shell needs.
