@@ -495,8 +495,10 @@ impl World {
         m
     }
 
-    /// Each row's recipient, status, message id and error code, by row number; empty before the
-    /// first run.
+    /// Each row's recipient, status, message id and error code, by row number (each row's last
+    /// line, as the tool reads the file: a run killed, or stopped by a lost lock, before it
+    /// compacts the file leaves a row's earlier line beside its new one); empty before the first
+    /// run.
     fn ledger_codes(&self) -> HashMap<u64, (String, String, String, String)> {
         let path = self.fixture.results();
         if !path.is_file() {
@@ -505,7 +507,7 @@ impl World {
         let mut out = HashMap::new();
         for r in read_results(&path) {
             let row: u64 = r["row"].parse().unwrap();
-            let previous = out.insert(
+            out.insert(
                 row,
                 (
                     self.contact(&r["recipient"]),
@@ -514,7 +516,6 @@ impl World {
                     r["error_code"].clone(),
                 ),
             );
-            assert!(previous.is_none(), "row {row} has two lines after a run");
         }
         out
     }
