@@ -58,8 +58,8 @@ pub fn preflight(loaded: &Loaded, duplicates: Duplicates, on_row: &mut OnRow<'_>
     if out.rows == 0 {
         out.report.push(no_records(&file));
     }
-    if out.rows > crate::results::MAX_ROWS {
-        out.report.push(too_many_records(&file, out.rows));
+    if let Some(p) = too_many_records(&file, out.rows, crate::results::MAX_ROWS) {
+        out.report.push(p);
     }
     // The rows themselves are gone, and so are their numbers: sorting the hashes is what
     // finding duplicates costs.
@@ -190,17 +190,18 @@ fn push_warnings(
 }
 
 /// A header and nothing else is a CSV cut short or the wrong file, not a campaign done.
-/// More rows than a results file holds: its row numbers are bounded, so a send would journal
-/// rows that no later run could read back.
-fn too_many_records(file: &str, rows: u64) -> Problem {
-    Problem::error(
-        ProblemKind::Csv,
-        file,
-        format!(
-            "the file has {rows} records; a campaign holds at most {} (its results file's bound): split the CSV into campaigns of at most that many rows",
-            crate::results::MAX_ROWS
-        ),
-    )
+/// More rows than a results file holds (`most`): its row numbers are bounded, so a send would
+/// journal rows that no later run could read back.
+pub(super) fn too_many_records(file: &str, rows: u64, most: u64) -> Option<Problem> {
+    (rows > most).then(|| {
+        Problem::error(
+            ProblemKind::Csv,
+            file,
+            format!(
+                "the file has {rows} records; a campaign holds at most {most} (its results file's bound): split the CSV into campaigns of at most that many rows"
+            ),
+        )
+    })
 }
 
 fn no_records(file: &str) -> Problem {

@@ -217,3 +217,16 @@ fn an_unchanged_file_reports_its_duplicates() {
         ]
     );
 }
+
+#[test]
+fn a_file_of_more_rows_than_a_results_file_holds_is_refused_naming_the_bound() {
+    assert!(preflight::too_many_records("people.csv", 10, 10).is_none());
+    let p = preflight::too_many_records("people.csv", 11, 10).expect("refused");
+    assert_eq!(p.severity, Severity::Error);
+    assert_eq!(p.file, "people.csv");
+    assert!(
+        p.message.contains("11 records") && p.message.contains("at most 10"),
+        "{}",
+        p.message
+    );
+}
