@@ -385,14 +385,15 @@ fn trim_in_place(text: &mut String) {
     }
 }
 
-/// The column closest to a misspelt variable, if any is close enough to be a likely typo.
-pub fn closest(name: &str, columns: &[String]) -> Option<String> {
-    columns
-        .iter()
-        .map(|c| (strsim::damerau_levenshtein(name, c), c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+/// The name closest to a misspelt one (a variable, a column, a filter), if any is close enough
+/// to be a likely typo.
+pub fn closest<S: AsRef<str>>(name: &str, names: impl IntoIterator<Item = S>) -> Option<String> {
+    names
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(name, c.as_ref()), c))
+        .filter(|(d, c)| *d <= 2.max(c.as_ref().len() / 3))
         .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c.clone())
+        .map(|(_, c)| c.as_ref().to_string())
 }
 
 #[cfg(test)]

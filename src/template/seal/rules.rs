@@ -18,55 +18,15 @@ const MAX_CONCAT: usize = 16;
 /// The functions a template may call.
 const FUNCTIONS: &[&str] = &["range", "throw"];
 
-/// Tera 1.20's filters without its `builtins` feature (which this crate leaves off), and the two
-/// its renderer handles itself. `Cargo.toml` pins that version.
-const FILTERS: &[&str] = &[
-    "upper",
-    "lower",
-    "trim",
-    "trim_start",
-    "trim_end",
-    "trim_start_matches",
-    "trim_end_matches",
-    "truncate",
-    "wordcount",
-    "replace",
-    "capitalize",
-    "title",
-    "linebreaksbr",
-    "indent",
-    "striptags",
-    "spaceless",
-    "escape",
-    "escape_xml",
-    "addslashes",
-    "split",
-    "int",
-    "float",
-    "first",
-    "last",
-    "nth",
-    "join",
-    "sort",
-    "unique",
-    "slice",
-    "group_by",
-    "filter",
-    "map",
-    "concat",
-    "abs",
-    "pluralize",
-    "round",
-    "length",
-    "reverse",
-    "json_encode",
-    "as_str",
-    "get",
-    "default",
-    "safe",
-    // This crate's, over jiff (`filters::date`).
-    "date",
-];
+/// Filters a template may use besides Tera's bounded ones ([`super::outputs::BOUNDED`]): the two
+/// Tera's renderer handles itself (`default`, `safe`) and this crate's (`title`, and `date` over
+/// jiff). One list of Tera's names, so that no filter is allowed without its output bound.
+const OWN_FILTERS: &[&str] = &["title", "default", "safe", "date"];
+
+/// Every filter name a template may use.
+fn filters() -> impl Iterator<Item = &'static str> {
+    super::outputs::BOUNDED.iter().chain(OWN_FILTERS).copied()
+}
 
 /// Every use in `template` of what a message template may not use, each with its place; or,
 /// when there is none, whether the walk met the scanned `tags` in order (their places hold).
@@ -259,8 +219,8 @@ impl Checker<'_, '_> {
     /// A filter (`is_filter`) or a function call: its name must be known, its arguments fine.
     fn call(&mut self, call: &FunctionCall, at: Option<(usize, usize)>, is_filter: bool) {
         let name = call.name.as_str();
-        if is_filter && !FILTERS.contains(&name) {
-            let hint = match closest(name, FILTERS) {
+        if is_filter && !filters().any(|f| f == name) {
+            let hint = match crate::template::closest(name, filters()) {
                 Some(near) => format!("did you mean `{near}`?"),
                 None => "see Tera's list of built-in filters".to_string(),
             };
@@ -282,13 +242,4 @@ impl Checker<'_, '_> {
             self.expr(arg, at);
         }
     }
-}
-
-fn closest<'a>(name: &str, names: &[&'a str]) -> Option<&'a str> {
-    names
-        .iter()
-        .map(|n| (strsim::damerau_levenshtein(name, n), *n))
-        .filter(|(d, n)| *d <= 2.max(n.len() / 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, n)| n)
 }
