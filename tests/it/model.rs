@@ -19,11 +19,11 @@
 //! - a resume with nothing to do sends nothing and changes no row;
 //! - a run that exits 2 sent nothing, and the file actions that must be refused are.
 //!
-//! `MODEL_CASES` sets the number of sequences (300 under `CI=true`, 30 otherwise); a failure
-//! prints its seed, and `MODEL_SEED` replays that one sequence (`MODEL_TRACE=1` prints each step
-//! and its exit codes). `MODEL_OPS` (names, comma-separated: `Resume,LockLost,MarkAll`; every name
-//! is in [`OPS`]) keeps the alphabet to those; the first step is `Send` unless `KillSend` or
-//! `LockLost` is named. `MODEL_FAIL_AFTER_RATE` (default 0.05) is the share of requests answered
+//! `MODEL_CASES` sets the number of sequences (300 under `CI=true`, 30 otherwise) and
+//! `MODEL_WORKERS` how many run at once (8); a failure prints its seed, and `MODEL_SEED` replays
+//! that one sequence (`MODEL_TRACE=1` prints each step and its exit codes). `MODEL_OPS` (names,
+//! comma-separated: `Resume,LockLost,MarkAll`; every name is in [`OPS`]) keeps the alphabet to
+//! those; the first step is `Send` unless `KillSend` or `LockLost` is named. `MODEL_FAIL_AFTER_RATE` (default 0.05) is the share of requests answered
 //! 5xx after their message was made. `CAMPAIGN_BIN` runs another build of the tool (an older one,
 //! to see what it breaks) against this build's sandbox.
 use crate::common;
@@ -974,6 +974,35 @@ fn run_sequence(seed: u64, email: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// Runs the sequences of `seeds` on `MODEL_WORKERS` threads (default 8) and returns their
+/// failures. A sequence spends most of its time waiting (on the sandbox's latency, a kill's
+/// delay, processes starting), not on the CPU, so more workers than cores finish sooner; each
+/// sequence has its own files and sandbox, so they do not meet.
+fn sequences(seeds: impl Iterator<Item = u64> + Send, email: bool) -> Vec<String> {
+    let seeds = std::sync::Mutex::new(seeds);
+    let workers: usize = std::env::var("MODEL_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..workers.max(1))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut failures = Vec::new();
+                    while let Some(seed) = seeds.lock().unwrap().next() {
+                        failures.extend(sequence(seed, email).err());
+                    }
+                    failures
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    })
+}
+
 #[test]
 fn no_sequence_of_runs_kills_and_resumes_messages_anyone_twice() {
     if let Some(seed) = std::env::var("MODEL_SEED")
@@ -992,22 +1021,7 @@ fn no_sequence_of_runs_kills_and_resumes_messages_anyone_twice() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0x5eed);
-    let failures: Vec<String> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..2)
-            .map(|w| {
-                s.spawn(move || {
-                    (0..cases)
-                        .filter(|c| c % 2 == w)
-                        .filter_map(|c| sequence(base + c, false).err())
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap())
-            .collect()
-    });
+    let failures = sequences((0..cases).map(|c| base + c), false);
     let distinct: HashSet<&String> = failures.iter().collect();
     assert!(
         failures.is_empty(),
@@ -1029,8 +1043,6 @@ fn no_sequence_of_runs_kills_and_resumes_messages_anyone_twice() {
 fn no_sequence_of_runs_of_an_email_campaign_messages_anyone_twice() {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     let cases: u64 = if ci { 60 } else { 10 };
-    let failures: Vec<String> = (0..cases)
-        .filter_map(|c| sequence(0xe3a1 + c, true).err())
-        .collect();
+    let failures = sequences((0..cases).map(|c| 0xe3a1 + c), true);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
