@@ -110,7 +110,7 @@ fn search_error(validator: &Validator, body: &Value) -> Result<(), ApiError> {
     match validator.iter_errors(body).next() {
         None => Ok(()),
         Some(e) => {
-            let path = dotted(e.instance_path.as_str());
+            let path = dotted(e.instance_path().as_str());
             let field = if path.is_empty() {
                 "query".to_string()
             } else {
@@ -147,9 +147,9 @@ fn compile_schema(spec: &str, name: &str) -> anyhow::Result<Validator> {
 fn schema_error(validator: &Validator, body: &Value) -> Option<ApiError> {
     let mut any_of = None;
     for e in validator.iter_errors(body) {
-        let path = dotted(e.instance_path.as_str());
-        match &e.kind {
-            ValidationErrorKind::AnyOf if path.is_empty() => {
+        let path = dotted(e.instance_path().as_str());
+        match e.kind() {
+            ValidationErrorKind::AnyOf { .. } if path.is_empty() => {
                 any_of = Some(ApiError::missing(
                     "message_type",
                     "Required fields are missing for this message_type",
