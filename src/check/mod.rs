@@ -15,7 +15,7 @@ mod row;
 mod summary;
 mod values;
 
-pub use command::run;
+pub(crate) use command::{run, CheckOptions};
 pub use hash::{recipient_hash, request_hash, row_hash};
 pub use preflight::{preflight, OnRow, Preflight};
 pub use row::{Checked, RowRenderer, RowResult};

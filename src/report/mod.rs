@@ -14,7 +14,6 @@ use std::path::Path;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::cli::ReportArgs;
 use crate::results::read::Col;
 use crate::results::{RowStatus, Tally, INTERRUPTED};
 use read::{Outcome, Run};
@@ -131,7 +130,18 @@ pub(crate) struct Point {
     pub(crate) messages_per_minute: f64,
 }
 
-pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
+/// What `campaign report` is asked: the results file, the campaign file to name contacts by, and
+/// the forms to write.
+pub(crate) struct Asked {
+    pub results: std::path::PathBuf,
+    pub campaign: Option<std::path::PathBuf>,
+    pub html: Option<std::path::PathBuf>,
+    pub json: bool,
+    /// One line per row instead of the summary.
+    pub csv: bool,
+}
+
+pub(crate) fn run(args: &Asked) -> anyhow::Result<()> {
     if args.csv {
         return by_row(&args.results);
     }

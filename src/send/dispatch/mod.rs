@@ -28,10 +28,9 @@ use super::plan::{self, SendPlan};
 use super::progress::Progress;
 use crate::check::{recipient_hash, Loaded};
 use crate::input::hours::SendHours;
-use crate::intercom::client::Client;
 use crate::intercom::pace;
 use crate::results::{self, Journal, JournalHeader, ResultRow, ResultsWriter, RowStatus, RunLock};
-use crate::sandbox::RunningSandbox;
+use crate::target::Target;
 pub(super) use lookup::lookup_plan;
 pub(super) use stop::{Stop, StopReason};
 
@@ -114,17 +113,10 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    /// The run's client (to `base_url`), pacing and bounds, from the plan.
-    fn new(plan: &SendPlan, base_url: &str) -> anyhow::Result<Shared> {
+    /// The run's client (to `target`), pacing and bounds, from the plan.
+    fn new(plan: &SendPlan, target: &Target) -> anyhow::Result<Shared> {
         let s = &plan.settings;
-        let token = plan.token.as_ref().expect("a token unless --dry-run");
-        let client = Client::new(
-            base_url,
-            token,
-            &s.version,
-            s.send.request_timeout,
-            pace::AUTO_MAX,
-        )?;
+        let client = target.client(s.send.request_timeout, pace::AUTO_MAX)?;
         let stop = Stop::default();
         Ok(Shared {
             pace: pace::Pace::new(client, s.send.rate, s.send.concurrency, stop.token()),
@@ -160,20 +152,18 @@ pub(super) struct Ran {
     pub ledger: results::Ledger,
 }
 
-/// Sends the rows that are left, against `sandbox` (its URL and log) if a rehearsal started
-/// one, and settles the ledger after.
+/// Sends the rows that are left to `target` (a rehearsal's sandbox with its `log`, or
+/// Intercom), and settles the ledger after.
 pub(super) async fn run(
     plan: &SendPlan,
     manifest: Manifest,
     loaded: Loaded,
-    sandbox: Option<(RunningSandbox, std::path::PathBuf)>,
+    target: Target,
+    log: Option<std::path::PathBuf>,
 ) -> anyhow::Result<Ran> {
     let s = &plan.settings;
-    let base_url = sandbox
-        .as_ref()
-        .map(|(s, _)| s.base_url())
-        .unwrap_or_else(|| s.base_url.clone());
-    let shared = Arc::new(Shared::new(plan, &base_url)?);
+    let base_url = target.base_url.clone();
+    let shared = Arc::new(Shared::new(plan, &target)?);
     let replied = match &s.send.skip_replied_to {
         Some(earlier) => Some(Arc::new(
             crate::track::replied_recipients(&shared.pace, earlier).await?,
@@ -219,8 +209,8 @@ pub(super) async fn run(
     } else {
         Some(results::settle(&ledger, &|r| recipient_hash(&to_type, r))?)
     };
-    if let Some((running, log)) = sandbox {
-        running.shutdown().await?;
+    target.close().await?;
+    if let Some(log) = log {
         crate::say!("sandbox log: {}", log.display());
     }
     if let Some(rules) = &rules {

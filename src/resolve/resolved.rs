@@ -1,23 +1,15 @@
-//! `campaign resolve`: the lookups of a send, and nothing else. It writes the recipients CSV
+//! The CSV `campaign resolve` writes: the lookups of a send, and nothing else. The recipients CSV
 //! with four columns added (`contact_id`, `contact_role`, `lookup_status`, `lookup_reason`), so
 //! that a team can review who would get the message, or send from the file as an `id` campaign
 //! (`[to] id = "{{ contact_id }}"`). The same rules, batching and pacing as `send`.
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
 
 use anyhow::Context as _;
-use tokio_util::sync::CancellationToken;
 
 use super::{find, normalize, Found, LookupFailure, Pacing, Rules, Verdict, PAGE};
 use crate::check::{self, RowRenderer};
-use crate::cli::ResolveArgs;
-use crate::exit::{self, Ended, Outcome};
-use crate::input::config::{self, Concurrency};
 use crate::input::problem::Problem;
 use crate::input::recipients::{Recipients, Row};
-use crate::intercom::client::{Client, Token};
-use crate::intercom::pace::Pace;
 use crate::template::Rendered;
 
 /// The columns added to the recipients' own.
@@ -35,94 +27,8 @@ struct Pending {
     key: Result<String, String>,
 }
 
-pub async fn run(args: ResolveArgs) -> Ended {
-    let loaded = match check::load(&args.campaign) {
-        Ok(l) => l,
-        Err(check::LoadError::Invalid(report)) => {
-            crate::say_part!("{}", report.render());
-            return Err(exit::Failure::Reported);
-        }
-        Err(check::LoadError::Campaign(e)) => return Err(e.into()),
-    };
-    let c = &loaded.campaign;
-    if !c.address.looked_up() {
-        crate::say!(
-            "{}: [to] id already gives each contact's Intercom id: there is nothing to look up (resolve is for [to] email or external_id)",
-            c.path.display()
-        );
-        return Err(exit::Failure::Reported);
-    }
-    let rules = Rules::of(c)?;
-    let (token, sandbox) = if args.sandbox {
-        let token = Token::new(format!("resolve-{:x}", rand::random::<u64>()))?;
-        let config = crate::sandbox::SandboxConfig {
-            token: Some(token.expose().to_string()),
-            faults: args.faults.settings(),
-            invent_contacts: args.sandbox_contacts.is_none(),
-            contacts: args.sandbox_contacts.clone(),
-            missing: args.sandbox_missing.clone(),
-            admins: None,
-            log: None,
-        };
-        let local = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-        let running = crate::sandbox::start(config, local).await?;
-        (token, Some(running))
-    } else {
-        (read_token(args.token_file.as_deref())?, None)
-    };
-    let base = match (&sandbox, &args.api_base) {
-        (Some(s), _) => s.base_url(),
-        (None, Some(url)) => url.clone(),
-        (None, None) => c.base_url.clone(),
-    };
-    if sandbox.is_none() {
-        config::check_base_url(&base)?;
-    }
-    let out = args.out.clone().unwrap_or_else(|| {
-        let name = format!("{}.resolved.csv", c.stem());
-        match c.path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.join(name),
-            _ => PathBuf::from(name),
-        }
-    });
-    let client = Client::new(&base, &token, &c.version, c.send.request_timeout, 4)?;
-    let pace = Pace::new(
-        client,
-        c.send.rate,
-        Concurrency::Fixed(1),
-        CancellationToken::new(),
-    );
-    let searches = AtomicU64::new(0);
-    let pacing = Pacing {
-        pace: &pace,
-        searches: &searches,
-        placed: false,
-    };
-    let summary = write_resolved(&loaded, &rules, &pacing, &out).await?;
-    if let Some(s) = sandbox {
-        s.shutdown().await?;
-    }
-    crate::say!("{}: {summary}; nothing was sent.", out.display());
-    Ok(Outcome::Done)
-}
-
-/// The access token: `--token-file`, else `INTERCOM_TOKEN`.
-fn read_token(file: Option<&std::path::Path>) -> anyhow::Result<Token> {
-    if let Some(path) = file {
-        let text = crate::input::files::read_text(path, crate::input::files::MAX_TOKEN_BYTES)
-            .context("cannot read the token file")?;
-        return Token::new(text);
-    }
-    match std::env::var("INTERCOM_TOKEN") {
-        Ok(t) if !t.trim().is_empty() => Token::new(t),
-        _ => anyhow::bail!(
-            "no access token: set INTERCOM_TOKEN (or pass --token-file FILE), or look up in the sandbox with --sandbox"
-        ),
-    }
-}
-
 /// Reads every row, looks them up [`PAGE`] keys at a time, writes `out`; returns the summary.
-async fn write_resolved(
+pub(crate) async fn write_resolved(
     loaded: &check::Loaded,
     rules: &Rules,
     pacing: &Pacing<'_>,
