@@ -6,7 +6,6 @@
 //! read-only they are retried on any transient failure, and a batch the API refuses (for its
 //! size) is split in halves down to one key before its rows fail. [`rules`] says what the
 //! contacts found mean.
-pub(crate) mod resolved;
 mod rules;
 mod suppress;
 
