@@ -55,7 +55,7 @@ pub enum Command {
     Init(InitArgs),
     /// Look up the contacts of a campaign addressed by e-mail or external id, sending nothing:
     /// the CSV with each row's contact id, role and lookup status.
-    #[command(after_help = lookup::RESOLVE_HELP)]
+    #[command(after_help = lookup::RESOLVE_HELP, visible_alias = "lookup")]
     Resolve(ResolveArgs),
     /// Run a local Intercom-compatible server to rehearse against.
     #[command(after_help = sandbox::HELP)]
