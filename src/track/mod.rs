@@ -261,11 +261,11 @@ async fn track(
     ids.dedup();
     let query = |batch: &[String]| json!({"field": "source.id", "operator": "IN", "value": batch});
     let found = search::find_all(p, &ids, &query).await?;
-    let mut by_message: HashMap<&str, &search::Found> = HashMap::new();
+    let mut by_message: HashMap<&str, &search::Conversation> = HashMap::new();
     for f in &found {
         if let Some(id) = f.source.id.as_deref() {
             // A replied conversation says more than another of the same message.
-            let replied = |f: &search::Found| f.replied();
+            let replied = |f: &search::Conversation| f.replied();
             match by_message.get(id) {
                 Some(have) if replied(have) || !replied(f) => {}
                 _ => {

@@ -85,7 +85,7 @@ pub(super) enum Says {
 /// The run's counts the summary and the run log report (429 answers are the pace's).
 #[derive(Default)]
 pub(super) struct Counters {
-    /// `POST /contacts/search` requests made (resolution), answered or not.
+    /// `POST /contacts/search` requests made (lookups), answered or not.
     pub searches: AtomicU64,
     /// Rows skipped for the `[send] suppress` list.
     pub suppressed: AtomicU64,
@@ -186,7 +186,7 @@ pub(super) async fn run(
         duplicates,
         ..
     } = manifest;
-    let (reading, resolution) = known_rows(plan, prior, rules.as_ref(), &ledger.results)?;
+    let (reading, lookup_start) = known_rows(plan, prior, rules.as_ref(), &ledger.results)?;
     let units = Units {
         reading: reader::Reading {
             copied_columns,
@@ -195,7 +195,7 @@ pub(super) async fn run(
             duplicates,
             ..reading
         },
-        resolution,
+        lookup_start,
         journal,
         lock,
         to_send,
@@ -308,12 +308,12 @@ fn announce(plan: &SendPlan, loaded: &Loaded, m: &Manifest, base_url: &str) {
 pub(super) type RowTest = Arc<dyn Fn(u64) -> bool + Send + Sync>;
 
 /// The lookup stage's match rules, and what earlier runs messaged.
-type Resolution = (Arc<crate::resolve::Rules>, lookup::Earlier);
+type LookupStart = (Arc<crate::resolve::Rules>, lookup::Earlier);
 
 /// What the units of a dispatch start with.
 struct Units {
     reading: reader::Reading,
-    resolution: Option<Resolution>,
+    lookup_start: Option<LookupStart>,
     journal: Journal,
     lock: Arc<RunLock>,
     to_send: u64,
@@ -327,13 +327,13 @@ fn known_rows(
     prior: Option<results::Prior>,
     rules: Option<&Arc<crate::resolve::Rules>>,
     results_file: &std::path::Path,
-) -> anyhow::Result<(reader::Reading, Option<Resolution>)> {
+) -> anyhow::Result<(reader::Reading, Option<LookupStart>)> {
     let again = plan.resume.again.clone();
     let earlier_rows = prior.as_ref().map_or(0, results::Prior::rows);
     let prior = Arc::new(prior.unwrap_or_default());
     let skipped = Arc::clone(&prior);
     let done: RowTest = Arc::new(move |row| plan::is_done(&prior, row, &again));
-    let resolution = match rules {
+    let lookup_start = match rules {
         Some(rules) if earlier_rows > 0 => Some((
             Arc::clone(rules),
             lookup::Earlier::read(results_file, rules, &*done)?,
@@ -353,7 +353,7 @@ fn known_rows(
         replied: None,
         duplicates: Vec::new(),
     };
-    Ok((reading, resolution))
+    Ok((reading, lookup_start))
 }
 
 /// The units started, joined, and ended: returns once the writer has recorded the last outcome
@@ -369,12 +369,12 @@ async fn dispatch(
     let (job_tx, job_rx) = mpsc::channel::<Vec<Item>>(QUEUED_BATCHES);
     let reading = units.reading;
     let reader = std::thread::spawn(move || reader::read_rows(&loaded, &reading, &job_tx));
-    // Rows addressed by e-mail or external id pass through resolution on their way.
+    // Rows addressed by e-mail or external id pass through the lookup stage on their way.
     let refresh = units
-        .resolution
+        .lookup_start
         .as_ref()
         .map(|(rules, _)| Arc::clone(rules));
-    let (resolver, job_rx) = match units.resolution {
+    let (resolver, job_rx) = match units.lookup_start {
         Some((rules, earlier)) => {
             let (tx, rx) = mpsc::channel::<Vec<Item>>(QUEUED_BATCHES);
             let skip = plan.selection.duplicates == crate::input::config::Duplicates::Skip;
@@ -386,7 +386,7 @@ async fn dispatch(
     let (out_tx, out_rx) = mpsc::channel::<RowEnd>(1024);
     let dispatcher = tokio::spawn(dispatcher::dispatch(
         Arc::clone(shared),
-        dispatcher::Ledger {
+        dispatcher::JournalLock {
             journal: units.journal,
             lock: units.lock,
         },
