@@ -5,7 +5,7 @@
 //! [`input`] reads the campaign file and streams the recipients CSV; [`template`] turns a row
 //! into a request body; [`check`] runs all of that over every row before anything is sent ([`preview`] shows it); [`send`]
 //! posts through one limiter and a bounded pool, talking to Intercom through [`intercom`] (and
-//! finding contacts by e-mail or external id through [`resolve`]); [`results`] records every
+//! finding contacts by e-mail or external id through [`lookup`]); [`results`] records every
 //! outcome so that a run can be resumed, and [`report`] reads it back. [`sandbox`] is a local
 //! Intercom to rehearse against. Only what the binary, the integration tests and the benchmarks
 //! use is public; the rest is `pub(crate)`, so that rustc names any item nothing uses.
@@ -60,10 +60,10 @@ pub mod exit;
 pub(crate) mod init;
 pub mod input;
 pub(crate) mod intercom;
+pub(crate) mod lookup;
 pub(crate) mod page;
 pub(crate) mod preview;
 pub(crate) mod report;
-pub(crate) mod resolve;
 pub(crate) mod results;
 pub mod sandbox;
 pub(crate) mod send;

@@ -51,7 +51,7 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
     let campaign = Campaign::load(path).map_err(LoadError::Campaign)?;
     // Read here, so that `check` refuses a list that is missing or matches nothing.
     if let Some(list) = &campaign.send.suppress {
-        crate::resolve::load_suppress(list).map_err(LoadError::Campaign)?;
+        crate::lookup::load_suppress(list).map_err(LoadError::Campaign)?;
     }
     match Templates::compile(&campaign) {
         Ok(templates) => Ok(Loaded {

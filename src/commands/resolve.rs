@@ -16,7 +16,7 @@ use crate::input::config::Concurrency;
 use crate::input::problem::Problem;
 use crate::input::recipients::{Recipients, Row};
 use crate::intercom::pace::Pace;
-use crate::resolve::{
+use crate::lookup::{
     find, normalize, not_found, Contact, Found, LookupFailure, Pacing, Rules, Verdict, PAGE,
 };
 use crate::target::{Defaults, Options, SandboxOptions};

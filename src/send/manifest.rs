@@ -12,7 +12,7 @@ use super::plan::SendPlan;
 use super::preflight::Checked;
 use crate::check::recipient_hash;
 use crate::input::config::Campaign;
-use crate::resolve::Rules;
+use crate::lookup::Rules;
 use crate::results::{self, side, JournalHeader, Ledger, Prior, RowStatus, RunLock};
 
 /// The ledger opened, before preflight.

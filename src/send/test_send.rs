@@ -132,7 +132,7 @@ async fn look_up(
 ) -> Result<String, Failure> {
     use crate::input::config::{Address, Concurrency};
     use crate::intercom::pace::Pace;
-    use crate::resolve::{find, normalize, Rules, Verdict};
+    use crate::lookup::{find, normalize, Rules, Verdict};
     let mut rules = Rules::of(c)?;
     rules.address = Address::Email;
     // A test contact is chosen by the operator: no list of the campaign's applies to it.
@@ -145,7 +145,7 @@ async fn look_up(
         tokio_util::sync::CancellationToken::new(),
     );
     let searches = std::sync::atomic::AtomicU64::new(0);
-    let pacing = crate::resolve::Pacing {
+    let pacing = crate::lookup::Pacing {
         pace: &pace,
         searches: &searches,
         placed: false,
@@ -154,7 +154,7 @@ async fn look_up(
     let found = find(&pacing, &rules, std::slice::from_ref(&key))
         .await
         .map_err(|f| {
-            use crate::resolve::LookupFailure as Search;
+            use crate::lookup::LookupFailure as Search;
             let why = match f {
                 Search::Fatal { status, error } => format!("HTTP {status} {}", error.code),
                 Search::Failed { status, error } => match status {
@@ -167,7 +167,7 @@ async fn look_up(
                 "--test-to {email}: the contact could not be looked up ({why}); nothing was sent"
             ))
         })?;
-    let matches: Vec<&crate::resolve::Contact> = found
+    let matches: Vec<&crate::lookup::Contact> = found
         .contacts
         .get(&key)
         .map(|v| v.iter().collect())

@@ -1,6 +1,6 @@
 //! `POST /conversations/search`, batched and paced: many values a search (`IN`), pages of
 //! [`PAGE`] followed with `starting_after` while the cursor is new (up to
-//! [`crate::resolve::MOST_PAGES`] a batch), a batch the API refuses split in halves down to one
+//! [`crate::lookup::MOST_PAGES`] a batch), a batch the API refuses split in halves down to one
 //! value, every request through the run's limiter and pause gate ([`paced`]), 429s waited out
 //! with everyone, transient failures asked again a few times.
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -171,14 +171,14 @@ enum Ended {
 
 /// One batch's conversations, every page: `next` is followed while it names a cursor this batch
 /// has not had (a server may page by fewer than asked for), up to
-/// [`crate::resolve::MOST_PAGES`] pages. A cursor that comes back, or pages past the bound, end
+/// [`crate::lookup::MOST_PAGES`] pages. A cursor that comes back, or pages past the bound, end
 /// the search with the error: a server paging on and on would otherwise be followed forever.
 async fn all_pages(
     p: &Pacing<'_>,
     query: &Value,
     values: usize,
 ) -> Result<Vec<Conversation>, Ended> {
-    use crate::resolve::MOST_PAGES;
+    use crate::lookup::MOST_PAGES;
     let mut all = Vec::new();
     let mut after: Option<String> = None;
     let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();

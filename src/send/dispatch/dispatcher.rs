@@ -18,7 +18,7 @@ use super::lookup;
 use super::reader::BATCH;
 use super::{within_send_hours, Freshness, Item, Job, RowEnd, Says, Shared, StopReason};
 use crate::intercom::pace::Place;
-use crate::resolve::{Rules, PAGE};
+use crate::lookup::{Rules, PAGE};
 use crate::results::{Journal, RunLock};
 
 /// What the dispatcher keeps the run's promise with.

@@ -308,7 +308,7 @@ fn announce(plan: &SendPlan, loaded: &Loaded, m: &Manifest, base_url: &str) {
 pub(super) type RowTest = Arc<dyn Fn(u64) -> bool + Send + Sync>;
 
 /// The lookup stage's match rules, and what earlier runs messaged.
-type LookupStart = (Arc<crate::resolve::Rules>, lookup::Earlier);
+type LookupStart = (Arc<crate::lookup::Rules>, lookup::Earlier);
 
 /// What the units of a dispatch start with.
 struct Units {
@@ -325,7 +325,7 @@ struct Units {
 fn known_rows(
     plan: &SendPlan,
     prior: Option<results::Prior>,
-    rules: Option<&Arc<crate::resolve::Rules>>,
+    rules: Option<&Arc<crate::lookup::Rules>>,
     results_file: &std::path::Path,
 ) -> anyhow::Result<(reader::Reading, Option<LookupStart>)> {
     let again = plan.resume.again.clone();
@@ -435,7 +435,7 @@ async fn adjust_concurrency(shared: Arc<Shared>) {
 /// What a job's lookup may have aged at the moment it leaves (a retry's too).
 #[derive(Clone)]
 pub(super) struct Freshness {
-    pub(super) rules: Option<Arc<crate::resolve::Rules>>,
+    pub(super) rules: Option<Arc<crate::lookup::Rules>>,
     pub(super) window: Duration,
 }
 
