@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 
-use crate::cli::InitArgs;
 use crate::input::recipients::{template_names, Recipients};
 
 /// The files `init` writes into DIR.
@@ -28,9 +27,9 @@ struct Shape {
     first_name: Option<String>,
 }
 
-/// `campaign init`.
-pub fn run(args: &InitArgs) -> anyhow::Result<()> {
-    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+/// `campaign init` into `dir` (the current folder), from a CRM export's headers or an example.
+pub(crate) fn run(dir: Option<&Path>, from_csv: Option<&Path>) -> anyhow::Result<()> {
+    let dir = dir.map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let campaign = dir.join(CAMPAIGN);
     let message = dir.join(MESSAGE);
     for path in [&campaign, &message] {
@@ -42,7 +41,7 @@ pub fn run(args: &InitArgs) -> anyhow::Result<()> {
         }
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let shape = match &args.from_csv {
+    let shape = match from_csv {
         Some(export) => from_export(export, &dir)?,
         None => {
             let csv = dir.join(EXAMPLE_CSV);

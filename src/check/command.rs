@@ -1,11 +1,20 @@
 //! `campaign check`: preflight and its report, and nothing sent.
 use super::summary::{counted, summary_line, warnings_suffix};
 use super::{load, preflight, LoadError};
-use crate::cli::CheckArgs;
 use crate::exit::{Ended, Failure, Outcome};
 
+/// What `campaign check` is asked.
+pub(crate) struct CheckOptions {
+    pub campaign: std::path::PathBuf,
+    /// Duplicates allowed, or skipped after the first, whatever the campaign file says.
+    pub allow_duplicates: bool,
+    pub skip_duplicates: bool,
+    /// Only the recipients' columns and their template names.
+    pub columns: bool,
+}
+
 /// `campaign check`.
-pub fn run(args: &CheckArgs) -> Ended {
+pub(crate) fn run(args: &CheckOptions) -> Ended {
     if args.columns {
         columns(&args.campaign)?;
         return Ok(Outcome::Done);

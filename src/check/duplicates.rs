@@ -135,7 +135,7 @@ pub(super) fn key_hash(campaign: &crate::input::config::Campaign, id: &str) -> u
     } else {
         recipient_hash(
             &campaign.to_type,
-            &crate::resolve::normalize(campaign.address, id),
+            &crate::lookup::normalize(campaign.address, id),
         )
     }
 }

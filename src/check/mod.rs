@@ -15,7 +15,7 @@ mod row;
 mod summary;
 mod values;
 
-pub use command::run;
+pub(crate) use command::{run, CheckOptions};
 pub use hash::{recipient_hash, request_hash, row_hash};
 pub use preflight::{preflight, OnRow, Preflight};
 pub use row::{Checked, RowRenderer, RowResult};
@@ -51,7 +51,7 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
     let campaign = Campaign::load(path).map_err(LoadError::Campaign)?;
     // Read here, so that `check` refuses a list that is missing or matches nothing.
     if let Some(list) = &campaign.send.suppress {
-        crate::resolve::load_suppress(list).map_err(LoadError::Campaign)?;
+        crate::lookup::load_suppress(list).map_err(LoadError::Campaign)?;
     }
     match Templates::compile(&campaign) {
         Ok(templates) => Ok(Loaded {

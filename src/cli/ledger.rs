@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::rows::RowSet;
+use crate::input::rows::RowSet;
 
 /// What `report --help` ends with: examples, exit codes. The snapshots
 /// in tests/snapshots/ hold it, so that a change here is a change someone saw.

@@ -3,13 +3,12 @@
 //! This file owns the command list and `campaign --help`; each group of commands has its flags
 //! and the examples and exit codes of its `--help` in a file: [`send`], [`inspect`] (check,
 //! preview), [`ledger`] (report, mark), [`lookup`] (resolve, admins), [`track`], [`sandbox`],
-//! [`manual`] (completions, man pages) and [`init`]; [`rows`] reads row lists such as `5,9,12-20`.
+//! [`manual`] (completions, man pages) and [`init`].
 mod init;
 mod inspect;
 mod ledger;
 mod lookup;
 pub mod manual;
-pub mod rows;
 mod sandbox;
 mod send;
 mod track;
@@ -56,7 +55,7 @@ pub enum Command {
     Init(InitArgs),
     /// Look up the contacts of a campaign addressed by e-mail or external id, sending nothing:
     /// the CSV with each row's contact id, role and lookup status.
-    #[command(after_help = lookup::RESOLVE_HELP)]
+    #[command(after_help = lookup::RESOLVE_HELP, visible_alias = "lookup")]
     Resolve(ResolveArgs),
     /// Run a local Intercom-compatible server to rehearse against.
     #[command(after_help = sandbox::HELP)]

@@ -4,13 +4,13 @@ use std::path::PathBuf;
 
 use clap::{Arg, Args};
 
-use super::rows::RowSet;
 use super::sandbox::FaultArgs;
 use crate::input::config::{
     duration_in, in_range, Concurrency, MAX_ATTEMPTS, MAX_FAILURES, REQUEST_TIMEOUT,
     RETRY_NOT_FOUND_FOR, STALL_TIMEOUT,
 };
 use crate::input::rate::{parse_probability, Rate};
+use crate::input::rows::RowSet;
 
 /// What `send --help` ends with: examples, exit codes, the environment. The snapshots
 /// in tests/snapshots/ hold it, so that a change here is a change someone saw.

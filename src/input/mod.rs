@@ -7,3 +7,4 @@ pub mod hours;
 pub mod problem;
 pub mod rate;
 pub mod recipients;
+pub mod rows;

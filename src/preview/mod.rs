@@ -9,7 +9,6 @@ mod variants;
 use std::collections::{BTreeMap, HashMap};
 
 use crate::check::{load, LoadError, Loaded, RowRenderer};
-use crate::cli::PreviewArgs;
 use crate::exit::{Ended, Failure};
 use crate::input::config::Duplicates;
 use crate::input::recipients::Recipients;
@@ -17,13 +16,24 @@ use crate::input::recipients::Recipients;
 /// Which rows a preview shows: `--row N` that row alone, `--limit N` the first N; with neither,
 /// the first few (text) or the rows that cover every variant and problem (page).
 #[derive(Debug, Clone, Copy)]
-struct Selection {
-    row: Option<u64>,
-    limit: Option<usize>,
+pub(crate) struct Selection {
+    pub row: Option<u64>,
+    pub limit: Option<usize>,
 }
 
-pub fn run(args: &PreviewArgs) -> Ended {
-    let loaded = match load(&args.campaign) {
+/// How the rows are shown.
+pub(crate) enum Form {
+    /// For people on stderr, or with `json` the exact request bodies on stdout.
+    Text { json: bool },
+    /// A page written to `file`, opened in a browser if asked.
+    Page {
+        file: std::path::PathBuf,
+        open: bool,
+    },
+}
+
+pub(crate) fn run(campaign: &std::path::Path, selection: Selection, form: Form) -> Ended {
+    let loaded = match load(campaign) {
         Ok(l) => l,
         Err(LoadError::Invalid(report)) => {
             crate::say_part!("{}", report.render());
@@ -31,13 +41,9 @@ pub fn run(args: &PreviewArgs) -> Ended {
         }
         Err(LoadError::Campaign(e)) => return Err(e.into()),
     };
-    let selection = Selection {
-        row: args.row,
-        limit: args.limit,
-    };
-    match &args.html {
-        Some(file) => html::run(&loaded, selection, file, args.open),
-        None => text::run(&loaded, selection, args.json),
+    match form {
+        Form::Page { file, open } => html::run(&loaded, selection, &file, open),
+        Form::Text { json } => text::run(&loaded, selection, json),
     }
 }
 

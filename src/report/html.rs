@@ -4,10 +4,10 @@ use std::fmt::Write as _;
 
 use plotters::prelude::*;
 
-use super::{human_duration, shown, PerMinute, Report};
+use super::{human_duration, shown, PerMinute, ResultsReport};
 use crate::page::{escape, page};
 
-pub(crate) fn render(r: &Report) -> String {
+pub(crate) fn render(r: &ResultsReport) -> String {
     let mut body = String::new();
     body.push_str(&counts(r));
     body.push_str(&run(r));
@@ -26,7 +26,7 @@ pub(crate) fn render(r: &Report) -> String {
     page(&format!("Report: {}", r.results), &subtitle, &body)
 }
 
-fn counts(r: &Report) -> String {
+fn counts(r: &ResultsReport) -> String {
     let mut out = String::from(
         "<section id=\"counts\"><h2>Rows by status</h2><table><tr><th>status</th><th>rows</th><th>share</th></tr>",
     );
@@ -44,7 +44,7 @@ fn counts(r: &Report) -> String {
     out
 }
 
-fn run(r: &Report) -> String {
+fn run(r: &ResultsReport) -> String {
     let Some(run) = &r.run else {
         return String::new();
     };
@@ -149,7 +149,7 @@ fn clock(start: &str, offset: f64) -> String {
         .unwrap_or_else(|| format!("+{offset:.0}s"))
 }
 
-fn errors(r: &Report) -> String {
+fn errors(r: &ResultsReport) -> String {
     if r.errors.is_empty() {
         return String::new();
     }
@@ -188,7 +188,7 @@ fn errors(r: &Report) -> String {
     out
 }
 
-fn unknown(r: &Report) -> String {
+fn unknown(r: &ResultsReport) -> String {
     if r.unknown.is_empty() {
         return String::new();
     }

@@ -1,7 +1,7 @@
 //! `campaign report RESULTS`: what a run did, from its results file (and the run log beside it):
 //! counts per status, each error code with Intercom's message and example rows, the `unknown`
 //! rows and what to do about each, the run's timing and 429 pauses, and messages per minute.
-//! Three forms of one [`Report`]: a table for the terminal, `--json` (stable, its shape
+//! Three forms of one [`ResultsReport`]: a table for the terminal, `--json` (stable, its shape
 //! documented in the README) and `--html` (a self-contained page with the chart as inline SVG).
 mod html;
 pub(crate) mod read;
@@ -14,10 +14,9 @@ use std::path::Path;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::cli::ReportArgs;
 use crate::results::read::Col;
 use crate::results::{RowStatus, Tally, INTERRUPTED};
-use read::{Outcome, Run};
+use read::{RowOutcome, Run};
 
 /// The `--json` shape's version; raised only when a field changes meaning or goes away.
 pub(crate) const JSON_VERSION: u32 = 1;
@@ -32,7 +31,7 @@ const MAX_POINTS: i64 = 120;
 const SHOWN_CHARS: usize = crate::intercom::answer::FIELD_CHARS;
 
 #[derive(Debug, Serialize)]
-pub(crate) struct Report {
+pub(crate) struct ResultsReport {
     pub(crate) report_version: u32,
     pub(crate) results: String,
     pub(crate) campaign: Option<String>,
@@ -131,7 +130,18 @@ pub(crate) struct Point {
     pub(crate) messages_per_minute: f64,
 }
 
-pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
+/// What `campaign report` is asked: the results file, the campaign file to name contacts by, and
+/// the forms to write.
+pub(crate) struct Asked {
+    pub results: std::path::PathBuf,
+    pub campaign: Option<std::path::PathBuf>,
+    pub html: Option<std::path::PathBuf>,
+    pub json: bool,
+    /// One line per row instead of the summary.
+    pub csv: bool,
+}
+
+pub(crate) fn run(args: &Asked) -> anyhow::Result<()> {
     if args.csv {
         return by_row(&args.results);
     }
@@ -182,7 +192,7 @@ struct Summary {
     rows: u64,
     counts: Tally,
     groups: BTreeMap<(u8, String), Group>,
-    unknown: BTreeMap<u64, Outcome>,
+    unknown: BTreeMap<u64, RowOutcome>,
     /// First and last finish time of the rows that were not skipped, and how many have one.
     times: Option<(Timestamp, Timestamp)>,
     timed: u64,
@@ -401,7 +411,7 @@ fn build(
     summary: Summary,
     runs: &[Run],
     contacts: &BTreeMap<u64, String>,
-) -> anyhow::Result<Report> {
+) -> anyhow::Result<ResultsReport> {
     let campaign = campaign_path.map_or("CAMPAIGN".to_string(), |c| c.display().to_string());
     let results = results_path.display().to_string();
     // The last run's own resume command keeps the flags that shaped it (a rehearsal's sandbox
@@ -435,7 +445,7 @@ fn build(
             advice: advice(o, contacts.get(&o.row), &resume, &results),
         })
         .collect();
-    Ok(Report {
+    Ok(ResultsReport {
         report_version: JSON_VERSION,
         results: results.clone(),
         campaign: campaign_path.map(|c| c.display().to_string()),
@@ -477,7 +487,7 @@ fn error_groups(summary: &Summary, contacts: &BTreeMap<u64, String>) -> Vec<Erro
 }
 
 /// What an `unknown` row's outcome means and what to check before sending it again.
-fn advice(o: &Outcome, contact: Option<&String>, resume: &str, results: &str) -> String {
+fn advice(o: &RowOutcome, contact: Option<&String>, resume: &str, results: &str) -> String {
     let row = o.row;
     let what = match (o.error_code.as_str(), o.http_status) {
         (INTERRUPTED, _) => "the run stopped with this request in flight".to_string(),
@@ -591,7 +601,7 @@ fn per_minute(summary: &Summary, results: &Path) -> anyhow::Result<Option<PerMin
 }
 
 /// When there are more `unknown` rows than are listed, a sentence that says which are.
-fn listed_note(r: &Report) -> String {
+fn listed_note(r: &ResultsReport) -> String {
     if r.counts.unknown > r.unknown.len() as u64 {
         format!(" The first {} by row number are listed.", r.unknown.len())
     } else {

@@ -13,7 +13,7 @@ use crate::results::RowStatus;
 /// One row's outcome, as its last line in the results file says: kept only for the rows the
 /// report lists (error examples, `unknown` rows).
 #[derive(Debug, Clone)]
-pub(crate) struct Outcome {
+pub(crate) struct RowOutcome {
     pub(crate) row: u64,
     pub(crate) recipient: String,
     pub(crate) http_status: Option<u16>,
@@ -36,8 +36,8 @@ impl Last<'_> {
         self.reader.text(col)
     }
 
-    pub(crate) fn outcome(&self) -> Outcome {
-        Outcome {
+    pub(crate) fn outcome(&self) -> RowOutcome {
+        RowOutcome {
             row: self.row,
             recipient: self.text(Col::Recipient).into_owned(),
             http_status: self.http_status,

@@ -3,9 +3,9 @@ use std::fmt::Write as _;
 
 use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
 
-use super::{human_duration, shown, Report};
+use super::{human_duration, shown, ResultsReport};
 
-pub(crate) fn render(r: &Report) -> String {
+pub(crate) fn render(r: &ResultsReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Results: {} ({} rows)", r.results, r.rows);
     if r.rehearsal {
@@ -72,7 +72,7 @@ fn table(header: &[&str]) -> Table {
     t
 }
 
-fn counts(r: &Report) -> String {
+fn counts(r: &ResultsReport) -> String {
     let mut t = table(&["status", "rows", "share"]);
     for (name, n, share) in r.counts.shares(r.rows) {
         t.add_row(vec![
@@ -89,7 +89,7 @@ fn counts(r: &Report) -> String {
     format!("{t}\n")
 }
 
-fn errors(r: &Report) -> String {
+fn errors(r: &ResultsReport) -> String {
     if r.errors.is_empty() {
         return String::new();
     }
@@ -123,7 +123,7 @@ fn errors(r: &Report) -> String {
     format!("\nerrors by code:\n{t}\n")
 }
 
-fn unknown(r: &Report) -> String {
+fn unknown(r: &ResultsReport) -> String {
     if r.unknown.is_empty() {
         return String::new();
     }

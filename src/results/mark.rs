@@ -10,11 +10,26 @@ use std::collections::HashMap;
 
 use anyhow::bail;
 
-use crate::cli::rows::RowSet;
-use crate::cli::{MarkArgs, MarkAs};
+use crate::input::rows::RowSet;
 use crate::results::{self, Amendment, Ledger, RowStatus, MARKED_SKIPPED};
 
-pub fn run(args: &MarkArgs) -> anyhow::Result<()> {
+/// What to mark: the rows of a results file, as what the operator found, with a note.
+pub(crate) struct Marking {
+    pub results: std::path::PathBuf,
+    pub rows: RowSet,
+    pub as_status: MarkAs,
+    pub note: String,
+}
+
+/// What the operator found for the rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MarkAs {
+    Sent,
+    Failed,
+    Skipped,
+}
+
+pub(crate) fn run(args: &Marking) -> anyhow::Result<()> {
     let mut ledger = Ledger::new(args.results.clone());
     ledger.check_files()?;
     if !ledger.results.is_file() {

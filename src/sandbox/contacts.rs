@@ -137,7 +137,7 @@ pub(super) fn search(
     super::query::check(
         query,
         1,
-        &super::query::Rules {
+        &super::query::SearchRules {
             operators: &["=", "!=", "IN", "NIN", "~", "!~", ">", "<", "^", "$"],
             date_fields: &[],
             max_values: None,

@@ -139,7 +139,7 @@ impl Conversations {
         super::query::check(
             query,
             1,
-            &super::query::Rules {
+            &super::query::SearchRules {
                 operators: &[
                     "=", "!=", "IN", "NIN", "~", "!~", ">", "<", ">=", "<=", "^", "$",
                 ],

@@ -56,7 +56,7 @@ impl FaultSettings {
 
 /// What happens to one otherwise valid request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Outcome {
+pub(super) enum Fate {
     /// Create the message and answer 200.
     Answer,
     /// Create nothing; answer this 5xx.
@@ -71,7 +71,7 @@ pub(super) enum Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct RequestFate {
     pub(super) latency: Duration,
-    pub(super) outcome: Outcome,
+    pub(super) outcome: Fate,
 }
 
 #[derive(Debug)]
@@ -124,7 +124,7 @@ impl Faults {
         if self.is_quiet() {
             return RequestFate {
                 latency: Duration::ZERO,
-                outcome: Outcome::Answer,
+                outcome: Fate::Answer,
             };
         }
         let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
@@ -137,13 +137,13 @@ impl Faults {
         // A rate of 0 draws nothing, so that adding a fault flag at 0 repeats an older seed's run.
         let fires = |rng: &mut StdRng, rate: f64| rate > 0.0 && rng.random::<f64>() < rate;
         let outcome = if rng.random::<f64>() < self.fail_rate {
-            Outcome::Fail(FAIL_STATUSES[rng.random_range(0..FAIL_STATUSES.len())])
+            Fate::Fail(FAIL_STATUSES[rng.random_range(0..FAIL_STATUSES.len())])
         } else if fires(&mut rng, self.fail_after_rate) {
-            Outcome::FailAfter(FAIL_AFTER_STATUSES[rng.random_range(0..FAIL_AFTER_STATUSES.len())])
+            Fate::FailAfter(FAIL_AFTER_STATUSES[rng.random_range(0..FAIL_AFTER_STATUSES.len())])
         } else if rng.random::<f64>() < self.drop_rate {
-            Outcome::Drop
+            Fate::Drop
         } else {
-            Outcome::Answer
+            Fate::Answer
         };
         RequestFate { latency, outcome }
     }
@@ -174,7 +174,7 @@ mod tests {
                 f.plan(),
                 RequestFate {
                     latency: Duration::ZERO,
-                    outcome: Outcome::Answer
+                    outcome: Fate::Answer
                 }
             );
         }
@@ -183,18 +183,16 @@ mod tests {
     #[test]
     fn rates_of_one_always_fire() {
         let f = Faults::new(&args(1.0, 0.0, None, None));
-        assert!(
-            (0..100).all(|_| matches!(f.plan().outcome, Outcome::Fail(s) if s.is_server_error()))
-        );
+        assert!((0..100).all(|_| matches!(f.plan().outcome, Fate::Fail(s) if s.is_server_error())));
         let f = Faults::new(&args(0.0, 1.0, None, None));
-        assert!((0..100).all(|_| f.plan().outcome == Outcome::Drop));
+        assert!((0..100).all(|_| f.plan().outcome == Fate::Drop));
         let f = Faults::new(&FaultSettings {
             fail_after_rate: 1.0,
             ..args(0.0, 0.0, None, Some(3))
         });
         let statuses: std::collections::BTreeSet<u16> = (0..100)
             .map(|_| match f.plan().outcome {
-                Outcome::FailAfter(s) => s.as_u16(),
+                Fate::FailAfter(s) => s.as_u16(),
                 o => panic!("{o:?}"),
             })
             .collect();
@@ -216,7 +214,7 @@ mod tests {
             .all(|p| (20..=200).contains(&(p.latency.as_millis() as u64))));
         let fails = pa
             .iter()
-            .filter(|p| matches!(p.outcome, Outcome::Fail(_)))
+            .filter(|p| matches!(p.outcome, Fate::Fail(_)))
             .count();
         assert!((30..100).contains(&fails), "{fails} failures of 200 at 0.3");
     }

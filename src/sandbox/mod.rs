@@ -48,7 +48,7 @@ pub use conversations::ConversationSettings;
 use conversations::Conversations;
 use errors::{json_response, ApiError};
 pub use faults::FaultSettings;
-use faults::{Faults, Outcome};
+use faults::{Fate, Faults};
 use limits::WindowLimiter;
 use log::{LogWriter, MessageLog};
 use validate::Schemas;
@@ -345,9 +345,9 @@ async fn create_message(state: &State, req: Request<Incoming>) -> Result<Reply, 
     }
     state.conversations.record(&id, &body, unix_now());
     match plan.outcome {
-        Outcome::Drop => return Ok(Reply::Drop),
-        Outcome::FailAfter(status) => return Ok(Reply::Answer(errors::after_the_fact(status))),
-        Outcome::Answer | Outcome::Fail(_) => {}
+        Fate::Drop => return Ok(Reply::Drop),
+        Fate::FailAfter(status) => return Ok(Reply::Answer(errors::after_the_fact(status))),
+        Fate::Answer | Fate::Fail(_) => {}
     }
     Ok(Reply::Answer(json_response(
         StatusCode::OK,
@@ -476,8 +476,8 @@ async fn faults_of(faults: &faults::Faults) -> Result<faults::RequestFate, Respo
         tokio::time::sleep(plan.latency).await;
     }
     match plan.outcome {
-        Outcome::Fail(StatusCode::SERVICE_UNAVAILABLE) => Err(errors::shed()),
-        Outcome::Fail(status) => Err(ApiError::new(
+        Fate::Fail(StatusCode::SERVICE_UNAVAILABLE) => Err(errors::shed()),
+        Fate::Fail(status) => Err(ApiError::new(
             status,
             "server_error",
             "Something went wrong (sandbox --fail-rate)",

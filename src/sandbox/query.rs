@@ -11,7 +11,7 @@ const MAX_FILTERS: usize = 15;
 const MAX_NESTING: usize = 2;
 
 /// What one kind of search takes beside the common rules.
-pub(super) struct Rules<'a> {
+pub(super) struct SearchRules<'a> {
     /// The filters' operators.
     pub(super) operators: &'a [&'a str],
     /// Fields that are dates: `=`, `<` and `>` only.
@@ -21,7 +21,7 @@ pub(super) struct Rules<'a> {
 }
 
 /// Checks `q`, a query at `level` (the top is 1).
-pub(super) fn check(q: &Value, level: usize, rules: &Rules<'_>) -> Result<(), ApiError> {
+pub(super) fn check(q: &Value, level: usize, rules: &SearchRules<'_>) -> Result<(), ApiError> {
     let bad = |m: String| ApiError::invalid(Some("query"), m);
     let op = q
         .get("operator")

@@ -221,13 +221,13 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn the_searches_resolution_makes_fit_the_search_request_schema() {
+    fn the_searches_lookups_make_fit_the_search_request_schema() {
         use crate::input::config::Address;
         let s = schemas();
         let keys = vec!["a@x.test".to_string(), "b@x.test".to_string()];
         for role in ["user", "lead", "contact"] {
             for after in [None, Some("cursor")] {
-                let body = crate::resolve::search_body(Address::Email, role, &keys, after);
+                let body = crate::lookup::search_body(Address::Email, role, &keys, after);
                 assert!(s.check_search(&body).is_ok(), "{body}");
             }
         }

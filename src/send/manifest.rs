@@ -12,7 +12,7 @@ use super::plan::SendPlan;
 use super::preflight::Checked;
 use crate::check::recipient_hash;
 use crate::input::config::Campaign;
-use crate::resolve::Rules;
+use crate::lookup::Rules;
 use crate::results::{self, side, JournalHeader, Ledger, Prior, RowStatus, RunLock};
 
 /// The ledger opened, before preflight.
@@ -393,7 +393,7 @@ fn announce_resume(p: &Prior, plan: &SendPlan, results_path: &std::path::Path) {
         .partition(|&row| retrying && p.recovered_now(row));
     if !kept.is_empty() {
         let rows: Vec<String> = kept.iter().take(20).map(|r| r.to_string()).collect();
-        let named = crate::cli::rows::arg(&kept);
+        let named = crate::input::rows::arg(&kept);
         let results = results_path.display().to_string();
         let mark = [
             "campaign",
@@ -417,14 +417,14 @@ fn announce_resume(p: &Prior, plan: &SendPlan, results_path: &std::path::Path) {
         );
     }
     if !fresh.is_empty() {
-        let rows = crate::cli::rows::arg(&fresh);
+        let rows = crate::input::rows::arg(&fresh);
         crate::say!(
             "{} just now (in flight when the last run stopped: {}): they may have reached their recipients, and --retry-unknown does not send them in this run. Look them up in Intercom, then: {}",
             match fresh.len() {
                 1 => "1 row became unknown".to_string(),
                 n => format!("{n} rows became unknown"),
             },
-            crate::cli::rows::said(&fresh),
+            crate::input::rows::said(&fresh),
             super::plan::resume_command_with(plan, results_path, &["--retry-unknown", &rows])
         );
     }
@@ -437,12 +437,12 @@ fn announce_resume(p: &Prior, plan: &SendPlan, results_path: &std::path::Path) {
             "{} `failed` but {} Intercom's message id (the results file was edited, or a message was made after all): not sent again. Look {} up in Intercom; if no message went out, send {} with: {}",
             match resend.len() {
                 1 => format!("row {} is", resend[0]),
-                _ => format!("{} are", crate::cli::rows::said(&resend)),
+                _ => format!("{} are", crate::input::rows::said(&resend)),
             },
             if resend.len() == 1 { "carries" } else { "carry" },
             if resend.len() == 1 { "it" } else { "them" },
             if resend.len() == 1 { "it" } else { "them" },
-            super::plan::resume_command_with(plan, results_path, &["--allow-resend", &crate::cli::rows::arg(&resend)])
+            super::plan::resume_command_with(plan, results_path, &["--allow-resend", &crate::input::rows::arg(&resend)])
         );
     }
 }

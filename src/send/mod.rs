@@ -1,7 +1,7 @@
 //! `campaign send`, as stages with typed hand-offs. Nothing is sent unless every stage before the
 //! dispatch passed:
-//! 1. [`plan`]: the command line and the campaign file resolved once (token, target, effective
-//!    settings, resume options, selection); the sending admin looked up;
+//! 1. [`plan`]: the command line and the campaign file resolved once (token, destination,
+//!    effective settings, resume options, selection); the sending admin looked up ([`sender`]);
 //! 2. [`manifest::open`]: the ledger opened (lock, journal fingerprint, earlier runs settled,
 //!    a rehearsal's from its sandbox's log: [`rehearsal`]);
 //! 3. [`preflight`]: every row rendered, recipients compared with the earlier runs';
@@ -19,28 +19,27 @@ mod dispatch;
 mod health;
 mod manifest;
 mod outcome;
-mod plan;
+pub(crate) mod plan;
 mod preflight;
 mod progress;
 mod rehearsal;
 mod retry_unknown;
+mod sender;
 mod test_send;
 
 pub(crate) use manifest::copied_columns;
 
 use crate::check::Loaded;
-use crate::cli::SendArgs;
 use crate::exit::{Ended, Failure, Outcome};
-use crate::intercom::admins;
 use manifest::{Facts, Manifest};
-use plan::{SendPlan, Target};
+use plan::SendPlan;
 
 /// Runs `campaign send`. An error before the dispatch means nothing was sent (the input's:
 /// [`Failure::Invalid`], [`Failure::Reported`]; Intercom's: [`Failure::Api`]); one from
 /// the dispatch on may follow requests that left ([`Failure::Stopped`]).
-pub async fn run(args: SendArgs) -> Ended {
-    let (plan, mut loaded) = plan::resolve(args)?;
-    look_up_sender(&plan, &mut loaded).await?;
+pub(crate) async fn run(plan: SendPlan, mut loaded: Loaded) -> Ended {
+    let timeout = plan.settings.send.request_timeout;
+    sender::look_up(&mut loaded.campaign, plan.access().as_ref(), timeout).await?;
     if let Some(test) = &plan.test {
         return test_send::run(&plan, test, loaded).await;
     }
@@ -100,24 +99,6 @@ impl Drop for DryRunLock {
     }
 }
 
-/// The sending admin looked up (and set on the campaign) before anything of the ledger is
-/// touched.
-async fn look_up_sender(plan: &SendPlan, loaded: &mut Loaded) -> Result<(), Failure> {
-    let s = &plan.settings;
-    let target = match (&plan.target, &plan.token) {
-        (_, None) => None,
-        (Target::Sandbox(sandbox), Some(_)) => Some(admins::Target::Sandbox {
-            admins: sandbox.admins.clone(),
-        }),
-        (Target::Intercom, Some(token)) => Some(admins::Target::Api {
-            base_url: &s.base_url,
-            version: &s.version,
-            token,
-        }),
-    };
-    admins::resolve_for_send(&mut loaded.campaign, target, s.send.request_timeout).await
-}
-
 /// Whether the send goes on: always with --yes, a rehearsal or nothing to send; otherwise a
 /// terminal asks.
 fn confirmed(plan: &SendPlan, loaded: &Loaded, m: &Manifest) -> anyhow::Result<bool> {
@@ -129,12 +110,16 @@ fn confirmed(plan: &SendPlan, loaded: &Loaded, m: &Manifest) -> anyhow::Result<b
 
 /// The sandbox of a rehearsal started, the dispatch, and the outcome.
 async fn send(plan: SendPlan, loaded: Loaded, manifest: Manifest) -> Ended {
-    let token = plan.token.as_ref().expect("a token unless --dry-run");
+    let access = plan.access().expect("a token unless --dry-run");
     let started_at = crate::results::now_rfc3339();
     // A rehearsal's sandbox starts here, so that a bad contacts or admins file is an input error.
-    let sandbox = match plan.sandbox() {
-        Some(s) => Some(rehearsal::start(s, token, &loaded.campaign, &manifest.results).await?),
-        None => None,
+    let (target, log) = match plan.sandbox() {
+        Some(s) => {
+            let (target, log) =
+                rehearsal::start(&access, s, &loaded.campaign, &manifest.results).await?;
+            (target, Some(log))
+        }
+        None => (access.start(|o| o.config()).await?, None),
     };
     // Held until the run log has this run's line: the ledger is settled after the dispatch, and
     // no other run may start meanwhile.
@@ -145,7 +130,7 @@ async fn send(plan: SendPlan, loaded: Loaded, manifest: Manifest) -> Ended {
         settle: outcome::settle_command(&plan, &loaded.campaign, &manifest.results),
         ..manifest.facts()
     };
-    let ran = dispatch::run(&plan, manifest, loaded, sandbox)
+    let ran = dispatch::run(&plan, manifest, loaded, target, log)
         .await
         .map_err(|e| Failure::Stopped {
             results: facts.results.clone(),

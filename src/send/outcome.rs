@@ -130,14 +130,14 @@ fn say_next(plan: &SendPlan, m: &Facts, left: &Left, resume: &str) {
         let rows = &left.fails_again;
         crate::say!(
             "{} failed in a way that sending again repeats (Intercom refused the request, or no single contact was found: `campaign report {}` groups them by error), so a resume sends {them} in vain until the CSV row or the contact in Intercom is fixed. To close {them} unsent: {}",
-            crate::cli::rows::said(rows),
+            crate::input::rows::said(rows),
             quoted(&[&results]),
             quoted(&[
                 "campaign",
                 "mark",
                 &results,
                 "--rows",
-                &crate::cli::rows::arg(rows),
+                &crate::input::rows::arg(rows),
                 "--as",
                 "skipped",
                 "--note",
@@ -152,10 +152,10 @@ fn say_next(plan: &SendPlan, m: &Facts, left: &Left, resume: &str) {
     if left.unknown.is_empty() {
         return;
     }
-    let rows = crate::cli::rows::arg(&left.unknown);
+    let rows = crate::input::rows::arg(&left.unknown);
     crate::say!(
         "`unknown` rows may have reached their recipients and are never sent again unless asked. Look {} up in Intercom (the contact's conversations), then record the messages you found: {}",
-        crate::cli::rows::said(&left.unknown),
+        crate::input::rows::said(&left.unknown),
         quoted(&[
             "campaign",
             "mark",

@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::check::{self, recipient_hash, Loaded, Preflight};
 use crate::exit::Failure;
 use crate::input::problem::{Problem, ProblemKind, Severity};
-use crate::resolve::Rules;
+use crate::lookup::Rules;
 use crate::results::{Prior, RowStatus};
 
 use super::plan::SendPlan;
@@ -91,7 +91,7 @@ fn check_rows(
         expected.resize(row as usize - 1, 0);
         expected.push(check::row_hash(campaign, rendered));
         if let Some(rules) = rules {
-            if rules.suppressed(&crate::resolve::normalize(rules.address, &rendered.to_id)) {
+            if rules.suppressed(&crate::lookup::normalize(rules.address, &rendered.to_id)) {
                 suppressed.push(row);
             }
         }

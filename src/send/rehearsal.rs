@@ -9,45 +9,45 @@ use anyhow::Context as _;
 use super::plan::SandboxPlan;
 use crate::check::recipient_hash;
 use crate::input::config::Campaign;
-use crate::intercom::client::Token;
 use crate::results::{Amendment, Ledger, Prior, RowStatus};
-use crate::sandbox;
+use crate::sandbox::SandboxConfig;
+use crate::target::{Access, Target};
 
-/// A sandbox in this process on a free loopback port, accepting only this run's token, logging
-/// every message it accepts; with the log's path.
+/// The rehearsal's sandbox, accepting only this run's token, logging every message it accepts;
+/// with the log's path.
 pub(super) async fn start(
+    access: &Access,
     plan: &SandboxPlan,
-    token: &Token,
     c: &Campaign,
     results: &Path,
-) -> anyhow::Result<(sandbox::RunningSandbox, PathBuf)> {
+) -> anyhow::Result<(Target, PathBuf)> {
     let log = plan.log_path(results);
-    let mut faults = plan.faults.clone();
-    // A follow-up's rehearsal holds the conversations of the rehearsal it follows up.
-    if let Some(earlier) = &c.send.skip_replied_to {
-        faults
-            .conversations
-            .replay
-            .push(crate::track::rehearsal_log_of(earlier, None));
-    }
-    let config = sandbox::SandboxConfig {
-        token: Some(token.expose().to_string()),
-        faults,
-        contacts: plan.contacts.clone(),
-        // Without a contacts file, a looked-up campaign's rehearsal finds a contact for every
-        // key it searches (so that it runs), less those named to be left out.
-        invent_contacts: plan.contacts.is_none() && c.resolves(),
-        missing: plan.missing.clone(),
-        admins: plan.admins.clone(),
-        log: Some(log.clone()),
-    };
-    let running = sandbox::start(config, "127.0.0.1:0".parse()?).await?;
+    let target = access
+        .start(|o| {
+            let mut faults = o.faults.clone();
+            // A follow-up's rehearsal holds the conversations of the rehearsal it follows up.
+            if let Some(earlier) = &c.send.skip_replied_to {
+                faults
+                    .conversations
+                    .replay
+                    .push(crate::track::rehearsal_log_of(earlier, None));
+            }
+            SandboxConfig {
+                faults,
+                // Without a contacts file, a looked-up campaign's rehearsal finds a contact for
+                // every key it searches (so that it runs), less those named to be left out.
+                invent_contacts: o.contacts.is_none() && c.resolves(),
+                log: Some(log.clone()),
+                ..o.config()
+            }
+        })
+        .await?;
     crate::say!(
         "sandbox: {} (every accepted message is logged to {})",
-        running.base_url(),
+        target.base_url,
         log.display()
     );
-    Ok((running, log))
+    Ok((target, log))
 }
 
 /// A rehearsal's `unknown` rows, settled from the sandbox's log: a row whose recipient has a

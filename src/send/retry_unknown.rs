@@ -1,7 +1,7 @@
 //! `--retry-unknown ROWS` held against the ledger: a named row that is not `unknown` gets nothing
 //! from the flag, so the run says which they are (by status) instead of passing over them in
 //! silence, and goes on with the named rows that are `unknown`. `all` names no row in particular.
-use crate::cli::rows::RowSet;
+use crate::input::rows::RowSet;
 use crate::results::{Prior, RowStatus};
 
 /// Rows shown per group; the rest are counted.

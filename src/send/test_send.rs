@@ -14,9 +14,10 @@ use crate::check::{self, RowRenderer};
 use crate::exit::{Ended, Failure, Outcome};
 use crate::input::config::{BodyFormat, Campaign};
 use crate::input::recipients::Recipients;
-use crate::intercom::client::{Attempt, Client, Token};
+use crate::intercom::client::{Attempt, Client};
 use crate::results::{self, Ledger, ResultRow, ResultsWriter, RowStatus, RunLock};
-use crate::sandbox;
+use crate::sandbox::SandboxConfig;
+use crate::target::{Access, Target};
 use crate::template::MessageRequest;
 use std::sync::Arc;
 
@@ -36,7 +37,7 @@ pub(super) async fn run(plan: &SendPlan, test: &TestSend, loaded: check::Loaded)
     let tests = tests_path(&results_file);
     let mut requests = render_chosen(test, &loaded, given.id())?;
     let rows: Vec<String> = requests.iter().map(|(row, _)| row.to_string()).collect();
-    let Some(token) = &plan.token else {
+    let Some(access) = plan.access() else {
         crate::out!(
             "dry run: {} test messages (rows {}) would be sent to {} {} from {}, marked `{}`; nothing was sent.",
             requests.len(),
@@ -58,19 +59,14 @@ pub(super) async fn run(plan: &SendPlan, test: &TestSend, loaded: check::Loaded)
         )
         .into());
     }
-    let sandbox = match plan.sandbox() {
-        Some(s) => Some(start_sandbox(s, token, &results_file).await?),
-        None => None,
-    };
+    let target = start(&access, plan.sandbox(), &results_file).await?;
     let s = &plan.settings;
-    let base_url = sandbox
-        .as_ref()
-        .map_or_else(|| s.base_url.clone(), |s| s.base_url());
-    let client = Client::new(&base_url, token, &s.version, s.send.request_timeout, 1)?;
+    let base_url = target.base_url.clone();
+    let client = target.client(s.send.request_timeout, 1)?;
     let contact = match given {
         TestContact::Id(id) => id,
         TestContact::Email(email) => {
-            let lookups = Client::new(&base_url, token, &s.version, s.send.request_timeout, 1)?;
+            let lookups = target.client(s.send.request_timeout, 1)?;
             look_up(lookups, c, &s.send, &email).await?
         }
     };
@@ -87,9 +83,7 @@ pub(super) async fn run(plan: &SendPlan, test: &TestSend, loaded: check::Loaded)
         tests.display()
     );
     let ended = send_all(&client, requests, &tests, lock).await?;
-    if let Some(running) = sandbox {
-        running.shutdown().await?;
-    }
+    target.close().await?;
     Ok(ended)
 }
 
@@ -138,7 +132,7 @@ async fn look_up(
 ) -> Result<String, Failure> {
     use crate::input::config::{Address, Concurrency};
     use crate::intercom::pace::Pace;
-    use crate::resolve::{find, normalize, Rules, Verdict};
+    use crate::lookup::{find, normalize, Rules, Verdict};
     let mut rules = Rules::of(c)?;
     rules.address = Address::Email;
     // A test contact is chosen by the operator: no list of the campaign's applies to it.
@@ -151,7 +145,7 @@ async fn look_up(
         tokio_util::sync::CancellationToken::new(),
     );
     let searches = std::sync::atomic::AtomicU64::new(0);
-    let pacing = crate::resolve::Pacing {
+    let pacing = crate::lookup::Pacing {
         pace: &pace,
         searches: &searches,
         placed: false,
@@ -160,7 +154,7 @@ async fn look_up(
     let found = find(&pacing, &rules, std::slice::from_ref(&key))
         .await
         .map_err(|f| {
-            use crate::resolve::LookupFailure as Search;
+            use crate::lookup::LookupFailure as Search;
             let why = match f {
                 Search::Fatal { status, error } => format!("HTTP {status} {}", error.code),
                 Search::Failed { status, error } => match status {
@@ -173,7 +167,7 @@ async fn look_up(
                 "--test-to {email}: the contact could not be looked up ({why}); nothing was sent"
             ))
         })?;
-    let matches: Vec<&crate::resolve::Contact> = found
+    let matches: Vec<&crate::lookup::Contact> = found
         .contacts
         .get(&key)
         .map(|v| v.iter().collect())
@@ -352,32 +346,33 @@ fn outcome(row: u64, recipient: String, attempt: Attempt) -> ResultRow {
     out
 }
 
-/// A sandbox for the test, logging to `.campaign/<results>.sandbox.tests.jsonl` (or
-/// `--sandbox-log`): never the rehearsal's own log, from which a resumed rehearsal settles its
-/// rows.
-async fn start_sandbox(
-    plan: &SandboxPlan,
-    token: &Token,
+/// The test's target: Intercom, or a sandbox logging to `.campaign/<results>.sandbox.tests.jsonl`
+/// (or `--sandbox-log`): never the rehearsal's own log, from which a resumed rehearsal settles
+/// its rows.
+async fn start(
+    access: &Access,
+    plan: Option<&SandboxPlan>,
     results_file: &Path,
-) -> anyhow::Result<sandbox::RunningSandbox> {
+) -> anyhow::Result<Target> {
+    let Some(plan) = plan else {
+        return access.start(|o| o.config()).await;
+    };
     let log = plan
+        .options
         .log
         .clone()
         .unwrap_or_else(|| results::side::path(results_file, results::side::TESTS_LOG));
-    let config = sandbox::SandboxConfig {
-        token: Some(token.expose().to_string()),
-        faults: plan.faults.clone(),
-        contacts: plan.contacts.clone(),
-        admins: plan.admins.clone(),
-        log: Some(log.clone()),
-        invent_contacts: plan.contacts.is_none(),
-        missing: Vec::new(),
-    };
-    let running = sandbox::start(config, "127.0.0.1:0".parse()?).await?;
+    let target = access
+        .start(|o| SandboxConfig {
+            log: Some(log.clone()),
+            missing: Vec::new(),
+            ..o.config()
+        })
+        .await?;
     crate::say!(
         "sandbox: {} (test messages logged to {})",
-        running.base_url(),
+        target.base_url,
         log.display()
     );
-    Ok(running)
+    Ok(target)
 }

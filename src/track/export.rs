@@ -10,9 +10,20 @@ use anyhow::{bail, Context as _};
 use jiff::Timestamp;
 
 use super::files::{self, Recorded, Tracked};
-use crate::cli::ExportStatus;
 use crate::input::config::Campaign;
 use crate::results::RowStatus;
+
+/// A set of rows to export: a tracking state or a results status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExportStatus {
+    Replied,
+    NotReplied,
+    Dropped,
+    Failed,
+    Unknown,
+    Skipped,
+    Sent,
+}
 
 /// Whether the rows of `status` are known from the results alone (no search needed).
 pub(crate) fn from_ledger_alone(status: ExportStatus) -> bool {

@@ -24,14 +24,16 @@ use jiff::Timestamp;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::TrackArgs;
 use crate::exit::{Ended, Failure, Outcome};
 use crate::input::config::{self, Campaign, Concurrency};
-use crate::intercom::client::{Client, Token};
 use crate::intercom::pace::Pace;
 use crate::results::{self, Ledger, RowStatus};
+use crate::sandbox::SandboxConfig;
+use crate::target::{Defaults, Options, Target};
 use files::{Recorded, Tracked};
 use search::Pacing;
+
+pub(crate) use export::ExportStatus;
 
 pub(crate) use followup::{replied_recipients, replied_row, replied_to};
 pub(crate) use report::{html as replies_html, replies, text as replies_text, Replies};
@@ -39,7 +41,28 @@ pub(crate) use report::{html as replies_html, replies, text as replies_text, Rep
 /// How long a search may take before it is asked again, without a campaign file to say.
 const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-pub async fn run(args: TrackArgs) -> Ended {
+/// What `campaign track` is asked.
+pub(crate) struct TrackRequest {
+    /// The results file of a send.
+    pub results: PathBuf,
+    /// The campaign file: required by `export`, `settle` and a sandbox.
+    pub campaign: Option<PathBuf>,
+    /// The tracking rows as JSON on stdout.
+    pub json: bool,
+    /// The rows in this state written to `to`.
+    pub export: Option<ExportStatus>,
+    pub to: Option<PathBuf>,
+    /// With `export`: only messages at least this old.
+    pub older_than: Option<std::time::Duration>,
+    /// `unknown` rows settled by finding their messages' conversations.
+    pub settle: bool,
+    /// With `settle`: a message not found this long after its attempt was never created.
+    pub settle_missing_after: Option<std::time::Duration>,
+    /// Where the searches go; a sandbox's log is the rehearsal's when it names none.
+    pub target: Options,
+}
+
+pub(crate) async fn run(args: TrackRequest) -> Ended {
     let mut ledger = Ledger::new(args.results.clone());
     ledger.check_files()?;
     if !ledger.results.is_file() {
@@ -76,15 +99,19 @@ pub async fn run(args: TrackArgs) -> Ended {
         return Ok(Outcome::Done);
     }
 
-    let target = Target::open(&args, campaign.as_ref()).await?;
+    let rate = match &campaign {
+        Some(c) => c.send.rate,
+        None => config::DEFAULT_RATE
+            .parse()
+            .expect("the default rate parses"),
+    };
+    let timeout = campaign
+        .as_ref()
+        .map_or(DEFAULT_TIMEOUT, |c| c.send.request_timeout);
+    let target = open(args.target, &args.results, campaign.as_ref()).await?;
     let requests = AtomicU64::new(0);
-    let Target {
-        client,
-        rate,
-        sandbox,
-    } = target;
     let pace = Pace::new(
-        client,
+        target.client(timeout, 1)?,
         rate,
         Concurrency::Fixed(1),
         CancellationToken::new(),
@@ -94,7 +121,7 @@ pub async fn run(args: TrackArgs) -> Ended {
         requests: &requests,
     };
     let outcome = track_and_settle(
-        &args,
+        args.settle.then_some(args.settle_missing_after),
         campaign.as_ref(),
         &ledger,
         &pacing,
@@ -102,9 +129,7 @@ pub async fn run(args: TrackArgs) -> Ended {
         now,
     )
     .await;
-    if let Some(s) = sandbox {
-        s.shutdown().await?;
-    }
+    target.close().await?;
     let tracked = outcome?;
     files::write_tracking(&tracking, &tracked)?;
     let count = |s: &str| tracked.values().filter(|t| t.state == s).count();
@@ -140,19 +165,19 @@ pub async fn run(args: TrackArgs) -> Ended {
     })
 }
 
-/// `--settle` (when asked), then the tracking of every sent row. Searches that failed are
-/// [`Failure::Api`].
+/// `--settle` (when asked: `Some`, with its `--settle-missing-after`), then the tracking of every
+/// sent row. Searches that failed are [`Failure::Api`].
 async fn track_and_settle(
-    args: &TrackArgs,
+    settle: Option<Option<std::time::Duration>>,
     campaign: Option<&Campaign>,
     ledger: &Ledger,
     p: &Pacing<'_>,
     recorded: &mut BTreeMap<u64, Recorded>,
     now: Timestamp,
 ) -> Result<BTreeMap<u64, Tracked>, Failure> {
-    if args.settle {
+    if let Some(missing_after) = settle {
         let c = campaign.expect("clap requires --campaign");
-        settle_unknown(args, c, ledger, p, recorded, now).await?;
+        settle_unknown(missing_after, c, ledger, p, recorded, now).await?;
     }
     let prior = files::read_tracking(&files::tracking_path(&ledger.results))?;
     track(p, recorded, &prior, now)
@@ -162,7 +187,7 @@ async fn track_and_settle(
 }
 
 async fn settle_unknown(
-    args: &TrackArgs,
+    missing_after: Option<std::time::Duration>,
     c: &Campaign,
     ledger: &Ledger,
     p: &Pacing<'_>,
@@ -184,7 +209,7 @@ async fn settle_unknown(
         recorded,
         recipient_is_id: !c.address.looked_up(),
         first_start,
-        missing_after: args.settle_missing_after,
+        missing_after,
         now,
     };
     let settled = settle::settle(p, &ask)
@@ -236,11 +261,11 @@ async fn track(
     ids.dedup();
     let query = |batch: &[String]| json!({"field": "source.id", "operator": "IN", "value": batch});
     let found = search::find_all(p, &ids, &query).await?;
-    let mut by_message: HashMap<&str, &search::Found> = HashMap::new();
+    let mut by_message: HashMap<&str, &search::Conversation> = HashMap::new();
     for f in &found {
         if let Some(id) = f.source.id.as_deref() {
             // A replied conversation says more than another of the same message.
-            let replied = |f: &search::Found| f.replied();
+            let replied = |f: &search::Conversation| f.replied();
             match by_message.get(id) {
                 Some(have) if replied(have) || !replied(f) => {}
                 _ => {
@@ -288,71 +313,41 @@ fn rfc3339(t: Timestamp) -> String {
         .to_string()
 }
 
-/// Where the searches go: Intercom (or `--api-base`), or a sandbox in this process.
-struct Target {
-    client: Client,
-    rate: crate::input::rate::Rate,
-    sandbox: Option<crate::sandbox::RunningSandbox>,
-}
-
-impl Target {
-    async fn open(args: &TrackArgs, c: Option<&Campaign>) -> anyhow::Result<Target> {
-        let version = args
-            .intercom_version
+/// Where the searches go: Intercom (or `--api-base`), or a sandbox in this process holding the
+/// conversations of the rehearsal's log.
+async fn open(
+    options: Options,
+    results: &std::path::Path,
+    c: Option<&Campaign>,
+) -> anyhow::Result<Target> {
+    let token = options.token()?;
+    let mut options = options;
+    if let Some(sandbox) = &mut options.sandbox {
+        let c = c.expect("clap requires --campaign with --sandbox");
+        let log = sandbox
+            .log
             .clone()
-            .or_else(|| c.map(|c| c.version.clone()))
-            .unwrap_or_else(|| config::DEFAULT_VERSION.to_string());
-        let rate = match c {
-            Some(c) => c.send.rate,
-            None => config::DEFAULT_RATE
-                .parse()
-                .expect("the default rate parses"),
-        };
-        let timeout = c.map_or(DEFAULT_TIMEOUT, |c| c.send.request_timeout);
-        if args.sandbox {
-            let c = c.expect("clap requires --campaign with --sandbox");
-            let token = Token::new(format!("track-{:x}", rand::random::<u64>()))?;
-            let log = args
-                .sandbox_log
-                .clone()
-                .unwrap_or_else(|| rehearsal_log_of(&args.results, Some(c)));
-            if !log.is_file() {
-                bail!(
-                    "--sandbox: no rehearsal log at {}: `campaign send {} --sandbox` writes it (or name it with --sandbox-log)",
-                    log.display(),
-                    c.path.display()
-                );
-            }
-            let config = crate::sandbox::SandboxConfig {
-                token: Some(token.expose().to_string()),
-                faults: args.faults.settings(),
-                contacts: None,
-                invent_contacts: false,
-                missing: Vec::new(),
-                admins: None,
-                log: Some(log),
-            };
-            let running = crate::sandbox::start(config, "127.0.0.1:0".parse()?).await?;
-            let client = Client::new(&running.base_url(), &token, &version, timeout, 1)?;
-            return Ok(Target {
-                client,
-                rate,
-                sandbox: Some(running),
-            });
+            .unwrap_or_else(|| rehearsal_log_of(results, Some(c)));
+        if !log.is_file() {
+            bail!(
+                "--sandbox: no rehearsal log at {}: `campaign send {} --sandbox` writes it (or name it with --sandbox-log)",
+                log.display(),
+                c.path.display()
+            );
         }
-        let token = crate::intercom::admins::read_token(args.token_file.as_deref())?;
-        let base = args
-            .api_base
-            .clone()
-            .or_else(|| c.map(|c| c.base_url.clone()))
-            .unwrap_or_else(|| config::DEFAULT_BASE_URL.to_string());
-        config::check_base_url(&base)?;
-        Ok(Target {
-            client: Client::new(&base, &token, &version, timeout, 1)?,
-            rate,
-            sandbox: None,
-        })
+        sandbox.log = Some(log);
     }
+    let defaults = Defaults {
+        base_url: c.map_or(config::DEFAULT_BASE_URL, |c| &c.base_url),
+        version: c.map_or(config::DEFAULT_VERSION, |c| &c.version),
+    };
+    options
+        .access(token, &defaults)?
+        .start(|o| SandboxConfig {
+            invent_contacts: false,
+            ..o.config()
+        })
+        .await
 }
 
 /// The log of the rehearsal that wrote `results`, where `send --sandbox` keeps it: in the hidden

@@ -1,6 +1,6 @@
 //! `POST /conversations/search`, batched and paced: many values a search (`IN`), pages of
 //! [`PAGE`] followed with `starting_after` while the cursor is new (up to
-//! [`crate::resolve::MOST_PAGES`] a batch), a batch the API refuses split in halves down to one
+//! [`crate::lookup::MOST_PAGES`] a batch), a batch the API refuses split in halves down to one
 //! value, every request through the run's limiter and pause gate ([`paced`]), 429s waited out
 //! with everyone, transient failures asked again a few times.
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +29,7 @@ pub(crate) struct Pacing<'a> {
 /// A conversation, as far as tracking reads it. Read field by field from the answer, so that a
 /// field of another type (a server's, or a mock's) is a field missing, not a page refused.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Found {
+pub(crate) struct Conversation {
     pub(crate) id: String,
     pub(crate) created_at: Option<i64>,
     pub(crate) source: Source,
@@ -63,10 +63,10 @@ fn time(v: &Value) -> Option<i64> {
     v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
 }
 
-impl Found {
-    fn read(c: &Value) -> Found {
+impl Conversation {
+    fn read(c: &Value) -> Conversation {
         let source = &c["source"];
-        Found {
+        Conversation {
             id: text(&c["id"]).unwrap_or_default(),
             created_at: time(&c["created_at"]),
             source: Source {
@@ -144,7 +144,7 @@ pub(crate) async fn find_all(
     p: &Pacing<'_>,
     values: &[String],
     query: &dyn Fn(&[String]) -> Value,
-) -> Result<Vec<Found>, SearchFailure> {
+) -> Result<Vec<Conversation>, SearchFailure> {
     let mut found = Vec::new();
     let mut todo: Vec<&[String]> = values.chunks(PAGE).rev().collect();
     while let Some(batch) = todo.pop() {
@@ -171,10 +171,14 @@ enum Ended {
 
 /// One batch's conversations, every page: `next` is followed while it names a cursor this batch
 /// has not had (a server may page by fewer than asked for), up to
-/// [`crate::resolve::MOST_PAGES`] pages. A cursor that comes back, or pages past the bound, end
+/// [`crate::lookup::MOST_PAGES`] pages. A cursor that comes back, or pages past the bound, end
 /// the search with the error: a server paging on and on would otherwise be followed forever.
-async fn all_pages(p: &Pacing<'_>, query: &Value, values: usize) -> Result<Vec<Found>, Ended> {
-    use crate::resolve::MOST_PAGES;
+async fn all_pages(
+    p: &Pacing<'_>,
+    query: &Value,
+    values: usize,
+) -> Result<Vec<Conversation>, Ended> {
+    use crate::lookup::MOST_PAGES;
     let mut all = Vec::new();
     let mut after: Option<String> = None;
     let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
@@ -185,7 +189,7 @@ async fn all_pages(p: &Pacing<'_>, query: &Value, values: usize) -> Result<Vec<F
         }
         let body = json!({ "query": query, "pagination": pagination });
         let page = one_page(p, Bytes::from(body.to_string())).await?;
-        all.extend(page.conversations.iter().map(Found::read));
+        all.extend(page.conversations.iter().map(Conversation::read));
         let next = page
             .pages
             .and_then(|p| p.next)

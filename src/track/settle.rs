@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use super::files::Recorded;
-use super::search::{self, Found, Pacing};
+use super::search::{self, Conversation, Pacing};
 use crate::results::{Amendment, RowStatus};
 
 /// The `error_code` a settled row gets.
@@ -102,7 +102,7 @@ pub(crate) async fn settle(
         .map(|r| r.message_id.as_str())
         .filter(|id| !id.is_empty())
         .collect();
-    let mut candidates: BTreeMap<u64, Vec<&Found>> = BTreeMap::new();
+    let mut candidates: BTreeMap<u64, Vec<&Conversation>> = BTreeMap::new();
     for r in &unknown {
         let Some(contact) = contact_of(r) else {
             out.left.insert(
@@ -116,7 +116,7 @@ pub(crate) async fn settle(
             .finished_at
             .parse::<Timestamp>()
             .map_or(i64::MAX, |t| t.as_second() + SLACK);
-        let mut mine: Vec<&Found> = found
+        let mut mine: Vec<&Conversation> = found
             .iter()
             .filter(|f| {
                 f.has_contact(&contact)

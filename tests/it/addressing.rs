@@ -456,6 +456,33 @@ fn resolve_writes_each_rows_contact_and_status_and_the_file_sends_as_an_id_campa
     assert_eq!(log.len(), found);
 }
 
+/// `lookup` is `resolve` by the name `send` gives the stage: the same file, the same statuses.
+#[test]
+fn lookup_is_resolve_by_another_name() {
+    let f = email_fixture(12, "type = \"user\"\nemail = \"{{ email }}\"");
+    let mut written = Vec::new();
+    for command in ["resolve", "lookup"] {
+        let out = f.path(&format!("{command}.csv"));
+        let ran = f
+            .cmd()
+            .args([
+                command,
+                "campaign.toml",
+                "--sandbox",
+                "--sandbox-contacts",
+                "contacts.csv",
+            ])
+            .args(["--out", out.to_str().unwrap()])
+            .assert()
+            .success();
+        let stderr = String::from_utf8_lossy(&ran.get_output().stderr).to_string();
+        assert!(stderr.contains("nothing was sent"), "{command}: {stderr}");
+        written.push(std::fs::read_to_string(&out).unwrap());
+    }
+    assert!(written[0].contains("lookup_status"), "{}", written[0]);
+    assert_eq!(written[0], written[1]);
+}
+
 #[test]
 fn an_id_campaign_with_verify_skips_unsubscribed_contacts_in_one_search() {
     let csv = "uid,first_name\nc1,A\nc2,B\nc3,C\nc4,D\n";

@@ -65,7 +65,7 @@ pub struct Campaign {
 }
 
 impl Campaign {
-    /// Whether rows pass through resolution before they are sent: addressed by e-mail or
+    /// Whether rows pass through the lookup before they are sent: addressed by e-mail or
     /// external id, an `id` campaign with `[to] verify = true`, or one with a `[send] suppress`
     /// list (matched by each contact's id, e-mail and external id, which only a lookup gives).
     pub fn resolves(&self) -> bool {

@@ -18,11 +18,11 @@ use super::lookup;
 use super::reader::BATCH;
 use super::{within_send_hours, Freshness, Item, Job, RowEnd, Says, Shared, StopReason};
 use crate::intercom::pace::Place;
-use crate::resolve::{Rules, PAGE};
+use crate::lookup::{Rules, PAGE};
 use crate::results::{Journal, RunLock};
 
 /// What the dispatcher keeps the run's promise with.
-pub(super) struct Ledger {
+pub(super) struct JournalLock {
     /// Each row is recorded here, synced, before its request leaves.
     pub journal: Journal,
     /// Checked before each journal write: a lock removed or replaced means another run could be
@@ -74,7 +74,7 @@ pub(crate) const LOOKUP_WINDOW: Duration = Duration::from_secs(600);
 /// by, for looking up again a row whose lookup has aged past the window.
 pub(super) async fn dispatch(
     shared: Arc<Shared>,
-    ledger: Ledger,
+    ledger: JournalLock,
     refresh: Option<Arc<Rules>>,
     rx: mpsc::Receiver<Vec<Item>>,
     out_tx: mpsc::Sender<RowEnd>,
@@ -169,11 +169,11 @@ async fn take_turns(
 async fn record_and_launch(
     shared: &Arc<Shared>,
     fresh: &Freshness,
-    ledger: Ledger,
+    ledger: JournalLock,
     mut groups: mpsc::Receiver<Group>,
     out_tx: &mpsc::Sender<RowEnd>,
 ) {
-    let Ledger { mut journal, lock } = ledger;
+    let JournalLock { mut journal, lock } = ledger;
     let stop = shared.stop.token();
     let mut ready: Vec<(Job, Place)> = Vec::with_capacity(BATCH);
     let mut turned = Vec::new();

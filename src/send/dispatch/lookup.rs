@@ -1,5 +1,5 @@
-//! The resolution stage of a run: between the reader and the dispatcher, rows that address their
-//! contact by e-mail or external id are held until [`resolve::PAGE`] distinct keys (or the end of
+//! The lookup stage of a run: between the reader and the dispatcher, rows that address their
+//! contact by e-mail or external id are held until [`lookup::PAGE`] distinct keys (or the end of
 //! the rows) are in hand, looked up in one search, and passed on in their order: as jobs whose
 //! `to` is the contact found, or as outcomes (`failed`, `skipped`) that never reach
 //! `POST /messages`. Searches create nothing, so nothing here is journaled. Two rows that find
@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::{Item, Job, RowEnd, Says, Shared};
 use crate::input::config::{Campaign, MessageType};
-use crate::resolve::{self, Found, LookupFailure, Pacing, Rules, Verdict};
+use crate::lookup::{self, Found, LookupFailure, Pacing, Rules, Verdict};
 use crate::results::{self, ResultRow, RowStatus};
 
 /// What earlier runs of the campaign messaged (rows `sent`, and `unknown` ones not retried):
@@ -45,7 +45,7 @@ impl Earlier {
             let recipient = rdr.text(results::read::Col::Recipient);
             earlier
                 .keys
-                .insert(resolve::normalize(rules.address, &recipient), line.row);
+                .insert(lookup::normalize(rules.address, &recipient), line.row);
             if let Some(id) = contact_at.map(|c| rdr.cell(c)).filter(|c| !c.is_empty()) {
                 earlier.contacts.insert(id.into_owned(), line.row);
             }
@@ -80,7 +80,7 @@ pub(super) async fn stage(
         let ended = batch.is_none();
         for mut item in batch.into_iter().flatten() {
             if let Item::Job(job) = &item {
-                let key = resolve::normalize(rules.address, &job.recipient);
+                let key = lookup::normalize(rules.address, &job.recipient);
                 if let Some(first) = earlier_keys.get(&key) {
                     let why = format!("row {first} addressed this {} in an earlier run; this row was not sent, so that the contact is messaged once", rules.address.key());
                     item = settled(
@@ -96,7 +96,7 @@ pub(super) async fn stage(
                 }
             }
             held.push(item);
-            if keys.len() >= resolve::PAGE {
+            if keys.len() >= lookup::PAGE {
                 let out = resolved(
                     &shared,
                     &rules,
@@ -162,7 +162,7 @@ async fn resolved(
     } else if !open {
         Err(LookupFailure::Stopped)
     } else {
-        resolve::find(&pacing, rules, keys).await
+        lookup::find(&pacing, rules, keys).await
     };
     let items: Vec<Item> = held
         .into_iter()
@@ -190,7 +190,7 @@ pub(super) async fn refresh(shared: &Shared, rules: &Rules, jobs: Vec<Job>) -> V
     let mut keys: Vec<String> = Vec::new();
     let mut distinct: HashSet<String> = HashSet::new();
     for job in &jobs {
-        let key = resolve::normalize(rules.address, &job.recipient);
+        let key = lookup::normalize(rules.address, &job.recipient);
         if distinct.insert(key.clone()) {
             keys.push(key);
         }
@@ -202,7 +202,7 @@ pub(super) async fn refresh(shared: &Shared, rules: &Rules, jobs: Vec<Job>) -> V
         placed: true,
     };
     let asked = tokio::time::Instant::now();
-    let found = resolve::find(&pacing, rules, &keys).await;
+    let found = lookup::find(&pacing, rules, &keys).await;
     jobs.into_iter()
         .map(|job| {
             let before = job.contact_id.clone();
@@ -250,7 +250,7 @@ fn resolve_job(
     asked: tokio::time::Instant,
 ) -> Item {
     job.looked_up = Some(asked);
-    let key = resolve::normalize(rules.address, &job.recipient);
+    let key = lookup::normalize(rules.address, &job.recipient);
     let what = rules.address.key();
     let found = match found {
         Ok(f) => f,
@@ -269,14 +269,14 @@ fn resolve_job(
             Says::Nothing,
         );
     }
-    let matches: Vec<&resolve::Contact> = found
+    let matches: Vec<&lookup::Contact> = found
         .contacts
         .get(&key)
         .map(|v| v.iter().collect())
         .unwrap_or_default();
     match rules.judge(&key, &matches) {
         Verdict::Found(contact) => addressed(job, contact, taken),
-        Verdict::NotFound => settled(&job, RowStatus::Failed, None, "contact_not_found", &format!("{}; a contact created in the last minutes may not be searchable yet: --resume looks it up again", resolve::not_found(rules)), Says::Nothing),
+        Verdict::NotFound => settled(&job, RowStatus::Failed, None, "contact_not_found", &format!("{}; a contact created in the last minutes may not be searchable yet: --resume looks it up again", lookup::not_found(rules)), Says::Nothing),
         Verdict::Ambiguous(many) => settled(&job, RowStatus::Failed, None, "ambiguous_contact", &format!("this {what} finds {many}; send to one with [to] id, or set [to] on_many = \"user\" to prefer the user"), Says::Nothing),
         Verdict::Unsubscribed(reason) => settled(&job, RowStatus::Skipped, None, reason, &format!("the contact ({reason}) asked not to get e-mail; [send] respect_unsubscribed = false sends anyway (service messages only)"), Says::Nothing),
         Verdict::Suppressed => settled(&job, RowStatus::Skipped, None, "suppressed", "on the [send] suppress list", Says::Nothing),
@@ -318,7 +318,7 @@ fn not_looked_up(job: &Job, failure: &LookupFailure) -> Item {
 }
 
 /// The job addressed to the contact found, unless an earlier row has that contact.
-fn addressed(mut job: Job, contact: resolve::Contact, taken: &mut HashMap<String, u64>) -> Item {
+fn addressed(mut job: Job, contact: lookup::Contact, taken: &mut HashMap<String, u64>) -> Item {
     if let Some(first) = taken.get(&contact.id) {
         let mut r = settled_row(&job, RowStatus::Failed, None, "duplicate_contact", &format!("row {first} addresses the same contact ({}); this row was not sent, so that the contact is messaged once", contact.id));
         r.contact_id = contact.id;
@@ -384,14 +384,14 @@ fn settled_row(
     }
 }
 
-/// What resolution will do, for `--dry-run` and the start of a run.
+/// What the lookup stage will do, for `--dry-run` and the start of a run.
 pub(in crate::send) fn lookup_plan(c: &Campaign, rows: u64) -> String {
-    let searches = rows.div_ceil(crate::resolve::PAGE as u64);
+    let searches = rows.div_ceil(crate::lookup::PAGE as u64);
     let mut line = format!(
         "up to {rows} rows are {} by {} (POST /contacts/search, {} keys a search: about {searches} searches, besides the pages of keys that find several contacts) before they are sent",
         if c.verify { "verified" } else { "looked up" },
         c.address.key(),
-        crate::resolve::PAGE
+        crate::lookup::PAGE
     );
     if c.message_type == MessageType::Email {
         line.push_str(if c.send.respect_unsubscribed {

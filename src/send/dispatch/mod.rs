@@ -28,10 +28,9 @@ use super::plan::{self, SendPlan};
 use super::progress::Progress;
 use crate::check::{recipient_hash, Loaded};
 use crate::input::hours::SendHours;
-use crate::intercom::client::Client;
 use crate::intercom::pace;
 use crate::results::{self, Journal, JournalHeader, ResultRow, ResultsWriter, RowStatus, RunLock};
-use crate::sandbox::RunningSandbox;
+use crate::target::Target;
 pub(super) use lookup::lookup_plan;
 pub(super) use stop::{Stop, StopReason};
 
@@ -86,7 +85,7 @@ pub(super) enum Says {
 /// The run's counts the summary and the run log report (429 answers are the pace's).
 #[derive(Default)]
 pub(super) struct Counters {
-    /// `POST /contacts/search` requests made (resolution), answered or not.
+    /// `POST /contacts/search` requests made (lookups), answered or not.
     pub searches: AtomicU64,
     /// Rows skipped for the `[send] suppress` list.
     pub suppressed: AtomicU64,
@@ -114,17 +113,10 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    /// The run's client (to `base_url`), pacing and bounds, from the plan.
-    fn new(plan: &SendPlan, base_url: &str) -> anyhow::Result<Shared> {
+    /// The run's client (to `target`), pacing and bounds, from the plan.
+    fn new(plan: &SendPlan, target: &Target) -> anyhow::Result<Shared> {
         let s = &plan.settings;
-        let token = plan.token.as_ref().expect("a token unless --dry-run");
-        let client = Client::new(
-            base_url,
-            token,
-            &s.version,
-            s.send.request_timeout,
-            pace::AUTO_MAX,
-        )?;
+        let client = target.client(s.send.request_timeout, pace::AUTO_MAX)?;
         let stop = Stop::default();
         Ok(Shared {
             pace: pace::Pace::new(client, s.send.rate, s.send.concurrency, stop.token()),
@@ -160,20 +152,18 @@ pub(super) struct Ran {
     pub ledger: results::Ledger,
 }
 
-/// Sends the rows that are left, against `sandbox` (its URL and log) if a rehearsal started
-/// one, and settles the ledger after.
+/// Sends the rows that are left to `target` (a rehearsal's sandbox with its `log`, or
+/// Intercom), and settles the ledger after.
 pub(super) async fn run(
     plan: &SendPlan,
     manifest: Manifest,
     loaded: Loaded,
-    sandbox: Option<(RunningSandbox, std::path::PathBuf)>,
+    target: Target,
+    log: Option<std::path::PathBuf>,
 ) -> anyhow::Result<Ran> {
     let s = &plan.settings;
-    let base_url = sandbox
-        .as_ref()
-        .map(|(s, _)| s.base_url())
-        .unwrap_or_else(|| s.base_url.clone());
-    let shared = Arc::new(Shared::new(plan, &base_url)?);
+    let base_url = target.base_url.clone();
+    let shared = Arc::new(Shared::new(plan, &target)?);
     let replied = match &s.send.skip_replied_to {
         Some(earlier) => Some(Arc::new(
             crate::track::replied_recipients(&shared.pace, earlier).await?,
@@ -196,7 +186,7 @@ pub(super) async fn run(
         duplicates,
         ..
     } = manifest;
-    let (reading, resolution) = known_rows(plan, prior, rules.as_ref(), &ledger.results)?;
+    let (reading, lookup_start) = known_rows(plan, prior, rules.as_ref(), &ledger.results)?;
     let units = Units {
         reading: reader::Reading {
             copied_columns,
@@ -205,7 +195,7 @@ pub(super) async fn run(
             duplicates,
             ..reading
         },
-        resolution,
+        lookup_start,
         journal,
         lock,
         to_send,
@@ -219,8 +209,8 @@ pub(super) async fn run(
     } else {
         Some(results::settle(&ledger, &|r| recipient_hash(&to_type, r))?)
     };
-    if let Some((running, log)) = sandbox {
-        running.shutdown().await?;
+    target.close().await?;
+    if let Some(log) = log {
         crate::say!("sandbox log: {}", log.display());
     }
     if let Some(rules) = &rules {
@@ -318,12 +308,12 @@ fn announce(plan: &SendPlan, loaded: &Loaded, m: &Manifest, base_url: &str) {
 pub(super) type RowTest = Arc<dyn Fn(u64) -> bool + Send + Sync>;
 
 /// The lookup stage's match rules, and what earlier runs messaged.
-type Resolution = (Arc<crate::resolve::Rules>, lookup::Earlier);
+type LookupStart = (Arc<crate::lookup::Rules>, lookup::Earlier);
 
 /// What the units of a dispatch start with.
 struct Units {
     reading: reader::Reading,
-    resolution: Option<Resolution>,
+    lookup_start: Option<LookupStart>,
     journal: Journal,
     lock: Arc<RunLock>,
     to_send: u64,
@@ -335,15 +325,15 @@ struct Units {
 fn known_rows(
     plan: &SendPlan,
     prior: Option<results::Prior>,
-    rules: Option<&Arc<crate::resolve::Rules>>,
+    rules: Option<&Arc<crate::lookup::Rules>>,
     results_file: &std::path::Path,
-) -> anyhow::Result<(reader::Reading, Option<Resolution>)> {
+) -> anyhow::Result<(reader::Reading, Option<LookupStart>)> {
     let again = plan.resume.again.clone();
     let earlier_rows = prior.as_ref().map_or(0, results::Prior::rows);
     let prior = Arc::new(prior.unwrap_or_default());
     let skipped = Arc::clone(&prior);
     let done: RowTest = Arc::new(move |row| plan::is_done(&prior, row, &again));
-    let resolution = match rules {
+    let lookup_start = match rules {
         Some(rules) if earlier_rows > 0 => Some((
             Arc::clone(rules),
             lookup::Earlier::read(results_file, rules, &*done)?,
@@ -363,7 +353,7 @@ fn known_rows(
         replied: None,
         duplicates: Vec::new(),
     };
-    Ok((reading, resolution))
+    Ok((reading, lookup_start))
 }
 
 /// The units started, joined, and ended: returns once the writer has recorded the last outcome
@@ -379,12 +369,12 @@ async fn dispatch(
     let (job_tx, job_rx) = mpsc::channel::<Vec<Item>>(QUEUED_BATCHES);
     let reading = units.reading;
     let reader = std::thread::spawn(move || reader::read_rows(&loaded, &reading, &job_tx));
-    // Rows addressed by e-mail or external id pass through resolution on their way.
+    // Rows addressed by e-mail or external id pass through the lookup stage on their way.
     let refresh = units
-        .resolution
+        .lookup_start
         .as_ref()
         .map(|(rules, _)| Arc::clone(rules));
-    let (resolver, job_rx) = match units.resolution {
+    let (resolver, job_rx) = match units.lookup_start {
         Some((rules, earlier)) => {
             let (tx, rx) = mpsc::channel::<Vec<Item>>(QUEUED_BATCHES);
             let skip = plan.selection.duplicates == crate::input::config::Duplicates::Skip;
@@ -396,7 +386,7 @@ async fn dispatch(
     let (out_tx, out_rx) = mpsc::channel::<RowEnd>(1024);
     let dispatcher = tokio::spawn(dispatcher::dispatch(
         Arc::clone(shared),
-        dispatcher::Ledger {
+        dispatcher::JournalLock {
             journal: units.journal,
             lock: units.lock,
         },
@@ -445,7 +435,7 @@ async fn adjust_concurrency(shared: Arc<Shared>) {
 /// What a job's lookup may have aged at the moment it leaves (a retry's too).
 #[derive(Clone)]
 pub(super) struct Freshness {
-    pub(super) rules: Option<Arc<crate::resolve::Rules>>,
+    pub(super) rules: Option<Arc<crate::lookup::Rules>>,
     pub(super) window: Duration,
 }
 

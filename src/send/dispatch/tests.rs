@@ -17,7 +17,7 @@ use crate::input::config::{Address, Concurrency, OnMany};
 use crate::input::hours::{test_clock, SendHours};
 use crate::intercom::client::{Client, Token};
 use crate::intercom::pace::Pace;
-use crate::resolve::Rules;
+use crate::lookup::Rules;
 use crate::results::{Journal, JournalHeader, ResultRow, RowStatus, RunLock};
 
 /// A request the server heard: its path, its body, and the hours' clock when it came.
@@ -198,7 +198,7 @@ fn run(
         tokio::spawn(stage);
         tokio::spawn(dispatcher::dispatch(
             Arc::clone(&shared),
-            dispatcher::Ledger { journal, lock },
+            dispatcher::JournalLock { journal, lock },
             Some(rules),
             looked_up_rx,
             out_tx,

@@ -37,7 +37,7 @@ impl Bounds {
 }
 
 /// What the writer recorded.
-pub(super) struct Recorded {
+pub(super) struct Written {
     pub progress: Progress,
     pub unknown_rows: Vec<u64>,
 }
@@ -49,8 +49,8 @@ pub(super) async fn record(
     mut out_rx: mpsc::Receiver<RowEnd>,
     to_send: u64,
     bounds: Bounds,
-) -> Recorded {
-    let mut rec = Recorded {
+) -> Written {
+    let mut rec = Written {
         progress: Progress::new(to_send),
         unknown_rows: Vec::new(),
     };
@@ -115,7 +115,7 @@ pub(super) async fn record(
     rec
 }
 
-impl Recorded {
+impl Written {
     fn count(&mut self, row: &ResultRow) {
         self.progress.tally.add(row.status);
         if row.status == RowStatus::Unknown {

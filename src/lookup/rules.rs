@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::input::config::{Address, Campaign, MessageType, OnMany};
 
-/// A contact as `POST /contacts/search` returns it: the fields resolution reads.
+/// A contact as `POST /contacts/search` returns it: the fields a lookup reads.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub(crate) struct Contact {
     pub(crate) id: String,

@@ -9,16 +9,84 @@ use std::sync::atomic::AtomicU64;
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use super::{find, normalize, Found, LookupFailure, Pacing, Rules, Verdict, PAGE};
 use crate::check::{self, RowRenderer};
 use crate::cli::ResolveArgs;
-use crate::exit::{self, Ended, Outcome};
-use crate::input::config::{self, Concurrency};
+use crate::exit::{Ended, Failure, Outcome};
+use crate::input::config::Concurrency;
 use crate::input::problem::Problem;
 use crate::input::recipients::{Recipients, Row};
-use crate::intercom::client::{Client, Token};
 use crate::intercom::pace::Pace;
+use crate::lookup::{
+    find, normalize, not_found, Contact, Found, LookupFailure, Pacing, Rules, Verdict, PAGE,
+};
+use crate::target::{Defaults, Options, SandboxOptions};
 use crate::template::Rendered;
+
+pub(super) async fn run(args: ResolveArgs) -> Ended {
+    let loaded = match check::load(&args.campaign) {
+        Ok(l) => l,
+        Err(check::LoadError::Invalid(report)) => {
+            crate::say_part!("{}", report.render());
+            return Err(Failure::Reported);
+        }
+        Err(check::LoadError::Campaign(e)) => return Err(e.into()),
+    };
+    let c = &loaded.campaign;
+    if !c.address.looked_up() {
+        crate::say!(
+            "{}: [to] id already gives each contact's Intercom id: there is nothing to look up (resolve is for [to] email or external_id)",
+            c.path.display()
+        );
+        return Err(Failure::Reported);
+    }
+    let rules = Rules::of(c)?;
+    let options = Options {
+        token: super::env_token(),
+        token_file: args.token_file,
+        base_url: args.api_base,
+        version: None,
+        sandbox: args.sandbox.then(|| SandboxOptions {
+            contacts: args.sandbox_contacts,
+            missing: args.sandbox_missing,
+            admins: None,
+            log: None,
+            faults: args.faults.settings(),
+        }),
+        instead: "look up in the sandbox with --sandbox",
+    };
+    let token = options.token()?;
+    let defaults = Defaults {
+        base_url: &c.base_url,
+        version: &c.version,
+    };
+    let target = options
+        .access(token, &defaults)?
+        .start(SandboxOptions::config)
+        .await?;
+    let out = args.out.unwrap_or_else(|| {
+        let name = format!("{}.resolved.csv", c.stem());
+        match c.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.join(name),
+            _ => PathBuf::from(name),
+        }
+    });
+    let pace = Pace::new(
+        target.client(c.send.request_timeout, 4)?,
+        c.send.rate,
+        Concurrency::Fixed(1),
+        CancellationToken::new(),
+    );
+    let searches = AtomicU64::new(0);
+    let pacing = Pacing {
+        pace: &pace,
+        searches: &searches,
+        placed: false,
+    };
+    let summary = write_resolved(&loaded, &rules, &pacing, &out).await?;
+    target.close().await?;
+    crate::say!("{}: {summary}; nothing was sent.", out.display());
+    Ok(Outcome::Done)
+}
 
 /// The columns added to the recipients' own.
 const ADDED: [&str; 4] = [
@@ -33,92 +101,6 @@ struct Pending {
     row: u64,
     fields: Vec<String>,
     key: Result<String, String>,
-}
-
-pub async fn run(args: ResolveArgs) -> Ended {
-    let loaded = match check::load(&args.campaign) {
-        Ok(l) => l,
-        Err(check::LoadError::Invalid(report)) => {
-            crate::say_part!("{}", report.render());
-            return Err(exit::Failure::Reported);
-        }
-        Err(check::LoadError::Campaign(e)) => return Err(e.into()),
-    };
-    let c = &loaded.campaign;
-    if !c.address.looked_up() {
-        crate::say!(
-            "{}: [to] id already gives each contact's Intercom id: there is nothing to look up (resolve is for [to] email or external_id)",
-            c.path.display()
-        );
-        return Err(exit::Failure::Reported);
-    }
-    let rules = Rules::of(c)?;
-    let (token, sandbox) = if args.sandbox {
-        let token = Token::new(format!("resolve-{:x}", rand::random::<u64>()))?;
-        let config = crate::sandbox::SandboxConfig {
-            token: Some(token.expose().to_string()),
-            faults: args.faults.settings(),
-            invent_contacts: args.sandbox_contacts.is_none(),
-            contacts: args.sandbox_contacts.clone(),
-            missing: args.sandbox_missing.clone(),
-            admins: None,
-            log: None,
-        };
-        let local = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-        let running = crate::sandbox::start(config, local).await?;
-        (token, Some(running))
-    } else {
-        (read_token(args.token_file.as_deref())?, None)
-    };
-    let base = match (&sandbox, &args.api_base) {
-        (Some(s), _) => s.base_url(),
-        (None, Some(url)) => url.clone(),
-        (None, None) => c.base_url.clone(),
-    };
-    if sandbox.is_none() {
-        config::check_base_url(&base)?;
-    }
-    let out = args.out.clone().unwrap_or_else(|| {
-        let name = format!("{}.resolved.csv", c.stem());
-        match c.path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.join(name),
-            _ => PathBuf::from(name),
-        }
-    });
-    let client = Client::new(&base, &token, &c.version, c.send.request_timeout, 4)?;
-    let pace = Pace::new(
-        client,
-        c.send.rate,
-        Concurrency::Fixed(1),
-        CancellationToken::new(),
-    );
-    let searches = AtomicU64::new(0);
-    let pacing = Pacing {
-        pace: &pace,
-        searches: &searches,
-        placed: false,
-    };
-    let summary = write_resolved(&loaded, &rules, &pacing, &out).await?;
-    if let Some(s) = sandbox {
-        s.shutdown().await?;
-    }
-    crate::say!("{}: {summary}; nothing was sent.", out.display());
-    Ok(Outcome::Done)
-}
-
-/// The access token: `--token-file`, else `INTERCOM_TOKEN`.
-fn read_token(file: Option<&std::path::Path>) -> anyhow::Result<Token> {
-    if let Some(path) = file {
-        let text = crate::input::files::read_text(path, crate::input::files::MAX_TOKEN_BYTES)
-            .context("cannot read the token file")?;
-        return Token::new(text);
-    }
-    match std::env::var("INTERCOM_TOKEN") {
-        Ok(t) if !t.trim().is_empty() => Token::new(t),
-        _ => anyhow::bail!(
-            "no access token: set INTERCOM_TOKEN (or pass --token-file FILE), or look up in the sandbox with --sandbox"
-        ),
-    }
 }
 
 /// Reads every row, looks them up [`PAGE`] keys at a time, writes `out`; returns the summary.
@@ -330,7 +312,7 @@ fn verdict(
             format!("HTTP {status}: {} {}", error.code, error.message),
         );
     }
-    let matches: Vec<&super::Contact> = found
+    let matches: Vec<&Contact> = found
         .contacts
         .get(key)
         .map(|v| v.iter().collect())
@@ -345,7 +327,7 @@ fn verdict(
             taken.insert(c.id.clone(), p.row);
             (c.id, c.role, LookupStatus::Found, String::new())
         }
-        Verdict::NotFound => none(LookupStatus::NotFound, super::not_found(rules)),
+        Verdict::NotFound => none(LookupStatus::NotFound, not_found(rules)),
         Verdict::Ambiguous(many) => none(LookupStatus::Ambiguous, many),
         Verdict::Unsubscribed(reason) => none(LookupStatus::Unsubscribed, reason.to_string()),
         Verdict::Suppressed => none(

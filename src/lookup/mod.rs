@@ -1,4 +1,4 @@
-//! Resolution: rows that address their contact by e-mail or external id are looked up with
+//! Lookup: rows that address their contact by e-mail or external id are looked up with
 //! `POST /contacts/search`, many keys a request (`IN`, filtered by role), pages of up to
 //! [`PAGE`] followed with `starting_after` while the cursor moves (a page may be shorter than
 //! asked for and still have one after it), at most [`MOST_PAGES`] a batch. Searches go the
@@ -6,7 +6,6 @@
 //! read-only they are retried on any transient failure, and a batch the API refuses (for its
 //! size) is split in halves down to one key before its rows fail. [`rules`] says what the
 //! contacts found mean.
-pub mod command;
 mod rules;
 mod suppress;
 
@@ -34,7 +33,7 @@ const ATTEMPTS: u32 = 8;
 /// batch's rows fail (`lookup_failed`).
 pub(crate) const MOST_PAGES: usize = 20;
 
-/// What resolution shares with the senders: the run's one way for requests, and where the
+/// What the lookups share with the senders: the run's one way for requests, and where the
 /// search requests made are counted (every one, answered or not).
 pub(crate) struct Pacing<'a> {
     pub(crate) pace: &'a Pace,
