@@ -15,12 +15,10 @@ pub const MAX_LIST_BYTES: u64 = 256 << 20;
 /// Why a file was not read.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // The cause is in the message and not also a `source`: an error chain printed whole
+    // (`{:#}`) would say it twice.
+    #[error("cannot read {path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
     #[error("{path} is {kind}, not a regular file: give the path of a file")]
     NotRegular { path: String, kind: &'static str },
     #[error("{path} is over {limit} bytes, more than such a file needs")]
@@ -49,9 +47,9 @@ fn kind(meta: &std::fs::Metadata) -> &'static str {
 /// opening a FIFO blocks until someone writes to it.
 pub fn regular(path: &Path) -> Result<std::fs::Metadata, FileError> {
     let shown = || path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|source| FileError::Io {
+    let meta = std::fs::metadata(path).map_err(|cause| FileError::Io {
         path: shown(),
-        source,
+        cause,
     })?;
     if !meta.is_file() {
         return Err(FileError::NotRegular {
@@ -72,9 +70,9 @@ pub fn open(path: &Path, limit: u64) -> Result<std::io::Take<File>, FileError> {
             limit,
         });
     }
-    let file = File::open(path).map_err(|source| FileError::Io {
+    let file = File::open(path).map_err(|cause| FileError::Io {
         path: shown(),
-        source,
+        cause,
     })?;
     Ok(file.take(limit + 1))
 }
@@ -85,9 +83,9 @@ pub fn read_text(path: &Path, limit: u64) -> Result<String, FileError> {
     let mut bytes = Vec::new();
     open(path, limit)?
         .read_to_end(&mut bytes)
-        .map_err(|source| FileError::Io {
+        .map_err(|cause| FileError::Io {
             path: shown(),
-            source,
+            cause,
         })?;
     if bytes.len() as u64 > limit {
         return Err(FileError::TooLarge {

@@ -754,3 +754,40 @@ fn plain_http_to_a_remote_host_is_refused() {
     f.send_to(&url, &[]).success();
     assert_eq!(server.requests().len(), 2);
 }
+
+/// A token file that is not there is named once, with its cause once, by every command that
+/// reads one, and nothing is sent.
+#[test]
+fn a_missing_token_file_is_named_once_with_its_cause() {
+    // Addressed by e-mail, so that `resolve` has lookups to do.
+    let campaign = email_campaign("").replace(
+        "id = \"{{ intercom_id }}\"",
+        "email = \"{{ intercom_id }}@x.test\"",
+    );
+    assert!(campaign.contains("@x.test"));
+    let f = Fixture::new(&people_csv(2), &campaign);
+    for args in [
+        &["send", "campaign.toml", "--results", "results.csv"][..],
+        &["admins"][..],
+        &["resolve", "campaign.toml"][..],
+    ] {
+        let a = f
+            .cmd()
+            .env_remove("INTERCOM_TOKEN")
+            .args(args)
+            .args(["--token-file", "missing.txt"])
+            .assert()
+            .code(2);
+        let stderr = stderr_of(&a);
+        assert!(
+            stderr.contains("cannot read the token file: cannot read missing.txt: "),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(
+            stderr.matches("os error 2").count(),
+            1,
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(!f.results().exists());
+}
