@@ -23,11 +23,10 @@ pub fn run(args: &MarkArgs) -> anyhow::Result<()> {
     ledger.lock()?;
     // Recipients are not compared here: any hash will do.
     let prior = results::settle(&ledger, &|_| 0)?;
-    let recorded: HashMap<u64, RowStatus> = prior.recorded().collect();
     if let RowSet::Ranges(ranges) = &args.rows {
         let missing: Vec<String> = ranges
             .iter()
-            .filter(|(a, b)| a == b && !recorded.contains_key(a))
+            .filter(|(a, b)| a == b && prior.status(*a).is_none())
             .map(|(a, _)| a.to_string())
             .collect();
         if !missing.is_empty() {
@@ -51,8 +50,8 @@ pub fn run(args: &MarkArgs) -> anyhow::Result<()> {
     }
     // `all` means every row there was to settle before this command: the unknown and failed ones.
     let settleable = |s: &RowStatus| matches!(s, RowStatus::Unknown | RowStatus::Failed);
-    let mut chosen: Vec<(u64, RowStatus)> = recorded
-        .into_iter()
+    let mut chosen: Vec<(u64, RowStatus)> = prior
+        .recorded()
         .filter(|(row, s)| args.rows.contains(*row) && (args.rows != RowSet::All || settleable(s)))
         .filter(|(row, _)| !prior.recovered_now(*row))
         .collect();
