@@ -65,6 +65,15 @@ pub fn now(outcome: Outcome) -> ! {
     std::process::exit(i32::from(code(&Ok(outcome))))
 }
 
+/// Ends the process at once, with `error` said and the code of a run stopped early, for a
+/// file-system error where no caller could act on one: reading back the temporary file that holds
+/// what is known of each row. Nothing is lost: the results file and its journal record every
+/// request that left, as after a kill, and `--resume` continues.
+pub fn lost(error: &anyhow::Error) -> ! {
+    crate::say!("error: {error:#}; stopped at once: the results file and its journal record what was sent, and `--resume` continues");
+    std::process::exit(i32::from(code(&Ok(Outcome::Stopped))))
+}
+
 impl Failure {
     /// Says the failure on stderr, with its causes; a [`Failure::Reported`] was said already.
     pub fn say(self) {

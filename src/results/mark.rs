@@ -38,11 +38,10 @@ pub(crate) fn run(args: &Marking) -> anyhow::Result<()> {
     ledger.lock()?;
     // Recipients are not compared here: any hash will do.
     let prior = results::settle(&ledger, &|_| 0)?;
-    let recorded: HashMap<u64, RowStatus> = prior.recorded().collect();
     if let RowSet::Ranges(ranges) = &args.rows {
         let missing: Vec<String> = ranges
             .iter()
-            .filter(|(a, b)| a == b && !recorded.contains_key(a))
+            .filter(|(a, b)| a == b && prior.status(*a).is_none())
             .map(|(a, _)| a.to_string())
             .collect();
         if !missing.is_empty() {
@@ -66,20 +65,20 @@ pub(crate) fn run(args: &Marking) -> anyhow::Result<()> {
     }
     // `all` means every row there was to settle before this command: the unknown and failed ones.
     let settleable = |s: &RowStatus| matches!(s, RowStatus::Unknown | RowStatus::Failed);
-    let mut chosen: Vec<(u64, RowStatus)> = recorded
-        .into_iter()
-        .filter(|(row, s)| args.rows.contains(*row) && (args.rows != RowSet::All || settleable(s)))
-        .filter(|(row, _)| !prior.recovered_now(*row))
-        .collect();
-    chosen.sort_unstable_by_key(|(row, _)| *row);
-    if let Some((row, status)) = chosen
-        .iter()
-        .find(|(_, s)| !matches!(s, RowStatus::Unknown | RowStatus::Failed))
-    {
-        bail!(
-            "row {row} is `{}`: only `unknown` and `failed` rows can be marked (a `sent` row has Intercom's message id already; a `skipped` row was never sent)",
-            serde_json::to_value(status)?.as_str().unwrap_or_default()
-        );
+    // In row order; the first named row that cannot be marked refuses the whole command.
+    let mut chosen: Vec<u64> = Vec::new();
+    for (row, s) in prior.recorded() {
+        let named = args.rows.contains(row) && (args.rows != RowSet::All || settleable(&s));
+        if !named || prior.recovered_now(row) {
+            continue;
+        }
+        if !settleable(&s) {
+            bail!(
+                "row {row} is `{}`: only `unknown` and `failed` rows can be marked (a `sent` row has Intercom's message id already; a `skipped` row was never sent)",
+                serde_json::to_value(s)?.as_str().unwrap_or_default()
+            );
+        }
+        chosen.push(row);
     }
     let (status, code) = match args.as_status {
         MarkAs::Sent => (RowStatus::Sent, "marked_sent"),
@@ -88,7 +87,7 @@ pub(crate) fn run(args: &Marking) -> anyhow::Result<()> {
     };
     let changes: HashMap<u64, Amendment> = chosen
         .iter()
-        .map(|&(row, _)| {
+        .map(|&row| {
             let a = Amendment {
                 status,
                 message_id: None,
@@ -99,16 +98,20 @@ pub(crate) fn run(args: &Marking) -> anyhow::Result<()> {
         })
         .collect();
     ledger.amend(&changes)?;
-    let rows: Vec<String> = chosen.iter().map(|(r, _)| r.to_string()).collect();
     crate::say!(
         "{}: marked {} as `{}` ({code}): {}{}",
         ledger.results.display(),
-        crate::check::counted(rows.len() as u64, "row"),
+        crate::check::counted(chosen.len() as u64, "row"),
         code.trim_start_matches("marked_"),
-        rows.iter().take(20).cloned().collect::<Vec<_>>().join(", "),
+        chosen
+            .iter()
+            .take(20)
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
         match args.as_status {
-            MarkAs::Failed if !rows.is_empty() => "; --resume sends them again",
-            MarkAs::Skipped if !rows.is_empty() => "; --resume never sends them",
+            MarkAs::Failed if !chosen.is_empty() => "; --resume sends them again",
+            MarkAs::Skipped if !chosen.is_empty() => "; --resume never sends them",
             _ => "",
         }
     );

@@ -27,6 +27,7 @@ mod row;
 mod runs;
 mod settle;
 pub(crate) mod side;
+mod table;
 mod writer;
 
 use std::fs::{File, OpenOptions};

@@ -1,7 +1,8 @@
 //! `send --sandbox`: the rehearsal's sandbox, started in this process just before the first
 //! request, and the ledger's `unknown` rows settled from its log on resume (the log is the truth
 //! of what the sandbox created).
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -68,11 +69,12 @@ pub(super) fn settle_from_log(
     if unknown.is_empty() || !rehearsal {
         return Ok(false);
     }
-    let created = created_messages(log, to_type)?;
-    let shared = shared_recipients(prior);
+    let shared = shared_recipients(prior, &unknown);
+    let wanted: HashSet<u64> = shared.counts.keys().copied().collect();
+    let created = created_messages(log, to_type, &wanted)?;
     let changes: HashMap<u64, Amendment> = unknown
         .iter()
-        .filter(|&&row| !shared(row))
+        .filter(|&&row| !shared.has(prior, row))
         .map(|&row| {
             let id = prior.recipient_hash(row).and_then(|h| created.get(&h));
             (row, amendment(id, log))
@@ -94,40 +96,63 @@ pub(super) fn settle_from_log(
     Ok(true)
 }
 
-/// The messages the log records, by recipient hash: each one's message id.
-fn created_messages(log: &Path, to_type: &str) -> anyhow::Result<HashMap<u64, String>> {
-    let text = match std::fs::read_to_string(log) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+/// The messages the log records for the recipient hashes `wanted`: each one's message id. The
+/// log, a line per message, is read a line at a time.
+fn created_messages(
+    log: &Path,
+    to_type: &str,
+    wanted: &HashSet<u64>,
+) -> anyhow::Result<HashMap<u64, String>> {
+    let file = match std::fs::File::open(log) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", log.display())),
     };
     let mut created: HashMap<u64, String> = HashMap::new();
-    for line in text.lines() {
-        let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
+    for line in std::io::BufReader::new(file).split(b'\n') {
+        let line = line.with_context(|| format!("cannot read {}", log.display()))?;
+        let Ok(entry) = serde_json::from_slice::<serde_json::Value>(&line) else {
             continue; // a line the sandbox was writing when it stopped
         };
         if let (Some(to), Some(id)) = (entry["request"]["to"]["id"].as_str(), entry["id"].as_str())
         {
-            created.insert(recipient_hash(to_type, to), id.to_string());
+            let hash = recipient_hash(to_type, to);
+            if wanted.contains(&hash) {
+                created.insert(hash, id.to_string());
+            }
         }
     }
     Ok(created)
 }
 
-/// Whether a row shares its recipient with another (--allow-duplicates): such rows cannot be
-/// told apart in the log, so they are left `unknown`, never guessed.
-fn shared_recipients(prior: &Prior) -> impl Fn(u64) -> bool + '_ {
-    let mut rows_of: HashMap<u64, usize> = HashMap::new();
-    for (row, _) in prior.recorded() {
-        if let Some(h) = prior.recipient_hash(row) {
-            *rows_of.entry(h).or_default() += 1;
-        }
-    }
-    move |row: u64| {
+/// The recipients of the `unknown` rows, each with how many rows have it: a recipient of more
+/// than one (--allow-duplicates) cannot be told apart in the log, so its rows are left
+/// `unknown`, never guessed. Only those recipients are counted, so that what is kept grows with
+/// the `unknown` rows, not with all of them.
+struct Shared {
+    counts: HashMap<u64, usize>,
+}
+
+impl Shared {
+    fn has(&self, prior: &Prior, row: u64) -> bool {
         prior
             .recipient_hash(row)
-            .is_some_and(|h| rows_of.get(&h).is_some_and(|&n| n > 1))
+            .is_some_and(|h| self.counts.get(&h).is_some_and(|&n| n > 1))
     }
+}
+
+fn shared_recipients(prior: &Prior, unknown: &[u64]) -> Shared {
+    let mut counts: HashMap<u64, usize> = unknown
+        .iter()
+        .filter_map(|&row| prior.recipient_hash(row))
+        .map(|h| (h, 0))
+        .collect();
+    for (row, _) in prior.recorded() {
+        if let Some(n) = prior.recipient_hash(row).and_then(|h| counts.get_mut(&h)) {
+            *n += 1;
+        }
+    }
+    Shared { counts }
 }
 
 /// What the log says of an `unknown` row: `sent` with the message `id` it has, else `failed`.

@@ -902,3 +902,31 @@ fn a_ledger_an_earlier_version_left_beside_the_results_is_resumed_without_messag
     f.send(&server, &["--resume"]).code(1);
     assert_eq!(server.requests().len(), 8);
 }
+
+/// Settling keeps what it knows of each row in a temporary file in `.campaign/` (memory does not
+/// grow with the rows): after a send and a resume that settled a `failed` row, the folder holds
+/// the ledger's own files only.
+#[test]
+fn settling_leaves_no_file_of_its_own_behind() {
+    let server = TestServer::start(Arc::new(|r, nth| {
+        if r.to_id() == "id-7" && nth == 0 {
+            error_reply(422, "parameter_invalid", "try again", "req-1")
+        } else {
+            ok_reply(r)
+        }
+    }));
+    let f = Fixture::new(&people_csv(12), &email_campaign(""));
+    f.send(&server, &[]).code(1);
+    f.send(&server, &["--resume"]).success();
+    assert_eq!(statuses(&f).len(), 12);
+    let mut names: Vec<String> = std::fs::read_dir(f.path(".campaign"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let known = [".journal", ".lock", ".runs.jsonl", ".ledgers.jsonl"];
+    assert!(
+        names.iter().all(|n| known.iter().any(|k| n.ends_with(k))),
+        "{names:?}"
+    );
+}

@@ -6,18 +6,19 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read as _, Seek as _, SeekFrom};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{bail, Context as _};
 
 use super::journal::{self, JournalHeader};
 use super::read::{Col, Reader};
 use super::row::{ResultRow, RowStatus, MARKED_SKIPPED};
+use super::table::Table;
 use super::writer::ResultsWriter;
 use super::{replace_file, Ledger, LineCap, RunLock, MAX_LINE};
 
-/// The most rows a campaign can have and still be resumed: per-row state is kept in arrays
-/// indexed by row, so a corrupt row number must not size them (at this bound, 140 MB at most).
+/// The most rows a campaign can have and still be resumed: a corrupt row number must not size
+/// the per-row table (at this bound, 130 MB of temporary file).
 pub(crate) const MAX_ROWS: u64 = 10_000_000;
 
 /// Rows per status: what a ledger holds, and what `report` counts.
@@ -44,14 +45,72 @@ impl Tally {
     }
 }
 
+/// The bytes of a row's [`Rec`] in the table.
+const REC: usize = 13;
+
+/// What settling knows of a row: its last line's status, recipient hash and what else that line
+/// says, whether the last run answered it, and the index of that line.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Rec {
+    /// `RowStatus::code` of its last line, 0 for none.
+    status: u8,
+    /// [`Rec::MESSAGE_ID`], [`Rec::CLOSED`], [`Rec::FAILS_AGAIN`].
+    flags: u8,
+    /// It has a line written at or after the journal's offset (by the last run).
+    answered: bool,
+    recipient: u64,
+    /// The index of its last line in the results file.
+    last_line: Option<u32>,
+}
+
+impl Rec {
+    /// The row's last line names a message id: Intercom made a message for it.
+    const MESSAGE_ID: u8 = 1 << 3;
+    /// The row's last line is an operator's `skipped` (`campaign mark --as skipped`).
+    const CLOSED: u8 = 1 << 4;
+    /// The row's last line is a `failed` that a resend repeats ([`super::row::fails_again`]).
+    const FAILS_AGAIN: u8 = 1 << 5;
+    const ANSWERED: u8 = 1 << 6;
+
+    fn encode(self) -> [u8; REC] {
+        let mut out = [0; REC];
+        out[0] = (self.status & 7) | self.flags | if self.answered { Self::ANSWERED } else { 0 };
+        out[1..9].copy_from_slice(&self.recipient.to_le_bytes());
+        // 0 for none, so that a row never set reads as none.
+        let line = self.last_line.map_or(0, |l| l + 1);
+        out[9..].copy_from_slice(&line.to_le_bytes());
+        out
+    }
+
+    fn decode(b: [u8; REC]) -> Rec {
+        let mut recipient = [0; 8];
+        recipient.copy_from_slice(&b[1..9]);
+        let mut line = [0; 4];
+        line.copy_from_slice(&b[9..]);
+        Rec {
+            status: b[0] & 7,
+            flags: b[0] & (Self::MESSAGE_ID | Self::CLOSED | Self::FAILS_AGAIN),
+            answered: b[0] & Self::ANSWERED != 0,
+            recipient: u64::from_le_bytes(recipient),
+            last_line: u32::from_le_bytes(line).checked_sub(1),
+        }
+    }
+
+    fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+}
+
 /// What the runs so far left: each row's last status and recipient, and the campaign's
 /// fingerprint from the journal.
+///
+/// The rows are kept in a temporary file ([`Table`]), not in memory; a file-system error reading
+/// it later (which no caller could act on) ends the process as [`crate::exit::lost`] says.
 #[derive(Debug, Default)]
 pub(crate) struct Prior {
-    /// By row: `RowStatus::code` of its last line, 0 for none.
-    statuses: Vec<u8>,
-    /// By row: its recipient's hash.
-    recipients: Vec<u64>,
+    /// By row: its [`Rec`]. Behind a lock, since reading moves pages in and out of the cache,
+    /// and a `Prior` is read from the reader's thread as well as the run's tasks.
+    table: Option<Mutex<Table<REC>>>,
     pub(crate) header: Option<JournalHeader>,
     pub(crate) tally: Tally,
     /// Rows found in flight when the last run stopped, recorded `unknown` now.
@@ -59,45 +118,45 @@ pub(crate) struct Prior {
     /// Those rows, in order: no one has looked them up yet, so nothing in this invocation may
     /// change what they mean.
     pub(crate) recovered: Vec<u64>,
-    /// By row: what its last line says besides its status ([`Prior::FLAG_MESSAGE_ID`], …).
-    flags: Vec<u8>,
 }
 
 impl Prior {
-    /// The row's last line names a message id: Intercom made a message for it.
-    const FLAG_MESSAGE_ID: u8 = 1;
-    /// The row's last line is an operator's `skipped` (`campaign mark --as skipped`).
-    const FLAG_CLOSED: u8 = 2;
-    /// The row's last line is a `failed` that a resend repeats ([`super::row::fails_again`]).
-    const FLAG_FAILS_AGAIN: u8 = 4;
+    fn rec(&self, row: u64) -> Rec {
+        let Some(table) = &self.table else {
+            return Rec::default();
+        };
+        let mut table = table.lock().unwrap_or_else(PoisonError::into_inner);
+        match table.get(row) {
+            Ok(b) => Rec::decode(b),
+            Err(e) => crate::exit::lost(&e),
+        }
+    }
+
+    /// One past the highest row with a record.
+    fn len(&self) -> u64 {
+        self.table.as_ref().map_or(0, |t| {
+            t.lock().unwrap_or_else(PoisonError::into_inner).len()
+        })
+    }
 
     pub(crate) fn status(&self, row: u64) -> Option<RowStatus> {
-        self.statuses
-            .get(row as usize)
-            .copied()
-            .and_then(RowStatus::from_code)
+        RowStatus::from_code(self.rec(row).status)
     }
 
     pub(crate) fn recipient_hash(&self, row: u64) -> Option<u64> {
-        self.status(row).map(|_| self.recipients[row as usize])
+        let rec = self.rec(row);
+        RowStatus::from_code(rec.status).map(|_| rec.recipient)
     }
 
     /// The rows whose last status is `status`, in order.
     pub(crate) fn rows_with(&self, status: RowStatus) -> impl Iterator<Item = u64> + '_ {
         let code = status.code();
-        self.statuses
-            .iter()
-            .enumerate()
-            .filter(move |(_, s)| **s == code)
-            .map(|(i, _)| i as u64)
+        (0..self.len()).filter(move |&row| self.rec(row).status == code)
     }
 
     /// Each row with a status, in order.
     pub(crate) fn recorded(&self) -> impl Iterator<Item = (u64, RowStatus)> + '_ {
-        self.statuses
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| RowStatus::from_code(*s).map(|s| (i as u64, s)))
+        (0..self.len()).filter_map(|row| self.status(row).map(|s| (row, s)))
     }
 
     /// The number of rows with a status.
@@ -108,50 +167,24 @@ impl Prior {
     /// Whether the row's last line names a message id (a `failed` one so is a hand edit: the
     /// message may exist).
     pub(crate) fn has_message_id(&self, row: u64) -> bool {
-        self.flags
-            .get(row as usize)
-            .is_some_and(|f| f & Self::FLAG_MESSAGE_ID != 0)
+        self.rec(row).has(Rec::MESSAGE_ID)
     }
 
     /// Whether the row is `skipped` by the operator's decision (`mark --as skipped`): it is
     /// never sent, nor checked again.
     pub(crate) fn closed(&self, row: u64) -> bool {
-        self.flags
-            .get(row as usize)
-            .is_some_and(|f| f & Self::FLAG_CLOSED != 0)
+        self.rec(row).has(Rec::CLOSED)
     }
 
     /// Whether the row is `failed` in a way that sending it again as it is repeats.
     pub(crate) fn fails_again(&self, row: u64) -> bool {
-        self.flags
-            .get(row as usize)
-            .is_some_and(|f| f & Self::FLAG_FAILS_AGAIN != 0)
+        self.rec(row).has(Rec::FAILS_AGAIN)
     }
 
     /// Whether the row was recorded `unknown` by this settling (in flight when the last run
     /// stopped).
     pub(crate) fn recovered_now(&self, row: u64) -> bool {
         self.recovered.binary_search(&row).is_ok()
-    }
-
-    fn set(&mut self, row: u64, status: RowStatus, recipient: u64) {
-        let i = row as usize;
-        if self.statuses.len() <= i {
-            self.statuses.resize(i + 1, 0);
-            self.recipients.resize(i + 1, 0);
-            self.flags.resize(i + 1, 0);
-        }
-        self.statuses[i] = status.code();
-        self.recipients[i] = recipient;
-        self.flags[i] = 0;
-    }
-
-    fn set_flags(&mut self, row: u64, message_id: bool, closed: bool, fails_again: bool) {
-        if let Some(f) = self.flags.get_mut(row as usize) {
-            *f = u8::from(message_id) * Self::FLAG_MESSAGE_ID
-                + u8::from(closed) * Self::FLAG_CLOSED
-                + u8::from(fails_again) * Self::FLAG_FAILS_AGAIN;
-        }
     }
 }
 
@@ -177,71 +210,95 @@ pub(super) fn has_rows(results: &Path) -> anyhow::Result<bool> {
 
 /// Settles the ledger (see the module's header) and says what it holds. `hash` maps a
 /// recipient to the 8 bytes resume compares. The ledger must be locked; the lock is checked
-/// before each write. The journal and the results file are read a line at a time: what is kept
-/// is a status byte, a recipient hash and a line index per row.
+/// before each write. The journal and the results file are read a line at a time, and what is
+/// kept of each row (a status, a recipient hash, a line index) goes to a temporary file in the
+/// ledger's side folder: the memory settling takes does not grow with the rows.
 pub(crate) fn settle(ledger: &Ledger, hash: &dyn Fn(&str) -> u64) -> anyhow::Result<Prior> {
     let lock = ledger.held()?;
     let header = journal::header(&ledger.journal)?;
     let offset = header.as_ref().map(|h| h.results_offset);
-    let mut prior = Prior {
-        header: header.clone(),
-        ..Prior::default()
-    };
     if !ledger.results.exists() {
         lock.check()?;
     }
     let mut writer = ResultsWriter::open_with(&ledger.results, &[], Some(Arc::clone(lock)))?;
-    let mut scan = scan(&ledger.results, lock, offset, &mut prior, hash)?;
-    check_complete(ledger, header.as_ref(), &prior)?;
+    let mut scan = scan(&ledger.results, lock, offset, hash)?;
+    check_complete(ledger, header.as_ref(), scan.rows())?;
 
     // Rows journaled by the last run without an outcome line from it: in flight when it stopped.
     let mut orphans: Vec<ResultRow> = Vec::new();
     let mut journaled = false;
+    let mut failed = None;
     journal::read(&ledger.journal, &mut |row, recipient| {
         journaled = true;
-        let i = row as usize;
-        if scan.answered.len() <= i {
-            scan.answered.resize(i + 1, false);
-        }
-        if !std::mem::replace(&mut scan.answered[i], true) {
-            orphans.push(ResultRow::interrupted(
+        let answered = scan.get(row).and_then(|old| {
+            let new = Rec {
+                answered: true,
+                ..old
+            };
+            scan.put(row, old, new).map(|()| old.answered)
+        });
+        match answered {
+            Ok(false) => orphans.push(ResultRow::interrupted(
                 row,
                 recipient,
                 "the run stopped while this request was in flight: it may have been delivered",
-            ));
+            )),
+            Ok(true) => {}
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
         }
     })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let mut recovered = Vec::new();
     if !orphans.is_empty() {
         writer.write_all(&orphans)?;
         writer.sync()?;
         for o in &orphans {
-            prior.set(o.row, RowStatus::Unknown, hash(&o.recipient));
-            scan.last_line_is(o.row, scan.lines);
+            let old = scan.get(o.row)?;
+            let line = scan.lines;
             scan.lines += 1;
+            let new = Rec {
+                status: RowStatus::Unknown.code(),
+                flags: 0,
+                recipient: hash(&o.recipient),
+                last_line: Some(line),
+                ..old
+            };
+            scan.put(o.row, old, new)?;
         }
-        prior.recovered_unknown = orphans.len() as u64;
-        prior.recovered = orphans.iter().map(|o| o.row).collect();
-        prior.recovered.sort_unstable();
+        recovered = orphans.iter().map(|o| o.row).collect();
+        recovered.sort_unstable();
     }
     // Every outcome on stable storage before the journal that would otherwise vouch for it goes.
     writer.sync()?;
     drop(writer);
 
-    let rows = prior.statuses.iter().filter(|s| **s != 0).count() as u64;
+    let rows = scan.rows();
     if let Some(header) = &header {
         if journaled || header.results_offset != journal::RETIRED || header.rows != rows {
             journal::retire(&ledger.journal, lock, header, rows)?;
         }
     }
-    if scan.superseded(scan.lines) {
-        compact(&ledger.results, lock, &scan.last_line)?;
+    if scan.distinct < scan.lines {
+        compact(&ledger.results, lock, &mut scan.table)?;
     }
-    for code in &prior.statuses {
-        if let Some(status) = RowStatus::from_code(*code) {
-            prior.tally.add(status);
-        }
-    }
-    Ok(prior)
+    let count = |s: RowStatus| scan.counts[usize::from(s.code())];
+    let tally = Tally {
+        sent: count(RowStatus::Sent),
+        failed: count(RowStatus::Failed),
+        unknown: count(RowStatus::Unknown),
+        skipped: count(RowStatus::Skipped),
+    };
+    Ok(Prior {
+        table: Some(Mutex::new(scan.table)),
+        header,
+        tally,
+        recovered_unknown: recovered.len() as u64,
+        recovered,
+    })
 }
 
 /// Refuses a results file that lost rows the journal says it had, or that has rows but no journal
@@ -250,9 +307,8 @@ pub(crate) fn settle(ledger: &Ledger, hash: &dyn Fn(&str) -> u64) -> anyhow::Res
 fn check_complete(
     ledger: &Ledger,
     header: Option<&JournalHeader>,
-    prior: &Prior,
+    rows: u64,
 ) -> anyhow::Result<()> {
-    let rows = prior.statuses.iter().filter(|s| **s != 0).count() as u64;
     match header {
         None if rows > 0 => bail!(
             "{} holds {rows} rows, but its journal {} is missing: the journal records which campaign and which API those rows were sent to. If the results file was moved or copied, bring its journal along (into the .campaign folder beside it); otherwise choose another --results file",
@@ -268,71 +324,101 @@ fn check_complete(
     }
 }
 
-/// What a read of the results file found besides each row's status.
+/// What a read of the results file found: each row's [`Rec`], and counts kept as they change.
 struct Scan {
-    /// By row: the index of its last line (`u32::MAX`: none).
-    last_line: Vec<u32>,
+    table: Table<REC>,
+    /// Rows by the status code of their last line (at 0, none: rows without one are not counted).
+    counts: [u64; 5],
+    /// Lines in the results file, and rows with one.
     lines: u32,
-    /// By row: whether it has a line written at or after the journal's offset (by the last run).
-    answered: Vec<bool>,
+    distinct: u32,
 }
 
 impl Scan {
-    fn last_line_is(&mut self, row: u64, line: u32) {
-        let i = row as usize;
-        if self.last_line.len() <= i {
-            self.last_line.resize(i + 1, u32::MAX);
-        }
-        self.last_line[i] = line;
+    fn get(&mut self, row: u64) -> anyhow::Result<Rec> {
+        Ok(Rec::decode(self.table.get(row)?))
     }
 
-    /// Whether some row has more than one line.
-    fn superseded(&self, lines: u32) -> bool {
-        let distinct = self.last_line.iter().filter(|&&l| l != u32::MAX).count();
-        (distinct as u32) < lines
+    /// Replaces the row's record `old` (as [`Scan::get`] read it) with `new`.
+    fn put(&mut self, row: u64, old: Rec, new: Rec) -> anyhow::Result<()> {
+        if old.status != 0 {
+            self.counts[usize::from(old.status)] -= 1;
+        }
+        if new.status != 0 {
+            self.counts[usize::from(new.status)] += 1;
+        }
+        if old.last_line.is_none() && new.last_line.is_some() {
+            self.distinct += 1;
+        }
+        self.table.set(row, new.encode())
+    }
+
+    /// The number of rows with a status.
+    fn rows(&self) -> u64 {
+        self.counts[1..].iter().sum()
     }
 }
 
-/// Reads every line of the results file into `prior`, repairing a torn last line first.
+/// Reads every line of the results file into a [`Scan`], repairing a torn last line first.
 fn scan(
     results: &Path,
     lock: &RunLock,
     offset: Option<u64>,
-    prior: &mut Prior,
     hash: &dyn Fn(&str) -> u64,
 ) -> anyhow::Result<Scan> {
     repair_tail(results, lock, offset)?;
     let mut scan = Scan {
-        last_line: Vec::new(),
+        table: Table::new(&table_folder(results))?,
+        counts: [0; 5],
         lines: 0,
-        answered: Vec::new(),
+        distinct: 0,
     };
     let Some(mut rdr) = Reader::open(results)? else {
         return Ok(scan);
     };
     while let Some(line) = rdr.next()? {
         let row = line.row;
-        prior.set(row, line.status, hash(&rdr.text(Col::Recipient)));
-        prior.set_flags(
-            row,
-            !rdr.text(Col::MessageId).is_empty(),
-            line.status == RowStatus::Skipped && rdr.text(Col::ErrorCode) == MARKED_SKIPPED,
-            line.status == RowStatus::Failed
-                && super::row::fails_again(
-                    rdr.text(Col::HttpStatus).trim().parse().ok(),
-                    &rdr.text(Col::ErrorCode),
-                ),
-        );
-        if offset.is_some_and(|o| after(line.start, o)) {
-            if scan.answered.len() <= row as usize {
-                scan.answered.resize(row as usize + 1, false);
-            }
-            scan.answered[row as usize] = true;
+        let old = scan.get(row)?;
+        let mut flags = 0;
+        if !rdr.text(Col::MessageId).is_empty() {
+            flags |= Rec::MESSAGE_ID;
         }
-        scan.last_line_is(row, scan.lines);
+        if line.status == RowStatus::Skipped && rdr.text(Col::ErrorCode) == MARKED_SKIPPED {
+            flags |= Rec::CLOSED;
+        }
+        if line.status == RowStatus::Failed
+            && super::row::fails_again(
+                rdr.text(Col::HttpStatus).trim().parse().ok(),
+                &rdr.text(Col::ErrorCode),
+            )
+        {
+            flags |= Rec::FAILS_AGAIN;
+        }
+        let new = Rec {
+            status: line.status.code(),
+            flags,
+            answered: old.answered || offset.is_some_and(|o| after(line.start, o)),
+            recipient: hash(&rdr.text(Col::Recipient)),
+            last_line: Some(scan.lines),
+        };
+        scan.put(row, old, new)?;
         scan.lines += 1;
     }
     Ok(scan)
+}
+
+/// Where the per-row table's temporary file goes: the ledger's side folder (made when the ledger
+/// was locked), else the results file's own; never the system's temporary folder, which may be
+/// held in memory.
+fn table_folder(results: &Path) -> std::path::PathBuf {
+    let side = super::side::folder(results);
+    if side.is_dir() {
+        return side;
+    }
+    match results.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => ".".into(),
+    }
 }
 
 /// Repairs a last line torn by a process killed while writing it. A line missing fields lost
@@ -426,7 +512,7 @@ fn last_record(results: &Path) -> anyhow::Result<Option<(u64, u64, csv::ByteReco
 
 /// Rewrites the results file with each row's last line, in the order they were written, a line
 /// at a time.
-fn compact(results: &Path, lock: &RunLock, last_line: &[u32]) -> anyhow::Result<()> {
+fn compact(results: &Path, lock: &RunLock, table: &mut Table<REC>) -> anyhow::Result<()> {
     let Some(mut rdr) = Reader::open(results)? else {
         return Ok(());
     };
@@ -439,7 +525,7 @@ fn compact(results: &Path, lock: &RunLock, last_line: &[u32]) -> anyhow::Result<
         w.write_byte_record(&header)?;
         let mut i = 0u32;
         while let Some(line) = rdr.next()? {
-            if last_line.get(line.row as usize) == Some(&i) {
+            if Rec::decode(table.get(line.row)?).last_line == Some(i) {
                 w.write_byte_record(rdr.record())?;
             }
             i += 1;

@@ -248,3 +248,25 @@ fn a_corrupt_results_line_is_named_not_trusted() {
         "{err}"
     );
 }
+
+proptest::proptest! {
+    /// A row's record reads back from the table's bytes as it was, whatever it holds.
+    #[test]
+    fn a_record_reads_back_as_written(
+        status in 0u8..=4,
+        flags in 0u8..8,
+        answered: bool,
+        recipient: u64,
+        last_line in proptest::option::of(0u32..u32::MAX),
+    ) {
+        let rec = Rec { status, flags: flags << 3, answered, recipient, last_line };
+        proptest::prop_assert_eq!(Rec::decode(rec.encode()), rec);
+    }
+}
+
+#[test]
+fn a_row_never_recorded_reads_as_none() {
+    let rec = Rec::decode([0; REC]);
+    assert_eq!(rec, Rec::default());
+    assert_eq!(rec.last_line, None);
+}
