@@ -11,7 +11,7 @@ pub const RATE_WINDOW: Duration = Duration::from_secs(10);
 
 pub mod admins;
 pub mod answer;
+pub(crate) mod backoff;
 pub mod client;
 pub(crate) mod pace;
-pub(crate) mod policy;
 pub mod redact;

@@ -15,8 +15,9 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::results::read::Col;
+use crate::results::runs::Run;
 use crate::results::{RowStatus, Tally, INTERRUPTED};
-use read::{RowOutcome, Run};
+use read::RowOutcome;
 
 /// The `--json` shape's version; raised only when a field changes meaning or goes away.
 pub(crate) const JSON_VERSION: u32 = 1;
@@ -146,7 +147,7 @@ pub(crate) fn run(args: &Asked) -> anyhow::Result<()> {
         return by_row(&args.results);
     }
     let summary = Summary::read(&args.results)?;
-    let runs = read::runs(&args.results)?;
+    let runs = crate::results::runs::runs(&args.results)?;
     let contacts = match &args.campaign {
         Some(campaign) => read::contacts(campaign, &summary.rows_to_name())?,
         None => BTreeMap::new(),

@@ -2,10 +2,9 @@
 //! of each row read, streamed), the run log beside it, and the campaign's CSV for each row's e-mail or name.
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use jiff::Timestamp;
-use serde::Deserialize;
 
 use crate::results::read::{Col, Line, Reader};
 use crate::results::RowStatus;
@@ -144,116 +143,6 @@ fn times_and_code(reader: &Reader, line: Line) -> anyhow::Result<(Option<u16>, O
         })?),
     };
     Ok((http_status, finished_at))
-}
-
-/// One run from the run log `.campaign/<results>.runs.jsonl` (appended when a run ends).
-#[derive(Debug, Clone)]
-pub(crate) struct Run {
-    pub(crate) started_at: Timestamp,
-    pub(crate) ended_at: Timestamp,
-    pub(crate) sent: u64,
-    pub(crate) failed: u64,
-    pub(crate) unknown: u64,
-    pub(crate) rate_limited: u64,
-    pub(crate) paused_ms: u64,
-    /// Where the messages went: `sandbox` for a rehearsal, else the API's URL.
-    pub(crate) target: String,
-    /// The command that continues the campaign as the run was started, when the line has one
-    /// that is a `campaign send … --resume` (see [`resume_of`]).
-    pub(crate) resume: Option<String>,
-}
-
-/// A run log line as written; the fields a report does not use (`rate`, `skipped`, `exit`) are
-/// not read, so that a log with more of them still reads.
-#[derive(Debug, Deserialize)]
-struct RunLine {
-    started_at: String,
-    ended_at: String,
-    #[serde(default)]
-    pub(crate) sent: u64,
-    #[serde(default)]
-    pub(crate) failed: u64,
-    #[serde(default)]
-    pub(crate) unknown: u64,
-    #[serde(default)]
-    pub(crate) rate_limited: u64,
-    #[serde(default)]
-    pub(crate) paused_ms: u64,
-    #[serde(default)]
-    target: String,
-    #[serde(default)]
-    resume: String,
-}
-
-/// The longest resume command a report repeats from a run log.
-const MAX_RESUME: usize = 4096;
-
-/// A run log's resume command, if it is one `send` writes: a `campaign send` with `--resume`.
-/// The log is a file anyone can edit, and the report tells people to run what it prints: the
-/// words are quoted again, so that what a shell runs is that command and nothing else.
-fn resume_of(line: &str) -> Option<String> {
-    if line.len() > MAX_RESUME {
-        return None;
-    }
-    let words = shlex::split(line)?;
-    let ok = words.len() >= 5
-        && words[0] == "campaign"
-        && words[1] == "send"
-        && words.iter().any(|w| w == "--resume");
-    ok.then(|| shlex::try_join(words.iter().map(String::as_str)).ok())
-        .flatten()
-}
-
-/// The run log's path: in the hidden folder beside the results file, or beside it where an
-/// earlier version kept it (a report takes no lock, so it reads an old log where it is).
-pub(crate) fn runs_path(results: &Path) -> PathBuf {
-    crate::results::side::found(results, crate::results::side::RUNS)
-}
-
-/// The run log's runs in order, or none when there is no log (an older `send` wrote none).
-pub(crate) fn runs(results: &Path) -> anyhow::Result<Vec<Run>> {
-    let path = runs_path(results);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => anyhow::bail!("{}: cannot read the run log: {e}", path.display()),
-    };
-    let mut runs = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at = |what: String| {
-            anyhow::anyhow!(
-                "{}: line {}: {what}; each line is one run's JSON object (see the README): \
-                 fix or delete the line",
-                path.display(),
-                i + 1
-            )
-        };
-        let run: RunLine =
-            serde_json::from_str(line).map_err(|e| at(format!("column {}: {e}", e.column())))?;
-        let time = |key: &str, value: &str| {
-            value.parse::<Timestamp>().map_err(|_| {
-                at(format!(
-                    "key `{key}`: `{value}` is not an RFC 3339 time (2026-01-31T09:00:00.000Z)"
-                ))
-            })
-        };
-        runs.push(Run {
-            started_at: time("started_at", &run.started_at)?,
-            ended_at: time("ended_at", &run.ended_at)?,
-            sent: run.sent,
-            failed: run.failed,
-            unknown: run.unknown,
-            rate_limited: run.rate_limited,
-            paused_ms: run.paused_ms,
-            target: run.target,
-            resume: resume_of(&run.resume),
-        });
-    }
-    runs.sort_by_key(|r| r.started_at);
-    Ok(runs)
 }
 
 /// Each wanted row's e-mail (or, without an e-mail column, its name), from the campaign's CSV.

@@ -24,7 +24,7 @@ pub mod mark;
 mod others;
 pub(crate) mod read;
 mod row;
-mod runs;
+pub(crate) mod runs;
 mod settle;
 pub(crate) mod side;
 mod table;

@@ -9,7 +9,7 @@
 //!    rows that are not `unknown` named ([`retry_unknown`]); then a dry run ends, a terminal
 //!    confirms ([`confirm`]), and a rehearsal's sandbox starts;
 //! 5. [`dispatch`]: reader, lookup, dispatcher and writer joined by channels, one row's
-//!    attempts (paced by [`crate::intercom::pace`], judged by [`crate::intercom::policy`] and
+//!    attempts (paced by [`crate::intercom::pace`], judged by [`policy`] and
 //!    [`health`], shown by [`progress`]); the first request may leave here;
 //! 6. [`outcome`]: the summary, the resume command, the run's [`Outcome`].
 //!
@@ -20,6 +20,7 @@ mod health;
 mod manifest;
 mod outcome;
 pub(crate) mod plan;
+mod policy;
 mod preflight;
 mod progress;
 mod rehearsal;

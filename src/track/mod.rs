@@ -201,7 +201,7 @@ async fn settle_unknown(
         )
         .into());
     }
-    let first_start = crate::report::read::runs(&ledger.results)?
+    let first_start = crate::results::runs::runs(&ledger.results)?
         .first()
         .map(|r| r.started_at);
     let ask = settle::Ask {

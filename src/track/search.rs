@@ -234,7 +234,7 @@ async fn one_page(p: &Pacing<'_>, body: Bytes) -> Result<Page, Ended> {
         }
         if !p
             .pace
-            .sleep(crate::intercom::policy::backoff(attempts))
+            .sleep(crate::intercom::backoff::backoff(attempts))
             .await
         {
             return Err(Ended::Failed(SearchFailure::Stopped));

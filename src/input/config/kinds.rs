@@ -50,7 +50,7 @@ impl MessageType {
 }
 
 /// What a row's `[to]` template renders: the contact's Intercom id, or a key its contact is
-/// found by before the message is sent (`POST /contacts/search`, [`crate::lookup`]).
+/// found by before the message is sent (`POST /contacts/search`, the `lookup` module).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Address {
     Id,

@@ -7,8 +7,8 @@ use tokio::time::Instant;
 
 use super::{lookup, Freshness, Job, RowEnd, Says, Shared};
 use crate::intercom::client::{ApiError, Attempt};
-use crate::intercom::policy::{self, Decision, Final, Tries};
 use crate::results::{self, ResultRow};
+use crate::send::policy::{self, Decision, Final, Tries};
 
 /// Sends one row until its outcome is final. Returns the results line, and what it says of the
 /// run: the API's health, or that every later request would fail too (401, 403).

@@ -6,8 +6,7 @@
 //! gateway can answer 500, 502 or 504 after the service behind it made the message.
 use std::time::Duration;
 
-use rand::RngExt;
-
+use crate::intercom::backoff::backoff;
 use crate::intercom::client::{ApiError, Attempt};
 use crate::results::RowStatus;
 
@@ -57,15 +56,6 @@ pub struct Tries {
     /// Time since the first 404 for this row, if there was one.
     pub not_found_for: Option<Duration>,
     pub retry_not_found_for: Duration,
-}
-
-/// Capped exponential backoff with jitter: 250 ms, 500 ms, 1 s … up to 10 s, each a random
-/// point in its upper half so that senders that failed together do not retry together.
-pub fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(250).saturating_mul(1u32 << attempt.saturating_sub(1).min(6));
-    let cap = base.min(Duration::from_secs(10));
-    let ms = cap.as_millis() as u64;
-    Duration::from_millis(rand::rng().random_range(ms / 2..=ms.max(1)))
 }
 
 /// What an attempt's outcome means for its row, given how long it has been tried.
@@ -319,12 +309,5 @@ mod tests {
             status_of(&decide(&attempt, tries(1))),
             Some(RowStatus::Failed)
         );
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert!(backoff(1) <= Duration::from_millis(250));
-        assert!(backoff(3) >= Duration::from_millis(500));
-        assert!(backoff(30) <= Duration::from_secs(10));
     }
 }
