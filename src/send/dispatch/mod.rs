@@ -182,8 +182,8 @@ pub(super) async fn run(
     };
     let (mut writer, journal) = open_records(plan, &manifest, &loaded.campaign.recipients)?;
     announce(plan, &loaded, &manifest, &base_url);
-    // The earlier run's rows and the expected hashes move to the reader, not copied: at a
-    // million rows each is megabytes.
+    // The earlier run's rows move to the reader, not copied: at a million rows they are
+    // megabytes.
     let Manifest {
         ledger,
         lock,
@@ -196,11 +196,10 @@ pub(super) async fn run(
         duplicates,
         ..
     } = manifest;
-    let (reading, resolution) = known_rows(plan, prior, rules.as_ref(), &ledger.results)?;
+    let (reading, resolution) = known_rows(plan, prior, rules.as_ref(), &ledger.results, expected)?;
     let units = Units {
         reading: reader::Reading {
             copied_columns,
-            expected,
             replied,
             duplicates,
             ..reading
@@ -337,6 +336,7 @@ fn known_rows(
     prior: Option<results::Prior>,
     rules: Option<&Arc<crate::resolve::Rules>>,
     results_file: &std::path::Path,
+    expected: crate::send::expected::Expected,
 ) -> anyhow::Result<(reader::Reading, Option<Resolution>)> {
     let again = plan.resume.again.clone();
     let earlier_rows = prior.as_ref().map_or(0, results::Prior::rows);
@@ -357,7 +357,7 @@ fn known_rows(
         done,
         skipped_before,
         copied_columns: Vec::new(),
-        expected: Vec::new(),
+        expected,
         limit: plan.selection.limit,
         skip_invalid: plan.selection.skip_invalid,
         replied: None,
