@@ -21,6 +21,11 @@ use crate::input::problem::{Problem, ProblemKind};
 /// Hashes held in memory at most: 8 MiB. A million-row file is sorted in memory as it always
 /// was; ten million make ten runs.
 const BUFFER: usize = 1 << 20;
+#[cfg(test)]
+thread_local! {
+    /// A smaller buffer for `Hashes::new` on this thread: preflight's tests spill small files.
+    pub(super) static TEST_BUFFER: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
 /// The buffer of each run's reader and of the writer.
 const IO_BUFFER: usize = 64 << 10;
 
@@ -59,7 +64,11 @@ impl SpillError {
 impl Hashes {
     /// Hashes whose runs, if any, go beside `near` (the recipients file).
     pub(super) fn new(near: &Path) -> Hashes {
-        Hashes::with_buffer(near, BUFFER)
+        #[cfg(test)]
+        let most = TEST_BUFFER.with(|b| b.get()).unwrap_or(BUFFER);
+        #[cfg(not(test))]
+        let most = BUFFER;
+        Hashes::with_buffer(near, most)
     }
 
     /// As `new`, with at most `most` hashes in memory (tests make it small, for several runs).
