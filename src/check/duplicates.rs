@@ -1,10 +1,8 @@
-//! Rows that address the same recipient. The first pass keeps 8 bytes per valid row (its
-//! recipient's hash); sorting them says whether any recipient occurs twice, which is normally
-//! not so. Only then is the file read a second time, for the numbers of the rows behind the
-//! repeated hashes, and it must read as it did the first time.
+//! Rows that address the same recipient. The first pass keeps each valid row's recipient's
+//! hash, sorted in bounded memory (`spill`): that says whether any recipient occurs twice,
+//! which is normally not so. Only then is the file read a second time, for the numbers of the
+//! rows behind the repeated hashes, and it must read as it did the first time.
 use std::collections::hash_map::{Entry, HashMap};
-
-use rayon::prelude::*;
 
 use super::hash::{recipient_hash, Fingerprint};
 use super::pass::each_rendered;
@@ -14,23 +12,6 @@ use crate::input::config::Duplicates;
 use crate::input::problem::{Problem, ProblemKind};
 use crate::input::recipients::Recipients;
 
-/// The hashes that occur more than once (sorted), and how many rows repeat an earlier row's.
-/// Sorts `hashes` on every core: nothing else is left to do when this runs.
-pub(super) fn repeated(hashes: &mut [u64]) -> (Vec<u64>, u64) {
-    hashes.par_sort_unstable();
-    let mut repeated: Vec<u64> = Vec::new();
-    let mut duplicate_rows = 0;
-    for pair in hashes.windows(2) {
-        if pair[0] == pair[1] {
-            duplicate_rows += 1;
-            if repeated.last() != Some(&pair[0]) {
-                repeated.push(pair[0]);
-            }
-        }
-    }
-    (repeated, duplicate_rows)
-}
-
 /// What the first pass saw, for the second to compare with.
 pub(super) struct Seen<'a> {
     pub(super) columns: &'a [String],
@@ -39,26 +20,30 @@ pub(super) struct Seen<'a> {
     pub(super) content_hash: u64,
 }
 
-/// The second pass: reads the file again and returns, in record order, each row whose
+/// The second pass: reads the file again and hands `each`, in record order, each row whose
 /// recipient an earlier row has (among the `repeated` hashes, sorted), with the number of the
-/// first row that has it. `None` when the file does not read as it did in the first pass (it
-/// changed, or cannot be opened again).
+/// first row that has it. False when the file does not read as it did in the first pass (it
+/// changed, or cannot be opened again): then what `each` was given is not to be trusted.
 pub(super) fn find(
     loaded: &Loaded,
     renderer: &RowRenderer<'_>,
     repeated: &[u64],
     seen: &Seen<'_>,
-) -> Option<Vec<(u64, u64)>> {
-    let (mut recipients, _) =
-        Recipients::open(&loaded.campaign.recipients, loaded.campaign.delimiter).ok()?;
+    each: &mut (dyn FnMut(u64, u64) + Send),
+) -> bool {
+    let Ok((mut recipients, _)) =
+        Recipients::open(&loaded.campaign.recipients, loaded.campaign.delimiter)
+    else {
+        return false;
+    };
     if recipients.columns() != seen.columns {
-        return None;
+        return false;
     }
     let mut rows = 0u64;
     let mut content = Fingerprint::default();
     // The first row of each repeated recipient: as many entries as there are repeated hashes.
     let mut first: HashMap<u64, u64> = HashMap::with_capacity(repeated.len());
-    let mut duplicates = Vec::new();
+    let mut duplicates = 0u64;
     let campaign = &loaded.campaign;
     each_rendered(&mut recipients, Some(renderer), &mut |slot| {
         rows += 1;
@@ -71,17 +56,17 @@ pub(super) fn find(
         let hash = key_hash(campaign, id);
         if repeated.binary_search(&hash).is_ok() {
             match first.entry(hash) {
-                Entry::Occupied(e) => duplicates.push((number, *e.get())),
+                Entry::Occupied(e) => {
+                    duplicates += 1;
+                    each(number, *e.get());
+                }
                 Entry::Vacant(e) => {
                     e.insert(number);
                 }
             }
         }
     });
-    let same = rows == seen.rows
-        && content.digest() == seen.content_hash
-        && duplicates.len() as u64 == seen.duplicate_rows;
-    same.then_some(duplicates)
+    rows == seen.rows && content.digest() == seen.content_hash && duplicates == seen.duplicate_rows
 }
 
 /// The error when the second pass did not read what the first did. Not a row's own problem:

@@ -3,7 +3,8 @@
 //!
 //! `load` reads a campaign and compiles its templates; `row` renders one row and checks its
 //! values (`values`); `pass` reads and renders a whole file in chunks; `preflight` is the pass
-//! that reports, with `duplicates` (rows that address one recipient); `hash` holds the hashes
+//! that reports, with `duplicates` (rows that address one recipient) and `spill` (their
+//! recipients' hashes sorted in bounded memory); `hash` holds the hashes
 //! send keeps of what preflight rendered; `summary` the lines that sum a check up; `command` the
 //! `check` command.
 mod command;
@@ -12,6 +13,7 @@ mod hash;
 mod pass;
 mod preflight;
 mod row;
+mod spill;
 mod summary;
 mod values;
 

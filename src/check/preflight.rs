@@ -5,6 +5,7 @@ use super::duplicates::{self, Seen};
 use super::hash::Fingerprint;
 use super::pass::each_rendered;
 use super::row::RowRenderer;
+use super::spill::{Hashes, SpillError};
 use super::summary::counted;
 use super::Loaded;
 use crate::input::config::{BodyFormat, Campaign, Duplicates};
@@ -23,7 +24,8 @@ pub struct Preflight {
     pub content_hash: u64,
     /// Whether rows were rendered (not when a template cannot be).
     pub rendered: bool,
-    /// Each row whose recipient an earlier row has, with that first row, in record order.
+    /// Each row whose recipient an earlier row has, with that first row, in record order;
+    /// empty when duplicates are refused (the report says them, and nothing goes on).
     pub duplicates: Vec<(u64, u64)>,
 }
 
@@ -53,7 +55,7 @@ pub fn preflight(loaded: &Loaded, duplicates: Duplicates, on_row: &mut OnRow<'_>
     out.rendered = !out.report.has_errors();
     let renderer = RowRenderer::new(loaded, &recipients);
     let render = out.rendered.then_some(&renderer);
-    let mut hashes = first_pass(loaded, &mut recipients, render, &mut out, on_row);
+    let hashes = first_pass(loaded, &mut recipients, render, &mut out, on_row);
     drop(recipients);
     if out.rows == 0 {
         out.report.push(no_records(&file));
@@ -63,8 +65,13 @@ pub fn preflight(loaded: &Loaded, duplicates: Duplicates, on_row: &mut OnRow<'_>
     }
     // The rows themselves are gone, and so are their numbers: sorting the hashes is what
     // finding duplicates costs.
-    let (repeated, duplicate_rows) = duplicates::repeated(&mut hashes);
-    drop(hashes);
+    let (repeated, duplicate_rows) = match hashes.and_then(Hashes::repeated) {
+        Ok(found) => found,
+        Err(e) => {
+            out.report.push(e.problem());
+            return out;
+        }
+    };
     out.duplicate_rows = duplicate_rows;
     if !repeated.is_empty() {
         let seen = Seen {
@@ -73,11 +80,27 @@ pub fn preflight(loaded: &Loaded, duplicates: Duplicates, on_row: &mut OnRow<'_>
             duplicate_rows: out.duplicate_rows,
             content_hash: out.content_hash,
         };
-        let found = duplicates::find(loaded, &renderer, &repeated, &seen);
-        if let Some(found) = &found {
-            out.duplicates = found.clone();
+        // The duplicates' problems are counted, not all kept (a report keeps its first few),
+        // and their list is kept only when something goes on past them (send skips them, a
+        // preview shows them): refused, a file of one recipient on every row costs no memory
+        // per row here.
+        let mut found = Report::default();
+        let mut listed = Vec::new();
+        let list = duplicates != Duplicates::Refuse;
+        let same = duplicates::find(loaded, &renderer, &repeated, &seen, &mut |number, first| {
+            found.push(duplicates::problem(&file, number, first, duplicates));
+            if list {
+                listed.push((number, first));
+            }
+        });
+        // When the second pass did not read what the first did, that error alone.
+        match same {
+            true => {
+                out.report.append(found);
+                out.duplicates = listed;
+            }
+            false => out.report.push(duplicates::changed(&file)),
         }
-        report_duplicates(found, &file, duplicates, &mut out.report);
     }
     out
 }
@@ -126,17 +149,18 @@ fn report_unknown_variables(loaded: &Loaded, columns: &[String], file: &str, rep
 }
 
 /// Every row, in order: its problems into the report, and for each valid row its recipient's
-/// hash (returned: 8 bytes per valid row, and nothing else that grows with the rows), its part of
-/// the content fingerprint, and `on_row`.
+/// hash (returned, sorted in bounded memory: see `spill`), its part of the content fingerprint,
+/// and `on_row`. Past the most rows a campaign holds, hashes are no longer kept: the file is
+/// refused for its size, and its duplicates would only add temporary files.
 fn first_pass(
     loaded: &Loaded,
     recipients: &mut Recipients,
     renderer: Option<&RowRenderer<'_>>,
     out: &mut Preflight,
     on_row: &mut OnRow<'_>,
-) -> Vec<u64> {
+) -> Result<Hashes, SpillError> {
     let campaign = &loaded.campaign;
-    let mut hashes: Vec<u64> = Vec::new();
+    let mut hashes = Ok(Hashes::new(&campaign.recipients));
     let mut content = Fingerprint::default();
     let mut template_html = TemplateHtml::of(campaign).map(|t| (t, 0u64));
     each_rendered(recipients, renderer, &mut |slot| {
@@ -153,7 +177,12 @@ fn first_pass(
             None => {}
             Some(Ok(warnings)) => {
                 push_warnings(warnings, &mut template_html, &mut out.report);
-                hashes.push(duplicates::key_hash(campaign, &slot.rendered.to_id));
+                if let (Ok(h), true) = (&mut hashes, out.rows <= crate::results::MAX_ROWS) {
+                    // After an error, no more: the pass goes on for the rows' own problems.
+                    if let Err(e) = h.push(duplicates::key_hash(campaign, &slot.rendered.to_id)) {
+                        hashes = Err(e);
+                    }
+                }
                 content.add(slot.number, campaign, &slot.rendered);
                 if let Some(p) = on_row(slot.number, &slot.rendered) {
                     out.report.push(p);
@@ -211,24 +240,6 @@ fn no_records(file: &str) -> Problem {
         "the file has a header row but no records: add one row per recipient below it",
     )
     .line(1)
-}
-
-/// In record order, after the problems of the pass, each duplicate row naming the first row of
-/// its recipient; or, when the second pass did not read what the first did, that error alone.
-fn report_duplicates(
-    found: Option<Vec<(u64, u64)>>,
-    file: &str,
-    mode: Duplicates,
-    report: &mut Report,
-) {
-    match found {
-        None => report.push(duplicates::changed(file)),
-        Some(found) => {
-            for (number, first) in found {
-                report.push(duplicates::problem(file, number, first, mode));
-            }
-        }
-    }
 }
 
 /// An imbalance in the HTML body template's own text: every row that renders it has the same

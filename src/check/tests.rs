@@ -4,6 +4,7 @@ use std::path::Path;
 
 use super::pass::CHUNK;
 use super::*;
+use crate::input::config::Duplicates;
 use crate::input::problem::Severity;
 
 const CAMPAIGN: &str = r#"recipients = "people.csv"
@@ -82,6 +83,49 @@ fn duplicates_across_chunks_name_the_first_record_in_record_order() {
         .kept
         .iter()
         .all(|p| p.severity == Severity::Warning));
+}
+
+#[test]
+fn duplicates_are_found_when_the_hashes_spill_to_temporary_files() {
+    // A buffer of 100 hashes: the first pass writes a run per 100 valid rows, and the repeats
+    // are far apart, in different runs.
+    super::spill::TEST_BUFFER.with(|b| b.set(Some(100)));
+    let rows = 3 * CHUNK as u64 + 5;
+    let (a, b, c) = (7, CHUNK as u64 + 300, rows - 1);
+    let ids: Vec<String> = (1..=rows)
+        .map(|i| match i {
+            _ if [a, b, c].contains(&i) => "same".to_string(),
+            _ => format!("id-{i}"),
+        })
+        .collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let (dir, loaded) = campaign(&ids);
+    let same = |first: u64| format!("addresses the same recipient as record {first}");
+    for mode in [Duplicates::Skip, Duplicates::Refuse] {
+        let pre = preflight(&loaded, mode, &mut |_, _| None);
+        assert_eq!(pre.rows, rows);
+        assert_eq!(pre.duplicate_rows, 2);
+        let said: Vec<_> = duplicates(&pre)
+            .into_iter()
+            .map(|(row, message)| (row, message[..same(a).len()].to_string()))
+            .collect();
+        assert_eq!(said, [(Some(b), same(a)), (Some(c), same(a))], "{mode:?}");
+        // The list only when send goes on past the duplicates.
+        let listed = if mode == Duplicates::Skip {
+            vec![(b, a), (c, a)]
+        } else {
+            vec![]
+        };
+        assert_eq!(pre.duplicates, listed, "{mode:?}");
+    }
+    super::spill::TEST_BUFFER.with(|b| b.set(None));
+    // The runs were unlinked as they were made: the folder has what the test put there.
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["campaign.toml", "people.csv"]);
 }
 
 #[test]

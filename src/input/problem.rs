@@ -180,6 +180,18 @@ impl Report {
         }
     }
 
+    /// `other`'s problems after this report's, as if each had been pushed here: its kept ones
+    /// while there is room (the first it was given), every one counted.
+    pub fn append(&mut self, other: Report) {
+        let room = SHOWN.saturating_sub(self.kept.len());
+        self.kept.extend(other.kept.into_iter().take(room));
+        self.errors += other.errors;
+        self.warnings += other.warnings;
+        for (key, n) in other.counts {
+            *self.counts.entry(key).or_default() += n;
+        }
+    }
+
     pub fn has_errors(&self) -> bool {
         self.errors > 0
     }
@@ -235,6 +247,29 @@ mod tests {
         }
         assert_eq!(r.kept.len(), 50);
         assert!(r.render().contains("60 value errors"));
+    }
+
+    #[test]
+    fn appending_a_report_is_pushing_its_problems() {
+        let problem = |i: u64| match i % 3 {
+            0 => Problem::warning(ProblemKind::Duplicate, "a.csv", format!("w{i}")),
+            _ => Problem::error(ProblemKind::Value, "a.csv", format!("e{i}")),
+        };
+        for (before, after) in [(0, 0), (10, 30), (10, 70), (45, 20), (60, 5)] {
+            let (mut pushed, mut appended, mut other) =
+                (Report::default(), Report::default(), Report::default());
+            for i in 0..before {
+                pushed.push(problem(i));
+                appended.push(problem(i));
+            }
+            for i in before..before + after {
+                pushed.push(problem(i));
+                other.push(problem(i));
+            }
+            appended.append(other);
+            assert_eq!(appended.kept, pushed.kept, "{before} + {after}");
+            assert_eq!(appended.render(), pushed.render(), "{before} + {after}");
+        }
     }
 
     #[test]

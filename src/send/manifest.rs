@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::bail;
 use xxhash_rust::xxh3::Xxh3;
 
+use super::expected::Expected;
 use super::plan::SendPlan;
 use super::preflight::Checked;
 use crate::check::recipient_hash;
@@ -46,7 +47,7 @@ pub(super) struct Manifest {
     pub prior: Option<Prior>,
     pub rules: Option<Arc<Rules>>,
     /// Each row's request hash, by record number (0: not a valid row).
-    pub expected: Vec<u32>,
+    pub expected: Expected,
     pub to_type: String,
     /// Rows invalid at preflight.
     pub invalid_rows: u64,
@@ -197,23 +198,18 @@ impl Manifest {
                 .filter(|&(row, _)| plan.resume.is_done(p, row))
                 .count() as u64
         });
+        let duplicates = match plan.selection.duplicates {
+            crate::input::config::Duplicates::Skip => pre.duplicates,
+            _ => Vec::new(),
+        };
+        let (going, still_skipped) =
+            going(plan, prior.as_ref(), &expected, &duplicates, &suppressed)?;
         // Rows skipped before and invalid still are passed over, not sent: not left to do either.
-        let still_skipped = prior.as_ref().map_or(0, |p| {
-            p.rows_with(RowStatus::Skipped)
-                .filter(|&row| !plan.resume.is_done(p, row))
-                .filter(|&row| expected.get(row as usize - 1) == Some(&0))
-                .count() as u64
-        });
         let remaining = pre.rows.saturating_sub(already + still_skipped);
         let to_send = plan
             .selection
             .limit
             .map_or(remaining, |limit| remaining.min(limit));
-        let duplicates = match plan.selection.duplicates {
-            crate::input::config::Duplicates::Skip => pre.duplicates,
-            _ => Vec::new(),
-        };
-        let going = going(plan, prior.as_ref(), &expected, &duplicates, &suppressed);
         Ok(Manifest {
             going,
             results: opened.results,
@@ -236,25 +232,30 @@ impl Manifest {
 }
 
 /// Each row's fate as known before the first request: done by earlier runs, invalid, a
-/// duplicate, suppressed, or going (within --limit). `duplicates` and `suppressed` are in
-/// record order.
+/// duplicate, suppressed, or going (within --limit); and how many rows an earlier run recorded
+/// `skipped` that are still invalid (passed over, not left to do). `duplicates` and
+/// `suppressed` are in record order. One pass over the rows' hashes, in order.
 fn going(
     plan: &SendPlan,
     prior: Option<&Prior>,
-    expected: &[u32],
+    expected: &Expected,
     duplicates: &[(u64, u64)],
     suppressed: &[u64],
-) -> Going {
+) -> anyhow::Result<(Going, u64)> {
     let mut g = Going::default();
+    let mut still_skipped = 0;
     let mut duplicates = duplicates.iter().map(|(row, _)| *row).peekable();
     let mut suppressed = suppressed.iter().copied().peekable();
-    for row in 1..=expected.len() as u64 {
+    expected.each(&mut |row, hash| {
         let duplicate = duplicates.next_if_eq(&row).is_some();
         let on_list = suppressed.next_if_eq(&row).is_some();
         if prior.is_some_and(|p| plan.resume.is_done(p, row)) {
             g.done += 1;
-        } else if expected[row as usize - 1] == 0 {
+        } else if hash == 0 {
             g.invalid += 1;
+            if prior.is_some_and(|p| p.status(row) == Some(RowStatus::Skipped)) {
+                still_skipped += 1;
+            }
         } else if duplicate {
             g.duplicates += 1;
         } else if on_list {
@@ -263,12 +264,12 @@ fn going(
             g.rows += 1;
             g.first = g.first.or(Some(row));
         }
-    }
+    })?;
     g.rows = plan
         .selection
         .limit
         .map_or(g.rows, |limit| g.rows.min(limit));
-    g
+    Ok((g, still_skipped))
 }
 
 /// The fingerprint of what the messages are made of, less the rows: templates and settings, and

@@ -16,6 +16,7 @@
 //! [`test_send`] (`--test-to`) branches off after the plan.
 mod confirm;
 mod dispatch;
+mod expected;
 mod health;
 mod manifest;
 mod outcome;

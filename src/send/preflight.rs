@@ -9,13 +9,14 @@ use crate::input::problem::{Problem, ProblemKind, Severity};
 use crate::lookup::Rules;
 use crate::results::{Prior, RowStatus};
 
+use super::expected::{Expected, Writing};
 use super::plan::SendPlan;
 
 /// Preflight's findings, for the manifest.
 pub(super) struct Checked {
     pub pre: Preflight,
     /// Each row's request hash, by record number (0: not a valid row).
-    pub expected: Vec<u32>,
+    pub expected: Expected,
     /// The rows whose key the `[send] suppress` list names, in order: recorded `skipped`, never
     /// sent (a contact the list names by another key is found at its lookup).
     pub suppressed: Vec<u64>,
@@ -30,7 +31,7 @@ pub(super) fn run(
     prior: Option<&Prior>,
     rules: Option<&Rules>,
 ) -> Result<Checked, Failure> {
-    let (pre, expected, suppressed) = check_rows(plan, loaded, results, prior, rules);
+    let (pre, expected, suppressed) = check_rows(plan, loaded, results, prior, rules)?;
     if let Some(p) = prior {
         if p.rows() > pre.rows {
             return Err(anyhow::anyhow!(
@@ -73,7 +74,7 @@ fn check_rows(
     results: &Path,
     prior: Option<&Prior>,
     rules: Option<&Rules>,
-) -> (Preflight, Vec<u32>, Vec<u64>) {
+) -> anyhow::Result<(Preflight, Expected, Vec<u64>)> {
     let mut changed = Changed {
         reported: false,
         recipients_file: loaded.campaign.recipients.display().to_string(),
@@ -81,15 +82,13 @@ fn check_rows(
         to_type: &loaded.campaign.to_type,
     };
     // Each row's request hash, by record number (0: not a valid row), for the send pass to
-    // compare with: 4 bytes a row, sized up front on resume (growing it would hold the old
-    // and the new buffer at once, beside the earlier run's rows).
-    let mut expected: Vec<u32> = Vec::with_capacity(prior.map_or(0, |p| p.rows() as usize));
+    // compare with: 4 bytes a row, on disk beside the results file.
+    let mut expected = Writing::beside(results)?;
     let campaign = &loaded.campaign;
     let mut suppressed = Vec::new();
     let rules = rules.filter(|r| !r.suppress.is_empty());
     let pre = check::preflight(loaded, plan.selection.duplicates, &mut |row, rendered| {
-        expected.resize(row as usize - 1, 0);
-        expected.push(check::row_hash(campaign, rendered));
+        expected.set(row, check::row_hash(campaign, rendered));
         if let Some(rules) = rules {
             if rules.suppressed(&crate::lookup::normalize(rules.address, &rendered.to_id)) {
                 suppressed.push(row);
@@ -97,8 +96,8 @@ fn check_rows(
         }
         changed.check(prior?, row, rendered.to_id.as_str())
     });
-    expected.resize(pre.rows as usize, 0);
-    (pre, expected, suppressed)
+    let expected = expected.finish(pre.rows)?;
+    Ok((pre, expected, suppressed))
 }
 
 /// On resume: the first row whose recipient is not the one the results file recorded.

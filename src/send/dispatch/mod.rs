@@ -172,8 +172,8 @@ pub(super) async fn run(
     };
     let (mut writer, journal) = open_records(plan, &manifest, &loaded.campaign.recipients)?;
     announce(plan, &loaded, &manifest, &base_url);
-    // The earlier run's rows and the expected hashes move to the reader, not copied: at a
-    // million rows each is megabytes.
+    // The earlier run's rows move to the reader, not copied: at a million rows they are
+    // megabytes.
     let Manifest {
         ledger,
         lock,
@@ -186,11 +186,11 @@ pub(super) async fn run(
         duplicates,
         ..
     } = manifest;
-    let (reading, lookup_start) = known_rows(plan, prior, rules.as_ref(), &ledger.results)?;
+    let (reading, lookup_start) =
+        known_rows(plan, prior, rules.as_ref(), &ledger.results, expected)?;
     let units = Units {
         reading: reader::Reading {
             copied_columns,
-            expected,
             replied,
             duplicates,
             ..reading
@@ -327,6 +327,7 @@ fn known_rows(
     prior: Option<results::Prior>,
     rules: Option<&Arc<crate::lookup::Rules>>,
     results_file: &std::path::Path,
+    expected: crate::send::expected::Expected,
 ) -> anyhow::Result<(reader::Reading, Option<LookupStart>)> {
     let again = plan.resume.again.clone();
     let earlier_rows = prior.as_ref().map_or(0, results::Prior::rows);
@@ -347,7 +348,7 @@ fn known_rows(
         done,
         skipped_before,
         copied_columns: Vec::new(),
-        expected: Vec::new(),
+        expected,
         limit: plan.selection.limit,
         skip_invalid: plan.selection.skip_invalid,
         replied: None,

@@ -2,7 +2,7 @@
 //! the next stage [`BATCH`] at a time (one wake-up of the reader per batch, not per row). A row
 //! that does not read as preflight read it stops the reading: the file changed since it was
 //! checked, and nothing more is sent from it.
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -13,6 +13,7 @@ use crate::input::config::Campaign;
 use crate::input::problem::Problem;
 use crate::input::recipients::{Recipients, Row};
 use crate::results::{self, ResultRow, RowStatus};
+use crate::send::expected::{Cursor, Expected};
 use crate::template::Rendered;
 
 /// Rows handed from the reader to the next stage at once.
@@ -29,7 +30,7 @@ pub(super) struct Reading {
     pub copied_columns: Vec<usize>,
     /// Each row's `check::row_hash` as preflight rendered it, by record number (0: an invalid
     /// row).
-    pub expected: Vec<u32>,
+    pub expected: Expected,
     /// `--limit` or `--canary`: rows handed over at most.
     pub limit: Option<u64>,
     /// `--skip-invalid`: an invalid row becomes an outcome (`skipped`) rather than an error.
@@ -57,6 +58,7 @@ pub(super) fn read_rows(
         campaign: c,
         renderer: RowRenderer::new(loaded, &recipients),
         body_size: Cell::new(256),
+        expected: RefCell::new(reading.expected.cursor()?),
     };
     let mut queued = 0u64;
     let mut last = 0u64;
@@ -99,16 +101,14 @@ struct Items<'a> {
     /// The last body's size: the next is serialized into a buffer that likely holds it, instead
     /// of one grown (and copied) three or four times from serde_json's 128 bytes.
     body_size: Cell<usize>,
+    /// Preflight's hashes, read in row order as the rows come.
+    expected: RefCell<Cursor>,
 }
 
 impl Items<'_> {
     /// The row's hash as preflight rendered it; 0 for an invalid row.
-    fn was(&self, row: u64) -> u32 {
-        self.reading
-            .expected
-            .get(row as usize - 1)
-            .copied()
-            .unwrap_or(0)
+    fn was(&self, row: u64) -> anyhow::Result<u32> {
+        self.expected.borrow_mut().at(row)
     }
 
     fn copied(&self, fields: &[&str]) -> Vec<String> {
@@ -128,8 +128,8 @@ impl Items<'_> {
 
     /// The end of the file after record `last`: an error if preflight saw more rows.
     fn ended_at(&self, last: u64) -> anyhow::Result<()> {
-        let expected = self.reading.expected.len();
-        if (last as usize) < expected {
+        let expected = self.reading.expected.rows();
+        if last < expected {
             anyhow::bail!(
                 "{} changed during the run: it ends at record {last}, and had {expected} rows when it was checked, so the rows after it were not sent; check the file again",
                 self.campaign.recipients.display(),
@@ -142,13 +142,17 @@ impl Items<'_> {
     fn item(&self, next: Result<Row<'_>, Problem>) -> anyhow::Result<Option<Item>> {
         match next {
             Ok(row) if (self.reading.done)(row.number) => Ok(None),
-            Ok(row) => self.row_item(&row),
+            Ok(row) => {
+                let was = self.was(row.number)?;
+                self.row_item(&row, was)
+            }
             Err(p) => self.unreadable(p),
         }
     }
 
-    /// A row that reads: its job, or for an invalid row what --skip-invalid records.
-    fn row_item(&self, row: &Row<'_>) -> anyhow::Result<Option<Item>> {
+    /// A row that reads (`was` its hash at preflight): its job, or for an invalid row what
+    /// --skip-invalid records.
+    fn row_item(&self, row: &Row<'_>, was: u32) -> anyhow::Result<Option<Item>> {
         let mut rendered = Rendered::default();
         match self
             .renderer
@@ -159,9 +163,9 @@ impl Items<'_> {
                     extra: self.copied(&row.fields),
                     ..duplicate(row.number, &rendered.to_id, first)
                 })))),
-                None => self.job(row, rendered).map(Some),
+                None => self.job(row, rendered, was).map(Some),
             },
-            Err(_) if self.was(row.number) != 0 => Err(self.changed(row.number, row.line)),
+            Err(_) if was != 0 => Err(self.changed(row.number, row.line)),
             Err(_) if (self.reading.skipped_before)(row.number) => Ok(None),
             Err(problems) if self.reading.skip_invalid => {
                 Ok(Some(Item::Skip(Box::new(ResultRow {
@@ -182,9 +186,9 @@ impl Items<'_> {
     }
 
     /// A valid row's request, checked against preflight's hash.
-    fn job(&self, row: &Row<'_>, rendered: Rendered) -> anyhow::Result<Item> {
+    fn job(&self, row: &Row<'_>, rendered: Rendered, was: u32) -> anyhow::Result<Item> {
         let request = rendered.into_request(self.campaign);
-        if check::request_hash(&request) != self.was(row.number) {
+        if check::request_hash(&request) != was {
             return Err(self.changed(row.number, row.line));
         }
         if let Some(replied) = self.reading.replied.as_deref() {
@@ -211,8 +215,12 @@ impl Items<'_> {
     /// A record that does not read as a row (a CSV problem).
     fn unreadable(&self, p: Problem) -> anyhow::Result<Option<Item>> {
         let r = &self.reading;
+        let was = match p.record {
+            Some(n) => self.was(n)?,
+            None => 0,
+        };
         match p.record {
-            Some(n) if self.was(n) != 0 => Err(self.changed(n, p.line.unwrap_or(0))),
+            Some(n) if was != 0 => Err(self.changed(n, p.line.unwrap_or(0))),
             Some(n) if (r.done)(n) || (r.skipped_before)(n) => Ok(None),
             Some(n) if r.skip_invalid => Ok(Some(Item::Skip(Box::new(skipped(
                 n,
