@@ -44,6 +44,15 @@ macro_rules! out {
     }};
 }
 
+/// `1 error`, `2 errors`, `0 errors`: how every message counts things.
+pub fn counted(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Text as the terminal may show it: every control character but tab and line feed written as
 /// an escape (see `results::cells::inert`). [`say!`], [`say_part!`] and [`out!`] print through
 /// it, so that nothing from outside (a server's answer, an admin's name, a cell, a file name)

@@ -1,6 +1,7 @@
 //! `campaign check`: preflight and its report, and nothing sent.
-use super::summary::{counted, summary_line, warnings_suffix};
+use super::summary::{summary_line, warnings_suffix};
 use super::{load, preflight, LoadError};
+use crate::counted;
 use crate::exit::{Ended, Failure, Outcome};
 
 /// What `campaign check` is asked.
@@ -94,7 +95,7 @@ fn refused_by_send(c: &crate::input::config::Campaign) -> Vec<crate::input::prob
     let file = c.path.display().to_string();
     let mut problems = Vec::new();
     let label = format!("{file}: [results] columns");
-    if let Err(e) = crate::send::copied_columns(c, &c.results_columns, &label) {
+    if let Err(e) = crate::results::copied_columns(c, &c.results_columns, &label) {
         let why = format!("{e:#}");
         let why = why.strip_prefix(&format!("{label}: ")).unwrap_or(&why);
         problems.push(

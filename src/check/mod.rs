@@ -21,7 +21,7 @@ pub(crate) use command::{run, CheckOptions};
 pub use hash::{recipient_hash, request_hash, row_hash};
 pub use preflight::{preflight, OnRow, Preflight};
 pub use row::{Checked, RowRenderer, RowResult};
-pub use summary::{counted, summary_line};
+pub use summary::summary_line;
 
 use std::path::Path;
 

@@ -1,6 +1,7 @@
 //! The lines that sum a check up, for `check` and `send` alike: rows, recipients, the message's
 //! kind, sender and addressees, and counts worded for people.
 use super::Preflight;
+use crate::counted;
 use crate::input::config::{Campaign, MessageType};
 use crate::input::problem::Report;
 
@@ -9,15 +10,6 @@ pub(super) fn warnings_suffix(report: &Report) -> String {
     match report.warnings {
         0 => String::new(),
         n => format!(", {}", counted(n, "warning")),
-    }
-}
-
-/// `1 error`, `2 errors`, `0 errors`.
-pub fn counted(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
     }
 }
 

@@ -89,7 +89,7 @@ fn say_file(loaded: &Loaded, shown: usize, facts: &FileFacts) {
     if facts.default_rows > 0 {
         crate::say!(
             "{file}: a `default` gives its fallback in {}: {}",
-            crate::check::counted(facts.default_rows, "row"),
+            crate::counted(facts.default_rows, "row"),
             facts.defaults_said()
         );
     }

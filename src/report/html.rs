@@ -195,7 +195,7 @@ fn unknown(r: &ResultsReport) -> String {
     let mut out = format!(
         "<section id=\"unknown\"><h2>{}</h2><p>The request may have reached Intercom: \
          check each before sending it again.{}</p><table><tr><th>row</th><th>recipient</th><th>what happened, what to do</th></tr>",
-        crate::check::counted(r.counts.unknown, "unknown row"),
+        crate::counted(r.counts.unknown, "unknown row"),
         super::listed_note(r)
     );
     for u in &r.unknown {

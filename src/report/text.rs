@@ -137,7 +137,7 @@ fn unknown(r: &ResultsReport) -> String {
     }
     format!(
         "\n{}: the request may have reached Intercom.{}\n{t}\n",
-        crate::check::counted(r.counts.unknown, "unknown row"),
+        crate::counted(r.counts.unknown, "unknown row"),
         super::listed_note(r)
     )
 }

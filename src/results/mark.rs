@@ -101,7 +101,7 @@ pub(crate) fn run(args: &Marking) -> anyhow::Result<()> {
     crate::say!(
         "{}: marked {} as `{}` ({code}): {}{}",
         ledger.results.display(),
-        crate::check::counted(chosen.len() as u64, "row"),
+        crate::counted(chosen.len() as u64, "row"),
         code.trim_start_matches("marked_"),
         chosen
             .iter()

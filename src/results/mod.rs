@@ -18,6 +18,7 @@
 //!   ([`Ledger::other_ledger`]).
 mod amend;
 pub(crate) mod cells;
+mod columns;
 mod journal;
 mod lock;
 pub mod mark;
@@ -37,6 +38,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _};
 
 pub(crate) use amend::Amendment;
+pub(crate) use columns::copied_columns;
 pub(crate) use journal::{header as journal_header, Journal, JournalHeader};
 pub(crate) use lock::{LockLost, RunLock};
 pub(crate) use others::Other;

@@ -131,7 +131,7 @@ fn confirmation(
 
 /// The rows the run passes over, each kind with its count.
 fn passed_over(g: Going) -> Vec<String> {
-    use crate::check::counted;
+    use crate::counted;
     let mut out = Vec::new();
     if g.done > 0 {
         out.push(format!("{} done by earlier runs", counted(g.done, "row")));

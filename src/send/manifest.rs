@@ -122,7 +122,7 @@ pub(super) fn open(plan: &SendPlan, c: &Campaign) -> anyhow::Result<Opened> {
     }
     let columns = &plan.settings.results_columns;
     let label = plan.settings.results_columns_from.label(&c.path);
-    let copied_columns = copied_columns(c, columns, &label)?;
+    let copied_columns = crate::results::copied_columns(c, columns, &label)?;
     let mut prior = earlier_runs(&ledger, plan.resume.asked, &c.to_type)?;
     if prior.is_some() {
         same_results_columns(&ledger, columns)?;
@@ -446,58 +446,6 @@ fn announce_resume(p: &Prior, plan: &SendPlan, results_path: &std::path::Path) {
             super::plan::resume_command_with(plan, results_path, &["--allow-resend", &crate::input::rows::arg(&resend)])
         );
     }
-}
-
-/// The CSV columns `[results] columns` (or `--results-columns`, as `label` says) names, by index:
-/// each by its exact header or by the name a template knows it by (`First name` or
-/// `first_name`). A name given twice is refused: the results file's header would have it twice.
-pub(crate) fn copied_columns(
-    c: &Campaign,
-    wanted: &[String],
-    label: &str,
-) -> anyhow::Result<Vec<usize>> {
-    if wanted.is_empty() {
-        return Ok(Vec::new());
-    }
-    if let Some(twice) = wanted
-        .iter()
-        .enumerate()
-        .find_map(|(i, w)| wanted[..i].contains(w).then_some(w))
-    {
-        bail!("{label}: `{twice}` is named twice; name each column once");
-    }
-    // The name heads a column of the results file, which a spreadsheet opens.
-    if let Some(formula) = wanted
-        .iter()
-        .find(|w| w.as_str() != crate::results::cells::escape(w))
-    {
-        bail!("{label}: `{formula}` begins with a character that makes a spreadsheet read it as a formula (= + - @ ' tab or CR); rename that column of the CSV");
-    }
-    let (recipients, _) = crate::input::recipients::Recipients::open(&c.recipients, c.delimiter)
-        .map_err(|p| anyhow::anyhow!("{p}"))?;
-    let headers = recipients.columns();
-    wanted
-        .iter()
-        .map(|wanted| {
-            headers
-                .iter()
-                .position(|h| h == wanted)
-                .or_else(|| {
-                    headers
-                        .iter()
-                        .position(|h| crate::input::recipients::template_names(h).contains(wanted))
-                })
-                .ok_or_else(|| {
-                    let hint = crate::template::closest(wanted, headers)
-                        .map(|h| format!("; did you mean `{h}`?"))
-                        .unwrap_or_default();
-                    anyhow::anyhow!(
-                        "{label}: `{wanted}` is not a column of {}{hint}",
-                        c.recipients.display()
-                    )
-                })
-        })
-        .collect()
 }
 
 /// On resume: the results file's extra columns are the ones asked for (a file's columns do not

@@ -29,8 +29,6 @@ mod retry_unknown;
 mod sender;
 mod test_send;
 
-pub(crate) use manifest::copied_columns;
-
 use crate::check::Loaded;
 use crate::exit::{Ended, Failure, Outcome};
 use manifest::{Facts, Manifest};

@@ -273,10 +273,10 @@ pub(super) fn say_dry_run(plan: &SendPlan, c: &Campaign, m: &Manifest) {
     let s = &plan.settings;
     let mut set_aside = Vec::new();
     if skipped > 0 {
-        set_aside.push(crate::check::counted(skipped, "invalid row"));
+        set_aside.push(crate::counted(skipped, "invalid row"));
     }
     if duplicates > 0 {
-        set_aside.push(crate::check::counted(duplicates, "duplicate row"));
+        set_aside.push(crate::counted(duplicates, "duplicate row"));
     }
     crate::out!(
         "dry run: {to_send} messages would be sent to {} (rate {}, concurrency {}){}; nothing was sent.",

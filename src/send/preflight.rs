@@ -48,8 +48,8 @@ pub(super) fn run(
         crate::say!(
             "{}: {}, {}; nothing was sent{}.",
             check::summary_line(&loaded.campaign, &pre),
-            check::counted(pre.report.errors, "error"),
-            check::counted(pre.report.warnings, "warning"),
+            crate::counted(pre.report.errors, "error"),
+            crate::counted(pre.report.warnings, "warning"),
             // Not when no row is valid: there would be nothing to send.
             if !skip_invalid && only_row_errors(&pre) && pre.rows > pre.invalid_rows {
                 " (--skip-invalid sends the valid rows and records the others as skipped)"

@@ -21,6 +21,7 @@ mod fuzz;
 mod hostile;
 mod inert;
 mod input;
+mod layout;
 mod ledger;
 mod lists;
 mod markdown;

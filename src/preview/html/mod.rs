@@ -13,7 +13,8 @@ use std::path::Path;
 
 use super::variants::{self, Variants};
 use super::{FileFacts, Selection};
-use crate::check::{counted, Loaded};
+use crate::check::Loaded;
+use crate::counted;
 use crate::exit::{Ended, Failure, Outcome};
 use crate::input::problem::{Problem, Severity};
 use crate::input::recipients::Recipients;

@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 
 use super::{Chosen, Shown, MAX_ROWS};
-use crate::check::{counted, Loaded};
+use crate::check::Loaded;
+use crate::counted;
 use crate::input::config::BodyFormat;
 use crate::input::problem::{Problem, Severity};
 use crate::input::recipients::Recipients;

@@ -223,7 +223,7 @@ pub(super) async fn run(
         if suppressed > 0 {
             crate::say!(
                 "suppressed: {} on the [send] suppress list were not messaged (recorded `skipped`, `suppressed`)",
-                crate::check::counted(suppressed, "row")
+                crate::counted(suppressed, "row")
             );
         }
     }

@@ -45,7 +45,6 @@ pub(crate) fn register(tera: &mut Tera) {
     tera.register_filter(CONCAT, concat_hook);
     tera.register_filter(EMIT, emit_hook);
     tera.register_function(EMIT_TEXT, emit_text_hook);
-    super::outputs::register(tera);
     tera.register_function(TICK, tick_hook);
     tera.register_function("range", crate::template::filters::bounded_range);
     // `rules::check` refuses a template that calls it; this is in case something ever gets past.
@@ -121,7 +120,7 @@ fn emitted(bytes: usize, args: &HashMap<String, Value>) -> tera::Result<()> {
 
 /// After every `{{ }}` in a `{% filter %}` section's body.
 fn emit_hook(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
-    emitted(super::outputs::approx_len(value), args)?;
+    emitted(approx_len(value), args)?;
     Ok(value.clone())
 }
 
@@ -255,6 +254,33 @@ fn render_within(
     }
 }
 
+/// A value's size as `size_over` counts it, stopping a little past `MAX_BYTES`.
+pub(super) fn approx_len(value: &Value) -> usize {
+    fn add(total: &mut usize, value: &Value) {
+        if *total > MAX_BYTES {
+            return;
+        }
+        match value {
+            Value::String(s) => *total += s.len(),
+            Value::Array(items) => {
+                *total += 8;
+                items.iter().for_each(|v| add(total, v));
+            }
+            Value::Object(map) => {
+                *total += 8;
+                for (k, v) in map {
+                    *total += k.len();
+                    add(total, v);
+                }
+            }
+            _ => *total += 8,
+        }
+    }
+    let mut total = 0;
+    add(&mut total, value);
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,7 +290,7 @@ mod tests {
     /// A `Tera` with `source` sealed as `t.txt`, and whether it has hooks.
     fn sealed(source: &str) -> (Tera, bool) {
         let mut tera = Tera::default();
-        register(&mut tera);
+        super::super::register(&mut tera);
         let tags = crate::template::tags::scan("t.txt", source).unwrap();
         let mut template = Template::new("t.txt", None, source).unwrap();
         let hooks = seal("t.txt", &tags, &mut template).unwrap();

@@ -24,7 +24,7 @@ use tera::Template;
 
 use crate::template::tags::{closes_block, Tag};
 use crate::template::TemplateError;
-pub(super) use bounds::{register, render, MAX_ITERATIONS};
+pub(super) use bounds::{render, MAX_ITERATIONS};
 
 /// The argument that gives a hook or a bounded filter its tag's place, for its messages.
 const AT: &str = "at";
@@ -93,4 +93,11 @@ pub(super) fn seal(
     let mut hooks = false;
     instrument::instrument(&mut template.ast, &mut places, &mut hooks);
     Ok(hooks)
+}
+
+/// Registers every hook and bounded filter a sealed template calls: the bounds' own and the
+/// bounded forms of Tera's filters that make output.
+pub(super) fn register(tera: &mut tera::Tera) {
+    bounds::register(tera);
+    outputs::register(tera);
 }

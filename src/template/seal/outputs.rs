@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 
 use tera::{Tera, Value};
 
-use super::bounds::{size_over, stop, MAX_BYTES};
+use super::bounds::{approx_len, size_over, stop, MAX_BYTES};
 use super::AT;
 
 /// Tera's own filters: the ones the wrappers call.
@@ -153,33 +153,6 @@ fn size_before(name: &str, value: &Value, args: &HashMap<String, Value>) -> Opti
         }
         _ => None,
     }
-}
-
-/// A value's size as `size_over` counts it, stopping a little past `MAX_BYTES`.
-pub(super) fn approx_len(value: &Value) -> usize {
-    fn add(total: &mut usize, value: &Value) {
-        if *total > MAX_BYTES {
-            return;
-        }
-        match value {
-            Value::String(s) => *total += s.len(),
-            Value::Array(items) => {
-                *total += 8;
-                items.iter().for_each(|v| add(total, v));
-            }
-            Value::Object(map) => {
-                *total += 8;
-                for (k, v) in map {
-                    *total += k.len();
-                    add(total, v);
-                }
-            }
-            _ => *total += 8,
-        }
-    }
-    let mut total = 0;
-    add(&mut total, value);
-    total
 }
 
 /// Registers every filter of `BOUNDED` in its bounded form.
