@@ -48,23 +48,41 @@ done
 # ---- helpers a scenario uses (its working directory is its temp dir, $CAP its capture dir) ----
 
 step=0
+# Every step is bounded, so that a binary that hangs shows as a difference (exit 124 or 137)
+# rather than a run that never ends.
+limit=${STEP_TIMEOUT:-120}
 # run NAME ARGS...: `campaign ARGS...`, its stdout, stderr and exit code captured as NAME.
 run() {
     local name=$1; shift
     step=$((step + 1))
     local p; p=$(printf '%s/%02d-%s' "$CAP" "$step" "$name")
-    campaign "$@" >"$p.out" 2>"$p.err" </dev/null
+    timeout -k 5 "$limit" campaign "$@" >"$p.out" 2>"$p.err" </dev/null
     echo $? >"$p.rc"
 }
-# start NAME ARGS...: the same in the background; its pid in $bg. `finish` waits for it.
+# start NAME ARGS...: the same in the background, in a process group of its own (as a terminal
+# would run it, so that a signal reaches the whole of it: `signal INT`); `finish` waits for it.
 start() {
     local name=$1; shift
     step=$((step + 1))
     bg_p=$(printf '%s/%02d-%s' "$CAP" "$step" "$name")
-    campaign "$@" >"$bg_p.out" 2>"$bg_p.err" </dev/null &
+    setsid campaign "$@" >"$bg_p.out" 2>"$bg_p.err" </dev/null &
     bg=$!
 }
-finish() { wait "$bg" 2>/dev/null; echo $? >"$bg_p.rc"; }
+signal() { kill -"$1" -- "-$bg" 2>/dev/null; }
+# reap PID: wait for it, killing its group past the step's bound; its exit code on stdout.
+reap() {
+    local i
+    for ((i = 0; i < limit * 10; i++)); do
+        alive "$1" || break
+        sleep 0.1
+    done
+    alive "$1" && kill -KILL -- "-$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+    echo $?
+}
+# A process that ended but is not waited for yet is a zombie, which `kill -0` still finds.
+alive() { [[ $(ps -o stat= -p "$1" 2>/dev/null) == [^Z]* ]]; }
+finish() { reap "$bg" >"$bg_p.rc"; }
 # wait_lines FILE N: until FILE has at least N lines (at most 60 s).
 wait_lines() {
     local i
@@ -75,16 +93,17 @@ wait_lines() {
     echo "wait_lines: $1 never reached $2 lines" >>"$CAP/harness.err"
     return 1
 }
-# sandbox_up [FLAGS...]: a standalone `campaign sandbox` on a free port, its URL in $url.
+# sandbox_up [FLAGS...]: a standalone `campaign sandbox` on a free port, its URL in $url;
+# sandbox_down stops it with Ctrl-C.
 sandbox_up() {
     step=$((step + 1))
     sb_p=$(printf '%s/%02d-sandbox' "$CAP" "$step")
-    campaign sandbox --listen 127.0.0.1:0 "$@" >"$sb_p.out" 2>"$sb_p.err" </dev/null &
+    setsid campaign sandbox --listen 127.0.0.1:0 "$@" >"$sb_p.out" 2>"$sb_p.err" </dev/null &
     sb=$!
     wait_lines "$sb_p.out" 1
     url=$(grep -o 'http://[0-9.:]*' "$sb_p.out" | head -1)
 }
-sandbox_down() { kill -INT "$sb"; wait "$sb"; echo $? >"$sb_p.rc"; }
+sandbox_down() { kill -INT -- "-$sb" 2>/dev/null; reap "$sb" >"$sb_p.rc"; }
 # only GLOB...: compare just these captured files (a scenario whose output depends on timing).
 only() { printf '%s\n' "$@" >"$CAP/ONLY"; }
 # A contacts file for the sandbox from the sample's customers: all but the last, the 4th unsubscribed.
@@ -158,8 +177,10 @@ sc_drops() {
     run report report $R --json
     run resume send $W --sandbox --seed 3 --resume --concurrency 1
 }
-# The sandbox allows one message a 10-second window: the second waits past the 1 s stall timeout.
+# The sandbox allows one message a 10-second window: the second waits past the 1 s stall timeout. Windows are aligned to the wall clock's multiples of 10 s, so the run
+# starts just after one begins, lest the window turn over mid-run and let one more through.
 sc_stall() {
+    python3 -c 'import time; time.sleep((10.2 - time.time() % 10) % 10)'
     run stall send $W --sandbox --rate-limit 6/min --stall-timeout 1s --concurrency 1
     run report report $R
 }
@@ -202,7 +223,7 @@ sc_ctrl_c() {
     start send send $W --sandbox --seed 1 --rate 30/min --concurrency 1
     wait_lines $R 2
     sleep 0.2
-    kill -INT "$bg"
+    signal INT
     finish
     run report report $R --json
     run resume send $W --sandbox --seed 1 --resume
@@ -212,7 +233,7 @@ sc_ctrl_c() {
 sc_kill9_resume() {
     start send send $W --sandbox --seed 1 --rate 10/s --latency 100ms --concurrency 4
     wait_lines $R 4
-    kill -9 "$bg"
+    signal KILL
     finish
     run resume send $W --sandbox --seed 1 --resume
     run report report $R --json
@@ -463,7 +484,7 @@ run_scenario() { # SIDE NAME
         unset INTERCOM_TOKEN SANDBOX_TOKEN
         step=0
         "sc_$name"
-    )
+    ) 2>>"$dir/harness.log"  # the shell's own notes, such as a killed job's
     # The files the scenario left, captured beside its steps' output.
     mkdir -p "$CAP/files"
     cp -r "$dir/run/." "$CAP/files/"
@@ -489,5 +510,5 @@ for name in "${scenarios[@]}"; do
         ((status == 0)) && status=1
     fi
 done
-report "${#scenarios[@]} scenarios in $((SECONDS - t0))s; work directory: $work${keep:+ (kept)}"
+report "${#scenarios[@]} scenarios in $((SECONDS - t0))s${keep:+; kept in $work}"
 exit $status
