@@ -11,11 +11,13 @@
 # sandbox log's messages per recipient). Normalized, since they differ from run to run: timestamps,
 # durations, achieved rates, temporary paths, ports, pids, message ids (time-based in the sandbox:
 # each becomes its recipient and occurrence, so that the link between results and log stays
-# compared), request ids, progress lines. Both binaries are run as `campaign` (a symlink), so the
-# commands they print read the same.
+# compared), request ids, progress lines, and the order of lines that concurrent requests write.
+# A scenario whose outcome depends on timing compares less, and says so. Both binaries run as
+# `campaign` (a symlink), so the commands they print read the same.
 #
 # One line per scenario, `same` or `DIFFERENT` with a bounded unified diff; exit 1 if any differ.
-# --out FILE writes the same report to FILE as well. --keep keeps the work directory.
+# --out FILE writes the report to FILE too; --keep keeps the work directory; SCENARIO... runs only
+# those (the names are the sc_ functions below). STEP_TIMEOUT (default 120 s) bounds each step.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,7 +28,7 @@ while (($#)); do
     case $1 in
         --out) out_file=$2; shift 2 ;;
         --keep) keep=1; shift ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) echo "differential.sh: unknown flag $1" >&2; exit 2 ;;
         *) only+=("$1"); shift ;;
     esac
@@ -350,21 +352,30 @@ def load(root, tmp):
         out = {k: v for k, v in out.items() if any(fnmatch.fnmatch(k, p) for p in pats)}
     return out
 
+# A sandbox's log of the messages it accepted (not the run log, whose name may say "sandbox").
+SANDBOX_LOG = re.compile(r"sandbox(\.tests)?\.jsonl$")
+
+def requests(text):
+    """The messages of a sandbox log, as (id, to)."""
+    for line in text.splitlines():
+        try:
+            m = json.loads(line)
+            yield m["id"], m["request"]["to"]
+        except (ValueError, KeyError, TypeError):
+            continue
+
+def recipient(to):
+    return to.get("id") or to.get("email") or to.get("external_id") or "?"
+
 def id_map(files):
     """The sandbox's message ids (time-based) as recipient#occurrence, read from its logs."""
     ids, seen = {}, Counter()
     for k in sorted(files):
-        if k.endswith(".jsonl") and "sandbox" in k or k.endswith("sandbox.jsonl"):
-            for line in files[k].splitlines():
-                try:
-                    m = json.loads(line)
-                    to = m["request"]["to"]
-                except (ValueError, KeyError, TypeError):
-                    continue
-                key = to.get("id") or to.get("email") or to.get("external_id") or "?"
-                if m["id"] not in ids:
-                    seen[key] += 1
-                    ids[m["id"]] = f"<MSG {key}#{seen[key]}>"
+        if SANDBOX_LOG.search(k):
+            for id, to in requests(files[k]):
+                if id not in ids:
+                    seen[recipient(to)] += 1
+                    ids[id] = f"<MSG {recipient(to)}#{seen[recipient(to)]}>"
     return ids
 
 def unorder(name, text):
@@ -375,8 +386,8 @@ def unorder(name, text):
     if text.startswith("row,recipient,status"):
         row = lambda l: int(l.split(",", 1)[0]) if l.split(",", 1)[0].isdigit() else 0
         return "\n".join(lines[:1] + sorted(lines[1:], key=row))
-    if name.endswith(".jsonl") and "sandbox" in name:
-        return "\n".join(sorted(lines, key=lambda l: json.dumps(json.loads(l).get("request", {}).get("to"))))
+    if SANDBOX_LOG.search(name):
+        return "\n".join(sorted(lines, key=lambda l: [recipient(to) for _, to in requests(l)]))
     return text
 
 PROGRESS = re.compile(r"(ETA|next in |rows done|\d+/\d+ rows)")
@@ -437,14 +448,8 @@ def facts(files, ids):
         if k.endswith(".csv") and v.startswith("row,recipient,status"):
             last = {r["row"]: r["status"] for r in csv.DictReader(io.StringIO(v))}
             out.append(f"{k}: {dict(sorted(Counter(last.values()).items()))}")
-        if k.endswith(".jsonl") and "sandbox" in k:
-            per = Counter()
-            for line in v.splitlines():
-                try:
-                    to = json.loads(line)["request"]["to"]
-                except (ValueError, KeyError, TypeError):
-                    continue
-                per[to.get("id") or to.get("email") or to.get("external_id")] += 1
+        if SANDBOX_LOG.search(k):
+            per = Counter(recipient(to) for _, to in requests(v))
             twice = sorted(r for r, n in per.items() if n > 1)
             out.append(f"{k}: {sum(per.values())} messages, {len(per)} recipients, twice: {twice}")
     return "\n".join(out) + "\n"
