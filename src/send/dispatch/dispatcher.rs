@@ -19,15 +19,13 @@ use super::reader::BATCH;
 use super::{within_send_hours, Freshness, Item, Job, RowEnd, Says, Shared, StopReason};
 use crate::intercom::pace::Place;
 use crate::resolve::{Rules, PAGE};
-use crate::results::{Journal, RunLock};
+use crate::results::Journal;
 
 /// What the dispatcher keeps the run's promise with.
 pub(super) struct Ledger {
-    /// Each row is recorded here, synced, before its request leaves.
+    /// Each row is recorded here, synced, before its request leaves (the journal checks the
+    /// run's lock before each write).
     pub journal: Journal,
-    /// Checked before each journal write: a lock removed or replaced means another run could be
-    /// writing beside this one.
-    pub lock: Arc<RunLock>,
 }
 
 /// Where the dispatcher is in the incoming batches.
@@ -173,7 +171,7 @@ async fn record_and_launch(
     mut groups: mpsc::Receiver<Group>,
     out_tx: &mpsc::Sender<RowEnd>,
 ) {
-    let Ledger { mut journal, lock } = ledger;
+    let Ledger { mut journal } = ledger;
     let stop = shared.stop.token();
     let mut ready: Vec<(Job, Place)> = Vec::with_capacity(BATCH);
     let mut turned = Vec::new();
@@ -188,7 +186,7 @@ async fn record_and_launch(
         if stop.is_cancelled() {
             break;
         }
-        journal = match record(shared, &lock, journal, &ready).await {
+        journal = match record(shared, journal, &ready).await {
             Some(j) => j,
             None => break,
         };
@@ -333,20 +331,11 @@ fn take_ready(
     }
 }
 
-/// The lock still held, then the rows recorded before their send, on stable storage: if this
-/// process dies (or the machine loses power) from here on, these rows are `unknown`. Synced on a
-/// blocking thread (the journal goes there and comes back), so that answers keep being recorded
-/// meanwhile. `None`: the run stopped.
-async fn record(
-    shared: &Shared,
-    lock: &RunLock,
-    mut journal: Journal,
-    ready: &[(Job, Place)],
-) -> Option<Journal> {
-    if let Err(lost) = lock.check() {
-        shared.stop.set(StopReason::Io(lost.to_string()));
-        return None;
-    }
+/// The rows recorded before their send, on stable storage: if this process dies (or the
+/// machine loses power) from here on, these rows are `unknown`. The journal checks the lock is
+/// still held before it writes. Synced on a blocking thread (the journal goes there and comes
+/// back), so that answers keep being recorded meanwhile. `None`: the run stopped.
+async fn record(shared: &Shared, mut journal: Journal, ready: &[(Job, Place)]) -> Option<Journal> {
     let rows: Vec<(u64, String)> = ready
         .iter()
         .map(|(job, _)| (job.row, job.recipient.clone()))

@@ -30,7 +30,7 @@ use crate::check::{recipient_hash, Loaded};
 use crate::input::hours::SendHours;
 use crate::intercom::client::Client;
 use crate::intercom::pace;
-use crate::results::{self, Journal, JournalHeader, ResultRow, ResultsWriter, RowStatus, RunLock};
+use crate::results::{self, Journal, JournalHeader, ResultRow, ResultsWriter, RowStatus};
 use crate::sandbox::RunningSandbox;
 pub(super) use lookup::lookup_plan;
 pub(super) use stop::{Stop, StopReason};
@@ -186,7 +186,6 @@ pub(super) async fn run(
     // million rows each is megabytes.
     let Manifest {
         ledger,
-        lock,
         prior,
         expected,
         copied_columns,
@@ -207,7 +206,6 @@ pub(super) async fn run(
         },
         resolution,
         journal,
-        lock,
         to_send,
     };
     let end = dispatch(plan, loaded, &shared, units, &mut writer).await;
@@ -325,7 +323,6 @@ struct Units {
     reading: reader::Reading,
     resolution: Option<Resolution>,
     journal: Journal,
-    lock: Arc<RunLock>,
     to_send: u64,
 }
 
@@ -398,7 +395,6 @@ async fn dispatch(
         Arc::clone(shared),
         dispatcher::Ledger {
             journal: units.journal,
-            lock: units.lock,
         },
         refresh,
         job_rx,

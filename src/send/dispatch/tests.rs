@@ -198,7 +198,7 @@ fn run(
         tokio::spawn(stage);
         tokio::spawn(dispatcher::dispatch(
             Arc::clone(&shared),
-            dispatcher::Ledger { journal, lock },
+            dispatcher::Ledger { journal },
             Some(rules),
             looked_up_rx,
             out_tx,
