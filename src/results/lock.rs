@@ -26,8 +26,13 @@ pub(crate) struct LockLost {
 /// Held while this process uses the ledger; the lock goes with the file when it is dropped.
 #[derive(Debug)]
 pub(crate) struct RunLock {
-    file: File,
+    /// Held for its OS lock, released when it is dropped.
+    _file: File,
     path: std::path::PathBuf,
+    /// The locked file's device and inode, taken once: the open file's identity never changes,
+    /// so each check costs one `stat` of the path.
+    #[cfg(unix)]
+    held: (u64, u64),
     /// Set the first time the lock is found gone, and never cleared: a lock put back later (by
     /// another run) is not this one's.
     lost: std::sync::atomic::AtomicBool,
@@ -82,9 +87,19 @@ impl RunLock {
         file.rewind()?;
         file.write_all(me.as_bytes())?;
         file.flush()?;
+        #[cfg(unix)]
+        let held = {
+            use std::os::unix::fs::MetadataExt;
+            let m = file
+                .metadata()
+                .with_context(|| format!("cannot read the lock file {}", lock.display()))?;
+            (m.dev(), m.ino())
+        };
         Ok(RunLock {
-            file,
+            _file: file,
             path: lock.to_path_buf(),
+            #[cfg(unix)]
+            held,
             lost: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -113,10 +128,7 @@ impl RunLock {
         #[cfg(unix)]
         {
             use std::os::unix::fs::MetadataExt;
-            match (self.file.metadata(), std::fs::metadata(&self.path)) {
-                (Ok(held), Ok(now)) => held.dev() == now.dev() && held.ino() == now.ino(),
-                _ => false,
-            }
+            std::fs::metadata(&self.path).is_ok_and(|now| (now.dev(), now.ino()) == self.held)
         }
         #[cfg(not(unix))]
         {

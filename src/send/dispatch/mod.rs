@@ -29,7 +29,7 @@ use super::progress::Progress;
 use crate::check::{recipient_hash, Loaded};
 use crate::input::hours::SendHours;
 use crate::intercom::pace;
-use crate::results::{self, Journal, JournalHeader, ResultRow, ResultsWriter, RowStatus, RunLock};
+use crate::results::{self, Journal, JournalHeader, ResultRow, ResultsWriter, RowStatus};
 use crate::target::Target;
 pub(super) use lookup::lookup_plan;
 pub(super) use stop::{Stop, StopReason};
@@ -176,7 +176,6 @@ pub(super) async fn run(
     // megabytes.
     let Manifest {
         ledger,
-        lock,
         prior,
         expected,
         copied_columns,
@@ -197,7 +196,6 @@ pub(super) async fn run(
         },
         lookup_start,
         journal,
-        lock,
         to_send,
     };
     let end = dispatch(plan, loaded, &shared, units, &mut writer).await;
@@ -315,7 +313,6 @@ struct Units {
     reading: reader::Reading,
     lookup_start: Option<LookupStart>,
     journal: Journal,
-    lock: Arc<RunLock>,
     to_send: u64,
 }
 
@@ -387,9 +384,8 @@ async fn dispatch(
     let (out_tx, out_rx) = mpsc::channel::<RowEnd>(1024);
     let dispatcher = tokio::spawn(dispatcher::dispatch(
         Arc::clone(shared),
-        dispatcher::JournalLock {
+        dispatcher::Recorder {
             journal: units.journal,
-            lock: units.lock,
         },
         refresh,
         job_rx,

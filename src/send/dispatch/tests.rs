@@ -198,7 +198,7 @@ fn run(
         tokio::spawn(stage);
         tokio::spawn(dispatcher::dispatch(
             Arc::clone(&shared),
-            dispatcher::JournalLock { journal, lock },
+            dispatcher::Recorder { journal },
             Some(rules),
             looked_up_rx,
             out_tx,
