@@ -20,7 +20,7 @@
 //! - a run that exits 2 sent nothing, and the file actions that must be refused are.
 //!
 //! `MODEL_CASES` sets the number of sequences (300 under `CI=true`, 30 otherwise) and
-//! `MODEL_WORKERS` how many run at once (8); a failure prints its seed, and `MODEL_SEED` replays
+//! `MODEL_WORKERS` how many run at once (16); a failure prints its seed, and `MODEL_SEED` replays
 //! that one sequence (`MODEL_TRACE=1` prints each step and its exit codes). `MODEL_OPS` (names,
 //! comma-separated: `Resume,LockLost,MarkAll`; every name is in [`OPS`]) keeps the alphabet to
 //! those; the first step is `Send` unless `KillSend` or `LockLost` is named. `MODEL_FAIL_AFTER_RATE` (default 0.05) is the share of requests answered
@@ -974,7 +974,7 @@ fn run_sequence(seed: u64, email: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs the sequences of `seeds` on `MODEL_WORKERS` threads (default 8) and returns their
+/// Runs the sequences of `seeds` on `MODEL_WORKERS` threads (default 16) and returns their
 /// failures. A sequence spends most of its time waiting (on the sandbox's latency, a kill's
 /// delay, processes starting), not on the CPU, so more workers than cores finish sooner; each
 /// sequence has its own files and sandbox, so they do not meet.
@@ -983,13 +983,16 @@ fn sequences(seeds: impl Iterator<Item = u64> + Send, email: bool) -> Vec<String
     let workers: usize = std::env::var("MODEL_WORKERS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(8);
+        .unwrap_or(16);
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..workers.max(1))
             .map(|_| {
                 s.spawn(|| {
                     let mut failures = Vec::new();
-                    while let Some(seed) = seeds.lock().unwrap().next() {
+                    loop {
+                        // Its own statement: the lock is let go before the sequence runs.
+                        let next = seeds.lock().unwrap().next();
+                        let Some(seed) = next else { break };
                         failures.extend(sequence(seed, email).err());
                     }
                     failures
