@@ -5,14 +5,12 @@
 //! the journal and syncs it to stable storage before any of its requests leaves; then each
 //! request runs in its own task ([`send_row`]). The recorder is a stage of its own so that the
 //! limiter's turns keep coming while a sync is on the disk: the groups whose turns came meanwhile
-//! go behind the next write and sync together, up to [`MOST_AHEAD`] of turns: a disk slower
-//! than that holds the turns back too, so that requests leaving late together never crowd a
-//! 10-second span at the server past its share. Rows that need no request (skipped, settled by their lookup) go straight to the writer.
-use std::collections::VecDeque;
+//! go behind the next write and sync together. A slow disk delays requests by a sync, never the
+//! pace. Rows that need no request (skipped, settled by their lookup) go straight to the writer.
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::attempt::send_row;
@@ -84,72 +82,14 @@ pub(super) async fn dispatch(
         window: LOOKUP_WINDOW.max(2 * shared.pace.period() + Duration::from_secs(60)),
     };
     let (group_tx, group_rx) = mpsc::channel::<Group>(GROUPS_AWAITING_SYNC);
-    let (launched_tx, launched_rx) = watch::channel(0u64);
-    let recorder = record_and_launch(&shared, &fresh, records, group_rx, launched_tx, &out_tx);
-    let behind = Behind {
-        launched: launched_rx,
-        waiting: VecDeque::new(),
-        sent: 0,
-    };
-    let turns = take_turns(&shared, fresh.clone(), rx, group_tx, behind, &out_tx);
+    let recorder = record_and_launch(&shared, &fresh, records, group_rx, &out_tx);
+    let turns = take_turns(&shared, fresh.clone(), rx, group_tx, &out_tx);
     tokio::join!(turns, recorder);
 }
 
 /// Groups whose turns came and that wait for the recorder: beyond this many (a disk whose syncs
 /// take longer than this many turns), the dispatcher waits too.
 const GROUPS_AWAITING_SYNC: usize = 256;
-
-/// How long the turns may run ahead of the recorder: while the oldest group not yet launched
-/// had its turn longer ago than this, no more turns are taken. The requests of a group whose
-/// turns came during a slow sync leave together after it, each later than its turn; without a
-/// bound, a 60 ms sync at 1000/s puts 60 requests more into the 10 seconds that begin at their
-/// leaving than the limiter let into any 10 seconds. With it, at most this much of the
-/// limiter's turns leave late together, within the room the plan leaves in a 10-second span at
-/// high rates (at 1000/s the limiter lets at most 9,949 into any 10 s of the 10,000); a sync
-/// longer than this costs the rest of its time, as it did before the recorder was a stage of
-/// its own.
-const MOST_AHEAD: Duration = Duration::from_millis(40);
-
-/// The groups sent to the recorder and not yet launched, by when their turns came.
-struct Behind {
-    /// How many groups the recorder has launched (or dropped, the run stopping).
-    launched: watch::Receiver<u64>,
-    /// The turns of the groups sent and not yet launched, oldest first.
-    waiting: VecDeque<tokio::time::Instant>,
-    /// How many groups were sent.
-    sent: u64,
-}
-
-impl Behind {
-    /// Waits while the oldest group not launched took its turn more than [`MOST_AHEAD`] ago.
-    /// `false`: the run stopped, or the recorder ended.
-    async fn caught_up(&mut self, stop: &CancellationToken) -> bool {
-        loop {
-            let launched = *self.launched.borrow_and_update();
-            while self.sent - (self.waiting.len() as u64) < launched {
-                self.waiting.pop_front();
-            }
-            match self.waiting.front() {
-                Some(t) if t.elapsed() > MOST_AHEAD => {}
-                _ => return true,
-            }
-            tokio::select! {
-                biased;
-                _ = stop.cancelled() => return false,
-                changed = self.launched.changed() => {
-                    if changed.is_err() {
-                        return false;
-                    }
-                }
-            }
-        }
-    }
-
-    fn sent(&mut self, turned: tokio::time::Instant) {
-        self.waiting.push_back(turned);
-        self.sent += 1;
-    }
-}
 
 /// Rows whose turns were taken together, on their way to the journal.
 struct Group {
@@ -165,7 +105,6 @@ async fn take_turns(
     fresh: Freshness,
     rx: mpsc::Receiver<Vec<Item>>,
     group_tx: mpsc::Sender<Group>,
-    mut behind: Behind,
     out_tx: &mpsc::Sender<RowEnd>,
 ) {
     let stop = shared.stop.token();
@@ -195,9 +134,6 @@ async fn take_turns(
             }
             Item::Job(job) => job,
         };
-        if !behind.caught_up(&stop).await {
-            break;
-        }
         let Some(place) = shared.pace.place().await else {
             break;
         };
@@ -218,7 +154,6 @@ async fn take_turns(
             rows: std::mem::replace(&mut ready, Vec::with_capacity(BATCH)),
             turned: tokio::time::Instant::now(),
         };
-        behind.sent(group.turned);
         if group_tx.send(group).await.is_err() {
             break;
         }
@@ -234,7 +169,6 @@ async fn record_and_launch(
     fresh: &Freshness,
     records: Recorder,
     mut groups: mpsc::Receiver<Group>,
-    launched: watch::Sender<u64>,
     out_tx: &mpsc::Sender<RowEnd>,
 ) {
     let Recorder { mut journal } = records;
@@ -260,7 +194,6 @@ async fn record_and_launch(
             shared.pace.record_overhead(t.elapsed());
         }
         launch(shared, fresh, &mut ready, out_tx);
-        launched.send_modify(|n| *n += turned.len() as u64);
     }
 }
 
@@ -449,45 +382,6 @@ fn launch(
             shared.rows_in_flight.lock().unwrap().remove(&end.row.row);
             drop(place);
             let _ = out_tx.send(end).await;
-        });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn turns_wait_while_a_group_not_launched_took_its_turn_more_than_most_ahead_ago() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let (launched, rx) = watch::channel(0u64);
-            let mut behind = Behind {
-                launched: rx,
-                waiting: VecDeque::new(),
-                sent: 0,
-            };
-            let stop = CancellationToken::new();
-            behind.sent(tokio::time::Instant::now());
-            tokio::time::advance(MOST_AHEAD).await;
-            // Within the bound: the next turn may be taken.
-            assert!(behind.caught_up(&stop).await);
-            tokio::time::advance(Duration::from_millis(1)).await;
-            let waited = tokio::time::timeout(Duration::from_secs(5), behind.caught_up(&stop));
-            assert!(waited.await.is_err(), "went on past the bound");
-            // The recorder launches the group: the turns go on.
-            launched.send_modify(|n| *n += 1);
-            assert!(behind.caught_up(&stop).await);
-            assert!(behind.waiting.is_empty());
-            // A stop ends the wait.
-            behind.sent(tokio::time::Instant::now());
-            tokio::time::advance(MOST_AHEAD * 2).await;
-            stop.cancel();
-            assert!(!behind.caught_up(&stop).await);
         });
     }
 }
