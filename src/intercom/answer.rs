@@ -67,6 +67,27 @@ impl<'de> Visitor<'de> for IdOf<'_> {
         Ok(())
     }
 }
+/// A search answer's `pages` object: where the next page starts, if there is one. Contact and
+/// conversation searches page the same way.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Pages {
+    next: Option<Next>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Next {
+    starting_after: Option<String>,
+}
+
+impl Pages {
+    /// The cursor of the next page; none (or an empty one) ends the search.
+    pub(crate) fn cursor(pages: Option<Pages>) -> Option<String> {
+        pages
+            .and_then(|p| p.next)
+            .and_then(|n| n.starting_after)
+            .filter(|n| !n.is_empty())
+    }
+}
 
 /// How much of a body that is not an `error.list` becomes the message.
 pub(crate) const TEXT_CHARS: usize = 200;

@@ -84,17 +84,7 @@ struct Page {
     #[serde(default)]
     data: Vec<Contact>,
     #[serde(default)]
-    pages: Option<Pages>,
-}
-
-#[derive(Deserialize)]
-struct Pages {
-    next: Option<Next>,
-}
-
-#[derive(Deserialize)]
-struct Next {
-    starting_after: Option<String>,
+    pages: Option<crate::intercom::answer::Pages>,
 }
 
 /// What a batch of keys found.
@@ -159,11 +149,7 @@ async fn all_pages(p: &Pacing<'_>, rules: &Rules, keys: &[String]) -> Result<Vec
         let body = search_body(rules.address, &rules.role, keys, after.as_deref());
         let page = one_page(p, Bytes::from(body.to_string())).await?;
         contacts.extend(page.data);
-        let next = page
-            .pages
-            .and_then(|p| p.next)
-            .and_then(|n| n.starting_after)
-            .filter(|n| !n.is_empty());
+        let next = crate::intercom::answer::Pages::cursor(page.pages);
         let Some(next) = next else {
             return Ok(contacts);
         };

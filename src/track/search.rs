@@ -109,17 +109,7 @@ struct Page {
     #[serde(default)]
     conversations: Vec<Value>,
     #[serde(default)]
-    pages: Option<Pages>,
-}
-
-#[derive(Deserialize)]
-struct Pages {
-    next: Option<Next>,
-}
-
-#[derive(Deserialize)]
-struct Next {
-    starting_after: Option<String>,
+    pages: Option<crate::intercom::answer::Pages>,
 }
 
 /// Why the searches stopped.
@@ -190,11 +180,7 @@ async fn all_pages(
         let body = json!({ "query": query, "pagination": pagination });
         let page = one_page(p, Bytes::from(body.to_string())).await?;
         all.extend(page.conversations.iter().map(Conversation::read));
-        let next = page
-            .pages
-            .and_then(|p| p.next)
-            .and_then(|n| n.starting_after)
-            .filter(|n| !n.is_empty());
+        let next = crate::intercom::answer::Pages::cursor(page.pages);
         let Some(next) = next else {
             return Ok(all);
         };
