@@ -499,9 +499,20 @@ impl Drop for SandboxProcess {
 
 /// Starts `bin sandbox --listen 127.0.0.1:0 ARGS` and reads the address it prints first.
 pub fn start_sandbox(bin: &Path, args: &[&std::ffi::OsStr]) -> SandboxProcess {
+    try_start_sandbox(bin, "127.0.0.1:0", args).unwrap_or_else(|line| {
+        panic!("the sandbox did not start: {line:?}");
+    })
+}
+
+/// Starts `bin sandbox --listen LISTEN ARGS`; its URL, or the line it printed instead.
+pub fn try_start_sandbox(
+    bin: &Path,
+    listen: &str,
+    args: &[&std::ffi::OsStr],
+) -> Result<SandboxProcess, String> {
     use std::io::BufRead as _;
     let mut child = std::process::Command::new(bin)
-        .args(["sandbox", "--listen", "127.0.0.1:0"])
+        .args(["sandbox", "--listen", listen])
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -518,9 +529,9 @@ pub fn start_sandbox(bin: &Path, args: &[&std::ffi::OsStr]) -> SandboxProcess {
         .unwrap_or_default()
         .to_string();
     // A sandbox that did not start would leave every request refused, and nothing checked.
-    assert!(
-        url.starts_with("http://127.0.0.1:"),
-        "the sandbox did not start: {line:?}"
-    );
-    SandboxProcess { child, url }
+    if !url.starts_with("http://127.0.0.1:") {
+        let _ = child.wait();
+        return Err(line);
+    }
+    Ok(SandboxProcess { child, url })
 }
