@@ -1008,9 +1008,7 @@ fn run_sequence(seed: u64, email: bool) -> Result<(), String> {
         let ledger_before = world.ledger();
         let outs = step(&world, &mut model, op, &mut rng);
         // Exit 0, 1 or 2: the run ended on its own, every request it made answered.
-        let ended = outs
-            .iter()
-            .all(|o| matches!(o.status.code(), Some(0..=2)));
+        let ended = outs.iter().all(|o| matches!(o.status.code(), Some(0..=2)));
         if may_leave_requests(op) || !ended {
             world.busy.set(true);
         }

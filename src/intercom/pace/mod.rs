@@ -102,6 +102,11 @@ pub struct Pace {
     client: Client,
     gate: Gate,
     limiter: Limiter,
+    /// The same quota again, at the moment requests leave: a message's turn comes before its
+    /// journal line is synced, and a slow sync would otherwise let the turns that came during
+    /// it leave at once behind it, more of them in some span than its share. Requests that
+    /// leave as their turns came pass at once.
+    leaving: Limiter,
     in_flight: InFlight,
     stop: CancellationToken,
     /// 429 answers: each paused every sender.
@@ -127,6 +132,7 @@ impl Pace {
             client,
             gate: Gate::default(),
             limiter,
+            leaving: Limiter::new(rate),
             in_flight,
             stop,
             rate_limited: AtomicU64::new(0),
@@ -190,8 +196,11 @@ impl Pace {
 
     /// Sends a request whose turn was taken, and hears its answer: the latency, the rate
     /// headers, a 429 (every sender waits until its `Retry-After`, else the window's reset).
-    /// A request sent is not cancelled by a stop: its outcome is recorded.
+    /// It leaves when the limiter at the door lets it (at once, unless requests whose turns
+    /// came earlier were held up and now leave together). A request sent is not cancelled by a
+    /// stop: its outcome is recorded.
     pub async fn send<A: Answer>(&self, call: impl Future<Output = A>) -> A {
+        self.leaving.take().await;
         let started = Instant::now();
         let answer = call.await;
         if let Some(rate) = answer.heard() {

@@ -340,3 +340,107 @@ fn a_low_rate_lets_requests_go_a_period_apart() {
         assert!(pair[1] - pair[0] >= 2 * SEC, "{times:?}");
     }
 }
+
+/// The send pipeline with its journal: turns taken as the limiter allows, each batch of turns
+/// then held up by a sync of `syncs()` (the turns that came meanwhile join the next batch), and
+/// every request then through the door limiter if `door` (as [`Pace::send`] does). Returns
+/// when each request left, in nanoseconds from the start.
+fn leave_after_syncs(
+    rate: &str,
+    run: Duration,
+    mut syncs: impl FnMut() -> Duration,
+    door: bool,
+) -> Vec<u64> {
+    use std::sync::{Arc, Mutex};
+    paused(async move {
+        let rate: Rate = rate.parse().unwrap();
+        let turns = Limiter::new(rate);
+        let leaving = Arc::new(Limiter::new(rate));
+        let start = Instant::now();
+        let times = Arc::new(Mutex::new(Vec::new()));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
+        let turner = async move {
+            loop {
+                turns.take().await;
+                if start.elapsed() >= run {
+                    return;
+                }
+                let mut n = 1;
+                while turns.try_take() {
+                    n += 1;
+                }
+                tx.send(n).unwrap();
+            }
+        };
+        let mut sent = tokio::task::JoinSet::new();
+        let recorder = async {
+            while let Some(mut n) = rx.recv().await {
+                while let Ok(more) = rx.try_recv() {
+                    n += more;
+                }
+                tokio::time::sleep(syncs()).await;
+                for _ in 0..n {
+                    let (leaving, times) = (Arc::clone(&leaving), Arc::clone(&times));
+                    sent.spawn(async move {
+                        if door {
+                            leaving.take().await;
+                        }
+                        times
+                            .lock()
+                            .unwrap()
+                            .push(start.elapsed().as_nanos() as u64);
+                    });
+                }
+            }
+        };
+        tokio::join!(turner, recorder);
+        sent.join_all().await;
+        let mut times = std::mem::take(&mut *times.lock().unwrap());
+        times.sort_unstable();
+        times
+    })
+}
+
+#[test]
+fn requests_held_up_by_a_slow_sync_still_leave_within_every_span() {
+    // Syncs of 1 ms, now and then one of 150-450 ms, as a loaded disk does. The requests a
+    // stall held up leave a period apart after it: the run falls behind by the longest stall,
+    // once, and keeps its rate after that.
+    for rate in ["10000/min", "1000/s", "12/min", "200/s"] {
+        let r: Rate = rate.parse().unwrap();
+        let run = Duration::from_secs(if r.per_second() < 1.0 { 600 } else { 30 });
+        let syncs = |n: &mut u64| {
+            *n += 1;
+            Duration::from_millis(if *n % 61 == 30 {
+                150 + (*n * 53) % 300
+            } else {
+                1
+            })
+        };
+        let mut n = 0;
+        let times = leave_after_syncs(rate, run, || syncs(&mut n), true);
+        for (span, share) in spans(r) {
+            let most = busiest(&times, span);
+            assert!(most <= share, "{rate}: {most} in {span} ns, share {share}");
+        }
+        // Without the door, the turns that came during a slow sync leave together behind it.
+        let mut n = 0;
+        let crowded = leave_after_syncs(rate, run, || syncs(&mut n), false);
+        let over = spans(r)
+            .into_iter()
+            .any(|(span, share)| busiest(&crowded, span) > share);
+        // The same requests leave, the last at most the longest stall later (and two periods
+        // and the timer's milliseconds).
+        assert_eq!(times.len(), crowded.len(), "{rate}");
+        let period = r.per.as_nanos() as u64 / u64::from(r.count);
+        let (last, last_crowded) = (*times.last().unwrap(), *crowded.last().unwrap());
+        assert!(
+            last <= last_crowded + 470_000_000 + 2 * period,
+            "{rate}: the last left at {last} ns, not {last_crowded} ns"
+        );
+        assert!(
+            over || r.per_second() < 1.0,
+            "{rate}: no span overfilled without the door"
+        );
+    }
+}
