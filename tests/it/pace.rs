@@ -57,25 +57,26 @@ fn auto_holds_166_a_second_against_a_server_that_answers_at_once() {
     // Some 10 seconds hold 90 % of the window's share, none more (94-96 % measured with the
     // machine's load at 16 on 2 cores). A machine busy enough to starve the sender for longer
     // than the limiter's tolerance (at load 21-25, 68-75 %) holds no pace back to the rate; there,
-    // `auto` must do as well as a limit that never binds (1024 in flight), sending at the same
-    // time so that both meet the same load. A pace its in-flight limit holds back (as `auto`
-    // was, at 40 %) fails both.
+    // `auto` must do as well as a fixed limit that does not bind against this server (64 in
+    // flight, the benchmark's comparison; with 1,024 allowed, one run on a loaded CI machine
+    // ended with 25 rows `unknown`), sending at the same time so that both meet the same load. A
+    // pace its in-flight limit holds back (as `auto` was, at 40 %) fails both.
     let mut seen = Vec::new();
     for _ in 0..3 {
-        let (auto, unbound) = std::thread::scope(|s| {
+        let (auto, fixed) = std::thread::scope(|s| {
             let auto = s.spawn(|| busiest_ten_seconds(3000, "\"auto\""));
-            let unbound = s.spawn(|| busiest_ten_seconds(3000, "1024"));
-            (auto.join().unwrap(), unbound.join().unwrap())
+            let fixed = s.spawn(|| busiest_ten_seconds(3000, "64"));
+            (auto.join().unwrap(), fixed.join().unwrap())
         });
         assert!(auto <= 1666, "{auto} requests in 10 s");
-        assert!(unbound <= 1666, "{unbound} requests in 10 s");
-        if auto >= 1666 * 90 / 100 || auto * 10 >= unbound * 9 {
+        assert!(fixed <= 1666, "{fixed} requests in 10 s");
+        if auto >= 1666 * 90 / 100 || auto * 10 >= fixed * 9 {
             return;
         }
-        seen.push((auto, unbound));
+        seen.push((auto, fixed));
     }
     panic!(
-        "the busiest 10 s held (auto, 1024 in flight) {seen:?} of a share of 1666: auto held the pace back"
+        "the busiest 10 s held (auto, 64 in flight) {seen:?} of a share of 1666: auto held the pace back"
     );
 }
 
