@@ -1,8 +1,11 @@
 //! Pacing: every request of a run goes one way, through one [`Pace`]: it waits for a place in
 //! the in-flight limit ([`in_flight`]), the pause gate ([`gate`]) and its turn at the limiter
-//! ([`limiter`], governor's GCRA on tokio's clock), then is sent and heard: its latency taken
-//! into the in-flight limit, the server's rate headers read, and a 429 pausing every sender.
-//! A stop ends every wait. Callers keep only their own policy (what to retry, what an answer
+//! ([`limiter`], governor's GCRA on tokio's clock), then passes the same quota once more as it
+//! leaves (what happened between its turn and its leaving, a message's journal sync, may have
+//! held it up with others) and is sent and heard: its latency taken into the in-flight limit,
+//! the server's rate headers read, and a 429 pausing every sender.
+//! A stop ends every wait but the door's (a request there has had its turn, a message its
+//! journal line: it leaves, and its outcome is recorded). Callers keep only their own policy (what to retry, what an answer
 //! means).
 //!
 //! A request that needs nothing between its turn and its leaving (a search, `GET /admins`) is

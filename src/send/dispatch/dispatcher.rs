@@ -5,8 +5,10 @@
 //! the journal and syncs it to stable storage before any of its requests leaves; then each
 //! request runs in its own task ([`send_row`]). The recorder is a stage of its own so that the
 //! limiter's turns keep coming while a sync is on the disk: the groups whose turns came meanwhile
-//! go behind the next write and sync together. A slow disk delays requests by a sync, never the
-//! pace. Rows that need no request (skipped, settled by their lookup) go straight to the writer.
+//! go behind the next write and sync together; they then leave through the pace's door a period
+//! apart (`Pace::send`), so that no span gets more than its share, and a sync that stalls costs
+//! the run that stall once. Rows that need no request (skipped, settled by their lookup) go
+//! straight to the writer.
 use std::sync::Arc;
 use std::time::Duration;
 
