@@ -99,6 +99,25 @@ fn lines_are_counted_alike_in_lf_crlf_and_cr_files() {
 }
 
 #[test]
+fn a_quote_left_open_that_swallows_a_whole_row_is_an_error_and_nothing_is_sent() {
+    // The quote opened on line 3 is never closed there; the one on line 4 closes it. The
+    // record has the header's four fields, and row 3 sits inside row 2's `company` cell.
+    let csv = "intercom_id,first_name,company,plan\nid-1,Ann,Acme,pro\nid-2,Bob,\"Orbit,pro\nid-3,Cy,\"Kernel Co\",starter\nid-4,Di,Delta,pro\n";
+    let f = Fixture::new(
+        csv,
+        &campaign("<p>Hi {{ first_name }} of {{ company }}</p>"),
+    );
+    let check = f.cmd().args(["check", "campaign.toml"]).assert().code(2);
+    let err = stderr_of(&check);
+    let expected = "error: people.csv: record 2, line 3, column `company`: the cell runs from line 3 to line 4, and each of those lines reads as a whole row: a quote that opens on line 3 is likely unterminated";
+    assert!(err.contains(expected), "check lacks {expected:?}:\n{err}");
+    let server = ok_server();
+    let send = f.send(&server, &[]).code(2);
+    assert!(stderr_of(&send).contains(expected), "{}", stderr_of(&send));
+    assert!(server.requests().is_empty(), "a message was sent");
+}
+
+#[test]
 fn an_unterminated_quote_names_its_line_in_a_cr_file() {
     let csv = "intercom_id,first_name\rid-1,Ann\rid-2,\"Bob\rid-3,Cy\r";
     let f = Fixture::new(csv, &campaign("<p>Hi {{ first_name }}</p>"));

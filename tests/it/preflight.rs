@@ -256,11 +256,11 @@ fn unknown_variable_in_a_branch_no_row_takes_is_found_before_any_row() {
 
 #[test]
 fn a_quote_closed_mid_field_is_flagged() {
-    // `"Ada` opens a quote that `"Bob"` closes: rows 1 and 2 merge into one cell.
-    let (_, _, err) = assert_passes_check("quote-closed-mid-field");
-    assert!(
-        err.contains("warning: people.csv: record 1, line 2, column `first_name`: the cell holds a line break: it runs from line 2 to line 3"),
-        "{err}"
+    // `"Ada` opens a quote that `"Bob"` closes: rows 1 and 2 merge into one cell, and each of
+    // its lines reads as a row: Ada's message would carry Bob's row, and Bob none. Refused.
+    assert_refused(
+        "quote-closed-mid-field",
+        &["error: people.csv: record 1, line 2, column `first_name`: the cell runs from line 2 to line 3, and each of those lines reads as a whole row"],
     );
 }
 

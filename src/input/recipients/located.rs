@@ -140,7 +140,56 @@ impl Recipients {
             }
             return Some(Problem::error(ProblemKind::Csv, &self.name, msg).at(number, line));
         }
+        if multiline {
+            return self.swallowed_row(number, line);
+        }
         None
+    }
+
+    /// A record with one cell that spans lines, each of whose lines holds a whole row's fields
+    /// (the cells before it and the cell's first line; each line between; the cell's last line
+    /// and the cells after it): a quote left open merged the next rows into that cell, and the
+    /// record still has the header's count of fields when a later quote closes it. Sent as it
+    /// reads, one customer's message would carry another's row, and that row would never be sent.
+    /// A cell meant to span lines (an address, a note) leaves some line short of a row.
+    fn swallowed_row(&self, number: u64, line: u64) -> Option<Problem> {
+        let breaks = |cell: &[u8]| cell.iter().any(|&b| b == b'\n' || b == b'\r');
+        let mut multiline = self.record.iter().enumerate().filter(|(_, c)| breaks(c));
+        let (col, cell) = multiline.next()?;
+        if multiline.next().is_some() {
+            return None;
+        }
+        let segments: Vec<&[u8]> = cell
+            .split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .flat_map(|l| l.split(|&b| b == b'\r'))
+            .collect();
+        let fields = |l: &[u8]| l.iter().filter(|&&b| b == self.delimiter).count() + 1;
+        let last = segments.len() - 1;
+        let whole = segments.iter().enumerate().all(|(i, l)| {
+            let before = if i == 0 { col } else { 0 };
+            let after = if i == last {
+                self.record.len() - col - 1
+            } else {
+                0
+            };
+            before + fields(l) + after == self.columns.len()
+        });
+        if !whole {
+            return None;
+        }
+        let end = line + line_breaks(cell, false).0;
+        Some(
+            Problem::error(
+                ProblemKind::Csv,
+                &self.name,
+                format!(
+                    "the cell runs from line {line} to line {end}, and each of those lines reads as a whole row: a quote that opens on line {line} is likely unterminated, and the rows after it were merged into this cell; close that quote"
+                ),
+            )
+            .at(number, line)
+            .column(format!("column `{}`", self.columns[col])),
+        )
     }
 }
 
