@@ -355,10 +355,17 @@ fn the_printed_resume_command_runs_as_printed() {
     assert_eq!(server.requests().len(), 6);
 }
 
-/// The system calls `filter` names of one `send` of the fixture's campaign to `server`, as
-/// strace writes them (every thread, descriptors with their paths); the send must succeed.
+/// The system calls `filter` names of one `send` of the fixture's campaign to `server` (with
+/// `args`), as strace writes them (every thread, descriptors with their paths); the send must
+/// succeed.
 #[cfg(target_os = "linux")]
-fn traced_send(strace: &std::path::Path, f: &Fixture, server: &TestServer, filter: &str) -> String {
+fn traced_send(
+    strace: &std::path::Path,
+    f: &Fixture,
+    server: &TestServer,
+    filter: &str,
+    args: &[&str],
+) -> String {
     let trace = f.path("trace.txt");
     let out = Command::new(strace)
         .args(["-f", "-yy", "-s", "200", "-o"])
@@ -373,6 +380,7 @@ fn traced_send(strace: &std::path::Path, f: &Fixture, server: &TestServer, filte
             "--api-base",
             &server.url(),
         ])
+        .args(args)
         .current_dir(f.dir.path())
         .env("INTERCOM_TOKEN", TOKEN)
         .output()
@@ -384,6 +392,42 @@ fn traced_send(strace: &std::path::Path, f: &Fixture, server: &TestServer, filte
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::read_to_string(&trace).unwrap()
+}
+
+/// Reads a trace of `write,writev,sendto,sendmsg,fdatasync,fsync`: asserts that the number of
+/// `POST /messages` written to a socket never passes the number of journal lines an
+/// `fdatasync` has completed for, and returns the posts and the journal's syncs.
+#[cfg(target_os = "linux")]
+fn posts_after_their_journal_sync(text: &str) -> (usize, usize) {
+    let (mut written, mut synced, mut posts, mut syncs) = (0usize, 0usize, 0usize, 0usize);
+    let mut syncing: HashMap<String, usize> = HashMap::new();
+    for line in text.lines() {
+        let pid = line.split_whitespace().next().unwrap_or("").to_string();
+        let journal = line.contains(".journal>");
+        if journal && line.contains("write(") {
+            written += line.matches("\\n").count();
+        }
+        if journal && (line.contains("fdatasync(") || line.contains("fsync(")) {
+            syncing.insert(pid.clone(), written);
+            syncs += 1;
+        }
+        let sync_done = (line.contains("fdatasync") || line.contains("fsync"))
+            && line.trim_end().ends_with("= 0")
+            && (journal || line.contains("resumed>"));
+        if sync_done {
+            if let Some(n) = syncing.remove(&pid) {
+                synced = synced.max(n);
+            }
+        }
+        if line.contains("<TCP") && line.contains("POST /messages") && !line.contains("resumed>") {
+            posts += 1;
+            assert!(
+                posts <= synced,
+                "request {posts} written with {synced} journal lines synced ({written} written): {line}"
+            );
+        }
+    }
+    (posts, syncs)
 }
 
 /// Each request's journal line is on stable storage before the request leaves: read off the
@@ -404,35 +448,49 @@ fn the_journal_is_synced_before_each_request_is_written() {
         &f,
         &server,
         "trace=write,writev,sendto,sendmsg,fdatasync,fsync",
+        &[],
     );
-    let (mut written, mut synced, mut posts) = (0usize, 0usize, 0usize);
-    let mut syncing: HashMap<String, usize> = HashMap::new();
-    for line in text.lines() {
-        let pid = line.split_whitespace().next().unwrap_or("").to_string();
-        let journal = line.contains(".journal>");
-        if journal && line.contains("write(") {
-            written += line.matches("\\n").count();
-        }
-        if journal && (line.contains("fdatasync(") || line.contains("fsync(")) {
-            syncing.insert(pid.clone(), written);
-        }
-        let sync_done = (line.contains("fdatasync") || line.contains("fsync"))
-            && line.trim_end().ends_with("= 0")
-            && (journal || line.contains("resumed>"));
-        if sync_done {
-            if let Some(n) = syncing.remove(&pid) {
-                synced = synced.max(n);
-            }
-        }
-        if line.contains("<TCP") && line.contains("POST /messages") && !line.contains("resumed>") {
-            posts += 1;
-            assert!(
-                posts <= synced,
-                "request {posts} written with {synced} journal lines synced ({written} written): {line}"
-            );
-        }
-    }
+    let (posts, _) = posts_after_their_journal_sync(&text);
     assert_eq!(posts, 40, "every request seen in the trace");
+}
+
+/// With places to spare (`auto`), a message leaves a lead after its turn, and the turns of a
+/// tenth of a second share one journal write and sync: at 50/s, 100 messages take about 20
+/// syncs, not 100, each line still synced before its request is written, and the requests
+/// reach the server at the rate, no second holding more than its 50.
+#[cfg(target_os = "linux")]
+#[test]
+fn turns_that_come_apart_share_a_journal_sync_and_leave_at_the_rate() {
+    let Some(strace) = require_tool("STRACE", "strace") else {
+        return;
+    };
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let f = Fixture::new(&people_csv(100), &email_campaign(""));
+    let text = traced_send(
+        &strace,
+        &f,
+        &server,
+        "trace=write,writev,sendto,sendmsg,fdatasync,fsync",
+        &["--rate", "50/s", "--concurrency", "auto"],
+    );
+    let (posts, syncs) = posts_after_their_journal_sync(&text);
+    assert_eq!(posts, 100, "every request seen in the trace");
+    assert!(
+        syncs <= 40,
+        "{syncs} journal syncs for 100 messages at 50/s: turns are not gathered"
+    );
+    let mut at: Vec<std::time::Instant> = server.requests().iter().map(|r| r.at).collect();
+    at.sort();
+    for (i, t) in at.iter().enumerate() {
+        let within = at[i..]
+            .iter()
+            .take_while(|u| u.duration_since(*t) < Duration::from_secs(1))
+            .count();
+        assert!(
+            within <= 50,
+            "{within} requests within a second from request {i}"
+        );
+    }
 }
 
 /// The lock is held until the ledger is settled after the run: read off the system calls, the
@@ -453,6 +511,7 @@ fn the_lock_is_held_until_the_ledger_is_settled_after_the_run() {
         &f,
         &server,
         "trace=flock,close,write,writev,pwrite64,rename,renameat,renameat2",
+        &[],
     );
     let lines: Vec<&str> = text.lines().collect();
     let fd_of = |line: &str| -> Option<String> {

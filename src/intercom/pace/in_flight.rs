@@ -23,6 +23,10 @@ pub struct InFlight {
     /// Exponentially weighted mean time a request holds its place beside its answer (from its
     /// turn to its leaving: the journal's sync, a busy machine's scheduling), in microseconds.
     overhead_us: AtomicU64,
+    /// How long after its turn a message leaves when places allow ([`super::LEAD`]): `auto`
+    /// makes room for twice it, whatever the overhead measured while places were short, so that
+    /// turns keep coming through a journal sync that stalls for a lead.
+    lead_us: u64,
     /// The lowest latency since the last `adjust`, in microseconds (`u64::MAX`: none yet).
     period_min_us: AtomicU64,
     /// The lowest latency of each of the last `BASE_PERIODS` adjustments: their minimum is the
@@ -39,14 +43,17 @@ const BASE_PERIODS: usize = 40;
 const QUEUEING_CAP: f64 = 4.0;
 
 impl InFlight {
-    /// `at_once`: the most requests the limiter lets go together ([`super::Limiter::at_once`]).
-    pub fn new(mode: Concurrency, rate: Rate, at_once: usize) -> InFlight {
+    /// `at_once`: the most requests the limiter lets go together ([`super::Limiter::at_once`]);
+    /// `lead`: how long after its turn a message leaves when places allow.
+    pub fn new(mode: Concurrency, rate: Rate, at_once: usize, lead: Duration) -> InFlight {
         let floor = at_once.saturating_add(1);
         let start = match mode {
             Concurrency::Fixed(n) => n,
             // Until latency is measured, assume 200 ms; but not so many at once.
-            Concurrency::Auto => Self::target(rate.per_second(), 0.2, floor)
-                .min(AUTO_START_MAX.max(floor.min(AUTO_MAX))),
+            Concurrency::Auto => {
+                Self::target(rate.per_second(), 0.2 + 2.0 * lead.as_secs_f64(), floor)
+                    .min(AUTO_START_MAX.max(floor.min(AUTO_MAX)))
+            }
         };
         InFlight {
             semaphore: Arc::new(Semaphore::new(start)),
@@ -56,6 +63,7 @@ impl InFlight {
             floor,
             latency_us: AtomicU64::new(200_000),
             overhead_us: AtomicU64::new(0),
+            lead_us: lead.as_micros().min(u64::MAX as u128) as u64,
             period_min_us: AtomicU64::new(u64::MAX),
             period_mins: Mutex::new(std::collections::VecDeque::with_capacity(BASE_PERIODS)),
         }
@@ -121,7 +129,10 @@ impl InFlight {
         if self.mode != Concurrency::Auto {
             return;
         }
-        let overhead = self.overhead_us.load(Ordering::Relaxed);
+        let overhead = self
+            .overhead_us
+            .load(Ordering::Relaxed)
+            .max(self.lead_us.saturating_mul(2));
         let latency = (self.planning_latency_us() + overhead) as f64 / 1e6;
         let target = Self::target(self.rate_per_sec, latency, self.floor);
         let size = self.size();

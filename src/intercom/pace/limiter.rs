@@ -9,7 +9,7 @@
 //! is at most each span's share. The tolerance is what makes the rate: a timer fires on the
 //! millisecond after its deadline, and without a tolerance each such late wake-up is lost rate
 //! (5 % at 50/s). It is `LATE`, plus `group - 1` periods where the spans have room for a group:
-//! then the wait ends when a group's requests may leave together (one wake-up, one journal write).
+//! then the wait ends when a group's requests may leave together (one wake-up).
 //!
 //! A tolerance of 2 ms is a fraction of a request at rates below 500/s, and governor's burst is
 //! a whole number of cells: so a request is `cells` cells of `period / cells` each (taken with
@@ -184,28 +184,15 @@ pub(crate) fn spans(rate: Rate) -> [(u64, u64); 2] {
     ]
 }
 
-/// The most a pair may give up where no larger group fits within `MOST_COST`: from about 161/s
-/// to 333/s a second's share has room for a pair only at this cost. There each request's own
-/// journal sync (a write, an `fdatasync`, a hand-over to a blocking thread and back) is about
-/// half of its CPU, and a pair halves it. At 166/s: with a burst of two (the tolerance is one
-/// period and `LATE`), any closed span of `L` holds `floor((L + T + LATE) / T) + 1` requests, at
-/// most 166 in a second (and a thousandth) when `T > 1.003 s / 165 = 6.079 ms`: 164.5/s, 0.9910
-/// of the rate, where groups of 1 keep 0.9970 (the 1,660 of a 10-second span allow 72 ms more).
-pub(crate) const MOST_PAIR_COST: f64 = 0.0092;
-
 /// The largest group (about 50 ms of requests, at most 8) whose plan gives up at most
-/// `MOST_COST` of the rate, else a pair within `MOST_PAIR_COST`, else groups of 1; then the
-/// largest allowance for jitter that fits.
+/// `MOST_COST` of the rate, else groups of 1; then the largest allowance for jitter that fits.
+/// (A message's journal sync no longer follows its group: the dispatcher gathers the turns of
+/// a tenth of a second behind one sync, so a group that costs rate buys little.)
 pub(crate) fn plan(rate: Rate) -> Spacing {
     let most = (rate.per_second() * GROUP_SPAN).clamp(1.0, f64::from(MAX_GROUP)) as u32;
-    let within =
-        |g: u32, most_cost: f64| plan_for(rate, g, 0).is_some_and(|p| p.cost(rate) <= most_cost);
-    let (group, most_cost) = match (2..=most).rev().find(|&g| within(g, MOST_COST)) {
-        Some(g) => (g, MOST_COST),
-        None if most >= 2 && within(2, MOST_PAIR_COST) => (2, MOST_PAIR_COST),
-        None => (1, MOST_COST),
-    };
-    let fits = |p: &Spacing| p.cost(rate) <= most_cost;
+    let within = |g: u32| plan_for(rate, g, 0).is_some_and(|p| p.cost(rate) <= MOST_COST);
+    let group = (2..=most).rev().find(|&g| within(g)).unwrap_or(1);
+    let fits = |p: &Spacing| p.cost(rate) <= MOST_COST;
     let alone = plan_for(rate, group, 0).expect("a share is at least 1, so groups of 1 fit");
     JITTER_NS
         .iter()

@@ -4,8 +4,8 @@
 //! leaves (what happened between its turn and its leaving, a message's journal sync, may have
 //! held it up with others) and is sent and heard: its latency taken into the in-flight limit,
 //! the server's rate headers read, and a 429 pausing every sender.
-//! A stop ends every wait but the door's (a request there has had its turn, a message its
-//! journal line: it leaves, and its outcome is recorded). Callers keep only their own policy (what to retry, what an answer
+//! A stop ends every wait but a message's lead and the door's (a request there has had its turn,
+//! a message its journal line: it leaves, and its outcome is recorded). Callers keep only their own policy (what to retry, what an answer
 //! means).
 //!
 //! A request that needs nothing between its turn and its leaving (a search, `GET /admins`) is
@@ -22,7 +22,8 @@
 //!
 //! A message is journaled between its turn and its leaving, so the dispatcher takes the steps
 //! one by one: [`Pace::place`] (or [`Pace::try_place`]), [`Pace::turn`] (or
-//! [`Pace::try_turn`]), its own checks and journal, then [`Pace::send`].
+//! [`Pace::try_turn`]), its own checks and journal, [`Pace::depart`] (its turn plus the lead,
+//! [`LEAD`], when places allow), then [`Pace::send`].
 mod gate;
 mod in_flight;
 mod limiter;
@@ -43,6 +44,27 @@ use crate::intercom::client::{Attempt, Client, Got, RateInfo, Search};
 pub use gate::Gate;
 pub use in_flight::{InFlight, AUTO_MAX};
 pub use limiter::Limiter;
+
+/// How long after its turn a message leaves when places allow. Its journal line is synced
+/// meanwhile, together with those of every message whose turn came in the first part of it (one
+/// sync for many), and a sync that stalls for less than the rest delays no request: requests
+/// leave as their turns came, a lead behind them. The in-flight limit of `auto` makes room for
+/// it; a run short of places (a fixed `--concurrency`, a server slower than the rate allows)
+/// does not wait for it.
+pub const LEAD: Duration = Duration::from_millis(300);
+
+/// The most messages a lead may hold: above it (over 1,706/s) messages leave as soon as their
+/// sync is done, since the places a lead needs would crowd out those of requests in flight
+/// under `auto`'s bound.
+const MOST_LEAD_ROWS: f64 = 512.0;
+
+/// The lead at a rate: [`LEAD`], or none above [`MOST_LEAD_ROWS`] in it.
+fn lead_for(rate: Rate) -> Duration {
+    match rate.per_second() * LEAD.as_secs_f64() <= MOST_LEAD_ROWS {
+        true => LEAD,
+        false => Duration::ZERO,
+    }
+}
 
 /// What the pacing hears of an answer.
 pub trait Answer {
@@ -111,6 +133,8 @@ pub struct Pace {
     /// leave as their turns came pass at once.
     leaving: Limiter,
     in_flight: InFlight,
+    /// How long after its turn a message leaves when places allow ([`lead_for`]).
+    lead: Duration,
     stop: CancellationToken,
     /// 429 answers: each paused every sender.
     rate_limited: AtomicU64,
@@ -130,13 +154,15 @@ impl Pace {
         stop: CancellationToken,
     ) -> Pace {
         let limiter = Limiter::new(rate);
-        let in_flight = InFlight::new(concurrency, rate, limiter.at_once());
+        let lead = lead_for(rate);
+        let in_flight = InFlight::new(concurrency, rate, limiter.at_once(), lead);
         Pace {
             client,
             gate: Gate::default(),
             limiter,
             leaving: Limiter::new(rate),
             in_flight,
+            lead,
             stop,
             rate_limited: AtomicU64::new(0),
         }
@@ -197,6 +223,19 @@ impl Pace {
         !self.stop.is_cancelled() && self.gate.is_open() && self.limiter.try_take()
     }
 
+    /// Waits until `at` (a message's turn plus its lead), then for a pause that began since its
+    /// turn: the message is journaled, so a stop does not end this wait, and it leaves.
+    pub async fn depart(&self, at: Instant) {
+        tokio::time::sleep_until(at).await;
+        self.gate.wait().await;
+    }
+
+    /// Whether every place in the in-flight limit is taken: requests wait for answers, and
+    /// holding a journaled message back for its lead would only slow the run.
+    pub fn places_short(&self) -> bool {
+        self.in_flight.semaphore.available_permits() == 0
+    }
+
     /// Sends a request whose turn was taken, and hears its answer: the latency, the rate
     /// headers, a 429 (every sender waits until its `Retry-After`, else the window's reset).
     /// It leaves when the limiter at the door lets it (at once, unless requests whose turns
@@ -225,6 +264,12 @@ impl Pace {
             _ = self.stop.cancelled() => false,
             _ = tokio::time::sleep(d) => true,
         }
+    }
+
+    /// How long after its turn a message leaves when places allow: [`LEAD`], or none at rates
+    /// above 1,706/s.
+    pub fn lead(&self) -> Duration {
+        self.lead
     }
 
     /// The limiter's time per request.

@@ -1,14 +1,15 @@
 //! The dispatcher: the one place messages are let out. Each row waits for a place in flight and
 //! its turn (the pace's pause gate and limiter); the rows that may leave with it go too; then,
-//! at that moment, the send hours are checked (closed: the group waits for them and takes its
-//! turns again), and the group goes to the recorder ([`record_and_launch`]), which writes it to
-//! the journal and syncs it to stable storage before any of its requests leaves; then each
-//! request runs in its own task ([`send_row`]). The recorder is a stage of its own so that the
-//! limiter's turns keep coming while a sync is on the disk: the groups whose turns came meanwhile
-//! go behind the next write and sync together; they then leave through the pace's door a period
-//! apart (`Pace::send`), so that no span gets more than its share, and a sync that stalls costs
-//! the run that stall once. Rows that need no request (skipped, settled by their lookup) go
-//! straight to the writer.
+//! at that moment, the send hours are checked for when it will leave (closed: the group waits
+//! for them and takes its turns again), and the group goes to the recorder
+//! ([`record_and_launch`]), which writes it to the journal and syncs it to stable storage before
+//! any of its requests leaves; then each request runs in its own task ([`send_row`]). With
+//! places to spare, a message leaves a lead after its turn (`pace::LEAD`): the recorder gathers
+//! the turns of a tenth of a second behind one write and sync, and a sync that stalls for less
+//! than the rest of the lead delays nothing. Short of places, groups go as soon as they are
+//! synced. Either way they leave through the pace's door (`Pace::send`): requests a longer stall
+//! held up leave a period apart, so that no span gets more than its share. Rows that need no
+//! request (skipped, settled by their lookup) go straight to the writer.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::attempt::send_row;
 use super::lookup;
 use super::reader::BATCH;
-use super::{within_send_hours, Freshness, Item, Job, RowEnd, Says, Shared, StopReason};
+use super::{closed_in, within_send_hours, Freshness, Item, Job, RowEnd, Says, Shared, StopReason};
 use crate::intercom::pace::Place;
 use crate::lookup::{Rules, PAGE};
 use crate::results::Journal;
@@ -162,10 +163,16 @@ async fn take_turns(
     }
 }
 
-/// The recorder: each group, and every group that came while the last sync was on the disk,
-/// recorded behind one journal write and sync, then launched. Ends when the dispatcher's groups
-/// end, the run stops (groups not yet recorded never leave: their rows stay to send), or the
-/// journal cannot be written (the run stops).
+/// How long the recorder gathers turns behind one journal write and sync, from the first
+/// turn waiting for it; the rest of the lead ([`crate::intercom::pace::LEAD`]) covers the sync.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The recorder: the groups whose turns came within [`GATHER`] of the first one waiting, and
+/// every group that came while the last sync was on the disk, recorded behind one journal write
+/// and sync, then launched, each request to leave a lead ([`crate::intercom::pace::LEAD`]) after its turn. When places
+/// are short, the groups go at once: waiting would only hold places. Ends when the dispatcher's
+/// groups end, the run stops (groups not yet recorded never leave: their rows stay to send), or
+/// the journal cannot be written (the run stops).
 async fn record_and_launch(
     shared: &Arc<Shared>,
     fresh: &Freshness,
@@ -179,11 +186,24 @@ async fn record_and_launch(
     let mut turned = Vec::new();
     while let Some(first) = groups.recv().await {
         turned.clear();
+        let until = first.turned + GATHER;
+        let lead = shared.pace.lead();
+        let mut at_once = lead.is_zero() || shared.pace.places_short();
         let mut next = Some(first);
-        while let Some(group) = next {
-            ready.extend(group.rows);
-            turned.push(group.turned);
-            next = groups.try_recv().ok();
+        loop {
+            while let Some(group) = next {
+                turned.extend(std::iter::repeat_n(group.turned, group.rows.len()));
+                ready.extend(group.rows);
+                next = groups.try_recv().ok();
+            }
+            at_once |= shared.pace.places_short();
+            if at_once || stop.is_cancelled() {
+                break;
+            }
+            match tokio::time::timeout_at(until, groups.recv()).await {
+                Ok(Some(group)) => next = Some(group),
+                Ok(None) | Err(_) => break,
+            }
         }
         if stop.is_cancelled() {
             break;
@@ -192,10 +212,16 @@ async fn record_and_launch(
             Some(j) => j,
             None => break,
         };
-        for t in &turned {
-            shared.pace.record_overhead(t.elapsed());
+        let now = tokio::time::Instant::now();
+        for t in turned.iter_mut() {
+            let at = match at_once {
+                true => now,
+                false => now.max(*t + lead),
+            };
+            shared.pace.record_overhead(at - *t);
+            *t = at;
         }
-        launch(shared, fresh, &mut ready, out_tx);
+        launch(shared, fresh, &mut ready, &turned, out_tx);
     }
 }
 
@@ -233,10 +259,10 @@ impl Leaving<'_> {
             let Some(hours) = &self.shared.hours else {
                 return true;
             };
-            if hours.closed_until(crate::input::hours::now()).is_none() {
+            if closed_in(hours, self.shared.pace.lead()).is_none() {
                 return true;
             }
-            if !within_send_hours(hours, self.stop).await {
+            if !within_send_hours(hours, self.stop, self.shared.pace.lead()).await {
                 return false;
             }
         }
@@ -362,11 +388,13 @@ async fn record(shared: &Shared, mut journal: Journal, ready: &[(Job, Place)]) -
     }
 }
 
-/// The journaled rows' requests, each in its own task, its outcome sent to the writer.
+/// The journaled rows' requests, each in its own task leaving at its time, its outcome sent to
+/// the writer.
 fn launch(
     shared: &Arc<Shared>,
     fresh: &Freshness,
     ready: &mut Vec<(Job, Place)>,
+    departs: &[tokio::time::Instant],
     out_tx: &mpsc::Sender<RowEnd>,
 ) {
     {
@@ -375,11 +403,12 @@ fn launch(
             in_flight.insert(job.row, job.recipient.clone());
         }
     }
-    for (job, place) in ready.drain(..) {
+    for ((job, place), &at) in ready.drain(..).zip(departs) {
         let shared = Arc::clone(shared);
         let fresh = fresh.clone();
         let out_tx = out_tx.clone();
         tokio::spawn(async move {
+            shared.pace.depart(at).await;
             let end = send_row(&shared, &fresh, job).await;
             shared.rows_in_flight.lock().unwrap().remove(&end.row.row);
             drop(place);

@@ -442,15 +442,27 @@ impl Freshness {
     }
 }
 
-/// Waits until the send hours are open; `false` if the run is stopped meanwhile.
-async fn within_send_hours(hours: &SendHours, stop: &CancellationToken) -> bool {
-    while let Some(until) = hours.closed_until(crate::input::hours::now()) {
+/// When the send hours open, if they are closed `lead` from now: when a request whose turn
+/// comes now leaves.
+fn closed_in(hours: &SendHours, lead: Duration) -> Option<jiff::Timestamp> {
+    let now = crate::input::hours::now();
+    let at = jiff::SignedDuration::try_from(lead)
+        .ok()
+        .and_then(|lead| now.checked_add(lead).ok())
+        .unwrap_or(now);
+    hours.closed_until(at)
+}
+
+/// Waits until the send hours are open `lead` from now; `false` if the run is stopped
+/// meanwhile.
+async fn within_send_hours(hours: &SendHours, stop: &CancellationToken, lead: Duration) -> bool {
+    while let Some(until) = closed_in(hours, lead) {
         crate::say!(
             "outside the send hours ({hours}): waiting until {} (Ctrl-C stops cleanly; --resume continues later)",
             hours.local(until)
         );
         let ms = until.as_millisecond() - crate::input::hours::now().as_millisecond();
-        let wait = Duration::from_millis(ms.max(0) as u64);
+        let wait = Duration::from_millis(ms.max(0) as u64).saturating_sub(lead);
         tokio::select! {
             _ = stop.cancelled() => return false,
             _ = tokio::time::sleep(wait) => {}

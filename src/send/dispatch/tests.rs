@@ -137,6 +137,18 @@ fn run(
     emails: &[&str],
     script: Script,
 ) -> (Vec<HeardRequest>, Vec<ResultRow>) {
+    run_with(Concurrency::Fixed(1), rate, hours, start, emails, script)
+}
+
+/// [`run`] with `concurrency` in flight.
+fn run_with(
+    concurrency: Concurrency,
+    rate: &str,
+    hours: &str,
+    start: &str,
+    emails: &[&str],
+    script: Script,
+) -> (Vec<HeardRequest>, Vec<ResultRow>) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
@@ -151,12 +163,7 @@ fn run(
         let client = Client::new(&url, &token, "2.11", Duration::from_secs(30), 4).unwrap();
         let stop = Stop::default();
         let shared = Arc::new(Shared {
-            pace: Pace::new(
-                client,
-                rate.parse().unwrap(),
-                Concurrency::Fixed(1),
-                stop.token(),
-            ),
+            pace: Pace::new(client, rate.parse().unwrap(), concurrency, stop.token()),
             stop,
             hours: SendHours::parse(Some(hours), None, Some("UTC")).unwrap(),
             counters: Counters::default(),
@@ -323,4 +330,38 @@ fn a_retry_held_by_a_429_past_the_hours_close_waits_for_them_and_looks_its_conta
         "{rows:#?}"
     );
     assert_eq!(at(2).status, RowStatus::Sent, "{rows:#?}");
+}
+
+#[test]
+fn a_message_whose_lead_would_end_after_the_hours_close_waits_for_them() {
+    // At 10/s with places to spare, a message leaves a lead (300 ms) after its turn: the turns
+    // that come in the last 300 ms before 02:38 would leave after it, so they wait for the
+    // next opening (and their contacts are looked up again then).
+    let emails: Vec<String> = (0..30).map(|i| format!("p{i}@x.test")).collect();
+    let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
+    let (heard, rows) = run_with(
+        Concurrency::Auto,
+        "10/s",
+        "00:00-02:38",
+        "2026-12-07T02:37:58.5Z",
+        &emails,
+        Script {
+            unsubscribed: "",
+            from: "2026-12-07T12:00:00Z",
+            first_message_429: false,
+        },
+    );
+    let messages = messages_within_the_hours_and_the_window(
+        &heard,
+        "2026-12-07T02:38:00Z",
+        "2026-12-08T00:00:00Z",
+    );
+    let close: Timestamp = "2026-12-07T02:38:00Z".parse().unwrap();
+    let before = messages.iter().filter(|(_, at)| *at < close).count();
+    assert!(before > 0 && before < 30, "{before} of 30 before the close");
+    assert_eq!(messages.len(), 30, "{heard:#?}");
+    assert!(
+        rows.iter().all(|r| r.status == RowStatus::Sent),
+        "{rows:#?}"
+    );
 }
