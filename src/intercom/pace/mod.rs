@@ -29,7 +29,7 @@ mod in_flight;
 mod limiter;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -138,6 +138,9 @@ pub struct Pace {
     stop: CancellationToken,
     /// 429 answers: each paused every sender.
     rate_limited: AtomicU64,
+    /// Requests sent and not yet answered (not the places held by messages waiting out their
+    /// lead: those pass the gate as they leave).
+    sending: AtomicUsize,
 }
 
 /// A request's place in the in-flight limit, held until its outcome is final.
@@ -165,6 +168,7 @@ impl Pace {
             lead,
             stop,
             rate_limited: AtomicU64::new(0),
+            sending: AtomicUsize::new(0),
         }
     }
 
@@ -244,10 +248,14 @@ impl Pace {
     pub async fn send<A: Answer>(&self, call: impl Future<Output = A>) -> A {
         self.leaving.take().await;
         let started = Instant::now();
+        self.sending.fetch_add(1, Ordering::Relaxed);
         let answer = call.await;
+        // This request among them: the window's remaining calls are to cover the others and
+        // one more, as they did when the limit counted places.
+        let sending = self.sending.fetch_sub(1, Ordering::Relaxed);
         if let Some(rate) = answer.heard() {
             self.in_flight.record_latency(started.elapsed());
-            heed_server(&self.gate, rate, self.in_flight.busy());
+            heed_server(&self.gate, rate, sending);
             if let Some(retry_after) = answer.rate_limited() {
                 self.rate_limited.fetch_add(1, Ordering::Relaxed);
                 self.gate
@@ -329,7 +337,8 @@ fn reset_instant(reset_unix: u64) -> Instant {
 }
 
 /// Reads the server's rate headers: when the window's remaining calls would not cover the
-/// requests already in flight, everyone waits for the reset instead of collecting 429s.
+/// requests already sent and not answered, everyone waits for the reset instead of collecting
+/// 429s. Messages waiting out their lead are not counted: they pass the gate as they leave.
 fn heed_server(gate: &Gate, rate: &RateInfo, in_flight: usize) {
     if let (Some(remaining), Some(reset)) = (rate.remaining, rate.reset) {
         if remaining <= in_flight as u64 {

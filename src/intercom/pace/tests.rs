@@ -450,3 +450,53 @@ fn requests_held_up_by_a_slow_sync_still_leave_within_every_span() {
         );
     }
 }
+
+/// Messages waiting out their lead hold places, but they have not reached the server: the
+/// window's remaining calls are compared with the requests sent and not answered. Counting
+/// the places paused every sender near the end of each window at 10000/min (1,617 of 1,666
+/// in every aligned 10 s).
+#[test]
+fn the_servers_remaining_calls_are_compared_with_requests_sent_not_places_held() {
+    paused(async {
+        let token = crate::intercom::client::Token::new("test-token".into()).unwrap();
+        let client = Client::new(
+            "http://127.0.0.1:9",
+            &token,
+            "2.16",
+            Duration::from_secs(1),
+            1,
+        )
+        .unwrap();
+        let pace = Pace::new(
+            client,
+            "10000/min".parse().unwrap(),
+            Concurrency::Fixed(64),
+            tokio_util::sync::CancellationToken::new(),
+        );
+        // Fifty messages waiting out their lead.
+        let mut held = Vec::new();
+        for _ in 0..50 {
+            held.push(pace.place().await.unwrap());
+        }
+        let answer = |remaining: u64| Attempt::Sent {
+            message_id: "1".into(),
+            status: 200,
+            rate: crate::intercom::client::RateInfo {
+                limit: Some(1666),
+                remaining: Some(remaining),
+                reset: Some(u64::MAX / 2),
+            },
+        };
+        pace.send(async { answer(10) }).await;
+        assert!(
+            pace.gate.is_open(),
+            "paused with 10 calls left and one request sent"
+        );
+        pace.send(async { answer(1) }).await;
+        assert!(
+            !pace.gate.is_open(),
+            "the window's last call: every sender waits"
+        );
+        drop(held);
+    });
+}
