@@ -230,7 +230,10 @@ impl Pace {
     /// Waits until `at` (a message's turn plus its lead), then for a pause that began since its
     /// turn: the message is journaled, so a stop does not end this wait, and it leaves.
     pub async fn depart(&self, at: Instant) {
-        tokio::time::sleep_until(at).await;
+        // Short of places, messages leave as soon as they are synced: no timer for them.
+        if at > Instant::now() {
+            tokio::time::sleep_until(at).await;
+        }
         self.gate.wait().await;
     }
 
