@@ -24,8 +24,9 @@ pub struct InFlight {
     /// turn to its leaving: the journal's sync, a busy machine's scheduling), in microseconds.
     overhead_us: AtomicU64,
     /// How long after its turn a message leaves when places allow ([`super::LEAD`]): `auto`
-    /// makes room for twice it, whatever the overhead measured while places were short, so that
-    /// turns keep coming through a journal sync that stalls for a lead.
+    /// makes room for the time from turn to leaving measured, but at least twice the lead
+    /// (whatever was measured while places were short), so that turns keep coming through a
+    /// journal sync that stalls for a lead.
     lead_us: u64,
     /// The lowest latency since the last `adjust`, in microseconds (`u64::MAX`: none yet).
     period_min_us: AtomicU64,
@@ -79,12 +80,6 @@ impl InFlight {
 
     pub fn size(&self) -> usize {
         self.size.load(Ordering::Relaxed)
-    }
-
-    /// Requests in flight now.
-    pub fn busy(&self) -> usize {
-        self.size()
-            .saturating_sub(self.semaphore.available_permits())
     }
 
     /// The time from a request's turn to its leaving: places are held through it too.

@@ -139,7 +139,7 @@ pub struct Pace {
     /// 429 answers: each paused every sender.
     rate_limited: AtomicU64,
     /// Requests sent and not yet answered (not the places held by messages waiting out their
-    /// lead: those pass the gate as they leave).
+    /// lead).
     sending: AtomicUsize,
 }
 
@@ -227,14 +227,15 @@ impl Pace {
         !self.stop.is_cancelled() && self.gate.is_open() && self.limiter.try_take()
     }
 
-    /// Waits until `at` (a message's turn plus its lead), then for a pause that began since its
-    /// turn: the message is journaled, so a stop does not end this wait, and it leaves.
+    /// Waits until `at` (a message's turn plus its lead). The message is journaled, so a stop
+    /// does not end this wait (at most a lead), and neither does a pause that began since its
+    /// turn: as a message held up by its sync, it goes to the door, and a 429 sends it the way
+    /// of every retry (a new turn, the send hours checked again).
     pub async fn depart(&self, at: Instant) {
         // Short of places, messages leave as soon as they are synced: no timer for them.
         if at > Instant::now() {
             tokio::time::sleep_until(at).await;
         }
-        self.gate.wait().await;
     }
 
     /// Whether every place in the in-flight limit is taken: requests wait for answers, and
@@ -341,7 +342,8 @@ fn reset_instant(reset_unix: u64) -> Instant {
 
 /// Reads the server's rate headers: when the window's remaining calls would not cover the
 /// requests already sent and not answered, everyone waits for the reset instead of collecting
-/// 429s. Messages waiting out their lead are not counted: they pass the gate as they leave.
+/// 429s. Messages waiting out their lead are not counted: the pause holds their turns' takers,
+/// and counting them paused every sender near the end of each window.
 fn heed_server(gate: &Gate, rate: &RateInfo, in_flight: usize) {
     if let (Some(remaining), Some(reset)) = (rate.remaining, rate.reset) {
         if remaining <= in_flight as u64 {

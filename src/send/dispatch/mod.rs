@@ -442,18 +442,20 @@ impl Freshness {
     }
 }
 
-/// When the send hours open, if they are closed `lead` from now: when a request whose turn
-/// comes now leaves.
+/// When the send hours open, if they are closed now or `lead` from now: a request whose turn
+/// comes now leaves within that lead (at once when places are short, at its end when not).
 fn closed_in(hours: &SendHours, lead: Duration) -> Option<jiff::Timestamp> {
     let now = crate::input::hours::now();
-    let at = jiff::SignedDuration::try_from(lead)
+    let later = jiff::SignedDuration::try_from(lead)
         .ok()
         .and_then(|lead| now.checked_add(lead).ok())
         .unwrap_or(now);
-    hours.closed_until(at)
+    hours
+        .closed_until(now)
+        .or_else(|| hours.closed_until(later))
 }
 
-/// Waits until the send hours are open `lead` from now; `false` if the run is stopped
+/// Waits until the send hours are open now and `lead` from now; `false` if the run is stopped
 /// meanwhile.
 async fn within_send_hours(hours: &SendHours, stop: &CancellationToken, lead: Duration) -> bool {
     while let Some(until) = closed_in(hours, lead) {
@@ -462,7 +464,7 @@ async fn within_send_hours(hours: &SendHours, stop: &CancellationToken, lead: Du
             hours.local(until)
         );
         let ms = until.as_millisecond() - crate::input::hours::now().as_millisecond();
-        let wait = Duration::from_millis(ms.max(0) as u64).saturating_sub(lead);
+        let wait = Duration::from_millis(ms.max(0) as u64);
         tokio::select! {
             _ = stop.cancelled() => return false,
             _ = tokio::time::sleep(wait) => {}

@@ -365,3 +365,35 @@ fn a_message_whose_lead_would_end_after_the_hours_close_waits_for_them() {
         "{rows:#?}"
     );
 }
+
+#[test]
+fn a_message_short_of_places_leaves_no_earlier_than_the_hours_open() {
+    // At 1/min with one place, b's turn comes after the close; it waits for the opening. Short
+    // of places it leaves as soon as it is synced, so the wait must end at the opening itself,
+    // not a lead before it.
+    let (heard, _rows) = run(
+        "1/min",
+        "00:00-02:38",
+        "2026-12-07T02:36:06Z",
+        &["a@x.test", "b@x.test", "c@x.test"],
+        Script {
+            unsubscribed: "",
+            from: "2026-12-07T12:00:00Z",
+            first_message_429: false,
+        },
+    );
+    let messages = messages_within_the_hours_and_the_window(
+        &heard,
+        "2026-12-07T02:38:00Z",
+        "2026-12-08T00:00:00Z",
+    );
+    assert_eq!(messages.len(), 3, "{heard:#?}");
+    // Every request after the close, searches too, waits for the opening.
+    let (close, open): (Timestamp, Timestamp) = (
+        "2026-12-07T02:38:00Z".parse().unwrap(),
+        "2026-12-08T00:00:00Z".parse().unwrap(),
+    );
+    for (path, _, at) in &heard {
+        assert!(*at < close || *at >= open, "{path} at {at}");
+    }
+}
