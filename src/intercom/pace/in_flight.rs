@@ -1,5 +1,8 @@
 //! The in-flight limit: a semaphore, fixed or (`auto`) sized by Little's law from the rate and
-//! the latency measured on tokio's clock, never below what the limiter lets go at once.
+//! the latency measured on tokio's clock, never below what the limiter lets go at once. Its
+//! places are held from a request's turn to its answer, through a message's lead; a second
+//! semaphore, the wire, bounds the requests sent and not answered by the latency alone, so
+//! that the places a lead needs never become requests piled on a server that slows down.
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,6 +16,10 @@ use crate::input::rate::Rate;
 pub struct InFlight {
     pub semaphore: Arc<Semaphore>,
     size: AtomicUsize,
+    /// Permits for requests on the wire (from the door to the answer): `auto` sizes it by the
+    /// latency, without the lead.
+    pub wire: Arc<Semaphore>,
+    wire_size: AtomicUsize,
     mode: Concurrency,
     rate_per_sec: f64,
     /// Requests the limiter lets go at once, and one waiting its turn: `auto` never goes below
@@ -56,9 +63,16 @@ impl InFlight {
                     .min(AUTO_START_MAX.max(floor.min(AUTO_MAX)))
             }
         };
+        let wire = match mode {
+            Concurrency::Fixed(n) => n,
+            Concurrency::Auto => Self::target(rate.per_second(), 0.2, floor)
+                .min(AUTO_START_MAX.max(floor.min(AUTO_MAX))),
+        };
         InFlight {
             semaphore: Arc::new(Semaphore::new(start)),
             size: AtomicUsize::new(start),
+            wire: Arc::new(Semaphore::new(wire)),
+            wire_size: AtomicUsize::new(wire),
             mode,
             rate_per_sec: rate.per_second(),
             floor,
@@ -78,7 +92,8 @@ impl InFlight {
         (littles + floor + 1).clamp(2, AUTO_MAX)
     }
 
-    pub fn size(&self) -> usize {
+    #[cfg(test)]
+    pub(super) fn size(&self) -> usize {
         self.size.load(Ordering::Relaxed)
     }
 
@@ -119,28 +134,41 @@ impl InFlight {
         }
     }
 
-    /// Moves the semaphore toward the target; called a few times a second in `auto` mode.
+    /// Moves the semaphores toward their targets; called a few times a second in `auto` mode.
     pub fn adjust(&self) {
         if self.mode != Concurrency::Auto {
             return;
         }
+        let planning = self.planning_latency_us();
         let overhead = self
             .overhead_us
             .load(Ordering::Relaxed)
             .max(self.lead_us.saturating_mul(2));
-        let latency = (self.planning_latency_us() + overhead) as f64 / 1e6;
+        let latency = (planning + overhead) as f64 / 1e6;
         let target = Self::target(self.rate_per_sec, latency, self.floor);
-        let size = self.size();
-        if target > size {
-            self.semaphore.add_permits(target - size);
-            self.size.store(target, Ordering::Relaxed);
-        } else if target < size {
-            // Shrinking takes permits as they come back; never below the target.
-            let shrink = (size - target) as u32;
-            if let Ok(p) = self.semaphore.clone().try_acquire_many_owned(shrink) {
-                p.forget();
-                self.size.store(target, Ordering::Relaxed);
-            }
+        resize(&self.semaphore, &self.size, target);
+        let wire = Self::target(self.rate_per_sec, planning as f64 / 1e6, self.floor);
+        resize(&self.wire, &self.wire_size, wire);
+    }
+
+    #[cfg(test)]
+    pub(super) fn wire_size(&self) -> usize {
+        self.wire_size.load(Ordering::Relaxed)
+    }
+}
+
+/// Moves a semaphore of `size` permits toward `target`: growing at once, shrinking as permits
+/// come back, never below the target.
+fn resize(semaphore: &Arc<Semaphore>, size: &AtomicUsize, target: usize) {
+    let now = size.load(Ordering::Relaxed);
+    if target > now {
+        semaphore.add_permits(target - now);
+        size.store(target, Ordering::Relaxed);
+    } else if target < now {
+        let shrink = (now - target) as u32;
+        if let Ok(p) = Arc::clone(semaphore).try_acquire_many_owned(shrink) {
+            p.forget();
+            size.store(target, Ordering::Relaxed);
         }
     }
 }

@@ -5,8 +5,8 @@
 //! held it up with others) and is sent and heard: its latency taken into the in-flight limit,
 //! the server's rate headers read, and a 429 pausing every sender.
 //! A stop ends every wait but a message's lead and the door's (a request there has had its turn,
-//! a message its journal line: it leaves, and its outcome is recorded). Callers keep only their own policy (what to retry, what an answer
-//! means).
+//! a message its journal line: it leaves, and its outcome is recorded). Callers keep only their
+//! own policy (what to retry, what an answer means).
 //!
 //! A request that needs nothing between its turn and its leaving (a search, `GET /admins`) is
 //! one call:
@@ -250,6 +250,9 @@ impl Pace {
     /// came earlier were held up and now leave together). A request sent is not cancelled by a
     /// stop: its outcome is recorded.
     pub async fn send<A: Answer>(&self, call: impl Future<Output = A>) -> A {
+        // The wire's permit: never more requests sent and unanswered than the latency needs,
+        // whatever the places held by messages waiting out their lead. It is never closed.
+        let _wire = self.in_flight.wire.acquire().await.ok();
         self.leaving.take().await;
         let started = Instant::now();
         self.sending.fetch_add(1, Ordering::Relaxed);

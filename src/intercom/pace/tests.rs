@@ -58,6 +58,10 @@ fn auto_starts_small_and_follows_a_slow_server() {
     // Room for twice the lead too: messages wait it out between their turn and their leaving.
     let lead = 2.0 * super::LEAD.as_secs_f64();
     assert_eq!(f.size(), InFlight::target(1000.0, mean + lead, f.floor));
+    // The wire holds requests sent and not answered: the latency alone sizes it, so that the
+    // places a lead needs never pile requests on a server that slows down.
+    assert_eq!(f.wire_size(), InFlight::target(1000.0, mean, f.floor));
+    assert!(f.wire_size() < f.size());
     assert!(f.size() > 250, "{}", f.size());
 }
 

@@ -169,10 +169,10 @@ const GATHER: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The recorder: the groups whose turns came within [`GATHER`] of the first one waiting, and
 /// every group that came while the last sync was on the disk, recorded behind one journal write
-/// and sync, then launched, each request to leave a lead ([`crate::intercom::pace::LEAD`]) after its turn. When places
-/// are short, the groups go at once: waiting would only hold places. Ends when the dispatcher's
-/// groups end, the run stops (groups not yet recorded never leave: their rows stay to send), or
-/// the journal cannot be written (the run stops).
+/// and sync, then launched, each request to leave a lead ([`crate::intercom::pace::LEAD`]) after
+/// its turn. When places are short, the groups go at once: waiting would only hold places. Ends
+/// when the dispatcher's groups end, the run stops (groups not yet recorded never leave: their
+/// rows stay to send), or the journal cannot be written (the run stops).
 async fn record_and_launch(
     shared: &Arc<Shared>,
     fresh: &Freshness,
