@@ -55,22 +55,16 @@ impl InFlight {
     /// `lead`: how long after its turn a message leaves when places allow.
     pub fn new(mode: Concurrency, rate: Rate, at_once: usize, lead: Duration) -> InFlight {
         let floor = at_once.saturating_add(1);
-        let start = match mode {
+        // Until latency is measured, assume 200 ms; but not so many at once.
+        let start = |beside_latency: f64| match mode {
             Concurrency::Fixed(n) => n,
-            // Until latency is measured, assume 200 ms; but not so many at once.
-            Concurrency::Auto => {
-                Self::target(rate.per_second(), 0.2 + 2.0 * lead.as_secs_f64(), floor)
-                    .min(AUTO_START_MAX.max(floor.min(AUTO_MAX)))
-            }
-        };
-        let wire = match mode {
-            Concurrency::Fixed(n) => n,
-            Concurrency::Auto => Self::target(rate.per_second(), 0.2, floor)
+            Concurrency::Auto => Self::target(rate.per_second(), 0.2 + beside_latency, floor)
                 .min(AUTO_START_MAX.max(floor.min(AUTO_MAX))),
         };
+        let (places, wire) = (start(2.0 * lead.as_secs_f64()), start(0.0));
         InFlight {
-            semaphore: Arc::new(Semaphore::new(start)),
-            size: AtomicUsize::new(start),
+            semaphore: Arc::new(Semaphore::new(places)),
+            size: AtomicUsize::new(places),
             wire: Arc::new(Semaphore::new(wire)),
             wire_size: AtomicUsize::new(wire),
             mode,

@@ -165,7 +165,7 @@ async fn take_turns(
 
 /// How long the recorder gathers turns behind one journal write and sync, from the first
 /// turn waiting for it; the rest of the lead ([`crate::intercom::pace::LEAD`]) covers the sync.
-const GATHER: std::time::Duration = std::time::Duration::from_millis(100);
+const GATHER: Duration = Duration::from_millis(100);
 
 /// The recorder: the groups whose turns came within [`GATHER`] of the first one waiting, and
 /// every group that came while the last sync was on the disk, recorded behind one journal write
