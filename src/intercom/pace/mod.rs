@@ -250,10 +250,27 @@ impl Pace {
     /// came earlier were held up and now leave together). A request sent is not cancelled by a
     /// stop: its outcome is recorded.
     pub async fn send<A: Answer>(&self, call: impl Future<Output = A>) -> A {
+        match self.send_if(|| true, call).await {
+            Some(answer) => answer,
+            None => unreachable!("a request that may always leave leaves"),
+        }
+    }
+
+    /// As [`Pace::send`], asking `may_leave` at the last moment, past the wire and the door
+    /// (either may have held the request for as long as a slow server's answers take): `false`,
+    /// and nothing is sent (`None`).
+    pub async fn send_if<A: Answer>(
+        &self,
+        may_leave: impl FnOnce() -> bool,
+        call: impl Future<Output = A>,
+    ) -> Option<A> {
         // The wire's permit: never more requests sent and unanswered than the latency needs,
         // whatever the places held by messages waiting out their lead. It is never closed.
         let _wire = self.in_flight.wire.acquire().await.ok();
         self.leaving.take().await;
+        if !may_leave() {
+            return None;
+        }
         let started = Instant::now();
         self.sending.fetch_add(1, Ordering::Relaxed);
         let answer = call.await;
@@ -269,7 +286,7 @@ impl Pace {
                     .pause_until(rate_limited_until(retry_after, rate.reset));
             }
         }
-        answer
+        Some(answer)
     }
 
     /// Waits out a backoff; `false` if the run stops meanwhile.

@@ -15,9 +15,28 @@ use crate::send::policy::{self, Decision, Final, Tries};
 pub(super) async fn send_row(shared: &Shared, fresh: &Freshness, mut job: Job) -> RowEnd {
     let mut attempts = 0u32;
     let mut first_not_found: Option<Instant> = None;
+    let mut last: Option<Final> = None;
+    // Whether the row ends without any request of its own having left (the hours held it).
+    let mut never_left = false;
     let outcome: Final = loop {
+        let Some(attempt) = one_attempt(shared, &job).await else {
+            // The hours closed while it waited to leave: nothing was sent, and it waits for them
+            // as a retry does.
+            job = match wait_to_go(shared, fresh, job, None).await {
+                Next::Go(job) => job,
+                Next::Stopped(j) => {
+                    job = j;
+                    never_left = last.is_none();
+                    break last.map_or_else(never_sent, stopped_before_retry);
+                }
+                Next::Ended(mut end) => {
+                    end.row.attempts = attempts;
+                    return end;
+                }
+            };
+            continue;
+        };
         attempts += 1;
-        let attempt = one_attempt(shared, &job).await;
         if matches!(&attempt, Attempt::Rejected { status: 404, .. }) && first_not_found.is_none() {
             first_not_found = Some(Instant::now());
         }
@@ -27,43 +46,40 @@ pub(super) async fn send_row(shared: &Shared, fresh: &Freshness, mut job: Job) -
             not_found_for: first_not_found.map(|t| t.elapsed()),
             retry_not_found_for: shared.retries.retry_not_found_for,
         };
-        let (last, pause) = match policy::decide(&attempt, tries) {
+        let pause = match policy::decide(&attempt, tries) {
             Decision::Final(f) => break f,
-            Decision::Retry { after, last } => (last, Some(after)),
+            Decision::Retry { after, last: l } => {
+                last = Some(l);
+                Some(after)
+            }
             // The pace has paused every sender; not the row's fault: it does not count as an
             // attempt.
-            Decision::RateLimited { last, .. } => {
+            Decision::RateLimited { last: l, .. } => {
                 attempts -= 1;
-                (last, None)
+                last = Some(l);
+                None
             }
         };
         // The next attempt waits for its backoff and its turn like any request, and for the
-        // send hours; a lookup that aged past the window meanwhile (an hours wait, a long 429)
-        // is done again first, and the retry takes another turn. A stop meanwhile ends the row
-        // with the outcome it has: nothing was created by it.
-        let mut pause = pause;
-        let go = loop {
-            if !again(shared, pause.take()).await {
-                break false;
+        // send hours. A stop meanwhile ends the row with the outcome it has: nothing was created
+        // by it.
+        job = match wait_to_go(shared, fresh, job, pause).await {
+            Next::Go(job) => job,
+            Next::Stopped(j) => {
+                job = j;
+                break last.map_or_else(never_sent, stopped_before_retry);
             }
-            let Some(rules) = fresh.rules.as_ref().filter(|_| fresh.stale(&job)) else {
-                break true;
-            };
-            match lookup::renew(shared, rules, job).await {
-                Ok(renewed) => job = renewed,
-                Err(mut end) => {
-                    end.row.attempts = attempts;
-                    return end;
-                }
+            Next::Ended(mut end) => {
+                end.row.attempts = attempts;
+                return end;
             }
         };
-        if !go {
-            break stopped_before_retry(last);
-        }
     };
-    let says = match outcome.fatal {
-        true => Says::Refused,
-        false => Says::Health,
+    let says = match (outcome.fatal, never_left) {
+        (true, _) => Says::Refused,
+        // Never sent: it says nothing of the API.
+        (false, true) => Says::Nothing,
+        (false, false) => Says::Health,
     };
     let row = ResultRow {
         row: job.row,
@@ -74,7 +90,12 @@ pub(super) async fn send_row(shared: &Shared, fresh: &Freshness, mut job: Job) -
         error_code: outcome.error.code,
         error_message: outcome.error.message,
         request_id: outcome.error.request_id,
-        attempts: attempts.max(1),
+        // A row never sent (the hours closed) had no attempt; a row ends with at least one
+        // otherwise.
+        attempts: match never_left {
+            true => 0,
+            false => attempts.max(1),
+        },
         finished_at: results::now_rfc3339(),
         contact_id: job.contact_id,
         extra: job.extra,
@@ -82,10 +103,50 @@ pub(super) async fn send_row(shared: &Shared, fresh: &Freshness, mut job: Job) -
     RowEnd { row, says }
 }
 
-/// One request, the run's one way (its turn was taken).
-async fn one_attempt(shared: &Shared, job: &Job) -> Attempt {
+/// What a row does after an attempt that was not final, or a request the send hours held back.
+enum Next {
+    /// Its turn is taken, the hours are open: the next attempt, on a lookup younger than the
+    /// window.
+    Go(Job),
+    /// The run stopped meanwhile.
+    Stopped(Job),
+    /// Looked up again, it needs no message (unsubscribed, gone): its line.
+    Ended(RowEnd),
+}
+
+/// Waits for a backoff, then a turn within the send hours; a lookup that aged past the window
+/// meanwhile (an hours wait, a long 429) is done again first, and the row takes another turn.
+async fn wait_to_go(
+    shared: &Shared,
+    fresh: &Freshness,
+    mut job: Job,
+    mut pause: Option<std::time::Duration>,
+) -> Next {
+    loop {
+        if !again(shared, pause.take()).await {
+            return Next::Stopped(job);
+        }
+        let Some(rules) = fresh.rules.as_ref().filter(|_| fresh.stale(&job)) else {
+            return Next::Go(job);
+        };
+        match lookup::renew(shared, rules, job).await {
+            Ok(renewed) => job = renewed,
+            Err(end) => return Next::Ended(end),
+        }
+    }
+}
+
+/// One request, the run's one way (its turn was taken). `None`: the send hours closed while it
+/// waited to leave (for a request on the wire to end, or at the door), and nothing was sent.
+async fn one_attempt(shared: &Shared, job: &Job) -> Option<Attempt> {
     let p = &shared.pace;
-    p.send(p.client().send(job.body.clone())).await
+    let open = || {
+        shared
+            .hours
+            .as_ref()
+            .is_none_or(|h| h.closed_until(crate::input::hours::now()).is_none())
+    };
+    p.send_if(open, p.client().send(job.body.clone())).await
 }
 
 /// Waits for a retry's backoff, then its turn, with the send hours open at that moment (closed:
@@ -110,6 +171,22 @@ async fn again(shared: &Shared, backoff: Option<std::time::Duration>) -> bool {
         if !super::within_send_hours(hours, p.stop(), std::time::Duration::ZERO).await {
             return false;
         }
+    }
+}
+
+/// A row the run stopped before it was sent: the send hours closed while it waited to leave.
+/// `failed` without a message id: `--resume` sends it.
+fn never_sent() -> Final {
+    Final {
+        status: results::RowStatus::Failed,
+        message_id: String::new(),
+        http_status: None,
+        error: ApiError {
+            code: "outside_send_hours".into(),
+            message: "not sent: the send hours closed while it waited to leave, and the run stopped before they opened again".into(),
+            request_id: String::new(),
+        },
+        fatal: false,
     }
 }
 

@@ -26,12 +26,24 @@ type Heard = Arc<Mutex<Vec<HeardRequest>>>;
 
 /// How the test's server answers: searches find a user for each e-mail asked, `unsubscribed`
 /// unsubscribed from `from` on (by the hours' clock); messages are made, the first one answered
-/// 429 (`Retry-After: 60`, nothing made) if `first_message_429`.
+/// 429 (`Retry-After: 60`, nothing made) if `first_message_429`, each answered
+/// `message_delay` after it came.
 #[derive(Clone, Copy)]
 struct Script {
     unsubscribed: &'static str,
     from: &'static str,
     first_message_429: bool,
+    message_delay: Duration,
+}
+
+impl Script {
+    /// Nobody unsubscribes, every message is made and answered at once.
+    const PLAIN: Script = Script {
+        unsubscribed: "",
+        from: "2026-12-07T12:00:00Z",
+        first_message_429: false,
+        message_delay: Duration::ZERO,
+    };
 }
 
 /// A server on the test's runtime, answering as `script` says.
@@ -51,10 +63,16 @@ async fn serve(heard: Heard, script: Script) -> String {
                             .to_bytes();
                         let body: Value = serde_json::from_slice(&body).unwrap_or_default();
                         let at = crate::input::hours::now();
-                        let mut heard = heard.lock().unwrap();
-                        let first = !heard.iter().any(|(p, ..)| p == "/messages");
-                        let answer = answer(&path, &body, at, first, script);
-                        heard.push((path, body, at));
+                        let answer = {
+                            let mut heard = heard.lock().unwrap();
+                            let first = !heard.iter().any(|(p, ..)| p == "/messages");
+                            let answer = answer(&path, &body, at, first, script);
+                            heard.push((path.clone(), body, at));
+                            answer
+                        };
+                        if path == "/messages" {
+                            tokio::time::sleep(script.message_delay).await;
+                        }
                         Ok::<_, hyper::Error>(answer)
                     }
                 });
@@ -149,6 +167,19 @@ fn run_with(
     emails: &[&str],
     script: Script,
 ) -> (Vec<HeardRequest>, Vec<ResultRow>) {
+    run_stopped(concurrency, rate, hours, start, emails, script, None)
+}
+
+/// [`run_with`], the run stopped (as by Ctrl-C) `stop_after` its start, if given.
+fn run_stopped(
+    concurrency: Concurrency,
+    rate: &str,
+    hours: &str,
+    start: &str,
+    emails: &[&str],
+    script: Script,
+    stop_after: Option<Duration>,
+) -> (Vec<HeardRequest>, Vec<ResultRow>) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
@@ -210,6 +241,13 @@ fn run_with(
             looked_up_rx,
             out_tx,
         ));
+        if let Some(after) = stop_after {
+            let shared = Arc::clone(&shared);
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                shared.stop.set(super::StopReason::Interrupted);
+            });
+        }
         let jobs = (1..).zip(emails).map(|(row, e)| job(row, e)).collect();
         job_tx.send(jobs).await.unwrap();
         drop(job_tx);
@@ -281,6 +319,7 @@ fn a_message_the_limiter_holds_past_the_hours_close_waits_for_them_and_its_conta
             unsubscribed: "b@x.test",
             from: "2026-12-07T12:00:00Z",
             first_message_429: false,
+            message_delay: Duration::ZERO,
         },
     );
     let messages = messages_within_the_hours_and_the_window(
@@ -313,6 +352,7 @@ fn a_retry_held_by_a_429_past_the_hours_close_waits_for_them_and_looks_its_conta
             unsubscribed: "a@x.test",
             from: "2026-12-07T12:00:00Z",
             first_message_429: true,
+            message_delay: Duration::ZERO,
         },
     );
     let messages = messages_within_the_hours_and_the_window(
@@ -349,6 +389,7 @@ fn a_message_whose_lead_would_end_after_the_hours_close_waits_for_them() {
             unsubscribed: "",
             from: "2026-12-07T12:00:00Z",
             first_message_429: false,
+            message_delay: Duration::ZERO,
         },
     );
     let messages = messages_within_the_hours_and_the_window(
@@ -380,6 +421,7 @@ fn a_message_short_of_places_leaves_no_earlier_than_the_hours_open() {
             unsubscribed: "",
             from: "2026-12-07T12:00:00Z",
             first_message_429: false,
+            message_delay: Duration::ZERO,
         },
     );
     let messages = messages_within_the_hours_and_the_window(
@@ -395,5 +437,80 @@ fn a_message_short_of_places_leaves_no_earlier_than_the_hours_open() {
     );
     for (path, _, at) in &heard {
         assert!(*at < close || *at >= open, "{path} at {at}");
+    }
+}
+
+/// 20 rows at 10/s from 02:37:57, the hours closing at 02:38, each message answered 5 s after
+/// it came, the run stopped `stop_after` its start if given. `auto` sizes the requests on the
+/// wire by the latency, 200 ms until one is measured, and its places by that and the lead: the
+/// rows whose turns came at 02:37:57 beyond the first few are journaled and wait for a request
+/// to end, at 02:38:02, after the close. What the server heard before the close, after the next
+/// opening (asserting nothing between), and the rows' lines.
+fn held_on_the_wire_past_the_close(
+    stop_after: Option<Duration>,
+) -> (usize, Vec<(String, Timestamp)>, Vec<ResultRow>) {
+    let emails: Vec<String> = (0..20).map(|i| format!("p{i}@x.test")).collect();
+    let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
+    let (heard, rows) = run_stopped(
+        Concurrency::Auto,
+        "10/s",
+        "00:00-02:38",
+        "2026-12-07T02:37:57Z",
+        &emails,
+        Script {
+            message_delay: Duration::from_secs(5),
+            ..Script::PLAIN
+        },
+        stop_after,
+    );
+    let messages = messages_within_the_hours_and_the_window(
+        &heard,
+        "2026-12-07T02:38:00Z",
+        "2026-12-08T00:00:00Z",
+    );
+    let close: Timestamp = "2026-12-07T02:38:00Z".parse().unwrap();
+    let before = messages.iter().filter(|(_, at)| *at < close).count();
+    assert!(before > 0 && before < 20, "{before} of 20 before the close");
+    (before, messages, rows)
+}
+
+#[test]
+fn a_message_waiting_for_a_request_to_end_leaves_no_later_than_the_hours_close() {
+    let (_, messages, rows) = held_on_the_wire_past_the_close(None);
+    assert_eq!(messages.len(), 20);
+    assert!(
+        rows.iter().all(|r| r.status == RowStatus::Sent),
+        "{rows:#?}"
+    );
+}
+
+#[test]
+fn a_run_stopped_while_a_journaled_message_waits_for_the_hours_records_it_not_sent() {
+    // Stopped at 02:38:10: the rows journaled and held back by the close were never sent. Each
+    // is `failed` `outside_send_hours` with no attempt, so that `--resume` sends it; the rows
+    // whose turns never came have no line.
+    let (before, messages, rows) = held_on_the_wire_past_the_close(Some(Duration::from_secs(13)));
+    assert_eq!(messages.len(), before, "nothing after the close");
+    let sent: Vec<&ResultRow> = rows
+        .iter()
+        .filter(|r| r.status == RowStatus::Sent)
+        .collect();
+    assert_eq!(sent.len(), before, "{rows:#?}");
+    let held: Vec<&ResultRow> = rows
+        .iter()
+        .filter(|r| r.status != RowStatus::Sent)
+        .collect();
+    assert!(!held.is_empty(), "{rows:#?}");
+    for r in held {
+        assert_eq!(
+            (
+                r.status,
+                r.error_code.as_str(),
+                r.attempts,
+                r.message_id.as_str()
+            ),
+            (RowStatus::Failed, "outside_send_hours", 0, ""),
+            "{r:#?}"
+        );
     }
 }
