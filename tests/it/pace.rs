@@ -128,3 +128,24 @@ fn contacts_are_not_looked_up_while_the_send_hours_are_closed() {
     assert_eq!(child.wait().unwrap().code(), Some(130));
     assert!(server.requests().is_empty(), "{:?}", server.requests());
 }
+
+#[test]
+fn a_fixed_concurrency_is_the_most_requests_the_server_holds_at_once() {
+    // Every message held 300 ms: with `concurrency = 3` the server holds 3 at a time, never 4:
+    // in any 300 ms, at most 3 arrive (the next leaves only once one is answered), whatever
+    // rows wait their journal sync beside them.
+    let hold = Duration::from_millis(300);
+    let server = TestServer::start(Arc::new(move |r: &Received, _| {
+        Reply::Delay(hold, Box::new(ok_reply(r)))
+    }));
+    let f = Fixture::new(
+        &people_csv(30),
+        &inapp_campaign("").replace("concurrency = 4", "concurrency = 3"),
+    );
+    f.send(&server, &[]).success();
+    let mut at: Vec<std::time::Instant> = server.requests().iter().map(|r| r.at).collect();
+    assert_eq!(at.len(), 30);
+    at.sort();
+    let times: Vec<Duration> = at.iter().map(|t| *t - at[0]).collect();
+    assert_eq!(busiest(&times, hold), 3, "{times:?}");
+}

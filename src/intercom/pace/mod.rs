@@ -4,9 +4,10 @@
 //! leaves (what happened between its turn and its leaving, a message's journal sync, may have
 //! held it up with others) and is sent and heard: its latency taken into the in-flight limit,
 //! the server's rate headers read, and a 429 pausing every sender.
-//! A stop ends every wait but a message's lead and the door's (a request there has had its turn,
-//! a message its journal line: it leaves, and its outcome is recorded). Callers keep only their
-//! own policy (what to retry, what an answer means).
+//! A stop ends every wait but a message's lead, the wire's and the door's (a request there has
+//! had its turn, a message its journal line: it leaves, and its outcome is recorded); past them,
+//! [`Pace::send_if`] lets the caller hold it back at the last moment (a message: the send hours,
+//! a pause). Callers keep only their own policy (what to retry, what an answer means).
 //!
 //! A request that needs nothing between its turn and its leaving (a search, `GET /admins`) is
 //! one call:
@@ -28,6 +29,7 @@ mod gate;
 mod in_flight;
 mod limiter;
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -250,27 +252,25 @@ impl Pace {
     /// came earlier were held up and now leave together). A request sent is not cancelled by a
     /// stop: its outcome is recorded.
     pub async fn send<A: Answer>(&self, call: impl Future<Output = A>) -> A {
-        match self.send_if(|| true, call).await {
-            Some(answer) => answer,
-            None => unreachable!("a request that may always leave leaves"),
+        match self.send_if(|| Ok::<(), Infallible>(()), call).await {
+            Ok(answer) => answer,
+            Err(never) => match never {},
         }
     }
 
     /// As [`Pace::send`], asking `may_leave` at the last moment, past the wire and the door
-    /// (either may have held the request for as long as a slow server's answers take): `false`,
-    /// and nothing is sent (`None`).
-    pub async fn send_if<A: Answer>(
+    /// (either may have held the request for as long as a slow server's answers take): an
+    /// `Err`, and nothing is sent.
+    pub async fn send_if<A: Answer, H>(
         &self,
-        may_leave: impl FnOnce() -> bool,
+        may_leave: impl FnOnce() -> Result<(), H>,
         call: impl Future<Output = A>,
-    ) -> Option<A> {
+    ) -> Result<A, H> {
         // The wire's permit: never more requests sent and unanswered than the latency needs,
         // whatever the places held by messages waiting out their lead. It is never closed.
         let _wire = self.in_flight.wire.acquire().await.ok();
         self.leaving.take().await;
-        if !may_leave() {
-            return None;
-        }
+        may_leave()?;
         let started = Instant::now();
         self.sending.fetch_add(1, Ordering::Relaxed);
         let answer = call.await;
@@ -286,7 +286,12 @@ impl Pace {
                     .pause_until(rate_limited_until(retry_after, rate.reset));
             }
         }
-        Some(answer)
+        Ok(answer)
+    }
+
+    /// Whether every sender is paused now (a 429, or the server's rate headers).
+    pub fn is_paused(&self) -> bool {
+        !self.gate.is_open()
     }
 
     /// Waits out a backoff; `false` if the run stops meanwhile.

@@ -2,7 +2,8 @@
 //! it is safe. Each attempt goes the run's one way ([`crate::intercom::pace::Pace`]: a 429
 //! pauses every sender there); a retry takes its turn like any request, and leaves only within
 //! the send hours and on a lookup younger than the window (older, the contact is looked up
-//! again first).
+//! again first). An attempt that would leave outside the hours or into a pause (its turn came
+//! before them, the wire or the door held it since) is held back and waits the same way.
 use tokio::time::Instant;
 
 use super::{lookup, Freshness, Job, RowEnd, Says, Shared};
@@ -16,25 +17,27 @@ pub(super) async fn send_row(shared: &Shared, fresh: &Freshness, mut job: Job) -
     let mut attempts = 0u32;
     let mut first_not_found: Option<Instant> = None;
     let mut last: Option<Final> = None;
-    // Whether the row ends without any request of its own having left (the hours held it).
+    // Whether the row ends without any request of its own having left (held at the door).
     let mut never_left = false;
     let outcome: Final = loop {
-        let Some(attempt) = one_attempt(shared, &job).await else {
-            // The hours closed while it waited to leave: nothing was sent, and it waits for them
-            // as a retry does.
-            job = match wait_to_go(shared, fresh, job, None).await {
-                Next::Go(job) => job,
-                Next::Stopped(j) => {
-                    job = j;
-                    never_left = last.is_none();
-                    break last.map_or_else(never_sent, stopped_before_retry);
-                }
-                Next::Ended(mut end) => {
-                    end.row.attempts = attempts;
-                    return end;
-                }
-            };
-            continue;
+        let attempt = match one_attempt(shared, &job).await {
+            Ok(attempt) => attempt,
+            // Held as it was about to leave: nothing was sent, and it waits as a retry does.
+            Err(held) => {
+                job = match wait_to_go(shared, fresh, job, None).await {
+                    Next::Go(job) => job,
+                    Next::Stopped(j) => {
+                        job = j;
+                        never_left = last.is_none();
+                        break last.map_or_else(|| never_sent(held), stopped_before_retry);
+                    }
+                    Next::Ended(mut end) => {
+                        end.row.attempts = attempts;
+                        return end;
+                    }
+                };
+                continue;
+            }
         };
         attempts += 1;
         if matches!(&attempt, Attempt::Rejected { status: 404, .. }) && first_not_found.is_none() {
@@ -46,18 +49,14 @@ pub(super) async fn send_row(shared: &Shared, fresh: &Freshness, mut job: Job) -
             not_found_for: first_not_found.map(|t| t.elapsed()),
             retry_not_found_for: shared.retries.retry_not_found_for,
         };
-        let pause = match policy::decide(&attempt, tries) {
+        let (l, pause) = match policy::decide(&attempt, tries) {
             Decision::Final(f) => break f,
-            Decision::Retry { after, last: l } => {
-                last = Some(l);
-                Some(after)
-            }
+            Decision::Retry { after, last } => (last, Some(after)),
             // The pace has paused every sender; not the row's fault: it does not count as an
             // attempt.
-            Decision::RateLimited { last: l, .. } => {
+            Decision::RateLimited { last, .. } => {
                 attempts -= 1;
-                last = Some(l);
-                None
+                (last, None)
             }
         };
         // The next attempt waits for its backoff and its turn like any request, and for the
@@ -67,13 +66,14 @@ pub(super) async fn send_row(shared: &Shared, fresh: &Freshness, mut job: Job) -
             Next::Go(job) => job,
             Next::Stopped(j) => {
                 job = j;
-                break last.map_or_else(never_sent, stopped_before_retry);
+                break stopped_before_retry(l);
             }
             Next::Ended(mut end) => {
                 end.row.attempts = attempts;
                 return end;
             }
         };
+        last = Some(l);
     };
     let says = match (outcome.fatal, never_left) {
         (true, _) => Says::Refused,
@@ -90,7 +90,7 @@ pub(super) async fn send_row(shared: &Shared, fresh: &Freshness, mut job: Job) -
         error_code: outcome.error.code,
         error_message: outcome.error.message,
         request_id: outcome.error.request_id,
-        // A row never sent (the hours closed) had no attempt; a row ends with at least one
+        // A row never sent (held at the door) had no attempt; a row ends with at least one
         // otherwise.
         attempts: match never_left {
             true => 0,
@@ -136,17 +136,31 @@ async fn wait_to_go(
     }
 }
 
-/// One request, the run's one way (its turn was taken). `None`: the send hours closed while it
-/// waited to leave (for a request on the wire to end, or at the door), and nothing was sent.
-async fn one_attempt(shared: &Shared, job: &Job) -> Option<Attempt> {
+/// Why a message whose turn came did not leave, at the last moment.
+#[derive(Debug, Clone, Copy)]
+enum Held {
+    /// The send hours closed while it waited (for a request on the wire to end, at the door).
+    Hours,
+    /// Every sender is paused (a 429, or the server's rate headers): it would only collect one.
+    Paused,
+}
+
+/// One request, the run's one way (its turn was taken). `Err`: held as it was about to leave,
+/// and nothing was sent.
+async fn one_attempt(shared: &Shared, job: &Job) -> Result<Attempt, Held> {
     let p = &shared.pace;
-    let open = || {
-        shared
-            .hours
-            .as_ref()
-            .is_none_or(|h| h.closed_until(crate::input::hours::now()).is_none())
+    let may_leave = || {
+        let closed = |h: &crate::input::hours::SendHours| {
+            h.closed_until(crate::input::hours::now()).is_some()
+        };
+        match (p.is_paused(), shared.hours.as_ref().is_some_and(closed)) {
+            (true, _) => Err(Held::Paused),
+            (false, true) => Err(Held::Hours),
+            (false, false) => Ok(()),
+        }
     };
-    p.send_if(open, p.client().send(job.body.clone())).await
+    p.send_if(may_leave, p.client().send(job.body.clone()))
+        .await
 }
 
 /// Waits for a retry's backoff, then its turn, with the send hours open at that moment (closed:
@@ -174,16 +188,26 @@ async fn again(shared: &Shared, backoff: Option<std::time::Duration>) -> bool {
     }
 }
 
-/// A row the run stopped before it was sent: the send hours closed while it waited to leave.
-/// `failed` without a message id: `--resume` sends it.
-fn never_sent() -> Final {
+/// A row the run stopped before it was sent: held at the door, by the send hours or a pause,
+/// and the run stopped before they let it go. `failed` without a message id: `--resume` sends it.
+fn never_sent(held: Held) -> Final {
+    let (code, why) = match held {
+        Held::Hours => (
+            "outside_send_hours",
+            "the send hours closed as it was about to leave, and the run stopped before they opened again",
+        ),
+        Held::Paused => (
+            "rate_limit_pause",
+            "every sender was paused for Intercom's rate limit as it was about to leave, and the run stopped before the pause ended",
+        ),
+    };
     Final {
         status: results::RowStatus::Failed,
         message_id: String::new(),
         http_status: None,
         error: ApiError {
-            code: "outside_send_hours".into(),
-            message: "not sent: the send hours closed while it waited to leave, and the run stopped before they opened again".into(),
+            code: code.into(),
+            message: format!("not sent: {why}"),
             request_id: String::new(),
         },
         fatal: false,

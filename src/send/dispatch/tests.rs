@@ -514,3 +514,79 @@ fn a_run_stopped_while_a_journaled_message_waits_for_the_hours_records_it_not_se
         );
     }
 }
+
+/// 10 rows at 10/s from 02:37:00, with places to spare (each message leaves a lead after its
+/// turn), the first message answered 429 with `Retry-After: 60`; the run stopped `stop_after`
+/// its start if given. The messages (when, to whom) and the rows' lines.
+fn messages_behind_a_429(
+    stop_after: Option<Duration>,
+) -> (Vec<(Timestamp, String)>, Vec<ResultRow>) {
+    let emails: Vec<String> = (0..10).map(|i| format!("p{i}@x.test")).collect();
+    let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
+    let (heard, rows) = run_stopped(
+        Concurrency::Auto,
+        "10/s",
+        "00:00-12:00",
+        "2026-12-07T02:37:00Z",
+        &emails,
+        Script {
+            first_message_429: true,
+            ..Script::PLAIN
+        },
+        stop_after,
+    );
+    let messages = heard
+        .iter()
+        .filter(|(path, ..)| path == "/messages")
+        .map(|(_, body, at)| (*at, body["to"]["id"].as_str().unwrap().to_string()))
+        .collect();
+    (messages, rows)
+}
+
+#[test]
+fn a_429_holds_back_the_messages_waiting_out_their_lead() {
+    // The messages whose turns came before the 429 and that had not left yet wait for the
+    // pause with everyone (a new turn after it), instead of each collecting a 429 of its own.
+    let (messages, rows) = messages_behind_a_429(None);
+    let (limited, _) = messages[0];
+    let pause_ends = limited + jiff::SignedDuration::from_secs(60);
+    for (at, to) in &messages[1..] {
+        assert!(
+            *at >= pause_ends,
+            "{to} left at {at}, in the pause from {limited}"
+        );
+    }
+    assert_eq!(
+        messages.len(),
+        11,
+        "the 429's row again, and each other once"
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.status == RowStatus::Sent && r.attempts == 1),
+        "{rows:#?}"
+    );
+}
+
+#[test]
+fn a_run_stopped_during_a_pause_records_the_held_messages_not_sent() {
+    // Stopped 10 s into the pause: the messages held at the door were never sent; each is
+    // `failed` `rate_limit_pause` with no attempt, so that `--resume` sends it. The rows whose
+    // turns never came have no line.
+    let (messages, rows) = messages_behind_a_429(Some(Duration::from_secs(10)));
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let held: Vec<&ResultRow> = rows.iter().filter(|r| r.row != 1).collect();
+    assert!(!held.is_empty(), "{rows:#?}");
+    for r in held {
+        assert_eq!(
+            (
+                r.status,
+                r.error_code.as_str(),
+                r.attempts,
+                r.message_id.as_str()
+            ),
+            (RowStatus::Failed, "rate_limit_pause", 0, ""),
+            "{r:#?}"
+        );
+    }
+}
