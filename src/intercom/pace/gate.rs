@@ -41,11 +41,15 @@ impl Gate {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).until
     }
 
-    /// Waits until the gate is open (a pause extended meanwhile is waited for too).
-    pub async fn wait(&self) {
+    /// Waits until the gate is open (a pause extended meanwhile is waited for too); whether it
+    /// had to.
+    pub async fn wait(&self) -> bool {
+        let mut waited = false;
         while let Some(t) = self.until().filter(|&t| t > Instant::now()) {
             tokio::time::sleep_until(t).await;
+            waited = true;
         }
+        waited
     }
 
     /// Whether senders may go now.

@@ -119,11 +119,13 @@ impl Limiter {
 
     /// Waits until one more request may go, and takes its place. When it must wait, it waits
     /// until a group may go, so that the rest of the group is there for [`Limiter::try_take`].
-    /// Sleeps on tokio's timer, on the caller's thread.
-    pub async fn take(&self) {
+    /// Sleeps on tokio's timer, on the caller's thread. Returns the turn's time: the deadline it
+    /// slept until (a period after the last one's, while the limiter paces), else now.
+    pub async fn take(&self) -> tokio::time::Instant {
+        let mut turn = tokio::time::Instant::now();
         loop {
             let earliest = match self.gcra.check_n(self.cells) {
-                Ok(Ok(())) => return,
+                Ok(Ok(())) => return turn,
                 Ok(Err(not_until)) => not_until.earliest_possible(),
                 // The burst holds at least one request's cells: never.
                 Err(_) => self.clock.now() + Nanos::from(self.plan.period_ns),
@@ -131,7 +133,13 @@ impl Limiter {
             let group = u64::from(self.plan.group - 1) * self.plan.period_ns;
             let at = self.clock.instant(earliest + Nanos::from(group));
             tokio::time::sleep_until(at).await;
+            turn = at;
         }
+    }
+
+    /// Requests that leave together when the limiter holds them back.
+    pub fn group(&self) -> u32 {
+        self.plan.group
     }
 
     /// The most requests it lets go at once: enough in flight for these never holds it back.

@@ -37,12 +37,59 @@ fn auto_follows_littles_law_above_what_the_limiter_lets_go_at_once() {
 
 fn auto(rate: &str) -> InFlight {
     let rate: Rate = rate.parse().unwrap();
+    let limiter = Limiter::new(rate);
     InFlight::new(
         Concurrency::Auto,
         rate,
-        Limiter::new(rate).at_once(),
-        super::lead_for(rate),
+        limiter.at_once(),
+        super::lead_for(rate, &limiter),
     )
+}
+
+#[test]
+fn a_lead_ends_on_a_later_turns_deadline_so_one_timer_serves_both() {
+    for (rate, groups) in [
+        ("166/s", 50),
+        ("10000/min", 8),
+        ("1000/s", 100),
+        ("50/s", 15),
+    ] {
+        let rate: Rate = rate.parse().unwrap();
+        let limiter = Limiter::new(rate);
+        let lead = super::lead_for(rate, &limiter);
+        let spacing = limiter.period() * limiter.group();
+        assert_eq!(lead, spacing * groups, "{rate:?}");
+        assert!(lead >= super::LEAD && lead < super::LEAD + spacing);
+        // The groups' turn times, on paused time, taken as the dispatcher does (one waited
+        // for, the rest of its group at once): a message whose turn came at one of them leaves
+        // a lead later, at the very deadline a later group's turn waits for.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let turns: Vec<tokio::time::Instant> = rt.block_on(async {
+            let mut turns = Vec::new();
+            for _ in 0..400 {
+                turns.push(limiter.take().await);
+                while limiter.try_take() {}
+            }
+            turns
+        });
+        let deadlines: std::collections::HashSet<_> = turns.iter().copied().collect();
+        let late = turns[turns.len() / 2..]
+            .iter()
+            .filter(|&&t| t + lead <= *turns.last().unwrap() && !deadlines.contains(&(t + lead)))
+            .count();
+        assert_eq!(late, 0, "{rate:?}: leads that end off a turn's deadline");
+    }
+    // Slow rates keep the plain lead (one group's spacing is most of it); fast ones have none.
+    for rate in ["1/min", "12/min", "3/s"] {
+        let rate: Rate = rate.parse().unwrap();
+        assert_eq!(super::lead_for(rate, &Limiter::new(rate)), super::LEAD);
+    }
+    let fast: Rate = "2000/s".parse().unwrap();
+    assert_eq!(super::lead_for(fast, &Limiter::new(fast)), Duration::ZERO);
 }
 
 #[test]
@@ -56,7 +103,8 @@ fn auto_starts_small_and_follows_a_slow_server() {
     f.adjust();
     let mean = f.latency_us.load(Ordering::Relaxed) as f64 / 1e6;
     // Room for twice the lead too: messages wait it out between their turn and their leaving.
-    let lead = 2.0 * super::LEAD.as_secs_f64();
+    let limiter = Limiter::new("1000/s".parse().unwrap());
+    let lead = 2.0 * super::lead_for("1000/s".parse().unwrap(), &limiter).as_secs_f64();
     assert_eq!(f.size(), InFlight::target(1000.0, mean + lead, f.floor));
     // The wire holds requests sent and not answered: the latency alone sizes it, so that the
     // places a lead needs never pile requests on a server that slows down.

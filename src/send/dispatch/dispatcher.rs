@@ -147,15 +147,15 @@ async fn take_turns(
             out_tx,
             stop: &stop,
         };
-        if !go.together(&mut queue, &mut ready).await {
+        let Some(turned) = go.together(&mut queue, &mut ready).await else {
             break;
-        }
+        };
         if ready.is_empty() {
             continue;
         }
         let group = Group {
             rows: std::mem::replace(&mut ready, Vec::with_capacity(BATCH)),
-            turned: tokio::time::Instant::now(),
+            turned,
         };
         if group_tx.send(group).await.is_err() {
             break;
@@ -240,30 +240,35 @@ impl Leaving<'_> {
     /// wait, a fresh lookup), and checks the send hours at that moment: closed, the group waits
     /// for them and starts over, so that no message leaves outside the hours however long the
     /// limiter or a 429 held it, nor on a status older than the window. `ready` may end empty
-    /// (its rows settled by the new lookup). `false`: the run stopped meanwhile.
-    async fn together(&self, queue: &mut Queue, ready: &mut Vec<(Job, Place)>) -> bool {
+    /// (its rows settled by the new lookup). `Some`: the group's turn time (the limiter's
+    /// deadline when it waited for one: a lead after it falls on a later turn's deadline, one
+    /// timer for both); `None`: the run stopped meanwhile.
+    async fn together(
+        &self,
+        queue: &mut Queue,
+        ready: &mut Vec<(Job, Place)>,
+    ) -> Option<tokio::time::Instant> {
         let pace = &self.shared.pace;
         loop {
             if !self.refresh(queue, ready).await {
-                return false;
+                return None;
             }
+            let mut turned = tokio::time::Instant::now();
             for _ in 0..ready.len() {
-                if !pace.turn().await {
-                    return false;
-                }
+                turned = pace.turn_at().await?;
             }
             take_ready(self.shared, self.fresh, queue, ready);
             if ready.iter().any(|(job, _)| self.fresh.stale(job)) {
                 continue;
             }
             let Some(hours) = &self.shared.hours else {
-                return true;
+                return Some(turned);
             };
             if closed_in(hours, self.shared.pace.lead()).is_none() {
-                return true;
+                return Some(turned);
             }
             if !within_send_hours(hours, self.stop, self.shared.pace.lead()).await {
-                return false;
+                return None;
             }
         }
     }
