@@ -170,7 +170,7 @@ pub(super) async fn run(
         )),
         None => None,
     };
-    let (mut writer, journal) = open_records(plan, &manifest, &loaded.campaign.recipients)?;
+    let (writer, journal) = open_records(plan, &manifest, &loaded.campaign.recipients)?;
     announce(plan, &loaded, &manifest, &base_url);
     // The earlier run's rows move to the reader, not copied: at a million rows they are
     // megabytes.
@@ -198,8 +198,7 @@ pub(super) async fn run(
         journal,
         to_send,
     };
-    let end = dispatch(plan, loaded, &shared, units, &mut writer).await;
-    drop(writer);
+    let end = dispatch(plan, loaded, &shared, units, writer).await;
     // A run that lost its lock leaves the ledger to the next run: its journal (or the run that
     // took the lock since, which settled it) records the rows it had in flight as `unknown`.
     let settled = if ledger.lost() {
@@ -361,7 +360,7 @@ async fn dispatch(
     loaded: Loaded,
     shared: &Arc<Shared>,
     units: Units,
-    writer: &mut ResultsWriter,
+    writer: ResultsWriter,
 ) -> RunEnd {
     let ctrlc = tokio::spawn(stop::on_interrupt(Arc::clone(shared)));
     let (job_tx, job_rx) = mpsc::channel::<Vec<Item>>(QUEUED_BATCHES);
@@ -393,7 +392,20 @@ async fn dispatch(
     ));
     let adjuster = tokio::spawn(adjust_concurrency(Arc::clone(shared)));
     let bounds = writer::Bounds::of(&plan.settings.send);
-    let recorded = writer::record(shared, writer, out_rx, units.to_send, bounds).await;
+    // A task of its own, not part of this function's future: waking it for each outcome is then
+    // a task scheduled, not the runtime's main future woken (an eventfd write and an extra poll
+    // of the driver per answer).
+    let recorder = tokio::spawn({
+        let shared = Arc::clone(shared);
+        async move {
+            let mut writer = writer;
+            writer::record(&shared, &mut writer, out_rx, units.to_send, bounds).await
+        }
+    });
+    let recorded = match recorder.await {
+        Ok(recorded) => recorded,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
     adjuster.abort();
     ctrlc.abort();
     dispatcher.abort();
