@@ -24,7 +24,8 @@
 //! A message is journaled between its turn and its leaving, so the dispatcher takes the steps
 //! one by one: [`Pace::place`] (or [`Pace::try_place`]), [`Pace::turn`] (or
 //! [`Pace::try_turn`]), its own checks and journal, [`Pace::depart`] (its turn plus the lead,
-//! [`LEAD`], when places allow), then [`Pace::send`].
+//! [`LEAD`], when places allow), then [`Pace::send_if`] (which holds it back at the last moment
+//! if the send hours closed or every sender is paused since its turn).
 mod gate;
 mod in_flight;
 mod limiter;
@@ -248,8 +249,8 @@ impl Pace {
 
     /// Waits until `at` (a message's turn plus its lead). The message is journaled, so a stop
     /// does not end this wait (at most a lead), and neither does a pause that began since its
-    /// turn: as a message held up by its sync, it goes to the door, and a 429 sends it the way
-    /// of every retry (a new turn, the send hours checked again).
+    /// turn: it goes on to the door, where a pause (or closed send hours) holds it back, to
+    /// wait as a retry does (a new turn, the send hours checked again).
     pub async fn depart(&self, at: Instant) {
         // Short of places, messages leave as soon as they are synced: no timer for them.
         if at > Instant::now() {

@@ -182,7 +182,7 @@ async fn again(shared: &Shared, backoff: Option<std::time::Duration>) -> bool {
         if hours.closed_until(crate::input::hours::now()).is_none() {
             return true;
         }
-        if !super::within_send_hours(hours, p.stop(), std::time::Duration::ZERO).await {
+        if !super::within_send_hours(shared, hours, std::time::Duration::ZERO).await {
             return false;
         }
     }

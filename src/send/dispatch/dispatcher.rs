@@ -145,7 +145,6 @@ async fn take_turns(
             shared,
             fresh: &fresh,
             out_tx,
-            stop: &stop,
         };
         let Some(turned) = go.together(&mut queue, &mut ready).await else {
             break;
@@ -230,7 +229,6 @@ struct Leaving<'a> {
     shared: &'a Shared,
     fresh: &'a Freshness,
     out_tx: &'a mpsc::Sender<RowEnd>,
-    stop: &'a CancellationToken,
 }
 
 impl Leaving<'_> {
@@ -267,7 +265,7 @@ impl Leaving<'_> {
             if closed_in(hours, self.shared.pace.lead()).is_none() {
                 return Some(turned);
             }
-            if !within_send_hours(hours, self.stop, self.shared.pace.lead()).await {
+            if !within_send_hours(self.shared, hours, self.shared.pace.lead()).await {
                 return None;
             }
         }

@@ -235,7 +235,7 @@ pub(super) async fn renew(shared: &Shared, rules: &Rules, job: Job) -> Result<Jo
 async fn hours_open(shared: &Shared) -> bool {
     match &shared.hours {
         Some(hours) if hours.closed_until(crate::input::hours::now()).is_some() => {
-            super::within_send_hours(hours, shared.pace.stop(), std::time::Duration::ZERO).await
+            super::within_send_hours(shared, hours, std::time::Duration::ZERO).await
         }
         _ => true,
     }

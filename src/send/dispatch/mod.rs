@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use super::manifest::Manifest;
 use super::plan::{self, SendPlan};
@@ -89,6 +88,9 @@ pub(super) struct Counters {
     pub searches: AtomicU64,
     /// Rows skipped for the `[send] suppress` list.
     pub suppressed: AtomicU64,
+    /// The opening (unix milliseconds) the last "outside the send hours" line named: every row
+    /// that waits for it would say it again.
+    pub hours_said: std::sync::atomic::AtomicI64,
 }
 
 /// When a row's transient failures stop being retried.
@@ -468,17 +470,20 @@ fn closed_in(hours: &SendHours, lead: Duration) -> Option<jiff::Timestamp> {
 }
 
 /// Waits until the send hours are open now and `lead` from now; `false` if the run is stopped
-/// meanwhile.
-async fn within_send_hours(hours: &SendHours, stop: &CancellationToken, lead: Duration) -> bool {
+/// meanwhile. Each opening waited for is said once, however many rows wait for it.
+async fn within_send_hours(shared: &Shared, hours: &SendHours, lead: Duration) -> bool {
     while let Some(until) = closed_in(hours, lead) {
-        crate::say!(
-            "outside the send hours ({hours}): waiting until {} (Ctrl-C stops cleanly; --resume continues later)",
-            hours.local(until)
-        );
-        let ms = until.as_millisecond() - crate::input::hours::now().as_millisecond();
+        let opening = until.as_millisecond();
+        if shared.counters.hours_said.swap(opening, Ordering::Relaxed) != opening {
+            crate::say!(
+                "outside the send hours ({hours}): waiting until {} (Ctrl-C stops cleanly; --resume continues later)",
+                hours.local(until)
+            );
+        }
+        let ms = opening - crate::input::hours::now().as_millisecond();
         let wait = Duration::from_millis(ms.max(0) as u64);
         tokio::select! {
-            _ = stop.cancelled() => return false,
+            _ = shared.pace.stop().cancelled() => return false,
             _ = tokio::time::sleep(wait) => {}
         }
     }

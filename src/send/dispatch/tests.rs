@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::dispatcher::{self, LOOKUP_WINDOW};
 use super::lookup;
-use super::{Counters, Item, Job, Retries, Shared, Stop};
+use super::{Counters, Item, Job, Retries, Says, Shared, Stop};
 use crate::input::config::{Address, Concurrency, OnMany};
 use crate::input::hours::{test_clock, SendHours};
 use crate::intercom::client::{Client, Token};
@@ -22,6 +22,8 @@ use crate::results::{Journal, JournalHeader, ResultRow, RowStatus, RunLock};
 
 /// A request the server heard: its path, its body, and the hours' clock when it came.
 type HeardRequest = (String, Value, Timestamp);
+/// A row's line, and what it says of the run.
+type Ended = (ResultRow, Says);
 type Heard = Arc<Mutex<Vec<HeardRequest>>>;
 
 /// How the test's server answers: searches find a user for each e-mail asked, `unsubscribed`
@@ -167,7 +169,8 @@ fn run_with(
     emails: &[&str],
     script: Script,
 ) -> (Vec<HeardRequest>, Vec<ResultRow>) {
-    run_stopped(concurrency, rate, hours, start, emails, script, None)
+    let (heard, ends) = run_stopped(concurrency, rate, hours, start, emails, script, None);
+    (heard, ends.into_iter().map(|(row, _)| row).collect())
 }
 
 /// [`run_with`], the run stopped (as by Ctrl-C) `stop_after` its start, if given.
@@ -179,7 +182,7 @@ fn run_stopped(
     emails: &[&str],
     script: Script,
     stop_after: Option<Duration>,
-) -> (Vec<HeardRequest>, Vec<ResultRow>) {
+) -> (Vec<HeardRequest>, Vec<Ended>) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
@@ -254,8 +257,8 @@ fn run_stopped(
         let mut rows = Vec::new();
         // A week of paused time: a run that waits for nothing it could get ends the test.
         let all = async {
-            while let Some(super::RowEnd { row, .. }) = out_rx.recv().await {
-                rows.push(row);
+            while let Some(super::RowEnd { row, says }) = out_rx.recv().await {
+                rows.push((row, says));
             }
         };
         tokio::time::timeout(Duration::from_secs(7 * 86_400), all)
@@ -448,7 +451,7 @@ fn a_message_short_of_places_leaves_no_earlier_than_the_hours_open() {
 /// opening (asserting nothing between), and the rows' lines.
 fn held_on_the_wire_past_the_close(
     stop_after: Option<Duration>,
-) -> (usize, Vec<(String, Timestamp)>, Vec<ResultRow>) {
+) -> (usize, Vec<(String, Timestamp)>, Vec<Ended>) {
     let emails: Vec<String> = (0..20).map(|i| format!("p{i}@x.test")).collect();
     let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
     let (heard, rows) = run_stopped(
@@ -479,7 +482,7 @@ fn a_message_waiting_for_a_request_to_end_leaves_no_later_than_the_hours_close()
     let (_, messages, rows) = held_on_the_wire_past_the_close(None);
     assert_eq!(messages.len(), 20);
     assert!(
-        rows.iter().all(|r| r.status == RowStatus::Sent),
+        rows.iter().all(|(r, _)| r.status == RowStatus::Sent),
         "{rows:#?}"
     );
 }
@@ -487,21 +490,18 @@ fn a_message_waiting_for_a_request_to_end_leaves_no_later_than_the_hours_close()
 #[test]
 fn a_run_stopped_while_a_journaled_message_waits_for_the_hours_records_it_not_sent() {
     // Stopped at 02:38:10: the rows journaled and held back by the close were never sent. Each
-    // is `failed` `outside_send_hours` with no attempt, so that `--resume` sends it; the rows
-    // whose turns never came have no line.
+    // is `failed` `outside_send_hours` with no attempt, so that `--resume` sends it, and says
+    // nothing of the API; the rows whose turns never came have no line.
     let (before, messages, rows) = held_on_the_wire_past_the_close(Some(Duration::from_secs(13)));
     assert_eq!(messages.len(), before, "nothing after the close");
-    let sent: Vec<&ResultRow> = rows
+    let sent = rows.iter().filter(|(r, _)| r.status == RowStatus::Sent);
+    assert_eq!(sent.count(), before, "{rows:#?}");
+    let held: Vec<_> = rows
         .iter()
-        .filter(|r| r.status == RowStatus::Sent)
-        .collect();
-    assert_eq!(sent.len(), before, "{rows:#?}");
-    let held: Vec<&ResultRow> = rows
-        .iter()
-        .filter(|r| r.status != RowStatus::Sent)
+        .filter(|(r, _)| r.status != RowStatus::Sent)
         .collect();
     assert!(!held.is_empty(), "{rows:#?}");
-    for r in held {
+    for (r, says) in held {
         assert_eq!(
             (
                 r.status,
@@ -512,15 +512,14 @@ fn a_run_stopped_while_a_journaled_message_waits_for_the_hours_records_it_not_se
             (RowStatus::Failed, "outside_send_hours", 0, ""),
             "{r:#?}"
         );
+        assert_eq!(*says, Says::Nothing, "{r:#?}");
     }
 }
 
 /// 10 rows at 10/s from 02:37:00, with places to spare (each message leaves a lead after its
 /// turn), the first message answered 429 with `Retry-After: 60`; the run stopped `stop_after`
 /// its start if given. The messages (when, to whom) and the rows' lines.
-fn messages_behind_a_429(
-    stop_after: Option<Duration>,
-) -> (Vec<(Timestamp, String)>, Vec<ResultRow>) {
+fn messages_behind_a_429(stop_after: Option<Duration>) -> (Vec<(Timestamp, String)>, Vec<Ended>) {
     let emails: Vec<String> = (0..10).map(|i| format!("p{i}@x.test")).collect();
     let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
     let (heard, rows) = run_stopped(
@@ -563,7 +562,7 @@ fn a_429_holds_back_the_messages_waiting_out_their_lead() {
     );
     assert!(
         rows.iter()
-            .all(|r| r.status == RowStatus::Sent && r.attempts == 1),
+            .all(|(r, _)| r.status == RowStatus::Sent && r.attempts == 1),
         "{rows:#?}"
     );
 }
@@ -571,13 +570,13 @@ fn a_429_holds_back_the_messages_waiting_out_their_lead() {
 #[test]
 fn a_run_stopped_during_a_pause_records_the_held_messages_not_sent() {
     // Stopped 10 s into the pause: the messages held at the door were never sent; each is
-    // `failed` `rate_limit_pause` with no attempt, so that `--resume` sends it. The rows whose
-    // turns never came have no line.
+    // `failed` `rate_limit_pause` with no attempt, so that `--resume` sends it, and says nothing
+    // of the API. The rows whose turns never came have no line.
     let (messages, rows) = messages_behind_a_429(Some(Duration::from_secs(10)));
     assert_eq!(messages.len(), 1, "{messages:?}");
-    let held: Vec<&ResultRow> = rows.iter().filter(|r| r.row != 1).collect();
+    let held: Vec<_> = rows.iter().filter(|(r, _)| r.row != 1).collect();
     assert!(!held.is_empty(), "{rows:#?}");
-    for r in held {
+    for (r, says) in held {
         assert_eq!(
             (
                 r.status,
@@ -588,5 +587,20 @@ fn a_run_stopped_during_a_pause_records_the_held_messages_not_sent() {
             (RowStatus::Failed, "rate_limit_pause", 0, ""),
             "{r:#?}"
         );
+        assert_eq!(*says, Says::Nothing, "{r:#?}");
     }
+    // The row the 429 answered waited in its retry: it keeps that answer, as any row stopped
+    // before its next attempt does.
+    let (first, _) = rows.iter().find(|(r, _)| r.row == 1).expect("row 1's line");
+    assert_eq!(
+        (first.status, first.http_status, first.attempts),
+        (RowStatus::Failed, Some(429), 1),
+        "{first:#?}"
+    );
+    assert!(
+        first
+            .error_message
+            .contains("the run stopped before another attempt"),
+        "{first:#?}"
+    );
 }
