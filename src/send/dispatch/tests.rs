@@ -388,21 +388,9 @@ fn a_message_whose_lead_would_end_after_the_hours_close_waits_for_them() {
         "00:00-02:38",
         "2026-12-07T02:37:58.5Z",
         &emails,
-        Script {
-            unsubscribed: "",
-            from: "2026-12-07T12:00:00Z",
-            first_message_429: false,
-            message_delay: Duration::ZERO,
-        },
+        Script::PLAIN,
     );
-    let messages = messages_within_the_hours_and_the_window(
-        &heard,
-        "2026-12-07T02:38:00Z",
-        "2026-12-08T00:00:00Z",
-    );
-    let close: Timestamp = "2026-12-07T02:38:00Z".parse().unwrap();
-    let before = messages.iter().filter(|(_, at)| *at < close).count();
-    assert!(before > 0 && before < 30, "{before} of 30 before the close");
+    let (_, messages) = some_before_the_close(&heard, 30);
     assert_eq!(messages.len(), 30, "{heard:#?}");
     assert!(
         rows.iter().all(|r| r.status == RowStatus::Sent),
@@ -466,15 +454,26 @@ fn held_on_the_wire_past_the_close(
         },
         stop_after,
     );
+    let (before, messages) = some_before_the_close(&heard, 20);
+    (before, messages, rows)
+}
+
+/// With the hours closing at 02:38 (until the next day): the messages, none while the hours
+/// were closed, and how many of the `rows` left before the close, asserting that some did and
+/// some did not.
+fn some_before_the_close(heard: &[HeardRequest], rows: usize) -> (usize, Vec<(String, Timestamp)>) {
     let messages = messages_within_the_hours_and_the_window(
-        &heard,
+        heard,
         "2026-12-07T02:38:00Z",
         "2026-12-08T00:00:00Z",
     );
     let close: Timestamp = "2026-12-07T02:38:00Z".parse().unwrap();
     let before = messages.iter().filter(|(_, at)| *at < close).count();
-    assert!(before > 0 && before < 20, "{before} of 20 before the close");
-    (before, messages, rows)
+    assert!(
+        before > 0 && before < rows,
+        "{before} of {rows} before the close"
+    );
+    (before, messages)
 }
 
 #[test]
@@ -501,17 +500,21 @@ fn a_run_stopped_while_a_journaled_message_waits_for_the_hours_records_it_not_se
         .filter(|(r, _)| r.status != RowStatus::Sent)
         .collect();
     assert!(!held.is_empty(), "{rows:#?}");
+    never_sent(&held, "outside_send_hours");
+}
+
+/// Rows held at the door and never sent: each `failed` with `code`, no attempt, no message id
+/// (so that `--resume` sends it), and saying nothing of the API (the failure bound skips it).
+fn never_sent(held: &[&Ended], code: &str) {
+    assert!(!held.is_empty());
     for (r, says) in held {
-        assert_eq!(
-            (
-                r.status,
-                r.error_code.as_str(),
-                r.attempts,
-                r.message_id.as_str()
-            ),
-            (RowStatus::Failed, "outside_send_hours", 0, ""),
-            "{r:#?}"
+        let line = (
+            r.status,
+            r.error_code.as_str(),
+            r.attempts,
+            r.message_id.as_str(),
         );
+        assert_eq!(line, (RowStatus::Failed, code, 0, ""), "{r:#?}");
         assert_eq!(*says, Says::Nothing, "{r:#?}");
     }
 }
@@ -576,19 +579,7 @@ fn a_run_stopped_during_a_pause_records_the_held_messages_not_sent() {
     assert_eq!(messages.len(), 1, "{messages:?}");
     let held: Vec<_> = rows.iter().filter(|(r, _)| r.row != 1).collect();
     assert!(!held.is_empty(), "{rows:#?}");
-    for (r, says) in held {
-        assert_eq!(
-            (
-                r.status,
-                r.error_code.as_str(),
-                r.attempts,
-                r.message_id.as_str()
-            ),
-            (RowStatus::Failed, "rate_limit_pause", 0, ""),
-            "{r:#?}"
-        );
-        assert_eq!(*says, Says::Nothing, "{r:#?}");
-    }
+    never_sent(&held, "rate_limit_pause");
     // The row the 429 answered waited in its retry: it keeps that answer, as any row stopped
     // before its next attempt does.
     let (first, _) = rows.iter().find(|(r, _)| r.row == 1).expect("row 1's line");
