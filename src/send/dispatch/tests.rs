@@ -455,6 +455,14 @@ fn held_on_the_wire_past_the_close(
         stop_after,
     );
     let (before, messages) = some_before_the_close(&heard, 20);
+    // Searches too: none leaves while the hours are closed, however long it waited to.
+    let (close, open): (Timestamp, Timestamp) = (
+        "2026-12-07T02:38:00Z".parse().unwrap(),
+        "2026-12-08T00:00:00Z".parse().unwrap(),
+    );
+    for (path, _, at) in &heard {
+        assert!(*at < close || *at >= open, "{path} at {at}");
+    }
     (before, messages, rows)
 }
 
