@@ -20,43 +20,37 @@ pub(super) async fn send_row(shared: &Shared, fresh: &Freshness, mut job: Job) -
     // Whether the row ends without any request of its own having left (held at the door).
     let mut never_left = false;
     let outcome: Final = loop {
-        let attempt = match one_attempt(shared, &job).await {
-            Ok(attempt) => attempt,
-            // Held as it was about to leave: nothing was sent, and it waits as a retry does.
-            Err(held) => {
-                job = match wait_to_go(shared, fresh, job, None).await {
-                    Next::Go(job) => job,
-                    Next::Stopped(j) => {
-                        job = j;
-                        never_left = last.is_none();
-                        break last.map_or_else(|| never_sent(held), stopped_before_retry);
-                    }
-                    Next::Ended(mut end) => {
-                        end.row.attempts = attempts;
-                        return end;
-                    }
+        // Why it waits before its next attempt: held at the door (nothing left), or the
+        // policy's retry after an attempt (`last`), with its backoff.
+        let (held, pause) = match one_attempt(shared, &job).await {
+            Err(held) => (Some(held), None),
+            Ok(attempt) => {
+                attempts += 1;
+                if matches!(&attempt, Attempt::Rejected { status: 404, .. })
+                    && first_not_found.is_none()
+                {
+                    first_not_found = Some(Instant::now());
+                }
+                let tries = Tries {
+                    attempts,
+                    max_attempts: shared.retries.max_attempts,
+                    not_found_for: first_not_found.map(|t| t.elapsed()),
+                    retry_not_found_for: shared.retries.retry_not_found_for,
                 };
-                continue;
-            }
-        };
-        attempts += 1;
-        if matches!(&attempt, Attempt::Rejected { status: 404, .. }) && first_not_found.is_none() {
-            first_not_found = Some(Instant::now());
-        }
-        let tries = Tries {
-            attempts,
-            max_attempts: shared.retries.max_attempts,
-            not_found_for: first_not_found.map(|t| t.elapsed()),
-            retry_not_found_for: shared.retries.retry_not_found_for,
-        };
-        let (l, pause) = match policy::decide(&attempt, tries) {
-            Decision::Final(f) => break f,
-            Decision::Retry { after, last } => (last, Some(after)),
-            // The pace has paused every sender; not the row's fault: it does not count as an
-            // attempt.
-            Decision::RateLimited { last, .. } => {
-                attempts -= 1;
-                (last, None)
+                match policy::decide(&attempt, tries) {
+                    Decision::Final(f) => break f,
+                    Decision::Retry { after, last: l } => {
+                        last = Some(l);
+                        (None, Some(after))
+                    }
+                    // The pace has paused every sender; not the row's fault: it does not count
+                    // as an attempt.
+                    Decision::RateLimited { last: l, .. } => {
+                        attempts -= 1;
+                        last = Some(l);
+                        (None, None)
+                    }
+                }
             }
         };
         // The next attempt waits for its backoff and its turn like any request, and for the
@@ -66,14 +60,20 @@ pub(super) async fn send_row(shared: &Shared, fresh: &Freshness, mut job: Job) -
             Next::Go(job) => job,
             Next::Stopped(j) => {
                 job = j;
-                break stopped_before_retry(l);
+                break match (last, held) {
+                    (Some(l), _) => stopped_before_retry(l),
+                    (None, Some(held)) => {
+                        never_left = true;
+                        never_sent(held)
+                    }
+                    (None, None) => unreachable!("a retry waits only after an attempt's answer"),
+                };
             }
             Next::Ended(mut end) => {
                 end.row.attempts = attempts;
                 return end;
             }
         };
-        last = Some(l);
     };
     let says = match (outcome.fatal, never_left) {
         (true, _) => Says::Refused,
@@ -149,15 +149,10 @@ enum Held {
 /// and nothing was sent.
 async fn one_attempt(shared: &Shared, job: &Job) -> Result<Attempt, Held> {
     let p = &shared.pace;
-    let may_leave = || {
-        let closed = |h: &crate::input::hours::SendHours| {
-            h.closed_until(crate::input::hours::now()).is_some()
-        };
-        match (p.is_paused(), shared.hours.as_ref().is_some_and(closed)) {
-            (true, _) => Err(Held::Paused),
-            (false, true) => Err(Held::Hours),
-            (false, false) => Ok(()),
-        }
+    let may_leave = || match (p.is_paused(), shared.hours_closed_now()) {
+        (true, _) => Err(Held::Paused),
+        (false, true) => Err(Held::Hours),
+        (false, false) => Ok(()),
     };
     p.send_if(may_leave, p.client().send(job.body.clone()))
         .await
@@ -176,13 +171,10 @@ async fn again(shared: &Shared, backoff: Option<std::time::Duration>) -> bool {
         if !p.turn().await {
             return false;
         }
-        let Some(hours) = &shared.hours else {
-            return true;
-        };
-        if hours.closed_until(crate::input::hours::now()).is_none() {
+        if !shared.hours_closed_now() {
             return true;
         }
-        if !super::within_send_hours(shared, hours, std::time::Duration::ZERO).await {
+        if !shared.hours_open().await {
             return false;
         }
     }

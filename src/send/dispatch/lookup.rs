@@ -155,7 +155,9 @@ async fn resolved(
         searches: &shared.counters.searches,
         placed: false,
     };
-    let open = keys.is_empty() || hours_open(shared).await;
+    // Not while the hours are closed: a contact's unsubscribe status would be used when they
+    // open, maybe days later.
+    let open = keys.is_empty() || shared.hours_open().await;
     let asked = tokio::time::Instant::now();
     let found = if keys.is_empty() {
         Ok(Found::default())
@@ -226,18 +228,6 @@ pub(super) async fn renew(shared: &Shared, rules: &Rules, job: Job) -> Result<Jo
             says: Says::Nothing,
         }),
         None => unreachable!("one job in, one item out"),
-    }
-}
-
-/// Waits for the send hours before a search, so that contacts (and their unsubscribe status)
-/// are not looked up while the hours are closed and used when they open, maybe days later.
-/// `false`: the run stopped meanwhile.
-async fn hours_open(shared: &Shared) -> bool {
-    match &shared.hours {
-        Some(hours) if hours.closed_until(crate::input::hours::now()).is_some() => {
-            super::within_send_hours(shared, hours, std::time::Duration::ZERO).await
-        }
-        _ => true,
     }
 }
 

@@ -134,6 +134,25 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Whether `[send] hours` are closed at this moment.
+    fn hours_closed_now(&self) -> bool {
+        self.hours
+            .as_ref()
+            .is_some_and(|h| h.closed_until(crate::input::hours::now()).is_some())
+    }
+
+    /// Waits for the send hours if they are closed now; `false` if the run stops meanwhile.
+    async fn hours_open(&self) -> bool {
+        match &self.hours {
+            Some(hours) if self.hours_closed_now() => {
+                within_send_hours(self, hours, Duration::ZERO).await
+            }
+            _ => true,
+        }
+    }
+}
+
 /// How a dispatch ended.
 pub(super) struct RunEnd {
     pub progress: Progress,
