@@ -1,4 +1,5 @@
 //! Appends outcome lines to the results file as they arrive.
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead as _, Write};
 use std::path::Path;
@@ -19,7 +20,13 @@ pub(crate) struct ResultsWriter {
     contact_column: bool,
     /// Checked before each write: a ledger whose lock was lost is not written.
     lock: Option<std::sync::Arc<super::RunLock>>,
+    /// The lines of the write being made, kept from one write to the next.
+    buf: Vec<u8>,
 }
+
+/// The CSV writer a batch of lines is formatted with: a small buffer of its own (it hands its
+/// bytes to [`ResultsWriter::buf`] as it fills), since one is made for each write.
+const CSV_BUFFER: usize = 512;
 
 impl ResultsWriter {
     /// Opens the results file for appending, writing the header into a new or empty one.
@@ -47,6 +54,7 @@ impl ResultsWriter {
             width: COLUMNS.len() + 1 + extra.len(),
             contact_column: true,
             lock,
+            buf: Vec::new(),
         };
         if w.file.metadata().map(|m| m.len() == 0).unwrap_or(true) {
             let header: Vec<&str> = COLUMNS
@@ -78,9 +86,14 @@ impl ResultsWriter {
         let mut lines = csv::WriterBuilder::new()
             .flexible(true)
             .has_headers(false)
-            .from_writer(Vec::new());
+            .buffer_capacity(CSV_BUFFER)
+            .from_writer(std::mem::take(&mut self.buf));
         for row in rows {
-            lines.write_record(fields(row, self.width, self.contact_column))?;
+            lines.write_record(
+                fields(row, self.width, self.contact_column)
+                    .iter()
+                    .map(|f| f.as_bytes()),
+            )?;
         }
         self.append(lines)
     }
@@ -93,39 +106,48 @@ impl ResultsWriter {
     }
 
     fn append(&mut self, lines: csv::Writer<Vec<u8>>) -> anyhow::Result<()> {
-        let bytes = lines
+        self.buf = lines
             .into_inner()
             .map_err(|e| anyhow::anyhow!("cannot format a results line: {}", e.error()))?;
+        let written = self.write_buf();
+        self.buf.clear();
+        written
+    }
+
+    fn write_buf(&self) -> anyhow::Result<()> {
         if let Some(lock) = &self.lock {
             lock.check()?;
         }
-        self.file
-            .write_all(&bytes)
+        (&self.file)
+            .write_all(&self.buf)
             .with_context(|| format!("cannot write the results file {}", self.path.display()))
     }
 }
 
 /// A line's fields: the fixed columns, then the extra ones, padded to `width`. Text cells are
-/// spreadsheet-safe (`crate::results::cells`), read back exactly by `cells::unescape`.
-fn fields(row: &ResultRow, width: usize, contact_column: bool) -> Vec<String> {
-    let text = |s: &str| crate::results::cells::escape(s).into_owned();
-    let mut f = vec![
-        row.row.to_string(),
+/// spreadsheet-safe (`crate::results::cells`), read back exactly by `cells::unescape`; borrowed
+/// from the row where they need no escaping, as most do.
+fn fields(row: &ResultRow, width: usize, contact_column: bool) -> Vec<Cow<'_, str>> {
+    let text = |s| crate::results::cells::escape(s);
+    let mut f = Vec::with_capacity(width);
+    f.extend([
+        Cow::Owned(row.row.to_string()),
         text(&row.recipient),
-        row.status.as_str().to_string(),
+        Cow::Borrowed(row.status.as_str()),
         text(&row.message_id),
-        row.http_status.map(|s| s.to_string()).unwrap_or_default(),
+        row.http_status
+            .map_or(Cow::Borrowed(""), |s| Cow::Owned(s.to_string())),
         text(&row.error_code),
         text(&row.error_message),
         text(&row.request_id),
-        row.attempts.to_string(),
-        row.finished_at.clone(),
-    ];
+        Cow::Owned(row.attempts.to_string()),
+        Cow::Borrowed(row.finished_at.as_str()),
+    ]);
     if contact_column {
         f.push(text(&row.contact_id));
     }
     f.extend(row.extra.iter().map(|e| text(e)));
-    f.resize(width.max(f.len()), String::new());
+    f.resize(width.max(f.len()), Cow::Borrowed(""));
     f
 }
 
@@ -178,7 +200,7 @@ mod tests {
                 extra: vec![name],
             };
             let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
-            w.write_record(fields(&row, COLUMNS.len() + 2, true)).unwrap();
+            w.write_record(fields(&row, COLUMNS.len() + 2, true).iter().map(|f| f.as_bytes())).unwrap();
             let bytes = w.into_inner().unwrap();
             let mut rdr = csv::ReaderBuilder::new().has_headers(false).from_reader(&bytes[..]);
             let rec = rdr.records().next().unwrap().unwrap();
