@@ -410,12 +410,14 @@ fn launch(
         let shared = Arc::clone(shared);
         let fresh = fresh.clone();
         let out_tx = out_tx.clone();
-        tokio::spawn(async move {
+        // Boxed: the request's future is about 5 KB, and a task moves what it holds when it is
+        // made, finishes and is dropped; a box is moved as a pointer.
+        tokio::spawn(Box::pin(async move {
             shared.pace.depart(at).await;
             let end = send_row(&shared, &fresh, job).await;
             shared.rows_in_flight.lock().unwrap().remove(&end.row.row);
             drop(place);
             let _ = out_tx.send(end).await;
-        });
+        }));
     }
 }
