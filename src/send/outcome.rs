@@ -61,6 +61,12 @@ fn say_summary(results_path: &Path, end: &RunEnd) {
         p.done() as f64 / secs.max(0.001),
         results_path.display()
     );
+    if end.unrecorded > 0 {
+        crate::say!(
+            "{} of the outcomes counted above are not in the results file: they came after the lock was lost (each is named above), and the next run records those rows `unknown`",
+            end.unrecorded
+        );
+    }
     if end.rate_limited > 0 {
         crate::say!(
             "rate limited: {} answers were 429; every sender waited for the window to reset, and those rows went again",

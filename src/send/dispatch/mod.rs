@@ -158,6 +158,8 @@ pub(super) struct RunEnd {
     pub progress: Progress,
     pub stop: Option<StopReason>,
     pub unknown_rows: Vec<u64>,
+    /// Outcomes counted but not written to the results file (the lock was lost).
+    pub unrecorded: u64,
     pub left: u64,
     pub rate_limited: u64,
 }
@@ -448,6 +450,7 @@ async fn dispatch(
         progress: recorded.progress,
         stop: shared.stop.reason(),
         unknown_rows: recorded.unknown_rows,
+        unrecorded: recorded.unrecorded,
         left,
         rate_limited: shared.pace.rate_limited(),
     }

@@ -40,6 +40,8 @@ impl Bounds {
 pub(super) struct Written {
     pub progress: Progress,
     pub unknown_rows: Vec<u64>,
+    /// Outcomes counted in `progress` but not written: they came after the lock was lost.
+    pub unrecorded: u64,
 }
 
 /// Records outcomes until every sender is done, or the requests in flight outlast a stop.
@@ -53,6 +55,7 @@ pub(super) async fn record(
     let mut rec = Written {
         progress: Progress::new(to_send),
         unknown_rows: Vec::new(),
+        unrecorded: 0,
     };
     let mut health = Health::new(bounds.max_failures, bounds.max_failure_share);
     // In-flight requests end by their own timeout; past it and a margin, stop waiting.
@@ -97,6 +100,7 @@ pub(super) async fn record(
                 Some(lost) => {
                     shared.stop.set(StopReason::Io(lost.to_string()));
                     say_unrecorded(batch.iter().map(|end| &end.row));
+                    rec.unrecorded += batch.len() as u64;
                 }
                 None => shared.stop.set(StopReason::Io(format!(
                     "cannot write the results file: {e}"
