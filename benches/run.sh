@@ -366,8 +366,8 @@ if [[ " $SECTIONS " == *" 3 "* ]]; then
     paired camp bare1
     one_thread="vs bare reqwest on one thread (not a target): $PAIRED_MEDIAN (each run: $PAIRED)"
     paired camp bare
-    row "3. campaign send, $THRU rows, no limit, vs bare reqwest" "$mc msg/s (bare reqwest $mb; on one thread $(median "${bare1[@]}"))" "≥ 0.70 × bare reqwest" \
-        "$(ok "$PAIRED_MEDIAN" 0.70 ">=")" "$PAIRED_MEDIAN (each run: $PAIRED; of the medians: $(ratio "$mc" "$mb")); $one_thread"
+    row "3. campaign send, $THRU rows, no limit, vs bare reqwest" "$mc msg/s (bare reqwest $mb; on one thread $(median "${bare1[@]}"))" "≥ 0.6 × bare reqwest (issue 24)" \
+        "$(ok "$PAIRED_MEDIAN" 0.6 ">=")" "$PAIRED_MEDIAN (each run: $PAIRED; of the medians: $(ratio "$mc" "$mb")); $one_thread"
     if [ "$AIOHTTP_OK" = 1 ]; then
         ma=$(median "${aio[@]}")
         paired camp aio
