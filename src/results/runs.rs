@@ -24,6 +24,10 @@ pub(crate) struct RunRecord {
     pub(crate) rate_limited: u64,
     /// How long every sender was paused by 429s and the server's rate headers, in total.
     pub(crate) paused_ms: u64,
+    /// The longest a journal write and its sync took, in milliseconds (to the microsecond): no
+    /// request leaves before its line is on disk, so a run slower than its rate with this near
+    /// or above a second was held back by the disk, not by the server.
+    pub(crate) slowest_journal_sync_ms: f64,
     pub(crate) exit: u8,
     /// The command that continues the campaign as this run was started (`campaign send … --resume`
     /// with the flags that shaped it): what `report` prints for a row to send again.

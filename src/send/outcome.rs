@@ -17,6 +17,7 @@ pub(super) fn finish(plan: &SendPlan, m: &Facts, started_at: String, ran: Ran) -
         mut end,
         left,
         paused_ms,
+        slowest_sync,
         ..
     } = ran;
     // What is left of the campaign, not of this run's --limit.
@@ -35,6 +36,7 @@ pub(super) fn finish(plan: &SendPlan, m: &Facts, started_at: String, ran: Ran) -
         skipped: tally.skipped,
         rate_limited: end.rate_limited,
         paused_ms,
+        slowest_journal_sync_ms: slowest_sync.as_micros() as f64 / 1000.0,
         exit: exit::code(&Ok(status)),
         resume: resume_command(plan, &m.results),
     };

@@ -505,6 +505,73 @@ fn turns_that_come_apart_share_a_journal_sync_and_leave_at_the_rate() {
     }
 }
 
+/// The run log says how long the slowest journal sync took (a run slower than its rate with a
+/// slow sync was held back by the disk): at least as long as strace timed the journal's longest
+/// `fdatasync`, and within the run.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_run_log_holds_the_slowest_journal_sync() {
+    let Some(strace) = require_tool("STRACE", "strace") else {
+        return;
+    };
+    let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
+    let f = Fixture::new(&people_csv(30), &email_campaign(""));
+    let trace = f.path("syncs.txt");
+    let out = Command::new(&strace)
+        .args(["-f", "-T", "-yy", "-e", "trace=fdatasync", "-o"])
+        .arg(&trace)
+        .arg(assert_cmd::cargo::cargo_bin("campaign"))
+        .args(["send", "campaign.toml", "--results", "results.csv"])
+        .args(["--api-base", &server.url()])
+        .current_dir(f.dir.path())
+        .env("INTERCOM_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `-f` splits a call another thread interrupts into `<unfinished ...>` and `resumed>`
+    // lines of the same pid: the path is on the first, the time on the last.
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let (mut journal_of, mut longest, mut syncs) = (HashMap::new(), 0.0f64, 0);
+    for line in text.lines() {
+        let pid = line.split_whitespace().next().unwrap_or("");
+        let journal = if line.contains("resumed>") {
+            journal_of.remove(pid).unwrap_or(false)
+        } else {
+            line.contains(".journal>")
+        };
+        if line.contains("<unfinished") {
+            journal_of.insert(pid.to_string(), journal);
+            continue;
+        }
+        let took = line
+            .rsplit_once('<')
+            .and_then(|(_, t)| t.trim_end_matches('>').parse::<f64>().ok());
+        if let (true, Some(secs)) = (journal, took) {
+            syncs += 1;
+            longest = longest.max(secs * 1000.0);
+        }
+    }
+    assert!(syncs > 0, "no journal sync in the trace:\n{text}");
+    let runs = std::fs::read_to_string(f.path(".campaign/results.csv.runs.jsonl")).unwrap();
+    let run: serde_json::Value = serde_json::from_str(runs.lines().last().unwrap()).unwrap();
+    let logged = run["slowest_journal_sync_ms"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no slowest_journal_sync_ms: {run}"));
+    let ms = |key: &str| {
+        let at: jiff::Timestamp = run[key].as_str().unwrap().parse().unwrap();
+        at.as_millisecond() as f64
+    };
+    assert!(
+        logged >= longest && logged <= ms("ended_at") - ms("started_at") + 1.0,
+        "logged {logged} ms; longest journal fdatasync {longest} ms over {syncs}; {run}"
+    );
+}
+
 /// The lock is held until the ledger is settled after the run: read off the system calls, the
 /// flocked descriptor of `.campaign/results.csv.lock` is closed (or the process ends) only after
 /// the last write to the results file, its journal and its run log, and after the last rename. A

@@ -371,11 +371,16 @@ async fn record(shared: &Shared, mut journal: Journal, ready: &[(Job, Place)]) -
         .iter()
         .map(|(job, _)| (job.row, job.recipient.clone()))
         .collect();
+    let began = std::time::Instant::now();
     let synced = tokio::task::spawn_blocking(move || {
         let r = journal.in_flight(&rows);
         (journal, r)
     })
     .await;
+    let took = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+    shared
+        .slowest_sync_us
+        .fetch_max(took, std::sync::atomic::Ordering::Relaxed);
     match synced {
         Ok((j, Ok(()))) => Some(j),
         Ok((_, Err(e))) => {

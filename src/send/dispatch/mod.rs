@@ -112,6 +112,9 @@ pub(super) struct Shared {
     pub retries: Retries,
     /// The rows whose request is journaled and not answered yet, with their recipients.
     pub rows_in_flight: Mutex<HashMap<u64, String>>,
+    /// The longest a journal write and its sync took, in microseconds: no request leaves
+    /// before its line is on disk, so a disk that stalls holds the run back by as much.
+    pub slowest_sync_us: AtomicU64,
 }
 
 impl Shared {
@@ -130,6 +133,7 @@ impl Shared {
                 retry_not_found_for: s.send.retry_not_found_for,
             },
             rows_in_flight: Mutex::new(HashMap::new()),
+            slowest_sync_us: AtomicU64::new(0),
         })
     }
 }
@@ -171,6 +175,8 @@ pub(super) struct Ran {
     pub left: super::outcome::Left,
     /// How long the server held every sender back.
     pub paused_ms: u64,
+    /// The longest a journal write and its sync took.
+    pub slowest_sync: Duration,
     /// The ledger, still locked: the run log's line is written through it.
     pub ledger: results::Ledger,
 }
@@ -271,6 +277,7 @@ pub(super) async fn run(
             },
         ),
         paused_ms: shared.pace.paused().as_millis() as u64,
+        slowest_sync: Duration::from_micros(shared.slowest_sync_us.load(Ordering::Relaxed)),
         ledger,
     })
 }

@@ -206,6 +206,7 @@ fn run_stopped(
                 retry_not_found_for: Duration::ZERO,
             },
             rows_in_flight: Mutex::new(HashMap::new()),
+            slowest_sync_us: Default::default(),
         });
         let rules = Arc::new(Rules {
             address: Address::Email,
