@@ -238,12 +238,15 @@ fn rehearsal_with_dropped_answers(
     let out = run_printed(f.dir.path(), &words);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    let unknown: Vec<String> = read_results(&f.path("out/results.csv"))
+    let mut unknown: Vec<String> = read_results(&f.path("out/results.csv"))
         .into_iter()
         .filter(|r| r["status"] == "unknown")
         .map(|r| r["row"].clone())
         .collect();
     assert!(unknown.len() >= 2, "too few answers dropped: {err}");
+    // In row order, as `report` lists them: the results file has them as their answers came,
+    // and a dropped answer can come after a later row's.
+    unknown.sort_by_key(|row| row.parse::<u64>().unwrap());
     (f, err, unknown)
 }
 
