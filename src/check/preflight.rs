@@ -137,14 +137,25 @@ fn report_unknown_variables(loaded: &Loaded, columns: &[String], file: &str, rep
                     .join(", ")
             ),
         };
-        report.push(
-            Problem::error(
-                ProblemKind::Template,
-                &v.origin,
-                format!("`{}` is not a column of {file}{hint}", v.name),
-            )
-            .column(format!("variable `{}`", v.name)),
+        let problem = Problem::error(
+            ProblemKind::Template,
+            &v.origin,
+            format!("`{}` is not a column of {file}{hint}", v.name),
         );
+        // A template file's lines are the file's; an inline one's are its value's.
+        report.push(match v.at {
+            Some((line, column)) if v.in_file => problem
+                .line(line)
+                .column(format!("column {column}, variable `{}`", v.name)),
+            Some((1, column)) => {
+                problem.column(format!("variable `{}` at column {column}", v.name))
+            }
+            Some((line, column)) => problem.column(format!(
+                "variable `{}` at line {line}, column {column} of the value",
+                v.name
+            )),
+            None => problem.column(format!("variable `{}`", v.name)),
+        });
     }
 }
 

@@ -58,6 +58,10 @@ pub struct RenderError {
 pub struct UnknownVariable {
     /// The template it is in.
     pub origin: String,
+    /// Whether that template is a file of its own (see [`UnknownVariable::at`]).
+    pub in_file: bool,
+    /// Where the template first reads it: line and column, from 1, in the template's text.
+    pub at: Option<(u64, u64)>,
     pub name: String,
     /// The closest name a template can use, if one is close enough to be a likely typo.
     pub suggestion: Option<String>,
@@ -142,6 +146,9 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 struct Source {
     name: &'static str,
     origin: String,
+    in_file: bool,
+    /// The template's text, to say where a variable is read.
+    text: String,
     hooks: bool,
 }
 
@@ -174,6 +181,8 @@ impl Templates {
                     compiled.push(Source {
                         name,
                         origin: src.origin.clone(),
+                        in_file: src.in_file,
+                        text: src.source.clone(),
                         hooks,
                     });
                 }
@@ -212,6 +221,8 @@ impl Templates {
                     .or_else(|| closest(&var, &writable));
                 found.push(UnknownVariable {
                     origin: source.origin.clone(),
+                    in_file: source.in_file,
+                    at: crate::template::vars::first_use(&source.text, &var),
                     name: var,
                     suggestion,
                 });

@@ -366,11 +366,24 @@ fn traced_send(
     filter: &str,
     args: &[&str],
 ) -> String {
+    let options = ["-f", "-ttt", "-yy", "-s", "1048576", "-e", filter];
+    traced(strace, &options, f, server, args)
+}
+
+/// A send under strace with these options, which must succeed; its trace.
+#[cfg(target_os = "linux")]
+fn traced(
+    strace: &std::path::Path,
+    options: &[&str],
+    f: &Fixture,
+    server: &TestServer,
+    args: &[&str],
+) -> String {
     let trace = f.path("trace.txt");
     let out = Command::new(strace)
-        .args(["-f", "-ttt", "-yy", "-s", "1048576", "-o"])
+        .args(options)
+        .arg("-o")
         .arg(&trace)
-        .args(["-e", filter])
         .arg(assert_cmd::cargo::cargo_bin("campaign"))
         .args([
             "send",
@@ -516,26 +529,10 @@ fn the_run_log_holds_the_slowest_journal_sync() {
     };
     let server = TestServer::start(Arc::new(|r, _| ok_reply(r)));
     let f = Fixture::new(&people_csv(30), &email_campaign(""));
-    let trace = f.path("syncs.txt");
-    let out = Command::new(&strace)
-        .args(["-f", "-T", "-yy", "-e", "trace=fdatasync", "-o"])
-        .arg(&trace)
-        .arg(assert_cmd::cargo::cargo_bin("campaign"))
-        .args(["send", "campaign.toml", "--results", "results.csv"])
-        .args(["--api-base", &server.url()])
-        .current_dir(f.dir.path())
-        .env("INTERCOM_TOKEN", TOKEN)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let options = ["-f", "-T", "-yy", "-e", "trace=fdatasync"];
+    let text = traced(&strace, &options, &f, &server, &[]);
     // `-f` splits a call another thread interrupts into `<unfinished ...>` and `resumed>`
     // lines of the same pid: the path is on the first, the time on the last.
-    let text = std::fs::read_to_string(&trace).unwrap();
     let (mut journal_of, mut longest, mut syncs) = (HashMap::new(), 0.0f64, 0);
     for line in text.lines() {
         let pid = line.split_whitespace().next().unwrap_or("");

@@ -237,7 +237,7 @@ fn unknown_variable_names_it_and_the_closest_column() {
     assert_refused(
         "unknown-variable",
         &[
-            "error: campaign.toml [message] body, variable `frist_name`",
+            "error: campaign.toml [message] body, variable `frist_name` at column 10: ",
             "did you mean `first_name`?",
         ],
     );
@@ -248,7 +248,8 @@ fn unknown_variable_in_a_branch_no_row_takes_is_found_before_any_row() {
     assert_refused(
         "unknown-variable-in-branch",
         &[
-            "error: campaign.toml [message] body, variable `frist_name`",
+            // The value's own lines: the campaign file's are not the template's.
+            "error: campaign.toml [message] body, variable `frist_name` at line 2, column 10 of the value: ",
             "did you mean `first_name`?",
         ],
     );

@@ -124,6 +124,7 @@ impl<'a> Site<'a> {
         Ok(TemplateSource {
             source,
             origin: full.display().to_string(),
+            in_file: true,
         })
     }
 
@@ -133,6 +134,7 @@ impl<'a> Site<'a> {
         TemplateSource {
             source,
             origin: format!("{} [{key}", self.name),
+            in_file: false,
         }
     }
 }

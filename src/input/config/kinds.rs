@@ -104,4 +104,7 @@ pub struct TemplateSource {
     pub source: String,
     /// `templates/welcome.html`, or `campaign.toml [message] subject` for an inline one.
     pub origin: String,
+    /// Whether it is a file of its own (its lines are the file's), not a value of the campaign
+    /// file.
+    pub in_file: bool,
 }
