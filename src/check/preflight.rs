@@ -147,9 +147,10 @@ fn report_unknown_variables(loaded: &Loaded, columns: &[String], file: &str, rep
             Some((line, column)) if v.in_file => problem
                 .line(line)
                 .column(format!("column {column}, variable `{}`", v.name)),
-            Some((1, column)) => {
-                problem.column(format!("variable `{}` at column {column}", v.name))
-            }
+            Some((1, column)) => problem.column(format!(
+                "variable `{}` at column {column} of the value",
+                v.name
+            )),
             Some((line, column)) => problem.column(format!(
                 "variable `{}` at line {line}, column {column} of the value",
                 v.name

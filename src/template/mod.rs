@@ -211,6 +211,7 @@ impl Templates {
                 continue;
             };
             let writable: Vec<String> = names.iter().map(|n| n.0.clone()).collect();
+            let places = crate::template::tags::first_reads(&source.text);
             for (var, path) in crate::template::vars::free_variable_paths(&template.ast) {
                 if RESERVED.contains(&var.as_str()) || writable.contains(&var) {
                     continue;
@@ -222,7 +223,9 @@ impl Templates {
                 found.push(UnknownVariable {
                     origin: source.origin.clone(),
                     in_file: source.in_file,
-                    at: crate::template::vars::first_use(&source.text, &var),
+                    at: places
+                        .get(var.as_str())
+                        .map(|&(line, column)| (line as u64, column as u64)),
                     name: var,
                     suggestion,
                 });

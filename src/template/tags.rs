@@ -2,6 +2,8 @@
 //! (line and column), outside comments and `raw` blocks, and whether tags or brackets nest too
 //! deep for Tera's parser and renderer, which recurse once per level (thousands of nested `if`s
 //! overflow the stack). Tera's syntax tree has no positions: `seal` takes them from here.
+use std::collections::HashMap;
+
 use crate::template::TemplateError;
 
 /// Tags nested in tags (`if` in `for` in `if` ...), and brackets nested in a tag.
@@ -117,6 +119,107 @@ pub(super) fn scan<'s>(origin: &str, source: &'s str) -> Result<Vec<Tag<'s>>, Te
         }
     }
     Ok(tags)
+}
+
+/// Where each name a template reads is first read: its line and column, for an error about it
+/// (Tera's syntax tree keeps no positions). Names inside tags, outside comments, `raw` blocks
+/// and strings; not an attribute (after `.`), a filter (after `|`), a test (after `is` or
+/// `is not`), a function or macro called (before `(`), nor a keyword argument or `set` target
+/// (before `=`). One pass over the source, whatever the number of names.
+pub(super) fn first_reads(source: &str) -> HashMap<&str, (usize, usize)> {
+    let bytes = source.as_bytes();
+    let mut lines = Lines::new(source);
+    let mut first = HashMap::new();
+    let mut i = 0;
+    while let Some(found) = memchr::memchr(b'{', &bytes[i..]) {
+        let at = i + found;
+        let closer: &[u8] = match bytes.get(at + 1) {
+            Some(b'#') => {
+                i = find(bytes, at + 2, b"#}").map_or(bytes.len(), |end| end + 2);
+                continue;
+            }
+            Some(b'{') => b"}}",
+            Some(b'%') => b"%}",
+            _ => {
+                i = at + 1;
+                continue;
+            }
+        };
+        // A tag over the limits was refused when the template was compiled.
+        let Ok(end) = tag_end(bytes, at + 2, closer) else {
+            break;
+        };
+        reads_in(source, at + 2..end, &mut lines, &mut first);
+        i = end;
+        if keyword_of(source, at + 2, closer) == "raw" {
+            i = end_of_raw(bytes, i);
+        }
+    }
+    first
+}
+
+/// What came before a name in a tag, as far as telling a read from other names goes.
+#[derive(Clone, Copy, PartialEq)]
+enum Before {
+    Other,
+    Dot,
+    Pipe,
+    Is,
+}
+
+/// The names read in one tag's span (see [`first_reads`]), first places kept.
+fn reads_in<'s>(
+    source: &'s str,
+    span: std::ops::Range<usize>,
+    lines: &mut Lines<'s>,
+    first: &mut HashMap<&'s str, (usize, usize)>,
+) {
+    let bytes = source.as_bytes();
+    let (mut quote, mut before) = (None, Before::Other);
+    let mut i = span.start;
+    while i < span.end {
+        let b = bytes[i];
+        if let Some(q) = quote {
+            quote = (b != q).then_some(q);
+            i += 1;
+            continue;
+        }
+        if !(b.is_ascii_alphabetic() || b == b'_') {
+            before = match b {
+                b'"' | b'\'' | b'`' => {
+                    quote = Some(b);
+                    Before::Other
+                }
+                b'.' => Before::Dot,
+                b'|' => Before::Pipe,
+                b if b.is_ascii_whitespace() => before,
+                _ => Before::Other,
+            };
+            i += 1;
+            continue;
+        }
+        let len = bytes[i..span.end]
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+            .count();
+        let word = &source[i..i + len];
+        let next = bytes[i + len..span.end]
+            .iter()
+            .position(|c| !c.is_ascii_whitespace())
+            .map(|n| i + len + n);
+        let called = next.is_some_and(|n| bytes[n] == b'(');
+        let assigned = next.is_some_and(|n| bytes[n] == b'=' && bytes.get(n + 1) != Some(&b'='));
+        before = match (before, word) {
+            (Before::Is, "not") => Before::Is,
+            (_, "is") => Before::Is,
+            (Before::Other, _) if !called && !assigned => {
+                first.entry(word).or_insert_with(|| lines.at(i));
+                Before::Other
+            }
+            _ => Before::Other,
+        };
+        i += len;
+    }
 }
 
 /// The tag's keyword: `{{` for an expression (`closer` `}}`), else the statement's first word,
@@ -269,5 +372,28 @@ mod tests {
         assert!(scan("t", &parens).unwrap_err().message.contains("brackets"));
         let sum = format!("{{{{ 1{} }}}}", " + 1".repeat(MAX_OPERATORS + 1));
         assert!(scan("t", &sum).unwrap_err().message.contains("operators"));
+    }
+
+    #[test]
+    fn first_reads_are_the_places_names_are_read() {
+        let text = "Hi {# don't {{ user }} #} \"user\"\n<p>{{ a.user }} {{ 'user' }} {% if x %}{{ user | upper }}{% endif %}";
+        let first = first_reads(text);
+        assert_eq!(first.get("user"), Some(&(2, 43)));
+        assert_eq!(first.get("x"), Some(&(2, 36)));
+        assert_eq!(first.get("upper"), None, "a filter");
+        let first =
+            first_reads("{% raw %}{{ company }}{% endraw %}{{ company | title }} {{ title }}");
+        assert_eq!(first.get("company"), Some(&(1, 38)));
+        assert_eq!(first.get("title"), Some(&(1, 60)));
+        let first = first_reads(
+            "{{ n is not odd }}{{ s | truncate(length=5) }}{% set v = odd %}{{ f(length) }}",
+        );
+        assert_eq!(first.get("odd"), Some(&(1, 58)));
+        assert_eq!(first.get("length"), Some(&(1, 69)));
+        assert_eq!(
+            (first.get("v"), first.get("f"), first.get("truncate")),
+            (None, None, None)
+        );
+        assert_eq!(first_reads("é {{-user-}}").get("user"), Some(&(1, 6)));
     }
 }

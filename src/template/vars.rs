@@ -160,64 +160,6 @@ impl Walker {
     }
 }
 
-/// Where a template first reads the variable `name`: the line and column (from 1, in
-/// characters) of its first occurrence as a name inside a `{{ }}` or `{% %}` tag, outside
-/// quotes and not after a `.`. `None` if it is not there as written (the syntax tree it was
-/// found in keeps no positions).
-pub(crate) fn first_use(text: &str, name: &str) -> Option<(u64, u64)> {
-    let bytes = text.as_bytes();
-    let is_name = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    // The closing delimiter of the tag the scan is in, and the quote it is in.
-    let (mut close, mut quote): (Option<&[u8]>, Option<u8>) = (None, None);
-    let mut i = 0;
-    while i < bytes.len() {
-        let two = &bytes[i..bytes.len().min(i + 2)];
-        match (close, quote) {
-            (None, _) => {
-                close = match two {
-                    b"{{" => Some(b"}}"),
-                    b"{%" => Some(b"%}"),
-                    b"{#" => Some(b"#}"),
-                    _ => None,
-                };
-                i += if close.is_some() { 2 } else { 1 };
-                continue;
-            }
-            (Some(_), Some(q)) => quote = (bytes[i] != q).then_some(q),
-            (Some(end), None) if two == end => {
-                close = None;
-                i += 2;
-                continue;
-            }
-            (Some(end), None) => {
-                if matches!(bytes[i], b'"' | b'\'' | b'`') {
-                    quote = Some(bytes[i]);
-                } else if end != b"#}"
-                    && (bytes[i].is_ascii_alphabetic() || bytes[i] == b'_')
-                    && (i == 0 || !(is_name(bytes[i - 1]) || bytes[i - 1] == b'.'))
-                {
-                    let len = bytes[i..].iter().take_while(|&&b| is_name(b)).count();
-                    if &text[i..i + len] == name {
-                        return Some(line_and_column(text, i));
-                    }
-                    i += len;
-                    continue;
-                }
-            }
-        }
-        i += 1;
-    }
-    None
-}
-
-/// The line and column (from 1, in characters) of a byte offset.
-fn line_and_column(text: &str, at: usize) -> (u64, u64) {
-    let before = &text[..at];
-    let line = before.bytes().filter(|&b| b == b'\n').count() as u64 + 1;
-    let start = before.rfind('\n').map_or(0, |n| n + 1);
-    (line, before[start..].chars().count() as u64 + 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,15 +222,5 @@ mod tests {
             vars("{% if nick is defined %}{{ nick }}{% endif %}{{ 'a' ~ b }}"),
             ["b", "nick"]
         );
-    }
-
-    #[test]
-    fn first_use_is_the_line_and_column_of_the_name_in_a_tag() {
-        let text = "Hi {# user #} \"user\"\n<p>{{ a.user }} {{ 'user' }} {% if x %}{{ user | upper }}{% endif %}";
-        assert_eq!(first_use(text, "user"), Some((2, 43)));
-        assert_eq!(first_use(text, "x"), Some((2, 36)));
-        assert_eq!(first_use("{{ usera }}{{ auser }}", "user"), None);
-        assert_eq!(first_use("é {{ ü }} {{-ü-}}", "ü"), None);
-        assert_eq!(first_use("é {{-user-}}", "user"), Some((1, 6)));
     }
 }

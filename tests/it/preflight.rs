@@ -237,7 +237,7 @@ fn unknown_variable_names_it_and_the_closest_column() {
     assert_refused(
         "unknown-variable",
         &[
-            "error: campaign.toml [message] body, variable `frist_name` at column 10: ",
+            "error: campaign.toml [message] body, variable `frist_name` at column 10 of the value: ",
             "did you mean `first_name`?",
         ],
     );

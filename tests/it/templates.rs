@@ -161,7 +161,7 @@ fn did_you_mean_suggests_a_name_a_template_can_use() {
     assert_refused(
         &f,
         &[
-            "campaign.toml [message] subject, variable `frist_name` at column 7: `frist_name` is not a column of people.csv; did you mean `first_name`?",
+            "campaign.toml [message] subject, variable `frist_name` at column 7 of the value: `frist_name` is not a column of people.csv; did you mean `first_name`?",
             "body.html: line 1, column 7, variable `user`: `user` is not a column of people.csv; did you mean `user_name`?",
         ],
     );
