@@ -65,7 +65,7 @@ fn say_summary(results_path: &Path, end: &RunEnd) {
     );
     if end.unrecorded > 0 {
         crate::say!(
-            "{} of the outcomes counted above are not in the results file: they came after the lock was lost (each is named above), and the next run records those rows `unknown`",
+            "{} of the outcomes counted above are not in the results file: they came after the lock was lost, and each is named above",
             end.unrecorded
         );
     }

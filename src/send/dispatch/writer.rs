@@ -136,7 +136,10 @@ impl Written {
                 recipient,
                 "the run stopped before the answer came: it may have been delivered",
             );
-            let _ = writer.write(&r);
+            if writer.write(&r).is_err() {
+                say_unrecorded(std::iter::once(&r));
+                self.unrecorded += 1;
+            }
             self.count(&r);
         }
     }
