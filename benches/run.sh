@@ -197,7 +197,7 @@ if [[ " $SECTIONS " == *" 1 "* ]]; then
         rows=$(awk -v r="$per_sec" -v s="$SECONDS_" -v b="$BIG" 'BEGIN{n=int(r*s); if (n>b) n=b; print n}')
         share=$(awk -v r="$per_sec" 'BEGIN{print int(r*10)}')
         toml=$(campaign "rate$rows" "$rows")
-        rates=() worsts=() aligned=() r429=() syncs=() lost=()
+        rates=() worsts=() aligned=() r429=() lost=()
         for i in $(seq "$RUNS"); do
             log "1. rate $rate, run $i: $rows rows, sandbox limit $limit"
             start_sandbox --no-validate --rate-limit "$limit" --log "$TMP/r1.jsonl"
@@ -316,7 +316,7 @@ if [[ " $SECTIONS " == *" 2 "* ]]; then
     krows=$(awk -v s="$SECONDS_" 'BEGIN{print int(1000*s)}')
     ktoml=$(campaign "latk$krows" "$krows")
     for lat in 100ms 300ms; do
-        rates=() worsts=() aligned=() r429=()
+        rates=() worsts=() aligned=() r429=() syncs=()
         for i in $(seq "$RUNS"); do
             log "2. latency $lat, rate 1000/s, concurrency auto, run $i: $krows rows"
             start_sandbox --no-validate --rate-limit "$NO_LIMIT" --latency "$lat" --log "$TMP/r2k.jsonl"
