@@ -75,20 +75,7 @@ pub(super) fn scan<'s>(origin: &str, source: &'s str) -> Result<Vec<Tag<'s>>, Te
         position: Some(lines.at(at)),
         message,
     };
-    while let Some(found) = memchr::memchr(b'{', &bytes[i..]) {
-        let at = i + found;
-        let closer: &[u8] = match bytes.get(at + 1) {
-            Some(b'#') => {
-                i = find(bytes, at + 2, b"#}").map_or(bytes.len(), |end| end + 2);
-                continue;
-            }
-            Some(b'{') => b"}}",
-            Some(b'%') => b"%}",
-            _ => {
-                i = at + 1;
-                continue;
-            }
-        };
+    while let Some((at, closer)) = next_tag(bytes, i) {
         let keyword = keyword_of(source, at + 2, closer);
         let end = tag_end(bytes, at + 2, closer).map_err(|problem| {
             let (offset, message) = problem.placed(at);
@@ -121,6 +108,22 @@ pub(super) fn scan<'s>(origin: &str, source: &'s str) -> Result<Vec<Tag<'s>>, Te
     Ok(tags)
 }
 
+/// The next tag from `from`: where its opener is and the closer it needs; comments and braces
+/// that open no tag are passed over.
+fn next_tag(bytes: &[u8], from: usize) -> Option<(usize, &'static [u8])> {
+    let mut i = from;
+    while let Some(found) = memchr::memchr(b'{', &bytes[i..]) {
+        let at = i + found;
+        match bytes.get(at + 1) {
+            Some(b'#') => i = find(bytes, at + 2, b"#}").map_or(bytes.len(), |end| end + 2),
+            Some(b'{') => return Some((at, b"}}")),
+            Some(b'%') => return Some((at, b"%}")),
+            _ => i = at + 1,
+        }
+    }
+    None
+}
+
 /// Where each name a template reads is first read: its line and column, for an error about it
 /// (Tera's syntax tree keeps no positions). Names inside tags, outside comments, `raw` blocks
 /// and strings; not an attribute (after `.`), a filter (after `|`), a test (after `is` or
@@ -131,20 +134,7 @@ pub(super) fn first_reads(source: &str) -> HashMap<&str, (usize, usize)> {
     let mut lines = Lines::new(source);
     let mut first = HashMap::new();
     let mut i = 0;
-    while let Some(found) = memchr::memchr(b'{', &bytes[i..]) {
-        let at = i + found;
-        let closer: &[u8] = match bytes.get(at + 1) {
-            Some(b'#') => {
-                i = find(bytes, at + 2, b"#}").map_or(bytes.len(), |end| end + 2);
-                continue;
-            }
-            Some(b'{') => b"}}",
-            Some(b'%') => b"%}",
-            _ => {
-                i = at + 1;
-                continue;
-            }
-        };
+    while let Some((at, closer)) = next_tag(bytes, i) {
         // A tag over the limits was refused when the template was compiled.
         let Ok(end) = tag_end(bytes, at + 2, closer) else {
             break;
