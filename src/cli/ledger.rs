@@ -24,13 +24,15 @@ Exit codes:
 pub(super) const MARK_HELP: &str = "\
 Examples:
   campaign mark welcome.results.csv --rows 5,9 --as sent --note \"found in Intercom\"
+  campaign mark welcome.results.csv --rows 5 --as sent --message-id 403918316 --note \"found\"
   campaign mark welcome.results.csv --rows all --as failed --note \"not in Intercom\"
   campaign mark welcome.results.csv --rows 7 --as skipped --note \"no such customer\"
 
 Exit codes:
   0  the rows were marked
   2  a row is not unknown or failed, or a killed run left it in flight and it became unknown
-     just now (look it up, then run the command again), or the results file cannot be read";
+     just now (look it up, then run the command again), or --message-id is not one row's
+     `--as sent`, or the results file cannot be read";
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -65,6 +67,10 @@ pub struct MarkArgs {
     /// What you found, kept in the row's `error_message`.
     #[arg(long)]
     pub note: String,
+    /// The id of the message you found (with `--as sent` and one row): kept in the row's
+    /// `message_id`, so that `track` can follow its conversation.
+    #[arg(long, value_name = "ID")]
+    pub message_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

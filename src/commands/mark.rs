@@ -12,5 +12,6 @@ pub(super) fn run(args: &MarkArgs) -> anyhow::Result<()> {
             MarkAs::Skipped => mark::MarkAs::Skipped,
         },
         note: args.note.clone(),
+        message_id: args.message_id.clone(),
     })
 }

@@ -19,7 +19,12 @@ pub(crate) struct Marking {
     pub rows: RowSet,
     pub as_status: MarkAs,
     pub note: String,
+    /// The message the operator found, for one row marked `sent`.
+    pub message_id: Option<String>,
 }
+
+/// The longest message id `--message-id` takes (Intercom's are a dozen digits or so).
+const MAX_MESSAGE_ID: usize = 64;
 
 /// What the operator found for the rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +35,9 @@ pub(crate) enum MarkAs {
 }
 
 pub(crate) fn run(args: &Marking) -> anyhow::Result<()> {
+    if let Some(id) = &args.message_id {
+        check_message_id(args, id)?;
+    }
     let mut ledger = Ledger::new(args.results.clone());
     ledger.check_files()?;
     if !ledger.results.is_file() {
@@ -90,7 +98,7 @@ pub(crate) fn run(args: &Marking) -> anyhow::Result<()> {
         .map(|&row| {
             let a = Amendment {
                 status,
-                message_id: None,
+                message_id: args.message_id.clone(),
                 code: code.into(),
                 note: args.note.clone(),
             };
@@ -155,4 +163,24 @@ fn them(rows: &[u64]) -> &'static str {
     } else {
         "them"
     }
+}
+
+/// `--message-id` names the one message found for one row marked `sent`, and is an id as
+/// Intercom writes them.
+fn check_message_id(args: &Marking, id: &str) -> anyhow::Result<()> {
+    let one_row = matches!(&args.rows, RowSet::Ranges(r) if r.len() == 1 && r[0].0 == r[0].1);
+    if args.as_status != MarkAs::Sent || !one_row {
+        bail!(
+            "--message-id names the one message you found for one row: use it with `--as sent` and one row (`--rows 5`)"
+        );
+    }
+    if id.is_empty() || id.len() > MAX_MESSAGE_ID || !id.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        // Shown escaped, and no longer than an id could be.
+        let shown: String = id.chars().take(MAX_MESSAGE_ID + 1).collect();
+        bail!(
+            "--message-id {shown:?}: a message id is letters and digits (at most {MAX_MESSAGE_ID}), as Intercom shows it"
+        );
+    }
+    Ok(())
 }

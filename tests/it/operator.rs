@@ -144,6 +144,62 @@ fn mark_records_what_the_operator_found_and_resume_follows_it() {
     assert_eq!((count("id-2"), count("id-4"), count("id-6")), (1, 1, 2));
 }
 
+/// `--message-id` keeps the id of the message the operator found, for one row marked `sent`
+/// (so that `track` can follow its conversation); anything else with it is refused, and nothing
+/// is marked.
+#[test]
+fn mark_keeps_the_message_id_the_operator_found_for_one_row() {
+    let server = unknown_server();
+    let f = Fixture::new(&people_csv(4), &email_campaign(""));
+    f.send(&server, &[]).code(1);
+    let before = std::fs::read(f.results()).unwrap();
+    let mark = |args: &[&str]| {
+        let mut cmd = f.cmd();
+        cmd.args(["mark", "results.csv", "--note", "found in Intercom"])
+            .args(args);
+        cmd.assert()
+    };
+    let one_row = "use it with `--as sent` and one row";
+    mark(&["--rows", "2,4", "--as", "sent", "--message-id", "403918316"])
+        .code(2)
+        .stderr(predicate::str::contains(one_row));
+    mark(&["--rows", "all", "--as", "sent", "--message-id", "403918316"])
+        .code(2)
+        .stderr(predicate::str::contains(one_row));
+    mark(&["--rows", "2", "--as", "failed", "--message-id", "403918316"])
+        .code(2)
+        .stderr(predicate::str::contains(one_row));
+    mark(&[
+        "--rows",
+        "2",
+        "--as",
+        "sent",
+        "--message-id",
+        "4039 \u{1b}[2J",
+    ])
+    .code(2)
+    .stderr(predicate::str::contains(
+        "--message-id \"4039 \\u{1b}[2J\": a message id is letters and digits",
+    ));
+    assert_eq!(std::fs::read(f.results()).unwrap(), before);
+    mark(&["--rows", "2", "--as", "sent", "--message-id", "403918316"])
+        .success()
+        .stderr(predicate::str::contains("marked 1 row as `sent`"));
+    let row = f
+        .result_rows()
+        .into_iter()
+        .find(|r| r["row"] == "2")
+        .unwrap();
+    assert_eq!(
+        (
+            &row["status"][..],
+            &row["message_id"][..],
+            &row["error_code"][..]
+        ),
+        ("sent", "403918316", "marked_sent")
+    );
+}
+
 #[test]
 fn a_rehearsal_resumed_settles_its_unknown_rows_from_the_sandbox_log() {
     let f = Fixture::new(&people_csv(40), &email_campaign(""));
