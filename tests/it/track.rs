@@ -317,6 +317,52 @@ fn settle_turns_every_dropped_answer_into_sent_with_its_own_id() {
     }
 }
 
+/// A row the operator marked `sent` with the id of the message found (`mark --message-id`) is
+/// tracked like any sent row: its reply is found. One marked without an id is not tracked.
+#[test]
+fn a_row_marked_sent_with_its_message_id_is_tracked() {
+    let f = Fixture::new(&people_csv(40), &email_campaign(""));
+    let log = f.path("log.jsonl");
+    let sb = sandbox(
+        &log,
+        &["--drop-rate", "0.3", "--seed", "2", "--reply-share", "1"],
+    );
+    f.send_to(&sb.url, &[]).code(1);
+    let unknown: Vec<HashMap<String, String>> = f
+        .result_rows()
+        .into_iter()
+        .filter(|r| r["status"] == "unknown")
+        .collect();
+    assert!(unknown.len() >= 2, "too few answers dropped");
+    let (found, bare) = (&unknown[0], &unknown[1]);
+    let id = &logged(&log)[&found["recipient"]];
+    let mark = |row: &str, extra: &[&str]| {
+        f.cmd()
+            .args(["mark", "results.csv", "--rows", row, "--as", "sent"])
+            .args(["--note", "found in Intercom"])
+            .args(extra)
+            .assert()
+            .success();
+    };
+    mark(&found["row"], &["--message-id", id]);
+    mark(&bare["row"], &[]);
+    let out = track(&f, &sb.url, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = tracking(&f);
+    let tracked = &t[&found["row"]];
+    assert_eq!(
+        (&tracked["message_id"], &tracked["state"][..]),
+        (id, "replied")
+    );
+    assert!(!tracked["conversation_id"].is_empty(), "{tracked:?}");
+    assert!(!t.contains_key(&bare["row"]), "{t:?}");
+}
+
 /// The end of a send that left `unknown` rows of a campaign whose messages have a conversation
 /// from the start prints the `track --settle` that finds them, with the send's API: run as
 /// printed (the token in the environment, as for the send), it settles every one.
