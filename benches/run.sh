@@ -197,7 +197,7 @@ if [[ " $SECTIONS " == *" 1 "* ]]; then
         rows=$(awk -v r="$per_sec" -v s="$SECONDS_" -v b="$BIG" 'BEGIN{n=int(r*s); if (n>b) n=b; print n}')
         share=$(awk -v r="$per_sec" 'BEGIN{print int(r*10)}')
         toml=$(campaign "rate$rows" "$rows")
-        rates=() worsts=() aligned=() r429=() lost=()
+        rates=() worsts=() aligned=() r429=() lost=() syncs=()
         for i in $(seq "$RUNS"); do
             log "1. rate $rate, run $i: $rows rows, sandbox limit $limit"
             start_sandbox --no-validate --rate-limit "$limit" --log "$TMP/r1.jsonl"
@@ -205,12 +205,13 @@ if [[ " $SECTIONS " == *" 1 "* ]]; then
             stop_sandbox
             read -r n achieved worst al <<<"$($AN log "$TMP/r1.jsonl" "$share")"
             rates+=("$achieved") worsts+=("$worst") aligned+=("$al") r429+=("$(rate_limited "$TMP/r1")")
+            syncs+=("$(slowest_sync "$TMP/r1")")
             # Rows that did not end `sent` (failed + unknown), from send's summary line.
             lost+=("$(sed -n 's/^sent [0-9]*, failed \([0-9]*\), unknown \([0-9]*\).*/\1 \2/p' "$TMP/r1.out" | awk '{print $1+$2}')")
-            log "   achieved $achieved/s, busiest 10 s: $worst (aligned $al, share $share), 429s: ${r429[-1]}"
+            log "   achieved $achieved/s, busiest 10 s: $worst (aligned $al, share $share), 429s: ${r429[-1]}, slowest journal sync ${syncs[-1]} ms"
         done
         m=$(median "${rates[@]}")
-        note "rate $rate: achieved/s per run ${rates[*]}; busiest sliding 10 s ${worsts[*]}, busiest aligned 10 s ${aligned[*]} (share $share); 429 answers ${r429[*]}"
+        note "rate $rate: achieved/s per run ${rates[*]} (slowest journal sync, ms: ${syncs[*]}); busiest sliding 10 s ${worsts[*]}, busiest aligned 10 s ${aligned[*]} (share $share); 429 answers ${r429[*]}"
         case $rate in
         1000/s)
             acc=$(ratio "$m" 1000)
@@ -258,7 +259,7 @@ if [[ " $SECTIONS " == *" 1 "* || " $SECTIONS " == *" low "* ]]; then
     acc=$(ratio "$permin" 12)
     within=$(awk -v r="$acc" 'BEGIN{print (r>=0.99 && r<=1.01) ? "met" : "**not met**"}')
     low429=$(rate_limited "$TMP/r1l")
-    log "   achieved $permin/min, busiest 60 s: $worst60 (aligned $al60), busiest 10 s: $worst10 (aligned $al10), 429s: $low429"
+    log "   achieved $permin/min, busiest 60 s: $worst60 (aligned $al60), busiest 10 s: $worst10 (aligned $al10), 429s: $low429, slowest journal sync $(slowest_sync "$TMP/r1l") ms"
     note "rate 12/min: $n requests, $permin/min; busiest sliding 60 s $worst60, aligned $al60 (count 12); busiest sliding 10 s $worst10, aligned $al10 (share 2); 429 answers $low429"
     row "1. rate 12/min, $n requests (one run)" "$permin/min; busiest 60 s: $worst60; busiest 10 s: $worst10" \
         "within 1% of 12/min; no 60 s over 12, no 10 s over 2" \
