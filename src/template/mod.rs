@@ -211,7 +211,8 @@ impl Templates {
                 continue;
             };
             let writable: Vec<String> = names.iter().map(|n| n.0.clone()).collect();
-            let places = crate::template::tags::first_reads(&source.text);
+            // Found only for a template that reads a name it cannot: one pass over its text.
+            let mut places = None;
             for (var, path) in crate::template::vars::free_variable_paths(&template.ast) {
                 if RESERVED.contains(&var.as_str()) || writable.contains(&var) {
                     continue;
@@ -224,6 +225,7 @@ impl Templates {
                     origin: source.origin.clone(),
                     in_file: source.in_file,
                     at: places
+                        .get_or_insert_with(|| crate::template::tags::first_reads(&source.text))
                         .get(var.as_str())
                         .map(|&(line, column)| (line as u64, column as u64)),
                     name: var,

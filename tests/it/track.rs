@@ -101,6 +101,26 @@ fn track(f: &Fixture, url: &str, extra: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The results file's `unknown` rows.
+fn unknown_rows(f: &Fixture) -> Vec<HashMap<String, String>> {
+    f.result_rows()
+        .into_iter()
+        .filter(|r| r["status"] == "unknown")
+        .collect()
+}
+
+/// `track` as [`track`], which must succeed.
+fn track_ok(f: &Fixture, url: &str, extra: &[&str]) -> std::process::Output {
+    let out = track(f, url, extra);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 #[test]
 fn replies_are_found_in_one_search_per_150_sent_messages_and_the_tracking_says_who() {
     let f = Fixture::new(&people_csv(320), &email_campaign(""));
@@ -200,16 +220,10 @@ fn the_export_of_not_replied_is_exactly_the_others_in_csv_order() {
         &["--reply-share", "0.3", "--seed", "7"],
     );
     f.send_to(&sb.url, &[]).success();
-    let out = track(
+    track_ok(
         &f,
         &sb.url,
         &["--export", "not_replied", "--to", "follow-up.csv"],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let t = tracking(&f);
     let replied: HashSet<usize> = t
@@ -328,11 +342,7 @@ fn a_row_marked_sent_with_its_message_id_is_tracked() {
         &["--drop-rate", "0.3", "--seed", "2", "--reply-share", "1"],
     );
     f.send_to(&sb.url, &[]).code(1);
-    let unknown: Vec<HashMap<String, String>> = f
-        .result_rows()
-        .into_iter()
-        .filter(|r| r["status"] == "unknown")
-        .collect();
+    let unknown = unknown_rows(&f);
     assert!(unknown.len() >= 2, "too few answers dropped");
     let (found, bare) = (&unknown[0], &unknown[1]);
     let id = &logged(&log)[&found["recipient"]];
@@ -346,13 +356,7 @@ fn a_row_marked_sent_with_its_message_id_is_tracked() {
     };
     mark(&found["row"], &["--message-id", id]);
     mark(&bare["row"], &[]);
-    let out = track(&f, &sb.url, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    track_ok(&f, &sb.url, &[]);
     let t = tracking(&f);
     let tracked = &t[&found["row"]];
     assert_eq!(
@@ -424,11 +428,7 @@ fn settle_leaves_a_row_unknown_when_its_contact_has_several_messages() {
     let log = f.path("log.jsonl");
     let sb = sandbox(&log, &["--drop-rate", "0.5", "--seed", "4"]);
     f.send_to(&sb.url, &[]).code(1);
-    let unknown: Vec<HashMap<String, String>> = f
-        .result_rows()
-        .into_iter()
-        .filter(|r| r["status"] == "unknown")
-        .collect();
+    let unknown = unknown_rows(&f);
     assert!(!unknown.is_empty());
     // Another campaign from the same admin reaches the first unknown row's contact.
     let other = Fixture::new(
@@ -803,13 +803,7 @@ fn a_kill_during_settle_leaves_every_row_unknown_or_rightly_sent() {
         child.wait().unwrap();
         check(&f);
     }
-    let out = track(&f, &slow.url, &["--settle"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    track_ok(&f, &slow.url, &["--settle"]);
     check(&f);
     assert!(f.result_rows().iter().all(|r| r["status"] == "sent"));
 }

@@ -136,9 +136,7 @@ impl Shared {
             slowest_sync_us: AtomicU64::new(0),
         })
     }
-}
 
-impl Shared {
     /// Whether `[send] hours` are closed at this moment.
     fn hours_closed_now(&self) -> bool {
         self.hours
