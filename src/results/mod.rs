@@ -250,25 +250,72 @@ impl<R> LineCap<R> {
     }
 }
 
+impl<R> LineCap<R> {
+    /// `Err` once the line being read has grown past the bound.
+    fn within(&self, run: usize) -> std::io::Result<()> {
+        if run > self.max {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a line longer than {} bytes", self.max),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl<R: std::io::Read> std::io::Read for LineCap<R> {
+    /// Measures lines between line breaks (found with `memchr`, not byte by byte: settling reads
+    /// a whole results file and journal after every run).
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        for &b in &buf[..n] {
-            if b == b'\n' {
-                self.run = 0;
-            } else {
-                self.run += 1;
-                if self.run > self.max {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("a line longer than {} bytes", self.max),
-                    ));
-                }
-            }
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', &buf[..n]) {
+            self.within(self.run + (nl - start))?;
+            self.run = 0;
+            start = nl + 1;
         }
+        self.run += n - start;
+        self.within(self.run)?;
         Ok(n)
     }
 }
 
 /// The longest line a results file or journal may hold.
 const MAX_LINE: usize = 1 << 20;
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read as _;
+
+    use super::LineCap;
+
+    /// Hands its bytes out `1` at a time, as a file read in small pieces does.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_line_as_long_as_the_bound_reads_and_a_byte_more_is_refused_however_the_reads_cut_it() {
+        for piece in [1, 3, 4, 5, 64] {
+            let ok = b"abcd\nefgh\n\nijkl";
+            let mut out = Vec::new();
+            LineCap::new(Trickle(ok, piece), 4)
+                .read_to_end(&mut out)
+                .unwrap();
+            assert_eq!(out, ok);
+            for bad in [&b"abcde\n"[..], b"ab\nabcde", b"abcd\n\nabcdefgh\nab"] {
+                let err = LineCap::new(Trickle(bad, piece), 4)
+                    .read_to_end(&mut Vec::new())
+                    .unwrap_err();
+                assert_eq!(err.to_string(), "a line longer than 4 bytes", "{piece}");
+            }
+        }
+    }
+}
