@@ -518,6 +518,53 @@ fn turns_that_come_apart_share_a_journal_sync_and_leave_at_the_rate() {
     }
 }
 
+/// A run the server holds back (above 1,706/s, no lead; a fixed `--concurrency`; answers slower
+/// than the rate): while synced messages wait for a request to end, the next rows gather behind
+/// one journal sync instead of a sync for each answer's place: 240 messages at `--concurrency 8`,
+/// each held 30 to 60 ms, take at most half as many syncs (a sync an answer was about 225), each
+/// line still synced before its request is written, and the server never holds more than 8 at
+/// once.
+#[cfg(target_os = "linux")]
+#[test]
+fn rows_waiting_for_the_wire_share_a_journal_sync() {
+    let Some(strace) = require_tool("STRACE", "strace") else {
+        return;
+    };
+    let hold = Duration::from_millis(30);
+    let n = std::sync::atomic::AtomicU64::new(0);
+    let server = TestServer::start(Arc::new(move |r, _| {
+        let k = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Reply::Delay(
+            hold + Duration::from_millis(k * 7 % 30),
+            Box::new(ok_reply(r)),
+        )
+    }));
+    let f = Fixture::new(&people_csv(240), &email_campaign(""));
+    let text = traced_send(
+        &strace,
+        &f,
+        &server,
+        "trace=write,writev,sendto,sendmsg,fdatasync,fsync",
+        &["--rate", "5000/s", "--concurrency", "8"],
+    );
+    let (posts, syncs) = posts_after_their_journal_sync(&text);
+    assert_eq!(posts, 240, "every request seen in the trace");
+    assert!(
+        syncs <= 120,
+        "{syncs} journal syncs for 240 messages, 8 at a time: rows waiting for the wire do not share one"
+    );
+    let mut at: Vec<std::time::Instant> = server.requests().iter().map(|r| r.at).collect();
+    at.sort();
+    let most = (0..at.len())
+        .map(|i| at[i..].iter().take_while(|t| **t - at[i] < hold).count())
+        .max();
+    assert_eq!(
+        most,
+        Some(8),
+        "the most requests the server got within {hold:?}"
+    );
+}
+
 /// The run log says how long the slowest journal sync took (a run slower than its rate with a
 /// slow sync was held back by the disk): at least as long as strace timed the journal's longest
 /// `fdatasync`, and within the run.

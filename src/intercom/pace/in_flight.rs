@@ -1,8 +1,9 @@
 //! The in-flight limit: a semaphore, fixed or (`auto`) sized by Little's law from the rate and
 //! the latency measured on tokio's clock, never below what the limiter lets go at once. Its
 //! places are held from a request's turn to its answer, through a message's lead; a second
-//! semaphore, the wire, bounds the requests sent and not answered by the latency alone, so
-//! that the places a lead needs never become requests piled on a server that slows down.
+//! semaphore, the wire, bounds the requests sent and not answered (a fixed `--concurrency`; for
+//! `auto`, by the latency alone), so that the places a lead or a journal sync needs never become
+//! requests piled on a server that slows down.
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -61,7 +62,15 @@ impl InFlight {
             Concurrency::Auto => Self::target(rate.per_second(), 0.2 + beside_latency, floor)
                 .min(AUTO_START_MAX.max(floor.min(AUTO_MAX))),
         };
-        let (places, wire) = (start(2.0 * lead.as_secs_f64()), start(0.0));
+        let wire = start(0.0);
+        let places = match mode {
+            // Without a lead (above 1,706/s) a message leaves when its journal line is synced:
+            // twice the requests on the wire, so that the next rows are synced while `n` are
+            // out rather than in places the wire could use. With a lead, the lead does that.
+            Concurrency::Fixed(n) if lead.is_zero() => n.saturating_mul(2),
+            Concurrency::Fixed(n) => n,
+            Concurrency::Auto => start(2.0 * lead.as_secs_f64()),
+        };
         InFlight {
             semaphore: Arc::new(Semaphore::new(places)),
             size: AtomicUsize::new(places),
@@ -145,7 +154,7 @@ impl InFlight {
         resize(&self.wire, &self.wire_size, wire);
     }
 
-    #[cfg(test)]
+    /// The most requests on the wire at once, now.
     pub(super) fn wire_size(&self) -> usize {
         self.wire_size.load(Ordering::Relaxed)
     }

@@ -151,6 +151,10 @@ pub struct Pace {
     /// Requests sent and not yet answered (not the places held by messages waiting out their
     /// lead).
     sending: AtomicUsize,
+    /// Requests waiting for the wire: their turn came, and every request it allows is out.
+    at_wire: AtomicUsize,
+    /// Told when the requests waiting for the wire fall to [`Pace::wire_low`].
+    wire_moved: tokio::sync::Notify,
 }
 
 /// A request's place in the in-flight limit, held until its outcome is final.
@@ -179,6 +183,8 @@ impl Pace {
             stop,
             rate_limited: AtomicU64::new(0),
             sending: AtomicUsize::new(0),
+            at_wire: AtomicUsize::new(0),
+            wire_moved: tokio::sync::Notify::new(),
         }
     }
 
@@ -286,7 +292,10 @@ impl Pace {
     ) -> Result<A, H> {
         // The wire's permit: never more requests sent and unanswered than the latency needs,
         // whatever the places held by messages waiting out their lead. It is never closed.
-        let _wire = self.in_flight.wire.acquire().await.ok();
+        let _wire = {
+            let _waiting = AtWire::new(self);
+            self.in_flight.wire.acquire().await.ok()
+        };
         self.leaving.take().await;
         may_leave()?;
         let started = Instant::now();
@@ -305,6 +314,24 @@ impl Pace {
             }
         }
         Ok(answer)
+    }
+
+    /// Whether more requests wait for the wire than [`Pace::wire_low`]: rows synced now would
+    /// only wait behind them.
+    pub fn wire_backlog(&self) -> bool {
+        self.at_wire.load(Ordering::Relaxed) > self.wire_low()
+    }
+
+    /// Waits until the requests waiting for the wire fall to [`Pace::wire_low`] (or did since
+    /// the last such wait: at worst it returns early).
+    pub async fn wire_drained(&self) {
+        self.wire_moved.notified().await;
+    }
+
+    /// A quarter of the wire: as many requests as may wait for it while the next rows' journal
+    /// sync runs, so that the wire does not go idle meanwhile.
+    fn wire_low(&self) -> usize {
+        self.in_flight.wire_size() / 4
     }
 
     /// Whether every sender is paused now (a 429, or the server's rate headers).
@@ -358,6 +385,27 @@ impl Pace {
 
     pub fn rate_limited(&self) -> u64 {
         self.rate_limited.load(Ordering::Relaxed)
+    }
+}
+
+/// A request counted among those waiting for the wire while it lives (a request dropped while
+/// it waits, by a run that ends, is counted out too).
+struct AtWire<'a>(&'a Pace);
+
+impl<'a> AtWire<'a> {
+    fn new(pace: &'a Pace) -> AtWire<'a> {
+        pace.at_wire.fetch_add(1, Ordering::Relaxed);
+        AtWire(pace)
+    }
+}
+
+impl Drop for AtWire<'_> {
+    fn drop(&mut self) {
+        let pace = self.0;
+        let left = pace.at_wire.fetch_sub(1, Ordering::Relaxed) - 1;
+        if left <= pace.wire_low() {
+            pace.wire_moved.notify_one();
+        }
     }
 }
 

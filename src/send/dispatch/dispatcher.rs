@@ -7,7 +7,8 @@
 //! places to spare, a message leaves a lead after its turn (`pace::LEAD`): the recorder gathers
 //! the turns of a tenth of a second behind one write and sync, and a sync that stalls for less
 //! than the rest of the lead delays nothing. Short of places, groups go as soon as they are
-//! synced. Either way they leave through the pace's door (`Pace::send`): requests a longer stall
+//! synced, unless requests already synced wait for the wire: then more rows share the next sync
+//! (one sync where there were several, the disk's cost of a fast run). Either way they leave through the pace's door (`Pace::send`): requests a longer stall
 //! held up leave a period apart, so that no span gets more than its share. Rows that need no
 //! request (skipped, settled by their lookup) go straight to the writer.
 use std::sync::Arc;
@@ -166,12 +167,18 @@ async fn take_turns(
 /// turn waiting for it; the rest of the lead ([`crate::intercom::pace::LEAD`]) covers the sync.
 const GATHER: Duration = Duration::from_millis(100);
 
+/// The most rows the recorder gathers behind one sync while earlier ones wait for the wire.
+const MOST_GATHERED: usize = 4 * BATCH;
+
 /// The recorder: the groups whose turns came within [`GATHER`] of the first one waiting, and
 /// every group that came while the last sync was on the disk, recorded behind one journal write
 /// and sync, then launched, each request to leave a lead ([`crate::intercom::pace::LEAD`]) after
-/// its turn. When places are short, the groups go at once: waiting would only hold places. Ends
-/// when the dispatcher's groups end, the run stops (groups not yet recorded never leave: their
-/// rows stay to send), or the journal cannot be written (the run stops).
+/// its turn. When places are short (or there is no lead), the groups go at once: waiting would
+/// only hold places; unless more requests wait for the wire than may wait through a sync
+/// (`Pace::wire_backlog`): then the rows gather until that queue runs low (at most [`GATHER`]
+/// from the first turn, [`MOST_GATHERED`] rows), one sync for many. Ends when the dispatcher's
+/// groups end, the run stops (groups not yet recorded never leave: their rows stay to send), or
+/// the journal cannot be written (the run stops).
 async fn record_and_launch(
     shared: &Arc<Shared>,
     fresh: &Freshness,
@@ -196,12 +203,22 @@ async fn record_and_launch(
                 next = groups.try_recv().ok();
             }
             at_once |= shared.pace.places_short();
-            if at_once || stop.is_cancelled() {
+            if stop.is_cancelled() {
                 break;
             }
-            match tokio::time::timeout_at(until, groups.recv()).await {
-                Ok(Some(group)) => next = Some(group),
-                Ok(None) | Err(_) => break,
+            let wait = match at_once {
+                // Rows synced now would wait behind those already waiting for the wire: more
+                // rows share the sync instead, until the wire's queue runs low.
+                true if shared.pace.wire_backlog() && ready.len() < MOST_GATHERED => until,
+                true => break,
+                false => until,
+            };
+            tokio::select! {
+                group = tokio::time::timeout_at(wait, groups.recv()) => match group {
+                    Ok(Some(group)) => next = Some(group),
+                    Ok(None) | Err(_) => break,
+                },
+                () = shared.pace.wire_drained(), if at_once => {}
             }
         }
         if stop.is_cancelled() {
