@@ -154,18 +154,29 @@ impl Items<'_> {
     /// --skip-invalid records.
     fn row_item(&self, row: &Row<'_>, was: u32) -> anyhow::Result<Option<Item>> {
         let mut rendered = Rendered::default();
-        match self
-            .renderer
-            .check_into(row.number, row.line, &row.fields, &mut rendered)
-        {
-            Ok(_) => match self.first_of(row.number) {
+        // A row valid when checked is rendered again, not checked again: its request's hash
+        // (`job`) says whether it is the request that passed the checks.
+        let checked = match was {
+            0 => self
+                .renderer
+                .check_into(row.number, row.line, &row.fields, &mut rendered)
+                .map(drop),
+            _ if self
+                .renderer
+                .render_into(row.number, &row.fields, &mut rendered) =>
+            {
+                Ok(())
+            }
+            _ => return Err(self.changed(row.number, row.line)),
+        };
+        match checked {
+            Ok(()) => match self.first_of(row.number) {
                 Some(first) => Ok(Some(Item::Skip(Box::new(ResultRow {
                     extra: self.copied(&row.fields),
                     ..duplicate(row.number, &rendered.to_id, first)
                 })))),
                 None => self.job(row, rendered, was).map(Some),
             },
-            Err(_) if was != 0 => Err(self.changed(row.number, row.line)),
             Err(_) if (self.reading.skipped_before)(row.number) => Ok(None),
             Err(problems) if self.reading.skip_invalid => {
                 Ok(Some(Item::Skip(Box::new(ResultRow {
