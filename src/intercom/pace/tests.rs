@@ -552,3 +552,77 @@ fn the_servers_remaining_calls_are_compared_with_requests_sent_not_places_held()
         drop(held);
     });
 }
+
+/// Without a lead, a fixed concurrency of 4 has 8 places and 4 requests on the wire; requests
+/// beyond the 4 wait for one to end, and more than a quarter of the wire waiting is a backlog
+/// (the recorder gathers rows behind it) until a request ends and `wire_drained` says so. With
+/// a lead (166/s), the places are the concurrency's 4.
+#[test]
+fn without_a_lead_a_fixed_concurrency_syncs_as_many_again_as_it_lets_out() {
+    paused(async {
+        let pace = |rate: &str| {
+            let token = crate::intercom::client::Token::new("test-token".into()).unwrap();
+            let client = Client::new(
+                "http://127.0.0.1:9",
+                &token,
+                "2.16",
+                Duration::from_secs(1),
+                1,
+            )
+            .unwrap();
+            Arc::new(Pace::new(
+                client,
+                rate.parse().unwrap(),
+                Concurrency::Fixed(4),
+                tokio_util::sync::CancellationToken::new(),
+            ))
+        };
+        let places = |pace: &Pace| {
+            let held: Vec<Place> = std::iter::from_fn(|| pace.try_place()).take(100).collect();
+            held.len()
+        };
+        assert_eq!(places(&pace("166/s")), 4);
+        let pace = pace("1000000/s");
+        assert!(pace.lead().is_zero());
+        assert_eq!(places(&pace), 8);
+
+        let answer = || Attempt::NotReached("held".into());
+        let mut ends = Vec::new();
+        for _ in 0..6 {
+            let (end, ended) = tokio::sync::oneshot::channel::<()>();
+            ends.push(end);
+            let pace = Arc::clone(&pace);
+            tokio::spawn(async move {
+                pace.send(async move {
+                    let _ = ended.await;
+                    answer()
+                })
+                .await
+            });
+        }
+        tokio::task::yield_now().await;
+        assert_eq!(pace.sending.load(Ordering::Relaxed), 4, "the wire holds 4");
+        assert!(
+            pace.wire_backlog(),
+            "2 wait for the wire, more than a quarter of it"
+        );
+        // As the recorder waits: told of the queue running low (perhaps earlier, by a request
+        // that went to the wire before), it looks again.
+        let drained = tokio::spawn({
+            let pace = Arc::clone(&pace);
+            async move {
+                while pace.wire_backlog() {
+                    pace.wire_drained().await;
+                }
+            }
+        });
+        tokio::task::yield_now().await;
+        assert!(!drained.is_finished());
+        drop(ends.remove(0));
+        tokio::time::timeout(Duration::from_secs(1), drained)
+            .await
+            .expect("told when the wire's queue runs low")
+            .unwrap();
+        assert!(!pace.wire_backlog(), "1 waits: a quarter of the wire");
+    });
+}

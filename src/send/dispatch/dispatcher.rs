@@ -8,9 +8,10 @@
 //! the turns of a tenth of a second behind one write and sync, and a sync that stalls for less
 //! than the rest of the lead delays nothing. Short of places, groups go as soon as they are
 //! synced, unless requests already synced wait for the wire: then more rows share the next sync
-//! (one sync where there were several, the disk's cost of a fast run). Either way they leave through the pace's door (`Pace::send`): requests a longer stall
-//! held up leave a period apart, so that no span gets more than its share. Rows that need no
-//! request (skipped, settled by their lookup) go straight to the writer.
+//! (one sync where there were several, the disk's cost of a fast run). Either way they leave
+//! through the pace's door (`Pace::send`): requests a longer stall held up leave a period apart,
+//! so that no span gets more than its share. Rows that need no request (skipped, settled by
+//! their lookup) go straight to the writer.
 use std::sync::Arc;
 use std::time::Duration;
 
