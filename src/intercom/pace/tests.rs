@@ -503,6 +503,25 @@ fn requests_held_up_by_a_slow_sync_still_leave_within_every_span() {
     }
 }
 
+/// A run's pace at `rate` and `concurrency`, its client pointed at a closed port.
+fn pace_of(rate: &str, concurrency: Concurrency) -> Pace {
+    let token = crate::intercom::client::Token::new("test-token".into()).unwrap();
+    let client = Client::new(
+        "http://127.0.0.1:9",
+        &token,
+        "2.16",
+        Duration::from_secs(1),
+        1,
+    )
+    .unwrap();
+    Pace::new(
+        client,
+        rate.parse().unwrap(),
+        concurrency,
+        tokio_util::sync::CancellationToken::new(),
+    )
+}
+
 /// Messages waiting out their lead hold places, but they have not reached the server: the
 /// window's remaining calls are compared with the requests sent and not answered. Counting
 /// the places paused every sender near the end of each window at 10000/min (1,617 of 1,666
@@ -510,21 +529,7 @@ fn requests_held_up_by_a_slow_sync_still_leave_within_every_span() {
 #[test]
 fn the_servers_remaining_calls_are_compared_with_requests_sent_not_places_held() {
     paused(async {
-        let token = crate::intercom::client::Token::new("test-token".into()).unwrap();
-        let client = Client::new(
-            "http://127.0.0.1:9",
-            &token,
-            "2.16",
-            Duration::from_secs(1),
-            1,
-        )
-        .unwrap();
-        let pace = Pace::new(
-            client,
-            "10000/min".parse().unwrap(),
-            Concurrency::Fixed(64),
-            tokio_util::sync::CancellationToken::new(),
-        );
+        let pace = pace_of("10000/min", Concurrency::Fixed(64));
         // Fifty messages waiting out their lead.
         let mut held = Vec::new();
         for _ in 0..50 {
@@ -560,23 +565,7 @@ fn the_servers_remaining_calls_are_compared_with_requests_sent_not_places_held()
 #[test]
 fn without_a_lead_a_fixed_concurrency_syncs_as_many_again_as_it_lets_out() {
     paused(async {
-        let pace = |rate: &str| {
-            let token = crate::intercom::client::Token::new("test-token".into()).unwrap();
-            let client = Client::new(
-                "http://127.0.0.1:9",
-                &token,
-                "2.16",
-                Duration::from_secs(1),
-                1,
-            )
-            .unwrap();
-            Arc::new(Pace::new(
-                client,
-                rate.parse().unwrap(),
-                Concurrency::Fixed(4),
-                tokio_util::sync::CancellationToken::new(),
-            ))
-        };
+        let pace = |rate: &str| Arc::new(pace_of(rate, Concurrency::Fixed(4)));
         let places = |pace: &Pace| {
             let held: Vec<Place> = std::iter::from_fn(|| pace.try_place()).take(100).collect();
             held.len()
