@@ -535,3 +535,15 @@ pub fn try_start_sandbox(
     }
     Ok(SandboxProcess { child, url })
 }
+
+/// The most requests in any half-open span of `span`, `times` sorted.
+pub fn busiest(times: &[Duration], span: Duration) -> usize {
+    let (mut most, mut first) = (0, 0);
+    for (i, t) in times.iter().enumerate() {
+        while times[first] + span <= *t {
+            first += 1;
+        }
+        most = most.max(i + 1 - first);
+    }
+    most
+}

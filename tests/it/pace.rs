@@ -11,18 +11,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// The most requests in any half-open span of `span`.
-fn busiest(times: &[Duration], span: Duration) -> usize {
-    let (mut most, mut first) = (0, 0);
-    for (i, t) in times.iter().enumerate() {
-        while times[first] + span <= *t {
-            first += 1;
-        }
-        most = most.max(i + 1 - first);
-    }
-    most
-}
-
 /// One send of `n` rows at 10000/min with `concurrency` against a server answering at once: the
 /// most requests the server got in any 10 seconds.
 fn busiest_ten_seconds(n: usize, concurrency: &str) -> usize {
